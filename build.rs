@@ -1,0 +1,63 @@
+//! Generates the C header `iscc_vdb.h` from `src/ffi/` with cbindgen.
+//!
+//! The header is always written to `$OUT_DIR/iscc_vdb.h`. The committed copy
+//! `include/iscc_vdb.h` is written only when it is missing or when
+//! `IVDB_UPDATE_HEADER=1` is set, so a build never edits tracked files
+//! behind your back; the test `tests/header.rs` fails when the committed
+//! header differs from the fresh one.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+fn main() {
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-env-changed=IVDB_UPDATE_HEADER");
+
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is readable and valid");
+    let version = env::var("CARGO_PKG_VERSION").expect("CARGO_PKG_VERSION");
+    let part = |name: &str| env::var(name).expect("version part");
+    config.after_includes = Some(format!(
+        "\n/** Library version this header was generated for. */\n\
+         #define IVDB_VERSION \"{version}\"\n\
+         #define IVDB_VERSION_MAJOR {}\n\
+         #define IVDB_VERSION_MINOR {}\n\
+         #define IVDB_VERSION_PATCH {}\n",
+        part("CARGO_PKG_VERSION_MAJOR"),
+        part("CARGO_PKG_VERSION_MINOR"),
+        part("CARGO_PKG_VERSION_PATCH"),
+    ));
+
+    let generated = out_dir.join("iscc_vdb.h");
+    // Only the FFI module is the C API: parse its files alone, not the crate.
+    let mut builder = cbindgen::Builder::new().with_config(config);
+    let mut sources: Vec<PathBuf> = fs::read_dir(crate_dir.join("src/ffi"))
+        .expect("src/ffi exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    sources.sort();
+    for src in sources {
+        builder = builder.with_src(src);
+    }
+    match builder.generate() {
+        Ok(bindings) => {
+            bindings.write_to_file(&generated);
+        }
+        Err(e) => panic!("cbindgen failed to generate iscc_vdb.h: {e}"),
+    }
+
+    let committed = crate_dir.join("include/iscc_vdb.h");
+    let update = env::var("IVDB_UPDATE_HEADER").is_ok_and(|v| v == "1");
+    if update || !committed.exists() {
+        let fresh = fs::read(&generated).expect("generated header is readable");
+        if fs::read(&committed).ok().as_deref() != Some(&fresh[..]) {
+            fs::create_dir_all(crate_dir.join("include")).expect("create include/");
+            fs::write(&committed, fresh).expect("write include/iscc_vdb.h");
+        }
+    }
+}

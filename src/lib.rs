@@ -1,0 +1,19 @@
+//! # iscc-vdb
+//!
+//! A nearest-neighbour search engine for ISCC codes (ISO 24138), with a C ABI.
+//!
+//! Layers (each knows only those listed before it):
+//! * [`codec`]: ISCC parsing, validation, unit types, decompose/compose,
+//!   ISCC-ID v1 keys and their generation.
+//! * [`ffi`]: the `extern "C"` surface (`ivdb_*`).
+//! * `cli` (feature `cli`): the `iscc-vdb` command-line tool.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod codec;
+pub mod ffi;
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
