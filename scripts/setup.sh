@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks (and where a package registry can supply it, installs) what the build
-# and the tests need on a fresh machine: a Rust toolchain >= 1.85 with rustfmt
+# and the tests need on a fresh machine: a Rust toolchain >= 1.89 with rustfmt
 # and clippy, and a C/C++ compiler (usearch and LMDB are compiled from source;
 # the C header is checked with cc and c++).
 set -euo pipefail
@@ -22,7 +22,7 @@ if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then
         export PATH="$HOME/.cargo/bin:$PATH"
     else
-        echo "setup: no Rust toolchain found; install Rust >= 1.85 with rustup (https://rustup.rs)" >&2
+        echo "setup: no Rust toolchain found; install Rust >= 1.89 with rustup (https://rustup.rs)" >&2
         exit 1
     fi
 fi

@@ -5,6 +5,8 @@
 //! Layers (each knows only those listed before it):
 //! * [`codec`]: ISCC parsing, validation, unit types, decompose/compose,
 //!   ISCC-ID v1 keys and their generation.
+//! * [`metric`]: NPHD, its scalar reference and SIMD exact-scan kernels.
+//! * [`index`]: the unit index (usearch HNSW + flat store under NPHD).
 //! * [`ffi`]: the `extern "C"` surface (`ivdb_*`).
 //! * `cli` (feature `cli`): the `iscc-vdb` command-line tool.
 
@@ -14,6 +16,8 @@
 pub mod cli;
 pub mod codec;
 pub mod ffi;
+pub mod index;
+pub mod metric;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -344,7 +344,7 @@ impl Unit {
                 return Err(bad("bytes after 64 bits must be one varint counter"))
             }
             MainType::Id => {}
-            _ if body.is_empty() || body.len() % 4 != 0 => {
+            _ if body.is_empty() || !body.len().is_multiple_of(4) => {
                 return Err(bad("a unit body is a positive multiple of 32 bits"))
             }
             _ if body.len() / 4 - 1 > super::header::MAX_VARNIBBLE as usize => {
@@ -434,7 +434,7 @@ impl Unit {
 
     /// The first `bits` bits as a unit of the same type.
     pub fn truncate(&self, bits: usize) -> Result<Unit, CodecError> {
-        if bits > self.bit_length() || bits % 8 != 0 {
+        if bits > self.bit_length() || !bits.is_multiple_of(8) {
             return Err(CodecError::OutOfRange(format!(
                 "cannot truncate a {}-bit unit to {bits} bits",
                 self.bit_length()

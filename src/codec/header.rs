@@ -284,7 +284,7 @@ struct NibbleReader<'a> {
 impl NibbleReader<'_> {
     fn nibble(&mut self) -> Result<u8, Reason> {
         let byte = *self.data.get(self.pos / 2).ok_or(Reason::HeaderTruncated)?;
-        let n = if self.pos % 2 == 0 {
+        let n = if self.pos.is_multiple_of(2) {
             byte >> 4
         } else {
             byte & 0xF

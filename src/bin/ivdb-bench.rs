@@ -1,0 +1,408 @@
+//! `ivdb-bench`: benchmarks that print figures (never pass/fail).
+//!
+//! `ivdb-bench unit --n 1000000` generates the dataset of
+//! `shared/spec/bench-dataset.md`, prints its SHA-256, and measures the unit
+//! index: add rate (1 and 2 threads), exact-scan and HNSW search rates
+//! (single query and batch, 1 and 2 threads), recall@10 (tie-aware and ids)
+//! against the exact scan, the expansion_search curve, bytes per code on
+//! disk, peak RSS, load and view times. `ivdb-bench crossover` measures where
+//! the exact scan stops beating HNSW.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use iscc_vdb::index::dataset::Dataset;
+use iscc_vdb::index::{Hit, SearchOptions, UnitIndex, UnitIndexOptions};
+use iscc_vdb::metric::scan::Kernel;
+use sha2::{Digest, Sha256};
+
+#[derive(Parser)]
+#[command(name = "ivdb-bench", about = "iscc-vdb benchmarks (print figures)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The unit index on the nphd-clusters dataset.
+    Unit(UnitArgs),
+    /// Exact scan vs HNSW q/s at growing index sizes.
+    Crossover {
+        #[arg(long, default_value_t = 500)]
+        q: usize,
+    },
+    /// Open a saved unit index, search Q dataset queries, print peak RSS (MB).
+    Open {
+        path: PathBuf,
+        #[arg(long)]
+        view: bool,
+        #[arg(long, default_value_t = 1_000)]
+        q: usize,
+        /// N of the dataset the queries come from.
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct UnitArgs {
+    /// Codes in the index.
+    #[arg(long, default_value_t = 1_000_000)]
+    n: usize,
+    /// Queries.
+    #[arg(long, default_value_t = 1_000)]
+    q: usize,
+    /// Codes for the 1-thread add measurement (the 2-thread build adds all).
+    #[arg(long, default_value_t = 200_000)]
+    add_sample: usize,
+    /// Directory for the saved index (a temporary one by default).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 16)]
+    connectivity: usize,
+    #[arg(long, default_value_t = 128)]
+    expansion_add: usize,
+    #[arg(long, default_value_t = 64)]
+    expansion_search: usize,
+    /// Skip the expansion_search curve.
+    #[arg(long)]
+    no_curve: bool,
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+}
+
+fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+fn status_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn cpu_features() -> String {
+    let mut f = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! feat {
+            ($($name:tt),*) => {$(
+                if std::arch::is_x86_feature_detected!($name) { f.push($name); }
+            )*};
+        }
+        feat!("popcnt", "avx2", "avx512f", "avx512vpopcntdq", "avx512bw");
+    }
+    f.join(" ")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Recall@k: tie-aware (a hit counts when its distance is within the true
+/// k-th distance) and by ids (overlap with the tie-broken exact list).
+fn recall(truth: &[Vec<Hit>], got: &[Vec<Hit>]) -> (f64, f64) {
+    let (mut tie, mut ids, mut total) = (0usize, 0usize, 0usize);
+    for (t, g) in truth.iter().zip(got) {
+        let worst = t.last().map_or(1.0, |h| h.distance);
+        total += t.len();
+        tie += g
+            .iter()
+            .filter(|h| h.distance <= worst)
+            .count()
+            .min(t.len());
+        ids += g
+            .iter()
+            .filter(|h| t.iter().any(|x| x.key == h.key))
+            .count();
+    }
+    (tie as f64 / total as f64, ids as f64 / total as f64)
+}
+
+fn qps_single(idx: &UnitIndex, queries: &[Vec<u8>], opts: &SearchOptions) -> (f64, Vec<Vec<Hit>>) {
+    let t = Instant::now();
+    let out: Vec<Vec<Hit>> = queries
+        .iter()
+        .map(|q| idx.search_with(q, opts).expect("search"))
+        .collect();
+    (queries.len() as f64 / t.elapsed().as_secs_f64(), out)
+}
+
+fn qps_batch(idx: &UnitIndex, queries: &[Vec<u8>], opts: SearchOptions, threads: usize) -> f64 {
+    let opts = SearchOptions {
+        threads: Some(threads),
+        ..opts
+    };
+    let t = Instant::now();
+    idx.search_batch(queries, &opts).expect("batch search");
+    queries.len() as f64 / t.elapsed().as_secs_f64()
+}
+
+fn unit(args: &UnitArgs) {
+    println!("# ivdb-bench unit: N={} Q={}", args.n, args.q);
+    println!("cpu features: {}", cpu_features());
+    println!(
+        "exact-scan kernel: {} (available: {})",
+        Kernel::detect().name(),
+        Kernel::available()
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let t = Instant::now();
+    let data = Dataset::generate(args.n, args.q, 42);
+    let mut sha = Sha256::new();
+    for bytes in data.concatenated() {
+        sha.update(bytes);
+    }
+    let digest: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let mut mix = [0usize; 4];
+    for c in &data.codes {
+        mix[c.len() / 8 - 1] += 1;
+    }
+    println!(
+        "dataset sha256: {digest} (generated in {:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "length mix: 64b {:.1}% 128b {:.1}% 192b {:.1}% 256b {:.1}%",
+        100.0 * mix[0] as f64 / args.n as f64,
+        100.0 * mix[1] as f64 / args.n as f64,
+        100.0 * mix[2] as f64 / args.n as f64,
+        100.0 * mix[3] as f64 / args.n as f64
+    );
+    let options = UnitIndexOptions {
+        connectivity: args.connectivity,
+        expansion_add: args.expansion_add,
+        expansion_search: args.expansion_search,
+        exact_threshold: 0,
+        ..UnitIndexOptions::default()
+    };
+    println!("options: {options:?}");
+    let keys: Vec<u64> = (0..args.n as u64).collect();
+
+    // Add, 1 thread, on a sample.
+    let sample = args.add_sample.min(args.n);
+    {
+        let idx = UnitIndex::new(options).expect("index");
+        let t = Instant::now();
+        pool(1).install(|| {
+            for (k, c) in keys[..sample]
+                .chunks(10_000)
+                .zip(data.codes[..sample].chunks(10_000))
+            {
+                idx.add_batch(k, c).expect("add");
+            }
+        });
+        println!(
+            "add 1 thread: {:.0} codes/s ({} codes)",
+            sample as f64 / t.elapsed().as_secs_f64(),
+            sample
+        );
+    }
+    // Add, 2 threads, everything.
+    let idx = UnitIndex::new(options).expect("index");
+    let t = Instant::now();
+    pool(2).install(|| {
+        for (k, c) in keys.chunks(10_000).zip(data.codes.chunks(10_000)) {
+            idx.add_batch(k, c).expect("add");
+        }
+    });
+    println!(
+        "add 2 threads: {:.0} codes/s ({} codes)",
+        args.n as f64 / t.elapsed().as_secs_f64(),
+        args.n
+    );
+    println!("peak RSS after build: {:.0} MB", peak_rss_mb());
+
+    // Exact scan: ground truth, single query and batch.
+    let exact = SearchOptions {
+        exact: Some(true),
+        ..SearchOptions::count(10)
+    };
+    let single_n = args.q.min(300);
+    let (exact_single, _) = qps_single(&idx, &data.queries[..single_n], &exact);
+    println!("exact scan single-query 1 thread: {exact_single:.0} q/s");
+    let t = Instant::now();
+    let truth = idx
+        .search_batch(
+            &data.queries,
+            &SearchOptions {
+                threads: Some(1),
+                ..exact
+            },
+        )
+        .expect("exact batch");
+    println!(
+        "exact scan batch 1 thread: {:.0} q/s",
+        args.q as f64 / t.elapsed().as_secs_f64()
+    );
+    println!(
+        "exact scan batch 2 threads: {:.0} q/s",
+        qps_batch(&idx, &data.queries, exact, 2)
+    );
+
+    // HNSW at the default expansion.
+    let approx = SearchOptions {
+        exact: Some(false),
+        ..SearchOptions::count(10)
+    };
+    let (single, got) = pool(1).install(|| qps_single(&idx, &data.queries, &approx));
+    let (tie, ids) = recall(&truth, &got);
+    println!("hnsw ef={} single-query 1 thread: {single:.0} q/s, recall@10 tie-aware {tie:.4}, ids {ids:.4}", args.expansion_search);
+    println!(
+        "hnsw batch 1 thread: {:.0} q/s",
+        qps_batch(&idx, &data.queries, approx, 1)
+    );
+    println!(
+        "hnsw batch 2 threads: {:.0} q/s",
+        qps_batch(&idx, &data.queries, approx, 2)
+    );
+
+    if !args.no_curve {
+        println!("expansion_search curve (single-query, 1 thread):");
+        for ef in [32, 48, 64, 96, 128, 192, 256, 384, 512] {
+            idx.set_expansion_search(ef).expect("ef");
+            let (qps, got) = qps_single(&idx, &data.queries, &approx);
+            let (tie, ids) = recall(&truth, &got);
+            println!("  ef {ef:>3}: {qps:>7.0} q/s  recall tie-aware {tie:.4}  ids {ids:.4}");
+        }
+        idx.set_expansion_search(args.expansion_search).expect("ef");
+    }
+
+    // Disk, load, view.
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().expect("tempdir");
+            tmp.path().to_path_buf()
+        }
+    };
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("bench-unit.ivdb");
+    let t = Instant::now();
+    idx.save(&path).expect("save");
+    let save_s = t.elapsed().as_secs_f64();
+    let main_bytes = std::fs::metadata(&path).expect("file").len();
+    let graph_bytes = std::fs::metadata(iscc_vdb::index::graph_path(&path))
+        .expect("graph")
+        .len();
+    println!(
+        "save: {save_s:.2} s; disk {:.1} bytes/code (flat store {:.1} + graph {:.1})",
+        (main_bytes + graph_bytes) as f64 / args.n as f64,
+        main_bytes as f64 / args.n as f64,
+        graph_bytes as f64 / args.n as f64
+    );
+    let index_mb = (main_bytes + graph_bytes) as f64 / 1e6;
+    drop(idx);
+    // Peak RSS of a fresh process that opens the index and answers the
+    // queries (this process's own peak includes the dataset and the build).
+    for view in [false, true] {
+        let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args([
+                "open",
+                "--q",
+                &args.q.to_string(),
+                "--n",
+                &args.n.to_string(),
+            ])
+            .arg(&path)
+            .args(view.then_some("--view"))
+            .output()
+            .expect("run ivdb-bench open");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let peak: f64 = text.trim().parse().unwrap_or(f64::NAN);
+        println!(
+            "peak RSS of a process that {} the index and searches {} queries: {peak:.0} MB ({:.2}x the {index_mb:.0} MB on disk)",
+            if view { "views" } else { "loads" },
+            args.q,
+            peak / index_mb
+        );
+    }
+    let mut loads = Vec::new();
+    let mut views = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let l = UnitIndex::restore(&path, false).expect("load");
+        loads.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(l);
+        let t = Instant::now();
+        let v = UnitIndex::restore(&path, true).expect("view");
+        views.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(v);
+    }
+    println!(
+        "load (RAM) median {:.1} ms; view (mmap) median {:.1} ms",
+        median(loads),
+        median(views)
+    );
+    let viewed = UnitIndex::restore(&path, true).expect("view");
+    let (vq, got) = qps_single(&viewed, &data.queries, &approx);
+    let (tie, _) = recall(&truth, &got);
+    println!("viewed index hnsw single-query: {vq:.0} q/s, recall tie-aware {tie:.4}");
+    println!("peak RSS: {:.0} MB", peak_rss_mb());
+}
+
+fn crossover(q: usize) {
+    println!(
+        "# ivdb-bench crossover: exact scan vs HNSW (defaults, ef 64), single query, 1 thread"
+    );
+    println!("# each size is its own dataset (bench-dataset.md with that N)");
+    for n in [
+        1_000usize, 10_000, 50_000, 100_000, 200_000, 300_000, 500_000,
+    ] {
+        let data = Dataset::generate(n, q, 42);
+        let keys: Vec<u64> = (0..n as u64).collect();
+        let idx = UnitIndex::new(UnitIndexOptions::default()).expect("index");
+        idx.add_batch(&keys, &data.codes).expect("add");
+        let exact = SearchOptions {
+            exact: Some(true),
+            ..SearchOptions::count(10)
+        };
+        let approx = SearchOptions {
+            exact: Some(false),
+            ..SearchOptions::count(10)
+        };
+        let (e, truth) = pool(1).install(|| qps_single(&idx, &data.queries, &exact));
+        let (h, got) = pool(1).install(|| qps_single(&idx, &data.queries, &approx));
+        let (tie, _) = recall(&truth, &got);
+        println!(
+            "  n {n:>7}: exact {e:>8.0} q/s   hnsw {h:>8.0} q/s (recall {tie:.3})   {}",
+            if e >= h { "exact wins" } else { "hnsw wins" }
+        );
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Unit(args) => unit(&args),
+        Command::Crossover { q } => crossover(q),
+        Command::Open { path, view, q, n } => {
+            let idx = UnitIndex::restore(&path, view).expect("open");
+            let queries = Dataset::queries(n, q, 42);
+            let approx = SearchOptions {
+                exact: Some(false),
+                ..SearchOptions::count(10)
+            };
+            idx.search_batch(&queries, &approx).expect("search");
+            println!("{:.1}", peak_rss_mb());
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The flat store: every row of a unit index, grouped by length and stored
+//! word-major, for the exact scan, `get` and rebuilding the graph.
+//!
+//! Rows of 1, 2, 3 and 4 words (64–256 bits) live in four groups. Group `g`
+//! holds `keys` and `g + 1` columns; column `w` is word `w` (little-endian
+//! bytes `8w..8w+8` of the body) of every row. A query of `q` words compares
+//! `min(q, g + 1)` words with group `g`, so the scan reads only the columns
+//! that matter (see [`crate::metric::scan`]). Removal swaps the last row of
+//! the group into the hole; `slots` maps each key to its place.
+//!
+//! Columns are either owned vectors or slices of a memory-mapped file
+//! (read-only view); the file layout is the in-memory layout, so a view
+//! opens without copying or parsing rows.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, OnceLock};
+
+use memmap2::Mmap;
+
+use crate::metric::scan::Kernel;
+use crate::metric::Row;
+
+/// Rows scanned per block before the threshold is tightened (and, in
+/// batch scans, the block all queries of a chunk visit while it is cached).
+const BLOCK: usize = 8192;
+
+/// A column of u64: owned, or a slice of a shared memory map.
+#[derive(Debug, Clone)]
+pub(crate) enum Words {
+    Owned(Vec<u64>),
+    Mapped {
+        map: Arc<Mmap>,
+        offset: usize,
+        len: usize,
+    },
+}
+
+impl Words {
+    pub(crate) fn as_slice(&self) -> &[u64] {
+        match self {
+            Words::Owned(v) => v,
+            Words::Mapped { map, offset, len } => {
+                let bytes = &map[*offset..*offset + *len * 8];
+                // SAFETY: the map is page-aligned and `offset` a multiple of
+                // 8 (checked when the view was opened), the range lies inside
+                // the map (checked too), u64 has no invalid bit patterns, and
+                // the map lives as long as `self` through the Arc.
+                unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<u64>(), *len) }
+            }
+        }
+    }
+
+    fn owned(&mut self) -> &mut Vec<u64> {
+        if let Words::Mapped { .. } = self {
+            *self = Words::Owned(self.as_slice().to_vec());
+        }
+        match self {
+            Words::Owned(v) => v,
+            Words::Mapped { .. } => unreachable!("converted above"),
+        }
+    }
+}
+
+/// Rows of one length: keys and `words` columns.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub(crate) keys: Words,
+    pub(crate) cols: Vec<Words>,
+}
+
+impl Group {
+    fn new(words: usize) -> Group {
+        Group {
+            keys: Words::Owned(Vec::new()),
+            cols: (0..words).map(|_| Words::Owned(Vec::new())).collect(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.as_slice().len()
+    }
+}
+
+/// One search hit: distance, then key (the order of results).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// NPHD in `[0, 1]`.
+    pub distance: f32,
+    /// The key.
+    pub key: u64,
+}
+
+impl Eq for Hit {}
+
+impl Ord for Hit {
+    fn cmp(&self, other: &Hit) -> std::cmp::Ordering {
+        self.distance
+            .total_cmp(&other.distance)
+            .then(self.key.cmp(&other.key))
+    }
+}
+
+impl PartialOrd for Hit {
+    fn partial_cmp(&self, other: &Hit) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Every row of an index, by length group.
+#[derive(Debug, Clone)]
+pub(crate) struct FlatStore {
+    pub(crate) groups: [Group; 4],
+    /// key -> (group, index); built on first use (a memory-mapped view
+    /// opens without it).
+    slots: OnceLock<HashMap<u64, (u8, u32)>>,
+}
+
+impl Default for FlatStore {
+    fn default() -> FlatStore {
+        FlatStore {
+            groups: [Group::new(1), Group::new(2), Group::new(3), Group::new(4)],
+            slots: OnceLock::from(HashMap::new()),
+        }
+    }
+}
+
+/// A prepared query: words, length in words.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Query {
+    pub(crate) words: [u64; 4],
+    pub(crate) len: usize,
+}
+
+impl Query {
+    pub(crate) fn new(row: &Row) -> Query {
+        Query {
+            words: row.words(),
+            len: row.len() / 8,
+        }
+    }
+}
+
+/// Top-k of one query's scan.
+struct TopK {
+    k: usize,
+    max_distance: f32,
+    heap: BinaryHeap<Hit>,
+}
+
+impl TopK {
+    fn new(k: usize, max_distance: Option<f32>) -> TopK {
+        TopK {
+            k,
+            max_distance: max_distance.unwrap_or(f32::INFINITY),
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    /// The largest Hamming count that could still enter, for `bits` compared.
+    fn threshold(&self, bits: u32) -> u32 {
+        let worst = match self.heap.peek() {
+            Some(w) if self.heap.len() >= self.k => w.distance.min(self.max_distance),
+            _ => self.max_distance,
+        };
+        if worst >= 1.0 {
+            return bits;
+        }
+        // The epsilon keeps exact ties (decided by key) despite rounding.
+        ((worst * bits as f32) + 1e-3)
+            .floor()
+            .clamp(0.0, bits as f32) as u32
+    }
+
+    fn offer(&mut self, hit: Hit) {
+        if hit.distance > self.max_distance {
+            return;
+        }
+        if self.heap.len() < self.k {
+            self.heap.push(hit);
+        } else if let Some(top) = self.heap.peek() {
+            if hit < *top {
+                self.heap.pop();
+                self.heap.push(hit);
+            }
+        }
+    }
+
+    fn into_sorted(self) -> Vec<Hit> {
+        self.heap.into_sorted_vec()
+    }
+}
+
+impl FlatStore {
+    /// Number of rows.
+    pub(crate) fn len(&self) -> usize {
+        self.groups.iter().map(Group::len).sum()
+    }
+
+    fn build_slots(&self) -> HashMap<u64, (u8, u32)> {
+        let mut map = HashMap::with_capacity(self.len());
+        for (g, group) in self.groups.iter().enumerate() {
+            for (i, key) in group.keys.as_slice().iter().enumerate() {
+                map.insert(*key, (g as u8, i as u32));
+            }
+        }
+        map
+    }
+
+    fn slots(&self) -> &HashMap<u64, (u8, u32)> {
+        self.slots.get_or_init(|| self.build_slots())
+    }
+
+    fn slots_mut(&mut self) -> &mut HashMap<u64, (u8, u32)> {
+        if self.slots.get().is_none() {
+            let map = self.build_slots();
+            self.slots = OnceLock::from(map);
+        }
+        self.slots.get_mut().expect("initialised above")
+    }
+
+    /// Forget the key map after the groups were replaced.
+    pub(crate) fn reindex(&mut self) {
+        self.slots = OnceLock::new();
+    }
+
+    /// Copy mapped columns into RAM.
+    pub(crate) fn make_owned(&mut self) {
+        for group in &mut self.groups {
+            group.keys.owned();
+            for col in &mut group.cols {
+                col.owned();
+            }
+        }
+    }
+
+    /// True when the key is stored.
+    pub(crate) fn contains(&self, key: u64) -> bool {
+        self.slots().contains_key(&key)
+    }
+
+    /// The row of a key.
+    pub(crate) fn get(&self, key: u64) -> Option<Row> {
+        let &(g, i) = self.slots().get(&key)?;
+        let group = &self.groups[usize::from(g)];
+        let mut body = Vec::with_capacity(32);
+        for col in &group.cols {
+            body.extend_from_slice(&col.as_slice()[i as usize].to_le_bytes());
+        }
+        Row::new(&body).ok()
+    }
+
+    /// Insert a row for a key that is not stored.
+    pub(crate) fn insert(&mut self, key: u64, row: &Row) {
+        let g = row.len() / 8 - 1;
+        let words = row.words();
+        let group = &mut self.groups[g];
+        let index = group.len() as u32;
+        group.keys.owned().push(key);
+        for (w, col) in group.cols.iter_mut().enumerate() {
+            col.owned().push(words[w]);
+        }
+        self.slots_mut().insert(key, (g as u8, index));
+    }
+
+    /// Remove a key's row; false when absent.
+    pub(crate) fn remove(&mut self, key: u64) -> bool {
+        let Some((g, i)) = self.slots_mut().remove(&key) else {
+            return false;
+        };
+        let group = &mut self.groups[usize::from(g)];
+        let i = i as usize;
+        let keys = group.keys.owned();
+        keys.swap_remove(i);
+        let moved = keys.get(i).copied();
+        for col in group.cols.iter_mut() {
+            col.owned().swap_remove(i);
+        }
+        if let Some(moved) = moved {
+            self.slots_mut().insert(moved, (g, i as u32));
+        }
+        true
+    }
+
+    /// Every (key, row), group by group.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, Row)> + '_ {
+        self.groups.iter().flat_map(|group| {
+            let keys = group.keys.as_slice();
+            (0..keys.len()).map(move |i| {
+                let mut row = [0u8; crate::metric::ROW_BYTES];
+                row[0] = (group.cols.len() * 8) as u8;
+                for (w, col) in group.cols.iter().enumerate() {
+                    row[1 + 8 * w..9 + 8 * w].copy_from_slice(&col.as_slice()[i].to_le_bytes());
+                }
+                (keys[i], Row(row))
+            })
+        })
+    }
+
+    /// Exact top-`k` of one query, ordered by distance then key.
+    pub(crate) fn search(
+        &self,
+        kernel: Kernel,
+        query: &Query,
+        k: usize,
+        max_distance: Option<f32>,
+    ) -> Vec<Hit> {
+        let mut results = self.search_many(kernel, std::slice::from_ref(query), k, max_distance);
+        results.pop().unwrap_or_default()
+    }
+
+    /// Exact top-`k` of several queries in one pass: each block of rows is
+    /// visited by every query while it is in cache.
+    pub(crate) fn search_many(
+        &self,
+        kernel: Kernel,
+        queries: &[Query],
+        k: usize,
+        max_distance: Option<f32>,
+    ) -> Vec<Vec<Hit>> {
+        let mut tops: Vec<TopK> = queries.iter().map(|_| TopK::new(k, max_distance)).collect();
+        if k == 0 {
+            return tops.into_iter().map(TopK::into_sorted).collect();
+        }
+        let mut candidates = Vec::with_capacity(BLOCK);
+        for group in &self.groups {
+            let n = group.len();
+            if n == 0 {
+                continue;
+            }
+            let keys = group.keys.as_slice();
+            let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
+            let mut start = 0;
+            while start < n {
+                let end = (start + BLOCK).min(n);
+                for (query, top) in queries.iter().zip(tops.iter_mut()) {
+                    let m = query.len.min(cols.len());
+                    if m == 0 {
+                        continue;
+                    }
+                    let bits = 64 * m as u32;
+                    let block: Vec<&[u64]> = cols[..m].iter().map(|c| &c[start..end]).collect();
+                    candidates.clear();
+                    kernel.filter(&block, &query.words, top.threshold(bits), &mut candidates);
+                    for &(i, h) in &candidates {
+                        top.offer(Hit {
+                            distance: h as f32 / bits as f32,
+                            key: keys[start + i as usize],
+                        });
+                    }
+                }
+                start = end;
+            }
+        }
+        tops.into_iter().map(TopK::into_sorted).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metric::nphd;
+
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 11
+    }
+
+    fn body(seed: &mut u64) -> Vec<u8> {
+        let len = 8 * (1 + (lcg(seed) % 4) as usize);
+        (0..len).map(|_| lcg(seed) as u8).collect()
+    }
+
+    #[test]
+    fn exact_search_equals_brute_force_with_key_ties() {
+        let mut seed = 3;
+        let mut store = FlatStore::default();
+        let mut rows: Vec<(u64, Vec<u8>)> = Vec::new();
+        for key in 0..3000u64 {
+            // Many duplicates of few bodies make ties common.
+            let b = if key % 3 == 0 && key > 0 {
+                rows[(key as usize) / 2].1.clone()
+            } else {
+                body(&mut seed)
+            };
+            store.insert(key * 7 % 3001, &Row::new(&b).unwrap());
+            rows.push((key * 7 % 3001, b));
+        }
+        for kernel in Kernel::available() {
+            for _ in 0..20 {
+                let q = body(&mut seed);
+                let row = Row::new(&q).unwrap();
+                for k in [1, 10, 100] {
+                    let mut want: Vec<Hit> = rows
+                        .iter()
+                        .map(|(key, b)| Hit {
+                            distance: nphd(&q, b).unwrap(),
+                            key: *key,
+                        })
+                        .collect();
+                    want.sort();
+                    want.truncate(k);
+                    assert_eq!(
+                        store.search(kernel, &Query::new(&row), k, None),
+                        want,
+                        "{kernel:?}"
+                    );
+                }
+                let capped = store.search(kernel, &Query::new(&row), 50, Some(0.40));
+                assert!(capped.iter().all(|h| h.distance <= 0.40));
+            }
+        }
+    }
+
+    #[test]
+    fn insert_remove_get_keep_slots_consistent() {
+        let mut seed = 11;
+        let mut store = FlatStore::default();
+        let mut model = HashMap::new();
+        for step in 0..5000u64 {
+            let key = lcg(&mut seed) % 500;
+            if step % 3 == 0 {
+                assert_eq!(store.remove(key), model.remove(&key).is_some());
+            } else if let std::collections::hash_map::Entry::Vacant(slot) = model.entry(key) {
+                let b = body(&mut seed);
+                store.insert(key, &Row::new(&b).unwrap());
+                slot.insert(b);
+            }
+        }
+        assert_eq!(store.len(), model.len());
+        for (key, b) in &model {
+            assert_eq!(store.get(*key).unwrap().body(), &b[..]);
+        }
+        let mut listed: Vec<u64> = store.iter().map(|(k, _)| k).collect();
+        listed.sort();
+        let mut keys: Vec<u64> = model.keys().copied().collect();
+        keys.sort();
+        assert_eq!(listed, keys);
+    }
+}

@@ -1,0 +1,176 @@
+//! A thin owner of one usearch HNSW index (`b1x8`, 264 bits) with the NPHD
+//! metric installed.
+//!
+//! usearch forgets a custom metric on every `load`/`view`/buffer load, and a
+//! forgotten metric silently turns NPHD into raw Hamming distances; every
+//! path here that replaces the index contents installs the metric again.
+//! usearch also needs a thread slot for each concurrent call: the owner of
+//! this type guards calls with a semaphore of [`Hnsw::THREAD_SLOTS`] permits.
+
+use cxx::UniquePtr;
+use usearch::ffi::{new_native_index, IndexOptions, MetricKind, NativeIndex, ScalarKind};
+
+use crate::metric::{usearch_metric, ROW_BITS, ROW_BYTES};
+
+/// Graph parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GraphParams {
+    pub(crate) connectivity: usize,
+    pub(crate) expansion_add: usize,
+    pub(crate) expansion_search: usize,
+}
+
+pub(crate) struct Hnsw {
+    native: UniquePtr<NativeIndex>,
+}
+
+// SAFETY: usearch's dense index supports concurrent `add`, `search`,
+// `remove`, `contains` and `get` from many threads as long as each caller
+// holds a thread slot (reserved with `reserve_capacity_and_threads`, and
+// guarded by the owner's semaphore). Structural operations (reserve, load,
+// view, reset, metric change) take `&mut self`, which the owner only gets
+// under its exclusive lock.
+unsafe impl Send for Hnsw {}
+// SAFETY: see above.
+unsafe impl Sync for Hnsw {}
+
+/// A usearch error as text.
+pub(crate) type NativeResult<T> = Result<T, String>;
+
+fn native<T>(r: Result<T, cxx::Exception>) -> NativeResult<T> {
+    r.map_err(|e| e.what().to_string())
+}
+
+impl Hnsw {
+    /// Concurrent callers usearch can serve at once.
+    pub(crate) const THREAD_SLOTS: usize = 64;
+
+    pub(crate) fn new(params: GraphParams) -> NativeResult<Hnsw> {
+        let options = IndexOptions {
+            dimensions: ROW_BITS,
+            metric: MetricKind::Hamming,
+            quantization: ScalarKind::B1,
+            connectivity: params.connectivity,
+            expansion_add: params.expansion_add,
+            expansion_search: params.expansion_search,
+            multi: false,
+        };
+        let index = native(new_native_index(&options))?;
+        let mut hnsw = Hnsw { native: index };
+        hnsw.install_metric()?;
+        native(
+            hnsw.native
+                .reserve_capacity_and_threads(0, Self::THREAD_SLOTS),
+        )?;
+        Ok(hnsw)
+    }
+
+    fn install_metric(&mut self) -> NativeResult<()> {
+        let metric = usearch_metric() as usize;
+        native(self.native.change_metric(metric, 0))
+    }
+
+    pub(crate) fn params(&self) -> GraphParams {
+        GraphParams {
+            connectivity: self.native.connectivity(),
+            expansion_add: self.native.expansion_add(),
+            expansion_search: self.native.expansion_search(),
+        }
+    }
+
+    pub(crate) fn set_expansion_search(&mut self, n: usize) {
+        self.native.change_expansion_search(n);
+    }
+
+    pub(crate) fn set_expansion_add(&mut self, n: usize) {
+        self.native.change_expansion_add(n);
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.native.size()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.native.capacity()
+    }
+
+    /// Make room for `additional` more rows (never the usearch capacity error
+    /// for callers).
+    pub(crate) fn ensure_capacity(&mut self, additional: usize) -> NativeResult<()> {
+        let needed = self.size() + additional;
+        if needed > self.capacity() {
+            let target = needed.max(self.capacity() * 2).max(1024);
+            native(
+                self.native
+                    .reserve_capacity_and_threads(target, Self::THREAD_SLOTS),
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn add(&self, key: u64, row: &[u8; ROW_BYTES]) -> NativeResult<()> {
+        native(self.native.add_b1x8(key, row))
+    }
+
+    pub(crate) fn contains(&self, key: u64) -> bool {
+        self.native.contains(key)
+    }
+
+    pub(crate) fn remove(&self, key: u64) -> NativeResult<usize> {
+        native(self.native.remove(key))
+    }
+
+    pub(crate) fn search(
+        &self,
+        row: &[u8; ROW_BYTES],
+        count: usize,
+    ) -> NativeResult<(Vec<u64>, Vec<f32>)> {
+        let m = native(self.native.search_b1x8(row, count))?;
+        Ok((m.keys, m.distances))
+    }
+
+    pub(crate) fn serialized_length(&self) -> usize {
+        self.native.serialized_length()
+    }
+
+    pub(crate) fn memory_usage(&self) -> usize {
+        self.native.memory_usage()
+    }
+
+    pub(crate) fn save(&self, path: &str) -> NativeResult<()> {
+        native(self.native.save(path))
+    }
+
+    /// Load a saved graph into RAM (metric re-installed, expansions restored).
+    pub(crate) fn load(&mut self, path: &str, params: GraphParams) -> NativeResult<()> {
+        native(self.native.load(path))?;
+        self.after_replace(params)
+    }
+
+    /// Memory-map a saved graph read-only (metric re-installed).
+    pub(crate) fn view(&mut self, path: &str, params: GraphParams) -> NativeResult<()> {
+        native(self.native.view(path))?;
+        self.after_replace(params)
+    }
+
+    fn after_replace(&mut self, params: GraphParams) -> NativeResult<()> {
+        self.install_metric()?;
+        self.set_expansion_add(params.expansion_add);
+        self.set_expansion_search(params.expansion_search);
+        native(
+            self.native
+                .reserve_capacity_and_threads(self.size(), Self::THREAD_SLOTS),
+        )
+    }
+
+    /// A deep copy through usearch's serialization.
+    pub(crate) fn copy(&self) -> NativeResult<Hnsw> {
+        let params = self.params();
+        let mut buffer = vec![0u8; self.serialized_length()];
+        native(self.native.save_to_buffer(&mut buffer))?;
+        let mut copy = Hnsw::new(params)?;
+        native(copy.native.load_from_buffer(&buffer))?;
+        copy.after_replace(params)?;
+        Ok(copy)
+    }
+}

@@ -1,0 +1,999 @@
+//! `UnitIndex`: one similarity index of variable-length unit bodies (64–256
+//! bits) under NPHD — a usearch HNSW graph for approximate search plus the
+//! flat store for exact search, `get` and iteration.
+//!
+//! Concurrency: the index is `Send + Sync`. Searches, `get` and `contains`
+//! run in parallel under a shared lock (each HNSW search takes one of
+//! usearch's thread slots through a semaphore); writes take the exclusive
+//! lock, grow capacity as needed and add a batch to the graph on several
+//! threads. A search with its own `expansion_search` also takes the
+//! exclusive lock, since usearch keeps that setting per index.
+//!
+//! Duplicate keys: `add` skips a key that is already stored (and later
+//! repeats of a key within one batch), as iscc-usearch does, and reports how
+//! many rows it added; `upsert` replaces (last write wins).
+//!
+//! Files: `save(path)` writes `path` (format header, parameters and the flat
+//! store, laid out as in memory so `view` maps it without copying) and
+//! `path.hnsw` (the usearch graph). Both are written to a temporary name,
+//! fsync'd and renamed, graph first.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use memmap2::Mmap;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::flat::{FlatStore, Group, Hit, Query, Words};
+use super::hnsw::{GraphParams, Hnsw};
+use crate::metric::scan::Kernel;
+use crate::metric::{BodyError, Row};
+
+/// File magic of a saved unit index.
+const MAGIC: &[u8; 8] = b"IVDBUNIT";
+/// On-disk format version; bump on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+/// Index size at or under which searches are exact by default: below it the
+/// SIMD scan is faster than the graph (measured with `ivdb-bench unit`).
+pub const DEFAULT_EXACT_THRESHOLD: usize = 300_000;
+
+/// Errors of the unit index.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// A body the index cannot store or search.
+    #[error("{}{source}", key.map(|k| format!("key {k}: ")).unwrap_or_default())]
+    Body {
+        /// The key of the offending entry, when there is one.
+        key: Option<u64>,
+        /// What is wrong with the body.
+        source: BodyError,
+    },
+    /// A body longer than the index's `max_dim`.
+    #[error("{}a code of {bits} bits exceeds this index's max_dim of {max_dim} bits", key.map(|k| format!("key {k}: ")).unwrap_or_default())]
+    TooLong {
+        key: Option<u64>,
+        bits: usize,
+        max_dim: usize,
+    },
+    /// Keys and bodies of a batch differ in number.
+    #[error("{keys} keys but {bodies} bodies")]
+    BatchMismatch { keys: usize, bodies: usize },
+    /// An invalid option.
+    #[error("invalid option: {0}")]
+    Option(String),
+    /// A write to an index opened with `view`.
+    #[error("the index is read-only (memory-mapped with view); load it to modify it")]
+    ReadOnly,
+    /// A file could not be read or written.
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    /// A file that is not a valid unit index.
+    #[error("{path} is not a valid unit index file: {why}")]
+    Corrupt { path: PathBuf, why: String },
+    /// A file of another on-disk format version.
+    #[error("{path} has on-disk format version {found}; this build reads version {expected}: rebuild the index from its primary store")]
+    IncompatibleFormat {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    /// An error reported by usearch.
+    #[error("usearch: {0}")]
+    Native(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IndexError + '_ {
+    move |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Parameters of a unit index; all are persisted and restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitIndexOptions {
+    /// HNSW connectivity (M): neighbours per node.
+    pub connectivity: usize,
+    /// HNSW expansion at insertion (efConstruction).
+    pub expansion_add: usize,
+    /// HNSW expansion at search (ef), default for every search.
+    pub expansion_search: usize,
+    /// Longest body in bits (64, 128, 192 or 256).
+    pub max_dim: usize,
+    /// Searches are exact while the index holds at most this many rows.
+    pub exact_threshold: usize,
+}
+
+impl Default for UnitIndexOptions {
+    fn default() -> UnitIndexOptions {
+        UnitIndexOptions {
+            connectivity: 16,
+            expansion_add: 128,
+            expansion_search: 64,
+            max_dim: 256,
+            exact_threshold: DEFAULT_EXACT_THRESHOLD,
+        }
+    }
+}
+
+impl UnitIndexOptions {
+    fn validate(&self) -> Result<(), IndexError> {
+        if !(2..=1024).contains(&self.connectivity) {
+            return Err(IndexError::Option(format!(
+                "connectivity {} (expected 2..=1024)",
+                self.connectivity
+            )));
+        }
+        if self.expansion_add == 0 || self.expansion_search == 0 {
+            return Err(IndexError::Option("expansions must be at least 1".into()));
+        }
+        if ![64, 128, 192, 256].contains(&self.max_dim) {
+            return Err(IndexError::Option(format!(
+                "max_dim {} (expected 64, 128, 192 or 256)",
+                self.max_dim
+            )));
+        }
+        Ok(())
+    }
+
+    fn graph(&self) -> GraphParams {
+        GraphParams {
+            connectivity: self.connectivity,
+            expansion_add: self.expansion_add,
+            expansion_search: self.expansion_search,
+        }
+    }
+}
+
+/// Options of one search.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchOptions {
+    /// Number of results wanted.
+    pub count: usize,
+    /// `Some(true)`: exact scan; `Some(false)`: HNSW; `None`: exact while
+    /// the index is at most `exact_threshold` rows.
+    pub exact: Option<bool>,
+    /// HNSW expansion for this call only (the index default otherwise).
+    pub expansion_search: Option<usize>,
+    /// Drop results farther than this NPHD.
+    pub max_distance: Option<f32>,
+    /// Threads for a batch search (`None`: all cores).
+    pub threads: Option<usize>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> SearchOptions {
+        SearchOptions {
+            count: 10,
+            exact: None,
+            expansion_search: None,
+            max_distance: None,
+            threads: None,
+        }
+    }
+}
+
+impl SearchOptions {
+    /// Default options with `count` results.
+    pub fn count(count: usize) -> SearchOptions {
+        SearchOptions {
+            count,
+            ..SearchOptions::default()
+        }
+    }
+}
+
+/// Figures of a unit index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitIndexStats {
+    /// Rows stored.
+    pub len: usize,
+    /// Rows per length: 64, 128, 192, 256 bits.
+    pub len_by_bits: [usize; 4],
+    /// Graph capacity (rows).
+    pub capacity: usize,
+    /// The persisted parameters.
+    pub options: UnitIndexOptions,
+    /// Bytes usearch reports for the graph in memory.
+    pub graph_memory: usize,
+    /// Bytes the graph takes when saved.
+    pub graph_serialized: usize,
+    /// Exact-scan kernel in use.
+    pub kernel: &'static str,
+    /// True when memory-mapped read-only.
+    pub read_only: bool,
+    /// Changes since the last save/load/view/reset.
+    pub dirty: u64,
+}
+
+/// A counting semaphore guarding usearch's thread slots.
+struct Slots {
+    free: Mutex<usize>,
+    cond: Condvar,
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Slots {
+    fn new(n: usize) -> Slots {
+        Slots {
+            free: Mutex::new(n),
+            cond: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.cond.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        self.0.cond.notify_one();
+    }
+}
+
+struct State {
+    hnsw: Hnsw,
+    flat: FlatStore,
+    options: UnitIndexOptions,
+    read_only: bool,
+}
+
+/// One NPHD similarity index of unit bodies; see the module docs.
+pub struct UnitIndex {
+    state: RwLock<State>,
+    slots: Slots,
+    dirty: AtomicU64,
+    kernel: Kernel,
+}
+
+impl std::fmt::Debug for UnitIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitIndex")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// Validate a body against the index limits and pad it into a row.
+fn row_of(key: Option<u64>, body: &[u8], max_dim: usize) -> Result<Row, IndexError> {
+    let row = Row::new(body).map_err(|source| IndexError::Body { key, source })?;
+    if body.len() * 8 > max_dim {
+        return Err(IndexError::TooLong {
+            key,
+            bits: body.len() * 8,
+            max_dim,
+        });
+    }
+    Ok(row)
+}
+
+fn hits(keys: Vec<u64>, distances: Vec<f32>, max_distance: Option<f32>) -> Vec<Hit> {
+    let mut out: Vec<Hit> = keys
+        .into_iter()
+        .zip(distances)
+        .map(|(key, distance)| Hit { distance, key })
+        .filter(|h| max_distance.is_none_or(|m| h.distance <= m))
+        .collect();
+    out.sort();
+    out
+}
+
+impl UnitIndex {
+    /// An empty index.
+    pub fn new(options: UnitIndexOptions) -> Result<UnitIndex, IndexError> {
+        options.validate()?;
+        let hnsw = Hnsw::new(options.graph()).map_err(IndexError::Native)?;
+        Ok(UnitIndex::from_state(State {
+            hnsw,
+            flat: FlatStore::default(),
+            options,
+            read_only: false,
+        }))
+    }
+
+    fn from_state(state: State) -> UnitIndex {
+        UnitIndex {
+            state: RwLock::new(state),
+            slots: Slots::new(Hnsw::THREAD_SLOTS),
+            dirty: AtomicU64::new(0),
+            kernel: Kernel::detect(),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn writable(&self) -> Result<RwLockWriteGuard<'_, State>, IndexError> {
+        let state = self.write();
+        if state.read_only {
+            return Err(IndexError::ReadOnly);
+        }
+        Ok(state)
+    }
+
+    /// The parameters.
+    pub fn options(&self) -> UnitIndexOptions {
+        self.read().options
+    }
+
+    /// Change the default `expansion_search` (persisted on save).
+    pub fn set_expansion_search(&self, n: usize) -> Result<(), IndexError> {
+        if n == 0 {
+            return Err(IndexError::Option(
+                "expansion_search must be at least 1".into(),
+            ));
+        }
+        let mut state = self.write();
+        state.options.expansion_search = n;
+        state.hnsw.set_expansion_search(n);
+        Ok(())
+    }
+
+    /// Change the exact-search threshold (persisted on save).
+    pub fn set_exact_threshold(&self, n: usize) {
+        self.write().options.exact_threshold = n;
+    }
+
+    /// Rows stored.
+    pub fn len(&self) -> usize {
+        self.read().flat.len()
+    }
+
+    /// True when no row is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Changes since the last save/load/view/reset: adds, and removals of
+    /// keys that existed.
+    pub fn dirty(&self) -> u64 {
+        self.dirty.load(Ordering::Relaxed)
+    }
+
+    /// The exact-scan kernel in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// True when the key is stored.
+    pub fn contains(&self, key: u64) -> bool {
+        self.read().flat.contains(key)
+    }
+
+    /// Rows stored under the key (0 or 1).
+    pub fn count(&self, key: u64) -> usize {
+        usize::from(self.contains(key))
+    }
+
+    /// The unpadded body stored under the key.
+    pub fn get(&self, key: u64) -> Option<Vec<u8>> {
+        self.read().flat.get(key).map(|row| row.body().to_vec())
+    }
+
+    /// Every key, in storage order.
+    pub fn keys(&self) -> Vec<u64> {
+        self.read().flat.iter().map(|(k, _)| k).collect()
+    }
+
+    /// Add one body; `Ok(false)` when the key is already stored (skipped).
+    pub fn add(&self, key: u64, body: &[u8]) -> Result<bool, IndexError> {
+        Ok(self.add_batch(&[key], &[body])? == 1)
+    }
+
+    /// Add a batch; keys already stored (or repeated in the batch) are
+    /// skipped. Every body is validated before anything is added. Returns
+    /// the number of rows added.
+    pub fn add_batch<B: AsRef<[u8]> + Sync>(
+        &self,
+        keys: &[u64],
+        bodies: &[B],
+    ) -> Result<usize, IndexError> {
+        let mut state = self.writable()?;
+        let rows = Self::rows(keys, bodies, state.options.max_dim)?;
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        let fresh: Vec<(u64, Row)> = keys
+            .iter()
+            .zip(rows)
+            .filter(|(k, _)| seen.insert(**k) && !state.flat.contains(**k))
+            .map(|(k, r)| (*k, r))
+            .collect();
+        let added = Self::insert(&mut state, &fresh)?;
+        self.dirty.fetch_add(added as u64, Ordering::Relaxed);
+        Ok(added)
+    }
+
+    /// Insert or replace one body (last write wins).
+    pub fn upsert(&self, key: u64, body: &[u8]) -> Result<(), IndexError> {
+        self.upsert_batch(&[key], &[body])
+    }
+
+    /// Insert or replace a batch; for a key repeated in the batch the last
+    /// body wins.
+    pub fn upsert_batch<B: AsRef<[u8]> + Sync>(
+        &self,
+        keys: &[u64],
+        bodies: &[B],
+    ) -> Result<(), IndexError> {
+        let mut state = self.writable()?;
+        let rows = Self::rows(keys, bodies, state.options.max_dim)?;
+        let mut last = std::collections::HashMap::with_capacity(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            last.insert(*k, i);
+        }
+        let mut removed = 0u64;
+        let mut fresh = Vec::with_capacity(last.len());
+        for (i, (k, row)) in keys.iter().zip(rows).enumerate() {
+            if last.get(k) != Some(&i) {
+                continue;
+            }
+            if state.flat.get(*k) == Some(row) {
+                continue; // identical: nothing to do
+            }
+            if state.flat.remove(*k) {
+                state.hnsw.remove(*k).map_err(IndexError::Native)?;
+                removed += 1;
+            }
+            fresh.push((*k, row));
+        }
+        let added = Self::insert(&mut state, &fresh)?;
+        self.dirty
+            .fetch_add(removed + added as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Remove a key; `Ok(false)` when it was not stored.
+    pub fn remove(&self, key: u64) -> Result<bool, IndexError> {
+        Ok(self.remove_batch(&[key])? == 1)
+    }
+
+    /// Remove keys; returns how many were stored.
+    pub fn remove_batch(&self, keys: &[u64]) -> Result<usize, IndexError> {
+        let mut state = self.writable()?;
+        let mut removed = 0;
+        for &key in keys {
+            if state.flat.remove(key) {
+                state.hnsw.remove(key).map_err(IndexError::Native)?;
+                removed += 1;
+            }
+        }
+        self.dirty.fetch_add(removed as u64, Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    /// Remove everything (the parameters stay).
+    pub fn reset(&self) -> Result<(), IndexError> {
+        let mut state = self.writable()?;
+        state.hnsw = Hnsw::new(state.options.graph()).map_err(IndexError::Native)?;
+        state.flat = FlatStore::default();
+        self.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn rows<B: AsRef<[u8]>>(
+        keys: &[u64],
+        bodies: &[B],
+        max_dim: usize,
+    ) -> Result<Vec<Row>, IndexError> {
+        if keys.len() != bodies.len() {
+            return Err(IndexError::BatchMismatch {
+                keys: keys.len(),
+                bodies: bodies.len(),
+            });
+        }
+        keys.iter()
+            .zip(bodies)
+            .map(|(k, b)| row_of(Some(*k), b.as_ref(), max_dim))
+            .collect()
+    }
+
+    /// Add new rows to graph and flat store; the graph part runs on all
+    /// cores (the exclusive lock is held, so every usearch thread slot is free).
+    fn insert(state: &mut State, rows: &[(u64, Row)]) -> Result<usize, IndexError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        state
+            .hnsw
+            .ensure_capacity(rows.len())
+            .map_err(IndexError::Native)?;
+        let threads = rayon::current_num_threads().clamp(1, Hnsw::THREAD_SLOTS);
+        let chunk = rows.len().div_ceil(threads).max(64);
+        let hnsw = &state.hnsw;
+        let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = rows
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        for (key, row) in part {
+                            hnsw.add(*key, &row.0)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a graph insertion thread panicked".into()))
+                })
+                .collect()
+        });
+        // Keep the flat store equal to the graph even if a chunk failed.
+        let mut added = 0;
+        for (key, row) in rows {
+            if state.hnsw_contains(*key) {
+                state.flat.insert(*key, row);
+                added += 1;
+            }
+        }
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>, String>>()
+            .map_err(IndexError::Native)?;
+        Ok(added)
+    }
+
+    /// Search one query body. Results are ordered by distance, then key.
+    pub fn search(&self, query: &[u8], count: usize) -> Result<Vec<Hit>, IndexError> {
+        self.search_with(query, &SearchOptions::count(count))
+    }
+
+    /// Exact search of one query body through the SIMD scan.
+    pub fn search_exact(&self, query: &[u8], count: usize) -> Result<Vec<Hit>, IndexError> {
+        self.search_with(
+            query,
+            &SearchOptions {
+                exact: Some(true),
+                ..SearchOptions::count(count)
+            },
+        )
+    }
+
+    /// Search one query body with options.
+    pub fn search_with(
+        &self,
+        query: &[u8],
+        options: &SearchOptions,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let row = row_of(None, query, 256)?;
+        if let Some(ef) = options
+            .expansion_search
+            .filter(|_| options.exact != Some(true))
+        {
+            return self.search_with_expansion(&row, options, ef);
+        }
+        let state = self.read();
+        Ok(self.search_row(&state, &row, options))
+    }
+
+    fn use_exact(state: &State, options: &SearchOptions) -> bool {
+        options
+            .exact
+            .unwrap_or(state.flat.len() <= state.options.exact_threshold)
+    }
+
+    fn search_row(&self, state: &State, row: &Row, options: &SearchOptions) -> Vec<Hit> {
+        if options.count == 0 || state.flat.len() == 0 {
+            return Vec::new();
+        }
+        if Self::use_exact(state, options) {
+            return state.flat.search(
+                self.kernel,
+                &Query::new(row),
+                options.count,
+                options.max_distance,
+            );
+        }
+        let _slot = self.slots.acquire();
+        match state.hnsw.search(&row.0, options.count) {
+            Ok((keys, distances)) => hits(keys, distances, options.max_distance),
+            // usearch only fails a search on exhausted resources; the exact
+            // scan is always correct.
+            Err(_) => state.flat.search(
+                self.kernel,
+                &Query::new(row),
+                options.count,
+                options.max_distance,
+            ),
+        }
+    }
+
+    fn search_with_expansion(
+        &self,
+        row: &Row,
+        options: &SearchOptions,
+        ef: usize,
+    ) -> Result<Vec<Hit>, IndexError> {
+        if ef == 0 {
+            return Err(IndexError::Option(
+                "expansion_search must be at least 1".into(),
+            ));
+        }
+        let mut state = self.write();
+        let default = state.options.expansion_search;
+        state.hnsw.set_expansion_search(ef);
+        let result = self.search_row(&state, row, options);
+        state.hnsw.set_expansion_search(default);
+        Ok(result)
+    }
+
+    /// Search many query bodies in one call, in parallel over cores (or
+    /// `options.threads`). Exact batches share each cached block of rows
+    /// across queries.
+    pub fn search_batch<B: AsRef<[u8]> + Sync>(
+        &self,
+        queries: &[B],
+        options: &SearchOptions,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        let rows: Vec<Row> = queries
+            .iter()
+            .map(|q| row_of(None, q.as_ref(), 256))
+            .collect::<Result<_, _>>()?;
+        let run = || -> Result<Vec<Vec<Hit>>, IndexError> {
+            if let Some(ef) = options
+                .expansion_search
+                .filter(|_| options.exact != Some(true))
+            {
+                if ef == 0 {
+                    return Err(IndexError::Option(
+                        "expansion_search must be at least 1".into(),
+                    ));
+                }
+                let mut state = self.write();
+                let default = state.options.expansion_search;
+                state.hnsw.set_expansion_search(ef);
+                let out = self.batch_rows(&state, &rows, options);
+                state.hnsw.set_expansion_search(default);
+                return Ok(out);
+            }
+            let state = self.read();
+            Ok(self.batch_rows(&state, &rows, options))
+        };
+        match options.threads {
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .build()
+                .map_err(|e| IndexError::Option(format!("threads: {e}")))?
+                .install(run),
+            None => run(),
+        }
+    }
+
+    fn batch_rows(&self, state: &State, rows: &[Row], options: &SearchOptions) -> Vec<Vec<Hit>> {
+        if Self::use_exact(state, options) && options.count > 0 {
+            // Chunks of queries share each cached block of rows.
+            const CHUNK: usize = 16;
+            let queries: Vec<Query> = rows.iter().map(Query::new).collect();
+            return queries
+                .par_chunks(CHUNK)
+                .flat_map_iter(|chunk| {
+                    state
+                        .flat
+                        .search_many(self.kernel, chunk, options.count, options.max_distance)
+                })
+                .collect();
+        }
+        rows.par_iter()
+            .map(|row| self.search_row(state, row, options))
+            .collect()
+    }
+
+    /// Figures of the index.
+    pub fn stats(&self) -> UnitIndexStats {
+        let state = self.read();
+        let g = &state.flat.groups;
+        UnitIndexStats {
+            len: state.flat.len(),
+            len_by_bits: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
+            capacity: state.hnsw.capacity(),
+            options: state.options,
+            graph_memory: state.hnsw.memory_usage(),
+            graph_serialized: state.hnsw.serialized_length(),
+            kernel: self.kernel.name(),
+            read_only: state.read_only,
+            dirty: self.dirty(),
+        }
+    }
+}
+
+impl State {
+    fn hnsw_contains(&self, key: u64) -> bool {
+        // The graph is the source for "was it inserted"; usearch answers
+        // from its key table.
+        self.hnsw.contains(key)
+    }
+}
+
+// ---- persistence ---------------------------------------------------------
+
+/// The JSON header of a saved unit index.
+#[derive(Debug, Serialize, Deserialize)]
+struct FileHeader {
+    format: u32,
+    options: UnitIndexOptions,
+    /// Rows per group (64, 128, 192, 256 bits).
+    groups: [usize; 4],
+    /// Size of the graph file written with it.
+    graph_bytes: u64,
+}
+
+/// `path` + ".hnsw": the usearch graph beside the main file.
+pub fn graph_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".hnsw");
+    PathBuf::from(p)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".tmp");
+    PathBuf::from(p)
+}
+
+fn path_str(path: &Path) -> Result<&str, IndexError> {
+    path.to_str().ok_or_else(|| IndexError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"),
+    })
+}
+
+/// fsync a file and its directory.
+fn sync_file_and_dir(path: &Path) -> Result<(), IndexError> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(path))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+fn u64s_as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: u64 has no padding; the byte view covers exactly the slice,
+    // and u8 has alignment 1.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), std::mem::size_of_val(words)) }
+}
+
+impl UnitIndex {
+    /// Save to `path` and `path.hnsw` (atomic replace, fsync'd); resets `dirty`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
+        let path = path.as_ref();
+        let state = self.read();
+        let graph = graph_path(path);
+        let graph_tmp = tmp_path(&graph);
+        state
+            .hnsw
+            .save(path_str(&graph_tmp)?)
+            .map_err(IndexError::Native)?;
+        sync_file_and_dir(&graph_tmp)?;
+        let graph_bytes = fs::metadata(&graph_tmp).map_err(io_err(&graph_tmp))?.len();
+
+        let g = &state.flat.groups;
+        let header = FileHeader {
+            format: FORMAT_VERSION,
+            options: state.options,
+            groups: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
+            graph_bytes,
+        };
+        let json = serde_json::to_vec(&header).map_err(|e| IndexError::Native(e.to_string()))?;
+        let tmp = tmp_path(path);
+        {
+            let mut f = io::BufWriter::new(File::create(&tmp).map_err(io_err(&tmp))?);
+            let mut head = Vec::with_capacity(16 + json.len() + 8);
+            head.extend_from_slice(MAGIC);
+            head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+            head.extend_from_slice(&(json.len() as u32).to_le_bytes());
+            head.extend_from_slice(&json);
+            head.resize(head.len().next_multiple_of(8), b' ');
+            f.write_all(&head).map_err(io_err(&tmp))?;
+            for group in g {
+                f.write_all(u64s_as_bytes(group.keys.as_slice()))
+                    .map_err(io_err(&tmp))?;
+                for col in &group.cols {
+                    f.write_all(u64s_as_bytes(col.as_slice()))
+                        .map_err(io_err(&tmp))?;
+                }
+            }
+            f.into_inner()
+                .map_err(|e| io_err(&tmp)(e.into_error()))?
+                .sync_all()
+                .map_err(io_err(&tmp))?;
+        }
+        // Graph first, then the main file that names its size.
+        fs::rename(&graph_tmp, &graph).map_err(io_err(&graph))?;
+        fs::rename(&tmp, path).map_err(io_err(path))?;
+        sync_file_and_dir(path)?;
+        self.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Read and check the header; returns it and the data offset.
+    fn read_header(path: &Path, bytes: &[u8]) -> Result<(FileHeader, usize), IndexError> {
+        let corrupt = |why: &str| IndexError::Corrupt {
+            path: path.to_path_buf(),
+            why: why.to_string(),
+        };
+        if bytes.len() < 16 || &bytes[..8] != MAGIC {
+            return Err(corrupt("missing IVDBUNIT magic"));
+        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if version != FORMAT_VERSION {
+            return Err(IndexError::IncompatibleFormat {
+                path: path.to_path_buf(),
+                found: version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        let json_len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
+        let json = bytes
+            .get(16..16 + json_len)
+            .ok_or_else(|| corrupt("truncated header"))?;
+        let header: FileHeader =
+            serde_json::from_slice(json).map_err(|e| corrupt(&format!("bad header: {e}")))?;
+        header.options.validate()?;
+        let offset = (16 + json_len).next_multiple_of(8);
+        let words: usize = header
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, n)| n * (g + 2))
+            .sum();
+        if bytes.len() != offset + words * 8 {
+            return Err(corrupt(&format!(
+                "{} bytes, expected {} (truncated or padded)",
+                bytes.len(),
+                offset + words * 8
+            )));
+        }
+        Ok((header, offset))
+    }
+
+    /// The flat store over file bytes: owned copies, or slices of the map.
+    fn flat_from(header: &FileHeader, offset: usize, map: &Arc<Mmap>, copy: bool) -> FlatStore {
+        let mut flat = FlatStore::default();
+        let mut pos = offset;
+        let mut take = |len: usize| {
+            let words = if copy {
+                let bytes = &map[pos..pos + len * 8];
+                Words::Owned(
+                    bytes
+                        .chunks_exact(8)
+                        .map(|c| {
+                            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                        })
+                        .collect(),
+                )
+            } else {
+                Words::Mapped {
+                    map: Arc::clone(map),
+                    offset: pos,
+                    len,
+                }
+            };
+            pos += len * 8;
+            words
+        };
+        for (g, &n) in header.groups.iter().enumerate() {
+            let keys = take(n);
+            let cols = (0..=g).map(|_| take(n)).collect();
+            flat.groups[g] = Group { keys, cols };
+        }
+        flat.reindex();
+        flat
+    }
+
+    fn open_file(path: &Path, view: bool) -> Result<State, IndexError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        // SAFETY: the file is opened read-only and files are only ever
+        // replaced by rename, never modified in place, so the mapping's
+        // contents do not change under us.
+        let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(io_err(path))?);
+        let (header, offset) = Self::read_header(path, &map)?;
+        if !cfg!(target_endian = "little") {
+            return Err(IndexError::Corrupt {
+                path: path.to_path_buf(),
+                why: "unit index files are little-endian".into(),
+            });
+        }
+        let flat = Self::flat_from(&header, offset, &map, !view);
+        let graph = graph_path(path);
+        let graph_len = fs::metadata(&graph).map_err(io_err(&graph))?.len();
+        if graph_len != header.graph_bytes {
+            return Err(IndexError::Corrupt {
+                path: graph,
+                why: format!(
+                    "{graph_len} bytes, but {} were saved with {}",
+                    header.graph_bytes,
+                    path.display()
+                ),
+            });
+        }
+        let mut hnsw = Hnsw::new(header.options.graph()).map_err(IndexError::Native)?;
+        let graph_str = path_str(&graph)?;
+        let loaded = if view {
+            hnsw.view(graph_str, header.options.graph())
+        } else {
+            hnsw.load(graph_str, header.options.graph())
+        };
+        loaded.map_err(|why| IndexError::Corrupt {
+            path: graph.clone(),
+            why,
+        })?;
+        if hnsw.size() != flat.len() {
+            return Err(IndexError::Corrupt {
+                path: graph,
+                why: format!(
+                    "{} rows, but the flat store has {}",
+                    hnsw.size(),
+                    flat.len()
+                ),
+            });
+        }
+        Ok(State {
+            hnsw,
+            flat,
+            options: header.options,
+            read_only: view,
+        })
+    }
+
+    /// Replace this index with the one saved at `path`, read into RAM.
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
+        let state = Self::open_file(path.as_ref(), false)?;
+        *self.write() = state;
+        self.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Replace this index with the one saved at `path`, memory-mapped
+    /// read-only (writes then return [`IndexError::ReadOnly`]).
+    pub fn view(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
+        let state = Self::open_file(path.as_ref(), true)?;
+        *self.write() = state;
+        self.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Open a saved index: into RAM, or memory-mapped read-only with `view`.
+    /// Needs no parameters: they come from the file.
+    pub fn restore(path: impl AsRef<Path>, view: bool) -> Result<UnitIndex, IndexError> {
+        Ok(UnitIndex::from_state(Self::open_file(path.as_ref(), view)?))
+    }
+
+    /// A deep, writable copy in RAM (dirty 0).
+    pub fn copy(&self) -> Result<UnitIndex, IndexError> {
+        let state = self.read();
+        let mut flat = state.flat.clone();
+        flat.make_owned();
+        let hnsw = state.hnsw.copy().map_err(IndexError::Native)?;
+        Ok(UnitIndex::from_state(State {
+            hnsw,
+            flat,
+            options: state.options,
+            read_only: false,
+        }))
+    }
+}

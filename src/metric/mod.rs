@@ -1,0 +1,222 @@
+//! NPHD, the normalized prefix Hamming distance, and its kernels.
+//!
+//! `NPHD(a, b) = popcount(a[..m] XOR b[..m]) / (8·m)` with `m = min(len a,
+//! len b)` bytes; bodies are 8, 16, 24 or 32 bytes (64–256 bits). A shorter
+//! code therefore compares on the common prefix, so a 64-bit unit and the
+//! 256-bit unit it starts are at distance 0.
+//!
+//! Three forms:
+//! * [`nphd`]: the scalar reference over unpadded bodies (the definition);
+//! * [`Row`] + [`nphd_rows`]: the 33-byte row stored in usearch (`b1x8`, 264
+//!   bits: one length byte, then the body zero-padded to 32 bytes); the
+//!   length byte is never compared, only used to find `m`;
+//! * [`scan`]: SIMD kernels for the exact scan over word-major columns,
+//!   chosen at run time (AVX-512 VPOPCNTDQ, AVX2, POPCNT, portable).
+
+pub mod scan;
+
+use std::fmt;
+
+/// Bytes of a stored row: length byte + 32 body bytes.
+pub const ROW_BYTES: usize = 33;
+/// Longest body in bytes (256 bits).
+pub const MAX_BODY_BYTES: usize = 32;
+/// Dimensions (bits) of the usearch `b1x8` vector holding a row.
+pub const ROW_BITS: usize = ROW_BYTES * 8;
+
+/// Errors for bodies the metric cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// Empty body: it would match everything at distance 0.
+    #[error("empty code: a code must have 64, 128, 192 or 256 bits")]
+    Empty,
+    /// Not a multiple of 64 bits, or longer than 256 bits.
+    #[error("a code of {0} bits: a code must have 64, 128, 192 or 256 bits (never truncated)")]
+    Length(usize),
+}
+
+/// Check a body length: 8, 16, 24 or 32 bytes.
+pub fn check_body(body: &[u8]) -> Result<(), BodyError> {
+    match body.len() {
+        0 => Err(BodyError::Empty),
+        8 | 16 | 24 | 32 => Ok(()),
+        n => Err(BodyError::Length(n * 8)),
+    }
+}
+
+/// The scalar reference: NPHD of two unpadded bodies.
+///
+/// Returns `None` when either body is empty (no common prefix).
+pub fn nphd(a: &[u8], b: &[u8]) -> Option<f32> {
+    let m = a.len().min(b.len());
+    if m == 0 {
+        return None;
+    }
+    let diff: u32 = a[..m]
+        .iter()
+        .zip(&b[..m])
+        .map(|(x, y)| (x ^ y).count_ones())
+        .sum();
+    Some(diff as f32 / (8 * m) as f32)
+}
+
+/// A stored row: `[len, body..., 0-padding]`, 33 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(transparent)]
+pub struct Row(pub [u8; ROW_BYTES]);
+
+impl Row {
+    /// Pad a validated body into a row.
+    pub fn new(body: &[u8]) -> Result<Row, BodyError> {
+        check_body(body)?;
+        let mut row = [0u8; ROW_BYTES];
+        row[0] = body.len() as u8;
+        row[1..1 + body.len()].copy_from_slice(body);
+        Ok(Row(row))
+    }
+
+    /// Body length in bytes.
+    pub fn len(&self) -> usize {
+        usize::from(self.0[0]).min(MAX_BODY_BYTES)
+    }
+
+    /// True for a row without body (never constructed by [`Row::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The unpadded body.
+    pub fn body(&self) -> &[u8] {
+        &self.0[1..1 + self.len()]
+    }
+
+    /// The body as four little-endian words (zero-padded).
+    pub fn words(&self) -> [u64; 4] {
+        let mut w = [0u64; 4];
+        for (i, word) in w.iter_mut().enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&self.0[1 + 8 * i..9 + 8 * i]);
+            *word = u64::from_le_bytes(b);
+        }
+        w
+    }
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Row({} bytes: ", self.len())?;
+        for b in self.body() {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// NPHD of two rows (fast path used by the usearch metric). Rows with a
+/// zero length byte are at distance 1 from everything.
+#[inline(always)]
+pub fn nphd_rows(a: &[u8; ROW_BYTES], b: &[u8; ROW_BYTES]) -> f32 {
+    let m = usize::from(a[0].min(b[0])).min(MAX_BODY_BYTES) / 8;
+    if m == 0 {
+        return 1.0;
+    }
+    let mut diff = 0u32;
+    for w in 0..4 {
+        let mut x = [0u8; 8];
+        let mut y = [0u8; 8];
+        x.copy_from_slice(&a[1 + 8 * w..9 + 8 * w]);
+        y.copy_from_slice(&b[1 + 8 * w..9 + 8 * w]);
+        let bits = (u64::from_le_bytes(x) ^ u64::from_le_bytes(y)).count_ones();
+        // Branch-free prefix mask: words past the common prefix count 0.
+        diff += if w < m { bits } else { 0 };
+    }
+    diff as f32 / (64 * m) as f32
+}
+
+/// usearch's stateful metric signature: (row a, row b, state) -> distance.
+pub(crate) type UsearchMetric = unsafe extern "C" fn(usize, usize, usize) -> f32;
+
+/// The NPHD metric for usearch, portable build.
+///
+/// # Safety
+/// `a` and `b` must point to readable 33-byte rows.
+unsafe extern "C" fn usearch_nphd_portable(a: usize, b: usize, _state: usize) -> f32 {
+    // SAFETY: the caller (usearch) passes pointers to stored or query vectors
+    // of the index's 264-bit dimension, i.e. 33 readable bytes each.
+    let (a, b) = unsafe {
+        (
+            &*(a as *const [u8; ROW_BYTES]),
+            &*(b as *const [u8; ROW_BYTES]),
+        )
+    };
+    nphd_rows(a, b)
+}
+
+/// The NPHD metric for usearch, compiled with the POPCNT instruction.
+///
+/// # Safety
+/// `a` and `b` must point to readable 33-byte rows; the CPU must have POPCNT.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe extern "C" fn usearch_nphd_popcnt(a: usize, b: usize, _state: usize) -> f32 {
+    // SAFETY: as in `usearch_nphd_portable`.
+    let (a, b) = unsafe {
+        (
+            &*(a as *const [u8; ROW_BYTES]),
+            &*(b as *const [u8; ROW_BYTES]),
+        )
+    };
+    nphd_rows(a, b)
+}
+
+/// The fastest NPHD metric function for usearch that this CPU runs.
+pub(crate) fn usearch_metric() -> UsearchMetric {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("popcnt") {
+        return usearch_nphd_popcnt;
+    }
+    usearch_nphd_portable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_values() {
+        let a = [0u8; 8];
+        assert_eq!(nphd(&a, &a), Some(0.0));
+        assert_eq!(nphd(&a, &[0xFF; 8]), Some(1.0));
+        // 0x0F vs 0x00 in one byte of 16: 4 bits of 128.
+        let mut b = [0u8; 16];
+        b[3] = 0x0F;
+        assert_eq!(nphd(&[0u8; 16], &b), Some(4.0 / 128.0));
+        // Prefix: the 64-bit code starting a 256-bit code.
+        let long: Vec<u8> = (0..32usize).map(|i| (i * 37) as u8).collect();
+        assert_eq!(nphd(&long[..8], &long), Some(0.0));
+        assert_eq!(nphd(&[], &long), None);
+    }
+
+    #[test]
+    fn rows_match_reference_and_ignore_length_byte_value() {
+        let long: Vec<u8> = (0..32).map(|i| (i * 91 + 7) as u8).collect();
+        let short: Vec<u8> = (0..8).map(|i| (i * 13 + 1) as u8).collect();
+        let ra = Row::new(&long).unwrap();
+        let rb = Row::new(&short).unwrap();
+        assert_eq!(nphd_rows(&ra.0, &rb.0), nphd(&long, &short).unwrap());
+        assert_eq!(nphd_rows(&ra.0, &ra.0), 0.0);
+        // Rows of different lengths but equal prefix: the length byte differs
+        // (32 vs 8) yet the distance is 0.
+        let prefix = Row::new(&long[..8]).unwrap();
+        assert_eq!(nphd_rows(&ra.0, &prefix.0), 0.0);
+        assert_eq!(ra.body(), &long[..]);
+    }
+
+    #[test]
+    fn bad_bodies_are_errors() {
+        assert_eq!(Row::new(&[]), Err(BodyError::Empty));
+        assert_eq!(Row::new(&[0; 4]), Err(BodyError::Length(32)));
+        assert_eq!(Row::new(&[0; 12]), Err(BodyError::Length(96)));
+        assert_eq!(Row::new(&[0; 40]), Err(BodyError::Length(320)));
+    }
+}

@@ -1,0 +1,509 @@
+//! The unit index: semantics, bad input, exact vs brute force, recall on the
+//! bench dataset, persistence (metric and parameters survive), concurrency.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use iscc_vdb::index::dataset::Dataset;
+use iscc_vdb::index::{Hit, IndexError, SearchOptions, UnitIndex, UnitIndexOptions};
+use iscc_vdb::metric::nphd;
+use sha2::{Digest, Sha256};
+
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 11
+}
+
+fn random_body(seed: &mut u64) -> Vec<u8> {
+    let len = 8 * (1 + (lcg(seed) % 4) as usize);
+    (0..len).map(|_| lcg(seed) as u8).collect()
+}
+
+fn brute_force(rows: &[(u64, Vec<u8>)], q: &[u8], k: usize) -> Vec<Hit> {
+    let mut all: Vec<Hit> = rows
+        .iter()
+        .map(|(key, b)| Hit {
+            distance: nphd(q, b).unwrap(),
+            key: *key,
+        })
+        .collect();
+    all.sort();
+    all.truncate(k);
+    all
+}
+
+#[test]
+fn add_get_remove_upsert_and_dirty() {
+    let idx = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    let a = vec![1u8; 8];
+    let b = vec![2u8; 32];
+    assert!(idx.add(1, &a).unwrap());
+    assert!(!idx.add(1, &b).unwrap(), "duplicate key is skipped");
+    assert_eq!(idx.get(1).unwrap(), a);
+    assert_eq!(idx.dirty(), 1);
+    // Batch: repeats inside the batch and existing keys are skipped.
+    let added = idx
+        .add_batch(&[2, 3, 2, 1], &[b.clone(), a.clone(), a.clone(), b.clone()])
+        .unwrap();
+    assert_eq!(added, 2);
+    assert_eq!(idx.get(2).unwrap(), b);
+    assert_eq!((idx.len(), idx.count(3), idx.count(9)), (3, 1, 0));
+    assert_eq!(idx.dirty(), 3);
+    // Upsert replaces; last write in a batch wins.
+    idx.upsert_batch(&[1, 1], &[b.clone(), vec![7u8; 16]])
+        .unwrap();
+    assert_eq!(idx.get(1).unwrap(), vec![7u8; 16]);
+    assert_eq!(idx.dirty(), 5);
+    // Removing existing and missing keys.
+    assert!(idx.remove(3).unwrap());
+    assert!(!idx.remove(3).unwrap());
+    assert_eq!(idx.dirty(), 6);
+    assert!(!idx.contains(3));
+    assert_eq!(idx.len(), 2);
+    let mut keys = idx.keys();
+    keys.sort();
+    assert_eq!(keys, vec![1, 2]);
+    idx.reset().unwrap();
+    assert_eq!((idx.len(), idx.dirty()), (0, 0));
+}
+
+#[test]
+fn bad_bodies_are_errors_never_truncated() {
+    let idx = UnitIndex::new(UnitIndexOptions {
+        max_dim: 128,
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    for bad in [vec![], vec![0u8; 4], vec![0u8; 12], vec![0u8; 40]] {
+        assert!(matches!(
+            idx.add(1, &bad),
+            Err(IndexError::Body { key: Some(1), .. })
+        ));
+        assert!(idx.search(&bad, 3).is_err());
+    }
+    let err = idx.add(5, &[0u8; 24]).unwrap_err();
+    assert!(
+        matches!(err, IndexError::TooLong { bits: 192, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("key 5"));
+    // A bad body in a batch adds nothing.
+    assert!(idx
+        .add_batch(&[1, 2], &[vec![0u8; 8], vec![0u8; 9]])
+        .is_err());
+    assert_eq!(idx.len(), 0);
+    assert!(matches!(
+        idx.add_batch(&[1, 2], &[vec![0u8; 8]]),
+        Err(IndexError::BatchMismatch { .. })
+    ));
+    assert!(UnitIndex::new(UnitIndexOptions {
+        max_dim: 100,
+        ..UnitIndexOptions::default()
+    })
+    .is_err());
+}
+
+#[test]
+fn prefix_queries_and_distances_are_nphd_in_both_modes() {
+    let idx = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    let long: Vec<u8> = (0..32u8)
+        .map(|i| i.wrapping_mul(73).wrapping_add(5))
+        .collect();
+    let mut other = long.clone();
+    other[0] ^= 0xFF; // 8 bits differ in the first word
+    idx.add(10, &long).unwrap();
+    idx.add(11, &other).unwrap();
+    for exact in [Some(true), Some(false)] {
+        let opts = SearchOptions {
+            exact,
+            ..SearchOptions::count(2)
+        };
+        let hits = idx.search_with(&long[..8], &opts).unwrap();
+        assert_eq!(
+            hits[0],
+            Hit {
+                distance: 0.0,
+                key: 10
+            },
+            "{exact:?}"
+        );
+        assert_eq!(
+            hits[1],
+            Hit {
+                distance: 8.0 / 64.0,
+                key: 11
+            },
+            "{exact:?}"
+        );
+        let hits = idx.search_with(&long, &opts).unwrap();
+        assert_eq!(hits[1].distance, 8.0 / 256.0);
+        // max_distance filter
+        let capped = SearchOptions {
+            max_distance: Some(0.01),
+            ..opts
+        };
+        assert_eq!(idx.search_with(&long, &capped).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn exact_search_equals_brute_force_on_mixed_lengths() {
+    let mut seed = 99;
+    let idx = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    let mut rows = Vec::new();
+    for key in 0..5000u64 {
+        let b = if key % 4 == 0 && key > 0 {
+            // prefixes and copies of earlier rows make ties and prefix matches
+            let (_, src) = &rows[(lcg(&mut seed) % key) as usize];
+            let src: &Vec<u8> = src;
+            src[..8 * (1 + (lcg(&mut seed) as usize % (src.len() / 8)))].to_vec()
+        } else {
+            random_body(&mut seed)
+        };
+        rows.push((key * 31 % 5003, b));
+    }
+    let (keys, bodies): (Vec<u64>, Vec<Vec<u8>>) = rows.iter().cloned().unzip();
+    assert_eq!(idx.add_batch(&keys, &bodies).unwrap(), rows.len());
+    let queries: Vec<Vec<u8>> = (0..50)
+        .map(|i| {
+            if i % 2 == 0 {
+                random_body(&mut seed)
+            } else {
+                rows[i * 7].1.clone()
+            }
+        })
+        .collect();
+    for k in [1, 10, 57] {
+        for q in &queries {
+            assert_eq!(idx.search_exact(q, k).unwrap(), brute_force(&rows, q, k));
+        }
+        let batch = idx
+            .search_batch(
+                &queries,
+                &SearchOptions {
+                    exact: Some(true),
+                    ..SearchOptions::count(k)
+                },
+            )
+            .unwrap();
+        for (q, got) in queries.iter().zip(batch) {
+            assert_eq!(got, brute_force(&rows, q, k));
+        }
+    }
+}
+
+#[test]
+fn bench_dataset_matches_spec_and_hnsw_recall_is_high() {
+    let data = Dataset::generate(100_000, 1_000, 42);
+    assert_eq!(hex(&data.codes[0]), "71180e75c5ef72e2");
+    assert_eq!(hex(&data.codes[1]), "1e20d923a8927eb1");
+    assert_eq!(
+        hex(&data.queries[0]),
+        "d1a41b755cceeb4547f57cd0c886484a8baee8c3486f975dc0de93d2fd09dc81"
+    );
+    let mut sha = Sha256::new();
+    for bytes in data.concatenated() {
+        sha.update(bytes);
+    }
+    assert_eq!(
+        hex(&sha.finalize()),
+        "64bf323cf8397c7a17e9da6c92fef2d274b6f8604b7be25c67751335a83a002e"
+    );
+
+    // Exact top-3 of query 0 over the 100k codes, as the spec gives.
+    let idx = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    let keys: Vec<u64> = (0..data.codes.len() as u64).collect();
+    idx.add_batch(&keys, &data.codes).unwrap();
+    let top = idx.search_exact(&data.queries[0], 3).unwrap();
+    assert_eq!(
+        top,
+        vec![
+            Hit {
+                distance: 0.015625,
+                key: 77041
+            },
+            Hit {
+                distance: 0.03125,
+                key: 58923
+            },
+            Hit {
+                distance: 0.035_156_25,
+                key: 57238
+            },
+        ]
+    );
+
+    // Approximate recall@10 (tie-aware) on the 20k-code dataset at default
+    // settings (generated at N = 20,000 so its clusters keep their size).
+    let small = Dataset::generate(20_000, 300, 42);
+    let sample = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    sample.add_batch(&keys[..20_000], &small.codes).unwrap();
+    let queries = &small.queries;
+    let exact = sample
+        .search_batch(
+            queries,
+            &SearchOptions {
+                exact: Some(true),
+                ..SearchOptions::count(10)
+            },
+        )
+        .unwrap();
+    let approx = sample
+        .search_batch(
+            queries,
+            &SearchOptions {
+                exact: Some(false),
+                ..SearchOptions::count(10)
+            },
+        )
+        .unwrap();
+    let (mut found, mut total) = (0usize, 0usize);
+    for (truth, got) in exact.iter().zip(&approx) {
+        let worst = truth.last().map(|h| h.distance).unwrap_or(1.0);
+        total += truth.len();
+        found += got
+            .iter()
+            .filter(|h| h.distance <= worst)
+            .count()
+            .min(truth.len());
+    }
+    let recall = found as f64 / total as f64;
+    assert!(recall >= 0.98, "recall@10 tie-aware {recall}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn save_load_view_restore_keep_metric_and_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unit.ivdb");
+    let options = UnitIndexOptions {
+        connectivity: 12,
+        expansion_add: 77,
+        expansion_search: 91,
+        max_dim: 256,
+        exact_threshold: 0, // force HNSW so the usearch metric is exercised
+    };
+    let idx = UnitIndex::new(options).unwrap();
+    let mut seed = 5;
+    let long: Vec<u8> = (0..32u8).collect();
+    idx.add(1, &long).unwrap();
+    let keys: Vec<u64> = (2..501).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| random_body(&mut seed)).collect();
+    idx.add_batch(&keys, &bodies).unwrap();
+    assert!(idx.dirty() > 0);
+    idx.save(&path).unwrap();
+    assert_eq!(idx.dirty(), 0);
+
+    let check = |loaded: &UnitIndex, what: &str| {
+        assert_eq!(loaded.options(), options, "{what}");
+        assert_eq!(loaded.len(), 500, "{what}");
+        assert_eq!(loaded.dirty(), 0, "{what}");
+        assert_eq!(loaded.get(1).unwrap(), long, "{what}");
+        // A 64-bit prefix query: NPHD 0; raw Hamming over 264 bits would not be.
+        let hits = loaded
+            .search_with(
+                &long[..8],
+                &SearchOptions {
+                    exact: Some(false),
+                    ..SearchOptions::count(1)
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            hits,
+            vec![Hit {
+                distance: 0.0,
+                key: 1
+            }],
+            "{what}"
+        );
+        let q = &bodies[10];
+        let approx = loaded
+            .search_with(
+                q,
+                &SearchOptions {
+                    exact: Some(false),
+                    ..SearchOptions::count(1)
+                },
+            )
+            .unwrap();
+        assert_eq!(approx[0].key, 12, "{what}");
+        assert_eq!(approx[0].distance, 0.0, "{what}");
+    };
+    let loaded = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    loaded.load(&path).unwrap();
+    check(&loaded, "load");
+    let viewed = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    viewed.view(&path).unwrap();
+    check(&viewed, "view");
+    assert!(matches!(
+        viewed.add(9999, &[0u8; 8]),
+        Err(IndexError::ReadOnly)
+    ));
+    assert!(matches!(viewed.remove(1), Err(IndexError::ReadOnly)));
+    check(&UnitIndex::restore(&path, false).unwrap(), "restore");
+    let restored_view = UnitIndex::restore(&path, true).unwrap();
+    check(&restored_view, "restore view");
+    let copy = restored_view.copy().unwrap();
+    check(&copy, "copy of view");
+    copy.add(7777, &[1u8; 8]).unwrap();
+    assert_eq!((copy.len(), restored_view.len()), (501, 500));
+    // Loaded indexes take writes.
+    loaded.add(8888, &[3u8; 16]).unwrap();
+    assert_eq!(loaded.dirty(), 1);
+}
+
+#[test]
+fn damaged_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("u.ivdb");
+    let idx = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    idx.add_batch(&[1, 2, 3], &[[1u8; 8], [2u8; 8], [3u8; 8]])
+        .unwrap();
+    idx.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+
+    std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+    let err = UnitIndex::restore(&path, false).unwrap_err();
+    assert!(
+        matches!(err, IndexError::Corrupt { .. }) && err.to_string().contains("u.ivdb"),
+        "{err}"
+    );
+
+    let mut other = bytes.clone();
+    other[8] = 99;
+    std::fs::write(&path, &other).unwrap();
+    assert!(matches!(
+        UnitIndex::restore(&path, true),
+        Err(IndexError::IncompatibleFormat { found: 99, .. })
+    ));
+
+    std::fs::write(&path, b"not an index").unwrap();
+    assert!(matches!(
+        UnitIndex::restore(&path, false),
+        Err(IndexError::Corrupt { .. })
+    ));
+
+    std::fs::write(&path, &bytes).unwrap();
+    let graph = dir.path().join("u.ivdb.hnsw");
+    let graph_bytes = std::fs::read(&graph).unwrap();
+    std::fs::write(&graph, &graph_bytes[..graph_bytes.len() / 2]).unwrap();
+    let err = UnitIndex::restore(&path, false).unwrap_err();
+    assert!(err.to_string().contains("u.ivdb.hnsw"), "{err}");
+    std::fs::remove_file(&graph).unwrap();
+    assert!(matches!(
+        UnitIndex::restore(&path, false),
+        Err(IndexError::Io { .. })
+    ));
+    assert!(matches!(
+        UnitIndex::restore(dir.path().join("missing"), false),
+        Err(IndexError::Io { .. })
+    ));
+}
+
+#[test]
+fn concurrent_searches_while_adding() {
+    let idx = Arc::new(
+        UnitIndex::new(UnitIndexOptions {
+            exact_threshold: 1000,
+            ..UnitIndexOptions::default()
+        })
+        .unwrap(),
+    );
+    let data = Dataset::generate(20_000, 200, 7);
+    let done = Arc::new(AtomicBool::new(false));
+    let searchers: Vec<_> = (0..8)
+        .map(|t| {
+            let idx = Arc::clone(&idx);
+            let done = Arc::clone(&done);
+            let queries = data.queries.clone();
+            std::thread::spawn(move || {
+                let mut n = 0usize;
+                while !done.load(Ordering::Relaxed) || n < 50 {
+                    let q = &queries[(n * 8 + t) % queries.len()];
+                    let exact = if n.is_multiple_of(5) {
+                        Some(true)
+                    } else {
+                        None
+                    };
+                    let hits = idx
+                        .search_with(
+                            q,
+                            &SearchOptions {
+                                exact,
+                                ..SearchOptions::count(10)
+                            },
+                        )
+                        .expect("search during adds");
+                    assert!(hits.windows(2).all(|w| w[0] <= w[1]));
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for (chunk_no, chunk) in data.codes.chunks(500).enumerate() {
+        let keys: Vec<u64> = (0..chunk.len() as u64)
+            .map(|i| chunk_no as u64 * 500 + i)
+            .collect();
+        assert_eq!(idx.add_batch(&keys, chunk).unwrap(), chunk.len());
+    }
+    done.store(true, Ordering::Relaxed);
+    for s in searchers {
+        assert!(s.join().expect("searcher thread") >= 50);
+    }
+    assert_eq!(idx.len(), 20_000);
+    for key in (0..20_000u64).step_by(97) {
+        assert_eq!(idx.get(key).unwrap(), data.codes[key as usize]);
+    }
+}
+
+#[test]
+fn per_call_expansion_and_batch_threads() {
+    let data = Dataset::generate(5_000, 50, 3);
+    let idx = UnitIndex::new(UnitIndexOptions {
+        exact_threshold: 0,
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    let keys: Vec<u64> = (0..5000).collect();
+    idx.add_batch(&keys, &data.codes).unwrap();
+    let wide = SearchOptions {
+        expansion_search: Some(512),
+        threads: Some(2),
+        ..SearchOptions::count(10)
+    };
+    let exact = SearchOptions {
+        exact: Some(true),
+        ..SearchOptions::count(10)
+    };
+    let a = idx.search_batch(&data.queries, &wide).unwrap();
+    let b = idx.search_batch(&data.queries, &exact).unwrap();
+    // Tie-aware: the same distances (keys may differ among equals).
+    let dists = |hits: &Vec<Hit>| hits.iter().map(|h| h.distance).collect::<Vec<f32>>();
+    let agree = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| dists(x) == dists(y))
+        .count();
+    assert!(agree >= 45, "{agree}/50 with the exact distances at ef 512");
+    assert_eq!(
+        idx.options().expansion_search,
+        64,
+        "per-call ef does not stick"
+    );
+    assert!(idx
+        .search_with(
+            &data.queries[0],
+            &SearchOptions {
+                expansion_search: Some(0),
+                ..SearchOptions::count(1)
+            }
+        )
+        .is_err());
+}
