@@ -245,8 +245,95 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
+/// The HNSW graph: in RAM, or — for a view — memory-mapped on first use,
+/// so opening a view costs only the flat store's mapping and indexes that
+/// are searched exactly (small ones) never map their graph at all.
+enum Graph {
+    Ready(Hnsw),
+    Lazy(LazyGraph),
+}
+
+struct LazyGraph {
+    path: PathBuf,
+    params: GraphParams,
+    rows: usize,
+    cell: std::sync::OnceLock<Result<Hnsw, String>>,
+}
+
+impl LazyGraph {
+    fn open(&self) -> Result<Hnsw, String> {
+        let mut hnsw = Hnsw::new(self.params)?;
+        hnsw.view(
+            path_str(&self.path).map_err(|e| e.to_string())?,
+            self.params,
+        )?;
+        if hnsw.size() != self.rows {
+            return Err(format!(
+                "{} rows, but the flat store has {}",
+                hnsw.size(),
+                self.rows
+            ));
+        }
+        Ok(hnsw)
+    }
+
+    fn error(&self, why: &str) -> IndexError {
+        IndexError::Corrupt {
+            path: self.path.clone(),
+            why: why.to_string(),
+        }
+    }
+}
+
+impl Graph {
+    fn get(&self) -> Result<&Hnsw, IndexError> {
+        match self {
+            Graph::Ready(h) => Ok(h),
+            Graph::Lazy(lazy) => lazy
+                .cell
+                .get_or_init(|| lazy.open())
+                .as_ref()
+                .map_err(|why| lazy.error(why)),
+        }
+    }
+
+    fn get_mut(&mut self) -> Result<&mut Hnsw, IndexError> {
+        self.get()?;
+        match self {
+            Graph::Ready(h) => Ok(h),
+            Graph::Lazy(lazy) => {
+                let error = lazy.error("graph not mapped");
+                match lazy.cell.get_mut() {
+                    Some(Ok(h)) => Ok(h),
+                    _ => Err(error),
+                }
+            }
+        }
+    }
+
+    /// The graph if it is in memory or already mapped.
+    fn loaded(&self) -> Option<&Hnsw> {
+        match self {
+            Graph::Ready(h) => Some(h),
+            Graph::Lazy(lazy) => lazy.cell.get().and_then(|r| r.as_ref().ok()),
+        }
+    }
+
+    fn set_expansion_search(&mut self, n: usize) {
+        match self {
+            Graph::Ready(h) => h.set_expansion_search(n),
+            Graph::Lazy(lazy) => {
+                lazy.params.expansion_search = n;
+                if let Some(Ok(h)) = lazy.cell.get_mut() {
+                    h.set_expansion_search(n);
+                }
+            }
+        }
+    }
+}
+
 struct State {
-    hnsw: Hnsw,
+    graph: Graph,
     flat: FlatStore,
     options: UnitIndexOptions,
     read_only: bool,
@@ -298,7 +385,7 @@ impl UnitIndex {
         options.validate()?;
         let hnsw = Hnsw::new(options.graph()).map_err(IndexError::Native)?;
         Ok(UnitIndex::from_state(State {
-            hnsw,
+            graph: Graph::Ready(hnsw),
             flat: FlatStore::default(),
             options,
             read_only: false,
@@ -344,7 +431,7 @@ impl UnitIndex {
         }
         let mut state = self.write();
         state.options.expansion_search = n;
-        state.hnsw.set_expansion_search(n);
+        state.graph.set_expansion_search(n);
         Ok(())
     }
 
@@ -449,7 +536,7 @@ impl UnitIndex {
                 continue; // identical: nothing to do
             }
             if state.flat.remove(*k) {
-                state.hnsw.remove(*k).map_err(IndexError::Native)?;
+                state.graph.get()?.remove(*k).map_err(IndexError::Native)?;
                 removed += 1;
             }
             fresh.push((*k, row));
@@ -471,7 +558,7 @@ impl UnitIndex {
         let mut removed = 0;
         for &key in keys {
             if state.flat.remove(key) {
-                state.hnsw.remove(key).map_err(IndexError::Native)?;
+                state.graph.get()?.remove(key).map_err(IndexError::Native)?;
                 removed += 1;
             }
         }
@@ -482,7 +569,7 @@ impl UnitIndex {
     /// Remove everything (the parameters stay).
     pub fn reset(&self) -> Result<(), IndexError> {
         let mut state = self.writable()?;
-        state.hnsw = Hnsw::new(state.options.graph()).map_err(IndexError::Native)?;
+        state.graph = Graph::Ready(Hnsw::new(state.options.graph()).map_err(IndexError::Native)?);
         state.flat = FlatStore::default();
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
@@ -512,12 +599,13 @@ impl UnitIndex {
             return Ok(0);
         }
         state
-            .hnsw
+            .graph
+            .get_mut()?
             .ensure_capacity(rows.len())
             .map_err(IndexError::Native)?;
         let threads = rayon::current_num_threads().clamp(1, Hnsw::THREAD_SLOTS);
         let chunk = rows.len().div_ceil(threads).max(64);
-        let hnsw = &state.hnsw;
+        let hnsw = state.graph.get()?;
         let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = rows
                 .chunks(chunk)
@@ -541,7 +629,7 @@ impl UnitIndex {
         // Keep the flat store equal to the graph even if a chunk failed.
         let mut added = 0;
         for (key, row) in rows {
-            if state.hnsw_contains(*key) {
+            if state.graph.get()?.contains(*key) {
                 state.flat.insert(*key, row);
                 added += 1;
             }
@@ -583,7 +671,7 @@ impl UnitIndex {
             return self.search_with_expansion(&row, options, ef);
         }
         let state = self.read();
-        Ok(self.search_row(&state, &row, options))
+        self.search_row(&state, &row, options)
     }
 
     fn use_exact(state: &State, options: &SearchOptions) -> bool {
@@ -592,30 +680,34 @@ impl UnitIndex {
             .unwrap_or(state.flat.len() <= state.options.exact_threshold)
     }
 
-    fn search_row(&self, state: &State, row: &Row, options: &SearchOptions) -> Vec<Hit> {
-        if options.count == 0 || state.flat.len() == 0 {
-            return Vec::new();
-        }
-        if Self::use_exact(state, options) {
-            return state.flat.search(
+    fn search_row(
+        &self,
+        state: &State,
+        row: &Row,
+        options: &SearchOptions,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let exact = |state: &State| {
+            state.flat.search(
                 self.kernel,
                 &Query::new(row),
                 options.count,
                 options.max_distance,
-            );
+            )
+        };
+        if options.count == 0 || state.flat.len() == 0 {
+            return Ok(Vec::new());
         }
+        if Self::use_exact(state, options) {
+            return Ok(exact(state));
+        }
+        let graph = state.graph.get()?;
         let _slot = self.slots.acquire();
-        match state.hnsw.search(&row.0, options.count) {
+        Ok(match graph.search(&row.0, options.count) {
             Ok((keys, distances)) => hits(keys, distances, options.max_distance),
             // usearch only fails a search on exhausted resources; the exact
             // scan is always correct.
-            Err(_) => state.flat.search(
-                self.kernel,
-                &Query::new(row),
-                options.count,
-                options.max_distance,
-            ),
-        }
+            Err(_) => exact(state),
+        })
     }
 
     fn search_with_expansion(
@@ -631,10 +723,10 @@ impl UnitIndex {
         }
         let mut state = self.write();
         let default = state.options.expansion_search;
-        state.hnsw.set_expansion_search(ef);
+        state.graph.set_expansion_search(ef);
         let result = self.search_row(&state, row, options);
-        state.hnsw.set_expansion_search(default);
-        Ok(result)
+        state.graph.set_expansion_search(default);
+        result
     }
 
     /// Search many query bodies in one call, in parallel over cores (or
@@ -661,13 +753,13 @@ impl UnitIndex {
                 }
                 let mut state = self.write();
                 let default = state.options.expansion_search;
-                state.hnsw.set_expansion_search(ef);
+                state.graph.set_expansion_search(ef);
                 let out = self.batch_rows(&state, &rows, options);
-                state.hnsw.set_expansion_search(default);
-                return Ok(out);
+                state.graph.set_expansion_search(default);
+                return out;
             }
             let state = self.read();
-            Ok(self.batch_rows(&state, &rows, options))
+            self.batch_rows(&state, &rows, options)
         };
         match options.threads {
             Some(n) => rayon::ThreadPoolBuilder::new()
@@ -679,19 +771,24 @@ impl UnitIndex {
         }
     }
 
-    fn batch_rows(&self, state: &State, rows: &[Row], options: &SearchOptions) -> Vec<Vec<Hit>> {
+    fn batch_rows(
+        &self,
+        state: &State,
+        rows: &[Row],
+        options: &SearchOptions,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
         if Self::use_exact(state, options) && options.count > 0 {
             // Chunks of queries share each cached block of rows.
             const CHUNK: usize = 16;
             let queries: Vec<Query> = rows.iter().map(Query::new).collect();
-            return queries
+            return Ok(queries
                 .par_chunks(CHUNK)
                 .flat_map_iter(|chunk| {
                     state
                         .flat
                         .search_many(self.kernel, chunk, options.count, options.max_distance)
                 })
-                .collect();
+                .collect());
         }
         rows.par_iter()
             .map(|row| self.search_row(state, row, options))
@@ -705,22 +802,14 @@ impl UnitIndex {
         UnitIndexStats {
             len: state.flat.len(),
             len_by_bits: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
-            capacity: state.hnsw.capacity(),
+            capacity: state.graph.loaded().map_or(0, Hnsw::capacity),
             options: state.options,
-            graph_memory: state.hnsw.memory_usage(),
-            graph_serialized: state.hnsw.serialized_length(),
+            graph_memory: state.graph.loaded().map_or(0, Hnsw::memory_usage),
+            graph_serialized: state.graph.loaded().map_or(0, Hnsw::serialized_length),
             kernel: self.kernel.name(),
             read_only: state.read_only,
             dirty: self.dirty(),
         }
-    }
-}
-
-impl State {
-    fn hnsw_contains(&self, key: u64) -> bool {
-        // The graph is the source for "was it inserted"; usearch answers
-        // from its key table.
-        self.hnsw.contains(key)
     }
 }
 
@@ -785,7 +874,8 @@ impl UnitIndex {
         let graph = graph_path(path);
         let graph_tmp = tmp_path(&graph);
         state
-            .hnsw
+            .graph
+            .get()?
             .save(path_str(&graph_tmp)?)
             .map_err(IndexError::Native)?;
         sync_file_and_dir(&graph_tmp)?;
@@ -931,29 +1021,34 @@ impl UnitIndex {
                 ),
             });
         }
-        let mut hnsw = Hnsw::new(header.options.graph()).map_err(IndexError::Native)?;
-        let graph_str = path_str(&graph)?;
-        let loaded = if view {
-            hnsw.view(graph_str, header.options.graph())
-        } else {
-            hnsw.load(graph_str, header.options.graph())
-        };
-        loaded.map_err(|why| IndexError::Corrupt {
-            path: graph.clone(),
-            why,
-        })?;
-        if hnsw.size() != flat.len() {
-            return Err(IndexError::Corrupt {
+        let graph = if view {
+            Graph::Lazy(LazyGraph {
                 path: graph,
-                why: format!(
-                    "{} rows, but the flat store has {}",
-                    hnsw.size(),
-                    flat.len()
-                ),
-            });
-        }
+                params: header.options.graph(),
+                rows: flat.len(),
+                cell: std::sync::OnceLock::new(),
+            })
+        } else {
+            let mut hnsw = Hnsw::new(header.options.graph()).map_err(IndexError::Native)?;
+            hnsw.load(path_str(&graph)?, header.options.graph())
+                .map_err(|why| IndexError::Corrupt {
+                    path: graph.clone(),
+                    why,
+                })?;
+            if hnsw.size() != flat.len() {
+                return Err(IndexError::Corrupt {
+                    path: graph,
+                    why: format!(
+                        "{} rows, but the flat store has {}",
+                        hnsw.size(),
+                        flat.len()
+                    ),
+                });
+            }
+            Graph::Ready(hnsw)
+        };
         Ok(State {
-            hnsw,
+            graph,
             flat,
             options: header.options,
             read_only: view,
@@ -988,9 +1083,9 @@ impl UnitIndex {
         let state = self.read();
         let mut flat = state.flat.clone();
         flat.make_owned();
-        let hnsw = state.hnsw.copy().map_err(IndexError::Native)?;
+        let hnsw = state.graph.get()?.copy().map_err(IndexError::Native)?;
         Ok(UnitIndex::from_state(State {
-            hnsw,
+            graph: Graph::Ready(hnsw),
             flat,
             options: state.options,
             read_only: false,

@@ -213,6 +213,28 @@ mod tests {
     }
 
     #[test]
+    fn usearch_metric_equals_reference_on_mixed_lengths() {
+        let mut seed = 17u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (seed >> 33) as u8
+        };
+        let metrics: Vec<UsearchMetric> = vec![usearch_metric(), usearch_nphd_portable];
+        for _ in 0..2000 {
+            let la = 8 * (1 + usize::from(next()) % 4);
+            let lb = 8 * (1 + usize::from(next()) % 4);
+            let a: Vec<u8> = (0..la).map(|_| next()).collect();
+            let b: Vec<u8> = (0..lb).map(|_| next()).collect();
+            let (ra, rb) = (Row::new(&a).unwrap(), Row::new(&b).unwrap());
+            for metric in &metrics {
+                // SAFETY: both pointers are to 33-byte rows.
+                let d = unsafe { metric(ra.0.as_ptr() as usize, rb.0.as_ptr() as usize, 0) };
+                assert_eq!(d, nphd(&a, &b).unwrap());
+            }
+        }
+    }
+
+    #[test]
     fn bad_bodies_are_errors() {
         assert_eq!(Row::new(&[]), Err(BodyError::Empty));
         assert_eq!(Row::new(&[0; 4]), Err(BodyError::Length(32)));
