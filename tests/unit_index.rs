@@ -35,6 +35,12 @@ fn brute_force(rows: &[(u64, Vec<u8>)], q: &[u8], k: usize) -> Vec<Hit> {
 }
 
 #[test]
+fn unit_index_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<UnitIndex>();
+}
+
+#[test]
 fn add_get_remove_upsert_and_dirty() {
     let idx = UnitIndex::new(UnitIndexOptions::default()).unwrap();
     let a = vec![1u8; 8];
@@ -494,7 +500,7 @@ fn per_call_expansion_and_batch_threads() {
     assert!(agree >= 45, "{agree}/50 with the exact distances at ef 512");
     assert_eq!(
         idx.options().expansion_search,
-        64,
+        UnitIndexOptions::default().expansion_search,
         "per-call ef does not stick"
     );
     assert!(idx

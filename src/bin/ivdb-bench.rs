@@ -64,7 +64,7 @@ struct UnitArgs {
     connectivity: usize,
     #[arg(long, default_value_t = 128)]
     expansion_add: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     expansion_search: usize,
     /// Skip the expansion_search curve.
     #[arg(long)]
@@ -276,7 +276,7 @@ fn unit(args: &UnitArgs) {
 
     if !args.no_curve {
         println!("expansion_search curve (single-query, 1 thread):");
-        for ef in [32, 48, 64, 96, 128, 192, 256, 384, 512] {
+        for ef in [32, 48, 64, 96, 128, 144, 160, 176, 192, 256, 384, 512] {
             idx.set_expansion_search(ef).expect("ef");
             let (qps, got) = qps_single(&idx, &data.queries, &approx);
             let (tie, ids) = recall(&truth, &got);
@@ -367,7 +367,7 @@ fn unit(args: &UnitArgs) {
 
 fn crossover(q: usize) {
     println!(
-        "# ivdb-bench crossover: exact scan vs HNSW (defaults, ef 64), single query, 1 thread"
+        "# ivdb-bench crossover: exact scan vs HNSW (default options), single query, 1 thread"
     );
     println!("# each size is its own dataset (bench-dataset.md with that N)");
     for n in [
