@@ -33,6 +33,11 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         q: usize,
     },
+    /// The scalable bloom filter: insert rate, contains misses/s, false positives.
+    Bloom {
+        #[arg(long, default_value_t = 1_000_000)]
+        n: u64,
+    },
     /// Open a saved unit index, search Q dataset queries, print peak RSS (MB).
     Open {
         path: PathBuf,
@@ -395,11 +400,43 @@ fn crossover(q: usize) {
     }
 }
 
+fn bloom(n: u64) {
+    use iscc_vdb::index::bloom::ScalableBloom;
+    println!("# ivdb-bench bloom: {n} keys, target error 1%, 1 thread");
+    for expected in [n, 1_000] {
+        let mut bloom = ScalableBloom::new(expected, 0.01);
+        let t = Instant::now();
+        for k in 0..n {
+            bloom.insert(k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+        let insert = n as f64 / t.elapsed().as_secs_f64();
+        let probes = 5_000_000u64;
+        let mut runs = Vec::new();
+        let mut hits = 0u64;
+        for _ in 0..3 {
+            let t = Instant::now();
+            hits = (0..probes)
+                .filter(|k| bloom.contains(k.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1 << 63))
+                .count() as u64;
+            runs.push(probes as f64 / t.elapsed().as_secs_f64());
+        }
+        println!(
+            "  sized for {expected:>9}: {} filters, {:.1} MB, insert {:.1} M/s, contains (absent keys) {:.1} M/s median, false positives {:.3}%",
+            bloom.filters(),
+            bloom.size_bytes() as f64 / 1e6,
+            insert / 1e6,
+            median(runs) / 1e6,
+            100.0 * hits as f64 / probes as f64
+        );
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Unit(args) => unit(&args),
         Command::Crossover { q } => crossover(q),
+        Command::Bloom { n } => bloom(n),
         Command::Open { path, view, q, n } => {
             let idx = UnitIndex::restore(&path, view).expect("open");
             let queries = Dataset::queries(n, q, 42);
