@@ -713,12 +713,13 @@ impl UnitIndex {
         })
     }
 
-    fn search_with_expansion(
+    /// Run `f` with a per-call `expansion_search` under the exclusive lock
+    /// (usearch keeps the setting per index), restoring the default after.
+    fn with_expansion<T>(
         &self,
-        row: &Row,
-        options: &SearchOptions,
         ef: usize,
-    ) -> Result<Vec<Hit>, IndexError> {
+        f: impl FnOnce(&State) -> Result<T, IndexError>,
+    ) -> Result<T, IndexError> {
         if ef == 0 {
             return Err(IndexError::Option(
                 "expansion_search must be at least 1".into(),
@@ -727,9 +728,18 @@ impl UnitIndex {
         let mut state = self.write();
         let default = state.options.expansion_search;
         state.graph.set_expansion_search(ef);
-        let result = self.search_row(&state, row, options);
+        let result = f(&state);
         state.graph.set_expansion_search(default);
         result
+    }
+
+    fn search_with_expansion(
+        &self,
+        row: &Row,
+        options: &SearchOptions,
+        ef: usize,
+    ) -> Result<Vec<Hit>, IndexError> {
+        self.with_expansion(ef, |state| self.search_row(state, row, options))
     }
 
     /// Search many query bodies in one call, in parallel over cores (or
@@ -749,17 +759,7 @@ impl UnitIndex {
                 .expansion_search
                 .filter(|_| options.exact != Some(true))
             {
-                if ef == 0 {
-                    return Err(IndexError::Option(
-                        "expansion_search must be at least 1".into(),
-                    ));
-                }
-                let mut state = self.write();
-                let default = state.options.expansion_search;
-                state.graph.set_expansion_search(ef);
-                let out = self.batch_rows(&state, &rows, options);
-                state.graph.set_expansion_search(default);
-                return out;
+                return self.with_expansion(ef, |state| self.batch_rows(state, &rows, options));
             }
             let state = self.read();
             self.batch_rows(&state, &rows, options)
