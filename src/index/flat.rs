@@ -281,19 +281,11 @@ impl FlatStore {
         true
     }
 
-    /// Every (key, row), group by group.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, Row)> + '_ {
-        self.groups.iter().flat_map(|group| {
-            let keys = group.keys.as_slice();
-            (0..keys.len()).map(move |i| {
-                let mut row = [0u8; crate::metric::ROW_BYTES];
-                row[0] = (group.cols.len() * 8) as u8;
-                for (w, col) in group.cols.iter().enumerate() {
-                    row[1 + 8 * w..9 + 8 * w].copy_from_slice(&col.as_slice()[i].to_le_bytes());
-                }
-                (keys[i], Row(row))
-            })
-        })
+    /// Every key, group by group.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.groups
+            .iter()
+            .flat_map(|group| group.keys.as_slice().iter().copied())
     }
 
     /// Exact top-`k` of one query, ordered by distance then key.
@@ -338,9 +330,17 @@ impl FlatStore {
                         continue;
                     }
                     let bits = 64 * m as u32;
-                    let block: Vec<&[u64]> = cols[..m].iter().map(|c| &c[start..end]).collect();
+                    let mut block: [&[u64]; 4] = [&[]; 4];
+                    for (b, c) in block.iter_mut().zip(&cols[..m]) {
+                        *b = &c[start..end];
+                    }
                     candidates.clear();
-                    kernel.filter(&block, &query.words, top.threshold(bits), &mut candidates);
+                    kernel.filter(
+                        &block[..m],
+                        &query.words,
+                        top.threshold(bits),
+                        &mut candidates,
+                    );
                     for &(i, h) in &candidates {
                         top.offer(Hit {
                             distance: h as f32 / bits as f32,
@@ -432,7 +432,7 @@ mod tests {
         for (key, b) in &model {
             assert_eq!(store.get(*key).unwrap().body(), &b[..]);
         }
-        let mut listed: Vec<u64> = store.iter().map(|(k, _)| k).collect();
+        let mut listed: Vec<u64> = store.keys().collect();
         listed.sort();
         let mut keys: Vec<u64> = model.keys().copied().collect();
         keys.sort();

@@ -481,7 +481,7 @@ impl UnitIndex {
 
     /// Every key, in storage order.
     pub fn keys(&self) -> Vec<u64> {
-        self.read().flat.iter().map(|(k, _)| k).collect()
+        self.read().flat.keys().collect()
     }
 
     /// Add one body; `Ok(false)` when the key is already stored (skipped).
@@ -629,19 +629,20 @@ impl UnitIndex {
                 })
                 .collect()
         });
-        // Keep the flat store equal to the graph even if a chunk failed.
+        let failed = results.into_iter().find_map(Result::err);
+        // Keep the flat store equal to the graph; only after a failed chunk
+        // must each row be checked against the graph.
         let mut added = 0;
         for (key, row) in rows {
-            if state.graph.get()?.contains(*key) {
+            if failed.is_none() || state.graph.get()?.contains(*key) {
                 state.flat.insert(*key, row);
                 added += 1;
             }
         }
-        results
-            .into_iter()
-            .collect::<Result<Vec<()>, String>>()
-            .map_err(IndexError::Native)?;
-        Ok(added)
+        match failed {
+            Some(why) => Err(IndexError::Native(why)),
+            None => Ok(added),
+        }
     }
 
     /// Search one query body. Results are ordered by distance, then key.

@@ -170,6 +170,17 @@ mod x86 {
 
     use super::filter_scalar;
 
+    /// Push `(row, sum)` for each set lane of `mask`; `sums` are the lane
+    /// sums of rows `first..`.
+    #[inline(always)]
+    fn push_lanes(mut mask: u32, sums: &[u64], first: usize, out: &mut Vec<(u32, u32)>) {
+        while mask != 0 {
+            let lane = mask.trailing_zeros() as usize;
+            out.push(((first + lane) as u32, sums[lane] as u32));
+            mask &= mask - 1;
+        }
+    }
+
     /// # Safety
     /// The CPU must have POPCNT; all columns must be equally long.
     #[target_feature(enable = "popcnt")]
@@ -211,16 +222,12 @@ mod x86 {
                 let v = unsafe { _mm512_loadu_si512(cols[w].as_ptr().add(i).cast()) };
                 acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(v, q[w])));
             }
-            let mut mask = _mm512_cmple_epu64_mask(acc, thr);
+            let mask = _mm512_cmple_epu64_mask(acc, thr);
             if mask != 0 {
                 let mut h = [0u64; 8];
                 // SAFETY: h has room for 8 u64.
                 unsafe { _mm512_storeu_si512(h.as_mut_ptr().cast(), acc) };
-                while mask != 0 {
-                    let lane = mask.trailing_zeros() as usize;
-                    out.push(((i + lane) as u32, h[lane] as u32));
-                    mask &= mask - 1;
-                }
+                push_lanes(u32::from(mask), &h, i, out);
             }
             i += 8;
         }
@@ -274,16 +281,12 @@ mod x86 {
                 acc = _mm256_add_epi64(acc, popcnt_epi64_avx2(_mm256_xor_si256(v, q[w])));
             }
             let over = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(acc, thr)));
-            let mut mask = !over & 0xF;
+            let mask = !over & 0xF;
             if mask != 0 {
                 let mut h = [0u64; 4];
                 // SAFETY: h has room for 4 u64.
                 unsafe { _mm256_storeu_si256(h.as_mut_ptr().cast(), acc) };
-                while mask != 0 {
-                    let lane = mask.trailing_zeros() as usize;
-                    out.push(((i + lane) as u32, h[lane] as u32));
-                    mask &= mask - 1;
-                }
+                push_lanes(mask as u32, &h, i, out);
             }
             i += 4;
         }
