@@ -393,7 +393,7 @@ impl Reader<'_> {
 }
 
 /// A 64-bit checksum (corruption detection, not authentication).
-fn checksum(bytes: &[u8]) -> u64 {
+pub(crate) fn checksum(bytes: &[u8]) -> u64 {
     let mut acc = 0xC2B2_AE3D_27D4_EB4F_u64 ^ bytes.len() as u64;
     for chunk in bytes.chunks(8) {
         let mut w = [0u8; 8];

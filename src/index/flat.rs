@@ -106,6 +106,9 @@ impl PartialOrd for Hit {
     }
 }
 
+/// A row filter: true keeps the key.
+pub(crate) type Keep<'a> = &'a (dyn Fn(u64) -> bool + Sync);
+
 /// Every row of an index, by length group.
 #[derive(Debug, Clone)]
 pub(crate) struct FlatStore {
@@ -295,8 +298,10 @@ impl FlatStore {
         query: &Query,
         k: usize,
         max_distance: Option<f32>,
+        keep: Option<Keep<'_>>,
     ) -> Vec<Hit> {
-        let mut results = self.search_many(kernel, std::slice::from_ref(query), k, max_distance);
+        let mut results =
+            self.search_many(kernel, std::slice::from_ref(query), k, max_distance, keep);
         results.pop().unwrap_or_default()
     }
 
@@ -308,6 +313,7 @@ impl FlatStore {
         queries: &[Query],
         k: usize,
         max_distance: Option<f32>,
+        keep: Option<Keep<'_>>,
     ) -> Vec<Vec<Hit>> {
         let mut tops: Vec<TopK> = queries.iter().map(|_| TopK::new(k, max_distance)).collect();
         if k == 0 {
@@ -342,10 +348,13 @@ impl FlatStore {
                         &mut candidates,
                     );
                     for &(i, h) in &candidates {
-                        top.offer(Hit {
-                            distance: h as f32 / bits as f32,
-                            key: keys[start + i as usize],
-                        });
+                        let key = keys[start + i as usize];
+                        if keep.is_none_or(|keep| keep(key)) {
+                            top.offer(Hit {
+                                distance: h as f32 / bits as f32,
+                                key,
+                            });
+                        }
                     }
                 }
                 start = end;
@@ -402,12 +411,12 @@ mod tests {
                     want.sort();
                     want.truncate(k);
                     assert_eq!(
-                        store.search(kernel, &Query::new(&row), k, None),
+                        store.search(kernel, &Query::new(&row), k, None, None),
                         want,
                         "{kernel:?}"
                     );
                 }
-                let capped = store.search(kernel, &Query::new(&row), 50, Some(0.40));
+                let capped = store.search(kernel, &Query::new(&row), 50, Some(0.40), None);
                 assert!(capped.iter().all(|h| h.distance <= 0.40));
             }
         }

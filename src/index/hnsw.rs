@@ -129,6 +129,34 @@ impl Hnsw {
         Ok((m.keys, m.distances))
     }
 
+    /// Search, visiting only keys for which `keep` is true (usearch skips
+    /// the others while walking the graph, so `count` live results come
+    /// back even when many rows are filtered out).
+    pub(crate) fn filtered_search(
+        &self,
+        row: &[u8; ROW_BYTES],
+        count: usize,
+        keep: &(dyn Fn(u64) -> bool + Sync),
+    ) -> NativeResult<(Vec<u64>, Vec<f32>)> {
+        type Keep<'a> = &'a (dyn Fn(u64) -> bool + Sync);
+        extern "C" fn trampoline(key: u64, state: usize) -> bool {
+            // SAFETY: `state` is the address of the `Keep` below, which
+            // outlives the native call that invokes this function.
+            let keep = unsafe { &*(state as *const Keep<'_>) };
+            // A panic must not unwind into C++: treat it as "skip".
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| keep(key))).unwrap_or(false)
+        }
+        let keep: Keep<'_> = keep;
+        let state = &keep as *const Keep<'_> as usize;
+        let m = native(self.native.filtered_search_b1x8(
+            row,
+            count,
+            trampoline as *const () as usize,
+            state,
+        ))?;
+        Ok((m.keys, m.distances))
+    }
+
     pub(crate) fn serialized_length(&self) -> usize {
         self.native.serialized_length()
     }

@@ -6,11 +6,18 @@
 
 pub mod bloom;
 pub mod dataset;
+pub(crate) mod durable;
+pub mod fault;
 pub(crate) mod flat;
 mod hnsw;
+pub mod sharded;
 mod unit;
 
 pub use flat::Hit;
+pub use sharded::{
+    Match, ShardKey, ShardedError, ShardedIndex, ShardedIndex128, ShardedOptions, ShardedStats,
+    VectorKind,
+};
 pub use unit::{
     graph_path, IndexError, SearchOptions, UnitIndex, UnitIndexOptions, UnitIndexStats,
 };

@@ -28,7 +28,7 @@ use memmap2::Mmap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::flat::{FlatStore, Group, Hit, Query, Words};
+use super::flat::{FlatStore, Group, Hit, Keep, Query, Words};
 use super::hnsw::{GraphParams, Hnsw};
 use crate::metric::scan::Kernel;
 use crate::metric::{BodyError, Row};
@@ -459,6 +459,11 @@ impl UnitIndex {
         self.dirty.load(Ordering::Relaxed)
     }
 
+    /// True when memory-mapped read-only (opened with `view`).
+    pub fn is_read_only(&self) -> bool {
+        self.read().read_only
+    }
+
     /// The exact-scan kernel in use.
     pub fn kernel(&self) -> Kernel {
         self.kernel
@@ -484,6 +489,49 @@ impl UnitIndex {
         self.read().flat.keys().collect()
     }
 
+    /// Up to `n` rows (key, unpadded body) from storage position `start`,
+    /// for chunked iteration (positions are stable while nothing is removed).
+    pub fn rows(&self, start: usize, n: usize) -> Vec<(u64, Vec<u8>)> {
+        let state = self.read();
+        let mut out = Vec::with_capacity(n.min(state.flat.len().saturating_sub(start)));
+        let mut skip = start;
+        for group in &state.flat.groups {
+            let len = group.len();
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let keys = group.keys.as_slice();
+            let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
+            for i in skip..len {
+                if out.len() == n {
+                    return out;
+                }
+                let mut body = Vec::with_capacity(8 * cols.len());
+                for col in &cols {
+                    body.extend_from_slice(&col[i].to_le_bytes());
+                }
+                out.push((keys[i], body));
+            }
+            skip = 0;
+        }
+        out
+    }
+
+    /// Bytes `save` would write (main file and graph), within a few hundred
+    /// bytes of header. Walks the graph's node levels: O(rows).
+    pub fn serialized_bytes(&self) -> u64 {
+        let state = self.read();
+        let words: usize = state
+            .flat
+            .groups
+            .iter()
+            .map(|g| g.len() * (1 + g.cols.len()))
+            .sum();
+        let graph = state.graph.loaded().map_or(0, Hnsw::serialized_length);
+        (512 + words * 8 + graph) as u64
+    }
+
     /// Add one body; `Ok(false)` when the key is already stored (skipped).
     pub fn add(&self, key: u64, body: &[u8]) -> Result<bool, IndexError> {
         Ok(self.add_batch(&[key], &[body])? == 1)
@@ -498,7 +546,7 @@ impl UnitIndex {
         bodies: &[B],
     ) -> Result<usize, IndexError> {
         let mut state = self.writable()?;
-        let rows = Self::rows(keys, bodies, state.options.max_dim)?;
+        let rows = Self::checked_rows(keys, bodies, state.options.max_dim)?;
         let mut seen = std::collections::HashSet::with_capacity(keys.len());
         let fresh: Vec<(u64, Row)> = keys
             .iter()
@@ -524,7 +572,7 @@ impl UnitIndex {
         bodies: &[B],
     ) -> Result<(), IndexError> {
         let mut state = self.writable()?;
-        let rows = Self::rows(keys, bodies, state.options.max_dim)?;
+        let rows = Self::checked_rows(keys, bodies, state.options.max_dim)?;
         let mut last = std::collections::HashMap::with_capacity(keys.len());
         for (i, k) in keys.iter().enumerate() {
             last.insert(*k, i);
@@ -578,7 +626,7 @@ impl UnitIndex {
         Ok(())
     }
 
-    fn rows<B: AsRef<[u8]>>(
+    fn checked_rows<B: AsRef<[u8]>>(
         keys: &[u64],
         bodies: &[B],
         max_dim: usize,
@@ -667,15 +715,27 @@ impl UnitIndex {
         query: &[u8],
         options: &SearchOptions,
     ) -> Result<Vec<Hit>, IndexError> {
+        self.search_filtered(query, options, None)
+    }
+
+    /// Search one query body, considering only keys for which `keep` returns
+    /// true (both the graph walk and the exact scan skip the others, so up
+    /// to `count` kept results come back however many rows are filtered).
+    pub fn search_filtered(
+        &self,
+        query: &[u8],
+        options: &SearchOptions,
+        keep: Option<Keep<'_>>,
+    ) -> Result<Vec<Hit>, IndexError> {
         let row = row_of(None, query, 256)?;
         if let Some(ef) = options
             .expansion_search
             .filter(|_| options.exact != Some(true))
         {
-            return self.search_with_expansion(&row, options, ef);
+            return self.with_expansion(ef, |state| self.search_row(state, &row, options, keep));
         }
         let state = self.read();
-        self.search_row(&state, &row, options)
+        self.search_row(&state, &row, options, keep)
     }
 
     fn use_exact(state: &State, options: &SearchOptions) -> bool {
@@ -689,6 +749,7 @@ impl UnitIndex {
         state: &State,
         row: &Row,
         options: &SearchOptions,
+        keep: Option<Keep<'_>>,
     ) -> Result<Vec<Hit>, IndexError> {
         let exact = |state: &State| {
             state.flat.search(
@@ -696,6 +757,7 @@ impl UnitIndex {
                 &Query::new(row),
                 options.count,
                 options.max_distance,
+                keep,
             )
         };
         if options.count == 0 || state.flat.len() == 0 {
@@ -706,7 +768,11 @@ impl UnitIndex {
         }
         let graph = state.graph.get()?;
         let _slot = self.slots.acquire();
-        Ok(match graph.search(&row.0, options.count) {
+        let found = match keep {
+            Some(keep) => graph.filtered_search(&row.0, options.count, keep),
+            None => graph.search(&row.0, options.count),
+        };
+        Ok(match found {
             Ok((keys, distances)) => hits(keys, distances, options.max_distance),
             // usearch only fails a search on exhausted resources; the exact
             // scan is always correct.
@@ -734,15 +800,6 @@ impl UnitIndex {
         result
     }
 
-    fn search_with_expansion(
-        &self,
-        row: &Row,
-        options: &SearchOptions,
-        ef: usize,
-    ) -> Result<Vec<Hit>, IndexError> {
-        self.with_expansion(ef, |state| self.search_row(state, row, options))
-    }
-
     /// Search many query bodies in one call, in parallel over cores (or
     /// `options.threads`). Exact batches share each cached block of rows
     /// across queries.
@@ -750,6 +807,16 @@ impl UnitIndex {
         &self,
         queries: &[B],
         options: &SearchOptions,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        self.search_batch_filtered(queries, options, None)
+    }
+
+    /// [`UnitIndex::search_batch`] considering only keys `keep` accepts.
+    pub fn search_batch_filtered<B: AsRef<[u8]> + Sync>(
+        &self,
+        queries: &[B],
+        options: &SearchOptions,
+        keep: Option<Keep<'_>>,
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
         let rows: Vec<Row> = queries
             .iter()
@@ -760,10 +827,11 @@ impl UnitIndex {
                 .expansion_search
                 .filter(|_| options.exact != Some(true))
             {
-                return self.with_expansion(ef, |state| self.batch_rows(state, &rows, options));
+                return self
+                    .with_expansion(ef, |state| self.batch_rows(state, &rows, options, keep));
             }
             let state = self.read();
-            self.batch_rows(&state, &rows, options)
+            self.batch_rows(&state, &rows, options, keep)
         };
         match options.threads {
             Some(n) => rayon::ThreadPoolBuilder::new()
@@ -780,6 +848,7 @@ impl UnitIndex {
         state: &State,
         rows: &[Row],
         options: &SearchOptions,
+        keep: Option<Keep<'_>>,
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
         if Self::use_exact(state, options) && options.count > 0 {
             // Chunks of queries share each cached block of rows.
@@ -788,14 +857,18 @@ impl UnitIndex {
             return Ok(queries
                 .par_chunks(CHUNK)
                 .flat_map_iter(|chunk| {
-                    state
-                        .flat
-                        .search_many(self.kernel, chunk, options.count, options.max_distance)
+                    state.flat.search_many(
+                        self.kernel,
+                        chunk,
+                        options.count,
+                        options.max_distance,
+                        keep,
+                    )
                 })
                 .collect());
         }
         rows.par_iter()
-            .map(|row| self.search_row(state, row, options))
+            .map(|row| self.search_row(state, row, options, keep))
             .collect()
     }
 
@@ -903,6 +976,8 @@ impl UnitIndex {
             head.extend_from_slice(&json);
             head.resize(head.len().next_multiple_of(8), b' ');
             f.write_all(&head).map_err(io_err(&tmp))?;
+            f.flush().map_err(io_err(&tmp))?;
+            super::fault::check(&tmp).map_err(io_err(&tmp))?;
             for group in g {
                 f.write_all(u64s_as_bytes(group.keys.as_slice()))
                     .map_err(io_err(&tmp))?;

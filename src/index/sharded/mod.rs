@@ -1,0 +1,1813 @@
+//! `ShardedIndex`: a similarity index that outgrows one in-RAM graph.
+//!
+//! Rows live in *shards*, each a [`UnitIndex`]. One **active** shard in RAM
+//! takes every write; when its serialized size passes `shard_size` it is
+//! frozen, written to disk under a new file generation and replaced by its
+//! memory-mapped copy (**sealed**). A batch that crosses the boundary is
+//! split there, so no shard grows far past `shard_size`. Rotation runs
+//! inline or on a background thread with back-pressure
+//! (`max_pending_rotations`); a frozen shard stays in the shard list — and
+//! searchable — until its mapped copy takes its place in one step, so no
+//! read ever misses it.
+//!
+//! * Keys: `u64` or 128-bit (`[u8; 16]`, see [`key`]); vectors: ISCC unit
+//!   bodies under NPHD (64–256 bits, any mix) or fixed-length bit vectors
+//!   under plain Hamming ([`VectorKind`]).
+//! * Every live key has exactly one live copy. `add`/`add_once` skip keys
+//!   that are live anywhere (first write wins); `upsert` writes the new
+//!   copy to the active shard and hides older ones (last write wins);
+//!   `remove` deletes from the active shard and hides copies in sealed
+//!   shards with [`tombstones`]. So `len` is always exact, and a search
+//!   never returns a stale copy (the filter runs inside the graph walk and
+//!   the exact scan, so hidden rows cost no result slots).
+//! * A scalable bloom filter (`bloom.isbf`) rejects absent keys in `get`,
+//!   `contains`, `count`, `remove` and `add` before any shard is touched.
+//! * Durability: see [`manifest`]. `save` makes the current state durable;
+//!   a completed rotation makes its shard durable. A crash loses at most
+//!   the rows added since the last of these (the engine replays them from
+//!   its journal).
+//! * Concurrency: `Send + Sync`; reads run in parallel with each other and
+//!   with writes (which are serialised). A writable open takes an advisory
+//!   lock (`LOCK`), so a second writer process gets [`ShardedError::Locked`];
+//!   read-only opens need no lock.
+
+pub mod key;
+pub(crate) mod manifest;
+mod shard;
+pub(crate) mod tombstones;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use self::key::ShardKey;
+use self::key::{bloom_hash, KeyKind, KeyTable};
+pub use self::manifest::SHARDED_FORMAT_VERSION;
+use self::manifest::{Manifest, ShardEntry, BLOOM};
+use self::shard::Shard;
+use self::tombstones::Tombstones;
+use super::bloom::{BloomError, ScalableBloom};
+use super::{Hit, IndexError, SearchOptions, UnitIndex, UnitIndexOptions};
+use crate::metric::Row;
+
+/// Errors of the sharded index.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardedError {
+    /// An error of a shard's unit index (names the file where there is one).
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// An error of the bloom filter file.
+    #[error(transparent)]
+    Bloom(#[from] BloomError),
+    /// A file or directory could not be read or written.
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    /// A damaged or inconsistent file.
+    #[error("{path} is damaged: {why}")]
+    Corrupt { path: PathBuf, why: String },
+    /// A directory written by another on-disk format version.
+    #[error("{path} has sharded-index format version {found}; this build reads version {expected}: rebuild the index from its primary store")]
+    IncompatibleFormat {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    /// No index at the path.
+    #[error("{path} holds no sharded index (no manifest.json)")]
+    NotFound { path: PathBuf },
+    /// `create` on a directory that already holds an index.
+    #[error("{path} already holds a sharded index")]
+    AlreadyExists { path: PathBuf },
+    /// Another process holds the writer lock.
+    #[error("{path} is locked by another writer process")]
+    Locked { path: PathBuf },
+    /// The index was opened with another key type.
+    #[error("the index at {path} has {found} keys, but was opened with {expected} keys")]
+    KeyKind {
+        path: PathBuf,
+        found: KeyKind,
+        expected: KeyKind,
+    },
+    /// A vector this index cannot store or search.
+    #[error("{}{why}", key.as_ref().map(|k| format!("key {k}: ")).unwrap_or_default())]
+    Vector { key: Option<String>, why: String },
+    /// Keys and vectors of a batch differ in number.
+    #[error("{keys} keys but {vectors} vectors")]
+    BatchMismatch { keys: usize, vectors: usize },
+    /// An invalid option.
+    #[error("invalid option: {0}")]
+    Option(String),
+    /// A write to a read-only index.
+    #[error("the sharded index is open read-only")]
+    ReadOnly,
+    /// Use after `close`.
+    #[error("the sharded index is closed")]
+    Closed,
+    /// Writing a rotated shard failed; its rows stay in memory and
+    /// searchable, and the next `save`/`drain_rotations` retries.
+    #[error("writing rotated shard {id} failed (its rows stay in memory; save retries): {why}")]
+    Rotation { id: u32, why: String },
+}
+
+/// What the vectors are and how they are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum VectorKind {
+    /// ISCC unit bodies of 64–`max_dim` bits (multiples of 64, mixed
+    /// lengths), compared by NPHD (distance 0.0–1.0).
+    Nphd { max_dim: usize },
+    /// Bit vectors of exactly `bits` bits (a multiple of 8, at most 256),
+    /// compared by Hamming distance (a bit count).
+    Hamming { bits: usize },
+}
+
+impl VectorKind {
+    fn validate(&self) -> Result<(), String> {
+        match *self {
+            VectorKind::Nphd { max_dim } if [64, 128, 192, 256].contains(&max_dim) => Ok(()),
+            VectorKind::Nphd { max_dim } => {
+                Err(format!("max_dim {max_dim} (expected 64, 128, 192 or 256)"))
+            }
+            VectorKind::Hamming { bits } if bits > 0 && bits <= 256 && bits % 8 == 0 => Ok(()),
+            VectorKind::Hamming { bits } => Err(format!(
+                "hamming bits {bits} (expected a multiple of 8 from 8 to 256)"
+            )),
+        }
+    }
+
+    /// Bits of the rows as stored (Hamming vectors are zero-padded to whole
+    /// 64-bit words, which leaves Hamming distances unchanged).
+    fn row_bits(&self) -> usize {
+        match *self {
+            VectorKind::Nphd { max_dim } => max_dim,
+            VectorKind::Hamming { bits } => bits.next_multiple_of(64),
+        }
+    }
+
+    /// Validate a vector and turn it into the stored body.
+    fn body(&self, v: &[u8]) -> Result<Vec<u8>, String> {
+        match *self {
+            VectorKind::Nphd { max_dim } => {
+                Row::new(v).map_err(|e| e.to_string())?;
+                if v.len() * 8 > max_dim {
+                    return Err(format!(
+                        "a code of {} bits exceeds this index's max_dim of {max_dim} bits",
+                        v.len() * 8
+                    ));
+                }
+                Ok(v.to_vec())
+            }
+            VectorKind::Hamming { bits } => {
+                if v.len() * 8 != bits {
+                    return Err(format!(
+                        "a vector of {} bits; this index stores {bits}-bit vectors",
+                        v.len() * 8
+                    ));
+                }
+                let mut body = v.to_vec();
+                body.resize(bits.div_ceil(64) * 8, 0);
+                Ok(body)
+            }
+        }
+    }
+
+    /// A query: NPHD queries may be of any valid length (compared over the
+    /// common prefix).
+    fn query(&self, v: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            VectorKind::Nphd { .. } => {
+                Row::new(v).map_err(|e| e.to_string())?;
+                Ok(v.to_vec())
+            }
+            VectorKind::Hamming { .. } => self.body(v),
+        }
+    }
+
+    /// The caller's vector from a stored body.
+    fn unpad(&self, mut body: Vec<u8>) -> Vec<u8> {
+        if let VectorKind::Hamming { bits } = *self {
+            body.truncate(bits / 8);
+        }
+        body
+    }
+
+    /// The caller's distance from a stored NPHD.
+    fn distance(&self, nphd: f32) -> f32 {
+        match self {
+            VectorKind::Nphd { .. } => nphd,
+            VectorKind::Hamming { .. } => (nphd * self.row_bits() as f32).round(),
+        }
+    }
+
+    /// A caller's distance bound as an NPHD bound.
+    fn nphd_bound(&self, distance: f32) -> f32 {
+        match self {
+            VectorKind::Nphd { .. } => distance,
+            VectorKind::Hamming { .. } => (distance + 0.5) / self.row_bits() as f32,
+        }
+    }
+}
+
+/// Parameters of a sharded index; all are stored in the manifest and
+/// restored on open.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ShardedOptions {
+    /// Vector kind.
+    pub vectors: VectorKind,
+    /// HNSW connectivity (M).
+    pub connectivity: usize,
+    /// HNSW expansion at insertion.
+    pub expansion_add: usize,
+    /// HNSW expansion at search.
+    pub expansion_search: usize,
+    /// A shard at or under this many rows is searched exactly by default.
+    pub exact_threshold: usize,
+    /// A shard rotates when its serialized size passes this many bytes.
+    pub shard_size: u64,
+    /// Target false positive rate of the bloom filter.
+    pub bloom_error_rate: f64,
+    /// Write rotated shards on a background thread.
+    pub background_rotation: bool,
+    /// Background rotations in flight before `add` waits.
+    pub max_pending_rotations: usize,
+}
+
+impl Default for ShardedOptions {
+    fn default() -> ShardedOptions {
+        let unit = UnitIndexOptions::default();
+        ShardedOptions {
+            vectors: VectorKind::Nphd { max_dim: 256 },
+            connectivity: unit.connectivity,
+            expansion_add: unit.expansion_add,
+            expansion_search: unit.expansion_search,
+            exact_threshold: unit.exact_threshold,
+            shard_size: 256 << 20,
+            bloom_error_rate: 0.01,
+            background_rotation: false,
+            max_pending_rotations: 2,
+        }
+    }
+}
+
+impl ShardedOptions {
+    fn validate(&self) -> Result<(), ShardedError> {
+        self.vectors.validate().map_err(ShardedError::Option)?;
+        if self.shard_size < 4096 {
+            return Err(ShardedError::Option(format!(
+                "shard_size {} (at least 4096 bytes)",
+                self.shard_size
+            )));
+        }
+        if !(self.bloom_error_rate > 0.0 && self.bloom_error_rate < 1.0) {
+            return Err(ShardedError::Option(format!(
+                "bloom_error_rate {} (expected 0 < rate < 1)",
+                self.bloom_error_rate
+            )));
+        }
+        if self.max_pending_rotations == 0 {
+            return Err(ShardedError::Option(
+                "max_pending_rotations must be at least 1".into(),
+            ));
+        }
+        UnitIndex::new(self.unit())?;
+        Ok(())
+    }
+
+    fn unit(&self) -> UnitIndexOptions {
+        UnitIndexOptions {
+            connectivity: self.connectivity,
+            expansion_add: self.expansion_add,
+            expansion_search: self.expansion_search,
+            max_dim: self.vectors.row_bits(),
+            exact_threshold: self.exact_threshold,
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Match<K> {
+    /// The key.
+    pub key: K,
+    /// NPHD (0.0–1.0) or Hamming bit count, by vector kind.
+    pub distance: f32,
+}
+
+/// Bloom filter figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BloomStats {
+    /// Keys added since the last rebuild.
+    pub count: u64,
+    /// Filters in the chain.
+    pub filters: usize,
+    /// Bytes of bit arrays.
+    pub size_bytes: usize,
+    /// Target false positive rate.
+    pub error_rate: f64,
+}
+
+/// Figures of a sharded index (the reference's `stats()` fields and more).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardedStats {
+    /// Live rows (exact).
+    pub total_vectors: usize,
+    /// Longest vector in bits (`max_dim`, or the Hamming length).
+    pub dimensions: usize,
+    /// `"nphd"` or `"hamming"`.
+    pub metric: &'static str,
+    /// Element type of the stored rows.
+    pub dtype: &'static str,
+    /// HNSW connectivity.
+    pub connectivity: usize,
+    /// HNSW expansion at insertion.
+    pub expansion_add: usize,
+    /// HNSW expansion at search.
+    pub expansion_search: usize,
+    /// Sealed (memory-mapped or rotating) shards.
+    pub view_shards: usize,
+    /// Rows in the active shard.
+    pub active_shard_vectors: usize,
+    /// Rotation threshold in bytes.
+    pub shard_size: u64,
+    /// Changes since the last save.
+    pub dirty: u64,
+    /// Tombstoned keys.
+    pub tombstones: usize,
+    /// The bloom filter.
+    pub bloom_filter: BloomStats,
+    /// Heap bytes of the active shard, the bloom filter and tombstones
+    /// (sealed shards are memory-mapped and not counted).
+    pub memory_usage: usize,
+    /// Directory.
+    pub path: PathBuf,
+    /// True when opened read-only.
+    pub read_only: bool,
+    /// Key kind.
+    pub key_kind: KeyKind,
+    /// Shard rotations written in the background and not yet done.
+    pub pending_rotations: usize,
+    /// Rows hidden by tombstones (removed by `compact`).
+    pub dead_rows: u64,
+}
+
+/// A row about to be written.
+struct Fresh {
+    key: u128,
+    body: Vec<u8>,
+    /// A live copy sits in a sealed shard and must be hidden.
+    hide: bool,
+}
+
+/// How a write treats keys that already exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Skip keys live anywhere; first occurrence in a batch wins.
+    Once,
+    /// Replace; last occurrence in a batch wins.
+    Upsert,
+}
+
+struct State {
+    /// The shard taking writes (`None` when read-only).
+    active: Option<Arc<Shard>>,
+    /// Sealed shards by id, including frozen ones still being written.
+    sealed: Vec<Arc<Shard>>,
+    /// Tombstoned rows per sealed shard id.
+    dead: HashMap<u32, u64>,
+    tombstones: Arc<Tombstones>,
+    /// Bumped on every tombstone change; `tomb_saved` is the version and
+    /// file of the last commit.
+    tomb_version: u64,
+    tomb_saved: (u64, Option<String>),
+    bloom: ScalableBloom,
+    bloom_version: u64,
+    bloom_saved: u64,
+    next_label: u64,
+    /// Estimated serialized bytes of the active shard, and rows since it
+    /// was last measured exactly.
+    active_bytes: u64,
+    since_measure: usize,
+    bytes_per_row: u64,
+    /// Files superseded by the state (deleted after the next commit).
+    garbage: Vec<String>,
+    /// The last background rotation failure.
+    rotation_error: Option<ShardedError>,
+}
+
+impl State {
+    fn shards(&self) -> Vec<Arc<Shard>> {
+        let mut out: Vec<Arc<Shard>> = self.active.iter().cloned().collect();
+        out.extend(self.sealed.iter().rev().cloned());
+        out
+    }
+
+    fn dead_total(&self) -> u64 {
+        self.dead.values().sum()
+    }
+
+    fn len(&self) -> usize {
+        let rows: usize = self.shards().iter().map(|s| s.len()).sum();
+        rows - self.dead_total() as usize
+    }
+
+    /// The live copy of a key: (shard, label). Newest shard first.
+    fn locate(&self, kind: KeyKind, key: u128) -> Option<(Arc<Shard>, u64)> {
+        if !self.bloom.contains_hash(bloom_hash(kind, key)) {
+            return None;
+        }
+        if let Some(a) = &self.active {
+            if let Some(l) = a.label(key) {
+                return Some((Arc::clone(a), l));
+            }
+        }
+        self.sealed.iter().rev().find_map(|s| {
+            if self.tombstones.is_dead(key, s.id) {
+                return None;
+            }
+            s.label(key).map(|l| (Arc::clone(s), l))
+        })
+    }
+
+    fn bloom_insert(&mut self, kind: KeyKind, key: u128) {
+        self.bloom.insert_hash(bloom_hash(kind, key));
+        self.bloom_version += 1;
+    }
+
+    /// Hide every copy of `key` in sealed shards; returns true when a live
+    /// copy was hidden.
+    fn kill_sealed(&mut self, key: u128) -> bool {
+        let Some(upto) = self.sealed.last().map(|s| s.id) else {
+            return false;
+        };
+        let old = self.tombstones.get(key);
+        let mut hid_live = false;
+        let mut newly_dead = Vec::new();
+        for s in &self.sealed {
+            if old.is_some_and(|t| s.id <= t) {
+                continue;
+            }
+            if s.label(key).is_some() {
+                newly_dead.push(s.id);
+                hid_live = true;
+            }
+        }
+        if newly_dead.is_empty() {
+            return false;
+        }
+        for id in newly_dead {
+            *self.dead.entry(id).or_insert(0) += 1;
+        }
+        Arc::make_mut(&mut self.tombstones).kill(key, upto);
+        self.tomb_version += 1;
+        hid_live
+    }
+}
+
+/// The advisory writer lock on `{dir}/LOCK`, held while open (the kernel
+/// releases it when the file closes, also when the process dies).
+struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    fn acquire(dir: &Path) -> Result<DirLock, ShardedError> {
+        let path = dir.join("LOCK");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| ShardedError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            return Err(if err.kind() == io::ErrorKind::WouldBlock {
+                ShardedError::Locked {
+                    path: dir.to_path_buf(),
+                }
+            } else {
+                ShardedError::Io { path, source: err }
+            });
+        }
+        Ok(DirLock { _file: file })
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    kind: KeyKind,
+    options: ShardedOptions,
+    read_only: bool,
+    state: RwLock<State>,
+    /// Serialises mutations (add, remove, save, compact, rotation).
+    writer: Mutex<()>,
+    /// Serialises manifest commits.
+    commit: Mutex<()>,
+    /// Background rotations in flight.
+    pending: Mutex<usize>,
+    pending_done: Condvar,
+    next_gen: AtomicU64,
+    dirty: AtomicU64,
+    closed: AtomicBool,
+    /// Released by `close`.
+    dir_lock: Mutex<Option<DirLock>>,
+}
+
+type Worker = (mpsc::Sender<Arc<Shard>>, std::thread::JoinHandle<()>);
+
+/// A sharded similarity index with keys of type `K` (`u64` or `[u8; 16]`);
+/// see the module docs.
+pub struct ShardedIndex<K: ShardKey = u64> {
+    inner: Arc<Inner>,
+    worker: Mutex<Option<Worker>>,
+    _key: PhantomData<fn() -> K>,
+}
+
+/// A sharded index with 128-bit keys.
+pub type ShardedIndex128 = ShardedIndex<[u8; 16]>;
+
+impl<K: ShardKey> std::fmt::Debug for ShardedIndex<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardedIndex")
+            .field("path", &self.inner.dir)
+            .field("key_kind", &self.inner.kind)
+            .finish()
+    }
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ShardedError + '_ {
+    move |source| ShardedError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn key_text(kind: KeyKind, key: u128) -> String {
+    match kind {
+        KeyKind::U64 => (key as u64).to_string(),
+        KeyKind::U128 => format!("{key:032x}"),
+    }
+}
+
+/// Initial guess of serialized bytes per row before the first measurement.
+const BYTES_PER_ROW_GUESS: u64 = 240;
+/// Rows inserted per unit-index call: bounds how long a search of the
+/// active shard waits behind a write.
+const INSERT_CHUNK: usize = 2048;
+
+impl<K: ShardKey> ShardedIndex<K> {
+    /// Create a new index in `dir` (created if missing). Fails with
+    /// [`ShardedError::AlreadyExists`] when `dir` holds an index.
+    pub fn create(dir: impl AsRef<Path>, options: ShardedOptions) -> Result<Self, ShardedError> {
+        let dir = dir.as_ref();
+        options.validate()?;
+        fs::create_dir_all(dir).map_err(io_at(dir))?;
+        let lock = DirLock::acquire(dir)?;
+        if Manifest::read(dir)?.is_some() {
+            return Err(ShardedError::AlreadyExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        let manifest = Manifest {
+            format: SHARDED_FORMAT_VERSION,
+            key_kind: K::KIND,
+            options,
+            next_gen: 1,
+            next_label: 0,
+            sealed: Vec::new(),
+            active: ShardEntry {
+                id: 0,
+                gen: 0,
+                rows: 0,
+            },
+            tombstones: None,
+            bloom_count: 0,
+        };
+        let bloom = ScalableBloom::new(0, options.bloom_error_rate);
+        bloom.save(&dir.join(BLOOM))?;
+        manifest.write(dir)?;
+        Self::from_manifest(dir, manifest, false, Some(lock))
+    }
+
+    /// Open the index in `dir` for reading and writing; its parameters come
+    /// from the manifest.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, ShardedError> {
+        let dir = dir.as_ref();
+        let lock = DirLock::acquire(dir).map_err(|e| match e {
+            ShardedError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                ShardedError::NotFound {
+                    path: dir.to_path_buf(),
+                }
+            }
+            e => e,
+        })?;
+        let manifest = Manifest::read(dir)?.ok_or_else(|| ShardedError::NotFound {
+            path: dir.to_path_buf(),
+        })?;
+        Self::from_manifest(dir, manifest, false, Some(lock))
+    }
+
+    /// Open the index in `dir` if there is one, else create it with
+    /// `options` (an existing index keeps its stored parameters).
+    pub fn open_or_create(
+        dir: impl AsRef<Path>,
+        options: ShardedOptions,
+    ) -> Result<Self, ShardedError> {
+        let dir = dir.as_ref();
+        match Self::open(dir) {
+            Err(ShardedError::NotFound { .. }) => Self::create(dir, options),
+            other => other,
+        }
+    }
+
+    /// Open read-only: every shard memory-mapped, no active shard, no lock;
+    /// writes return [`ShardedError::ReadOnly`].
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, ShardedError> {
+        let dir = dir.as_ref();
+        let manifest = Manifest::read(dir)?.ok_or_else(|| ShardedError::NotFound {
+            path: dir.to_path_buf(),
+        })?;
+        Self::from_manifest(dir, manifest, true, None)
+    }
+
+    fn from_manifest(
+        dir: &Path,
+        m: Manifest,
+        read_only: bool,
+        lock: Option<DirLock>,
+    ) -> Result<Self, ShardedError> {
+        if m.key_kind != K::KIND {
+            return Err(ShardedError::KeyKind {
+                path: dir.to_path_buf(),
+                found: m.key_kind,
+                expected: K::KIND,
+            });
+        }
+        if !read_only {
+            Self::remove_leftovers(dir, &m)?;
+        }
+        let kind = m.key_kind;
+        let mut sealed = Vec::with_capacity(m.sealed.len() + 1);
+        for e in &m.sealed {
+            sealed.push(Arc::new(Shard::open(dir, e, kind, true)?));
+        }
+        // The active shard opens mapped too; the first write reads it into
+        // RAM (`promote`), so opening stays cheap.
+        let active = if m.active.gen > 0 {
+            Some(Shard::open(dir, &m.active, kind, true)?)
+        } else {
+            None
+        };
+        let tombstones = match &m.tombstones {
+            Some(name) => {
+                let path = dir.join(name);
+                let bytes = fs::read(&path).map_err(io_at(&path))?;
+                Tombstones::decode(&bytes).map_err(|why| ShardedError::Corrupt { path, why })?
+            }
+            None => Tombstones::default(),
+        };
+        let (active, sealed) = match (read_only, active) {
+            (true, Some(a)) => {
+                sealed.push(Arc::new(a));
+                (None, sealed)
+            }
+            (true, None) => (None, sealed),
+            (false, Some(a)) => (Some(Arc::new(a)), sealed),
+            (false, None) => (
+                Some(Arc::new(Shard::new(m.active.id, kind, m.options.unit())?)),
+                sealed,
+            ),
+        };
+        // Rows hidden per shard (only tombstoned keys need a look).
+        let mut dead: HashMap<u32, u64> = HashMap::new();
+        for (key, upto) in tombstones.iter() {
+            for s in sealed.iter().filter(|s| s.id <= upto) {
+                if s.label(key).is_some() {
+                    *dead.entry(s.id).or_insert(0) += 1;
+                }
+            }
+        }
+        let mut next_label = m.next_label;
+        for s in active.iter().chain(&sealed) {
+            if let Some(t) = &s.table {
+                let t = t.read().unwrap_or_else(|p| p.into_inner());
+                if let Some(max) = t.max_label() {
+                    next_label = next_label.max(max + 1);
+                }
+            }
+        }
+        let bloom = Self::open_bloom(dir, &m, kind, read_only, active.iter().chain(&sealed))?;
+        let state = State {
+            active_bytes: 0,
+            since_measure: usize::MAX / 2,
+            bytes_per_row: BYTES_PER_ROW_GUESS,
+            active,
+            sealed,
+            dead,
+            tombstones: Arc::new(tombstones),
+            tomb_version: 0,
+            tomb_saved: (0, m.tombstones.clone()),
+            bloom,
+            bloom_version: 0,
+            bloom_saved: 0,
+            next_label,
+            garbage: Vec::new(),
+            rotation_error: None,
+        };
+        Ok(ShardedIndex {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                kind,
+                options: m.options,
+                read_only,
+                state: RwLock::new(state),
+                writer: Mutex::new(()),
+                commit: Mutex::new(()),
+                pending: Mutex::new(0),
+                pending_done: Condvar::new(),
+                next_gen: AtomicU64::new(m.next_gen.max(1)),
+                dirty: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+                dir_lock: Mutex::new(lock),
+            }),
+            worker: Mutex::new(None),
+            _key: PhantomData,
+        })
+    }
+
+    /// Remove temporaries and files no manifest names (interrupted or
+    /// superseded writes).
+    fn remove_leftovers(dir: &Path, m: &Manifest) -> Result<(), ShardedError> {
+        let keep: HashSet<String> = m.files().into_iter().collect();
+        for entry in fs::read_dir(dir).map_err(io_at(dir))? {
+            let entry = entry.map_err(io_at(dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = name.ends_with(".tmp")
+                || name.starts_with("shard_")
+                || name.starts_with("tombstones.");
+            if ours && !keep.contains(&name) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(io_at(&path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Load the bloom filter; rebuild it (sized from the real key count)
+    /// when missing, damaged or older than the manifest.
+    fn open_bloom<'a>(
+        dir: &Path,
+        m: &Manifest,
+        kind: KeyKind,
+        read_only: bool,
+        shards: impl Iterator<Item = &'a Arc<Shard>>,
+    ) -> Result<ScalableBloom, ShardedError> {
+        let path = dir.join(BLOOM);
+        match ScalableBloom::load(&path) {
+            Ok(b) if b.count() >= m.bloom_count => return Ok(b),
+            Ok(_) | Err(BloomError::Corrupt { .. }) => {}
+            Err(BloomError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let bloom = Self::build_bloom(kind, m.options.bloom_error_rate, shards, |_, _| true);
+        if !read_only {
+            bloom.save(&path)?;
+        }
+        Ok(bloom)
+    }
+
+    /// A filter of every key of `shards` that `keep(shard, key)` accepts.
+    fn build_bloom<'a>(
+        kind: KeyKind,
+        error_rate: f64,
+        shards: impl Iterator<Item = &'a Arc<Shard>>,
+        keep: impl Fn(&Shard, u128) -> bool,
+    ) -> ScalableBloom {
+        let mut hashes = Vec::new();
+        for s in shards {
+            for label in s.index.keys() {
+                if let Some(key) = s.key(label) {
+                    if keep(s, key) {
+                        hashes.push(bloom_hash(kind, key));
+                    }
+                }
+            }
+        }
+        // Twice the keys: room to grow before a second filter is chained.
+        let mut bloom = ScalableBloom::new(2 * hashes.len() as u64, error_rate);
+        for h in hashes {
+            bloom.insert_hash(h);
+        }
+        bloom
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.inner.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.inner.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_open(&self) -> Result<(), ShardedError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(ShardedError::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<(), ShardedError> {
+        self.check_open()?;
+        if self.inner.read_only {
+            return Err(ShardedError::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The stored parameters.
+    pub fn options(&self) -> ShardedOptions {
+        self.inner.options
+    }
+
+    /// True when opened read-only.
+    pub fn read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// Live keys (exact: every key has one live copy).
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// True when no key is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Changes since the last save (0 when read-only).
+    pub fn dirty(&self) -> u64 {
+        if self.inner.read_only {
+            0
+        } else {
+            self.inner.dirty.load(Ordering::Relaxed)
+        }
+    }
+
+    /// Shards: sealed (incl. rotating) plus the active one.
+    pub fn shard_count(&self) -> usize {
+        let st = self.read();
+        st.sealed.len() + usize::from(st.active.is_some())
+    }
+
+    // ---- reads -------------------------------------------------------------
+
+    /// True when `key` is live.
+    pub fn contains(&self, key: K) -> Result<bool, ShardedError> {
+        self.check_open()?;
+        Ok(self.read().locate(self.inner.kind, key.to_u128()).is_some())
+    }
+
+    /// Live copies of `key` (0 or 1).
+    pub fn count(&self, key: K) -> Result<usize, ShardedError> {
+        Ok(usize::from(self.contains(key)?))
+    }
+
+    /// The vector stored under `key`.
+    pub fn get(&self, key: K) -> Result<Option<Vec<u8>>, ShardedError> {
+        self.check_open()?;
+        let st = self.read();
+        Ok(st
+            .locate(self.inner.kind, key.to_u128())
+            .and_then(|(s, l)| s.index.get(l))
+            .map(|b| self.inner.options.vectors.unpad(b)))
+    }
+
+    /// [`ShardedIndex::get`] for many keys.
+    pub fn get_many(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, ShardedError> {
+        keys.iter().map(|k| self.get(*k)).collect()
+    }
+
+    // ---- writes ------------------------------------------------------------
+
+    /// Add vectors under keys that are not live anywhere; live keys (and
+    /// repeats in the batch) are skipped — first write wins, across every
+    /// shard. Every vector is validated before anything is written. Returns
+    /// how many were added.
+    pub fn add<B: AsRef<[u8]>>(&self, keys: &[K], vectors: &[B]) -> Result<usize, ShardedError> {
+        self.write_batch(keys, vectors, Mode::Once)
+    }
+
+    /// The same as [`ShardedIndex::add`]: first write wins across shards
+    /// (the reference's `add` only checks the active shard; ours always
+    /// checks them all, helped by the bloom filter).
+    pub fn add_once<B: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        vectors: &[B],
+    ) -> Result<usize, ShardedError> {
+        self.write_batch(keys, vectors, Mode::Once)
+    }
+
+    /// Insert or replace: the new vector becomes the key's only live copy
+    /// (last write wins, also within the batch). An identical vector is
+    /// left alone. Returns how many keys were written.
+    pub fn upsert<B: AsRef<[u8]>>(&self, keys: &[K], vectors: &[B]) -> Result<usize, ShardedError> {
+        self.write_batch(keys, vectors, Mode::Upsert)
+    }
+
+    fn write_batch<B: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        vectors: &[B],
+        mode: Mode,
+    ) -> Result<usize, ShardedError> {
+        self.check_writable()?;
+        if keys.len() != vectors.len() {
+            return Err(ShardedError::BatchMismatch {
+                keys: keys.len(),
+                vectors: vectors.len(),
+            });
+        }
+        let kind = self.inner.kind;
+        let vk = self.inner.options.vectors;
+        let mut items: Vec<(u128, Vec<u8>)> = Vec::with_capacity(keys.len());
+        for (k, v) in keys.iter().zip(vectors) {
+            let key = k.to_u128();
+            let body = vk.body(v.as_ref()).map_err(|why| ShardedError::Vector {
+                key: Some(key_text(kind, key)),
+                why,
+            })?;
+            items.push((key, body));
+        }
+        // One occurrence per key: the first (add) or the last (upsert).
+        let mut seen = HashSet::with_capacity(items.len());
+        if mode == Mode::Upsert {
+            items.reverse();
+        }
+        items.retain(|(k, _)| seen.insert(*k));
+        if mode == Mode::Upsert {
+            items.reverse();
+        }
+
+        let _w = lock(&self.inner.writer);
+        self.check_writable()?;
+        self.promote_active()?;
+        // Decide per key against the current state; note which keys have a
+        // live copy in a sealed shard to hide once the new one is in.
+        let fresh: Vec<Fresh> = {
+            let st = self.read();
+            items
+                .into_iter()
+                .filter_map(|(key, body)| match st.locate(kind, key) {
+                    None => Some(Fresh {
+                        key,
+                        body,
+                        hide: false,
+                    }),
+                    Some(_) if mode == Mode::Once => None,
+                    // Even a copy in the active shard may be sealed by a
+                    // rotation before this row goes in: hide in any case.
+                    Some((s, l)) => {
+                        (s.index.get(l).as_deref() != Some(&body[..])).then_some(Fresh {
+                            key,
+                            body,
+                            hide: true,
+                        })
+                    }
+                })
+                .collect()
+        };
+        let written = fresh.len();
+        let mut rest = &fresh[..];
+        while !rest.is_empty() {
+            let room = self.room()?;
+            if room == 0 {
+                self.rotate()?;
+                continue;
+            }
+            let (chunk, tail) = rest.split_at(room.min(rest.len()).min(INSERT_CHUNK));
+            self.insert_chunk(chunk)?;
+            rest = tail;
+        }
+        self.inner
+            .dirty
+            .fetch_add(written as u64, Ordering::Relaxed);
+        Ok(written)
+    }
+
+    /// Read a memory-mapped active shard (after open) into RAM.
+    fn promote_active(&self) -> Result<(), ShardedError> {
+        let active = self.read().active.clone();
+        let Some(active) = active else {
+            return Ok(());
+        };
+        if !active.index.is_read_only() {
+            return Ok(());
+        }
+        let path = shard::main_path(&self.inner.dir, active.id, active.gen());
+        let index = UnitIndex::restore(&path, false)?;
+        let table = active
+            .table
+            .as_ref()
+            .map(|t| t.read().unwrap_or_else(|p| p.into_inner()).clone());
+        let promoted = Shard::from_parts(active.id, index, table);
+        promoted.adopt_files(&active);
+        let mut st = self.write();
+        st.active = Some(Arc::new(promoted));
+        st.since_measure = usize::MAX / 2;
+        Ok(())
+    }
+
+    /// Rows the active shard takes before it must rotate (0: rotate now).
+    fn room(&self) -> Result<usize, ShardedError> {
+        let mut st = self.write();
+        let Some(active) = st.active.clone() else {
+            return Err(ShardedError::ReadOnly);
+        };
+        let rows = active.len();
+        let limit = self.inner.options.shard_size;
+        if st.since_measure >= (rows / 4).max(1024) || st.active_bytes >= limit {
+            st.active_bytes = active.index.serialized_bytes();
+            st.since_measure = 0;
+            st.bytes_per_row = if rows >= 256 {
+                (st.active_bytes / rows as u64).max(1)
+            } else {
+                BYTES_PER_ROW_GUESS
+            };
+        }
+        if st.active_bytes >= limit && rows > 0 {
+            return Ok(0);
+        }
+        Ok((limit.saturating_sub(st.active_bytes) / st.bytes_per_row).max(1) as usize)
+    }
+
+    /// Insert rows into the active shard, then hide older copies.
+    fn insert_chunk(&self, chunk: &[Fresh]) -> Result<(), ShardedError> {
+        let kind = self.inner.kind;
+        let active = {
+            let mut st = self.write();
+            // Bloom first: a row must never be findable while the filter
+            // still rejects its key.
+            for f in chunk {
+                st.bloom_insert(kind, f.key);
+            }
+            st.active.clone().ok_or(ShardedError::ReadOnly)?
+        };
+        let labels: Vec<u64> = match &active.table {
+            None => chunk.iter().map(|f| f.key as u64).collect(),
+            Some(t) => {
+                let mut t = t.write().unwrap_or_else(|p| p.into_inner());
+                let mut st = self.write();
+                chunk
+                    .iter()
+                    .map(|f| match t.label(f.key) {
+                        Some(l) => l,
+                        None => {
+                            let l = st.next_label;
+                            st.next_label += 1;
+                            t.insert(l, f.key);
+                            l
+                        }
+                    })
+                    .collect()
+            }
+        };
+        let bodies: Vec<&[u8]> = chunk.iter().map(|f| &f.body[..]).collect();
+        active.mark_changed();
+        let result = active.index.upsert_batch(&labels, &bodies);
+        if let (Err(_), Some(t)) = (&result, &active.table) {
+            // Drop labels whose rows did not make it in.
+            let mut t = t.write().unwrap_or_else(|p| p.into_inner());
+            for (l, f) in labels.iter().zip(chunk) {
+                if !active.index.contains(*l) {
+                    t.remove_key(f.key);
+                }
+            }
+        }
+        result?;
+        let mut st = self.write();
+        for f in chunk.iter().filter(|f| f.hide) {
+            st.kill_sealed(f.key);
+        }
+        st.since_measure += chunk.len();
+        st.active_bytes += st.bytes_per_row * chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Remove keys: from the active shard directly, from sealed shards by
+    /// tombstone. Returns how many were live.
+    pub fn remove(&self, keys: &[K]) -> Result<usize, ShardedError> {
+        self.check_writable()?;
+        let _w = lock(&self.inner.writer);
+        self.check_writable()?;
+        self.promote_active()?;
+        let kind = self.inner.kind;
+        let mut removed = 0;
+        let mut seen = HashSet::new();
+        for k in keys {
+            let key = k.to_u128();
+            if !seen.insert(key) {
+                continue;
+            }
+            let mut st = self.write();
+            if st.locate(kind, key).is_none() {
+                continue;
+            }
+            let active = st.active.clone().ok_or(ShardedError::ReadOnly)?;
+            let mut live = false;
+            if let Some(label) = active.label(key) {
+                active.mark_changed();
+                live |= active.index.remove(label)?;
+                if let Some(t) = &active.table {
+                    t.write().unwrap_or_else(|p| p.into_inner()).remove_key(key);
+                }
+            }
+            live |= st.kill_sealed(key);
+            removed += usize::from(live);
+        }
+        self.inner
+            .dirty
+            .fetch_add(removed as u64, Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    // ---- rotation ----------------------------------------------------------
+
+    /// Freeze the active shard, start a new one, and write the frozen one
+    /// (inline or on the background thread).
+    fn rotate(&self) -> Result<(), ShardedError> {
+        let background = self.inner.options.background_rotation;
+        if background {
+            // Back-pressure: wait while too many rotations are in flight.
+            let mut pending = lock(&self.inner.pending);
+            while *pending >= self.inner.options.max_pending_rotations {
+                pending = self
+                    .inner
+                    .pending_done
+                    .wait(pending)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        let frozen = {
+            let mut st = self.write();
+            let old = st.active.take().ok_or(ShardedError::ReadOnly)?;
+            let next = match Shard::new(old.id + 1, self.inner.kind, self.inner.options.unit()) {
+                Ok(s) => s,
+                Err(e) => {
+                    st.active = Some(old);
+                    return Err(e);
+                }
+            };
+            st.active = Some(Arc::new(next));
+            st.sealed.push(Arc::clone(&old));
+            st.active_bytes = 0;
+            st.since_measure = usize::MAX / 2;
+            old
+        };
+        if background {
+            *lock(&self.inner.pending) += 1;
+            let mut worker = lock(&self.worker);
+            if worker.is_none() {
+                let (tx, rx) = mpsc::channel::<Arc<Shard>>();
+                let inner = Arc::clone(&self.inner);
+                let handle = std::thread::Builder::new()
+                    .name("ivdb-rotation".into())
+                    .spawn(move || {
+                        for shard in rx {
+                            let id = shard.id;
+                            if let Err(e) = inner.persist(&shard) {
+                                let mut st = inner.state.write().unwrap_or_else(|p| p.into_inner());
+                                st.rotation_error = Some(ShardedError::Rotation {
+                                    id,
+                                    why: e.to_string(),
+                                });
+                            }
+                            let mut pending = lock(&inner.pending);
+                            *pending -= 1;
+                            inner.pending_done.notify_all();
+                        }
+                    })
+                    .map_err(io_at(&self.inner.dir))?;
+                *worker = Some((tx, handle));
+            }
+            if let Some((tx, _)) = worker.as_ref() {
+                if tx.send(Arc::clone(&frozen)).is_ok() {
+                    return Ok(());
+                }
+            }
+            *lock(&self.inner.pending) -= 1;
+        }
+        self.inner
+            .persist(&frozen)
+            .map_err(|e| ShardedError::Rotation {
+                id: frozen.id,
+                why: e.to_string(),
+            })
+    }
+
+    /// Wait for background rotations, then write any frozen shard that is
+    /// still only in memory (a failed rotation is retried here).
+    pub fn drain_rotations(&self) -> Result<(), ShardedError> {
+        self.check_open()?;
+        {
+            let mut pending = lock(&self.inner.pending);
+            while *pending > 0 {
+                pending = self
+                    .inner
+                    .pending_done
+                    .wait(pending)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        if self.inner.read_only {
+            return Ok(());
+        }
+        let unwritten: Vec<Arc<Shard>> = self
+            .read()
+            .sealed
+            .iter()
+            .filter(|s| !s.is_durable())
+            .cloned()
+            .collect();
+        for s in unwritten {
+            self.inner.persist(&s)?;
+        }
+        self.write().rotation_error = None;
+        Ok(())
+    }
+
+    /// Pending background rotations.
+    pub fn pending_rotations(&self) -> usize {
+        *lock(&self.inner.pending)
+    }
+
+    // ---- persistence -------------------------------------------------------
+
+    /// Make the current state durable: drain rotations, write the active
+    /// shard (if changed), the bloom filter, tombstones and the manifest.
+    pub fn save(&self) -> Result<(), ShardedError> {
+        self.check_writable()?;
+        let _w = lock(&self.inner.writer);
+        self.save_locked()
+    }
+
+    fn save_locked(&self) -> Result<(), ShardedError> {
+        self.drain_rotations()?;
+        let active = self.read().active.clone();
+        if let Some(a) = active {
+            if !a.is_durable() && (a.len() > 0 || a.gen() > 0) {
+                let old = a.gen();
+                let gen = self.inner.next_gen.fetch_add(1, Ordering::AcqRel);
+                a.save(&self.inner.dir, gen)?;
+                if old > 0 {
+                    self.write().garbage.extend(shard::file_names(a.id, old));
+                }
+            }
+        }
+        // A filter that had to chain many times is slow to query: resize it
+        // to the real key count.
+        if self.read().bloom.filters() > 3 {
+            self.rebuild_bloom_locked();
+        }
+        self.inner.commit()?;
+        self.inner.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Rebuild the bloom filter from the live keys (sized to their number)
+    /// and save it. Returns the number of keys.
+    pub fn rebuild_bloom(&self) -> Result<usize, ShardedError> {
+        self.check_open()?;
+        let _w = lock(&self.inner.writer);
+        let n = self.rebuild_bloom_locked();
+        if !self.inner.read_only {
+            self.inner.commit()?;
+        }
+        Ok(n)
+    }
+
+    fn rebuild_bloom_locked(&self) -> usize {
+        let (shards, tomb) = {
+            let st = self.read();
+            (st.shards(), Arc::clone(&st.tombstones))
+        };
+        let bloom = Self::build_bloom(
+            self.inner.kind,
+            self.inner.options.bloom_error_rate,
+            shards.iter(),
+            |s, key| !tomb.is_dead(key, s.id),
+        );
+        let n = shards.iter().map(|s| s.len()).sum::<usize>();
+        let mut st = self.write();
+        // Keys added since the snapshot were inserted into the old filter
+        // only; a writer holds the lock, so there are none.
+        st.bloom = bloom;
+        st.bloom_version += 1;
+        n - st.dead_total() as usize
+    }
+
+    /// Rewrite sealed shards without their tombstoned rows, drop shards left
+    /// empty, clear tombstones, rebuild the bloom filter and save. Returns
+    /// the number of rows removed.
+    pub fn compact(&self) -> Result<usize, ShardedError> {
+        self.check_writable()?;
+        let _w = lock(&self.inner.writer);
+        self.drain_rotations()?;
+        let (sealed, tomb, dead) = {
+            let st = self.read();
+            (
+                st.sealed.clone(),
+                Arc::clone(&st.tombstones),
+                st.dead.clone(),
+            )
+        };
+        let mut removed = 0u64;
+        let mut replaced: Vec<(u32, Option<Arc<Shard>>)> = Vec::new();
+        for s in &sealed {
+            let d = dead.get(&s.id).copied().unwrap_or(0);
+            if d == 0 {
+                continue;
+            }
+            let mut labels = Vec::new();
+            let mut bodies = Vec::new();
+            let mut table = s.table.as_ref().map(|_| KeyTable::default());
+            let mut pos = 0;
+            loop {
+                let rows = s.index.rows(pos, 4096);
+                if rows.is_empty() {
+                    break;
+                }
+                pos += rows.len();
+                for (label, body) in rows {
+                    let Some(key) = s.key(label) else { continue };
+                    if tomb.is_dead(key, s.id) {
+                        continue;
+                    }
+                    if let Some(t) = table.as_mut() {
+                        t.insert(label, key);
+                    }
+                    labels.push(label);
+                    bodies.push(body);
+                }
+            }
+            removed += (s.len() - labels.len()) as u64;
+            if labels.is_empty() {
+                replaced.push((s.id, None));
+                continue;
+            }
+            let index = UnitIndex::new(self.inner.options.unit())?;
+            index.add_batch(&labels, &bodies)?;
+            let fresh = Shard::from_parts(s.id, index, table);
+            let gen = self.inner.next_gen.fetch_add(1, Ordering::AcqRel);
+            fresh.save(&self.inner.dir, gen)?;
+            let entry = fresh.entry();
+            replaced.push((
+                s.id,
+                Some(Arc::new(Shard::open(
+                    &self.inner.dir,
+                    &entry,
+                    self.inner.kind,
+                    true,
+                )?)),
+            ));
+        }
+        {
+            let mut st = self.write();
+            for (id, new) in replaced {
+                let Some(pos) = st.sealed.iter().position(|s| s.id == id) else {
+                    continue;
+                };
+                let old_gen = st.sealed[pos].gen();
+                st.garbage.extend(shard::file_names(id, old_gen));
+                match new {
+                    Some(n) => st.sealed[pos] = n,
+                    None => {
+                        st.sealed.remove(pos);
+                    }
+                }
+            }
+            st.dead.clear();
+            st.tombstones = Arc::new(Tombstones::default());
+            st.tomb_version += 1;
+        }
+        self.rebuild_bloom_locked();
+        self.save_locked()?;
+        Ok(removed as usize)
+    }
+
+    /// Drain rotations, save (when writable and changed) and close; later
+    /// calls return [`ShardedError::Closed`].
+    pub fn close(&self) -> Result<(), ShardedError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let result = if self.inner.read_only {
+            Ok(())
+        } else {
+            let _w = lock(&self.inner.writer);
+            let changed = self.inner.dirty.load(Ordering::Relaxed) > 0
+                || self.read().sealed.iter().any(|s| !s.is_durable());
+            if changed {
+                self.save_locked()
+            } else {
+                self.drain_rotations()
+            }
+        };
+        self.inner.closed.store(true, Ordering::Release);
+        self.stop_worker();
+        lock(&self.inner.dir_lock).take();
+        result
+    }
+
+    fn stop_worker(&self) {
+        if let Some((tx, handle)) = lock(&self.worker).take() {
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
+
+    // ---- search ------------------------------------------------------------
+
+    fn snapshot(&self) -> (Vec<Arc<Shard>>, Arc<Tombstones>, HashSet<u32>) {
+        let st = self.read();
+        let dead = st
+            .dead
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(id, _)| *id)
+            .collect();
+        (st.shards(), Arc::clone(&st.tombstones), dead)
+    }
+
+    fn unit_options(&self, options: &SearchOptions) -> SearchOptions {
+        let vk = self.inner.options.vectors;
+        SearchOptions {
+            max_distance: options.max_distance.map(|d| vk.nphd_bound(d)),
+            ..*options
+        }
+    }
+
+    fn query_body(&self, query: &[u8]) -> Result<Vec<u8>, ShardedError> {
+        self.inner
+            .options
+            .vectors
+            .query(query)
+            .map_err(|why| ShardedError::Vector { key: None, why })
+    }
+
+    /// Merge per-shard hits: by distance, then key; one entry per key.
+    fn merge(&self, per_shard: Vec<(Arc<Shard>, Vec<Hit>)>, count: usize) -> Vec<Match<K>> {
+        let vk = self.inner.options.vectors;
+        let mut all: Vec<(f32, u128)> = per_shard
+            .iter()
+            .flat_map(|(s, hits)| {
+                hits.iter()
+                    .filter_map(|h| s.key(h.key).map(|k| (h.distance, k)))
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut seen = HashSet::with_capacity(all.len());
+        all.into_iter()
+            .filter(|(_, k)| seen.insert(*k))
+            .take(count)
+            .map(|(d, k)| Match {
+                key: K::from_u128(k),
+                distance: vk.distance(d),
+            })
+            .collect()
+    }
+
+    /// Search every shard (in parallel) and merge the top `count`; ties by
+    /// key. `options.exact`, `expansion_search` and `max_distance` apply per
+    /// shard (`max_distance` in the index's distance unit).
+    pub fn search(
+        &self,
+        query: &[u8],
+        options: &SearchOptions,
+    ) -> Result<Vec<Match<K>>, ShardedError> {
+        self.check_open()?;
+        let body = self.query_body(query)?;
+        let unit = self.unit_options(options);
+        let (shards, tomb, dead) = self.snapshot();
+        let per_shard: Vec<(Arc<Shard>, Vec<Hit>)> = shards
+            .par_iter()
+            .map(|s| {
+                let keep = |label: u64| s.key(label).is_some_and(|k| !tomb.is_dead(k, s.id));
+                let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = if dead.contains(&s.id) {
+                    Some(&keep)
+                } else {
+                    None
+                };
+                s.index
+                    .search_filtered(&body, &unit, filter)
+                    .map(|hits| (Arc::clone(s), hits))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self.merge(per_shard, options.count))
+    }
+
+    /// Search many queries; each shard runs the batch in parallel over
+    /// queries, then results are merged per query.
+    pub fn search_batch<B: AsRef<[u8]> + Sync>(
+        &self,
+        queries: &[B],
+        options: &SearchOptions,
+    ) -> Result<Vec<Vec<Match<K>>>, ShardedError> {
+        self.check_open()?;
+        let bodies: Vec<Vec<u8>> = queries
+            .iter()
+            .map(|q| self.query_body(q.as_ref()))
+            .collect::<Result<_, _>>()?;
+        let unit = self.unit_options(options);
+        let (shards, tomb, dead) = self.snapshot();
+        let mut per_query: Vec<Vec<(Arc<Shard>, Vec<Hit>)>> =
+            (0..bodies.len()).map(|_| Vec::new()).collect();
+        for s in &shards {
+            let keep = |label: u64| s.key(label).is_some_and(|k| !tomb.is_dead(k, s.id));
+            let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = if dead.contains(&s.id) {
+                Some(&keep)
+            } else {
+                None
+            };
+            let results = s.index.search_batch_filtered(&bodies, &unit, filter)?;
+            for (q, hits) in per_query.iter_mut().zip(results) {
+                q.push((Arc::clone(s), hits));
+            }
+        }
+        Ok(per_query
+            .into_iter()
+            .map(|per_shard| self.merge(per_shard, options.count))
+            .collect())
+    }
+
+    // ---- iteration and figures --------------------------------------------
+
+    /// Every live (key, vector), shard by shard, read lazily: sealed shards
+    /// in chunks, the active shard's keys snapshotted when the iterator is
+    /// made (its vectors read as it goes; keys removed since are skipped).
+    pub fn iter(&self) -> Result<ShardedIter<K>, ShardedError> {
+        self.check_open()?;
+        let st = self.read();
+        let active_labels = st
+            .active
+            .as_ref()
+            .map(|a| a.index.keys())
+            .unwrap_or_default();
+        Ok(ShardedIter {
+            active: st.active.clone(),
+            active_labels: active_labels.into_iter(),
+            sealed: st.sealed.to_vec(),
+            tomb: Arc::clone(&st.tombstones),
+            vectors: self.inner.options.vectors,
+            shard: 0,
+            pos: 0,
+            buf: Vec::new().into_iter(),
+            _key: PhantomData,
+        })
+    }
+
+    /// Every live key, lazily (see [`ShardedIndex::iter`]).
+    pub fn keys(&self) -> Result<impl Iterator<Item = K>, ShardedError> {
+        Ok(self.iter()?.map(|(k, _)| k))
+    }
+
+    /// Figures of the index.
+    pub fn stats(&self) -> ShardedStats {
+        let st = self.read();
+        let o = &self.inner.options;
+        let (dimensions, metric) = match o.vectors {
+            VectorKind::Nphd { max_dim } => (max_dim, "nphd"),
+            VectorKind::Hamming { bits } => (bits, "hamming"),
+        };
+        let active_mem = st.active.as_ref().map_or(0, |a| {
+            let s = a.index.stats();
+            s.graph_memory + s.len * 40
+        });
+        ShardedStats {
+            total_vectors: st.len(),
+            dimensions,
+            metric,
+            dtype: "b1x8",
+            connectivity: o.connectivity,
+            expansion_add: o.expansion_add,
+            expansion_search: o.expansion_search,
+            view_shards: st.sealed.len(),
+            active_shard_vectors: st.active.as_ref().map_or(0, |a| a.len()),
+            shard_size: o.shard_size,
+            dirty: self.dirty(),
+            tombstones: st.tombstones.len(),
+            bloom_filter: BloomStats {
+                count: st.bloom.count(),
+                filters: st.bloom.filters(),
+                size_bytes: st.bloom.size_bytes(),
+                error_rate: o.bloom_error_rate,
+            },
+            memory_usage: active_mem + st.bloom.size_bytes() + st.tombstones.len() * 40,
+            path: self.inner.dir.clone(),
+            read_only: self.inner.read_only,
+            key_kind: self.inner.kind,
+            pending_rotations: *lock(&self.inner.pending),
+            dead_rows: st.dead_total(),
+        }
+    }
+
+    /// The last background rotation failure, if any (cleared by a
+    /// successful `drain_rotations`/`save`).
+    pub fn rotation_error(&self) -> Option<String> {
+        self.read().rotation_error.as_ref().map(|e| e.to_string())
+    }
+}
+
+impl<K: ShardKey> Drop for ShardedIndex<K> {
+    /// Finishes background rotations (their shards become durable) but does
+    /// not save the active shard: call `save` or `close` for that.
+    fn drop(&mut self) {
+        self.stop_worker();
+    }
+}
+
+impl Inner {
+    /// Write a frozen shard, replace it by its memory-mapped copy, commit.
+    fn persist(&self, frozen: &Arc<Shard>) -> Result<(), ShardedError> {
+        if frozen.is_durable() {
+            return Ok(());
+        }
+        let old = frozen.gen();
+        let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);
+        frozen.save(&self.dir, gen)?;
+        let mapped = Arc::new(Shard::open(&self.dir, &frozen.entry(), self.kind, true)?);
+        {
+            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = st.sealed.iter_mut().find(|s| s.id == frozen.id) {
+                *slot = mapped;
+            }
+            if old > 0 {
+                st.garbage.extend(shard::file_names(frozen.id, old));
+            }
+        }
+        self.commit()
+    }
+
+    /// Write the manifest for the current durable state (after the bloom
+    /// filter and tombstones it needs), then delete superseded files.
+    fn commit(&self) -> Result<(), ShardedError> {
+        let _c = lock(&self.commit);
+        let (mut manifest, bloom, bloom_version, tomb, tomb_version, garbage) = {
+            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            // The latest files of every shard: a shard still rotating is
+            // listed with its last saved version, so nothing durable is
+            // ever dropped from the manifest.
+            let sealed: Vec<ShardEntry> = st
+                .sealed
+                .iter()
+                .filter(|s| s.gen() > 0)
+                .map(|s| s.entry())
+                .collect();
+            let active = st.active.as_ref().map(|a| a.entry()).unwrap_or(ShardEntry {
+                id: st.sealed.last().map_or(0, |s| s.id + 1),
+                gen: 0,
+                rows: 0,
+            });
+            let bloom = (st.bloom_version != st.bloom_saved).then(|| st.bloom.clone());
+            let tomb = (st.tomb_version != st.tomb_saved.0).then(|| Arc::clone(&st.tombstones));
+            let manifest = Manifest {
+                format: SHARDED_FORMAT_VERSION,
+                key_kind: self.kind,
+                options: self.options,
+                next_gen: 0,
+                next_label: st.next_label,
+                sealed,
+                active,
+                tombstones: st.tomb_saved.1.clone(),
+                bloom_count: st.bloom.count(),
+            };
+            let garbage = std::mem::take(&mut st.garbage);
+            (
+                manifest,
+                bloom,
+                st.bloom_version,
+                tomb,
+                st.tomb_version,
+                garbage,
+            )
+        };
+        let restore_garbage = |g: Vec<String>| {
+            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            st.garbage.extend(g);
+        };
+        let mut old_tomb = None;
+        let result = (|| {
+            if let Some(b) = &bloom {
+                b.save(&self.dir.join(BLOOM))?;
+            }
+            if let Some(t) = &tomb {
+                old_tomb = manifest.tombstones.take();
+                if !t.is_empty() {
+                    let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);
+                    let name = manifest::tombstone_name(gen);
+                    let path = self.dir.join(&name);
+                    durable::write(&path, &t.encode()).map_err(io_at(&path))?;
+                    manifest.tombstones = Some(name);
+                }
+            }
+            manifest.next_gen = self.next_gen.load(Ordering::Acquire);
+            manifest.write(&self.dir)
+        })();
+        if let Err(e) = result {
+            restore_garbage(garbage);
+            return Err(e);
+        }
+        {
+            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            if bloom.is_some() {
+                st.bloom_saved = bloom_version;
+            }
+            if tomb.is_some() {
+                st.tomb_saved = (tomb_version, manifest.tombstones.clone());
+            }
+        }
+        let keep: HashSet<String> = manifest.files().into_iter().collect();
+        let mut doomed = garbage;
+        doomed.extend(old_tomb.filter(|t| Some(t) != manifest.tombstones.as_ref()));
+        for name in doomed {
+            if !keep.contains(&name) {
+                // Best effort: a leftover is removed on the next open.
+                let _ = fs::remove_file(self.dir.join(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+use super::durable;
+
+/// Lazy iterator over live (key, vector) pairs; see [`ShardedIndex::iter`].
+pub struct ShardedIter<K> {
+    active: Option<Arc<Shard>>,
+    active_labels: std::vec::IntoIter<u64>,
+    sealed: Vec<Arc<Shard>>,
+    tomb: Arc<Tombstones>,
+    vectors: VectorKind,
+    shard: usize,
+    pos: usize,
+    buf: std::vec::IntoIter<(u128, Vec<u8>)>,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<K: ShardKey> Iterator for ShardedIter<K> {
+    type Item = (K, Vec<u8>);
+
+    fn next(&mut self) -> Option<(K, Vec<u8>)> {
+        loop {
+            if let Some((k, body)) = self.buf.next() {
+                return Some((K::from_u128(k), self.vectors.unpad(body)));
+            }
+            if let Some(active) = &self.active {
+                for label in self.active_labels.by_ref() {
+                    let (Some(key), Some(body)) = (active.key(label), active.index.get(label))
+                    else {
+                        continue;
+                    };
+                    return Some((K::from_u128(key), self.vectors.unpad(body)));
+                }
+                self.active = None;
+            }
+            let s = self.sealed.get(self.shard)?;
+            let rows = s.index.rows(self.pos, 1024);
+            if rows.is_empty() {
+                self.shard += 1;
+                self.pos = 0;
+                continue;
+            }
+            self.pos += rows.len();
+            let live: Vec<(u128, Vec<u8>)> = rows
+                .into_iter()
+                .filter_map(|(l, b)| s.key(l).map(|k| (k, b)))
+                .filter(|(k, _)| !self.tomb.is_dead(*k, s.id))
+                .collect();
+            self.buf = live.into_iter();
+        }
+    }
+}

@@ -1,0 +1,866 @@
+//! The sharded index: the reference's behaviour list, ported, plus
+//! durability and a randomized model check.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use iscc_vdb::index::fault;
+use iscc_vdb::index::{
+    SearchOptions, ShardedError, ShardedIndex, ShardedIndex128, ShardedOptions, VectorKind,
+};
+use iscc_vdb::metric::nphd;
+
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 11
+}
+
+/// A random body of 64–256 bits.
+fn body(seed: &mut u64) -> Vec<u8> {
+    let len = 8 * (1 + (lcg(seed) % 4) as usize);
+    (0..len).map(|_| lcg(seed) as u8).collect()
+}
+
+fn small(shard_size: u64) -> ShardedOptions {
+    ShardedOptions {
+        shard_size,
+        ..ShardedOptions::default()
+    }
+}
+
+fn exact(count: usize) -> SearchOptions {
+    SearchOptions {
+        exact: Some(true),
+        ..SearchOptions::count(count)
+    }
+}
+
+/// Brute-force top-k over a model: by distance, then key.
+fn brute(model: &BTreeMap<u64, Vec<u8>>, q: &[u8], k: usize) -> Vec<(u64, f32)> {
+    let mut all: Vec<(u64, f32)> = model
+        .iter()
+        .map(|(key, b)| (*key, nphd(q, b).unwrap()))
+        .collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+fn found(idx: &ShardedIndex, q: &[u8], k: usize) -> Vec<(u64, f32)> {
+    idx.search(q, &exact(k))
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.key, m.distance))
+        .collect()
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn rotation_by_size_and_a_large_batch_is_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 64 << 10;
+    let idx = ShardedIndex::create(dir.path(), small(size)).unwrap();
+    let mut seed = 1;
+    let keys: Vec<u64> = (0..3000).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    // One batch far larger than a shard.
+    assert_eq!(idx.add(&keys, &bodies).unwrap(), 3000);
+    let shards = idx.shard_count();
+    assert!(
+        shards >= 6,
+        "3000 rows in 64 KiB shards gave {shards} shards"
+    );
+    assert_eq!(idx.len(), 3000);
+    idx.save().unwrap();
+    // No shard file grows far past shard_size.
+    for name in files(dir.path()) {
+        if name.starts_with("shard_") && name.ends_with(".ivu") {
+            let main = std::fs::metadata(dir.path().join(&name)).unwrap().len();
+            let graph = std::fs::metadata(dir.path().join(format!("{name}.hnsw")))
+                .unwrap()
+                .len();
+            assert!(
+                main + graph <= size + size / 4,
+                "{name}: {} bytes for shard_size {size}",
+                main + graph
+            );
+        }
+    }
+    // Adding one at a time rotates too.
+    let idx2 = ShardedIndex::create(dir.path().join("b"), small(size)).unwrap();
+    for (k, b) in keys.iter().zip(&bodies).take(800) {
+        idx2.add(&[*k], &[b]).unwrap();
+    }
+    assert!(idx2.shard_count() >= 2);
+    assert_eq!(idx2.len(), 800);
+    for (k, b) in keys.iter().zip(&bodies).take(800) {
+        assert_eq!(idx2.get(*k).unwrap().as_ref(), Some(b));
+    }
+}
+
+#[test]
+fn search_merges_active_and_sealed_shards_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ShardedIndex::create(dir.path(), small(64 << 10)).unwrap();
+    let mut seed = 7;
+    let mut model = BTreeMap::new();
+    for chunk in 0..10u64 {
+        let keys: Vec<u64> = (chunk * 200..chunk * 200 + 200).collect();
+        let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+        idx.add(&keys, &bodies).unwrap();
+        model.extend(keys.into_iter().zip(bodies));
+    }
+    assert!(idx.shard_count() > 3);
+    for _ in 0..30 {
+        let q = body(&mut seed);
+        assert_eq!(found(&idx, &q, 10), brute(&model, &q, 10));
+    }
+    // Batch search agrees with single searches.
+    let queries: Vec<Vec<u8>> = (0..20).map(|_| body(&mut seed)).collect();
+    let batch = idx.search_batch(&queries, &exact(5)).unwrap();
+    for (q, b) in queries.iter().zip(batch) {
+        let b: Vec<(u64, f32)> = b.into_iter().map(|m| (m.key, m.distance)).collect();
+        assert_eq!(b, brute(&model, q, 5));
+    }
+    // A stored row finds itself first through the graphs too.
+    let approx = SearchOptions {
+        exact: Some(false),
+        ..SearchOptions::count(5)
+    };
+    let (k, b) = model.iter().nth(777).unwrap();
+    let hits = idx.search(b, &approx).unwrap();
+    assert_eq!(hits[0].distance, 0.0);
+    assert!(hits.iter().any(|m| m.key == *k));
+}
+
+#[test]
+fn background_rotation_keeps_every_row_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ShardedOptions {
+        background_rotation: true,
+        max_pending_rotations: 1,
+        ..small(48 << 10)
+    };
+    let idx = ShardedIndex::create(dir.path(), options).unwrap();
+    let mut seed = 3;
+    let mut model = BTreeMap::new();
+    for round in 0..12u64 {
+        let keys: Vec<u64> = (round * 150..round * 150 + 150).collect();
+        let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+        idx.add(&keys, &bodies).unwrap();
+        model.extend(keys.into_iter().zip(bodies));
+        // While rotations may be in flight: nothing is missing.
+        assert_eq!(idx.len(), model.len());
+        for (k, b) in model.iter().step_by(37) {
+            assert!(idx.contains(*k).unwrap());
+            assert_eq!(idx.get(*k).unwrap().as_ref(), Some(b));
+        }
+        let (k, b) = model.iter().next_back().unwrap();
+        assert_eq!(idx.search(b, &exact(1)).unwrap()[0].key, *k);
+        assert!(idx.pending_rotations() <= 1);
+    }
+    idx.drain_rotations().unwrap();
+    assert_eq!(idx.pending_rotations(), 0);
+    assert!(idx.shard_count() > 4);
+    assert_eq!(idx.len(), model.len());
+    idx.close().unwrap();
+    assert!(matches!(idx.contains(0), Err(ShardedError::Closed)));
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    assert_eq!(idx.len(), model.len());
+    for (k, b) in &model {
+        assert_eq!(idx.get(*k).unwrap().as_ref(), Some(b));
+    }
+}
+
+/// Readers in other threads never see a gap while shards rotate.
+#[test]
+fn concurrent_readers_see_no_gap_during_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ShardedOptions {
+        background_rotation: true,
+        ..small(32 << 10)
+    };
+    let idx = ShardedIndex::create(dir.path(), options).unwrap();
+    let mut seed = 5;
+    let first: Vec<Vec<u8>> = (0..300).map(|_| body(&mut seed)).collect();
+    let keys: Vec<u64> = (0..300).collect();
+    idx.add(&keys, &first).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut checks = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        for k in (0..300u64).step_by(29) {
+                            assert!(idx.contains(k).unwrap(), "key {k} vanished");
+                            assert!(idx.len() >= 300);
+                            let hit = idx.search(&first[k as usize], &exact(1)).unwrap();
+                            assert_eq!(hit[0].distance, 0.0);
+                        }
+                        checks += 1;
+                    }
+                    checks
+                })
+            })
+            .collect();
+        let mut seed = 99;
+        for round in 0..8u64 {
+            let keys: Vec<u64> = (1000 + round * 200..1000 + round * 200 + 200).collect();
+            let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+            idx.add(&keys, &bodies).unwrap();
+        }
+        idx.drain_rotations().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
+    });
+    assert_eq!(idx.len(), 300 + 1600);
+}
+
+#[test]
+fn get_contains_count_across_shards_with_bloom() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ShardedIndex::create(dir.path(), small(32 << 10)).unwrap();
+    let mut seed = 11;
+    let keys: Vec<u64> = (0..1500).map(|i| i * 2).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    idx.add(&keys, &bodies).unwrap();
+    assert!(idx.shard_count() > 3);
+    for (k, b) in keys.iter().zip(&bodies) {
+        assert!(idx.contains(*k).unwrap());
+        assert_eq!(idx.count(*k).unwrap(), 1);
+        assert_eq!(idx.get(*k).unwrap().as_ref(), Some(b));
+        assert!(!idx.contains(k + 1).unwrap());
+        assert_eq!(idx.count(k + 1).unwrap(), 0);
+        assert_eq!(idx.get(k + 1).unwrap(), None);
+    }
+    let stats = idx.stats();
+    assert_eq!(stats.total_vectors, 1500);
+    assert!(stats.bloom_filter.count >= 1400);
+    let got = idx.get_many(&[0, 1, 2]).unwrap();
+    assert_eq!(
+        got,
+        vec![Some(bodies[0].clone()), None, Some(bodies[1].clone())]
+    );
+}
+
+#[test]
+fn tombstones_hide_keys_everywhere_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ShardedIndex::create(dir.path(), small(32 << 10)).unwrap();
+    let mut seed = 13;
+    let keys: Vec<u64> = (0..1000).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    idx.add(&keys, &bodies).unwrap();
+    // Keys in sealed shards (early) and in the active shard (last).
+    let gone = [0u64, 1, 50, 400, 999];
+    assert_eq!(idx.remove(&gone).unwrap(), 5);
+    assert_eq!(
+        idx.remove(&gone).unwrap(),
+        0,
+        "a second remove finds nothing"
+    );
+    let check = |idx: &ShardedIndex| {
+        assert_eq!(idx.len(), 995);
+        for &k in &gone {
+            assert!(!idx.contains(k).unwrap());
+            assert_eq!(idx.count(k).unwrap(), 0);
+            assert_eq!(idx.get(k).unwrap(), None);
+            // Its own body no longer finds it.
+            let hits = idx.search(&bodies[k as usize], &exact(20)).unwrap();
+            assert!(hits.iter().all(|m| m.key != k));
+            assert_eq!(hits.len(), 20, "hidden rows take no result slots");
+        }
+        let listed: Vec<u64> = idx.keys().unwrap().collect();
+        assert_eq!(listed.len(), 995);
+        assert!(gone.iter().all(|k| !listed.contains(k)));
+        assert_eq!(idx.stats().total_vectors, 995);
+    };
+    check(&idx);
+    idx.close().unwrap();
+    drop(idx);
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    check(&idx);
+    assert!(idx.stats().tombstones >= 4);
+    // upsert + remove cannot bring an old copy back.
+    let fresh = body(&mut seed);
+    idx.upsert(&[0], &[&fresh]).unwrap();
+    assert_eq!(idx.get(0).unwrap(), Some(fresh.clone()));
+    assert_eq!(idx.remove(&[0]).unwrap(), 1);
+    assert_eq!(idx.get(0).unwrap(), None);
+    // And again after the re-added copy was sealed by rotations.
+    idx.upsert(&[1], &[&fresh]).unwrap();
+    let more: Vec<u64> = (5000..6000).collect();
+    let more_bodies: Vec<Vec<u8>> = more.iter().map(|_| body(&mut seed)).collect();
+    idx.add(&more, &more_bodies).unwrap();
+    assert_eq!(idx.remove(&[1]).unwrap(), 1);
+    idx.save().unwrap();
+    drop(idx);
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    for k in [0u64, 1] {
+        assert_eq!(idx.get(k).unwrap(), None, "key {k} came back");
+        assert!(idx
+            .search(&bodies[k as usize], &exact(5))
+            .unwrap()
+            .iter()
+            .all(|m| m.key != k));
+        assert!(idx
+            .search(&fresh, &exact(5))
+            .unwrap()
+            .iter()
+            .all(|m| m.key != k));
+    }
+    assert_eq!(idx.len(), 995 + 1000);
+}
+
+#[test]
+fn upsert_across_rotations_hides_the_stale_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ShardedIndex::create(dir.path(), small(32 << 10)).unwrap();
+    let mut seed = 17;
+    let keys: Vec<u64> = (0..800).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    idx.add(&keys, &bodies).unwrap();
+    // Key 3 sits in a sealed shard; replace it with something far away.
+    let replacement: Vec<u8> = bodies[3].iter().map(|b| !b).collect();
+    assert_eq!(idx.upsert(&[3], &[&replacement]).unwrap(), 1);
+    assert_eq!(idx.len(), 800);
+    // A search for the old body: the stale copy would rank first.
+    let hits = idx.search(&bodies[3], &exact(10)).unwrap();
+    assert!(hits.iter().all(|m| m.key != 3), "stale copy returned");
+    let hits = idx
+        .search(
+            &bodies[3],
+            &SearchOptions {
+                exact: Some(false),
+                ..SearchOptions::count(10)
+            },
+        )
+        .unwrap();
+    assert!(
+        hits.iter().all(|m| m.key != 3),
+        "stale copy returned by HNSW"
+    );
+    assert_eq!(idx.search(&replacement, &exact(1)).unwrap()[0].key, 3);
+    assert_eq!(idx.get(3).unwrap(), Some(replacement.clone()));
+    // An identical upsert is a no-op.
+    assert_eq!(idx.upsert(&[3], &[&replacement]).unwrap(), 0);
+    // Last write wins inside a batch.
+    let a = body(&mut seed);
+    let b = body(&mut seed);
+    idx.upsert(&[5, 5], &[&a, &b]).unwrap();
+    assert_eq!(idx.get(5).unwrap(), Some(b));
+    assert_eq!(idx.len(), 800);
+}
+
+#[test]
+fn add_once_is_first_write_wins_across_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ShardedIndex::create(dir.path(), small(32 << 10)).unwrap();
+    let mut seed = 19;
+    let keys: Vec<u64> = (0..600).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    assert_eq!(idx.add_once(&keys, &bodies).unwrap(), 600);
+    let other: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    // Every key exists somewhere (mostly sealed): nothing is written.
+    assert_eq!(idx.add_once(&keys, &other).unwrap(), 0);
+    assert_eq!(idx.add(&keys[..10], &other[..10]).unwrap(), 0);
+    for (k, b) in keys.iter().zip(&bodies) {
+        assert_eq!(idx.get(*k).unwrap().as_ref(), Some(b));
+    }
+    // First occurrence wins inside a batch.
+    let x = body(&mut seed);
+    let y = body(&mut seed);
+    assert_eq!(idx.add_once(&[9000, 9000], &[&x, &y]).unwrap(), 1);
+    assert_eq!(idx.get(9000).unwrap(), Some(x));
+    assert_eq!(idx.len(), 601);
+}
+
+#[test]
+fn compact_removes_dead_rows_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ShardedIndex::create(dir.path(), small(32 << 10)).unwrap();
+    let mut seed = 23;
+    let keys: Vec<u64> = (0..1200).collect();
+    let mut model: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    idx.add(&keys, &bodies).unwrap();
+    model.extend(keys.iter().copied().zip(bodies.clone()));
+    // Remove every third key; replace every fifth.
+    let removed: Vec<u64> = keys.iter().copied().filter(|k| k % 3 == 0).collect();
+    idx.remove(&removed).unwrap();
+    for k in &removed {
+        model.remove(k);
+    }
+    let upserted: Vec<u64> = keys.iter().copied().filter(|k| k % 5 == 1).collect();
+    let new_bodies: Vec<Vec<u8>> = upserted.iter().map(|_| body(&mut seed)).collect();
+    idx.upsert(&upserted, &new_bodies).unwrap();
+    model.extend(upserted.iter().copied().zip(new_bodies));
+    let dead = idx.stats().dead_rows;
+    assert!(dead > 300, "{dead} dead rows");
+    let shards_before = idx.shard_count();
+    assert_eq!(idx.compact().unwrap() as u64, dead);
+    assert_eq!(idx.stats().dead_rows, 0);
+    assert_eq!(idx.stats().tombstones, 0);
+    assert_eq!(idx.len(), model.len());
+    assert!(idx.shard_count() <= shards_before);
+    let check = |idx: &ShardedIndex| {
+        let mut listed: Vec<(u64, Vec<u8>)> = idx.iter().unwrap().collect();
+        listed.sort();
+        let want: Vec<(u64, Vec<u8>)> = model.iter().map(|(k, b)| (*k, b.clone())).collect();
+        assert_eq!(listed, want);
+        let mut s = 29;
+        for _ in 0..10 {
+            let q = body(&mut s);
+            assert_eq!(found(idx, &q, 10), brute(&model, &q, 10));
+        }
+    };
+    check(&idx);
+    // Nothing left on disk but the current files.
+    assert!(!files(dir.path())
+        .iter()
+        .any(|f| f.starts_with("tombstones")));
+    drop(idx);
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    check(&idx);
+    assert_eq!(idx.compact().unwrap(), 0);
+}
+
+#[test]
+fn read_only_refuses_writes_and_reads_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 31;
+    let keys: Vec<u64> = (0..700).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    {
+        let idx = ShardedIndex::create(dir.path(), small(32 << 10)).unwrap();
+        idx.add(&keys, &bodies).unwrap();
+        idx.remove(&[3]).unwrap();
+        idx.close().unwrap();
+    }
+    let ro = ShardedIndex::<u64>::open_read_only(dir.path()).unwrap();
+    assert!(ro.read_only());
+    assert_eq!(ro.len(), 699);
+    assert_eq!(ro.dirty(), 0);
+    assert_eq!(ro.get(10).unwrap().as_ref(), Some(&bodies[10]));
+    assert_eq!(ro.get(3).unwrap(), None);
+    assert_eq!(ro.search(&bodies[699], &exact(1)).unwrap()[0].key, 699);
+    assert!(matches!(
+        ro.add(&[5000], &[&bodies[0]]),
+        Err(ShardedError::ReadOnly)
+    ));
+    assert!(matches!(
+        ro.upsert(&[1], &[&bodies[0]]),
+        Err(ShardedError::ReadOnly)
+    ));
+    assert!(matches!(ro.remove(&[1]), Err(ShardedError::ReadOnly)));
+    assert!(matches!(ro.save(), Err(ShardedError::ReadOnly)));
+    assert!(matches!(ro.compact(), Err(ShardedError::ReadOnly)));
+    // A writer may hold the directory meanwhile; a second writer may not.
+    let w = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    assert!(matches!(
+        ShardedIndex::<u64>::open(dir.path()),
+        Err(ShardedError::Locked { .. })
+    ));
+    drop(w);
+    ShardedIndex::<u64>::open(dir.path()).unwrap();
+}
+
+#[test]
+fn a_failed_shard_write_leaves_the_previous_state_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 37;
+    let keys: Vec<u64> = (0..300).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    let idx = ShardedIndex::create(dir.path(), small(1 << 20)).unwrap();
+    idx.add(&keys[..200], &bodies[..200]).unwrap();
+    idx.save().unwrap();
+    let before = files(dir.path());
+    idx.add(&keys[200..], &bodies[200..]).unwrap();
+    // The next write of a shard file dies half-way.
+    fault::fail_next_write(&dir.path().join("shard_000000").to_string_lossy());
+    let err = idx.save().unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    // In memory nothing is lost; a retry succeeds.
+    assert_eq!(idx.len(), 300);
+    // A crash now: reopen sees the previous save.
+    let leftovers: Vec<String> = files(dir.path())
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    assert!(
+        leftovers.iter().any(|f| f.ends_with(".tmp")),
+        "{leftovers:?}"
+    );
+    std::mem::forget(idx); // like a crash: no drop, lock released below
+    let copy = tempfile::tempdir().unwrap();
+    for f in files(dir.path()) {
+        std::fs::copy(dir.path().join(&f), copy.path().join(&f)).unwrap();
+    }
+    let idx = ShardedIndex::<u64>::open(copy.path()).unwrap();
+    assert_eq!(idx.len(), 200);
+    for (k, b) in keys.iter().zip(&bodies).take(200) {
+        assert_eq!(idx.get(*k).unwrap().as_ref(), Some(b));
+    }
+    // Stale temporaries were removed on open.
+    assert!(files(copy.path()).iter().all(|f| !f.ends_with(".tmp")));
+    assert_eq!(
+        files(copy.path())
+            .into_iter()
+            .filter(|f| f != "LOCK")
+            .collect::<Vec<_>>(),
+        before
+            .into_iter()
+            .filter(|f| f != "LOCK")
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_failed_rotation_keeps_rows_in_memory_and_save_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ShardedIndex::create(dir.path(), small(32 << 10)).unwrap();
+    let mut seed = 41;
+    let keys: Vec<u64> = (0..120).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    idx.add(&keys, &bodies).unwrap();
+    fault::fail_next_write(&dir.path().join("shard_000000").to_string_lossy());
+    let more: Vec<u64> = (1000..1400).collect();
+    let more_bodies: Vec<Vec<u8>> = more.iter().map(|_| body(&mut seed)).collect();
+    let err = idx.add(&more, &more_bodies).unwrap_err();
+    assert!(matches!(err, ShardedError::Rotation { id: 0, .. }), "{err}");
+    // Every row that went in is still there.
+    for (k, b) in keys.iter().zip(&bodies) {
+        assert_eq!(idx.get(*k).unwrap().as_ref(), Some(b));
+    }
+    let n = idx.len();
+    idx.save().unwrap();
+    drop(idx);
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    assert_eq!(idx.len(), n);
+}
+
+#[test]
+fn stale_temporaries_are_cleaned_and_a_corrupt_bloom_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 43;
+    let keys: Vec<u64> = (0..500).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    {
+        let idx = ShardedIndex::create(dir.path(), small(32 << 10)).unwrap();
+        idx.add(&keys, &bodies).unwrap();
+        idx.close().unwrap();
+    }
+    std::fs::write(dir.path().join("shard_000001.000099.ivu.tmp"), b"half").unwrap();
+    std::fs::write(dir.path().join("shard_000042.000099.ivu"), b"orphan").unwrap();
+    std::fs::write(dir.path().join("manifest.json.tmp"), b"{").unwrap();
+    // Damage the bloom filter.
+    let bloom = dir.path().join("bloom.isbf");
+    let mut bytes = std::fs::read(&bloom).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    std::fs::write(&bloom, &bytes).unwrap();
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    let names = files(dir.path());
+    assert!(names.iter().all(|f| !f.ends_with(".tmp")), "{names:?}");
+    assert!(!names.contains(&"shard_000042.000099.ivu".to_string()));
+    for k in &keys {
+        assert!(idx.contains(*k).unwrap(), "false negative for {k}");
+    }
+    assert!(iscc_vdb::index::bloom::ScalableBloom::load(&bloom).is_ok());
+    // A missing filter is rebuilt too; a read-only open rebuilds in memory.
+    drop(idx);
+    std::fs::remove_file(&bloom).unwrap();
+    let ro = ShardedIndex::<u64>::open_read_only(dir.path()).unwrap();
+    assert!(keys.iter().all(|k| ro.contains(*k).unwrap()));
+    assert!(!bloom.exists());
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    assert!(keys.iter().all(|k| idx.contains(*k).unwrap()));
+    assert!(bloom.exists());
+}
+
+#[test]
+fn a_damaged_shard_is_reported_with_its_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 47;
+    let keys: Vec<u64> = (0..400).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    {
+        let idx = ShardedIndex::create(dir.path(), small(32 << 10)).unwrap();
+        idx.add(&keys, &bodies).unwrap();
+        idx.close().unwrap();
+    }
+    let victim = files(dir.path())
+        .into_iter()
+        .find(|f| f.starts_with("shard_000000") && f.ends_with(".ivu"))
+        .unwrap();
+    let path = dir.path().join(&victim);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 8)
+        .unwrap();
+    let err = ShardedIndex::<u64>::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains(&victim), "{err}");
+    let err = ShardedIndex::<u64>::open(dir.path().join("nothing")).unwrap_err();
+    assert!(matches!(err, ShardedError::NotFound { .. }), "{err}");
+}
+
+#[test]
+fn keys_of_128_bits_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ShardedIndex128::create(dir.path(), small(32 << 10)).unwrap();
+    let mut seed = 53;
+    let keys: Vec<[u8; 16]> = (0..700)
+        .map(|_| {
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&lcg(&mut seed).to_le_bytes());
+            k[8..].copy_from_slice(&lcg(&mut seed).to_le_bytes());
+            k
+        })
+        .collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    assert_eq!(idx.add(&keys, &bodies).unwrap(), 700);
+    assert!(idx.shard_count() > 2);
+    idx.remove(&keys[..5]).unwrap();
+    let replacement = body(&mut seed);
+    idx.upsert(&keys[10..11], &[&replacement]).unwrap();
+    let check = |idx: &ShardedIndex128| {
+        assert_eq!(idx.len(), 695);
+        for (i, (k, b)) in keys.iter().zip(&bodies).enumerate() {
+            let want = match i {
+                0..=4 => None,
+                10 => Some(replacement.clone()),
+                _ => Some(b.clone()),
+            };
+            assert_eq!(idx.get(*k).unwrap(), want, "key #{i}");
+        }
+        let hit = idx.search(&bodies[100], &exact(1)).unwrap();
+        assert_eq!(hit[0].key, keys[100]);
+        let mut listed: Vec<[u8; 16]> = idx.keys().unwrap().collect();
+        listed.sort();
+        let mut want: Vec<[u8; 16]> = keys[5..].to_vec();
+        want.sort();
+        assert_eq!(listed, want);
+    };
+    check(&idx);
+    idx.close().unwrap();
+    drop(idx);
+    let idx = ShardedIndex128::open(dir.path()).unwrap();
+    check(&idx);
+    idx.compact().unwrap();
+    check(&idx);
+    // Opening with the other key type is refused.
+    drop(idx);
+    assert!(matches!(
+        ShardedIndex::<u64>::open(dir.path()),
+        Err(ShardedError::KeyKind { .. })
+    ));
+}
+
+#[test]
+fn fixed_length_hamming_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ShardedOptions {
+        vectors: VectorKind::Hamming { bits: 72 },
+        ..small(32 << 10)
+    };
+    let idx = ShardedIndex::create(dir.path(), options).unwrap();
+    let mut seed = 59;
+    let vecs: Vec<Vec<u8>> = (0..600)
+        .map(|_| (0..9).map(|_| lcg(&mut seed) as u8).collect())
+        .collect();
+    let keys: Vec<u64> = (0..600).collect();
+    idx.add(&keys, &vecs).unwrap();
+    let q = &vecs[17];
+    let hits = idx.search(q, &exact(600)).unwrap();
+    assert_eq!(hits[0].key, 17);
+    assert_eq!(hits[0].distance, 0.0);
+    for h in &hits {
+        let want: u32 = q
+            .iter()
+            .zip(&vecs[h.key as usize])
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum();
+        assert_eq!(h.distance, want as f32, "key {}", h.key);
+    }
+    assert!(hits.windows(2).all(|w| w[0].distance <= w[1].distance));
+    let capped = idx
+        .search(
+            q,
+            &SearchOptions {
+                max_distance: Some(30.0),
+                ..exact(600)
+            },
+        )
+        .unwrap();
+    assert!(capped.iter().all(|h| h.distance <= 30.0));
+    assert_eq!(idx.get(17).unwrap().as_ref(), Some(&vecs[17]));
+    // Wrong lengths are refused, for rows and for queries.
+    let err = idx.add(&[9999], &[vec![0u8; 8]]).unwrap_err();
+    assert!(err.to_string().contains("72-bit"), "{err}");
+    assert!(idx.search(&[0u8; 16], &exact(1)).is_err());
+    drop(idx);
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    assert_eq!(idx.options().vectors, VectorKind::Hamming { bits: 72 });
+    assert_eq!(idx.stats().metric, "hamming");
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ShardedIndex::create(dir.path(), small(1 << 20)).unwrap();
+    let good = vec![1u8; 8];
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (vec![], "empty"),
+        (vec![1u8; 7], "56 bits"),
+        (vec![1u8; 40], "320 bits"),
+    ];
+    for (bad, word) in cases {
+        let err = idx.add(&[1, 2], &[good.clone(), bad]).unwrap_err();
+        assert!(err.to_string().contains("key 2"), "{err}");
+        assert!(err.to_string().contains(word), "{err}");
+        assert_eq!(idx.len(), 0, "nothing half-written");
+    }
+    assert!(matches!(
+        idx.add(&[1, 2], std::slice::from_ref(&good)),
+        Err(ShardedError::BatchMismatch { .. })
+    ));
+    assert!(idx.search(&[], &exact(1)).is_err());
+    let bad = ShardedOptions {
+        shard_size: 10,
+        ..ShardedOptions::default()
+    };
+    assert!(matches!(
+        ShardedIndex::<u64>::create(dir.path().join("x"), bad),
+        Err(ShardedError::Option(_))
+    ));
+    assert!(matches!(
+        ShardedIndex::<u64>::create(dir.path(), ShardedOptions::default()),
+        Err(ShardedError::Locked { .. }) | Err(ShardedError::AlreadyExists { .. })
+    ));
+    idx.close().unwrap();
+    assert!(matches!(idx.add(&[1], &[&good]), Err(ShardedError::Closed)));
+    assert!(matches!(
+        idx.search(&good, &exact(1)),
+        Err(ShardedError::Closed)
+    ));
+}
+
+#[test]
+fn parameters_live_in_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ShardedOptions {
+        connectivity: 12,
+        expansion_add: 40,
+        expansion_search: 33,
+        shard_size: 100_000,
+        exact_threshold: 5,
+        vectors: VectorKind::Nphd { max_dim: 128 },
+        background_rotation: true,
+        max_pending_rotations: 3,
+        bloom_error_rate: 0.02,
+    };
+    {
+        let idx = ShardedIndex::<u64>::create(dir.path(), options).unwrap();
+        idx.add(&[1], &[[7u8; 16]]).unwrap();
+        assert!(idx.add(&[2], &[[7u8; 24]]).is_err(), "over max_dim");
+        idx.close().unwrap();
+    }
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    assert_eq!(idx.options(), options);
+    let s = idx.stats();
+    assert_eq!(
+        (s.connectivity, s.expansion_search, s.dimensions),
+        (12, 33, 128)
+    );
+    assert_eq!(idx.get(1).unwrap(), Some(vec![7u8; 16]));
+}
+
+/// 10,000 random operations against a plain in-memory model, with
+/// rotations, reopen, compaction and background writes along the way.
+#[test]
+fn random_operations_match_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ShardedOptions {
+        background_rotation: true,
+        ..small(16 << 10)
+    };
+    let mut idx = ShardedIndex::<u64>::create(dir.path(), options).unwrap();
+    let mut model: HashMap<u64, Vec<u8>> = HashMap::new();
+    let mut seed = 61;
+    for step in 0..10_000u32 {
+        let key = lcg(&mut seed) % 1500;
+        match lcg(&mut seed) % 100 {
+            0..=34 => {
+                let b = body(&mut seed);
+                let added = idx.add(&[key], &[&b]).unwrap();
+                assert_eq!(added == 1, !model.contains_key(&key), "add {key} at {step}");
+                model.entry(key).or_insert(b);
+            }
+            35..=54 => {
+                let b = body(&mut seed);
+                idx.upsert(&[key], &[&b]).unwrap();
+                model.insert(key, b);
+            }
+            55..=74 => {
+                let n = idx.remove(&[key]).unwrap();
+                assert_eq!(
+                    n == 1,
+                    model.remove(&key).is_some(),
+                    "remove {key} at {step}"
+                );
+            }
+            75..=94 => {
+                assert_eq!(
+                    idx.get(key).unwrap(),
+                    model.get(&key).cloned(),
+                    "get {key} at {step}"
+                );
+                assert_eq!(idx.contains(key).unwrap(), model.contains_key(&key));
+            }
+            95..=97 => {
+                let q = body(&mut seed);
+                let sorted: BTreeMap<u64, Vec<u8>> =
+                    model.iter().map(|(k, v)| (*k, v.clone())).collect();
+                assert_eq!(
+                    found(&idx, &q, 7),
+                    brute(&sorted, &q, 7),
+                    "search at {step}"
+                );
+            }
+            98 => {
+                idx.close().unwrap();
+                drop(idx);
+                idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+            }
+            _ => {
+                idx.compact().unwrap();
+            }
+        }
+        if step % 500 == 0 {
+            assert_eq!(idx.len(), model.len(), "len at {step}");
+        }
+    }
+    assert_eq!(idx.len(), model.len());
+    let mut listed: Vec<(u64, Vec<u8>)> = idx.iter().unwrap().collect();
+    listed.sort();
+    let mut want: Vec<(u64, Vec<u8>)> = model.into_iter().collect();
+    want.sort();
+    assert_eq!(listed, want);
+    assert!(idx.shard_count() > 3);
+}
