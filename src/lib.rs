@@ -15,9 +15,12 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod codec;
+pub mod engine;
 pub mod ffi;
 pub mod index;
+mod lockfile;
 pub mod metric;
+pub mod store;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -31,332 +31,37 @@
 //!   lock (`LOCK`), so a second writer process gets [`ShardedError::Locked`];
 //!   read-only opens need no lock.
 
+mod commit;
+mod iter;
 pub mod key;
 pub(crate) mod manifest;
+mod options;
+mod search;
 mod shard;
 pub(crate) mod tombstones;
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-
-pub use self::key::ShardKey;
-use self::key::{bloom_hash, KeyKind, KeyTable};
+use self::commit::acquire_lock;
+pub use self::iter::ShardedIter;
+use self::key::{bloom_hash, KeyTable};
+pub use self::key::{KeyKind, ShardKey};
 pub use self::manifest::SHARDED_FORMAT_VERSION;
 use self::manifest::{Manifest, ShardEntry, BLOOM};
+pub use self::options::{
+    BloomStats, Match, ShardedError, ShardedOptions, ShardedStats, VectorKind,
+};
 use self::shard::Shard;
 use self::tombstones::Tombstones;
 use super::bloom::{BloomError, ScalableBloom};
-use super::{Hit, IndexError, SearchOptions, UnitIndex, UnitIndexOptions};
-use crate::metric::Row;
-
-/// Errors of the sharded index.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ShardedError {
-    /// An error of a shard's unit index (names the file where there is one).
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    /// An error of the bloom filter file.
-    #[error(transparent)]
-    Bloom(#[from] BloomError),
-    /// A file or directory could not be read or written.
-    #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    /// A damaged or inconsistent file.
-    #[error("{path} is damaged: {why}")]
-    Corrupt { path: PathBuf, why: String },
-    /// A directory written by another on-disk format version.
-    #[error("{path} has sharded-index format version {found}; this build reads version {expected}: rebuild the index from its primary store")]
-    IncompatibleFormat {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-    },
-    /// No index at the path.
-    #[error("{path} holds no sharded index (no manifest.json)")]
-    NotFound { path: PathBuf },
-    /// `create` on a directory that already holds an index.
-    #[error("{path} already holds a sharded index")]
-    AlreadyExists { path: PathBuf },
-    /// Another process holds the writer lock.
-    #[error("{path} is locked by another writer process")]
-    Locked { path: PathBuf },
-    /// The index was opened with another key type.
-    #[error("the index at {path} has {found} keys, but was opened with {expected} keys")]
-    KeyKind {
-        path: PathBuf,
-        found: KeyKind,
-        expected: KeyKind,
-    },
-    /// A vector this index cannot store or search.
-    #[error("{}{why}", key.as_ref().map(|k| format!("key {k}: ")).unwrap_or_default())]
-    Vector { key: Option<String>, why: String },
-    /// Keys and vectors of a batch differ in number.
-    #[error("{keys} keys but {vectors} vectors")]
-    BatchMismatch { keys: usize, vectors: usize },
-    /// An invalid option.
-    #[error("invalid option: {0}")]
-    Option(String),
-    /// A write to a read-only index.
-    #[error("the sharded index is open read-only")]
-    ReadOnly,
-    /// Use after `close`.
-    #[error("the sharded index is closed")]
-    Closed,
-    /// Writing a rotated shard failed; its rows stay in memory and
-    /// searchable, and the next `save`/`drain_rotations` retries.
-    #[error("writing rotated shard {id} failed (its rows stay in memory; save retries): {why}")]
-    Rotation { id: u32, why: String },
-}
-
-/// What the vectors are and how they are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum VectorKind {
-    /// ISCC unit bodies of 64–`max_dim` bits (multiples of 64, mixed
-    /// lengths), compared by NPHD (distance 0.0–1.0).
-    Nphd { max_dim: usize },
-    /// Bit vectors of exactly `bits` bits (a multiple of 8, at most 256),
-    /// compared by Hamming distance (a bit count).
-    Hamming { bits: usize },
-}
-
-impl VectorKind {
-    fn validate(&self) -> Result<(), String> {
-        match *self {
-            VectorKind::Nphd { max_dim } if [64, 128, 192, 256].contains(&max_dim) => Ok(()),
-            VectorKind::Nphd { max_dim } => {
-                Err(format!("max_dim {max_dim} (expected 64, 128, 192 or 256)"))
-            }
-            VectorKind::Hamming { bits } if bits > 0 && bits <= 256 && bits % 8 == 0 => Ok(()),
-            VectorKind::Hamming { bits } => Err(format!(
-                "hamming bits {bits} (expected a multiple of 8 from 8 to 256)"
-            )),
-        }
-    }
-
-    /// Bits of the rows as stored (Hamming vectors are zero-padded to whole
-    /// 64-bit words, which leaves Hamming distances unchanged).
-    fn row_bits(&self) -> usize {
-        match *self {
-            VectorKind::Nphd { max_dim } => max_dim,
-            VectorKind::Hamming { bits } => bits.next_multiple_of(64),
-        }
-    }
-
-    /// Validate a vector and turn it into the stored body.
-    fn body(&self, v: &[u8]) -> Result<Vec<u8>, String> {
-        match *self {
-            VectorKind::Nphd { max_dim } => {
-                Row::new(v).map_err(|e| e.to_string())?;
-                if v.len() * 8 > max_dim {
-                    return Err(format!(
-                        "a code of {} bits exceeds this index's max_dim of {max_dim} bits",
-                        v.len() * 8
-                    ));
-                }
-                Ok(v.to_vec())
-            }
-            VectorKind::Hamming { bits } => {
-                if v.len() * 8 != bits {
-                    return Err(format!(
-                        "a vector of {} bits; this index stores {bits}-bit vectors",
-                        v.len() * 8
-                    ));
-                }
-                let mut body = v.to_vec();
-                body.resize(bits.div_ceil(64) * 8, 0);
-                Ok(body)
-            }
-        }
-    }
-
-    /// A query: NPHD queries may be of any valid length (compared over the
-    /// common prefix).
-    fn query(&self, v: &[u8]) -> Result<Vec<u8>, String> {
-        match self {
-            VectorKind::Nphd { .. } => {
-                Row::new(v).map_err(|e| e.to_string())?;
-                Ok(v.to_vec())
-            }
-            VectorKind::Hamming { .. } => self.body(v),
-        }
-    }
-
-    /// The caller's vector from a stored body.
-    fn unpad(&self, mut body: Vec<u8>) -> Vec<u8> {
-        if let VectorKind::Hamming { bits } = *self {
-            body.truncate(bits / 8);
-        }
-        body
-    }
-
-    /// The caller's distance from a stored NPHD.
-    fn distance(&self, nphd: f32) -> f32 {
-        match self {
-            VectorKind::Nphd { .. } => nphd,
-            VectorKind::Hamming { .. } => (nphd * self.row_bits() as f32).round(),
-        }
-    }
-
-    /// A caller's distance bound as an NPHD bound.
-    fn nphd_bound(&self, distance: f32) -> f32 {
-        match self {
-            VectorKind::Nphd { .. } => distance,
-            VectorKind::Hamming { .. } => (distance + 0.5) / self.row_bits() as f32,
-        }
-    }
-}
-
-/// Parameters of a sharded index; all are stored in the manifest and
-/// restored on open.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ShardedOptions {
-    /// Vector kind.
-    pub vectors: VectorKind,
-    /// HNSW connectivity (M).
-    pub connectivity: usize,
-    /// HNSW expansion at insertion.
-    pub expansion_add: usize,
-    /// HNSW expansion at search.
-    pub expansion_search: usize,
-    /// A shard at or under this many rows is searched exactly by default.
-    pub exact_threshold: usize,
-    /// A shard rotates when its serialized size passes this many bytes.
-    pub shard_size: u64,
-    /// Target false positive rate of the bloom filter.
-    pub bloom_error_rate: f64,
-    /// Write rotated shards on a background thread.
-    pub background_rotation: bool,
-    /// Background rotations in flight before `add` waits.
-    pub max_pending_rotations: usize,
-}
-
-impl Default for ShardedOptions {
-    fn default() -> ShardedOptions {
-        let unit = UnitIndexOptions::default();
-        ShardedOptions {
-            vectors: VectorKind::Nphd { max_dim: 256 },
-            connectivity: unit.connectivity,
-            expansion_add: unit.expansion_add,
-            expansion_search: unit.expansion_search,
-            exact_threshold: unit.exact_threshold,
-            shard_size: 256 << 20,
-            bloom_error_rate: 0.01,
-            background_rotation: false,
-            max_pending_rotations: 2,
-        }
-    }
-}
-
-impl ShardedOptions {
-    fn validate(&self) -> Result<(), ShardedError> {
-        self.vectors.validate().map_err(ShardedError::Option)?;
-        if self.shard_size < 4096 {
-            return Err(ShardedError::Option(format!(
-                "shard_size {} (at least 4096 bytes)",
-                self.shard_size
-            )));
-        }
-        if !(self.bloom_error_rate > 0.0 && self.bloom_error_rate < 1.0) {
-            return Err(ShardedError::Option(format!(
-                "bloom_error_rate {} (expected 0 < rate < 1)",
-                self.bloom_error_rate
-            )));
-        }
-        if self.max_pending_rotations == 0 {
-            return Err(ShardedError::Option(
-                "max_pending_rotations must be at least 1".into(),
-            ));
-        }
-        UnitIndex::new(self.unit())?;
-        Ok(())
-    }
-
-    fn unit(&self) -> UnitIndexOptions {
-        UnitIndexOptions {
-            connectivity: self.connectivity,
-            expansion_add: self.expansion_add,
-            expansion_search: self.expansion_search,
-            max_dim: self.vectors.row_bits(),
-            exact_threshold: self.exact_threshold,
-        }
-    }
-}
-
-/// One search result.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Match<K> {
-    /// The key.
-    pub key: K,
-    /// NPHD (0.0–1.0) or Hamming bit count, by vector kind.
-    pub distance: f32,
-}
-
-/// Bloom filter figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BloomStats {
-    /// Keys added since the last rebuild.
-    pub count: u64,
-    /// Filters in the chain.
-    pub filters: usize,
-    /// Bytes of bit arrays.
-    pub size_bytes: usize,
-    /// Target false positive rate.
-    pub error_rate: f64,
-}
-
-/// Figures of a sharded index (the reference's `stats()` fields and more).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ShardedStats {
-    /// Live rows (exact).
-    pub total_vectors: usize,
-    /// Longest vector in bits (`max_dim`, or the Hamming length).
-    pub dimensions: usize,
-    /// `"nphd"` or `"hamming"`.
-    pub metric: &'static str,
-    /// Element type of the stored rows.
-    pub dtype: &'static str,
-    /// HNSW connectivity.
-    pub connectivity: usize,
-    /// HNSW expansion at insertion.
-    pub expansion_add: usize,
-    /// HNSW expansion at search.
-    pub expansion_search: usize,
-    /// Sealed (memory-mapped or rotating) shards.
-    pub view_shards: usize,
-    /// Rows in the active shard.
-    pub active_shard_vectors: usize,
-    /// Rotation threshold in bytes.
-    pub shard_size: u64,
-    /// Changes since the last save.
-    pub dirty: u64,
-    /// Tombstoned keys.
-    pub tombstones: usize,
-    /// The bloom filter.
-    pub bloom_filter: BloomStats,
-    /// Heap bytes of the active shard, the bloom filter and tombstones
-    /// (sealed shards are memory-mapped and not counted).
-    pub memory_usage: usize,
-    /// Directory.
-    pub path: PathBuf,
-    /// True when opened read-only.
-    pub read_only: bool,
-    /// Key kind.
-    pub key_kind: KeyKind,
-    /// Shard rotations written in the background and not yet done.
-    pub pending_rotations: usize,
-    /// Rows hidden by tombstones (removed by `compact`).
-    pub dead_rows: u64,
-}
+use super::UnitIndex;
+use crate::lockfile::DirLock;
 
 /// A row about to be written.
 struct Fresh {
@@ -471,41 +176,6 @@ impl State {
     }
 }
 
-/// The advisory writer lock on `{dir}/LOCK`, held while open (the kernel
-/// releases it when the file closes, also when the process dies).
-struct DirLock {
-    _file: File,
-}
-
-impl DirLock {
-    fn acquire(dir: &Path) -> Result<DirLock, ShardedError> {
-        let path = dir.join("LOCK");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| ShardedError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
-            return Err(if err.kind() == io::ErrorKind::WouldBlock {
-                ShardedError::Locked {
-                    path: dir.to_path_buf(),
-                }
-            } else {
-                ShardedError::Io { path, source: err }
-            });
-        }
-        Ok(DirLock { _file: file })
-    }
-}
-
 struct Inner {
     dir: PathBuf,
     kind: KeyKind,
@@ -548,14 +218,14 @@ impl<K: ShardKey> std::fmt::Debug for ShardedIndex<K> {
     }
 }
 
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ShardedError + '_ {
+pub(crate) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ShardedError + '_ {
     move |source| ShardedError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -579,7 +249,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         let dir = dir.as_ref();
         options.validate()?;
         fs::create_dir_all(dir).map_err(io_at(dir))?;
-        let lock = DirLock::acquire(dir)?;
+        let lock = acquire_lock(dir)?;
         if Manifest::read(dir)?.is_some() {
             return Err(ShardedError::AlreadyExists {
                 path: dir.to_path_buf(),
@@ -610,7 +280,7 @@ impl<K: ShardKey> ShardedIndex<K> {
     /// from the manifest.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, ShardedError> {
         let dir = dir.as_ref();
-        let lock = DirLock::acquire(dir).map_err(|e| match e {
+        let lock = acquire_lock(dir).map_err(|e| match e {
             ShardedError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 ShardedError::NotFound {
                     path: dir.to_path_buf(),
@@ -1448,120 +1118,6 @@ impl<K: ShardKey> ShardedIndex<K> {
         }
     }
 
-    // ---- search ------------------------------------------------------------
-
-    fn snapshot(&self) -> (Vec<Arc<Shard>>, Arc<Tombstones>, HashSet<u32>) {
-        let st = self.read();
-        let dead = st
-            .dead
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(id, _)| *id)
-            .collect();
-        (st.shards(), Arc::clone(&st.tombstones), dead)
-    }
-
-    fn unit_options(&self, options: &SearchOptions) -> SearchOptions {
-        let vk = self.inner.options.vectors;
-        SearchOptions {
-            max_distance: options.max_distance.map(|d| vk.nphd_bound(d)),
-            ..*options
-        }
-    }
-
-    fn query_body(&self, query: &[u8]) -> Result<Vec<u8>, ShardedError> {
-        self.inner
-            .options
-            .vectors
-            .query(query)
-            .map_err(|why| ShardedError::Vector { key: None, why })
-    }
-
-    /// Merge per-shard hits: by distance, then key; one entry per key.
-    fn merge(&self, per_shard: Vec<(Arc<Shard>, Vec<Hit>)>, count: usize) -> Vec<Match<K>> {
-        let vk = self.inner.options.vectors;
-        let mut all: Vec<(f32, u128)> = per_shard
-            .iter()
-            .flat_map(|(s, hits)| {
-                hits.iter()
-                    .filter_map(|h| s.key(h.key).map(|k| (h.distance, k)))
-            })
-            .collect();
-        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let mut seen = HashSet::with_capacity(all.len());
-        all.into_iter()
-            .filter(|(_, k)| seen.insert(*k))
-            .take(count)
-            .map(|(d, k)| Match {
-                key: K::from_u128(k),
-                distance: vk.distance(d),
-            })
-            .collect()
-    }
-
-    /// Search every shard (in parallel) and merge the top `count`; ties by
-    /// key. `options.exact`, `expansion_search` and `max_distance` apply per
-    /// shard (`max_distance` in the index's distance unit).
-    pub fn search(
-        &self,
-        query: &[u8],
-        options: &SearchOptions,
-    ) -> Result<Vec<Match<K>>, ShardedError> {
-        self.check_open()?;
-        let body = self.query_body(query)?;
-        let unit = self.unit_options(options);
-        let (shards, tomb, dead) = self.snapshot();
-        let per_shard: Vec<(Arc<Shard>, Vec<Hit>)> = shards
-            .par_iter()
-            .map(|s| {
-                let keep = |label: u64| s.key(label).is_some_and(|k| !tomb.is_dead(k, s.id));
-                let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = if dead.contains(&s.id) {
-                    Some(&keep)
-                } else {
-                    None
-                };
-                s.index
-                    .search_filtered(&body, &unit, filter)
-                    .map(|hits| (Arc::clone(s), hits))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(self.merge(per_shard, options.count))
-    }
-
-    /// Search many queries; each shard runs the batch in parallel over
-    /// queries, then results are merged per query.
-    pub fn search_batch<B: AsRef<[u8]> + Sync>(
-        &self,
-        queries: &[B],
-        options: &SearchOptions,
-    ) -> Result<Vec<Vec<Match<K>>>, ShardedError> {
-        self.check_open()?;
-        let bodies: Vec<Vec<u8>> = queries
-            .iter()
-            .map(|q| self.query_body(q.as_ref()))
-            .collect::<Result<_, _>>()?;
-        let unit = self.unit_options(options);
-        let (shards, tomb, dead) = self.snapshot();
-        let mut per_query: Vec<Vec<(Arc<Shard>, Vec<Hit>)>> =
-            (0..bodies.len()).map(|_| Vec::new()).collect();
-        for s in &shards {
-            let keep = |label: u64| s.key(label).is_some_and(|k| !tomb.is_dead(k, s.id));
-            let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = if dead.contains(&s.id) {
-                Some(&keep)
-            } else {
-                None
-            };
-            let results = s.index.search_batch_filtered(&bodies, &unit, filter)?;
-            for (q, hits) in per_query.iter_mut().zip(results) {
-                q.push((Arc::clone(s), hits));
-            }
-        }
-        Ok(per_query
-            .into_iter()
-            .map(|per_shard| self.merge(per_shard, options.count))
-            .collect())
-    }
-
     // ---- iteration and figures --------------------------------------------
 
     /// Every live (key, vector), shard by shard, read lazily: sealed shards
@@ -1645,169 +1201,5 @@ impl<K: ShardKey> Drop for ShardedIndex<K> {
     /// not save the active shard: call `save` or `close` for that.
     fn drop(&mut self) {
         self.stop_worker();
-    }
-}
-
-impl Inner {
-    /// Write a frozen shard, replace it by its memory-mapped copy, commit.
-    fn persist(&self, frozen: &Arc<Shard>) -> Result<(), ShardedError> {
-        if frozen.is_durable() {
-            return Ok(());
-        }
-        let old = frozen.gen();
-        let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);
-        frozen.save(&self.dir, gen)?;
-        let mapped = Arc::new(Shard::open(&self.dir, &frozen.entry(), self.kind, true)?);
-        {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-            if let Some(slot) = st.sealed.iter_mut().find(|s| s.id == frozen.id) {
-                *slot = mapped;
-            }
-            if old > 0 {
-                st.garbage.extend(shard::file_names(frozen.id, old));
-            }
-        }
-        self.commit()
-    }
-
-    /// Write the manifest for the current durable state (after the bloom
-    /// filter and tombstones it needs), then delete superseded files.
-    fn commit(&self) -> Result<(), ShardedError> {
-        let _c = lock(&self.commit);
-        let (mut manifest, bloom, bloom_version, tomb, tomb_version, garbage) = {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-            // The latest files of every shard: a shard still rotating is
-            // listed with its last saved version, so nothing durable is
-            // ever dropped from the manifest.
-            let sealed: Vec<ShardEntry> = st
-                .sealed
-                .iter()
-                .filter(|s| s.gen() > 0)
-                .map(|s| s.entry())
-                .collect();
-            let active = st.active.as_ref().map(|a| a.entry()).unwrap_or(ShardEntry {
-                id: st.sealed.last().map_or(0, |s| s.id + 1),
-                gen: 0,
-                rows: 0,
-            });
-            let bloom = (st.bloom_version != st.bloom_saved).then(|| st.bloom.clone());
-            let tomb = (st.tomb_version != st.tomb_saved.0).then(|| Arc::clone(&st.tombstones));
-            let manifest = Manifest {
-                format: SHARDED_FORMAT_VERSION,
-                key_kind: self.kind,
-                options: self.options,
-                next_gen: 0,
-                next_label: st.next_label,
-                sealed,
-                active,
-                tombstones: st.tomb_saved.1.clone(),
-                bloom_count: st.bloom.count(),
-            };
-            let garbage = std::mem::take(&mut st.garbage);
-            (
-                manifest,
-                bloom,
-                st.bloom_version,
-                tomb,
-                st.tomb_version,
-                garbage,
-            )
-        };
-        let restore_garbage = |g: Vec<String>| {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-            st.garbage.extend(g);
-        };
-        let mut old_tomb = None;
-        let result = (|| {
-            if let Some(b) = &bloom {
-                b.save(&self.dir.join(BLOOM))?;
-            }
-            if let Some(t) = &tomb {
-                old_tomb = manifest.tombstones.take();
-                if !t.is_empty() {
-                    let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);
-                    let name = manifest::tombstone_name(gen);
-                    let path = self.dir.join(&name);
-                    durable::write(&path, &t.encode()).map_err(io_at(&path))?;
-                    manifest.tombstones = Some(name);
-                }
-            }
-            manifest.next_gen = self.next_gen.load(Ordering::Acquire);
-            manifest.write(&self.dir)
-        })();
-        if let Err(e) = result {
-            restore_garbage(garbage);
-            return Err(e);
-        }
-        {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-            if bloom.is_some() {
-                st.bloom_saved = bloom_version;
-            }
-            if tomb.is_some() {
-                st.tomb_saved = (tomb_version, manifest.tombstones.clone());
-            }
-        }
-        let keep: HashSet<String> = manifest.files().into_iter().collect();
-        let mut doomed = garbage;
-        doomed.extend(old_tomb.filter(|t| Some(t) != manifest.tombstones.as_ref()));
-        for name in doomed {
-            if !keep.contains(&name) {
-                // Best effort: a leftover is removed on the next open.
-                let _ = fs::remove_file(self.dir.join(name));
-            }
-        }
-        Ok(())
-    }
-}
-
-use super::durable;
-
-/// Lazy iterator over live (key, vector) pairs; see [`ShardedIndex::iter`].
-pub struct ShardedIter<K> {
-    active: Option<Arc<Shard>>,
-    active_labels: std::vec::IntoIter<u64>,
-    sealed: Vec<Arc<Shard>>,
-    tomb: Arc<Tombstones>,
-    vectors: VectorKind,
-    shard: usize,
-    pos: usize,
-    buf: std::vec::IntoIter<(u128, Vec<u8>)>,
-    _key: PhantomData<fn() -> K>,
-}
-
-impl<K: ShardKey> Iterator for ShardedIter<K> {
-    type Item = (K, Vec<u8>);
-
-    fn next(&mut self) -> Option<(K, Vec<u8>)> {
-        loop {
-            if let Some((k, body)) = self.buf.next() {
-                return Some((K::from_u128(k), self.vectors.unpad(body)));
-            }
-            if let Some(active) = &self.active {
-                for label in self.active_labels.by_ref() {
-                    let (Some(key), Some(body)) = (active.key(label), active.index.get(label))
-                    else {
-                        continue;
-                    };
-                    return Some((K::from_u128(key), self.vectors.unpad(body)));
-                }
-                self.active = None;
-            }
-            let s = self.sealed.get(self.shard)?;
-            let rows = s.index.rows(self.pos, 1024);
-            if rows.is_empty() {
-                self.shard += 1;
-                self.pos = 0;
-                continue;
-            }
-            self.pos += rows.len();
-            let live: Vec<(u128, Vec<u8>)> = rows
-                .into_iter()
-                .filter_map(|(l, b)| s.key(l).map(|k| (k, b)))
-                .filter(|(k, _)| !self.tomb.is_dead(*k, s.id))
-                .collect();
-            self.buf = live.into_iter();
-        }
     }
 }

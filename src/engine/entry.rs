@@ -1,0 +1,226 @@
+//! Entries: validation and normalisation of what callers add, and of
+//! search queries.
+//!
+//! An entry is a JSON object with `iscc_id` (optional), `iscc_code` and/or
+//! `units`, plus any other fields, which are stored and returned as given.
+//! `units`, when present and not empty, are what is indexed (the code is
+//! then only stored); otherwise the code is decomposed. The stored form
+//! holds canonical strings: `{"iscc_id", "iscc_code"?, "units", …}`.
+
+use serde_json::{Map, Value};
+
+use crate::codec::{Iscc, IsccId, Kind, Unit, UnitType};
+
+use super::error::EngineError;
+
+/// A validated entry, before its ISCC-ID is known.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    /// The ISCC-ID given with the entry.
+    pub(crate) id: Option<IsccId>,
+    /// Canonical `iscc_code`, if given.
+    pub(crate) code: Option<String>,
+    /// The units to index (distinct unit types).
+    pub(crate) units: Vec<Unit>,
+    /// Every other field, in the order given.
+    pub(crate) extra: Map<String, Value>,
+}
+
+impl Prepared {
+    /// The stored JSON object for an ISCC-ID.
+    pub(crate) fn to_json(&self, id: IsccId) -> Map<String, Value> {
+        let mut out = Map::new();
+        out.insert("iscc_id".into(), Value::String(id.to_string()));
+        if let Some(code) = &self.code {
+            out.insert("iscc_code".into(), Value::String(code.clone()));
+        }
+        out.insert(
+            "units".into(),
+            Value::Array(
+                self.units
+                    .iter()
+                    .map(|u| Value::String(u.to_string()))
+                    .collect(),
+            ),
+        );
+        for (k, v) in &self.extra {
+            out.insert(k.clone(), v.clone());
+        }
+        out
+    }
+}
+
+fn iscc_err(context: String) -> impl FnOnce(crate::codec::CodecError) -> EngineError {
+    move |source| EngineError::Iscc { context, source }
+}
+
+/// Check that a unit can be indexed (similarity or INSTANCE, 64–256 bits).
+pub(crate) fn check_unit(unit: &Unit, context: &str) -> Result<(), EngineError> {
+    let t = unit.unit_type();
+    if !(t.is_similarity() || t.is_instance()) {
+        return Err(EngineError::Invalid(format!(
+            "{context}: unit type {t} cannot be indexed (only META, SEMANTIC, CONTENT, DATA and INSTANCE units of version 0)"
+        )));
+    }
+    unit.index_body().map_err(iscc_err(context.to_string()))?;
+    Ok(())
+}
+
+/// Units from an `iscc_code` string (an ISCC-CODE, a unit or a sequence of
+/// units; not an ISCC-ID).
+pub(crate) fn units_of_code(code: &str, context: &str) -> Result<(Iscc, Vec<Unit>), EngineError> {
+    let iscc = Iscc::parse(code).map_err(iscc_err(context.to_string()))?;
+    if matches!(iscc.kind(), Kind::Id | Kind::Flake) {
+        return Err(EngineError::Invalid(format!(
+            "{context}: {code:?} is an ISCC-{}, not an ISCC-CODE",
+            if iscc.kind() == Kind::Id {
+                "ID"
+            } else {
+                "FLAKE"
+            }
+        )));
+    }
+    let units = iscc.units();
+    Ok((iscc, units))
+}
+
+fn string_field<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    context: &str,
+) -> Result<Option<&'a str>, EngineError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(EngineError::Invalid(format!(
+            "{context}.{key} must be a string, not {}",
+            type_name(other)
+        ))),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Validate and normalise one entry; `context` names it in errors
+/// (e.g. `entries[3]`).
+pub(crate) fn prepare(value: &Value, context: &str) -> Result<Prepared, EngineError> {
+    let Value::Object(obj) = value else {
+        return Err(EngineError::Invalid(format!(
+            "{context} must be a JSON object, not {}",
+            type_name(value)
+        )));
+    };
+    let id = string_field(obj, "iscc_id", context)?
+        .map(|s| IsccId::parse(s).map_err(iscc_err(format!("{context}.iscc_id"))))
+        .transpose()?;
+    let code_str = string_field(obj, "iscc_code", context)?;
+    let code = code_str
+        .map(|c| units_of_code(c, &format!("{context}.iscc_code")))
+        .transpose()?;
+    let unit_strs: Option<Vec<&str>> = match obj.get("units") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.as_str()),
+                    other => Err(EngineError::Invalid(format!(
+                        "{context}.units[{i}] must be a string, not {}",
+                        type_name(other)
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(other) => {
+            return Err(EngineError::Invalid(format!(
+                "{context}.units must be an array of ISCC-UNIT strings, not {}",
+                type_name(other)
+            )))
+        }
+    };
+    let units: Vec<Unit> = match (&unit_strs, &code) {
+        (Some(list), _) if !list.is_empty() => list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Unit::parse(s).map_err(iscc_err(format!("{context}.units[{i}]"))))
+            .collect::<Result<_, _>>()?,
+        (_, Some((_, units))) => units.clone(),
+        (Some(_), None) => {
+            return Err(EngineError::Invalid(format!(
+                "{context} has an empty units list and no iscc_code: nothing to index"
+            )))
+        }
+        (None, None) => {
+            return Err(EngineError::Invalid(format!(
+                "{context} has neither iscc_code nor units"
+            )))
+        }
+    };
+    let mut seen: Vec<UnitType> = Vec::with_capacity(units.len());
+    for (i, u) in units.iter().enumerate() {
+        let where_ = if unit_strs.as_ref().is_some_and(|l| !l.is_empty()) {
+            format!("{context}.units[{i}]")
+        } else {
+            format!("{context}.iscc_code")
+        };
+        check_unit(u, &where_)?;
+        if seen.contains(&u.unit_type()) {
+            return Err(EngineError::Invalid(format!(
+                "{where_}: a second {} unit in one entry (one unit per unit type)",
+                u.unit_type()
+            )));
+        }
+        seen.push(u.unit_type());
+    }
+    let canonical_code = code.as_ref().map(|(iscc, _)| {
+        iscc.canonical()
+            .or_else(|| code_str.map(str::to_string))
+            .unwrap_or_default()
+    });
+    let extra = obj
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "iscc_id" | "iscc_code" | "units"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(Prepared {
+        id,
+        code: canonical_code,
+        units,
+        extra,
+    })
+}
+
+/// The units of a search query: a code string or unit strings.
+pub(crate) fn query_units(
+    code: Option<&str>,
+    units: Option<&[String]>,
+    context: &str,
+) -> Result<Vec<Unit>, EngineError> {
+    let list: Vec<Unit> = match (units, code) {
+        (Some(list), _) if !list.is_empty() => list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Unit::parse(s).map_err(iscc_err(format!("{context}.units[{i}]"))))
+            .collect::<Result<_, _>>()?,
+        (_, Some(code)) => units_of_code(code, &format!("{context}.iscc_code"))?.1,
+        _ => {
+            return Err(EngineError::Invalid(format!(
+                "{context}: a query needs an iscc_code or a non-empty units list"
+            )))
+        }
+    };
+    for (i, u) in list.iter().enumerate() {
+        check_unit(u, &format!("{context}.units[{i}]"))?;
+    }
+    Ok(list)
+}

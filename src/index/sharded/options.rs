@@ -1,0 +1,312 @@
+//! Parameters, errors and result types of the sharded index.
+
+use std::io;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::key::KeyKind;
+use crate::index::bloom::BloomError;
+use crate::index::{IndexError, UnitIndex, UnitIndexOptions};
+use crate::metric::Row;
+
+/// Errors of the sharded index.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardedError {
+    /// An error of a shard's unit index (names the file where there is one).
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// An error of the bloom filter file.
+    #[error(transparent)]
+    Bloom(#[from] BloomError),
+    /// A file or directory could not be read or written.
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    /// A damaged or inconsistent file.
+    #[error("{path} is damaged: {why}")]
+    Corrupt { path: PathBuf, why: String },
+    /// A directory written by another on-disk format version.
+    #[error("{path} has sharded-index format version {found}; this build reads version {expected}: rebuild the index from its primary store")]
+    IncompatibleFormat {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    /// No index at the path.
+    #[error("{path} holds no sharded index (no manifest.json)")]
+    NotFound { path: PathBuf },
+    /// `create` on a directory that already holds an index.
+    #[error("{path} already holds a sharded index")]
+    AlreadyExists { path: PathBuf },
+    /// Another process holds the writer lock.
+    #[error("{path} is locked by another writer process")]
+    Locked { path: PathBuf },
+    /// The index was opened with another key type.
+    #[error("the index at {path} has {found} keys, but was opened with {expected} keys")]
+    KeyKind {
+        path: PathBuf,
+        found: KeyKind,
+        expected: KeyKind,
+    },
+    /// A vector this index cannot store or search.
+    #[error("{}{why}", key.as_ref().map(|k| format!("key {k}: ")).unwrap_or_default())]
+    Vector { key: Option<String>, why: String },
+    /// Keys and vectors of a batch differ in number.
+    #[error("{keys} keys but {vectors} vectors")]
+    BatchMismatch { keys: usize, vectors: usize },
+    /// An invalid option.
+    #[error("invalid option: {0}")]
+    Option(String),
+    /// A write to a read-only index.
+    #[error("the sharded index is open read-only")]
+    ReadOnly,
+    /// Use after `close`.
+    #[error("the sharded index is closed")]
+    Closed,
+    /// Writing a rotated shard failed; its rows stay in memory and
+    /// searchable, and the next `save`/`drain_rotations` retries.
+    #[error("writing rotated shard {id} failed (its rows stay in memory; save retries): {why}")]
+    Rotation { id: u32, why: String },
+}
+
+/// What the vectors are and how they are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum VectorKind {
+    /// ISCC unit bodies of 64–`max_dim` bits (multiples of 64, mixed
+    /// lengths), compared by NPHD (distance 0.0–1.0).
+    Nphd { max_dim: usize },
+    /// Bit vectors of exactly `bits` bits (a multiple of 8, at most 256),
+    /// compared by Hamming distance (a bit count).
+    Hamming { bits: usize },
+}
+
+impl VectorKind {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match *self {
+            VectorKind::Nphd { max_dim } if [64, 128, 192, 256].contains(&max_dim) => Ok(()),
+            VectorKind::Nphd { max_dim } => {
+                Err(format!("max_dim {max_dim} (expected 64, 128, 192 or 256)"))
+            }
+            VectorKind::Hamming { bits } if bits > 0 && bits <= 256 && bits % 8 == 0 => Ok(()),
+            VectorKind::Hamming { bits } => Err(format!(
+                "hamming bits {bits} (expected a multiple of 8 from 8 to 256)"
+            )),
+        }
+    }
+
+    /// Bits of the rows as stored (Hamming vectors are zero-padded to whole
+    /// 64-bit words, which leaves Hamming distances unchanged).
+    pub(crate) fn row_bits(&self) -> usize {
+        match *self {
+            VectorKind::Nphd { max_dim } => max_dim,
+            VectorKind::Hamming { bits } => bits.next_multiple_of(64),
+        }
+    }
+
+    /// Validate a vector and turn it into the stored body.
+    pub(crate) fn body(&self, v: &[u8]) -> Result<Vec<u8>, String> {
+        match *self {
+            VectorKind::Nphd { max_dim } => {
+                Row::new(v).map_err(|e| e.to_string())?;
+                if v.len() * 8 > max_dim {
+                    return Err(format!(
+                        "a code of {} bits exceeds this index's max_dim of {max_dim} bits",
+                        v.len() * 8
+                    ));
+                }
+                Ok(v.to_vec())
+            }
+            VectorKind::Hamming { bits } => {
+                if v.len() * 8 != bits {
+                    return Err(format!(
+                        "a vector of {} bits; this index stores {bits}-bit vectors",
+                        v.len() * 8
+                    ));
+                }
+                let mut body = v.to_vec();
+                body.resize(bits.div_ceil(64) * 8, 0);
+                Ok(body)
+            }
+        }
+    }
+
+    /// A query: NPHD queries may be of any valid length (compared over the
+    /// common prefix).
+    pub(crate) fn query(&self, v: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            VectorKind::Nphd { .. } => {
+                Row::new(v).map_err(|e| e.to_string())?;
+                Ok(v.to_vec())
+            }
+            VectorKind::Hamming { .. } => self.body(v),
+        }
+    }
+
+    /// The caller's vector from a stored body.
+    pub(crate) fn unpad(&self, mut body: Vec<u8>) -> Vec<u8> {
+        if let VectorKind::Hamming { bits } = *self {
+            body.truncate(bits / 8);
+        }
+        body
+    }
+
+    /// The caller's distance from a stored NPHD.
+    pub(crate) fn distance(&self, nphd: f32) -> f32 {
+        match self {
+            VectorKind::Nphd { .. } => nphd,
+            VectorKind::Hamming { .. } => (nphd * self.row_bits() as f32).round(),
+        }
+    }
+
+    /// A caller's distance bound as an NPHD bound.
+    pub(crate) fn nphd_bound(&self, distance: f32) -> f32 {
+        match self {
+            VectorKind::Nphd { .. } => distance,
+            VectorKind::Hamming { .. } => (distance + 0.5) / self.row_bits() as f32,
+        }
+    }
+}
+
+/// Parameters of a sharded index; all are stored in the manifest and
+/// restored on open.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ShardedOptions {
+    /// Vector kind.
+    pub vectors: VectorKind,
+    /// HNSW connectivity (M).
+    pub connectivity: usize,
+    /// HNSW expansion at insertion.
+    pub expansion_add: usize,
+    /// HNSW expansion at search.
+    pub expansion_search: usize,
+    /// A shard at or under this many rows is searched exactly by default.
+    pub exact_threshold: usize,
+    /// A shard rotates when its serialized size passes this many bytes.
+    pub shard_size: u64,
+    /// Target false positive rate of the bloom filter.
+    pub bloom_error_rate: f64,
+    /// Write rotated shards on a background thread.
+    pub background_rotation: bool,
+    /// Background rotations in flight before `add` waits.
+    pub max_pending_rotations: usize,
+}
+
+impl Default for ShardedOptions {
+    fn default() -> ShardedOptions {
+        let unit = UnitIndexOptions::default();
+        ShardedOptions {
+            vectors: VectorKind::Nphd { max_dim: 256 },
+            connectivity: unit.connectivity,
+            expansion_add: unit.expansion_add,
+            expansion_search: unit.expansion_search,
+            exact_threshold: unit.exact_threshold,
+            shard_size: 256 << 20,
+            bloom_error_rate: 0.01,
+            background_rotation: false,
+            max_pending_rotations: 2,
+        }
+    }
+}
+
+impl ShardedOptions {
+    pub(crate) fn validate(&self) -> Result<(), ShardedError> {
+        self.vectors.validate().map_err(ShardedError::Option)?;
+        if self.shard_size < 4096 {
+            return Err(ShardedError::Option(format!(
+                "shard_size {} (at least 4096 bytes)",
+                self.shard_size
+            )));
+        }
+        if !(self.bloom_error_rate > 0.0 && self.bloom_error_rate < 1.0) {
+            return Err(ShardedError::Option(format!(
+                "bloom_error_rate {} (expected 0 < rate < 1)",
+                self.bloom_error_rate
+            )));
+        }
+        if self.max_pending_rotations == 0 {
+            return Err(ShardedError::Option(
+                "max_pending_rotations must be at least 1".into(),
+            ));
+        }
+        UnitIndex::new(self.unit())?;
+        Ok(())
+    }
+
+    pub(crate) fn unit(&self) -> UnitIndexOptions {
+        UnitIndexOptions {
+            connectivity: self.connectivity,
+            expansion_add: self.expansion_add,
+            expansion_search: self.expansion_search,
+            max_dim: self.vectors.row_bits(),
+            exact_threshold: self.exact_threshold,
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Match<K> {
+    /// The key.
+    pub key: K,
+    /// NPHD (0.0–1.0) or Hamming bit count, by vector kind.
+    pub distance: f32,
+}
+
+/// Bloom filter figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BloomStats {
+    /// Keys added since the last rebuild.
+    pub count: u64,
+    /// Filters in the chain.
+    pub filters: usize,
+    /// Bytes of bit arrays.
+    pub size_bytes: usize,
+    /// Target false positive rate.
+    pub error_rate: f64,
+}
+
+/// Figures of a sharded index (the reference's `stats()` fields and more).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardedStats {
+    /// Live rows (exact).
+    pub total_vectors: usize,
+    /// Longest vector in bits (`max_dim`, or the Hamming length).
+    pub dimensions: usize,
+    /// `"nphd"` or `"hamming"`.
+    pub metric: &'static str,
+    /// Element type of the stored rows.
+    pub dtype: &'static str,
+    /// HNSW connectivity.
+    pub connectivity: usize,
+    /// HNSW expansion at insertion.
+    pub expansion_add: usize,
+    /// HNSW expansion at search.
+    pub expansion_search: usize,
+    /// Sealed (memory-mapped or rotating) shards.
+    pub view_shards: usize,
+    /// Rows in the active shard.
+    pub active_shard_vectors: usize,
+    /// Rotation threshold in bytes.
+    pub shard_size: u64,
+    /// Changes since the last save.
+    pub dirty: u64,
+    /// Tombstoned keys.
+    pub tombstones: usize,
+    /// The bloom filter.
+    pub bloom_filter: BloomStats,
+    /// Heap bytes of the active shard, the bloom filter and tombstones
+    /// (sealed shards are memory-mapped and not counted).
+    pub memory_usage: usize,
+    /// Directory.
+    pub path: PathBuf,
+    /// True when opened read-only.
+    pub read_only: bool,
+    /// Key kind.
+    pub key_kind: KeyKind,
+    /// Shard rotations written in the background and not yet done.
+    pub pending_rotations: usize,
+    /// Rows hidden by tombstones (removed by `compact`).
+    pub dead_rows: u64,
+}

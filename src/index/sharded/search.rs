@@ -1,0 +1,127 @@
+//! Search across shards: every shard searched in parallel (hidden rows
+//! filtered inside each shard's graph walk or scan), then a top-k merge
+//! ordered by distance and key.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::shard::Shard;
+use super::tombstones::Tombstones;
+use super::{Match, ShardKey, ShardedError, ShardedIndex};
+use crate::index::{Hit, SearchOptions};
+
+impl<K: ShardKey> ShardedIndex<K> {
+    fn snapshot(&self) -> (Vec<Arc<Shard>>, Arc<Tombstones>, HashSet<u32>) {
+        let st = self.read();
+        let dead = st
+            .dead
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(id, _)| *id)
+            .collect();
+        (st.shards(), Arc::clone(&st.tombstones), dead)
+    }
+
+    fn unit_options(&self, options: &SearchOptions) -> SearchOptions {
+        let vk = self.inner.options.vectors;
+        SearchOptions {
+            max_distance: options.max_distance.map(|d| vk.nphd_bound(d)),
+            ..*options
+        }
+    }
+
+    fn query_body(&self, query: &[u8]) -> Result<Vec<u8>, ShardedError> {
+        self.inner
+            .options
+            .vectors
+            .query(query)
+            .map_err(|why| ShardedError::Vector { key: None, why })
+    }
+
+    /// Merge per-shard hits: by distance, then key; one entry per key.
+    fn merge(&self, per_shard: Vec<(Arc<Shard>, Vec<Hit>)>, count: usize) -> Vec<Match<K>> {
+        let vk = self.inner.options.vectors;
+        let mut all: Vec<(f32, u128)> = per_shard
+            .iter()
+            .flat_map(|(s, hits)| {
+                hits.iter()
+                    .filter_map(|h| s.key(h.key).map(|k| (h.distance, k)))
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut seen = HashSet::with_capacity(all.len());
+        all.into_iter()
+            .filter(|(_, k)| seen.insert(*k))
+            .take(count)
+            .map(|(d, k)| Match {
+                key: K::from_u128(k),
+                distance: vk.distance(d),
+            })
+            .collect()
+    }
+
+    /// Search every shard (in parallel) and merge the top `count`; ties by
+    /// key. `options.exact`, `expansion_search` and `max_distance` apply per
+    /// shard (`max_distance` in the index's distance unit).
+    pub fn search(
+        &self,
+        query: &[u8],
+        options: &SearchOptions,
+    ) -> Result<Vec<Match<K>>, ShardedError> {
+        self.check_open()?;
+        let body = self.query_body(query)?;
+        let unit = self.unit_options(options);
+        let (shards, tomb, dead) = self.snapshot();
+        let per_shard: Vec<(Arc<Shard>, Vec<Hit>)> = shards
+            .par_iter()
+            .map(|s| {
+                let keep = |label: u64| s.key(label).is_some_and(|k| !tomb.is_dead(k, s.id));
+                let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = if dead.contains(&s.id) {
+                    Some(&keep)
+                } else {
+                    None
+                };
+                s.index
+                    .search_filtered(&body, &unit, filter)
+                    .map(|hits| (Arc::clone(s), hits))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self.merge(per_shard, options.count))
+    }
+
+    /// Search many queries; each shard runs the batch in parallel over
+    /// queries, then results are merged per query.
+    pub fn search_batch<B: AsRef<[u8]> + Sync>(
+        &self,
+        queries: &[B],
+        options: &SearchOptions,
+    ) -> Result<Vec<Vec<Match<K>>>, ShardedError> {
+        self.check_open()?;
+        let bodies: Vec<Vec<u8>> = queries
+            .iter()
+            .map(|q| self.query_body(q.as_ref()))
+            .collect::<Result<_, _>>()?;
+        let unit = self.unit_options(options);
+        let (shards, tomb, dead) = self.snapshot();
+        let mut per_query: Vec<Vec<(Arc<Shard>, Vec<Hit>)>> =
+            (0..bodies.len()).map(|_| Vec::new()).collect();
+        for s in &shards {
+            let keep = |label: u64| s.key(label).is_some_and(|k| !tomb.is_dead(k, s.id));
+            let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = if dead.contains(&s.id) {
+                Some(&keep)
+            } else {
+                None
+            };
+            let results = s.index.search_batch_filtered(&bodies, &unit, filter)?;
+            for (q, hits) in per_query.iter_mut().zip(results) {
+                q.push((Arc::clone(s), hits));
+            }
+        }
+        Ok(per_query
+            .into_iter()
+            .map(|per_shard| self.merge(per_shard, options.count))
+            .collect())
+    }
+}
