@@ -254,7 +254,8 @@ mod tests {
             queries: vec![q(&["a", "b", "c"]), q(&["x"])],
         };
         let want = vec![vec!["a".to_string(), "c".into()], vec!["y".to_string()]];
-        assert_eq!(b.mean_recall(&want, None), 0.5);
+        assert_eq!(b.mean_recall(&want, None), 0.25);
+        assert_eq!(b.mean_recall(&want, Some(3)), 0.5);
         assert_eq!(b.mean_recall(&want, Some(1)), 0.5);
     }
 }
