@@ -23,9 +23,12 @@ fn body(seed: &mut u64) -> Vec<u8> {
     (0..len).map(|_| lcg(seed) as u8).collect()
 }
 
+/// Small shards with graphs built from the first row (exact_threshold 0),
+/// so shard sizes are those of full HNSW shards.
 fn small(shard_size: u64) -> ShardedOptions {
     ShardedOptions {
         shard_size,
+        exact_threshold: 0,
         ..ShardedOptions::default()
     }
 }
@@ -796,9 +799,12 @@ fn parameters_live_in_the_manifest() {
 #[test]
 fn random_operations_match_a_model() {
     let dir = tempfile::tempdir().unwrap();
+    // Default exact_threshold: shards without graphs (deferred), rotating
+    // on the flat store's size.
     let options = ShardedOptions {
         background_rotation: true,
-        ..small(16 << 10)
+        shard_size: 8 << 10,
+        ..ShardedOptions::default()
     };
     let mut idx = ShardedIndex::<u64>::create(dir.path(), options).unwrap();
     let mut model: HashMap<u64, Vec<u8>> = HashMap::new();

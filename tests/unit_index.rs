@@ -513,3 +513,70 @@ fn per_call_expansion_and_batch_threads() {
         )
         .is_err());
 }
+
+#[test]
+fn graph_is_deferred_until_the_threshold_or_an_approximate_search() {
+    let data = Dataset::generate(3_000, 50, 7);
+    let keys: Vec<u64> = (0..3_000).collect();
+    let options = UnitIndexOptions {
+        exact_threshold: 2_000,
+        ..UnitIndexOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Under the threshold: no graph, searches exact; survives save/load/view.
+    let idx = UnitIndex::new(options).unwrap();
+    idx.add_batch(&keys[..1_500], &data.codes[..1_500]).unwrap();
+    assert!(idx.graph_deferred());
+    assert!(idx.stats().graph_memory < 1 << 20);
+    let exact = SearchOptions {
+        exact: Some(true),
+        ..SearchOptions::count(10)
+    };
+    let truth = idx.search_batch(&data.queries, &exact).unwrap();
+    assert_eq!(
+        idx.search_batch(&data.queries, &SearchOptions::count(10))
+            .unwrap(),
+        truth
+    );
+    let path = dir.path().join("deferred.ivdb");
+    idx.save(&path).unwrap();
+    for view in [false, true] {
+        let back = UnitIndex::restore(&path, view).unwrap();
+        assert!(back.graph_deferred());
+        assert_eq!(
+            back.search_batch(&data.queries, &SearchOptions::count(10))
+                .unwrap(),
+            truth
+        );
+    }
+    // Crossing the threshold builds the graph from every row.
+    idx.add_batch(&keys[1_500..], &data.codes[1_500..]).unwrap();
+    assert!(!idx.graph_deferred());
+    let approx = SearchOptions {
+        exact: Some(false),
+        ..SearchOptions::count(1)
+    };
+    for (k, c) in keys.iter().zip(&data.codes).step_by(97) {
+        assert_eq!(
+            idx.search_with(c, &approx).unwrap()[0].distance,
+            0.0,
+            "key {k}"
+        );
+    }
+    // An explicit approximate search on a small index builds its graph.
+    let small = UnitIndex::new(options).unwrap();
+    small.add_batch(&keys[..100], &data.codes[..100]).unwrap();
+    assert!(small.graph_deferred());
+    assert_eq!(
+        small.search_with(&data.codes[5], &approx).unwrap()[0].distance,
+        0.0
+    );
+    assert!(!small.graph_deferred());
+    small.remove(5).unwrap();
+    assert!(small.search_with(&data.codes[5], &approx).unwrap()[0].key != 5);
+    // Lowering the threshold under the size builds it too.
+    let other = UnitIndex::new(options).unwrap();
+    other.add_batch(&keys[..100], &data.codes[..100]).unwrap();
+    other.set_exact_threshold(10).unwrap();
+    assert!(!other.graph_deferred());
+}

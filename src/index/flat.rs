@@ -284,6 +284,24 @@ impl FlatStore {
         true
     }
 
+    /// Every (key, row), group by group.
+    pub(crate) fn all_rows(&self) -> Vec<(u64, Row)> {
+        let mut out = Vec::with_capacity(self.len());
+        for group in &self.groups {
+            let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
+            for (i, key) in group.keys.as_slice().iter().enumerate() {
+                let mut body = [0u8; 32];
+                for (w, col) in cols.iter().enumerate() {
+                    body[8 * w..8 * w + 8].copy_from_slice(&col[i].to_le_bytes());
+                }
+                if let Ok(row) = Row::new(&body[..8 * cols.len()]) {
+                    out.push((*key, row));
+                }
+            }
+        }
+        out
+    }
+
     /// Every key, group by group.
     pub(crate) fn keys(&self) -> impl Iterator<Item = u64> + '_ {
         self.groups

@@ -13,6 +13,13 @@
 //! repeats of a key within one batch), as iscc-usearch does, and reports how
 //! many rows it added; `upsert` replaces (last write wins).
 //!
+//! Deferred graph: while an index holds at most `exact_threshold` rows
+//! every search is an exact scan (faster there), so no graph is built and
+//! adds cost only the flat store. The graph is built from all rows, on all
+//! cores, when the index grows past the threshold, when the threshold is
+//! lowered below its size, or when an approximate search is asked for
+//! explicitly (`exact: Some(false)`).
+//!
 //! Files: `save(path)` writes `path` (format header, parameters and the flat
 //! store, laid out as in memory so `view` maps it without copying) and
 //! `path.hnsw` (the usearch graph). Both are written to a temporary name,
@@ -340,6 +347,8 @@ struct State {
     flat: FlatStore,
     options: UnitIndexOptions,
     read_only: bool,
+    /// No graph yet (see the module docs): the graph holds no rows.
+    deferred: bool,
 }
 
 /// One NPHD similarity index of unit bodies; see the module docs.
@@ -392,6 +401,7 @@ impl UnitIndex {
             flat: FlatStore::default(),
             options,
             read_only: false,
+            deferred: options.exact_threshold > 0,
         }))
     }
 
@@ -438,9 +448,44 @@ impl UnitIndex {
         Ok(())
     }
 
-    /// Change the exact-search threshold (persisted on save).
-    pub fn set_exact_threshold(&self, n: usize) {
-        self.write().options.exact_threshold = n;
+    /// Change the exact-search threshold (persisted on save). Lowering it
+    /// under the current size builds a deferred graph now.
+    pub fn set_exact_threshold(&self, n: usize) -> Result<(), IndexError> {
+        let mut state = self.write();
+        state.options.exact_threshold = n;
+        if state.deferred && state.flat.len() > n && !state.read_only {
+            Self::build_graph(&mut state)?;
+        }
+        Ok(())
+    }
+
+    /// True while the graph is deferred (see the module docs).
+    pub fn graph_deferred(&self) -> bool {
+        self.read().deferred
+    }
+
+    /// Build the deferred graph from every row.
+    fn build_graph(state: &mut State) -> Result<(), IndexError> {
+        if !state.deferred {
+            return Ok(());
+        }
+        let rows = state.flat.all_rows();
+        let hnsw = Hnsw::new(state.options.graph()).map_err(IndexError::Native)?;
+        state.graph = Graph::Ready(hnsw);
+        Self::graph_insert(state, &rows)?;
+        state.deferred = false;
+        Ok(())
+    }
+
+    /// Make sure a graph exists before an explicitly approximate search.
+    fn ensure_graph(&self, options: &SearchOptions) -> Result<(), IndexError> {
+        if options.exact == Some(false) && self.read().deferred {
+            let mut state = self.write();
+            if !state.read_only {
+                Self::build_graph(&mut state)?;
+            }
+        }
+        Ok(())
     }
 
     /// Rows stored.
@@ -587,7 +632,9 @@ impl UnitIndex {
                 continue; // identical: nothing to do
             }
             if state.flat.remove(*k) {
-                state.graph.get()?.remove(*k).map_err(IndexError::Native)?;
+                if !state.deferred {
+                    state.graph.get()?.remove(*k).map_err(IndexError::Native)?;
+                }
                 removed += 1;
             }
             fresh.push((*k, row));
@@ -609,7 +656,9 @@ impl UnitIndex {
         let mut removed = 0;
         for &key in keys {
             if state.flat.remove(key) {
-                state.graph.get()?.remove(key).map_err(IndexError::Native)?;
+                if !state.deferred {
+                    state.graph.get()?.remove(key).map_err(IndexError::Native)?;
+                }
                 removed += 1;
             }
         }
@@ -622,6 +671,7 @@ impl UnitIndex {
         let mut state = self.writable()?;
         state.graph = Graph::Ready(Hnsw::new(state.options.graph()).map_err(IndexError::Native)?);
         state.flat = FlatStore::default();
+        state.deferred = state.options.exact_threshold > 0;
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -648,6 +698,34 @@ impl UnitIndex {
     fn insert(state: &mut State, rows: &[(u64, Row)]) -> Result<usize, IndexError> {
         if rows.is_empty() {
             return Ok(0);
+        }
+        if state.deferred {
+            for (key, row) in rows {
+                state.flat.insert(*key, row);
+            }
+            if state.flat.len() > state.options.exact_threshold {
+                Self::build_graph(state)?;
+            }
+            return Ok(rows.len());
+        }
+        let result = Self::graph_insert(state, rows);
+        // Keep the flat store equal to the graph; only after a failure must
+        // each row be checked against the graph.
+        let mut added = 0;
+        for (key, row) in rows {
+            if result.is_ok() || state.graph.get()?.contains(*key) {
+                state.flat.insert(*key, row);
+                added += 1;
+            }
+        }
+        result.map(|()| added)
+    }
+
+    /// Add rows to the graph on all cores. On failure, rows the graph did
+    /// not take are dropped from the flat store too (the two stay equal).
+    fn graph_insert(state: &mut State, rows: &[(u64, Row)]) -> Result<(), IndexError> {
+        if rows.is_empty() {
+            return Ok(());
         }
         state
             .graph
@@ -677,19 +755,9 @@ impl UnitIndex {
                 })
                 .collect()
         });
-        let failed = results.into_iter().find_map(Result::err);
-        // Keep the flat store equal to the graph; only after a failed chunk
-        // must each row be checked against the graph.
-        let mut added = 0;
-        for (key, row) in rows {
-            if failed.is_none() || state.graph.get()?.contains(*key) {
-                state.flat.insert(*key, row);
-                added += 1;
-            }
-        }
-        match failed {
+        match results.into_iter().find_map(Result::err) {
             Some(why) => Err(IndexError::Native(why)),
-            None => Ok(added),
+            None => Ok(()),
         }
     }
 
@@ -728,6 +796,7 @@ impl UnitIndex {
         keep: Option<Keep<'_>>,
     ) -> Result<Vec<Hit>, IndexError> {
         let row = row_of(None, query, 256)?;
+        self.ensure_graph(options)?;
         if let Some(ef) = options
             .expansion_search
             .filter(|_| options.exact != Some(true))
@@ -763,7 +832,7 @@ impl UnitIndex {
         if options.count == 0 || state.flat.len() == 0 {
             return Ok(Vec::new());
         }
-        if Self::use_exact(state, options) {
+        if Self::use_exact(state, options) || state.deferred {
             return Ok(exact(state));
         }
         let graph = state.graph.get()?;
@@ -822,6 +891,7 @@ impl UnitIndex {
             .iter()
             .map(|q| row_of(None, q.as_ref(), 256))
             .collect::<Result<_, _>>()?;
+        self.ensure_graph(options)?;
         let run = || -> Result<Vec<Vec<Hit>>, IndexError> {
             if let Some(ef) = options
                 .expansion_search
@@ -850,7 +920,7 @@ impl UnitIndex {
         options: &SearchOptions,
         keep: Option<Keep<'_>>,
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
-        if Self::use_exact(state, options) && options.count > 0 {
+        if (Self::use_exact(state, options) || state.deferred) && options.count > 0 {
             // Chunks of queries share each cached block of rows.
             const CHUNK: usize = 16;
             let queries: Vec<Query> = rows.iter().map(Query::new).collect();
@@ -901,6 +971,9 @@ struct FileHeader {
     groups: [usize; 4],
     /// Size of the graph file written with it.
     graph_bytes: u64,
+    /// The graph is deferred (empty): see the module docs.
+    #[serde(default)]
+    deferred: bool,
 }
 
 /// `path` + ".hnsw": the usearch graph beside the main file.
@@ -964,6 +1037,7 @@ impl UnitIndex {
             options: state.options,
             groups: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
             graph_bytes,
+            deferred: state.deferred,
         };
         let json = serde_json::to_vec(&header).map_err(|e| IndexError::Native(e.to_string()))?;
         let tmp = tmp_path(path);
@@ -1100,11 +1174,12 @@ impl UnitIndex {
                 ),
             });
         }
+        let graph_rows = if header.deferred { 0 } else { flat.len() };
         let graph = if view {
             Graph::Lazy(LazyGraph {
                 path: graph,
                 params: header.options.graph(),
-                rows: flat.len(),
+                rows: graph_rows,
                 cell: std::sync::OnceLock::new(),
             })
         } else {
@@ -1114,13 +1189,13 @@ impl UnitIndex {
                     path: graph.clone(),
                     why,
                 })?;
-            if hnsw.size() != flat.len() {
+            if hnsw.size() != graph_rows {
                 return Err(IndexError::Corrupt {
                     path: graph,
                     why: format!(
                         "{} rows, but the flat store has {}",
                         hnsw.size(),
-                        flat.len()
+                        graph_rows
                     ),
                 });
             }
@@ -1131,6 +1206,7 @@ impl UnitIndex {
             flat,
             options: header.options,
             read_only: view,
+            deferred: header.deferred,
         })
     }
 
@@ -1168,6 +1244,7 @@ impl UnitIndex {
             flat,
             options: state.options,
             read_only: false,
+            deferred: state.deferred,
         }))
     }
 }
