@@ -100,6 +100,10 @@ fn corpus_add_get_and_search() {
         ..SearchParams::default()
     };
     let batch = idx.search_batch(&queries, &params).unwrap();
+    // The batch path (grouped by unit type) answers like single searches.
+    for (q, m) in queries.iter().zip(&batch.queries).step_by(41) {
+        assert_eq!(&idx.search(q, &params).unwrap(), m);
+    }
     let (mut found, mut wanted, mut tied_out) = (0usize, 0usize, 0usize);
     for ((r, id), (q, m)) in records
         .iter()

@@ -830,7 +830,9 @@ impl IsccIndex {
         self.search_units(&units, params)
     }
 
-    /// Search many queries in parallel.
+    /// Search many queries: the units of all queries are grouped by unit
+    /// type and each unit index answers its group in one batch (exact scans
+    /// then share every cached block of rows across queries, in parallel).
     pub fn search_batch(
         &self,
         queries: &[Query],
@@ -848,11 +850,53 @@ impl IsccIndex {
                 )
             })
             .collect::<Result<_, _>>()?;
-        let results: Vec<IsccMatches> = units
-            .par_iter()
-            .map(|u| self.search_units(u, params))
-            .collect::<Result<_, _>>()?;
+        let threshold = params.unit_threshold.unwrap_or(self.options.unit_threshold);
+        let options = Self::unit_search_options(params);
+        let mut aggs: Vec<Aggregator> = units.iter().map(|_| Aggregator::default()).collect();
+        let mut by_type: BTreeMap<UnitType, (Vec<usize>, Vec<&[u8]>)> = BTreeMap::new();
+        for (qi, list) in units.iter().enumerate() {
+            for u in list {
+                let t = u.unit_type();
+                if t.is_instance() {
+                    for (key, _) in self.store.instance_matches(u.body())? {
+                        aggs[qi].instance(key);
+                    }
+                } else {
+                    let e = by_type.entry(t).or_default();
+                    e.0.push(qi);
+                    e.1.push(u.body());
+                }
+            }
+        }
+        for (t, (owners, bodies)) in by_type {
+            let Some(idx) = self.unit_index(t) else {
+                continue;
+            };
+            let results = idx
+                .search_batch(&bodies, &options)
+                .map_err(EngineError::index(t))?;
+            for (qi, found) in owners.into_iter().zip(results) {
+                for m in found {
+                    aggs[qi].unit(m.key, t, m.distance);
+                }
+            }
+        }
+        let realm = self.realm();
+        let results: Vec<IsccMatches> = aggs
+            .into_par_iter()
+            .map(|a| a.finish(threshold, params.count, realm))
+            .collect();
         Ok(BatchMatches { queries: results })
+    }
+
+    /// Unit-index search options: more candidates per unit type than
+    /// `count` (half as many again, at least 20), so entries strong on
+    /// several types are not cut before aggregation.
+    fn unit_search_options(params: &SearchParams) -> SearchOptions {
+        SearchOptions {
+            exact: params.exact.then_some(true),
+            ..SearchOptions::count(params.count.saturating_add(params.count / 2).max(20))
+        }
     }
 
     fn search_units(
@@ -862,13 +906,7 @@ impl IsccIndex {
     ) -> Result<IsccMatches, EngineError> {
         let threshold = params.unit_threshold.unwrap_or(self.options.unit_threshold);
         let mut agg = Aggregator::default();
-        // Candidates per unit type: more than `count`, so entries strong on
-        // several types are not cut before aggregation.
-        let per_type = params.count.saturating_mul(2).max(20);
-        let options = SearchOptions {
-            exact: params.exact.then_some(true),
-            ..SearchOptions::count(per_type)
-        };
+        let options = Self::unit_search_options(params);
         for u in units {
             let t = u.unit_type();
             if t.is_instance() {
