@@ -413,6 +413,16 @@ fn a_damaged_unit_index_is_rebuilt_on_open() {
             .unwrap(),
         before
     );
+    idx.close().unwrap();
+    drop(idx);
+    // A missing unit index directory is rebuilt too.
+    std::fs::remove_dir_all(dir.path().join("data-none-v0")).unwrap();
+    let idx = IsccIndex::open(Some(dir.path()), fast()).unwrap();
+    assert_eq!(
+        idx.search_batch(&queries, &SearchParams::default())
+            .unwrap(),
+        before
+    );
 }
 
 #[test]
@@ -438,6 +448,9 @@ fn bad_input_gets_clear_errors_and_writes_nothing() {
         assert_eq!(idx.size().unwrap(), 0, "nothing half-written by {input}");
     }
     assert_eq!(idx.get(&id(1)).unwrap(), None);
+    let err = idx.get_one(&id(1)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains(&id(1)), "{err}");
     assert_eq!(
         idx.get("ISCC:XYZ").unwrap_err().kind(),
         ErrorKind::InvalidIscc

@@ -453,7 +453,17 @@ impl IsccIndex {
                 }
             }
         }
-        let mut damaged = Vec::new();
+        // Unit types the store says have an index: a missing directory is
+        // rebuilt like a damaged one.
+        let recorded: Vec<String> = self.store.get_meta("unit_types")?.unwrap_or_default();
+        let mut damaged: Vec<UnitType> = recorded
+            .iter()
+            .filter_map(|n| n.parse::<UnitType>().ok())
+            .filter(|t| !found.contains(t))
+            .collect();
+        if self.options.read_only {
+            damaged.clear();
+        }
         for t in found {
             let dir = self.root.join(t.dir_name());
             let opened = if self.options.read_only {
@@ -479,7 +489,7 @@ impl IsccIndex {
             }
         }
         for t in damaged {
-            self.rebuild_types(&[t])?;
+            self.rebuild_types(&[t], false)?;
         }
         Ok(())
     }
@@ -529,6 +539,8 @@ impl IsccIndex {
         .map_err(EngineError::index(t))?;
         let idx = Arc::new(idx);
         units.insert(t, Arc::clone(&idx));
+        let names: Vec<String> = units.keys().map(|t| t.name()).collect();
+        self.store.put_meta("unit_types", &names)?;
         Ok(idx)
     }
 
@@ -769,6 +781,13 @@ impl IsccIndex {
         }
     }
 
+    /// The stored entry of an ISCC-ID; [`EngineError::NotFound`] (naming
+    /// the ID) when there is none.
+    pub fn get_one(&self, iscc_id: &str) -> Result<Value, EngineError> {
+        self.get(iscc_id)?
+            .ok_or_else(|| EngineError::NotFound(iscc_id.to_string()))
+    }
+
     /// [`IsccIndex::get`] for many ISCC-IDs (`None` where absent).
     pub fn get_many(&self, iscc_ids: &[&str]) -> Result<Vec<Option<Value>>, EngineError> {
         iscc_ids.iter().map(|id| self.get(id)).collect()
@@ -965,14 +984,14 @@ impl IsccIndex {
             .keys()
             .copied()
             .collect();
-        self.rebuild_types(&all)?;
+        self.rebuild_types(&all, true)?;
         self.rebuild_instances()?;
         self.save_locked()
     }
 
-    /// Drop and refill the unit indexes of `types` (all types found in the
-    /// entries when they appear there).
-    fn rebuild_types(&self, types: &[UnitType]) -> Result<(), EngineError> {
+    /// Drop the unit indexes of `types` and refill them from the entries;
+    /// with `all`, refill every unit type the entries have.
+    fn rebuild_types(&self, types: &[UnitType], all: bool) -> Result<(), EngineError> {
         {
             let mut units = self.units.write().unwrap_or_else(|p| p.into_inner());
             for t in types {
@@ -986,14 +1005,9 @@ impl IsccIndex {
             }
         }
         let wanted: HashSet<UnitType> = types.iter().copied().collect();
-        let all = types.is_empty();
-        let mut from = 0u64;
-        loop {
-            let chunk = self.store.entries_from(from, 10_000)?;
-            let Some((last, _)) = chunk.last() else { break };
-            from = last.saturating_add(1);
+        self.for_each_chunk(|chunk| {
             let mut changes = Vec::with_capacity(chunk.len());
-            for (key, json) in &chunk {
+            for (key, json) in chunk {
                 let units: Vec<Unit> = stored_units(json)?
                     .into_iter()
                     .filter(|u| {
@@ -1007,20 +1021,14 @@ impl IsccIndex {
                 });
             }
             self.apply(changes)?;
-            if *last == u64::MAX {
-                break;
-            }
-        }
+            Ok(())
+        })?;
         Ok(())
     }
 
     fn rebuild_instances(&self) -> Result<(), EngineError> {
-        let mut from = 0u64;
         self.store.write(|w| w.clear_instances())?;
-        loop {
-            let chunk = self.store.entries_from(from, 10_000)?;
-            let Some((last, _)) = chunk.last() else { break };
-            from = last.saturating_add(1);
+        self.for_each_chunk(|chunk| {
             let rows: Vec<(u64, Vec<u8>)> = chunk
                 .iter()
                 .map(|(k, json)| {
@@ -1040,11 +1048,29 @@ impl IsccIndex {
                 }
                 Ok(())
             })?;
-            if *last == u64::MAX {
-                break;
-            }
-        }
+            Ok(())
+        })?;
         Ok(())
+    }
+
+    /// Run `f` on every stored entry, in chunks of 10,000 in ID order (each
+    /// chunk read in its own transaction).
+    fn for_each_chunk(
+        &self,
+        mut f: impl FnMut(&[(u64, Vec<u8>)]) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let mut from = 0u64;
+        loop {
+            let chunk = self.store.entries_from(from, 10_000)?;
+            let Some(&(last, _)) = chunk.last() else {
+                return Ok(());
+            };
+            f(&chunk)?;
+            if last == u64::MAX {
+                return Ok(());
+            }
+            from = last + 1;
+        }
     }
 
     /// A new in-memory index with the same parameters, realm and entries.
@@ -1063,11 +1089,7 @@ impl IsccIndex {
                 ..self.options
             },
         )?;
-        let mut from = 0u64;
-        loop {
-            let chunk = self.store.entries_from(from, 10_000)?;
-            let Some((last, _)) = chunk.last() else { break };
-            from = last.saturating_add(1);
+        self.for_each_chunk(|chunk| {
             let values: Vec<Value> = chunk
                 .iter()
                 .map(|(_, j)| {
@@ -1076,10 +1098,8 @@ impl IsccIndex {
                 .collect::<Result<_, _>>()?;
             let refs: Vec<&Value> = values.iter().collect();
             copy.add(&refs)?;
-            if *last == u64::MAX {
-                break;
-            }
-        }
+            Ok(())
+        })?;
         Ok(copy)
     }
 
