@@ -358,15 +358,21 @@ impl IsccIndex {
                 )));
             }
         }
-        let realm = stored_realm.map(|r| Realm::new(r).unwrap_or(Realm::new(0).expect("realm 0")));
-        let ids = IdGenerator::new(
-            options.hub_id,
-            realm.unwrap_or(Realm::new(0).expect("realm 0")),
-        )
-        .map_err(|source| EngineError::Iscc {
-            context: "option hub_id".into(),
-            source,
-        })?;
+        let realm =
+            stored_realm
+                .map(Realm::new)
+                .transpose()
+                .map_err(|source| EngineError::Iscc {
+                    context: "stored metadata realm_id".into(),
+                    source,
+                })?;
+        let ids =
+            IdGenerator::new(options.hub_id, realm.unwrap_or(Realm::R0)).map_err(|source| {
+                EngineError::Iscc {
+                    context: "option hub_id".into(),
+                    source,
+                }
+            })?;
         if let Some(last) = store.last_id()? {
             ids.advance_past(last);
         }
@@ -513,7 +519,7 @@ impl IsccIndex {
         self.realm
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or(Realm::new(0).expect("realm 0"))
+            .unwrap_or(Realm::R0)
     }
 
     fn unit_index(&self, t: UnitType) -> Option<Arc<ShardedIndex<u64>>> {
@@ -600,7 +606,11 @@ impl IsccIndex {
         let fixed = *self.realm.read().unwrap_or_else(|p| p.into_inner());
         let realm = fixed
             .or_else(|| prepared.iter().find_map(|p| p.id.map(IsccId::realm)))
-            .unwrap_or(Realm::new(self.options.realm.unwrap_or(0)).expect("checked realm"));
+            .unwrap_or(if self.options.realm == Some(1) {
+                Realm::R1
+            } else {
+                Realm::R0
+            });
         for (i, p) in prepared.iter().enumerate() {
             if let Some(id) = p.id {
                 if id.realm() != realm {
