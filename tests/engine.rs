@@ -362,6 +362,12 @@ fn rebuild_equals_the_original_and_reopen_keeps_everything() {
         add_all(&idx, &records[..1200]);
         before = idx.search_batch(&queries, &params).unwrap();
         idx.rebuild().unwrap();
+        idx.put_metadata("owner", &json!({"name": "test"})).unwrap();
+        assert_eq!(
+            idx.get_metadata("realm_id").unwrap(),
+            None,
+            "user keys are apart"
+        );
         let after = idx.search_batch(&queries, &params).unwrap();
         assert_eq!(after, before);
         idx.close().unwrap();
@@ -378,6 +384,10 @@ fn rebuild_equals_the_original_and_reopen_keeps_everything() {
     assert_eq!(
         ro.add(&[&records[1500]]).unwrap_err().kind(),
         ErrorKind::ReadOnly
+    );
+    assert_eq!(
+        ro.get_metadata("owner").unwrap(),
+        Some(json!({"name": "test"}))
     );
     // copy() is an independent in-memory index with the same answers.
     let copy = ro.copy().unwrap();

@@ -936,19 +936,31 @@ impl IsccIndex {
         let threshold = params.unit_threshold.unwrap_or(self.options.unit_threshold);
         let mut agg = Aggregator::default();
         let options = Self::unit_search_options(params);
-        for u in units {
-            let t = u.unit_type();
-            if t.is_instance() {
-                for (key, _) in self.store.instance_matches(u.body())? {
-                    agg.instance(key);
-                }
-            } else if let Some(idx) = self.unit_index(t) {
-                for m in idx
-                    .search(u.body(), &options)
-                    .map_err(EngineError::index(t))?
-                {
-                    agg.unit(m.key, t, m.distance);
-                }
+        // Unit types are searched in parallel (each on its own core when
+        // there are idle ones); INSTANCE lookups go to the store.
+        let similar: Vec<&Unit> = units
+            .iter()
+            .filter(|u| !u.unit_type().is_instance())
+            .collect();
+        let found: Vec<(UnitType, Vec<crate::index::Match<u64>>)> = similar
+            .par_iter()
+            .filter_map(|u| {
+                let t = u.unit_type();
+                self.unit_index(t).map(|idx| {
+                    idx.search(u.body(), &options)
+                        .map(|m| (t, m))
+                        .map_err(EngineError::index(t))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for (t, matches) in found {
+            for m in matches {
+                agg.unit(m.key, t, m.distance);
+            }
+        }
+        for u in units.iter().filter(|u| u.unit_type().is_instance()) {
+            for (key, _) in self.store.instance_matches(u.body())? {
+                agg.instance(key);
             }
         }
         Ok(agg.finish(threshold, params.count, self.realm()))
@@ -1176,6 +1188,18 @@ impl IsccIndex {
             store_bytes: self.store.disk_bytes(),
             format_version: ENGINE_FORMAT_VERSION,
         })
+    }
+
+    /// A user metadata value (stored in LMDB beside the index's own keys).
+    pub fn get_metadata(&self, key: &str) -> Result<Option<Value>, EngineError> {
+        self.check_open()?;
+        Ok(self.store.get_meta(&format!("user:{key}"))?)
+    }
+
+    /// Set a user metadata value (one durable transaction).
+    pub fn put_metadata(&self, key: &str, value: &Value) -> Result<(), EngineError> {
+        self.check_writable()?;
+        Ok(self.store.put_meta(&format!("user:{key}"), value)?)
     }
 
     /// The parameters.
