@@ -33,17 +33,11 @@ fn main() {
     ));
 
     let generated = out_dir.join("iscc_vdb.h");
-    // Only the FFI module is the C API: parse its files alone, not the crate.
-    let mut builder = cbindgen::Builder::new().with_config(config);
-    let mut sources: Vec<PathBuf> = fs::read_dir(crate_dir.join("src/ffi"))
-        .expect("src/ffi exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
-    sources.sort();
-    for src in sources {
-        builder = builder.with_src(src);
-    }
+    // Only the FFI module is the C API: parse it alone, not the crate
+    // (cbindgen follows its `mod` declarations into the other files).
+    let builder = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/ffi/mod.rs"));
     match builder.generate() {
         Ok(bindings) => {
             bindings.write_to_file(&generated);

@@ -25,6 +25,98 @@
  */
 #define IVDB_ABI_VERSION 1
 
+/**
+ * An error: a status code and a UTF-8 message naming the problem. Made by
+ * the library, read with `ivdb_error_code`/`ivdb_error_message`, freed
+ * with `ivdb_error_free`.
+ */
+typedef struct ivdb_error ivdb_error;
+
+/**
+ * An open ISCC index (opaque).
+ */
+typedef struct ivdb_index ivdb_index;
+
+/**
+ * The result of every fallible `ivdb_*` function (`IVDB_OK` on success).
+ */
+typedef uint32_t ivdb_status;
+
+/**
+ * Success.
+ */
+#define IVDB_OK 0
+
+/**
+ * A NULL pointer, bad option or bad argument.
+ */
+#define IVDB_INVALID_ARGUMENT 1
+
+/**
+ * A malformed ISCC or one of the wrong kind.
+ */
+#define IVDB_INVALID_ISCC 2
+
+/**
+ * Malformed JSON or a string that is not UTF-8.
+ */
+#define IVDB_INVALID_JSON 3
+
+/**
+ * No such entry or index.
+ */
+#define IVDB_NOT_FOUND 4
+
+/**
+ * A file could not be read or written.
+ */
+#define IVDB_IO 5
+
+/**
+ * The disk (or the LMDB map) is full.
+ */
+#define IVDB_DISK_FULL 6
+
+/**
+ * Another process holds the writer lock.
+ */
+#define IVDB_LOCKED 7
+
+/**
+ * Files of another on-disk format version.
+ */
+#define IVDB_INCOMPATIBLE_FORMAT 8
+
+/**
+ * A write to an index opened read-only.
+ */
+#define IVDB_READ_ONLY 9
+
+/**
+ * A Rust panic was caught at the boundary (a bug; please report it).
+ */
+#define IVDB_PANIC 10
+
+/**
+ * An unexpected internal failure.
+ */
+#define IVDB_INTERNAL 11
+
+/**
+ * An ISCC-ID of another realm than the index's.
+ */
+#define IVDB_WRONG_REALM 12
+
+/**
+ * The index was closed.
+ */
+#define IVDB_CLOSED 13
+
+/**
+ * A damaged file that could not be rebuilt.
+ */
+#define IVDB_CORRUPT 14
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -41,6 +133,181 @@ const char *ivdb_version(void);
  * The C ABI version of the library (compare with `IVDB_ABI_VERSION`).
  */
 uint32_t ivdb_abi_version(void);
+
+/**
+ * The name of a status code (e.g. "IVDB_INVALID_ISCC"); a static string,
+ * do not free it. Unknown codes give "IVDB_UNKNOWN_STATUS".
+ */
+const char *ivdb_status_str(ivdb_status status);
+
+/**
+ * The status code of an error (`IVDB_INVALID_ARGUMENT` for NULL).
+ *
+ * # Safety
+ * `err` is NULL or an error from this library not yet freed.
+ */
+ivdb_status ivdb_error_code(const ivdb_error *err);
+
+/**
+ * The UTF-8 message of an error, owned by the error (valid until
+ * `ivdb_error_free`); an empty string for NULL.
+ *
+ * # Safety
+ * `err` is NULL or an error from this library not yet freed.
+ */
+const char *ivdb_error_message(const ivdb_error *err);
+
+/**
+ * Free an error. NULL is a no-op.
+ *
+ * # Safety
+ * `err` is NULL or an error from this library, freed only once.
+ */
+void ivdb_error_free(ivdb_error *err);
+
+/**
+ * Free a string returned by this library. NULL is a no-op.
+ *
+ * # Safety
+ * `s` is NULL or a string from this library (`*_json` outputs), freed only
+ * once.
+ */
+void ivdb_free_string(char *s);
+
+/**
+ * Explain an ISCC (any kind: code, unit, ID, sequence) as JSON: kind,
+ * canonical form, header fields, units. Bad input gives
+ * `IVDB_INVALID_ISCC` with a message naming the problem. Free `*out_json`
+ * with `ivdb_free_string`.
+ *
+ * # Safety
+ * `iscc` is a NUL-terminated string; `out_json` writable; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_explain_json(const char *iscc, char **out_json, ivdb_error **err);
+
+/**
+ * Open (or create) the index at `path`, or an in-memory index when `path`
+ * is NULL (a temporary directory, removed on close).
+ *
+ * `options_json` may be NULL or a JSON object with any of: `realm` (0/1,
+ * fixed for a new index), `durable` (fsync each commit, default true),
+ * `hub_id`, `unit_threshold` (0.75), and for a new index `max_dim`,
+ * `connectivity`, `expansion_add`, `expansion_search`, `exact_threshold`,
+ * `shard_size`. On success `*out` receives a handle the caller releases
+ * with `ivdb_close`. A second writer of the same directory gets
+ * `IVDB_LOCKED`.
+ *
+ * # Safety
+ * `path` and `options_json` are NULL or NUL-terminated strings; `out` is
+ * writable; `err` is NULL or writable.
+ */
+ivdb_status ivdb_open(const char *path,
+                      const char *options_json,
+                      ivdb_index **out,
+                      ivdb_error **err);
+
+/**
+ * Open the index at `path` read-only (no lock; another process may write
+ * meanwhile; unit indexes are memory-mapped as last saved). Writes return
+ * `IVDB_READ_ONLY`. Release with `ivdb_close`.
+ *
+ * # Safety
+ * As `ivdb_open`; `path` must not be NULL.
+ */
+ivdb_status ivdb_open_read_only(const char *path, ivdb_index **out, ivdb_error **err);
+
+/**
+ * Save (when writable) and release the index. NULL is a no-op. The handle
+ * is freed even when saving fails (the status and `err` then say why).
+ *
+ * # Safety
+ * `index` is NULL or a handle from `ivdb_open` not yet closed, used by no
+ * other thread during or after this call.
+ */
+ivdb_status ivdb_close(ivdb_index *index, ivdb_error **err);
+
+/**
+ * Add entries: `json` is one entry object or an array of them (`iscc_id`?,
+ * `iscc_code`?, `units`?, any other fields). `*out_ids_json` receives a
+ * JSON array with one ISCC-ID per entry; free it with `ivdb_free_string`.
+ *
+ * # Safety
+ * `index` is a live handle; `json` a NUL-terminated string; `out_ids_json`
+ * writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_add_json(const ivdb_index *index,
+                          const char *json,
+                          char **out_ids_json,
+                          ivdb_error **err);
+
+/**
+ * The stored entry of one ISCC-ID as JSON (`IVDB_NOT_FOUND` when absent);
+ * free `*out_json` with `ivdb_free_string`.
+ *
+ * # Safety
+ * As `ivdb_add_json`.
+ */
+ivdb_status ivdb_get_json(const ivdb_index *index,
+                          const char *iscc_id,
+                          char **out_json,
+                          ivdb_error **err);
+
+/**
+ * Search with a JSON query: `{"iscc_code": …}` or `{"units": […]}`, or an
+ * array of such for a batch. `*out_json` receives the matches (an object
+ * with `matches` and `instance_matches`, or an array of them); free it with
+ * `ivdb_free_string`.
+ *
+ * # Safety
+ * As `ivdb_add_json`.
+ */
+ivdb_status ivdb_search_json(const ivdb_index *index,
+                             const char *query_json,
+                             size_t count,
+                             bool exact,
+                             char **out_json,
+                             ivdb_error **err);
+
+/**
+ * Remove entries by ISCC-ID (`iscc_ids` holds `len` strings); unknown IDs
+ * remove nothing. `*out_removed` (may be NULL) receives the number of
+ * index mappings removed.
+ *
+ * # Safety
+ * `index` is a live handle; `iscc_ids` points to `len` NUL-terminated
+ * strings (or is NULL when `len` is 0); `out_removed` NULL or writable.
+ */
+ivdb_status ivdb_remove(const ivdb_index *index,
+                        const char *const *iscc_ids,
+                        size_t len,
+                        size_t *out_removed,
+                        ivdb_error **err);
+
+/**
+ * Persist the unit indexes (entries are durable on every add already).
+ *
+ * # Safety
+ * `index` is a live handle; `err` NULL or writable.
+ */
+ivdb_status ivdb_save(const ivdb_index *index, ivdb_error **err);
+
+/**
+ * Recreate every derived index from the stored entries, then save.
+ *
+ * # Safety
+ * `index` is a live handle; `err` NULL or writable.
+ */
+ivdb_status ivdb_rebuild(const ivdb_index *index, ivdb_error **err);
+
+/**
+ * Figures of the index as JSON (`size`, `unit_types`, per unit type
+ * counts, realm, …); free `*out_json` with `ivdb_free_string`.
+ *
+ * # Safety
+ * `index` is a live handle; `out_json` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_info_json(const ivdb_index *index, char **out_json, ivdb_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

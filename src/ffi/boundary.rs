@@ -1,0 +1,123 @@
+//! Boundary machinery: the error object handed to C, the panic-catching
+//! wrapper every exported function runs in, and pointer/string helpers.
+//!
+//! Conventions: every fallible function returns an `ivdb_status`; detail
+//! goes to an optional `ivdb_error **err` (left untouched on success);
+//! outputs are written only on success; no panic crosses the boundary.
+
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::status::*;
+use crate::engine::EngineError;
+
+/// An error: a status code and a UTF-8 message naming the problem. Made by
+/// the library, read with `ivdb_error_code`/`ivdb_error_message`, freed
+/// with `ivdb_error_free`.
+pub struct ivdb_error {
+    pub(crate) code: ivdb_status,
+    pub(crate) message: CString,
+}
+
+/// An error on its way out.
+pub(crate) struct Failure {
+    pub(crate) code: ivdb_status,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(code: ivdb_status, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn null(name: &str) -> Failure {
+        Failure::new(IVDB_INVALID_ARGUMENT, format!("{name} is NULL"))
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Failure {
+        Failure::new(status_of(e.kind()), e.to_string())
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
+}
+
+/// Run `f`, catching panics; report a failure through `err` (when not NULL).
+pub(crate) fn guard(
+    err: *mut *mut ivdb_error,
+    f: impl FnOnce() -> Result<(), Failure>,
+) -> ivdb_status {
+    let outcome = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(Failure::new(
+            IVDB_PANIC,
+            format!(
+                "internal panic (a bug in iscc-vdb): {}",
+                panic_message(&*payload)
+            ),
+        ))
+    });
+    match outcome {
+        Ok(()) => IVDB_OK,
+        Err(failure) => {
+            let code = failure.code;
+            if !err.is_null() {
+                // Interior NULs cannot occur in our messages; replace to be sure.
+                let message = CString::new(failure.message.replace('\0', " ")).unwrap_or_default();
+                let boxed = Box::new(ivdb_error { code, message });
+                // SAFETY: `err` is non-NULL and, by the API contract, points
+                // to writable storage for one pointer.
+                unsafe { *err = Box::into_raw(boxed) };
+            }
+            code
+        }
+    }
+}
+
+/// A borrowed UTF-8 string argument.
+pub(crate) fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(name));
+    }
+    // SAFETY: non-NULL, and by the API contract a NUL-terminated string that
+    // stays valid for the call.
+    let c = unsafe { CStr::from_ptr(ptr) };
+    c.to_str()
+        .map_err(|e| Failure::new(IVDB_INVALID_JSON, format!("{name} is not UTF-8: {e}")))
+}
+
+/// An optional borrowed UTF-8 string argument (NULL: `None`).
+pub(crate) fn opt_str_arg<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Failure> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        str_arg(ptr, name).map(Some)
+    }
+}
+
+/// Check an output pointer.
+pub(crate) fn out_arg<T>(ptr: *mut T, name: &str) -> Result<(), Failure> {
+    if ptr.is_null() {
+        Err(Failure::null(name))
+    } else {
+        Ok(())
+    }
+}
+
+/// A string handed to C (freed with `ivdb_free_string`).
+pub(crate) fn c_string(s: String) -> *mut c_char {
+    CString::new(s.replace('\0', " "))
+        .unwrap_or_default()
+        .into_raw()
+}

@@ -1,0 +1,172 @@
+/* C test of the iscc-vdb C ABI: add, get, search, remove, error paths,
+ * every free function with NULL. Exits non-zero on the first failure.
+ * Usage: ffi_smoke CORPUS.jsonl */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iscc_vdb.h"
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, \
+                    #cond);                                                   \
+            fprintf(stderr, __VA_ARGS__);                                     \
+            fprintf(stderr, "\n");                                            \
+            failures++;                                                       \
+        }                                                                     \
+    } while (0)
+
+/* Expect `status` == `want`, an error whose code matches and whose message
+ * contains `needle`; frees the error. */
+static void expect_error(ivdb_status status, ivdb_error *err, ivdb_status want,
+                         const char *needle, const char *what) {
+    CHECK(status == want, "%s: got %s, want %s", what, ivdb_status_str(status),
+          ivdb_status_str(want));
+    CHECK(err != NULL, "%s: no error object", what);
+    if (err != NULL) {
+        CHECK(ivdb_error_code(err) == want, "%s: error code %u", what,
+              (unsigned)ivdb_error_code(err));
+        CHECK(strstr(ivdb_error_message(err), needle) != NULL,
+              "%s: message \"%s\" lacks \"%s\"", what, ivdb_error_message(err),
+              needle);
+        ivdb_error_free(err);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s corpus.jsonl\n", argv[0]);
+        return 2;
+    }
+    CHECK(ivdb_abi_version() == IVDB_ABI_VERSION, "ABI version");
+    CHECK(strcmp(ivdb_version(), IVDB_VERSION) == 0, "version %s", ivdb_version());
+
+    ivdb_index *idx = NULL;
+    ivdb_error *err = NULL;
+    ivdb_status st = ivdb_open(NULL, "{\"durable\": false}", &idx, &err);
+    CHECK(st == IVDB_OK && idx != NULL, "open: %s",
+          err ? ivdb_error_message(err) : "");
+
+    /* Add every corpus line. */
+    FILE *f = fopen(argv[1], "r");
+    CHECK(f != NULL, "open %s", argv[1]);
+    if (f == NULL) return 1;
+    char line[8192];
+    char first_id[64] = {0};
+    char first_line[8192] = {0};
+    int added = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *ids = NULL;
+        err = NULL;
+        st = ivdb_add_json(idx, line, &ids, &err);
+        CHECK(st == IVDB_OK, "add: %s", err ? ivdb_error_message(err) : "");
+        if (err) ivdb_error_free(err);
+        if (st == IVDB_OK) {
+            if (added == 0) {
+                /* ids is ["ISCC:…"] */
+                sscanf(ids, "[\"%63[^\"]", first_id);
+                strcpy(first_line, line);
+            }
+            added++;
+        }
+        ivdb_free_string(ids);
+    }
+    fclose(f);
+    CHECK(added == 2000, "added %d", added);
+
+    /* Get one back. */
+    char *entry = NULL;
+    st = ivdb_get_json(idx, first_id, &entry, NULL);
+    CHECK(st == IVDB_OK && strstr(entry, first_id) != NULL, "get %s", first_id);
+    ivdb_free_string(entry);
+
+    /* Search by the first record's code: it comes first. */
+    char query[512];
+    const char *code = strstr(first_line, "\"iscc_code\":\"");
+    CHECK(code != NULL, "first record has a code");
+    if (code) {
+        char value[256] = {0};
+        sscanf(code, "\"iscc_code\":\"%255[^\"]", value);
+        snprintf(query, sizeof query, "{\"iscc_code\": \"%s\"}", value);
+        char *matches = NULL;
+        st = ivdb_search_json(idx, query, 10, false, &matches, NULL);
+        CHECK(st == IVDB_OK && strstr(matches, first_id) != NULL, "search finds %s",
+              first_id);
+        ivdb_free_string(matches);
+        /* A batch of two queries gives an array. */
+        char batch[1100];
+        snprintf(batch, sizeof batch, "[%s, %s]", query, query);
+        st = ivdb_search_json(idx, batch, 5, true, &matches, NULL);
+        CHECK(st == IVDB_OK && matches[0] == '[', "batch search");
+        ivdb_free_string(matches);
+    }
+
+    char *info = NULL;
+    st = ivdb_info_json(idx, &info, NULL);
+    CHECK(st == IVDB_OK && strstr(info, "\"size\":2000") != NULL, "info %s", info);
+    ivdb_free_string(info);
+
+    /* Remove it: get then says NOT_FOUND naming the ID. */
+    size_t removed = 0;
+    const char *ids[1] = {first_id};
+    st = ivdb_remove(idx, ids, 1, &removed, NULL);
+    CHECK(st == IVDB_OK && removed > 0, "remove: %zu", removed);
+    err = NULL;
+    entry = (char *)0x1;
+    st = ivdb_get_json(idx, first_id, &entry, &err);
+    expect_error(st, err, IVDB_NOT_FOUND, first_id, "get removed");
+    CHECK(entry == (char *)0x1, "output written on failure");
+
+    /* Bad input through C. */
+    char *out = NULL;
+    err = NULL;
+    st = ivdb_add_json(idx, "{not json", &out, &err);
+    expect_error(st, err, IVDB_INVALID_JSON, "invalid JSON", "bad json");
+    err = NULL;
+    st = ivdb_add_json(idx, "{\"iscc_code\": \"ISCC:NOTVALID\"}", &out, &err);
+    expect_error(st, err, IVDB_INVALID_ISCC, "entries[0].iscc_code", "bad iscc");
+    err = NULL;
+    st = ivdb_add_json(idx, "{\"title\": \"x\"}", &out, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "neither iscc_code nor units", "no units");
+    err = NULL;
+    st = ivdb_add_json(idx, "{\"units\": []}", &out, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "empty units", "empty units");
+    err = NULL;
+    st = ivdb_add_json(idx,
+                       "{\"iscc_id\": \"ISCC:MEIGGGMBT3LBUEH7\", \"units\": "
+                       "[\"ISCC:GAA7KNIMBHNQRM35\"]}",
+                       &out, &err);
+    expect_error(st, err, IVDB_WRONG_REALM, "realm", "wrong realm");
+    err = NULL;
+    st = ivdb_add_json(NULL, "{}", &out, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "index is NULL", "null index");
+    err = NULL;
+    st = ivdb_search_json(idx, NULL, 10, false, &out, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "query_json is NULL", "null query");
+    err = NULL;
+    st = ivdb_explain_json("ISCC:AAA", &out, &err);
+    expect_error(st, err, IVDB_INVALID_ISCC, "ISCC:AAA", "explain bad");
+    st = ivdb_explain_json(first_id, &out, NULL);
+    CHECK(st == IVDB_OK && strstr(out, "\"kind\"") != NULL, "explain id");
+    ivdb_free_string(out);
+    CHECK(out != NULL, "explain output");
+
+    /* Every free function takes NULL. */
+    ivdb_free_string(NULL);
+    ivdb_error_free(NULL);
+    CHECK(ivdb_close(NULL, NULL) == IVDB_OK, "close NULL");
+    CHECK(ivdb_error_code(NULL) == IVDB_INVALID_ARGUMENT, "error_code NULL");
+    CHECK(strcmp(ivdb_error_message(NULL), "") == 0, "error_message NULL");
+
+    CHECK(ivdb_close(idx, NULL) == IVDB_OK, "close");
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("ffi_smoke: all checks passed\n");
+    return 0;
+}

@@ -1,0 +1,100 @@
+//! The C ABI from C: `tests/c/ffi_smoke.c` is compiled with
+//! `-Wall -Wextra -Werror` as C and as C++, linked against the shared and
+//! the static library, and run (under AddressSanitizer for the shared build:
+//! no leak, no invalid access).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Build the cdylib and staticlib (`cargo test` builds only the rlib).
+fn build_libraries() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--lib", "--quiet"])
+        .current_dir(root())
+        .status()
+        .expect("run cargo build --lib");
+    assert!(status.success(), "cargo build --lib failed");
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("debug");
+    assert!(
+        dir.join("libiscc_vdb.so").exists(),
+        "no libiscc_vdb.so in {}",
+        dir.display()
+    );
+    dir
+}
+
+fn compile(compiler: &str, lang: &str, out: &Path, link: &[&str], extra: &[&str]) {
+    let mut cmd = Command::new(compiler);
+    cmd.args(["-Wall", "-Wextra", "-Werror", "-g", "-x", lang])
+        .arg(root().join("tests/c/ffi_smoke.c"))
+        .args(["-x", "none"])
+        .arg("-I")
+        .arg(root().join("include"))
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .args(link);
+    let o = cmd.output().expect("run the C compiler");
+    assert!(
+        o.status.success(),
+        "{compiler} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn run(exe: &Path, env: &[(&str, &str)]) {
+    let o = Command::new(exe)
+        .arg(common::testdata("corpus.jsonl"))
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the C test");
+    assert!(
+        o.status.success(),
+        "{} failed:\nstdout:\n{}\nstderr:\n{}",
+        exe.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("all checks passed"));
+}
+
+#[test]
+fn c_program_against_shared_and_static_library() {
+    let lib = build_libraries();
+    let tmp = tempfile::tempdir().unwrap();
+    let libdir = lib.to_string_lossy().into_owned();
+    let rpath = format!("-Wl,-rpath,{libdir}");
+    let dynamic = ["-L", &libdir, "-liscc_vdb", &rpath];
+    // C and C++ against the shared library, under AddressSanitizer.
+    for (compiler, lang, name) in [("cc", "c", "smoke_c"), ("c++", "c++", "smoke_cpp")] {
+        let exe = tmp.path().join(name);
+        compile(
+            compiler,
+            lang,
+            &exe,
+            &dynamic,
+            &["-fsanitize=address", "-fno-omit-frame-pointer"],
+        );
+        run(&exe, &[("ASAN_OPTIONS", "detect_leaks=1")]);
+    }
+    // C against the static library.
+    let exe = tmp.path().join("smoke_static");
+    let archive = lib.join("libiscc_vdb.a").to_string_lossy().into_owned();
+    compile(
+        "cc",
+        "c",
+        &exe,
+        &[&archive, "-lstdc++", "-lpthread", "-ldl", "-lm"],
+        &[],
+    );
+    run(&exe, &[]);
+}
