@@ -43,6 +43,85 @@ typedef struct ivdb_index ivdb_index;
 typedef uint32_t ivdb_status;
 
 /**
+ * The best match of one unit type for a matching entry.
+ */
+typedef struct {
+  /**
+   * Unit type, e.g. "CONTENT-TEXT-V0".
+   */
+  char *unit_type;
+  /**
+   * `1 - distance`.
+   */
+  float score;
+  /**
+   * NPHD between the query unit and the stored unit.
+   */
+  float distance;
+  /**
+   * True when the score counts towards the total (>= unit_threshold).
+   */
+  bool kept;
+} ivdb_unit_score;
+
+/**
+ * One matching entry.
+ */
+typedef struct {
+  /**
+   * The entry's ISCC-ID ("ISCC:MAI...").
+   */
+  char *iscc_id;
+  /**
+   * The ISCC-ID as a 64-bit integer.
+   */
+  uint64_t key;
+  /**
+   * Aggregated score (0..1).
+   */
+  float score;
+  /**
+   * `1 - score`.
+   */
+  float distance;
+  /**
+   * True when an INSTANCE unit matched exactly or by prefix.
+   */
+  bool instance;
+  /**
+   * Per unit type scores (`units_len` items).
+   */
+  ivdb_unit_score *units;
+  /**
+   * Number of `units`.
+   */
+  size_t units_len;
+} ivdb_match;
+
+/**
+ * The result of one query: matches best first, plus the ISCC-IDs of every
+ * INSTANCE match.
+ */
+typedef struct {
+  /**
+   * Matches (`len` items), best first.
+   */
+  ivdb_match *matches;
+  /**
+   * Number of `matches`.
+   */
+  size_t len;
+  /**
+   * ISCC-IDs whose INSTANCE unit matched (`instance_len` strings).
+   */
+  char **instance_matches;
+  /**
+   * Number of `instance_matches`.
+   */
+  size_t instance_len;
+} ivdb_matches;
+
+/**
  * Success.
  */
 #define IVDB_OK 0
@@ -308,6 +387,61 @@ ivdb_status ivdb_rebuild(const ivdb_index *index, ivdb_error **err);
  * `index` is a live handle; `out_json` writable; `err` NULL or writable.
  */
 ivdb_status ivdb_info_json(const ivdb_index *index, char **out_json, ivdb_error **err);
+
+/**
+ * Search one query: an ISCC-CODE (`iscc_code`, may be NULL when units are
+ * given) or `units_len` ISCC-UNIT strings (units win when both are given);
+ * up to `count` matches; `exact` for exhaustive search. `*out` receives the
+ * matches; release them with `ivdb_free_matches`.
+ *
+ * # Safety
+ * `index` is a live handle; strings are NUL-terminated; `units` holds
+ * `units_len` pointers (or is NULL when 0); `out` writable; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_search(const ivdb_index *index,
+                        const char *iscc_code,
+                        const char *const *units,
+                        size_t units_len,
+                        size_t count,
+                        bool exact,
+                        ivdb_matches **out,
+                        ivdb_error **err);
+
+/**
+ * Search `len` ISCC-CODEs at once (in parallel). `*out` receives an array
+ * of `len` `ivdb_matches`, one per code in order; release it with
+ * `ivdb_free_matches_batch(*out, len)`.
+ *
+ * # Safety
+ * `index` is a live handle; `iscc_codes` holds `len` NUL-terminated
+ * strings; `out` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_search_batch(const ivdb_index *index,
+                              const char *const *iscc_codes,
+                              size_t len,
+                              size_t count,
+                              bool exact,
+                              ivdb_matches **out,
+                              ivdb_error **err);
+
+/**
+ * Release matches from `ivdb_search`. NULL is a no-op.
+ *
+ * # Safety
+ * `matches` is NULL or from `ivdb_search`, released once.
+ */
+void ivdb_free_matches(ivdb_matches *matches);
+
+/**
+ * Release the array from `ivdb_search_batch` (`len` as passed there). NULL
+ * is a no-op.
+ *
+ * # Safety
+ * `matches` is NULL or from `ivdb_search_batch` with this `len`, released
+ * once.
+ */
+void ivdb_free_matches_batch(ivdb_matches *matches, size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

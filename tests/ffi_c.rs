@@ -73,7 +73,7 @@ fn c_program_against_shared_and_static_library() {
     let tmp = tempfile::tempdir().unwrap();
     let libdir = lib.to_string_lossy().into_owned();
     let rpath = format!("-Wl,-rpath,{libdir}");
-    let dynamic = ["-L", &libdir, "-liscc_vdb", &rpath];
+    let dynamic = ["-L", &libdir, "-liscc_vdb", &rpath, "-lpthread"];
     // C and C++ against the shared library, under AddressSanitizer.
     for (compiler, lang, name) in [("cc", "c", "smoke_c"), ("c++", "c++", "smoke_cpp")] {
         let exe = tmp.path().join(name);

@@ -9,6 +9,7 @@ use std::ffi::c_char;
 use serde::Deserialize;
 
 use super::boundary::{c_string, guard, ivdb_error, opt_str_arg, out_arg, str_arg, Failure};
+use super::matches::{boxed, free_boxed, ivdb_matches};
 use super::status::*;
 use crate::engine::{IndexOptions, IndexParams, IsccIndex, IsccMatches, Query, SearchParams};
 
@@ -261,16 +262,7 @@ pub unsafe extern "C" fn ivdb_remove(
 ) -> ivdb_status {
     guard(err, || {
         let idx = super::index::index(index)?;
-        if iscc_ids.is_null() && len > 0 {
-            return Err(Failure::null("iscc_ids"));
-        }
-        let ids: Vec<&str> = (0..len)
-            .map(|i| {
-                // SAFETY: `iscc_ids` holds `len` pointers by the contract.
-                let p = unsafe { *iscc_ids.add(i) };
-                str_arg(p, &format!("iscc_ids[{i}]"))
-            })
-            .collect::<Result<_, _>>()?;
+        let ids = strings(iscc_ids, len, "iscc_ids")?;
         let removed = idx.remove(&ids)?;
         if !out_removed.is_null() {
             // SAFETY: checked non-NULL; writable by the contract.
@@ -322,4 +314,130 @@ pub unsafe extern "C" fn ivdb_info_json(
         write_string(out_json, to_json(&info)?);
         Ok(())
     })
+}
+
+/// Read `len` C strings (NULL allowed when `len` is 0).
+fn strings<'a>(ptr: *const *const c_char, len: usize, name: &str) -> Result<Vec<&'a str>, Failure> {
+    if ptr.is_null() && len > 0 {
+        return Err(Failure::null(name));
+    }
+    (0..len)
+        .map(|i| {
+            // SAFETY: `ptr` holds `len` pointers by the API contract.
+            let p = unsafe { *ptr.add(i) };
+            str_arg(p, &format!("{name}[{i}]"))
+        })
+        .collect()
+}
+
+fn query_of(
+    iscc_code: *const c_char,
+    units: *const *const c_char,
+    units_len: usize,
+) -> Result<Query, Failure> {
+    let units = strings(units, units_len, "units")?;
+    Ok(Query {
+        iscc_code: opt_str_arg(iscc_code, "iscc_code")?.map(str::to_string),
+        units: (!units.is_empty()).then(|| units.iter().map(|u| u.to_string()).collect()),
+    })
+}
+
+/// Search one query: an ISCC-CODE (`iscc_code`, may be NULL when units are
+/// given) or `units_len` ISCC-UNIT strings (units win when both are given);
+/// up to `count` matches; `exact` for exhaustive search. `*out` receives the
+/// matches; release them with `ivdb_free_matches`.
+///
+/// # Safety
+/// `index` is a live handle; strings are NUL-terminated; `units` holds
+/// `units_len` pointers (or is NULL when 0); `out` writable; `err` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_search(
+    index: *const ivdb_index,
+    iscc_code: *const c_char,
+    units: *const *const c_char,
+    units_len: usize,
+    count: usize,
+    exact: bool,
+    out: *mut *mut ivdb_matches,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let idx = super::index::index(index)?;
+        out_arg(out, "out")?;
+        let query = query_of(iscc_code, units, units_len)?;
+        let params = SearchParams {
+            count,
+            exact,
+            ..SearchParams::default()
+        };
+        let found = idx.search(&query, &params)?;
+        let (ptr, _) = boxed(std::slice::from_ref(&found));
+        // SAFETY: checked non-NULL above.
+        unsafe { *out = ptr };
+        Ok(())
+    })
+}
+
+/// Search `len` ISCC-CODEs at once (in parallel). `*out` receives an array
+/// of `len` `ivdb_matches`, one per code in order; release it with
+/// `ivdb_free_matches_batch(*out, len)`.
+///
+/// # Safety
+/// `index` is a live handle; `iscc_codes` holds `len` NUL-terminated
+/// strings; `out` writable; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_search_batch(
+    index: *const ivdb_index,
+    iscc_codes: *const *const c_char,
+    len: usize,
+    count: usize,
+    exact: bool,
+    out: *mut *mut ivdb_matches,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let idx = super::index::index(index)?;
+        out_arg(out, "out")?;
+        let queries: Vec<Query> = strings(iscc_codes, len, "iscc_codes")?
+            .into_iter()
+            .map(Query::code)
+            .collect();
+        let params = SearchParams {
+            count,
+            exact,
+            ..SearchParams::default()
+        };
+        let found = idx.search_batch(&queries, &params)?;
+        let (ptr, _) = boxed(&found.queries);
+        // SAFETY: checked non-NULL above.
+        unsafe { *out = ptr };
+        Ok(())
+    })
+}
+
+/// Release matches from `ivdb_search`. NULL is a no-op.
+///
+/// # Safety
+/// `matches` is NULL or from `ivdb_search`, released once.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_free_matches(matches: *mut ivdb_matches) {
+    if !matches.is_null() {
+        // SAFETY: one struct made by `boxed`.
+        unsafe { free_boxed(matches, 1) };
+    }
+}
+
+/// Release the array from `ivdb_search_batch` (`len` as passed there). NULL
+/// is a no-op.
+///
+/// # Safety
+/// `matches` is NULL or from `ivdb_search_batch` with this `len`, released
+/// once.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_free_matches_batch(matches: *mut ivdb_matches, len: usize) {
+    if !matches.is_null() {
+        // SAFETY: an array of `len` structs made by `boxed`.
+        unsafe { free_boxed(matches, len) };
+    }
 }

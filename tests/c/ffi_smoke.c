@@ -1,6 +1,7 @@
 /* C test of the iscc-vdb C ABI: add, get, search, remove, error paths,
  * every free function with NULL. Exits non-zero on the first failure.
  * Usage: ffi_smoke CORPUS.jsonl */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,81 @@ static void expect_error(ivdb_status status, ivdb_error *err, ivdb_status want,
               needle);
         ivdb_error_free(err);
     }
+}
+
+/* ---- threads: 8 searchers while one writer adds ------------------------- */
+
+typedef struct {
+    ivdb_index *idx;
+    const char *code;
+    int errors;
+    int searches;
+} searcher;
+
+static volatile int writer_done = 0;
+
+static void *search_loop(void *arg) {
+    searcher *s = (searcher *)arg;
+    do {
+        ivdb_matches *m = NULL;
+        ivdb_error *err = NULL;
+        ivdb_status st = ivdb_search(s->idx, s->code, NULL, 0, 10, false, &m, &err);
+        if (st != IVDB_OK || m == NULL || m->len == 0) {
+            s->errors++;
+            if (err) ivdb_error_free(err);
+        }
+        ivdb_free_matches(m);
+        s->searches++;
+    } while (!writer_done || s->searches < 20);
+    return NULL;
+}
+
+typedef struct {
+    ivdb_index *idx;
+    int errors;
+} writer;
+
+static void *add_loop(void *arg) {
+    writer *w = (writer *)arg;
+    char entry[256];
+    for (int i = 0; i < 300; i++) {
+        /* Distinct DATA units with generated ISCC-IDs. */
+        snprintf(entry, sizeof entry,
+                 "{\"units\": [\"ISCC:GAA7KNIM%c%cNQRM35\"], \"n\": %d}",
+                 'A' + i % 26, 'A' + (i / 26) % 26, i);
+        char *ids = NULL;
+        ivdb_error *err = NULL;
+        if (ivdb_add_json(w->idx, entry, &ids, &err) != IVDB_OK) {
+            fprintf(stderr, "writer: %s\n", ivdb_error_message(err));
+            ivdb_error_free(err);
+            w->errors++;
+        }
+        ivdb_free_string(ids);
+    }
+    writer_done = 1;
+    return NULL;
+}
+
+static void threads_test(ivdb_index *idx, const char *code) {
+    pthread_t threads[9];
+    searcher s[8];
+    writer w = {idx, 0};
+    for (int i = 0; i < 8; i++) {
+        s[i].idx = idx;
+        s[i].code = code;
+        s[i].errors = 0;
+        s[i].searches = 0;
+        pthread_create(&threads[i], NULL, search_loop, &s[i]);
+    }
+    pthread_create(&threads[8], NULL, add_loop, &w);
+    for (int i = 0; i < 9; i++) pthread_join(threads[i], NULL);
+    int total = 0;
+    for (int i = 0; i < 8; i++) {
+        CHECK(s[i].errors == 0, "searcher %d: %d errors", i, s[i].errors);
+        total += s[i].searches;
+    }
+    CHECK(w.errors == 0, "writer errors %d", w.errors);
+    printf("threads: %d searches by 8 threads while 300 entries were added\n", total);
 }
 
 int main(int argc, char **argv) {
@@ -105,9 +181,48 @@ int main(int argc, char **argv) {
         ivdb_free_string(matches);
     }
 
+    /* Structured results: search by units of the first record. */
+    {
+        char value[256] = {0};
+        sscanf(code, "\"iscc_code\":\"%255[^\"]", value);
+        ivdb_matches *m = NULL;
+        st = ivdb_search(idx, value, NULL, 0, 5, false, &m, NULL);
+        CHECK(st == IVDB_OK && m != NULL && m->len > 0, "ivdb_search");
+        if (st == IVDB_OK) {
+            int found = 0;
+            for (size_t i = 0; i < m->len; i++) {
+                const ivdb_match *x = &m->matches[i];
+                CHECK(x->score >= 0.0f && x->score <= 1.0f, "score %f", x->score);
+                CHECK(x->units_len > 0 || x->instance, "match without detail");
+                for (size_t u = 0; u < x->units_len; u++) {
+                    CHECK(strstr(x->units[u].unit_type, "-V0") != NULL, "unit type %s",
+                          x->units[u].unit_type);
+                }
+                if (strcmp(x->iscc_id, first_id) == 0) found = 1;
+            }
+            CHECK(found, "ivdb_search finds %s", first_id);
+            CHECK(m->instance_len >= 1, "instance matches %zu", m->instance_len);
+        }
+        ivdb_free_matches(m);
+        /* Batch of three codes. */
+        const char *codes[3] = {value, value, value};
+        ivdb_matches *b = NULL;
+        st = ivdb_search_batch(idx, codes, 3, 5, true, &b, NULL);
+        CHECK(st == IVDB_OK && b != NULL && b[2].len == b[0].len, "ivdb_search_batch");
+        ivdb_free_matches_batch(b, 3);
+        /* Units that are not units. */
+        const char *bad_units[1] = {"ISCC:KACYPXW445FTYNJ3CYSXHAFJMA2HUWULUNRFE3BLHRSCXYH2M5AEGQY"};
+        err = NULL;
+        m = NULL;
+        st = ivdb_search(idx, NULL, bad_units, 1, 5, false, &m, &err);
+        expect_error(st, err, IVDB_INVALID_ISCC, "units[0]", "search with a code as unit");
+        CHECK(m == NULL, "output written on failure");
+        threads_test(idx, value);
+    }
+
     char *info = NULL;
     st = ivdb_info_json(idx, &info, NULL);
-    CHECK(st == IVDB_OK && strstr(info, "\"size\":2000") != NULL, "info %s", info);
+    CHECK(st == IVDB_OK && strstr(info, "\"size\":2300") != NULL, "info %s", info);
     ivdb_free_string(info);
 
     /* Remove it: get then says NOT_FOUND naming the ID. */
@@ -158,6 +273,8 @@ int main(int argc, char **argv) {
     /* Every free function takes NULL. */
     ivdb_free_string(NULL);
     ivdb_error_free(NULL);
+    ivdb_free_matches(NULL);
+    ivdb_free_matches_batch(NULL, 3);
     CHECK(ivdb_close(NULL, NULL) == IVDB_OK, "close NULL");
     CHECK(ivdb_error_code(NULL) == IVDB_INVALID_ARGUMENT, "error_code NULL");
     CHECK(strcmp(ivdb_error_message(NULL), "") == 0, "error_message NULL");
