@@ -98,3 +98,28 @@ fn c_program_against_shared_and_static_library() {
     );
     run(&exe, &[]);
 }
+
+#[test]
+fn shared_library_exports_only_ivdb_symbols_and_has_a_soname() {
+    let lib = build_libraries().join("libiscc_vdb.so");
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&lib)
+        .output()
+        .expect("run nm");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert!(names.contains(&"ivdb_open") && names.contains(&"ivdb_search"));
+    let foreign: Vec<&&str> = names.iter().filter(|n| !n.starts_with("ivdb_")).collect();
+    assert!(foreign.is_empty(), "exported non-ivdb symbols: {foreign:?}");
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(&lib)
+        .output()
+        .expect("run readelf");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Library soname: [libiscc_vdb.so]"));
+}
