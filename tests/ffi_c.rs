@@ -123,3 +123,67 @@ fn shared_library_exports_only_ivdb_symbols_and_has_a_soname() {
         .expect("run readelf");
     assert!(String::from_utf8_lossy(&out.stdout).contains("Library soname: [libiscc_vdb.so]"));
 }
+
+#[test]
+fn c_example_builds_with_make_and_runs() {
+    let lib = build_libraries();
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = tmp.path().join("search_jsonl");
+    let out = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(root().join("examples/c"))
+        .arg(format!("LIBDIR={}", lib.display()))
+        .arg(format!("ROOT={}", root().display()))
+        .arg("search_jsonl")
+        .env("MAKEFLAGS", "")
+        .output()
+        .expect("run make");
+    assert!(
+        out.status.success(),
+        "make failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(root().join("examples/c/search_jsonl"), &exe).unwrap();
+    let corpus = common::testdata("corpus.jsonl");
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&corpus)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let code = first["iscc_code"].as_str().unwrap();
+    let o = Command::new(&exe)
+        .arg(tmp.path().join("index"))
+        .arg(&corpus)
+        .arg(code)
+        .arg("3")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("added 2000 entries (0 rejected)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(first["iscc_id"].as_str().unwrap()),
+        "{stdout}"
+    );
+    // The index was saved by ivdb_close: a second run reopens it (re-adding
+    // identical entries changes nothing) and finds the same.
+    let o = Command::new(&exe)
+        .arg(tmp.path().join("index"))
+        .arg(&corpus)
+        .arg("ISCC:NOT-AN-ISCC")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("IVDB_INVALID_ISCC"));
+}
