@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Checks (and where a package registry can supply it, installs) what the build
 # and the tests need on a fresh machine: a Rust toolchain >= 1.89 with rustfmt
-# and clippy, and a C/C++ compiler (usearch and LMDB are compiled from source;
-# the C header is checked with cc and c++).
+# and clippy, a C/C++ compiler (usearch and LMDB are compiled from source;
+# the C header and C tests use cc and c++), binutils (nm, readelf) and Go
+# (the Go binding's tests).
 set -euo pipefail
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
+command -v nm >/dev/null 2>&1 || need_apt+=(binutils)
 command -v pkg-config >/dev/null 2>&1 || true
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}" >&2

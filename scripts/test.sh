@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: formatting, lints, and
-# all Rust tests (unit, integration incl. the C header check and the CLI,
-# property tests against iscc-lib, doc tests). Later layers add their C, Go
-# and Node runners here.
+# Runs every test of the project on a fresh machine: formatting, lints, all
+# Rust tests (unit, integration incl. the C header check, the C programs
+# under AddressSanitizer, the CLI, property tests against iscc-lib, doc
+# tests), then the Go binding's tests against the library cargo built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,3 +17,10 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets --all-features -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-features
+echo "== go test (bindings/go)"
+cargo build --locked --lib --quiet
+if [ -n "$(cd bindings/go && gofmt -l .)" ]; then
+    echo "test: gofmt would change: $(cd bindings/go && gofmt -l .)" >&2
+    exit 1
+fi
+(cd bindings/go && go vet ./... && go test -count=1 ./...)

@@ -153,6 +153,8 @@ impl EngineError {
                     heed::Error::Mdb(heed::MdbError::Corrupted)
                     | heed::Error::Mdb(heed::MdbError::PageNotFound) => ErrorKind::Corrupt,
                     heed::Error::Mdb(heed::MdbError::MapFull) => ErrorKind::DiskFull,
+                    // LMDB allows one open of an environment per process.
+                    heed::Error::EnvAlreadyOpened => ErrorKind::Locked,
                     _ => ErrorKind::Internal,
                 },
             },

@@ -1,0 +1,3 @@
+module github.com/iscc/iscc-vdb/bindings/go
+
+go 1.21

@@ -1,0 +1,395 @@
+// Package isccvdb is the Go binding of iscc-vdb, a nearest-neighbour search
+// engine for ISCC codes. It calls the C ABI of libiscc_vdb (built by cargo
+// in this repository: target/debug, else target/release) through cgo.
+//
+// An *Index is safe for concurrent use by many goroutines. Close it when
+// done (a finalizer closes a forgotten one, but only at garbage collection).
+package isccvdb
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -L${SRCDIR}/../../target/debug -L${SRCDIR}/../../target/release -liscc_vdb
+#cgo LDFLAGS: -Wl,-rpath,${SRCDIR}/../../target/debug -Wl,-rpath,${SRCDIR}/../../target/release
+#include <stdlib.h>
+#include "iscc_vdb.h"
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Status is a status code of the C ABI.
+type Status uint32
+
+// Status codes (stable numbers, as in iscc_vdb.h).
+const (
+	StatusOK                 Status = C.IVDB_OK
+	StatusInvalidArgument    Status = C.IVDB_INVALID_ARGUMENT
+	StatusInvalidIscc        Status = C.IVDB_INVALID_ISCC
+	StatusInvalidJSON        Status = C.IVDB_INVALID_JSON
+	StatusNotFound           Status = C.IVDB_NOT_FOUND
+	StatusIO                 Status = C.IVDB_IO
+	StatusDiskFull           Status = C.IVDB_DISK_FULL
+	StatusLocked             Status = C.IVDB_LOCKED
+	StatusIncompatibleFormat Status = C.IVDB_INCOMPATIBLE_FORMAT
+	StatusReadOnly           Status = C.IVDB_READ_ONLY
+	StatusPanic              Status = C.IVDB_PANIC
+	StatusInternal           Status = C.IVDB_INTERNAL
+	StatusWrongRealm         Status = C.IVDB_WRONG_REALM
+	StatusClosed             Status = C.IVDB_CLOSED
+	StatusCorrupt            Status = C.IVDB_CORRUPT
+)
+
+// String is the C name of the status, e.g. "IVDB_INVALID_ISCC".
+func (s Status) String() string {
+	return C.GoString(C.ivdb_status_str(C.ivdb_status(s)))
+}
+
+// Error is an error of the engine: a status code and a message naming the
+// problem. Compare with errors.Is against the Err* values (by code).
+type Error struct {
+	Code    Status
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code.String() + ": " + e.Message }
+
+// Is reports whether target is an *Error with the same code.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Code == e.Code
+}
+
+// Sentinel errors for errors.Is.
+var (
+	ErrInvalidArgument    = &Error{Code: StatusInvalidArgument}
+	ErrInvalidIscc        = &Error{Code: StatusInvalidIscc}
+	ErrInvalidJSON        = &Error{Code: StatusInvalidJSON}
+	ErrNotFound           = &Error{Code: StatusNotFound}
+	ErrLocked             = &Error{Code: StatusLocked}
+	ErrReadOnly           = &Error{Code: StatusReadOnly}
+	ErrWrongRealm         = &Error{Code: StatusWrongRealm}
+	ErrClosed             = &Error{Code: StatusClosed, Message: "the index is closed"}
+	ErrIncompatibleFormat = &Error{Code: StatusIncompatibleFormat}
+)
+
+// errABI is set when the loaded library speaks another ABI than the header.
+var errABI error
+
+func init() {
+	if lib, hdr := uint32(C.ivdb_abi_version()), uint32(C.IVDB_ABI_VERSION); lib != hdr {
+		errABI = fmt.Errorf("isccvdb: libiscc_vdb has ABI version %d, this binding needs %d", lib, hdr)
+	}
+}
+
+// Version is the library version.
+func Version() string { return C.GoString(C.ivdb_version()) }
+
+// call runs a C function that reports through an ivdb_error.
+func call(f func(err **C.ivdb_error) C.ivdb_status) error {
+	var cerr *C.ivdb_error
+	status := f(&cerr)
+	if status == C.IVDB_OK {
+		return nil
+	}
+	e := &Error{Code: Status(status)}
+	if cerr != nil {
+		e.Message = C.GoString(C.ivdb_error_message(cerr))
+		C.ivdb_error_free(cerr)
+	}
+	return e
+}
+
+// takeString copies and frees a string made by the library.
+func takeString(s *C.char) string {
+	defer C.ivdb_free_string(s)
+	return C.GoString(s)
+}
+
+// Options of Open; zero values mean the library defaults.
+type Options struct {
+	Realm           *int     `json:"realm,omitempty"`
+	Durable         *bool    `json:"durable,omitempty"`
+	HubID           *int     `json:"hub_id,omitempty"`
+	UnitThreshold   *float64 `json:"unit_threshold,omitempty"`
+	MaxDim          int      `json:"max_dim,omitempty"`
+	Connectivity    int      `json:"connectivity,omitempty"`
+	ExpansionAdd    int      `json:"expansion_add,omitempty"`
+	ExpansionSearch int      `json:"expansion_search,omitempty"`
+	ExactThreshold  int      `json:"exact_threshold,omitempty"`
+	ShardSize       int64    `json:"shard_size,omitempty"`
+}
+
+// Index is an open ISCC index.
+type Index struct {
+	mu     sync.RWMutex
+	handle *C.ivdb_index
+}
+
+func open(path *string, opts *Options, readOnly bool) (*Index, error) {
+	if errABI != nil {
+		return nil, errABI
+	}
+	var cpath *C.char
+	if path != nil {
+		cpath = C.CString(*path)
+		defer C.free(unsafe.Pointer(cpath))
+	}
+	var copts *C.char
+	if opts != nil {
+		raw, err := json.Marshal(opts)
+		if err != nil {
+			return nil, err
+		}
+		copts = C.CString(string(raw))
+		defer C.free(unsafe.Pointer(copts))
+	}
+	var h *C.ivdb_index
+	err := call(func(e **C.ivdb_error) C.ivdb_status {
+		if readOnly {
+			return C.ivdb_open_read_only(cpath, &h, e)
+		}
+		return C.ivdb_open(cpath, copts, &h, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	ix := &Index{handle: h}
+	runtime.SetFinalizer(ix, func(ix *Index) { _ = ix.Close() })
+	return ix, nil
+}
+
+// Open opens (or creates) the index in directory path.
+func Open(path string, opts *Options) (*Index, error) { return open(&path, opts, false) }
+
+// OpenInMemory makes an index in a temporary directory, removed on Close.
+func OpenInMemory(opts *Options) (*Index, error) { return open(nil, opts, false) }
+
+// OpenReadOnly opens the index in path read-only (no writer lock).
+func OpenReadOnly(path string) (*Index, error) { return open(&path, nil, true) }
+
+// Close saves (when writable) and releases the index. Later calls on the
+// index return ErrClosed; closing twice is fine.
+func (ix *Index) Close() error {
+	if ix == nil {
+		return ErrClosed
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.handle == nil {
+		return nil
+	}
+	h := ix.handle
+	ix.handle = nil
+	runtime.SetFinalizer(ix, nil)
+	return call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_close(h, e) })
+}
+
+// with runs f with the live handle under the read lock.
+func (ix *Index) with(f func(h *C.ivdb_index) error) error {
+	if ix == nil {
+		return ErrClosed
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.handle == nil {
+		return ErrClosed
+	}
+	return f(ix.handle)
+}
+
+// jsonCall passes JSON in and takes JSON out.
+func (ix *Index) jsonCall(in string, f func(h *C.ivdb_index, in *C.char, out **C.char, e **C.ivdb_error) C.ivdb_status) (string, error) {
+	var result string
+	err := ix.with(func(h *C.ivdb_index) error {
+		cin := C.CString(in)
+		defer C.free(unsafe.Pointer(cin))
+		var out *C.char
+		if err := call(func(e **C.ivdb_error) C.ivdb_status { return f(h, cin, &out, e) }); err != nil {
+			return err
+		}
+		result = takeString(out)
+		return nil
+	})
+	return result, err
+}
+
+// Entry is one index entry: iscc_id (optional), iscc_code and/or units,
+// and any other fields, stored and returned as given.
+type Entry = map[string]any
+
+// Add adds entries and returns one ISCC-ID per entry.
+func (ix *Index) Add(entries ...Entry) ([]string, error) {
+	raw, err := json.Marshal(entries)
+	if err != nil {
+		return nil, err
+	}
+	out, err := ix.jsonCall(string(raw), func(h *C.ivdb_index, in *C.char, out **C.char, e **C.ivdb_error) C.ivdb_status {
+		return C.ivdb_add_json(h, in, out, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	return ids, json.Unmarshal([]byte(out), &ids)
+}
+
+// Get returns the stored entry of an ISCC-ID (ErrNotFound when absent).
+func (ix *Index) Get(isccID string) (Entry, error) {
+	out, err := ix.jsonCall(isccID, func(h *C.ivdb_index, in *C.char, out **C.char, e **C.ivdb_error) C.ivdb_status {
+		return C.ivdb_get_json(h, in, out, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var entry Entry
+	return entry, json.Unmarshal([]byte(out), &entry)
+}
+
+// Query is a search query: an ISCC-CODE or units (units win).
+type Query struct {
+	IsccCode string   `json:"iscc_code,omitempty"`
+	Units    []string `json:"units,omitempty"`
+}
+
+// SearchOptions of Search; Count 0 means 10.
+type SearchOptions struct {
+	Count int
+	Exact bool
+}
+
+// UnitScore is the best match of one unit type.
+type UnitScore struct {
+	Score    float32 `json:"score"`
+	Distance float32 `json:"distance"`
+	Kept     bool    `json:"kept"`
+}
+
+// Match is one matching entry.
+type Match struct {
+	IsccID   string               `json:"iscc_id"`
+	Score    float32              `json:"score"`
+	Distance float32              `json:"distance"`
+	Units    map[string]UnitScore `json:"units"`
+	Instance bool                 `json:"instance"`
+}
+
+// Matches is the result of one query.
+type Matches struct {
+	Matches         []Match  `json:"matches"`
+	InstanceMatches []string `json:"instance_matches"`
+}
+
+func (o SearchOptions) count() C.size_t {
+	if o.Count <= 0 {
+		return 10
+	}
+	return C.size_t(o.Count)
+}
+
+func (ix *Index) searchJSON(q any, o SearchOptions) (string, error) {
+	raw, err := json.Marshal(q)
+	if err != nil {
+		return "", err
+	}
+	return ix.jsonCall(string(raw), func(h *C.ivdb_index, in *C.char, out **C.char, e **C.ivdb_error) C.ivdb_status {
+		return C.ivdb_search_json(h, in, o.count(), C.bool(o.Exact), out, e)
+	})
+}
+
+// Search finds the entries most similar to the query.
+func (ix *Index) Search(q Query, o SearchOptions) (*Matches, error) {
+	out, err := ix.searchJSON(q, o)
+	if err != nil {
+		return nil, err
+	}
+	var m Matches
+	return &m, json.Unmarshal([]byte(out), &m)
+}
+
+// SearchBatch searches many queries in one call (in parallel inside).
+func (ix *Index) SearchBatch(qs []Query, o SearchOptions) ([]Matches, error) {
+	if qs == nil {
+		qs = []Query{}
+	}
+	out, err := ix.searchJSON(qs, o)
+	if err != nil {
+		return nil, err
+	}
+	var m []Matches
+	return m, json.Unmarshal([]byte(out), &m)
+}
+
+// Remove removes entries; it returns the number of index mappings removed
+// (unknown IDs remove nothing).
+func (ix *Index) Remove(isccIDs ...string) (int, error) {
+	var removed C.size_t
+	err := ix.with(func(h *C.ivdb_index) error {
+		cids := make([]*C.char, len(isccIDs))
+		for i, id := range isccIDs {
+			cids[i] = C.CString(id)
+		}
+		defer func() {
+			for _, p := range cids {
+				C.free(unsafe.Pointer(p))
+			}
+		}()
+		// The array of pointers is passed in C memory (cgo rules).
+		arr := (**C.char)(C.malloc(C.size_t(len(cids)+1) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+		defer C.free(unsafe.Pointer(arr))
+		view := unsafe.Slice(arr, len(cids)+1)
+		copy(view, cids)
+		return call(func(e **C.ivdb_error) C.ivdb_status {
+			return C.ivdb_remove(h, arr, C.size_t(len(cids)), &removed, e)
+		})
+	})
+	return int(removed), err
+}
+
+// Save persists the unit indexes.
+func (ix *Index) Save() error {
+	return ix.with(func(h *C.ivdb_index) error {
+		return call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_save(h, e) })
+	})
+}
+
+// Rebuild recreates every derived index from the stored entries.
+func (ix *Index) Rebuild() error {
+	return ix.with(func(h *C.ivdb_index) error {
+		return call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_rebuild(h, e) })
+	})
+}
+
+// Info returns figures of the index (size, unit_types, …).
+func (ix *Index) Info() (map[string]any, error) {
+	var result map[string]any
+	err := ix.with(func(h *C.ivdb_index) error {
+		var out *C.char
+		if err := call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_info_json(h, &out, e) }); err != nil {
+			return err
+		}
+		return json.Unmarshal([]byte(takeString(out)), &result)
+	})
+	return result, err
+}
+
+// Explain decodes any ISCC (code, unit, ID) into its fields.
+func Explain(iscc string) (map[string]any, error) {
+	if errABI != nil {
+		return nil, errABI
+	}
+	cin := C.CString(iscc)
+	defer C.free(unsafe.Pointer(cin))
+	var out *C.char
+	if err := call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_explain_json(cin, &out, e) }); err != nil {
+		return nil, err
+	}
+	var result map[string]any
+	return result, json.Unmarshal([]byte(takeString(out)), &result)
+}
