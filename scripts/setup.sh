@@ -3,7 +3,7 @@
 # and the tests need on a fresh machine: a Rust toolchain >= 1.89 with rustfmt
 # and clippy, a C/C++ compiler (usearch and LMDB are compiled from source;
 # the C header and C tests use cc and c++), binutils (nm, readelf) and Go
-# (the Go binding's tests).
+# (the Go binding's tests) and Node.js with npm (the Node binding's tests).
 set -euo pipefail
 
 need_apt=()
@@ -11,6 +11,8 @@ command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v nm >/dev/null 2>&1 || need_apt+=(binutils)
 command -v pkg-config >/dev/null 2>&1 || true
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -2,7 +2,8 @@
 # Runs every test of the project on a fresh machine: formatting, lints, all
 # Rust tests (unit, integration incl. the C header check, the C programs
 # under AddressSanitizer, the CLI, property tests against iscc-lib, doc
-# tests), then the Go binding's tests against the library cargo built.
+# tests), then the Go and Node bindings' tests (and quick-starts) against
+# the library cargo built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -24,3 +25,7 @@ if [ -n "$(cd bindings/go && gofmt -l .)" ]; then
     exit 1
 fi
 (cd bindings/go && go vet ./... && go test -count=1 ./...)
+(cd examples/go && go run . >/dev/null)
+echo "== node --test (bindings/node)"
+(cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && node --test)
+node examples/node/quickstart.js >/dev/null

@@ -1,0 +1,84 @@
+/** An error of the engine. */
+export class IvdbError extends Error {
+  /** Status name, e.g. 'IVDB_INVALID_ISCC'. */
+  code: string;
+  /** Numeric status (stable, as in iscc_vdb.h). */
+  status: number;
+}
+
+export interface OpenOptions {
+  readOnly?: boolean;
+  realm?: 0 | 1;
+  durable?: boolean;
+  hub_id?: number;
+  unit_threshold?: number;
+  max_dim?: 64 | 128 | 192 | 256;
+  connectivity?: number;
+  expansion_add?: number;
+  expansion_search?: number;
+  exact_threshold?: number;
+  shard_size?: number;
+}
+
+/** An entry: iscc_id (optional), iscc_code and/or units, any other fields. */
+export interface Entry {
+  iscc_id?: string;
+  iscc_code?: string | null;
+  units?: string[] | null;
+  [field: string]: unknown;
+}
+
+export interface Query {
+  iscc_code?: string;
+  units?: string[];
+}
+
+export interface SearchOptions {
+  count?: number;
+  exact?: boolean;
+}
+
+export interface UnitScore {
+  score: number;
+  distance: number;
+  kept: boolean;
+}
+
+export interface Match {
+  iscc_id: string;
+  score: number;
+  distance: number;
+  units: Record<string, UnitScore>;
+  instance: boolean;
+}
+
+export interface Matches {
+  matches: Match[];
+  instance_matches: string[];
+}
+
+export class IsccIndex {
+  /** Open (or create) the index in `path`; null: in-memory. */
+  constructor(path?: string | null, options?: OpenOptions);
+  add(entries: Entry | Entry[]): string[];
+  addAsync(entries: Entry | Entry[]): Promise<string[]>;
+  get(isccId: string): Entry;
+  getAsync(isccId: string): Promise<Entry>;
+  search(query: Query, options?: SearchOptions): Matches;
+  searchAsync(query: Query, options?: SearchOptions): Promise<Matches>;
+  searchBatch(queries: Query[], options?: SearchOptions): Matches[];
+  searchBatchAsync(queries: Query[], options?: SearchOptions): Promise<Matches[]>;
+  remove(isccIds: string | string[]): number;
+  removeAsync(isccIds: string | string[]): Promise<number>;
+  save(): void;
+  saveAsync(): Promise<void>;
+  rebuild(): void;
+  rebuildAsync(): Promise<void>;
+  info(): Record<string, unknown>;
+  close(): void;
+  closeAsync(): Promise<void>;
+}
+
+export function explain(iscc: string): Record<string, unknown>;
+export function version(): string;
+export const ABI_VERSION: number;

@@ -1,0 +1,257 @@
+'use strict';
+// Node.js binding of iscc-vdb over its C ABI (libiscc_vdb), with koffi.
+//
+// The library is found through ISCC_VDB_LIB (a path to libiscc_vdb.so), or
+// in this repository's cargo output (target/debug, then target/release).
+// Every operation exists synchronously and as a Promise (`…Async`, run on
+// koffi's worker threads; the index handle is safe to use from many threads).
+
+const fs = require('node:fs');
+const path = require('node:path');
+const koffi = require('koffi');
+
+const ABI_VERSION = 1;
+
+function findLibrary() {
+  if (process.env.ISCC_VDB_LIB) return process.env.ISCC_VDB_LIB;
+  const root = path.resolve(__dirname, '..', '..', 'target');
+  for (const profile of ['debug', 'release']) {
+    const candidate = path.join(root, profile, 'libiscc_vdb.so');
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  throw new Error(
+    'iscc-vdb: libiscc_vdb.so not found; run `cargo build --lib` in the repository or set ISCC_VDB_LIB');
+}
+
+const lib = koffi.load(findLibrary());
+koffi.opaque('ivdb_index');
+koffi.opaque('ivdb_error');
+
+const C = {
+  version: lib.func('const char *ivdb_version(void)'),
+  abiVersion: lib.func('uint32_t ivdb_abi_version(void)'),
+  statusStr: lib.func('const char *ivdb_status_str(uint32_t status)'),
+  open: lib.func('uint32_t ivdb_open(const char *path, const char *options_json, _Out_ ivdb_index **out, _Out_ ivdb_error **err)'),
+  openReadOnly: lib.func('uint32_t ivdb_open_read_only(const char *path, _Out_ ivdb_index **out, _Out_ ivdb_error **err)'),
+  close: lib.func('uint32_t ivdb_close(ivdb_index *index, _Out_ ivdb_error **err)'),
+  addJson: lib.func('uint32_t ivdb_add_json(ivdb_index *index, const char *json, _Out_ void **out, _Out_ ivdb_error **err)'),
+  getJson: lib.func('uint32_t ivdb_get_json(ivdb_index *index, const char *iscc_id, _Out_ void **out, _Out_ ivdb_error **err)'),
+  searchJson: lib.func('uint32_t ivdb_search_json(ivdb_index *index, const char *query_json, size_t count, bool exact, _Out_ void **out, _Out_ ivdb_error **err)'),
+  remove: lib.func('uint32_t ivdb_remove(ivdb_index *index, const char **iscc_ids, size_t len, _Out_ size_t *removed, _Out_ ivdb_error **err)'),
+  save: lib.func('uint32_t ivdb_save(ivdb_index *index, _Out_ ivdb_error **err)'),
+  rebuild: lib.func('uint32_t ivdb_rebuild(ivdb_index *index, _Out_ ivdb_error **err)'),
+  infoJson: lib.func('uint32_t ivdb_info_json(ivdb_index *index, _Out_ void **out, _Out_ ivdb_error **err)'),
+  explainJson: lib.func('uint32_t ivdb_explain_json(const char *iscc, _Out_ void **out, _Out_ ivdb_error **err)'),
+  errorCode: lib.func('uint32_t ivdb_error_code(ivdb_error *err)'),
+  errorMessage: lib.func('const char *ivdb_error_message(ivdb_error *err)'),
+  errorFree: lib.func('void ivdb_error_free(ivdb_error *err)'),
+  freeString: lib.func('void ivdb_free_string(void *s)'),
+};
+
+if (C.abiVersion() !== ABI_VERSION) {
+  throw new Error(`iscc-vdb: libiscc_vdb has ABI version ${C.abiVersion()}, this binding needs ${ABI_VERSION}`);
+}
+
+/** An error of the engine: `code` is the status name (e.g. 'IVDB_INVALID_ISCC'). */
+class IvdbError extends Error {
+  constructor(status, message) {
+    super(message || C.statusStr(status));
+    this.name = 'IvdbError';
+    this.status = status;
+    this.code = C.statusStr(status);
+  }
+}
+
+const CLOSED = 13;
+
+function check(status, errBox) {
+  if (status === 0) return;
+  let message = '';
+  if (errBox[0]) {
+    message = C.errorMessage(errBox[0]);
+    C.errorFree(errBox[0]);
+  }
+  throw new IvdbError(status, message);
+}
+
+function takeString(ptr) {
+  const s = koffi.decode(ptr, 'char', -1);
+  C.freeString(ptr);
+  return s;
+}
+
+/** Call a C function synchronously or on a worker thread (Promise). */
+function invoke(fn, args, async, finish) {
+  const err = [null];
+  const all = [...args, err];
+  if (!async) {
+    check(fn(...all), err);
+    return finish();
+  }
+  return new Promise((resolve, reject) => {
+    fn.async(...all, (e, status) => {
+      if (e) return reject(e);
+      try {
+        check(status, err);
+        resolve(finish());
+      } catch (x) {
+        reject(x);
+      }
+    });
+  });
+}
+
+/** JSON text of a value, or the error for a value JSON cannot hold (so
+ * async methods reject instead of throwing, and start their call at once). */
+function stringified(value) {
+  try {
+    return { text: JSON.stringify(value) };
+  } catch (error) {
+    return { error };
+  }
+}
+
+class IsccIndex {
+  /**
+   * Open (or create) the index in `path`; `null` makes an in-memory index
+   * (removed on close). `options`: realm, durable, hub_id, unit_threshold,
+   * max_dim, connectivity, expansion_add, expansion_search, exact_threshold,
+   * shard_size. `{readOnly: true}` opens read-only.
+   */
+  constructor(path = null, options = {}) {
+    const { readOnly = false, ...rest } = options;
+    const out = [null];
+    const err = [null];
+    const status = readOnly
+      ? C.openReadOnly(path, out, err)
+      : C.open(path, Object.keys(rest).length ? JSON.stringify(rest) : null, out, err);
+    check(status, err);
+    this._handle = out[0];
+    this._pending = 0;
+    this._closing = null;
+  }
+
+  _live() {
+    if (!this._handle || this._closing) throw new IvdbError(CLOSED, 'the index is closed');
+    return this._handle;
+  }
+
+  _call(fn, args, async, finish) {
+    if (!async) return invoke(fn, [this._live(), ...args], false, finish);
+    let handle;
+    try {
+      handle = this._live();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this._pending++;
+    const done = () => {
+      this._pending--;
+      if (this._pending === 0 && this._closing) this._closing();
+    };
+    return invoke(fn, [handle, ...args], true, finish).finally(done);
+  }
+
+  _json(fn, input, extra, async) {
+    const out = [null];
+    return this._call(fn, [input, ...extra, out], async, () => JSON.parse(takeString(out[0])));
+  }
+
+  /** Add one entry or an array of entries; returns their ISCC-IDs. */
+  add(entries) { return this._json(C.addJson, JSON.stringify(entries), [], false); }
+  addAsync(entries) {
+    const json = stringified(entries);
+    return json.error ? Promise.reject(json.error) : this._json(C.addJson, json.text, [], true);
+  }
+
+  /** The stored entry of an ISCC-ID (throws IVDB_NOT_FOUND when absent). */
+  get(isccId) { return this._json(C.getJson, isccId, [], false); }
+  getAsync(isccId) { return this._json(C.getJson, isccId, [], true); }
+
+  /** Search: query = {iscc_code} or {units}; options = {count = 10, exact = false}. */
+  search(query, { count = 10, exact = false } = {}) {
+    return this._json(C.searchJson, JSON.stringify(query), [count, exact], false);
+  }
+  searchAsync(query, { count = 10, exact = false } = {}) {
+    const json = stringified(query);
+    return json.error ? Promise.reject(json.error) : this._json(C.searchJson, json.text, [count, exact], true);
+  }
+
+  /** Search many queries in one call; returns one result per query. */
+  searchBatch(queries, options = {}) { return this.search(queries, options); }
+  searchBatchAsync(queries, options = {}) { return this.searchAsync(queries, options); }
+
+  /** Remove entries; returns the number of index mappings removed. */
+  remove(isccIds) {
+    const ids = Array.isArray(isccIds) ? isccIds : [isccIds];
+    const removed = [0];
+    return this._call(C.remove, [ids, ids.length, removed], false, () => Number(removed[0]));
+  }
+  removeAsync(isccIds) {
+    const ids = Array.isArray(isccIds) ? isccIds : [isccIds];
+    const removed = [0];
+    return this._call(C.remove, [ids, ids.length, removed], true, () => Number(removed[0]));
+  }
+
+  save() { return this._call(C.save, [], false, () => undefined); }
+  saveAsync() { return this._call(C.save, [], true, () => undefined); }
+  rebuild() { return this._call(C.rebuild, [], false, () => undefined); }
+  rebuildAsync() { return this._call(C.rebuild, [], true, () => undefined); }
+
+  /** Figures of the index. */
+  info() {
+    const out = [null];
+    return this._call(C.infoJson, [out], false, () => JSON.parse(takeString(out[0])));
+  }
+
+  /**
+   * Save (when writable) and release the index. Later calls throw
+   * IVDB_CLOSED; closing twice is fine. With async calls still running,
+   * the native close waits for them (use closeAsync to await it).
+   */
+  close() {
+    if (!this._handle) return;
+    if (this._pending > 0) {
+      this.closeAsync();
+      return;
+    }
+    const handle = this._handle;
+    this._handle = null;
+    const err = [null];
+    check(C.close(handle, err), err);
+  }
+
+  closeAsync() {
+    if (!this._handle) return Promise.resolve();
+    if (this._closing) return this._closed;
+    this._closed = new Promise((resolve, reject) => {
+      this._closing = () => {
+        const handle = this._handle;
+        this._handle = null;
+        const err = [null];
+        try {
+          check(C.close(handle, err), err);
+          resolve();
+        } catch (e) {
+          reject(e);
+        }
+      };
+      if (this._pending === 0) this._closing();
+    });
+    return this._closed;
+  }
+}
+
+/** Decode any ISCC (code, unit, ID) into its fields. */
+function explain(iscc) {
+  const out = [null];
+  return invoke(C.explainJson, [iscc, out], false, () => JSON.parse(takeString(out[0])));
+}
+
+module.exports = {
+  IsccIndex,
+  IvdbError,
+  explain,
+  version: () => C.version(),
+  ABI_VERSION,
+};

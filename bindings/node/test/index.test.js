@@ -1,0 +1,113 @@
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const { IsccIndex, IvdbError, explain, version } = require('..');
+
+function testdata(name) {
+  const dir = process.env.IVDB_TESTDATA || path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'testdata');
+  const p = path.join(dir, name);
+  assert.ok(fs.existsSync(p), `test data ${p} missing: check out ../shared beside the repository or set IVDB_TESTDATA`);
+  return p;
+}
+
+const corpus = fs.readFileSync(testdata('corpus.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+function queryOf(r) {
+  return r.units ? { units: r.units } : { iscc_code: r.iscc_code };
+}
+
+function addAll(ix, records) {
+  const ids = [];
+  for (let i = 0; i < records.length; i += 500) ids.push(...ix.add(records.slice(i, i + 500)));
+  return ids;
+}
+
+function tmpdir() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'ivdb-node-'));
+}
+
+test('corpus lifecycle: add, get, search, remove, rebuild, save, reopen', () => {
+  const dir = tmpdir();
+  let ix = new IsccIndex(dir, { durable: false });
+  const ids = addAll(ix, corpus);
+  assert.equal(ids.length, 2000);
+  assert.equal(ids[0], corpus[0].iscc_id);
+  const got = ix.get(ids[3]);
+  assert.equal(got.iscc_id, ids[3]);
+  assert.equal(got.group, corpus[3].group);
+  const m = ix.search(queryOf(corpus[3]), { count: 10 });
+  assert.equal(m.matches[0].score, 1);
+  assert.ok(m.matches.some((x) => x.iscc_id === ids[3]));
+  const batch = ix.searchBatch([queryOf(corpus[0]), queryOf(corpus[1])], { count: 3, exact: true });
+  assert.equal(batch.length, 2);
+  assert.ok(ix.remove(ids[3]) > 0);
+  assert.throws(() => ix.get(ids[3]), (e) => e instanceof IvdbError && e.code === 'IVDB_NOT_FOUND');
+  ix.rebuild();
+  ix.save();
+  assert.equal(ix.info().size, 1999);
+  ix.close();
+  ix.close(); // twice is fine
+  assert.throws(() => ix.search(queryOf(corpus[0])), (e) => e.code === 'IVDB_CLOSED');
+  ix = new IsccIndex(dir);
+  assert.throws(() => new IsccIndex(dir), (e) => e.code === 'IVDB_LOCKED');
+  assert.ok(ix.search(queryOf(corpus[5])).matches.length > 0);
+  ix.close();
+  const ro = new IsccIndex(dir, { readOnly: true });
+  assert.throws(() => ro.add(corpus[0]), (e) => e.code === 'IVDB_READ_ONLY');
+  assert.equal(ro.info().size, 1999);
+  ro.close();
+});
+
+test('error codes and messages for bad input', () => {
+  const ix = new IsccIndex(null);
+  ix.add({ iscc_id: 'ISCC:MAIGGGMBT3LBUEH7', units: ['ISCC:GAA7KNIMBHNQRM35'] });
+  const cases = [
+    [{ iscc_code: 'ISCC:NOTVALID' }, 'IVDB_INVALID_ISCC', 'entries[0].iscc_code'],
+    [{ title: 'x' }, 'IVDB_INVALID_ARGUMENT', 'neither iscc_code nor units'],
+    [{ units: [] }, 'IVDB_INVALID_ARGUMENT', 'empty units'],
+    [{ iscc_id: 'ISCC:MEIGGGMBT3LBUEH7', units: ['ISCC:GAA7KNIMBHNQRM35'] }, 'IVDB_WRONG_REALM', 'realm'],
+  ];
+  for (const [entry, code, needle] of cases) {
+    assert.throws(() => ix.add(entry), (e) => e instanceof IvdbError && e.code === code && e.message.includes(needle),
+      JSON.stringify(entry));
+  }
+  assert.throws(() => ix.get('ISCC:MAIGGGMBT3X4AMH7'), (e) => e.code === 'IVDB_NOT_FOUND');
+  assert.throws(() => explain('ISCC:AAA'), (e) => e.code === 'IVDB_INVALID_ISCC');
+  assert.equal(explain('ISCC:MAIGGGMBT3LBUEH7').kind, 'id');
+  assert.match(version(), /^\d+\.\d+\.\d+/);
+  ix.close();
+});
+
+test('parallel async calls', async () => {
+  const ix = new IsccIndex(null);
+  addAll(ix, corpus.slice(0, 1000));
+  const searches = [];
+  for (let i = 0; i < 200; i++) searches.push(ix.searchAsync(queryOf(corpus[i]), { count: 5 }));
+  const adds = [];
+  for (let i = 1000; i < 2000; i += 100) adds.push(ix.addAsync(corpus.slice(i, i + 100)));
+  const results = await Promise.all(searches);
+  assert.ok(results.every((m) => m.matches.length > 0));
+  await Promise.all(adds);
+  assert.equal(ix.info().size, 2000);
+  // Closing with calls in flight waits for them.
+  const late = ix.searchAsync(queryOf(corpus[7]));
+  const closed = ix.closeAsync();
+  assert.ok((await late).matches.length > 0);
+  await closed;
+  await assert.rejects(ix.getAsync(corpus[0].iscc_id), (e) => e.code === 'IVDB_CLOSED');
+});
+
+test('results equal the Rust engine\'s (fixture from tests/binding_fixture.rs)', () => {
+  const fixture = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'testdata', 'search_expected.json'), 'utf8'));
+  const ix = new IsccIndex(null);
+  addAll(ix, corpus);
+  fixture.queries.forEach((q, i) => {
+    const got = ix.search(q, { count: fixture.count, exact: true });
+    assert.deepEqual(got, fixture.results[i], `query ${i}`);
+  });
+  ix.close();
+});
