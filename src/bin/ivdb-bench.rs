@@ -328,17 +328,7 @@ fn sharded(args: &ShardedArgs) {
         args.n, args.q, args.shards
     );
     println!("cpu features: {}", cpu_features());
-    let t = Instant::now();
-    let data = Dataset::generate(args.n, args.q, 42);
-    let mut sha = Sha256::new();
-    for bytes in data.concatenated() {
-        sha.update(bytes);
-    }
-    let digest: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    println!(
-        "dataset sha256: {digest} (generated in {:.1} s)",
-        t.elapsed().as_secs_f64()
-    );
+    let data = dataset_with_digest(args.n, args.q);
     let tmp;
     let dir = match &args.dir {
         Some(d) => d.clone(),
@@ -575,6 +565,22 @@ fn sharded(args: &ShardedArgs) {
     println!("peak RSS: {:.0} MB", peak_rss_mb());
 }
 
+/// The bench dataset (`bench-dataset.md`, seed 42), with its SHA-256 printed.
+fn dataset_with_digest(n: usize, q: usize) -> Dataset {
+    let t = Instant::now();
+    let data = Dataset::generate(n, q, 42);
+    let mut sha = Sha256::new();
+    for bytes in data.concatenated() {
+        sha.update(bytes);
+    }
+    let digest: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    println!(
+        "dataset sha256: {digest} (generated in {:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    data
+}
+
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -668,21 +674,11 @@ fn unit(args: &UnitArgs) {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let t = Instant::now();
-    let data = Dataset::generate(args.n, args.q, 42);
-    let mut sha = Sha256::new();
-    for bytes in data.concatenated() {
-        sha.update(bytes);
-    }
-    let digest: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let data = dataset_with_digest(args.n, args.q);
     let mut mix = [0usize; 4];
     for c in &data.codes {
         mix[c.len() / 8 - 1] += 1;
     }
-    println!(
-        "dataset sha256: {digest} (generated in {:.1} s)",
-        t.elapsed().as_secs_f64()
-    );
     println!(
         "length mix: 64b {:.1}% 128b {:.1}% 192b {:.1}% 256b {:.1}%",
         100.0 * mix[0] as f64 / args.n as f64,

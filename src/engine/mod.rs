@@ -261,6 +261,15 @@ fn stored_units(json: &[u8]) -> Result<Vec<Unit>, EngineError> {
         .collect()
 }
 
+/// [`stored_units`] inside a store transaction (whose closures return
+/// store errors): an undecodable stored entry is a damaged store.
+fn stored_units_in_txn(json: &[u8]) -> Result<Vec<Unit>, crate::store::StoreError> {
+    stored_units(json).map_err(|e| crate::store::StoreError::Corrupt {
+        path: PathBuf::from("entries"),
+        why: e.to_string(),
+    })
+}
+
 impl IsccIndex {
     /// Open (or create) the index at `path`; `None` makes an in-memory index
     /// in a temporary directory (no fsync; removed on close or drop).
@@ -522,6 +531,16 @@ impl IsccIndex {
             .unwrap_or(Realm::R0)
     }
 
+    /// Unit types with an open unit index.
+    fn open_unit_types(&self) -> Vec<UnitType> {
+        self.units
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
     fn unit_index(&self, t: UnitType) -> Option<Arc<ShardedIndex<u64>>> {
         self.units
             .read()
@@ -677,10 +696,7 @@ impl IsccIndex {
                     continue;
                 }
                 let old_units = match &old {
-                    Some(o) => stored_units(o).map_err(|e| crate::store::StoreError::Corrupt {
-                        path: PathBuf::from("entries"),
-                        why: e.to_string(),
-                    })?,
+                    Some(o) => stored_units_in_txn(o)?,
                     None => Vec::new(),
                 };
                 for u in old_units.iter().filter(|u| u.unit_type().is_instance()) {
@@ -749,13 +765,7 @@ impl IsccIndex {
             return Ok(());
         }
         let mut seen = HashSet::new();
-        let all: Vec<UnitType> = self
-            .units
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
-            .collect();
+        let all = self.open_unit_types();
         let mut changes = Vec::new();
         for (_, key) in journal {
             if !seen.insert(key) {
@@ -828,10 +838,7 @@ impl IsccIndex {
                 let Some(old) = w.get_entry(*key)? else {
                     continue;
                 };
-                let units = stored_units(&old).map_err(|e| crate::store::StoreError::Corrupt {
-                    path: PathBuf::from("entries"),
-                    why: e.to_string(),
-                })?;
+                let units = stored_units_in_txn(&old)?;
                 for u in units.iter().filter(|u| u.unit_type().is_instance()) {
                     w.remove_instance(u.body(), *key)?;
                 }
@@ -976,8 +983,7 @@ impl IsccIndex {
     }
 
     fn save_locked(&self) -> Result<(), EngineError> {
-        let journal = self.store.journal()?;
-        let last = journal.last().map(|(seq, _)| *seq);
+        let last = self.store.journal_last()?;
         let units: Vec<(UnitType, Arc<ShardedIndex<u64>>)> = self
             .units
             .read()
@@ -999,13 +1005,7 @@ impl IsccIndex {
     pub fn rebuild(&self) -> Result<(), EngineError> {
         self.check_writable()?;
         let _w = lock(&self.writer);
-        let all: Vec<UnitType> = self
-            .units
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
-            .collect();
+        let all = self.open_unit_types();
         self.rebuild_types(&all, true)?;
         self.rebuild_instances()?;
         self.save_locked()
@@ -1184,7 +1184,7 @@ impl IsccIndex {
             read_only: self.options.read_only,
             in_memory: lock(&self.temp).is_some(),
             durable: self.options.durable,
-            journal_pending: self.store.journal()?.len(),
+            journal_pending: self.store.journal_len()? as usize,
             store_bytes: self.store.disk_bytes(),
             format_version: ENGINE_FORMAT_VERSION,
         })

@@ -349,6 +349,22 @@ impl Store {
         })
     }
 
+    /// The sequence number of the last journal record.
+    pub fn journal_last(&self) -> Result<Option<u64>, StoreError> {
+        self.read(|r| {
+            Ok(self
+                .journal
+                .last(r.txn)
+                .map_err(|e| self.lmdb(e))?
+                .map(|(seq, _)| seq))
+        })
+    }
+
+    /// Number of journal records.
+    pub fn journal_len(&self) -> Result<u64, StoreError> {
+        self.read(|r| self.journal.len(r.txn).map_err(|e| self.lmdb(e)))
+    }
+
     /// Delete journal records up to and including `seq`.
     pub fn trim_journal(&self, seq: u64) -> Result<usize, StoreError> {
         self.write(|w| {
@@ -564,6 +580,10 @@ mod tests {
         assert_eq!(s.journal().unwrap(), vec![(1, 5), (2, 7)]);
         s.trim_journal(1).unwrap();
         assert_eq!(s.journal().unwrap(), vec![(2, 7)]);
+        assert_eq!(
+            (s.journal_last().unwrap(), s.journal_len().unwrap()),
+            (Some(2), 1)
+        );
         assert_eq!(s.len().unwrap(), 3);
     }
 

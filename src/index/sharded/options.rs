@@ -296,8 +296,9 @@ pub struct ShardedStats {
     pub tombstones: usize,
     /// The bloom filter.
     pub bloom_filter: BloomStats,
-    /// Heap bytes of the active shard, the bloom filter and tombstones
-    /// (sealed shards are memory-mapped and not counted).
+    /// Estimated heap bytes: the active shard's graph (as usearch reports
+    /// it) plus ~40 bytes a row of flat store and key map, the bloom filter,
+    /// ~40 bytes a tombstone (sealed shards are memory-mapped, not counted).
     pub memory_usage: usize,
     /// Directory.
     pub path: PathBuf,
