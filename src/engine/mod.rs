@@ -200,6 +200,17 @@ pub struct IndexInfo {
     pub format_version: u32,
 }
 
+/// What [`IsccIndex::remove_report`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RemoveReport {
+    /// ISCC-IDs removed, in request order (canonical form).
+    pub removed: Vec<String>,
+    /// ISCC-IDs that were not in the index.
+    pub not_found: Vec<String>,
+    /// Index mappings removed (unit index rows and INSTANCE rows).
+    pub mappings: usize,
+}
+
 /// A change to apply to the unit indexes.
 struct Change {
     key: u64,
@@ -816,21 +827,27 @@ impl IsccIndex {
     /// Remove entries; returns the number of index mappings removed (unit
     /// index rows and INSTANCE rows). Unknown ISCC-IDs remove nothing.
     pub fn remove(&self, iscc_ids: &[&str]) -> Result<usize, EngineError> {
+        self.remove_report(iscc_ids).map(|r| r.mappings)
+    }
+
+    /// [`IsccIndex::remove`], telling which ISCC-IDs were removed and which
+    /// were not in the index (decided inside the removing transaction, so a
+    /// concurrent writer cannot make the answer stale).
+    pub fn remove_report(&self, iscc_ids: &[&str]) -> Result<RemoveReport, EngineError> {
         self.check_writable()?;
-        let keys: Vec<u64> = iscc_ids
+        let ids: Vec<IsccId> = iscc_ids
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                self.parse_id(s, &format!("iscc_ids[{i}]"))
-                    .map(IsccId::value)
-            })
+            .map(|(i, s)| self.parse_id(s, &format!("iscc_ids[{i}]")))
             .collect::<Result<_, _>>()?;
+        let keys: Vec<u64> = ids.iter().map(|id| id.value()).collect();
         let _w = lock(&self.writer);
         self.check_writable()?;
-        let (changes, mappings) = self.store.write(|w| {
+        let (changes, mappings, removed) = self.store.write(|w| {
             let mut changes = Vec::new();
             let mut mappings = 0;
             let mut seen = HashSet::new();
+            let mut removed = HashSet::new();
             for key in &keys {
                 if !seen.insert(*key) {
                     continue;
@@ -838,6 +855,7 @@ impl IsccIndex {
                 let Some(old) = w.get_entry(*key)? else {
                     continue;
                 };
+                removed.insert(*key);
                 let units = stored_units_in_txn(&old)?;
                 for u in units.iter().filter(|u| u.unit_type().is_instance()) {
                     w.remove_instance(u.body(), *key)?;
@@ -851,10 +869,27 @@ impl IsccIndex {
                     units: Vec::new(),
                 });
             }
-            Ok((changes, mappings))
+            Ok((changes, mappings, removed))
         })?;
         self.apply(changes)?;
-        Ok(mappings)
+        let mut report = RemoveReport {
+            mappings,
+            ..RemoveReport::default()
+        };
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id.value()) {
+                continue;
+            }
+            let key = id.value();
+            let id = id.to_string();
+            if removed.contains(&key) {
+                report.removed.push(id);
+            } else {
+                report.not_found.push(id);
+            }
+        }
+        Ok(report)
     }
 
     // ---- search ------------------------------------------------------------
