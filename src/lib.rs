@@ -9,6 +9,7 @@
 //! * [`index`]: the unit index (usearch HNSW + flat store under NPHD).
 //! * [`ffi`]: the `extern "C"` surface (`ivdb_*`).
 //! * `cli` (feature `cli`): the `iscc-vdb` command-line tool.
+//! * `server` (feature `server`): the REST server (`iscc-vdb serve`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -20,6 +21,8 @@ pub mod ffi;
 pub mod index;
 mod lockfile;
 pub mod metric;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod store;
 
 /// The crate version.

@@ -1,0 +1,261 @@
+//! The REST server (feature `server`): the engine over HTTP/1.1 with axum.
+//!
+//! One embedded [`IsccIndex`] per server. Endpoints (see `openapi.json`):
+//!
+//! ```text
+//! POST   /add           {"entries": {…} | [{…}, …]}           → ISCC-IDs
+//! GET    /get/{id}                                             → entry (404 if absent)
+//! POST   /get           {"iscc_ids": […]}                      → entries, null if absent
+//! POST   /search        {"iscc_codes" | "units", "count", "exact", "unit_threshold"}
+//! DELETE /remove/{id}                                          → report (404 if absent)
+//! POST   /remove        {"iscc_ids": […]}                      → {removed, not_found, mappings}
+//! POST   /rebuild, POST /save, GET /info                       → index info
+//! GET    /healthz       (never needs the API key), GET /openapi.json
+//! ```
+//!
+//! Every answer is the envelope `{"status", "data", "error"}`
+//! ([`envelope`]). Engine calls run on tokio's blocking pool: searches run
+//! in parallel, writes are serialised inside the engine. Shutdown (SIGINT,
+//! SIGTERM) stops accepting, lets requests in flight finish, then saves and
+//! closes the index.
+
+pub mod client;
+pub mod envelope;
+mod request;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::engine::{EngineError, IsccIndex};
+
+/// The OpenAPI 3.1 document (the version is filled in when served).
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// Request limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body in bytes (larger → 413 `PAYLOAD_TOO_LARGE`).
+    pub max_body_bytes: usize,
+    /// Most entries, IDs or queries per request (more → 413
+    /// `BATCH_TOO_LARGE`).
+    pub max_batch: usize,
+    /// Largest `count` of a search.
+    pub max_count: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 32 << 20,
+            max_batch: 10_000,
+            max_count: 10_000,
+        }
+    }
+}
+
+/// How to serve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Address to bind (port 0: any free port).
+    pub addr: SocketAddr,
+    /// When set, every endpoint but `/healthz` needs `X-API-Key: <key>`.
+    pub api_key: Option<String>,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            api_key: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Errors of running the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The address could not be bound or the runtime failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Saving or closing the index at shutdown failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    pub(crate) index: Arc<IsccIndex>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) limits: Limits,
+    pub(crate) read_only: bool,
+    pub(crate) openapi: String,
+}
+
+fn openapi_document() -> String {
+    match serde_json::from_str::<serde_json::Value>(OPENAPI) {
+        Ok(mut doc) => {
+            doc["info"]["version"] = serde_json::Value::from(crate::VERSION);
+            doc.to_string()
+        }
+        // A unit test parses the document, so this is unreachable in a
+        // tested build; serve it verbatim rather than fail.
+        Err(_) => OPENAPI.to_string(),
+    }
+}
+
+/// The axum router over `index` (for embedding in another server; [`run`]
+/// serves it).
+pub fn router(index: Arc<IsccIndex>, api_key: Option<String>, limits: Limits) -> Router {
+    let read_only = index.info().map(|i| i.read_only).unwrap_or(false);
+    let state = Arc::new(AppState {
+        index,
+        api_key,
+        limits,
+        read_only,
+        openapi: openapi_document(),
+    });
+    Router::new()
+        .route("/add", post(routes::add))
+        .route("/get/{id}", get(routes::get_one))
+        .route("/get", post(routes::get_many))
+        .route("/search", post(routes::search))
+        .route("/remove/{id}", delete(routes::remove_one))
+        .route("/remove", post(routes::remove_many))
+        .route("/rebuild", post(routes::rebuild))
+        .route("/info", get(routes::info))
+        .route("/save", post(routes::save))
+        .route("/openapi.json", get(routes::openapi))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            routes::auth,
+        ))
+        .route("/healthz", get(routes::healthz))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    envelope::ApiError::internal("the request handler panicked").into_response()
+}
+
+/// Serve `index` until SIGINT or SIGTERM, then save and close it.
+/// `on_listening` is called with the bound address (useful with port 0).
+pub fn run(
+    index: IsccIndex,
+    config: ServerConfig,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("iscc-vdb-http")
+        .build()
+        .map_err(|source| ServerError::Io {
+            context: "starting the async runtime".into(),
+            source,
+        })?;
+    let index = Arc::new(index);
+    let served = runtime.block_on(serve(Arc::clone(&index), config, on_listening));
+    // Requests in flight have finished (graceful shutdown); blocking tasks
+    // that outlived them are waited for by dropping the runtime.
+    drop(runtime);
+    let closed = index.close();
+    served?;
+    Ok(closed?)
+}
+
+async fn serve(
+    index: Arc<IsccIndex>,
+    config: ServerConfig,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| ServerError::Io {
+            context: format!("binding {}", config.addr),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Io {
+        context: "reading the bound address".into(),
+        source,
+    })?;
+    let app = router(index, config.api_key, config.limits);
+    let signals = shutdown_signal().await?;
+    on_listening(addr);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signals)
+        .await
+        .map_err(|source| ServerError::Io {
+            context: "serving".into(),
+            source,
+        })
+}
+
+/// A future that completes on SIGINT or SIGTERM (handlers are installed
+/// before the server reports that it listens, so no signal is missed).
+async fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServerError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let install = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|source| ServerError::Io {
+            context: format!("installing the {name} handler"),
+            source,
+        })
+    };
+    let mut term = install(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = install(SignalKind::interrupt(), "SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_document_names_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(&openapi_document()).unwrap();
+        assert_eq!(doc["info"]["version"], crate::VERSION);
+        let paths = doc["paths"].as_object().unwrap();
+        for (path, method) in [
+            ("/add", "post"),
+            ("/get/{id}", "get"),
+            ("/get", "post"),
+            ("/search", "post"),
+            ("/remove/{id}", "delete"),
+            ("/remove", "post"),
+            ("/rebuild", "post"),
+            ("/info", "get"),
+            ("/save", "post"),
+            ("/healthz", "get"),
+            ("/openapi.json", "get"),
+        ] {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} missing"
+            );
+        }
+        assert_eq!(paths.len(), 11, "paths: {:?}", paths.keys());
+    }
+}

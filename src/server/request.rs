@@ -1,0 +1,278 @@
+//! Request bodies: JSON parsed by hand from the raw bytes, so every mistake
+//! (bad JSON, a missing or misspelt field, a wrong type, an oversize batch)
+//! comes back as an envelope naming the field, not as a framework default.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::envelope::ApiError;
+use super::Limits;
+use crate::engine::{Query, SearchParams};
+
+/// The JSON object of a request body; `fields` are the keys allowed.
+pub(crate) fn object(
+    body: Result<Bytes, BytesRejection>,
+    limits: &Limits,
+    fields: &[&str],
+) -> Result<Map<String, Value>, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                format!("request body larger than {} bytes", limits.max_body_bytes),
+            )
+        } else {
+            ApiError::invalid(format!("request body: {rejection}"))
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::json(
+            "request body: empty (expected a JSON object)",
+        ));
+    }
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::json(format!("request body: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(ApiError::json(
+            "request body: expected a JSON object".to_string(),
+        ));
+    };
+    if let Some(unknown) = map.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(ApiError::invalid(format!(
+            "request body: unknown field `{unknown}` (expected {})",
+            fields.join(", ")
+        )));
+    }
+    Ok(map)
+}
+
+/// 413 `BATCH_TOO_LARGE` when `n` exceeds the batch limit.
+pub(crate) fn check_batch(what: &str, n: usize, limits: &Limits) -> Result<(), ApiError> {
+    if n > limits.max_batch {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BATCH_TOO_LARGE",
+            format!(
+                "{what}: {n} items, at most {} per request",
+                limits.max_batch
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A required array of strings (`iscc_ids`).
+pub(crate) fn strings(map: &Map<String, Value>, field: &str) -> Result<Vec<String>, ApiError> {
+    let Some(v) = map.get(field) else {
+        return Err(ApiError::invalid(format!("missing field `{field}`")));
+    };
+    string_list(v, field)
+}
+
+fn string_list(v: &Value, field: &str) -> Result<Vec<String>, ApiError> {
+    let Value::Array(items) = v else {
+        return Err(ApiError::invalid(format!(
+            "{field}: expected an array of strings"
+        )));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(ApiError::invalid(format!(
+                "{field}[{i}]: expected a string"
+            ))),
+        })
+        .collect()
+}
+
+/// A parsed `/search` body.
+#[derive(Debug)]
+pub(crate) struct SearchRequest {
+    pub queries: Vec<Query>,
+    /// True when the caller sent a list (the answer is then a list too).
+    pub batch: bool,
+    pub params: SearchParams,
+}
+
+/// Fields of a `/search` body.
+pub(crate) const SEARCH_FIELDS: &[&str] = &[
+    "iscc_codes",
+    "iscc_code",
+    "units",
+    "count",
+    "exact",
+    "unit_threshold",
+];
+
+/// Parse `{iscc_codes | iscc_code | units, count, exact, unit_threshold}`.
+/// `units` wins over codes (as in the spec); `units` is one query's units
+/// (an array of strings) or a batch (an array of such arrays); `iscc_codes`
+/// is one code or an array of codes.
+pub(crate) fn search(map: &Map<String, Value>, limits: &Limits) -> Result<SearchRequest, ApiError> {
+    let (queries, batch) = if let Some(units) = map.get("units").filter(|v| !v.is_null()) {
+        let Value::Array(items) = units else {
+            return Err(ApiError::invalid(
+                "units: expected an array of ISCC-UNITs or an array of such arrays",
+            ));
+        };
+        if items.iter().all(Value::is_array) && !items.is_empty() {
+            let queries = items
+                .iter()
+                .enumerate()
+                .map(|(i, q)| string_list(q, &format!("units[{i}]")).map(Query::units))
+                .collect::<Result<Vec<_>, _>>()?;
+            (queries, true)
+        } else {
+            (vec![Query::units(string_list(units, "units")?)], false)
+        }
+    } else {
+        let (field, codes) = match (map.get("iscc_codes"), map.get("iscc_code")) {
+            (Some(v), _) if !v.is_null() => ("iscc_codes", v),
+            (_, Some(v)) if !v.is_null() => ("iscc_code", v),
+            _ => {
+                return Err(ApiError::invalid(
+                    "either `iscc_codes` or `units` is required",
+                ))
+            }
+        };
+        match codes {
+            Value::String(code) => (vec![Query::code(code.clone())], false),
+            Value::Array(_) => {
+                let codes = string_list(codes, field)?;
+                (codes.into_iter().map(Query::code).collect(), true)
+            }
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "{field}: expected an ISCC-CODE string or an array of them"
+                )))
+            }
+        }
+    };
+    if batch && queries.is_empty() {
+        return Err(ApiError::invalid("no queries given"));
+    }
+    check_batch("queries", queries.len(), limits)?;
+    let count = match map.get("count") {
+        None | Some(Value::Null) => 10,
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 && n <= limits.max_count as u64 => n as usize,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "count: expected an integer from 1 to {}, got {v}",
+                    limits.max_count
+                )))
+            }
+        },
+    };
+    let exact = match map.get("exact") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return Err(ApiError::invalid(format!(
+                "exact: expected true or false, got {v}"
+            )))
+        }
+    };
+    let unit_threshold = match map.get("unit_threshold") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_f64() {
+            Some(t) if (0.0..=1.0).contains(&t) => Some(t as f32),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "unit_threshold: expected a number from 0 to 1, got {v}"
+                )))
+            }
+        },
+    };
+    Ok(SearchRequest {
+        queries,
+        batch,
+        params: SearchParams {
+            count,
+            exact,
+            unit_threshold,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn limits() -> Limits {
+        Limits {
+            max_body_bytes: 1024,
+            max_batch: 3,
+            max_count: 100,
+        }
+    }
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn search_forms() {
+        let l = limits();
+        let r = search(&map(json!({"iscc_codes": "ISCC:X"})), &l).unwrap();
+        assert!(!r.batch);
+        assert_eq!(r.queries, vec![Query::code("ISCC:X")]);
+        assert_eq!(r.params.count, 10);
+        let r = search(
+            &map(json!({"iscc_codes": ["A", "B"], "count": 5, "exact": true})),
+            &l,
+        )
+        .unwrap();
+        assert!(r.batch && r.params.exact && r.params.count == 5);
+        assert_eq!(r.queries.len(), 2);
+        // units win over codes; a list of lists is a batch
+        let r = search(&map(json!({"iscc_codes": "A", "units": ["U1", "U2"]})), &l).unwrap();
+        assert_eq!(r.queries, vec![Query::units(["U1", "U2"])]);
+        let r = search(&map(json!({"units": [["U1"], ["U2"]]})), &l).unwrap();
+        assert!(r.batch && r.queries.len() == 2);
+    }
+
+    #[test]
+    fn search_rejects_bad_fields() {
+        let l = limits();
+        for (body, needle) in [
+            (json!({}), "required"),
+            (json!({"iscc_codes": 5}), "iscc_codes"),
+            (json!({"iscc_codes": []}), "no queries"),
+            (json!({"units": "U"}), "units"),
+            (json!({"units": [["A"], "B"]}), "units[1]"),
+            (json!({"iscc_codes": "A", "count": 0}), "count"),
+            (json!({"iscc_codes": "A", "count": 101}), "count"),
+            (json!({"iscc_codes": "A", "count": "3"}), "count"),
+            (json!({"iscc_codes": "A", "exact": 1}), "exact"),
+            (
+                json!({"iscc_codes": "A", "unit_threshold": 2}),
+                "unit_threshold",
+            ),
+        ] {
+            let e = search(&map(body.clone()), &l).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(e.message.contains(needle), "{body}: {}", e.message);
+        }
+        let e = search(&map(json!({"iscc_codes": ["A", "B", "C", "D"]})), &l).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (413, "BATCH_TOO_LARGE"));
+    }
+
+    #[test]
+    fn bodies_must_be_known_objects() {
+        let l = limits();
+        let ok = |s: &'static str| object(Ok(Bytes::from(s)), &l, &["a"]);
+        assert!(ok(r#"{"a": 1}"#).is_ok());
+        assert_eq!(ok("{").unwrap_err().code, "INVALID_JSON");
+        assert_eq!(ok("").unwrap_err().code, "INVALID_JSON");
+        assert_eq!(ok("[1]").unwrap_err().code, "INVALID_JSON");
+        let e = ok(r#"{"b": 1}"#).unwrap_err();
+        assert!(e.code == "INVALID_ARGUMENT" && e.message.contains("`b`"));
+    }
+}

@@ -1,0 +1,250 @@
+//! The endpoints. Every engine call runs on tokio's blocking pool, so
+//! searches (CPU-bound exact scans and graph walks) run in parallel and
+//! never stall the async workers that accept connections.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::envelope::{success, ApiError};
+use super::request::{self, SEARCH_FIELDS};
+use super::AppState;
+use crate::engine::IsccIndex;
+
+type Shared = State<Arc<AppState>>;
+
+/// Run an engine call on the blocking pool.
+async fn blocking<T, F>(state: &Arc<AppState>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&IsccIndex) -> Result<T, ApiError> + Send + 'static,
+{
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || f(&state.index))
+        .await
+        .map_err(|e| ApiError::internal(format!("request failed: {e}")))?
+}
+
+fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    id.map(|Path(id)| id)
+        .map_err(|e| ApiError::invalid(format!("path: {e}")))
+}
+
+/// `X-API-Key` check (constant time in the key's length).
+pub(crate) async fn auth(State(state): Shared, request: Request, next: Next) -> Response {
+    if let Some(key) = &state.api_key {
+        let given = request
+            .headers()
+            .get("x-api-key")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !same_key(given, key.as_bytes()) {
+            let message = if given.is_empty() {
+                "missing X-API-Key header"
+            } else {
+                "wrong API key"
+            };
+            return ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn same_key(given: &[u8], key: &[u8]) -> bool {
+    if given.len() != key.len() {
+        return false;
+    }
+    given.iter().zip(key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// `POST /add` `{"entries": {…} | [{…}, …]}` → the ISCC-IDs, in order.
+pub(crate) async fn add(
+    State(state): Shared,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let mut map = request::object(body, &state.limits, &["entries"])?;
+    let entries = map
+        .remove("entries")
+        .ok_or_else(|| ApiError::invalid("missing field `entries`"))?;
+    let n = match &entries {
+        Value::Array(items) if items.is_empty() => {
+            return Err(ApiError::invalid("entries: empty array"))
+        }
+        Value::Array(items) => items.len(),
+        Value::Object(_) => 1,
+        _ => {
+            return Err(ApiError::invalid(
+                "entries: expected an entry object or an array of them",
+            ))
+        }
+    };
+    request::check_batch("entries", n, &state.limits)?;
+    let ids = blocking(&state, move |idx| Ok(idx.add_values(&entries)?)).await?;
+    Ok(success(&ids))
+}
+
+/// `GET /get/{id}` → the entry (404 when absent).
+pub(crate) async fn get_one(
+    State(state): Shared,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let entry = blocking(&state, move |idx| Ok(idx.get_one(&id)?)).await?;
+    Ok(success(&entry))
+}
+
+/// `POST /get` `{"iscc_ids": […]}` → entries in order, `null` where absent.
+pub(crate) async fn get_many(
+    State(state): Shared,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let map = request::object(body, &state.limits, &["iscc_ids"])?;
+    let ids = request::strings(&map, "iscc_ids")?;
+    request::check_batch("iscc_ids", ids.len(), &state.limits)?;
+    let entries = blocking(&state, move |idx| {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        Ok(idx.get_many(&ids)?)
+    })
+    .await?;
+    Ok(success(&entries))
+}
+
+/// `POST /search` → matches (or a list of them for a batch).
+pub(crate) async fn search(
+    State(state): Shared,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let map = request::object(body, &state.limits, SEARCH_FIELDS)?;
+    let req = request::search(&map, &state.limits)?;
+    let data = blocking(&state, move |idx| {
+        if req.batch {
+            let out = idx.search_batch(&req.queries, &req.params)?;
+            serde_json::to_value(out.queries).map_err(|e| ApiError::internal(e.to_string()))
+        } else {
+            let out = idx.search(&req.queries[0], &req.params)?;
+            serde_json::to_value(out).map_err(|e| ApiError::internal(e.to_string()))
+        }
+    })
+    .await?;
+    Ok(success(&data))
+}
+
+/// `DELETE /remove/{id}` → the removal report (404 when absent).
+pub(crate) async fn remove_one(
+    State(state): Shared,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let report = blocking(&state, move |idx| Ok(idx.remove_report(&[id.as_str()])?)).await?;
+    if let Some(missing) = report.not_found.first() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("not found: {missing}"),
+        ));
+    }
+    Ok(success(&report))
+}
+
+/// `POST /remove` `{"iscc_ids": […]}` → which were removed, which absent.
+pub(crate) async fn remove_many(
+    State(state): Shared,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let map = request::object(body, &state.limits, &["iscc_ids"])?;
+    let ids = request::strings(&map, "iscc_ids")?;
+    request::check_batch("iscc_ids", ids.len(), &state.limits)?;
+    let report = blocking(&state, move |idx| {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        Ok(idx.remove_report(&ids)?)
+    })
+    .await?;
+    Ok(success(&report))
+}
+
+/// `POST /rebuild` → index info after the rebuild.
+pub(crate) async fn rebuild(State(state): Shared) -> Result<Response, ApiError> {
+    let info = blocking(&state, |idx| {
+        idx.rebuild()?;
+        Ok(idx.info()?)
+    })
+    .await?;
+    Ok(success(&info))
+}
+
+/// `POST /save` → index info after the save.
+pub(crate) async fn save(State(state): Shared) -> Result<Response, ApiError> {
+    let info = blocking(&state, |idx| {
+        idx.save()?;
+        Ok(idx.info()?)
+    })
+    .await?;
+    Ok(success(&info))
+}
+
+/// `GET /info` → size, unit types, per-type figures, parameters.
+pub(crate) async fn info(State(state): Shared) -> Result<Response, ApiError> {
+    let info = blocking(&state, |idx| Ok(idx.info()?)).await?;
+    Ok(success(&info))
+}
+
+/// `GET /healthz` (no API key needed) → liveness.
+pub(crate) async fn healthz(State(state): Shared) -> Response {
+    success(&json!({
+        "status": "ok",
+        "version": crate::VERSION,
+        "read_only": state.read_only,
+    }))
+}
+
+/// `GET /openapi.json` → the OpenAPI document of this server.
+pub(crate) async fn openapi(State(state): Shared) -> Response {
+    let mut response = (StatusCode::OK, state.openapi.clone()).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Any other path.
+pub(crate) async fn not_found(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("no endpoint {} {}", request.method(), request.uri().path()),
+    )
+}
+
+/// A known path with the wrong method.
+pub(crate) async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_key;
+
+    #[test]
+    fn keys_compare_exactly() {
+        assert!(same_key(b"secret", b"secret"));
+        assert!(!same_key(b"secreT", b"secret"));
+        assert!(!same_key(b"secret1", b"secret"));
+        assert!(!same_key(b"", b"secret"));
+    }
+}
