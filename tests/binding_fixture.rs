@@ -11,11 +11,7 @@ use serde_json::{json, Value};
 
 #[test]
 fn binding_fixture_is_current() {
-    let records: Vec<Value> = std::fs::read_to_string(common::testdata("corpus.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records: Vec<Value> = common::corpus();
     let idx = IsccIndex::open(
         None,
         IndexOptions {

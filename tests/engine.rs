@@ -13,13 +13,7 @@ use iscc_vdb::codec::{IsccId, Realm, Unit, UnitType};
 use iscc_vdb::engine::{ErrorKind, IndexOptions, IsccIndex, Query, SearchParams};
 use serde_json::{json, Value};
 
-fn corpus() -> Vec<Value> {
-    std::fs::read_to_string(common::testdata("corpus.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::corpus;
 
 fn fast() -> IndexOptions {
     IndexOptions {

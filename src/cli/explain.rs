@@ -32,7 +32,7 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
         if arg == "-" {
             if let Err(e) = read_stdin(&mut inputs) {
                 eprintln!("iscc-vdb explain: cannot read standard input: {e}");
-                return ExitCode::from(1);
+                return ExitCode::from(super::exit::IO);
             }
         } else {
             inputs.push(arg.clone());
@@ -41,7 +41,7 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
     if args.iscc.is_empty() {
         if let Err(e) = read_stdin(&mut inputs) {
             eprintln!("iscc-vdb explain: cannot read standard input: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(super::exit::IO);
         }
     }
     let mut all_ok = true;
@@ -70,13 +70,13 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
     if let Err(e) = written.and_then(|_| out.flush()) {
         if e.kind() != io::ErrorKind::BrokenPipe {
             eprintln!("iscc-vdb explain: cannot write output: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(super::exit::IO);
         }
     }
     if all_ok {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(super::exit::BAD_INPUT)
     }
 }
 

@@ -28,3 +28,12 @@ pub fn json(file: &str) -> serde_json::Value {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The 2,000 records of `corpus.jsonl`.
+pub fn corpus() -> Vec<serde_json::Value> {
+    std::fs::read_to_string(testdata("corpus.jsonl"))
+        .expect("read corpus")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("corpus line is JSON"))
+        .collect()
+}

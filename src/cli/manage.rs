@@ -1,0 +1,151 @@
+//! `get`, `remove`, `save`, `rebuild`, `info`.
+
+use clap::Args;
+
+use super::{display, exit, finish, CliError, CliResult, Ctx, Format};
+use crate::engine::IndexInfo;
+
+#[derive(Debug, Args)]
+pub(super) struct GetArgs {
+    /// ISCC-IDs. One prints the entry; several print an array with `null`
+    /// where an ID is unknown (exit status 4 when any is).
+    #[arg(required = true)]
+    iscc_ids: Vec<String>,
+}
+
+pub(super) fn get(ctx: &Ctx, args: &GetArgs) -> CliResult {
+    let index = ctx.open_reader()?;
+    let ids: Vec<&str> = args.iscc_ids.iter().map(String::as_str).collect();
+    let entries = index.get_many(&ids)?;
+    let missing: Vec<&str> = ids
+        .iter()
+        .zip(&entries)
+        .filter(|(_, e)| e.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    if ids.len() == 1 {
+        if let Some(entry) = &entries[0] {
+            ctx.print(entry)?;
+        }
+    } else {
+        ctx.print(&entries)?;
+    }
+    not_found(&missing)
+}
+
+fn not_found(missing: &[&str]) -> CliResult {
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            exit::NOT_FOUND,
+            format!("not found: {}", missing.join(", ")),
+        ))
+    }
+}
+
+#[derive(Debug, Args)]
+pub(super) struct RemoveArgs {
+    /// ISCC-IDs to remove. Prints `{removed, not_found, mappings}`; exit
+    /// status 4 when any ID was not in the index (the others are removed).
+    #[arg(required = true)]
+    iscc_ids: Vec<String>,
+}
+
+pub(super) fn remove(ctx: &Ctx, args: &RemoveArgs) -> CliResult {
+    let index = ctx.open_writer()?;
+    let ids: Vec<&str> = args.iscc_ids.iter().map(String::as_str).collect();
+    let result = index
+        .remove_report(&ids)
+        .map_err(CliError::from)
+        .and_then(|report| {
+            ctx.print(&report)?;
+            let missing: Vec<&str> = report.not_found.iter().map(String::as_str).collect();
+            not_found(&missing)
+        });
+    finish(index, result)
+}
+
+pub(super) fn save(ctx: &Ctx) -> CliResult {
+    if !ctx.path.join("primary.lmdb").exists() {
+        return Err(CliError::new(
+            exit::NOT_FOUND,
+            format!("no index at {}", display(&ctx.path)),
+        ));
+    }
+    let index = ctx.open_writer()?;
+    let result = index.save().and_then(|_| index.info());
+    match result {
+        Ok(info) => finish(index, ctx.print(&info)),
+        Err(e) => finish(index, Err(e.into())),
+    }
+}
+
+pub(super) fn rebuild(ctx: &Ctx) -> CliResult {
+    if !ctx.path.join("primary.lmdb").exists() {
+        return Err(CliError::new(
+            exit::NOT_FOUND,
+            format!("no index at {}", display(&ctx.path)),
+        ));
+    }
+    let index = ctx.open_writer()?;
+    let result = index.rebuild().and_then(|_| index.info());
+    match result {
+        Ok(info) => finish(index, ctx.print(&info)),
+        Err(e) => finish(index, Err(e.into())),
+    }
+}
+
+#[derive(Debug, Args)]
+pub(super) struct InfoArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+}
+
+pub(super) fn info(ctx: &Ctx, args: &InfoArgs) -> CliResult {
+    let index = ctx.open_reader()?;
+    let info = index.info()?;
+    match args.format {
+        Format::Json => ctx.print(&info),
+        Format::Table => {
+            print!("{}", info_table(&info));
+            Ok(())
+        }
+    }
+}
+
+/// `info` as aligned text.
+fn info_table(info: &IndexInfo) -> String {
+    let mut out = String::new();
+    let realm = info
+        .realm
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "-".into());
+    let rows = [
+        ("path", display(&info.path)),
+        ("entries", info.size.to_string()),
+        ("realm", realm),
+        ("max_dim", info.max_dim.to_string()),
+        ("read_only", info.read_only.to_string()),
+        ("journal_pending", info.journal_pending.to_string()),
+        ("store_bytes", info.store_bytes.to_string()),
+        ("format_version", info.format_version.to_string()),
+    ];
+    for (k, v) in rows {
+        out.push_str(&format!("{k:<16} {v}\n"));
+    }
+    if !info.units.is_empty() {
+        out.push_str(&format!(
+            "\n{:<24} {:>12} {:>7} {:>11}\n",
+            "unit type", "units", "shards", "tombstones"
+        ));
+        for (t, u) in &info.units {
+            out.push_str(&format!(
+                "{t:<24} {:>12} {:>7} {:>11}\n",
+                u.len, u.shards, u.tombstones
+            ));
+        }
+    }
+    out
+}

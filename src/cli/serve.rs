@@ -1,0 +1,63 @@
+//! `serve`: the REST server on the index at `--path`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use clap::Args;
+
+use super::{display, exit, CliError, CliResult, Ctx};
+use crate::server::{Limits, ServerConfig, ServerError};
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port (0: any free port; the chosen one is printed on stderr).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Require `X-API-Key: <key>` on every endpoint but /healthz.
+    #[arg(long, env = "ISCC_VDB_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes)]
+    max_body: usize,
+    /// Most entries, IDs or queries per request.
+    #[arg(long, default_value_t = Limits::default().max_batch)]
+    max_batch: usize,
+    /// Serve read-only (writes answer 409 READ_ONLY; runs beside a writer).
+    #[arg(long)]
+    read_only: bool,
+}
+
+pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
+    if args.api_key.as_deref() == Some("") {
+        return Err(CliError::new(exit::USAGE, "--api-key: empty key"));
+    }
+    let index = if args.read_only {
+        ctx.open_reader()?
+    } else {
+        ctx.open_writer()?
+    };
+    let config = ServerConfig {
+        addr: SocketAddr::new(args.host, args.port),
+        api_key: args.api_key.clone(),
+        limits: Limits {
+            max_body_bytes: args.max_body,
+            max_batch: args.max_batch,
+            ..Limits::default()
+        },
+    };
+    let path = display(&ctx.path);
+    let read_only = if args.read_only { " (read-only)" } else { "" };
+    let served = crate::server::run(index, config, |addr| {
+        eprintln!("iscc-vdb: serving {path}{read_only} on http://{addr}");
+    });
+    match served {
+        Ok(()) => {
+            eprintln!("iscc-vdb: stopped; index saved and closed");
+            Ok(())
+        }
+        Err(ServerError::Engine(e)) => Err(e.into()),
+        Err(e) => Err(CliError::new(exit::IO, e.to_string())),
+    }
+}
