@@ -24,6 +24,10 @@ pub(super) struct ServeArgs {
     /// Most entries, IDs or queries per request.
     #[arg(long, default_value_t = Limits::default().max_batch)]
     max_batch: usize,
+    /// Searches run at once; more wait their turn in arrival order, which
+    /// bounds tail latency under load (default: twice the cores; 0: no limit).
+    #[arg(long)]
+    search_concurrency: Option<usize>,
     /// Serve read-only (writes answer 409 READ_ONLY; runs beside a writer).
     #[arg(long)]
     read_only: bool,
@@ -44,6 +48,9 @@ pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
         limits: Limits {
             max_body_bytes: args.max_body,
             max_batch: args.max_batch,
+            search_concurrency: args
+                .search_concurrency
+                .unwrap_or(Limits::default().search_concurrency),
             ..Limits::default()
         },
     };

@@ -120,7 +120,13 @@ pub(crate) fn search(map: &Map<String, Value>, limits: &Limits) -> Result<Search
                 "units: expected an array of ISCC-UNITs or an array of such arrays",
             ));
         };
-        if items.iter().all(Value::is_array) && !items.is_empty() {
+        let arrays = items.iter().filter(|v| v.is_array()).count();
+        if arrays > 0 && arrays < items.len() {
+            return Err(ApiError::invalid(
+                "units: either ISCC-UNIT strings (one query) or arrays of them (a batch), not a mix",
+            ));
+        }
+        if arrays > 0 {
             let queries = items
                 .iter()
                 .enumerate()
@@ -210,6 +216,7 @@ mod tests {
             max_body_bytes: 1024,
             max_batch: 3,
             max_count: 100,
+            search_concurrency: 0,
         }
     }
 
@@ -246,7 +253,8 @@ mod tests {
             (json!({"iscc_codes": 5}), "iscc_codes"),
             (json!({"iscc_codes": []}), "no queries"),
             (json!({"units": "U"}), "units"),
-            (json!({"units": [["A"], "B"]}), "units[1]"),
+            (json!({"units": [["A"], "B"]}), "not a mix"),
+            (json!({"units": [["A"], [3]]}), "units[1][0]"),
             (json!({"iscc_codes": "A", "count": 0}), "count"),
             (json!({"iscc_codes": "A", "count": 101}), "count"),
             (json!({"iscc_codes": "A", "count": "3"}), "count"),

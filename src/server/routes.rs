@@ -86,8 +86,7 @@ pub(crate) async fn add(
         }
     };
     request::check_batch("entries", n, &state.limits)?;
-    let ids = blocking(&state, move |idx| Ok(idx.add_values(&entries)?)).await?;
-    Ok(success(&ids))
+    blocking(&state, move |idx| Ok(success(&idx.add_values(&entries)?))).await
 }
 
 /// `GET /get/{id}` → the entry (404 when absent).
@@ -96,8 +95,7 @@ pub(crate) async fn get_one(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let entry = blocking(&state, move |idx| Ok(idx.get_one(&id)?)).await?;
-    Ok(success(&entry))
+    blocking(&state, move |idx| Ok(success(&idx.get_one(&id)?))).await
 }
 
 /// `POST /get` `{"iscc_ids": […]}` → entries in order, `null` where absent.
@@ -108,12 +106,11 @@ pub(crate) async fn get_many(
     let map = request::object(body, &state.limits, &["iscc_ids"])?;
     let ids = request::strings(&map, "iscc_ids")?;
     request::check_batch("iscc_ids", ids.len(), &state.limits)?;
-    let entries = blocking(&state, move |idx| {
+    blocking(&state, move |idx| {
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        Ok(idx.get_many(&ids)?)
+        Ok(success(&idx.get_many(&ids)?))
     })
-    .await?;
-    Ok(success(&entries))
+    .await
 }
 
 /// `POST /search` → matches (or a list of them for a batch).
@@ -123,17 +120,24 @@ pub(crate) async fn search(
 ) -> Result<Response, ApiError> {
     let map = request::object(body, &state.limits, SEARCH_FIELDS)?;
     let req = request::search(&map, &state.limits)?;
-    let data = blocking(&state, move |idx| {
-        if req.batch {
-            let out = idx.search_batch(&req.queries, &req.params)?;
-            serde_json::to_value(out.queries).map_err(|e| ApiError::internal(e.to_string()))
+    let _permit = match &state.search_slots {
+        Some(slots) => Some(
+            Arc::clone(slots)
+                .acquire_owned()
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        ),
+        None => None,
+    };
+    // The answer is serialised on the blocking pool too.
+    blocking(&state, move |idx| {
+        Ok(if req.batch {
+            success(&idx.search_batch(&req.queries, &req.params)?.queries)
         } else {
-            let out = idx.search(&req.queries[0], &req.params)?;
-            serde_json::to_value(out).map_err(|e| ApiError::internal(e.to_string()))
-        }
+            success(&idx.search(&req.queries[0], &req.params)?)
+        })
     })
-    .await?;
-    Ok(success(&data))
+    .await
 }
 
 /// `DELETE /remove/{id}` → the removal report (404 when absent).
@@ -161,38 +165,34 @@ pub(crate) async fn remove_many(
     let map = request::object(body, &state.limits, &["iscc_ids"])?;
     let ids = request::strings(&map, "iscc_ids")?;
     request::check_batch("iscc_ids", ids.len(), &state.limits)?;
-    let report = blocking(&state, move |idx| {
+    blocking(&state, move |idx| {
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        Ok(idx.remove_report(&ids)?)
+        Ok(success(&idx.remove_report(&ids)?))
     })
-    .await?;
-    Ok(success(&report))
+    .await
 }
 
 /// `POST /rebuild` → index info after the rebuild.
 pub(crate) async fn rebuild(State(state): Shared) -> Result<Response, ApiError> {
-    let info = blocking(&state, |idx| {
+    blocking(&state, |idx| {
         idx.rebuild()?;
-        Ok(idx.info()?)
+        Ok(success(&idx.info()?))
     })
-    .await?;
-    Ok(success(&info))
+    .await
 }
 
 /// `POST /save` → index info after the save.
 pub(crate) async fn save(State(state): Shared) -> Result<Response, ApiError> {
-    let info = blocking(&state, |idx| {
+    blocking(&state, |idx| {
         idx.save()?;
-        Ok(idx.info()?)
+        Ok(success(&idx.info()?))
     })
-    .await?;
-    Ok(success(&info))
+    .await
 }
 
 /// `GET /info` → size, unit types, per-type figures, parameters.
 pub(crate) async fn info(State(state): Shared) -> Result<Response, ApiError> {
-    let info = blocking(&state, |idx| Ok(idx.info()?)).await?;
-    Ok(success(&info))
+    blocking(&state, |idx| Ok(success(&idx.info()?))).await
 }
 
 /// `GET /healthz` (no API key needed) → liveness.
