@@ -440,3 +440,63 @@ fn serve_refuses_a_locked_index_and_a_busy_port() {
     let (status, _) = first.terminate();
     assert_eq!(status, 0);
 }
+
+#[test]
+fn acknowledged_adds_survive_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let records = common::corpus();
+    let server = Server::start(&dir, &[]);
+    let mut c = Client::new(server.addr);
+    let mut acked = Vec::new();
+    for chunk in records[..600].chunks(100) {
+        let ids = ok(c.post("/add", &json!({ "entries": chunk })));
+        acked.extend(ids.as_array().unwrap().iter().cloned());
+    }
+    // No save, no graceful shutdown.
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+    // A reading CLI finds the journal of the dead writer, replays it (nobody
+    // holds the lock) and sees every acknowledged entry in search.
+    let rec = &records[599];
+    let body = query(rec);
+    let mut args: Vec<String> = vec![
+        "--path".into(),
+        dir.to_str().unwrap().into(),
+        "search".into(),
+    ];
+    if let Some(units) = body["units"].as_array() {
+        args.push("--units".into());
+        args.extend(units.iter().map(|u| u.as_str().unwrap().to_string()));
+    } else {
+        args.extend([
+            "--iscc-code".into(),
+            body["iscc_codes"].as_str().unwrap().into(),
+        ]);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_iscc-vdb"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(m["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["iscc_id"] == rec["iscc_id"]));
+    // And a restarted server has them all.
+    let server = Server::start(&dir, &[]);
+    let mut c = Client::new(server.addr);
+    assert_eq!(ok(c.get("/info"))["size"], 600);
+    let got = ok(c.post("/get", &json!({ "iscc_ids": acked })));
+    assert!(got.as_array().unwrap().iter().all(|e| !e.is_null()));
+    let (status, _) = server.terminate();
+    assert_eq!(status, 0);
+}

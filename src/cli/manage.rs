@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::{display, exit, finish, CliError, CliResult, Ctx, Format};
-use crate::engine::IndexInfo;
+use crate::engine::{EngineError, IndexInfo, IsccIndex};
 
 #[derive(Debug, Args)]
 pub(super) struct GetArgs {
@@ -67,29 +67,18 @@ pub(super) fn remove(ctx: &Ctx, args: &RemoveArgs) -> CliResult {
 }
 
 pub(super) fn save(ctx: &Ctx) -> CliResult {
-    if !ctx.path.join("primary.lmdb").exists() {
-        return Err(CliError::new(
-            exit::NOT_FOUND,
-            format!("no index at {}", display(&ctx.path)),
-        ));
-    }
-    let index = ctx.open_writer()?;
-    let result = index.save().and_then(|_| index.info());
-    match result {
-        Ok(info) => finish(index, ctx.print(&info)),
-        Err(e) => finish(index, Err(e.into())),
-    }
+    maintain(ctx, IsccIndex::save)
 }
 
 pub(super) fn rebuild(ctx: &Ctx) -> CliResult {
-    if !ctx.path.join("primary.lmdb").exists() {
-        return Err(CliError::new(
-            exit::NOT_FOUND,
-            format!("no index at {}", display(&ctx.path)),
-        ));
-    }
+    maintain(ctx, IsccIndex::rebuild)
+}
+
+/// Run `op` on an existing index as its writer, then print its info.
+fn maintain(ctx: &Ctx, op: impl FnOnce(&IsccIndex) -> Result<(), EngineError>) -> CliResult {
+    ctx.require_index()?;
     let index = ctx.open_writer()?;
-    let result = index.rebuild().and_then(|_| index.info());
+    let result = op(&index).and_then(|_| index.info());
     match result {
         Ok(info) => finish(index, ctx.print(&info)),
         Err(e) => finish(index, Err(e.into())),

@@ -157,19 +157,25 @@ impl Ctx {
         })
     }
 
+    /// NOT_FOUND unless `path` holds an index (so nothing is created there).
+    fn require_index(&self) -> CliResult {
+        if self.path.join("primary.lmdb").exists() {
+            return Ok(());
+        }
+        Err(CliError::new(
+            exit::NOT_FOUND,
+            format!(
+                "no index at {} (set --path or ISCC_VDB_PATH, or create one with `iscc-vdb add`)",
+                self.path.display()
+            ),
+        ))
+    }
+
     /// Open an existing index for reading: read-only; but when a previous
     /// writer died before saving and nobody holds the lock now, open it for
     /// writing once so its journal is replayed into the unit indexes.
     fn open_reader(&self) -> Result<IsccIndex, CliError> {
-        if !self.path.join("primary.lmdb").exists() {
-            return Err(CliError::new(
-                exit::NOT_FOUND,
-                format!(
-                    "no index at {} (set --path or ISCC_VDB_PATH, or create one with `iscc-vdb add`)",
-                    self.path.display()
-                ),
-            ));
-        }
+        self.require_index()?;
         let index = IsccIndex::restore(&self.path, true)?;
         if index.info()?.journal_pending == 0 {
             return Ok(index);

@@ -98,14 +98,20 @@ pub(crate) async fn get_one(
     blocking(&state, move |idx| Ok(success(&idx.get_one(&id)?))).await
 }
 
+/// The ISCC-IDs of a `{"iscc_ids": […]}` body, within the batch limit.
+fn id_list(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Vec<String>, ApiError> {
+    let map = request::object(body, &state.limits, &["iscc_ids"])?;
+    let ids = request::strings(&map, "iscc_ids")?;
+    request::check_batch("iscc_ids", ids.len(), &state.limits)?;
+    Ok(ids)
+}
+
 /// `POST /get` `{"iscc_ids": […]}` → entries in order, `null` where absent.
 pub(crate) async fn get_many(
     State(state): Shared,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let map = request::object(body, &state.limits, &["iscc_ids"])?;
-    let ids = request::strings(&map, "iscc_ids")?;
-    request::check_batch("iscc_ids", ids.len(), &state.limits)?;
+    let ids = id_list(&state, body)?;
     blocking(&state, move |idx| {
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         Ok(success(&idx.get_many(&ids)?))
@@ -162,9 +168,7 @@ pub(crate) async fn remove_many(
     State(state): Shared,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let map = request::object(body, &state.limits, &["iscc_ids"])?;
-    let ids = request::strings(&map, "iscc_ids")?;
-    request::check_batch("iscc_ids", ids.len(), &state.limits)?;
+    let ids = id_list(&state, body)?;
     blocking(&state, move |idx| {
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         Ok(success(&idx.remove_report(&ids)?))
