@@ -26,10 +26,19 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_iscc-vdb"))
-            .args(["--path", dir.to_str().unwrap(), "serve", "--port", "0"])
-            .args(extra)
-            .env_remove("ISCC_VDB_API_KEY")
+        Server::start_with_key_env(dir, extra, None)
+    }
+
+    /// Start with `ISCC_VDB_API_KEY` set to `key` (unset when `None`).
+    fn start_with_key_env(dir: &Path, extra: &[&str], key: Option<&str>) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_iscc-vdb"));
+        cmd.args(["--path", dir.to_str().unwrap(), "serve", "--port", "0"])
+            .args(extra);
+        match key {
+            Some(k) => cmd.env("ISCC_VDB_API_KEY", k),
+            None => cmd.env_remove("ISCC_VDB_API_KEY"),
+        };
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -499,4 +508,22 @@ fn acknowledged_adds_survive_sigkill() {
     assert!(got.as_array().unwrap().iter().all(|e| !e.is_null()));
     let (status, _) = server.terminate();
     assert_eq!(status, 0);
+}
+
+#[test]
+fn api_key_from_the_environment_and_access_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server =
+        Server::start_with_key_env(&tmp.path().join("idx"), &["--access-log"], Some("env-key"));
+    let mut anon = Client::new(server.addr);
+    fails(anon.get("/info"), 401, "UNAUTHORIZED");
+    assert_eq!(ok(anon.get("/healthz"))["status"], "ok");
+    let mut c = Client::new(server.addr).with_header("X-API-Key", "env-key");
+    assert_eq!(ok(c.get("/info"))["size"], 0);
+    let (status, log) = server.terminate();
+    assert_eq!(status, 0);
+    assert!(
+        log.contains("GET /info 401") && log.contains("GET /info 200"),
+        "{log}"
+    );
 }

@@ -28,6 +28,9 @@ pub(super) struct ServeArgs {
     /// bounds tail latency under load (default: twice the cores; 0: no limit).
     #[arg(long)]
     search_concurrency: Option<usize>,
+    /// Log every request to stderr (method, path, status, milliseconds).
+    #[arg(long)]
+    access_log: bool,
     /// Serve read-only (writes answer 409 READ_ONLY; runs beside a writer).
     #[arg(long)]
     read_only: bool,
@@ -53,6 +56,7 @@ pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
                 .unwrap_or(Limits::default().search_concurrency),
             ..Limits::default()
         },
+        access_log: args.access_log,
     };
     let path = display(&ctx.path);
     let read_only = if args.read_only { " (read-only)" } else { "" };

@@ -74,6 +74,8 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Request limits.
     pub limits: Limits,
+    /// Write one line per request to stderr (method, path, status, time).
+    pub access_log: bool,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +84,7 @@ impl Default for ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
             api_key: None,
             limits: Limits::default(),
+            access_log: false,
         }
     }
 }
@@ -207,7 +210,10 @@ async fn serve(
         context: "reading the bound address".into(),
         source,
     })?;
-    let app = router(index, config.api_key, config.limits);
+    let mut app = router(index, config.api_key, config.limits);
+    if config.access_log {
+        app = app.layer(axum::middleware::from_fn(routes::access_log));
+    }
     let signals = shutdown_signal().await?;
     on_listening(addr);
     axum::serve(listener, app)

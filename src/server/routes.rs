@@ -57,6 +57,20 @@ pub(crate) async fn auth(State(state): Shared, request: Request, next: Next) -> 
     next.run(request).await
 }
 
+/// One stderr line per request: method, path, status, milliseconds.
+pub(crate) async fn access_log(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    eprintln!(
+        "{method} {path} {} {:.2} ms",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    response
+}
+
 fn same_key(given: &[u8], key: &[u8]) -> bool {
     if given.len() != key.len() {
         return false;
