@@ -205,6 +205,41 @@ fn index_commands_on_the_corpus() {
     );
     assert!(String::from_utf8_lossy(&t.stdout).contains(id));
 
+    // search --file: every corpus record as a query (the entries file works
+    // as a query file), one result per line, in order
+    let all = ok_json(&run_at(
+        &dir,
+        &["search", "--file", corpus.to_str().unwrap()],
+        None,
+    ));
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 2000);
+    let selfs = all
+        .iter()
+        .zip(&records)
+        .filter(|(m, r)| {
+            m["matches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["iscc_id"] == r["iscc_id"])
+        })
+        .count();
+    assert!(selfs >= 1990, "{selfs} of 2000 records find themselves");
+    assert_eq!(all[100], b[1], "file search equals the single search");
+    let queries = format!("{}\n{{\"units\": [\"ISCC:XX\"]}}\n", records[0]);
+    let out = run_at(&dir, &["search", "--file", "-"], Some(&queries));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("line 2: units[0]"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing printed for a failed first batch"
+    );
+
     // remove: a report; an unknown ID → exit 4 (the known one still removed)
     let out = run_at(&dir, &["remove", id, absent], None);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));

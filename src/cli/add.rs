@@ -7,17 +7,15 @@
 //! message says how many); `--keep-going` instead adds the rest and reports
 //! every bad line.
 
-use std::fs::File;
-use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
 
+use super::input::{self, Entries, Item, ReadError};
 use super::{exit, finish, CliError, CliResult, Ctx};
 use crate::engine::{EngineError, IsccIndex};
 
@@ -80,183 +78,6 @@ fn add_one(ctx: &Ctx, args: &AddArgs) -> CliResult {
     finish(index, result)
 }
 
-/// Counts the bytes read, for the progress bar.
-struct Counting<R> {
-    inner: R,
-    read: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-/// A parsed entry and the line it starts on.
-struct Item {
-    line: usize,
-    value: Value,
-}
-
-/// Why the next entry could not be read.
-enum ReadError {
-    /// The source failed (fatal).
-    Fatal(CliError),
-    /// Malformed JSON in the entry starting at `line`; the reader has moved
-    /// past that line, so the load may go on.
-    Syntax { line: usize, message: String },
-}
-
-/// Reads entries one at a time from either form.
-enum Entries<R: Read> {
-    /// A JSON array, read whole (elements are numbered by position).
-    Array(std::vec::IntoIter<Value>),
-    /// JSON Lines or a sequence of objects, streamed.
-    Stream(Stream<R>),
-}
-
-/// Streaming reader of whitespace-separated JSON values.
-struct Stream<R> {
-    source: R,
-    name: String,
-    buf: Vec<u8>,
-    pos: usize,
-    line: usize,
-    done: bool,
-}
-
-impl<R: Read> Stream<R> {
-    /// Read another chunk (dropping what was consumed); false at the end.
-    fn refill(&mut self) -> Result<bool, ReadError> {
-        self.buf.drain(..self.pos);
-        self.pos = 0;
-        let mut chunk = vec![0u8; 1 << 20];
-        let n = self.source.read(&mut chunk).map_err(|e| {
-            ReadError::Fatal(CliError::new(exit::IO, format!("{}: {e}", self.name)))
-        })?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        self.done = n == 0;
-        Ok(n > 0)
-    }
-
-    /// Skip to the line after the current one (after a syntax error).
-    fn skip_line(&mut self) -> Result<(), ReadError> {
-        loop {
-            if let Some(nl) = self.buf[self.pos..].iter().position(|&b| b == b'\n') {
-                self.pos += nl + 1;
-                self.line += 1;
-                return Ok(());
-            }
-            self.pos = self.buf.len();
-            if !self.refill()? {
-                return Ok(());
-            }
-        }
-    }
-
-    fn next(&mut self) -> Result<Option<Item>, ReadError> {
-        loop {
-            while self.pos < self.buf.len() && self.buf[self.pos].is_ascii_whitespace() {
-                if self.buf[self.pos] == b'\n' {
-                    self.line += 1;
-                }
-                self.pos += 1;
-            }
-            if self.pos < self.buf.len() {
-                let rest = &self.buf[self.pos..];
-                let mut it = serde_json::Deserializer::from_slice(rest).into_iter::<Value>();
-                match it.next() {
-                    // A scalar that ends with the buffer may go on in the
-                    // next chunk: read more first.
-                    Some(Ok(v))
-                        if !v.is_object() && it.byte_offset() == rest.len() && !self.done => {}
-                    Some(Ok(value)) => {
-                        let used = it.byte_offset();
-                        let start = self.line;
-                        self.line += rest[..used].iter().filter(|&&b| b == b'\n').count();
-                        self.pos += used;
-                        return Ok(Some(Item { line: start, value }));
-                    }
-                    // An object cut by the buffer's end: read more.
-                    Some(Err(e)) if e.is_eof() && !self.done => {}
-                    Some(Err(e)) => {
-                        let text = e.to_string();
-                        let text = text
-                            .rfind(" at line ")
-                            .map_or(text.as_str(), |at| &text[..at]);
-                        let err = ReadError::Syntax {
-                            line: self.line,
-                            message: format!(
-                                "{}: line {}: invalid JSON: {text} (at line {}, column {})",
-                                self.name,
-                                self.line,
-                                self.line + e.line() - 1,
-                                e.column()
-                            ),
-                        };
-                        self.skip_line()?;
-                        return Err(err);
-                    }
-                    None => {}
-                }
-            } else if self.done {
-                return Ok(None);
-            }
-            if !self.refill()? && self.buf[self.pos..].iter().all(u8::is_ascii_whitespace) {
-                return Ok(None);
-            }
-        }
-    }
-}
-
-impl<R: Read> Entries<R> {
-    fn new(mut source: R, name: &str) -> Result<Entries<R>, CliError> {
-        // Peek at the first non-blank byte to tell an array from a stream.
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = source
-                .read(&mut chunk)
-                .map_err(|e| CliError::new(exit::IO, format!("{name}: {e}")))?;
-            buf.extend_from_slice(&chunk[..n]);
-            if n == 0 || buf.iter().any(|b| !b.is_ascii_whitespace()) {
-                break;
-            }
-        }
-        let first = buf.iter().find(|b| !b.is_ascii_whitespace()).copied();
-        if first == Some(b'[') {
-            source
-                .read_to_end(&mut buf)
-                .map_err(|e| CliError::new(exit::IO, format!("{name}: {e}")))?;
-            let all: Vec<Value> = serde_json::from_slice(&buf).map_err(|e| {
-                CliError::new(exit::BAD_INPUT, format!("{name}: invalid JSON array: {e}"))
-            })?;
-            return Ok(Entries::Array(all.into_iter()));
-        }
-        Ok(Entries::Stream(Stream {
-            source,
-            name: name.to_string(),
-            buf,
-            pos: 0,
-            line: 1,
-            done: false,
-        }))
-    }
-
-    /// The next entry, `None` at the end; `position` numbers array elements.
-    fn next(&mut self, position: usize) -> Result<Option<Item>, ReadError> {
-        match self {
-            Entries::Array(items) => Ok(items.next().map(|value| Item {
-                line: position + 1,
-                value,
-            })),
-            Entries::Stream(s) => s.next(),
-        }
-    }
-}
-
 fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
     let bar = match total {
         Some(t) => ProgressBar::new(t),
@@ -278,26 +99,6 @@ fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
     });
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
-}
-
-/// Replace the engine's `entries[i]` with the input's line of that entry.
-fn locate(e: &EngineError, name: &str, lines: &[usize]) -> String {
-    let msg = e.to_string();
-    if let Some(start) = msg.find("entries[") {
-        let rest = &msg[start + 8..];
-        if let Some(end) = rest.find(']') {
-            if let Ok(i) = rest[..end].parse::<usize>() {
-                if let Some(line) = lines.get(i) {
-                    return format!(
-                        "{name}: line {line}: {}{}",
-                        &msg[..start],
-                        rest[end + 1..].trim_start_matches([':', ' ', '.'])
-                    );
-                }
-            }
-        }
-    }
-    format!("{name}: {msg}")
 }
 
 struct Load<'a> {
@@ -333,7 +134,7 @@ impl Load<'_> {
                     exit::BAD_INPUT,
                     format!(
                         "{}; {}",
-                        locate(&e, &self.name, &lines),
+                        input::locate(&e.to_string(), "entries", &self.name, &lines),
                         self.kept(lines[0])
                     ),
                 ))
@@ -347,7 +148,12 @@ impl Load<'_> {
                             bar.suspend(|| {
                                 eprintln!(
                                     "iscc-vdb: skipped {}",
-                                    locate(&e, &self.name, &[item.line])
+                                    input::locate(
+                                        &e.to_string(),
+                                        "entries",
+                                        &self.name,
+                                        &[item.line]
+                                    )
                                 )
                             });
                         }
@@ -366,31 +172,7 @@ fn is_input(e: &EngineError) -> bool {
 }
 
 fn add_file(ctx: &Ctx, args: &AddArgs, file: &PathBuf) -> CliResult {
-    let stdin = file.as_os_str() == "-";
-    let name = if stdin {
-        "<stdin>".to_string()
-    } else {
-        file.display().to_string()
-    };
-    let (source, total): (Box<dyn Read>, Option<u64>) = if stdin {
-        (Box::new(io::stdin().lock()), None)
-    } else {
-        let f = File::open(file).map_err(|e| {
-            let status = if e.kind() == io::ErrorKind::NotFound {
-                exit::NOT_FOUND
-            } else {
-                exit::IO
-            };
-            CliError::new(status, format!("{name}: {e}"))
-        })?;
-        let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-        (Box::new(f), len)
-    };
-    let read = Arc::new(AtomicU64::new(0));
-    let source = BufReader::new(Counting {
-        inner: source,
-        read: Arc::clone(&read),
-    });
+    let (source, name, total, read) = input::open(file)?;
     let mut entries = Entries::new(source, &name)?;
     let index = ctx.open_writer()?;
     let bar = progress_bar(total, args.no_progress);

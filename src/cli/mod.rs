@@ -15,6 +15,7 @@
 
 mod add;
 mod explain;
+mod input;
 mod manage;
 mod search;
 #[cfg(feature = "server")]

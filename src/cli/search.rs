@@ -1,9 +1,17 @@
-//! `search`: one query (an ISCC-CODE or units) or a batch (several codes).
+//! `search`: one query (an ISCC-CODE or units), a batch (several codes),
+//! or every query of a file.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{exit, CliError, CliResult, Ctx, Format};
-use crate::engine::{IsccMatches, Query, SearchParams};
+use super::input::{self, Entries, ReadError};
+use super::{exit, ignore_broken_pipe, CliError, CliResult, Ctx, Format};
+use crate::engine::{IsccIndex, IsccMatches, Query, SearchParams};
+
+/// Queries searched per batch when reading a file.
+const FILE_BATCH: usize = 1000;
 
 #[derive(Debug, Args)]
 pub(super) struct SearchArgs {
@@ -12,8 +20,14 @@ pub(super) struct SearchArgs {
     #[arg(long, num_args = 1.., conflicts_with = "units")]
     iscc_code: Vec<String>,
     /// ISCC-UNITs of one query (any length 64–256 bits).
-    #[arg(long, num_args = 1..)]
+    #[arg(long, num_args = 1.., conflicts_with = "file")]
     units: Vec<String>,
+    /// Queries from a file (`-`: standard input): JSON objects with
+    /// `iscc_code` or `units` (other fields are ignored, so an entries file
+    /// works), as a JSON array or JSON Lines. Prints an array, one result
+    /// per query, in order.
+    #[arg(long, conflicts_with = "iscc_code")]
+    file: Option<PathBuf>,
     /// Matches wanted per query.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     count: u64,
@@ -29,10 +43,10 @@ pub(super) struct SearchArgs {
 }
 
 pub(super) fn run(ctx: &Ctx, args: &SearchArgs) -> CliResult {
-    if args.iscc_code.is_empty() && args.units.is_empty() {
+    if args.iscc_code.is_empty() && args.units.is_empty() && args.file.is_none() {
         return Err(CliError::new(
             exit::USAGE,
-            "search needs --iscc-code or --units",
+            "search needs --iscc-code, --units or --file",
         ));
     }
     if let Some(t) = args.unit_threshold {
@@ -49,6 +63,9 @@ pub(super) fn run(ctx: &Ctx, args: &SearchArgs) -> CliResult {
         unit_threshold: args.unit_threshold,
     };
     let index = ctx.open_reader()?;
+    if let Some(file) = &args.file {
+        return search_file(ctx, args, &index, file, &params);
+    }
     let (labels, results): (Vec<String>, Vec<IsccMatches>) = if !args.units.is_empty() {
         let m = index.search(&Query::units(args.units.iter().cloned()), &params)?;
         (vec![args.units.join(" ")], vec![m])
@@ -104,4 +121,79 @@ fn table(label: &str, m: &IsccMatches) -> String {
         ));
     }
     out
+}
+
+/// Search every query of a file in batches, printing results as they come
+/// (a JSON array, or one table per query).
+fn search_file(
+    ctx: &Ctx,
+    args: &SearchArgs,
+    index: &IsccIndex,
+    file: &std::path::Path,
+    params: &SearchParams,
+) -> CliResult {
+    let (source, name, _, _) = input::open(file)?;
+    let mut entries = Entries::new(source, &name)?;
+    let mut out = io::stdout().lock();
+    let mut first = true;
+    let mut seen = 0usize;
+    let write = |out: &mut io::StdoutLock, text: &str| out.write_all(text.as_bytes());
+    loop {
+        let mut lines = Vec::with_capacity(FILE_BATCH);
+        let mut queries = Vec::with_capacity(FILE_BATCH);
+        while queries.len() < FILE_BATCH {
+            let item = match entries.next(seen) {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(ReadError::Fatal(e)) => return Err(e),
+                Err(ReadError::Syntax { message, .. }) => {
+                    return Err(CliError::new(exit::BAD_INPUT, message))
+                }
+            };
+            seen += 1;
+            let query: Query = serde_json::from_value(item.value).map_err(|e| {
+                CliError::new(
+                    exit::BAD_INPUT,
+                    format!("{name}: line {}: not a query: {e}", item.line),
+                )
+            })?;
+            lines.push(item.line);
+            queries.push(query);
+        }
+        if queries.is_empty() {
+            break;
+        }
+        let batch = index.search_batch(&queries, params).map_err(|e| {
+            CliError::new(
+                super::status_of(e.kind()),
+                input::locate(&e.to_string(), "queries", &name, &lines),
+            )
+        })?;
+        if first && args.format == Format::Json {
+            // Opened only now, so a failing first batch prints nothing.
+            write(&mut out, "[").or_else(ignore_broken_pipe)?;
+        }
+        for (line, m) in lines.iter().zip(&batch.queries) {
+            let text = match args.format {
+                Format::Table => table(&format!("line {line}"), m),
+                Format::Json => {
+                    let json = if ctx.pretty {
+                        serde_json::to_string_pretty(m)
+                    } else {
+                        serde_json::to_string(m)
+                    }
+                    .map_err(|e| CliError::new(exit::INTERNAL, e.to_string()))?;
+                    let sep = if first { "\n" } else { ",\n" };
+                    format!("{sep}{json}")
+                }
+            };
+            first = false;
+            write(&mut out, &text).or_else(ignore_broken_pipe)?;
+        }
+    }
+    if args.format == Format::Json {
+        let close = if first { "[]\n" } else { "\n]\n" };
+        write(&mut out, close).or_else(ignore_broken_pipe)?;
+    }
+    out.flush().or_else(ignore_broken_pipe)
 }
