@@ -7,7 +7,7 @@
 //! message says how many); `--keep-going` instead adds the rest and reports
 //! every bad line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -171,7 +171,7 @@ fn is_input(e: &EngineError) -> bool {
     super::status_of(e.kind()) == exit::BAD_INPUT
 }
 
-fn add_file(ctx: &Ctx, args: &AddArgs, file: &PathBuf) -> CliResult {
+fn add_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CliResult {
     let (source, name, total, read) = input::open(file)?;
     let mut entries = Entries::new(source, &name)?;
     let index = ctx.open_writer()?;
