@@ -186,6 +186,10 @@ fn engine(args: &EngineArgs) {
     let t = Instant::now();
     let (entries, queries) = engine_entries(args.n, args.q);
     println!("generated in {:.1} s (META 64b, CONTENT-TEXT and DATA 64-256b clustered, INSTANCE 64-256b unique)", t.elapsed().as_secs_f64());
+    println!(
+        "entries sha256 (compact JSON, one per line): {}",
+        entries_digest(&entries)
+    );
     let tmp;
     let root = match &args.dir {
         Some(d) => d.clone(),
@@ -369,6 +373,10 @@ fn serve_load(args: &ServeLoadArgs) {
     );
     println!("cpu features: {}", cpu_features());
     let (entries, queries) = engine_entries(args.n, args.q);
+    println!(
+        "entries sha256 (compact JSON, one per line): {}",
+        entries_digest(&entries)
+    );
     let tmp;
     let dir = match &args.dir {
         Some(d) => d.clone(),
@@ -750,6 +758,16 @@ fn sharded(args: &ShardedArgs) {
 }
 
 /// The bench dataset (`bench-dataset.md`, seed 42), with its SHA-256 printed.
+/// SHA-256 of entries as compact JSON, one per line (what was indexed).
+fn entries_digest(entries: &[serde_json::Value]) -> String {
+    let mut sha = Sha256::new();
+    for e in entries {
+        sha.update(e.to_string().as_bytes());
+        sha.update(b"\n");
+    }
+    sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn dataset_with_digest(n: usize, q: usize) -> Dataset {
     let t = Instant::now();
     let data = Dataset::generate(n, q, 42);
