@@ -82,15 +82,22 @@ struct UnitArgs {
     /// Directory for the saved index (a temporary one by default).
     #[arg(long)]
     dir: Option<PathBuf>,
+    #[command(flatten)]
+    hnsw: HnswArgs,
+    /// Skip the expansion_search curve.
+    #[arg(long)]
+    no_curve: bool,
+}
+
+/// HNSW parameters shared by the unit and sharded benchmarks.
+#[derive(clap::Args)]
+struct HnswArgs {
     #[arg(long, default_value_t = 16)]
     connectivity: usize,
     #[arg(long, default_value_t = 128)]
     expansion_add: usize,
     #[arg(long, default_value_t = 128)]
     expansion_search: usize,
-    /// Skip the expansion_search curve.
-    #[arg(long)]
-    no_curve: bool,
 }
 
 #[derive(clap::Args)]
@@ -496,12 +503,8 @@ struct ShardedArgs {
     /// Directory for the index (a temporary one by default).
     #[arg(long)]
     dir: Option<PathBuf>,
-    #[arg(long, default_value_t = 16)]
-    connectivity: usize,
-    #[arg(long, default_value_t = 128)]
-    expansion_add: usize,
-    #[arg(long, default_value_t = 128)]
-    expansion_search: usize,
+    #[command(flatten)]
+    hnsw: HnswArgs,
     /// Also build one unit index of the same codes, for the q/s ratio.
     #[arg(long)]
     compare_unit: bool,
@@ -534,9 +537,9 @@ fn sharded(args: &ShardedArgs) {
         let _ = std::fs::remove_dir_all(&dir);
     }
     let options = ShardedOptions {
-        connectivity: args.connectivity,
-        expansion_add: args.expansion_add,
-        expansion_search: args.expansion_search,
+        connectivity: args.hnsw.connectivity,
+        expansion_add: args.hnsw.expansion_add,
+        expansion_search: args.hnsw.expansion_search,
         shard_size: (args.n as f64 * args.bytes_per_code / args.shards as f64).ceil() as u64,
         // Graphs from the first row, so shards have the size of full HNSW
         // shards (a default index defers graphs up to 300,000 rows); the
@@ -653,7 +656,7 @@ fn sharded(args: &ShardedArgs) {
     for threads in [1, 2] {
         let (q, got) = single(&approx, &data.queries, threads);
         let (tie, ids) = recall(&truth, &got);
-        println!("hnsw ef={} single-query {threads} thread(s): {q:.0} q/s, recall@10 tie-aware {tie:.4}, ids {ids:.4}", args.expansion_search);
+        println!("hnsw ef={} single-query {threads} thread(s): {q:.0} q/s, recall@10 tie-aware {tie:.4}, ids {ids:.4}", args.hnsw.expansion_search);
         let (e, _) = single(&exact, &data.queries[..args.exact_q.min(args.q)], threads);
         let e = e.max(f64::MIN_POSITIVE);
         println!("exact single-query {threads} thread(s): {e:.0} q/s (recall 1)");
@@ -716,9 +719,9 @@ fn sharded(args: &ShardedArgs) {
 
     if args.compare_unit {
         let unit = UnitIndex::new(UnitIndexOptions {
-            connectivity: args.connectivity,
-            expansion_add: args.expansion_add,
-            expansion_search: args.expansion_search,
+            connectivity: args.hnsw.connectivity,
+            expansion_add: args.hnsw.expansion_add,
+            expansion_search: args.hnsw.expansion_search,
             exact_threshold: 0,
             ..UnitIndexOptions::default()
         })
@@ -889,9 +892,9 @@ fn unit(args: &UnitArgs) {
         100.0 * mix[3] as f64 / args.n as f64
     );
     let options = UnitIndexOptions {
-        connectivity: args.connectivity,
-        expansion_add: args.expansion_add,
-        expansion_search: args.expansion_search,
+        connectivity: args.hnsw.connectivity,
+        expansion_add: args.hnsw.expansion_add,
+        expansion_search: args.hnsw.expansion_search,
         exact_threshold: 0,
         ..UnitIndexOptions::default()
     };
@@ -966,7 +969,7 @@ fn unit(args: &UnitArgs) {
     };
     let (single, got) = pool(1).install(|| qps_single(&idx, &data.queries, &approx));
     let (tie, ids) = recall(&truth, &got);
-    println!("hnsw ef={} single-query 1 thread: {single:.0} q/s, recall@10 tie-aware {tie:.4}, ids {ids:.4}", args.expansion_search);
+    println!("hnsw ef={} single-query 1 thread: {single:.0} q/s, recall@10 tie-aware {tie:.4}, ids {ids:.4}", args.hnsw.expansion_search);
     println!(
         "hnsw batch 1 thread: {:.0} q/s",
         qps_batch(&idx, &data.queries, approx, 1)
@@ -984,7 +987,8 @@ fn unit(args: &UnitArgs) {
             let (tie, ids) = recall(&truth, &got);
             println!("  ef {ef:>3}: {qps:>7.0} q/s  recall tie-aware {tie:.4}  ids {ids:.4}");
         }
-        idx.set_expansion_search(args.expansion_search).expect("ef");
+        idx.set_expansion_search(args.hnsw.expansion_search)
+            .expect("ef");
     }
 
     // Disk, load, view.

@@ -112,12 +112,24 @@ pub(crate) async fn get_one(
     blocking(&state, move |idx| Ok(success(&idx.get_one(&id)?))).await
 }
 
-/// The ISCC-IDs of a `{"iscc_ids": […]}` body, within the batch limit.
-fn id_list(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Vec<String>, ApiError> {
+/// Run `f` on the blocking pool with the ISCC-IDs of a
+/// `{"iscc_ids": […]}` body (checked against the batch limit first).
+async fn on_id_list<F>(
+    state: &Arc<AppState>,
+    body: Result<Bytes, BytesRejection>,
+    f: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(&IsccIndex, &[&str]) -> Result<Response, ApiError> + Send + 'static,
+{
     let map = request::object(body, &state.limits, &["iscc_ids"])?;
     let ids = request::strings(&map, "iscc_ids")?;
     request::check_batch("iscc_ids", ids.len(), &state.limits)?;
-    Ok(ids)
+    blocking(state, move |idx| {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        f(idx, &ids)
+    })
+    .await
 }
 
 /// `POST /get` `{"iscc_ids": […]}` → entries in order, `null` where absent.
@@ -125,12 +137,7 @@ pub(crate) async fn get_many(
     State(state): Shared,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let ids = id_list(&state, body)?;
-    blocking(&state, move |idx| {
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        Ok(success(&idx.get_many(&ids)?))
-    })
-    .await
+    on_id_list(&state, body, |idx, ids| Ok(success(&idx.get_many(ids)?))).await
 }
 
 /// `POST /search` → matches (or a list of them for a batch).
@@ -182,10 +189,8 @@ pub(crate) async fn remove_many(
     State(state): Shared,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let ids = id_list(&state, body)?;
-    blocking(&state, move |idx| {
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        Ok(success(&idx.remove_report(&ids)?))
+    on_id_list(&state, body, |idx, ids| {
+        Ok(success(&idx.remove_report(ids)?))
     })
     .await
 }
