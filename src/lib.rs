@@ -7,6 +7,9 @@
 //!   ISCC-ID v1 keys and their generation.
 //! * [`metric`]: NPHD, its scalar reference and SIMD exact-scan kernels.
 //! * [`index`]: the unit index (usearch HNSW + flat store under NPHD).
+//! * [`store`]: the LMDB primary store (the source of truth).
+//! * [`engine`]: the ISCC index composing store and unit indexes.
+//! * [`kind`]: the stable error categories every layer and face shares.
 //! * [`ffi`]: the `extern "C"` surface (`ivdb_*`).
 //! * `cli` (feature `cli`): the `iscc-vdb` command-line tool.
 //! * `server` (feature `server`): the REST server (`iscc-vdb serve`).
@@ -19,6 +22,7 @@ pub mod codec;
 pub mod engine;
 pub mod ffi;
 pub mod index;
+pub mod kind;
 mod lockfile;
 pub mod metric;
 #[cfg(feature = "server")]

@@ -5,7 +5,10 @@
 //! Each batch is one durable engine transaction. A bad entry stops the load
 //! with its line number (entries of earlier batches stay added, and the
 //! message says how many); `--keep-going` instead adds the rest and reports
-//! every bad line.
+//! every bad line. Whatever stops a load (bad input, a full disk, an I/O
+//! error), the ISCC-IDs acknowledged before it are printed on standard
+//! output as a JSON array, and stderr says how many entries in how many
+//! batches were kept and where the failing batch starts.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -105,11 +108,39 @@ struct Load<'a> {
     index: &'a IsccIndex,
     name: String,
     keep_going: bool,
+    /// ISCC-IDs acknowledged (committed) so far, in input order.
     ids: Vec<String>,
+    /// Batches committed so far.
+    batches: usize,
     bad: usize,
 }
 
 impl Load<'_> {
+    /// A failure that is not the input's (a full disk, an I/O error): what
+    /// was kept, and where the failing batch starts.
+    fn failed(&mut self, e: EngineError, first_line: usize) -> CliError {
+        let status = super::status_of(e.kind());
+        let mut message = e.to_string();
+        if let EngineError::AfterCommit { ids, .. } = e {
+            // That batch is stored: it counts as acknowledged.
+            self.ids.extend(ids);
+            self.batches += 1;
+            message.push_str(&format!(
+                "; {} entries in {} batches were added and are kept (their ISCC-IDs are on standard output)",
+                self.ids.len(),
+                self.batches
+            ));
+            return CliError::new(status, message);
+        }
+        message.push_str(&format!(
+            "; {} entries in {} batches were added and are kept (their ISCC-IDs are on standard output); the failing batch starts at {}: line {first_line}",
+            self.ids.len(),
+            self.batches,
+            self.name
+        ));
+        CliError::new(status, message)
+    }
+
     /// What a stopped load leaves behind.
     fn kept(&self, from_line: usize) -> String {
         format!(
@@ -127,8 +158,11 @@ impl Load<'_> {
         let values: Vec<&Value> = items.iter().map(|i| &i.value).collect();
         let lines: Vec<usize> = items.iter().map(|i| i.line).collect();
         match self.index.add(&values) {
-            Ok(ids) => self.ids.extend(ids),
-            Err(e) if !is_input(&e) => return Err(e.into()),
+            Ok(ids) => {
+                self.ids.extend(ids);
+                self.batches += 1;
+            }
+            Err(e) if !is_input(&e) => return Err(self.failed(e, lines[0])),
             Err(e) if !self.keep_going => {
                 return Err(CliError::new(
                     exit::BAD_INPUT,
@@ -142,7 +176,10 @@ impl Load<'_> {
             Err(_) => {
                 for item in items.iter() {
                     match self.index.add(&[&item.value]) {
-                        Ok(ids) => self.ids.extend(ids),
+                        Ok(ids) => {
+                            self.ids.extend(ids);
+                            self.batches += 1;
+                        }
                         Err(e) if is_input(&e) => {
                             self.bad += 1;
                             bar.suspend(|| {
@@ -157,7 +194,7 @@ impl Load<'_> {
                                 )
                             });
                         }
-                        Err(e) => return Err(e.into()),
+                        Err(e) => return Err(self.failed(e, item.line)),
                     }
                 }
             }
@@ -181,6 +218,7 @@ fn add_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CliResult {
         name: name.clone(),
         keep_going: args.keep_going,
         ids: Vec::new(),
+        batches: 0,
         bad: 0,
     };
     let started = std::time::Instant::now();
@@ -217,6 +255,10 @@ fn add_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CliResult {
         load.batch(&mut batch, &bar)
     })();
     bar.finish_and_clear();
+    if result.is_err() && !load.ids.is_empty() {
+        // What was acknowledged before the failure, as valid JSON.
+        ctx.print(&load.ids)?;
+    }
     let result = result.and_then(|_| {
         if load.ids.is_empty() && load.bad == 0 {
             return Err(CliError::new(

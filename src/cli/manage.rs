@@ -1,4 +1,4 @@
-//! `get`, `remove`, `save`, `rebuild`, `info`.
+//! `get`, `remove`, `save`, `rebuild`, `compact`, `info`.
 
 use clap::Args;
 
@@ -57,7 +57,18 @@ pub(super) fn remove(ctx: &Ctx, args: &RemoveArgs) -> CliResult {
     let ids: Vec<&str> = args.iscc_ids.iter().map(String::as_str).collect();
     let result = index
         .remove_report(&ids)
-        .map_err(CliError::from)
+        .map_err(|e| match &e {
+            EngineError::AfterCommit { ids, .. } => {
+                // Removed from the store: say which.
+                let _ = ctx.print(ids);
+                CliError::from(e)
+            }
+            _ => {
+                let mut err = CliError::from(e);
+                err.message.push_str("; no entry was removed");
+                err
+            }
+        })
         .and_then(|report| {
             ctx.print(&report)?;
             let missing: Vec<&str> = report.not_found.iter().map(String::as_str).collect();
@@ -72,6 +83,10 @@ pub(super) fn save(ctx: &Ctx) -> CliResult {
 
 pub(super) fn rebuild(ctx: &Ctx) -> CliResult {
     maintain(ctx, IsccIndex::rebuild)
+}
+
+pub(super) fn compact(ctx: &Ctx) -> CliResult {
+    maintain(ctx, |index| index.compact().map(|_| ()))
 }
 
 /// Run `op` on an existing index as its writer, then print its info.

@@ -8,10 +8,11 @@
 //! 4 not found, 5 I/O failure, 6 index busy (locked by another writer, or
 //! read-only).
 //!
-//! Writing commands (`add`, `remove`, `save`, `rebuild`) take the index's
-//! writer lock and save on exit. Reading commands (`get`, `search`, `info`)
-//! open the index read-only, so they also work while `iscc-vdb serve` owns
-//! it (they see its committed entries and its last saved unit indexes).
+//! Writing commands (`add`, `remove`, `save`, `rebuild`, `compact`) take the
+//! index's writer lock and save on exit. Reading commands (`get`, `search`,
+//! `info`) open the index read-only — no lock, nothing written — so they
+//! also work while `iscc-vdb serve` owns it (they see its committed entries;
+//! unit indexes as last saved plus its journal, replayed in memory).
 
 mod add;
 mod explain;
@@ -78,8 +79,10 @@ enum Command {
     Remove(manage::RemoveArgs),
     /// Persist the unit indexes (and trim the journal).
     Save,
-    /// Rebuild every derived index from the primary store.
+    /// Rebuild every derived index from the primary store (crash-atomic).
     Rebuild,
+    /// Rewrite the unit indexes without rows of removed or updated entries.
+    Compact,
     /// Show index figures (size, unit types, shards, parameters).
     Info(manage::InfoArgs),
     /// Decode ISCCs (codes, units, sequences, ISCC-IDs) and print them as JSON.
@@ -125,7 +128,7 @@ fn status_of(kind: ErrorKind) -> u8 {
         | ErrorKind::Corrupt
         | ErrorKind::IncompatibleFormat => exit::IO,
         ErrorKind::Locked | ErrorKind::ReadOnly => exit::BUSY,
-        _ => exit::INTERNAL,
+        ErrorKind::Closed | ErrorKind::Internal => exit::INTERNAL,
     }
 }
 
@@ -172,22 +175,13 @@ impl Ctx {
         ))
     }
 
-    /// Open an existing index for reading: read-only; but when a previous
-    /// writer died before saving and nobody holds the lock now, open it for
-    /// writing once so its journal is replayed into the unit indexes.
+    /// Open an existing index for reading: read-only, without the writer
+    /// lock and without writing a byte; journal records a dead writer left
+    /// are replayed in memory (the engine checks every unit index against
+    /// the store on open).
     fn open_reader(&self) -> Result<IsccIndex, CliError> {
         self.require_index()?;
-        let index = IsccIndex::restore(&self.path, true)?;
-        if index.info()?.journal_pending == 0 {
-            return Ok(index);
-        }
-        index.close()?;
-        drop(index);
-        match IsccIndex::open(Some(&self.path), IndexOptions::default()) {
-            Ok(index) => Ok(index),
-            Err(e) if e.kind() == ErrorKind::Locked => Ok(IsccIndex::restore(&self.path, true)?),
-            Err(e) => Err(e.into()),
-        }
+        Ok(IsccIndex::restore(&self.path, true)?)
     }
 
     /// Print `value` as JSON on stdout.
@@ -240,6 +234,7 @@ pub fn main() -> ExitCode {
         Command::Remove(args) => manage::remove(&ctx, &args),
         Command::Save => manage::save(&ctx),
         Command::Rebuild => manage::rebuild(&ctx),
+        Command::Compact => manage::compact(&ctx),
         Command::Info(args) => manage::info(&ctx, &args),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(&ctx, &args),

@@ -1,5 +1,6 @@
-//! Errors of the engine and their stable kinds (the C ABI's status codes
-//! and the REST API's HTTP statuses are derived from [`ErrorKind`]).
+//! Errors of the engine. Their stable kinds ([`ErrorKind`], from which the
+//! C ABI's status codes, the REST API's HTTP statuses and the CLI's exit
+//! statuses are derived) come from the layer where each error arose.
 
 use std::path::PathBuf;
 
@@ -7,59 +8,7 @@ use crate::codec::CodecError;
 use crate::index::ShardedError;
 use crate::store::StoreError;
 
-/// The stable category of an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// A bad argument or entry (missing code and units, empty units, bad
-    /// option, duplicate unit type, …).
-    InvalidArgument,
-    /// A malformed ISCC or one of the wrong kind.
-    InvalidIscc,
-    /// Malformed JSON.
-    InvalidJson,
-    /// No such entry.
-    NotFound,
-    /// A file could not be read or written.
-    Io,
-    /// The disk is full.
-    DiskFull,
-    /// Another process holds the writer lock.
-    Locked,
-    /// Files of another on-disk format version.
-    IncompatibleFormat,
-    /// A write to a read-only index.
-    ReadOnly,
-    /// An ISCC-ID of another realm.
-    WrongRealm,
-    /// Use after close.
-    Closed,
-    /// A damaged file that could not be rebuilt.
-    Corrupt,
-    /// A bug or an unexpected failure.
-    Internal,
-}
-
-impl ErrorKind {
-    /// Upper-case name (`INVALID_ISCC`), as used by the C ABI and REST.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
-            ErrorKind::InvalidIscc => "INVALID_ISCC",
-            ErrorKind::InvalidJson => "INVALID_JSON",
-            ErrorKind::NotFound => "NOT_FOUND",
-            ErrorKind::Io => "IO",
-            ErrorKind::DiskFull => "DISK_FULL",
-            ErrorKind::Locked => "LOCKED",
-            ErrorKind::IncompatibleFormat => "INCOMPATIBLE_FORMAT",
-            ErrorKind::ReadOnly => "READ_ONLY",
-            ErrorKind::WrongRealm => "WRONG_REALM",
-            ErrorKind::Closed => "CLOSED",
-            ErrorKind::Corrupt => "CORRUPT",
-            ErrorKind::Internal => "INTERNAL",
-        }
-    }
-}
+pub use crate::kind::ErrorKind;
 
 /// Errors of the ISCC index.
 #[derive(Debug, thiserror::Error)]
@@ -110,24 +59,34 @@ pub enum EngineError {
     /// Use after close.
     #[error("the index is closed")]
     Closed,
+    /// The entries of a write were committed to the store (they are safe:
+    /// acknowledged, and indexed from the journal on the next save or
+    /// open), but bringing the unit indexes in line failed.
+    #[error("{} were stored, but updating the unit indexes failed (they are indexed from the journal on the next save or open): {source}", committed_text(ids))]
+    AfterCommit {
+        /// The ISCC-IDs the write committed (an add: every ID of the
+        /// batch; a remove: the removed ones).
+        ids: Vec<String>,
+        /// What failed.
+        source: Box<EngineError>,
+    },
     /// A file or directory problem.
-    #[error("I/O error on {path}: {source}")]
+    #[error("{}", crate::kind::io_message(path, source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
 }
 
-fn io_kind(e: &std::io::Error) -> ErrorKind {
-    // ENOSPC / EDQUOT
-    match e.raw_os_error() {
-        Some(28) | Some(122) => ErrorKind::DiskFull,
-        _ => ErrorKind::Io,
+fn committed_text(ids: &[String]) -> String {
+    match ids.len() {
+        1 => format!("the change to {}", ids[0]),
+        n => format!("the changes to {n} entries"),
     }
 }
 
 impl EngineError {
-    /// The stable category.
+    /// The stable category (each layer classifies its own errors).
     pub fn kind(&self) -> ErrorKind {
         match self {
             EngineError::Iscc { .. } => ErrorKind::InvalidIscc,
@@ -139,36 +98,10 @@ impl EngineError {
             EngineError::IncompatibleFormat { .. } => ErrorKind::IncompatibleFormat,
             EngineError::ReadOnly => ErrorKind::ReadOnly,
             EngineError::Closed => ErrorKind::Closed,
-            EngineError::Io { source, .. } => io_kind(source),
-            EngineError::Store(e) => match e {
-                StoreError::ReadOnly => ErrorKind::ReadOnly,
-                StoreError::Io { source, .. } => io_kind(source),
-                StoreError::Corrupt { .. } => ErrorKind::Corrupt,
-                StoreError::Lmdb { source, .. } => match source {
-                    heed::Error::Io(io) => io_kind(io),
-                    heed::Error::Mdb(heed::MdbError::Invalid)
-                    | heed::Error::Mdb(heed::MdbError::VersionMismatch) => {
-                        ErrorKind::IncompatibleFormat
-                    }
-                    heed::Error::Mdb(heed::MdbError::Corrupted)
-                    | heed::Error::Mdb(heed::MdbError::PageNotFound) => ErrorKind::Corrupt,
-                    heed::Error::Mdb(heed::MdbError::MapFull) => ErrorKind::DiskFull,
-                    // LMDB allows one open of an environment per process.
-                    heed::Error::EnvAlreadyOpened => ErrorKind::Locked,
-                    _ => ErrorKind::Internal,
-                },
-            },
-            EngineError::Index { source, .. } => match source {
-                ShardedError::Locked { .. } => ErrorKind::Locked,
-                ShardedError::ReadOnly => ErrorKind::ReadOnly,
-                ShardedError::Closed => ErrorKind::Closed,
-                ShardedError::Vector { .. } => ErrorKind::InvalidIscc,
-                ShardedError::IncompatibleFormat { .. } => ErrorKind::IncompatibleFormat,
-                ShardedError::Corrupt { .. } => ErrorKind::Corrupt,
-                ShardedError::Io { source, .. } => io_kind(source),
-                ShardedError::Option(_) => ErrorKind::InvalidArgument,
-                _ => ErrorKind::Internal,
-            },
+            EngineError::Io { path, source } => crate::kind::io_kind_at(source, path),
+            EngineError::Store(e) => e.kind(),
+            EngineError::Index { source, .. } => source.kind(),
+            EngineError::AfterCommit { source, .. } => source.kind(),
         }
     }
 

@@ -52,7 +52,7 @@ pub(crate) fn status_of(kind: ErrorKind) -> ivdb_status {
         ErrorKind::WrongRealm => IVDB_WRONG_REALM,
         ErrorKind::Closed => IVDB_CLOSED,
         ErrorKind::Corrupt => IVDB_CORRUPT,
-        _ => IVDB_INTERNAL,
+        ErrorKind::Internal => IVDB_INTERNAL,
     }
 }
 

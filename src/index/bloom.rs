@@ -36,11 +36,21 @@ const MAX_PROBES: u32 = 14;
 #[derive(Debug, thiserror::Error)]
 pub enum BloomError {
     /// The file could not be read or written.
-    #[error("I/O error on {path}: {source}")]
+    #[error("{}", crate::kind::io_message(path, source))]
     Io { path: PathBuf, source: io::Error },
     /// The file is not a valid bloom filter of this format.
     #[error("{path} is not a valid bloom filter file: {why}")]
     Corrupt { path: PathBuf, why: String },
+}
+
+impl BloomError {
+    /// The stable category.
+    pub fn kind(&self) -> crate::kind::ErrorKind {
+        match self {
+            BloomError::Io { path, source } => crate::kind::io_kind_at(source, path),
+            BloomError::Corrupt { .. } => crate::kind::ErrorKind::Corrupt,
+        }
+    }
 }
 
 /// One blocked bloom filter of the chain.

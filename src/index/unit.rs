@@ -35,6 +35,8 @@ use memmap2::Mmap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::kind::ErrorKind;
+
 use super::flat::{FlatStore, Group, Hit, Keep, Query, Words};
 use super::hnsw::{GraphParams, Hnsw};
 use crate::metric::scan::Kernel;
@@ -78,7 +80,7 @@ pub enum IndexError {
     #[error("the index is read-only (memory-mapped with view); load it to modify it")]
     ReadOnly,
     /// A file could not be read or written.
-    #[error("I/O error on {path}: {source}")]
+    #[error("{}", crate::kind::io_message(path, source))]
     Io { path: PathBuf, source: io::Error },
     /// A file that is not a valid unit index.
     #[error("{path} is not a valid unit index file: {why}")]
@@ -93,6 +95,22 @@ pub enum IndexError {
     /// An error reported by usearch.
     #[error("usearch: {0}")]
     Native(String),
+}
+
+impl IndexError {
+    /// The stable category (a full disk is [`ErrorKind::DiskFull`], also
+    /// when usearch only says that a write failed).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IndexError::Body { .. } | IndexError::TooLong { .. } => ErrorKind::InvalidIscc,
+            IndexError::BatchMismatch { .. } | IndexError::Option(_) => ErrorKind::InvalidArgument,
+            IndexError::ReadOnly => ErrorKind::ReadOnly,
+            IndexError::Io { path, source } => crate::kind::io_kind_at(source, path),
+            IndexError::Corrupt { .. } => ErrorKind::Corrupt,
+            IndexError::IncompatibleFormat { .. } => ErrorKind::IncompatibleFormat,
+            IndexError::Native(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IndexError + '_ {
@@ -1027,7 +1045,18 @@ impl UnitIndex {
             .graph
             .get()?
             .save(path_str(&graph_tmp)?)
-            .map_err(IndexError::Native)?;
+            .map_err(|why| {
+                // usearch reports a failed write as text: a full disk is
+                // told apart by looking at the free space.
+                if crate::kind::disk_is_full(&graph_tmp) {
+                    IndexError::Io {
+                        path: graph_tmp.clone(),
+                        source: io::Error::from_raw_os_error(libc::ENOSPC),
+                    }
+                } else {
+                    IndexError::Native(why)
+                }
+            })?;
         sync_file_and_dir(&graph_tmp)?;
         let graph_bytes = fs::metadata(&graph_tmp).map_err(io_err(&graph_tmp))?.len();
 

@@ -63,7 +63,10 @@ pub fn http_status(kind: ErrorKind) -> StatusCode {
         ErrorKind::ReadOnly | ErrorKind::Closed => StatusCode::CONFLICT,
         ErrorKind::Locked => StatusCode::LOCKED,
         ErrorKind::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Io
+        | ErrorKind::Corrupt
+        | ErrorKind::IncompatibleFormat
+        | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -52,6 +52,9 @@ impl Inner {
     /// Write the manifest for the current durable state (after the bloom
     /// filter and tombstones it needs), then delete superseded files.
     pub(super) fn commit(&self) -> Result<(), ShardedError> {
+        if self.detached {
+            return Ok(());
+        }
         let _c = lock(&self.commit);
         let (mut manifest, bloom, bloom_version, tomb, tomb_version, garbage) = {
             let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
@@ -81,6 +84,7 @@ impl Inner {
                 active,
                 tombstones: st.tomb_saved.1.clone(),
                 bloom_count: st.bloom.count(),
+                tag: st.tag,
             };
             let garbage = std::mem::take(&mut st.garbage);
             (

@@ -52,6 +52,10 @@ pub(crate) struct Manifest {
     /// Keys the saved bloom filter held at this commit; a filter file that
     /// holds fewer predates it and is rebuilt.
     pub(crate) bloom_count: u64,
+    /// The owner's position that the last tagged save reflects (the
+    /// engine's journal sequence number); absent before the first.
+    #[serde(default)]
+    pub(crate) tag: Option<u64>,
 }
 
 /// Base name of a shard's files (`shard_000003.000017`).

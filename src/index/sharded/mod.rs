@@ -35,31 +35,29 @@ mod commit;
 mod iter;
 pub mod key;
 pub(crate) mod manifest;
+mod open;
 mod options;
 mod search;
 mod shard;
 pub(crate) mod tombstones;
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::io;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use self::commit::acquire_lock;
 pub use self::iter::ShardedIter;
 use self::key::{bloom_hash, KeyTable};
 pub use self::key::{KeyKind, ShardKey};
 pub use self::manifest::SHARDED_FORMAT_VERSION;
-use self::manifest::{Manifest, ShardEntry, BLOOM};
 pub use self::options::{
     BloomStats, Match, ShardedError, ShardedOptions, ShardedStats, VectorKind,
 };
 use self::shard::Shard;
 use self::tombstones::Tombstones;
-use super::bloom::{BloomError, ScalableBloom};
+use super::bloom::ScalableBloom;
 use super::UnitIndex;
 use crate::lockfile::DirLock;
 
@@ -105,6 +103,9 @@ struct State {
     garbage: Vec<String>,
     /// The last background rotation failure.
     rotation_error: Option<ShardedError>,
+    /// The caller's position that the last full save reflects (see
+    /// [`ShardedIndex::save_tagged`]); written with every commit.
+    tag: Option<u64>,
 }
 
 impl State {
@@ -181,6 +182,9 @@ struct Inner {
     kind: KeyKind,
     options: ShardedOptions,
     read_only: bool,
+    /// Opened with `open_detached`: writes stay in memory, nothing is
+    /// ever written to `dir`.
+    detached: bool,
     state: RwLock<State>,
     /// Serialises mutations (add, remove, save, compact, rotation).
     writer: Mutex<()>,
@@ -243,251 +247,6 @@ const BYTES_PER_ROW_GUESS: u64 = 240;
 const INSERT_CHUNK: usize = 2048;
 
 impl<K: ShardKey> ShardedIndex<K> {
-    /// Create a new index in `dir` (created if missing). Fails with
-    /// [`ShardedError::AlreadyExists`] when `dir` holds an index.
-    pub fn create(dir: impl AsRef<Path>, options: ShardedOptions) -> Result<Self, ShardedError> {
-        let dir = dir.as_ref();
-        options.validate()?;
-        fs::create_dir_all(dir).map_err(io_at(dir))?;
-        let lock = acquire_lock(dir)?;
-        if Manifest::read(dir)?.is_some() {
-            return Err(ShardedError::AlreadyExists {
-                path: dir.to_path_buf(),
-            });
-        }
-        let manifest = Manifest {
-            format: SHARDED_FORMAT_VERSION,
-            key_kind: K::KIND,
-            options,
-            next_gen: 1,
-            next_label: 0,
-            sealed: Vec::new(),
-            active: ShardEntry {
-                id: 0,
-                gen: 0,
-                rows: 0,
-            },
-            tombstones: None,
-            bloom_count: 0,
-        };
-        let bloom = ScalableBloom::new(0, options.bloom_error_rate);
-        bloom.save(&dir.join(BLOOM))?;
-        manifest.write(dir)?;
-        Self::from_manifest(dir, manifest, false, Some(lock))
-    }
-
-    /// Open the index in `dir` for reading and writing; its parameters come
-    /// from the manifest.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Self, ShardedError> {
-        let dir = dir.as_ref();
-        let lock = acquire_lock(dir).map_err(|e| match e {
-            ShardedError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                ShardedError::NotFound {
-                    path: dir.to_path_buf(),
-                }
-            }
-            e => e,
-        })?;
-        let manifest = Manifest::read(dir)?.ok_or_else(|| ShardedError::NotFound {
-            path: dir.to_path_buf(),
-        })?;
-        Self::from_manifest(dir, manifest, false, Some(lock))
-    }
-
-    /// Open the index in `dir` if there is one, else create it with
-    /// `options` (an existing index keeps its stored parameters).
-    pub fn open_or_create(
-        dir: impl AsRef<Path>,
-        options: ShardedOptions,
-    ) -> Result<Self, ShardedError> {
-        let dir = dir.as_ref();
-        match Self::open(dir) {
-            Err(ShardedError::NotFound { .. }) => Self::create(dir, options),
-            other => other,
-        }
-    }
-
-    /// Open read-only: every shard memory-mapped, no active shard, no lock;
-    /// writes return [`ShardedError::ReadOnly`].
-    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, ShardedError> {
-        let dir = dir.as_ref();
-        let manifest = Manifest::read(dir)?.ok_or_else(|| ShardedError::NotFound {
-            path: dir.to_path_buf(),
-        })?;
-        Self::from_manifest(dir, manifest, true, None)
-    }
-
-    fn from_manifest(
-        dir: &Path,
-        m: Manifest,
-        read_only: bool,
-        lock: Option<DirLock>,
-    ) -> Result<Self, ShardedError> {
-        if m.key_kind != K::KIND {
-            return Err(ShardedError::KeyKind {
-                path: dir.to_path_buf(),
-                found: m.key_kind,
-                expected: K::KIND,
-            });
-        }
-        if !read_only {
-            Self::remove_leftovers(dir, &m)?;
-        }
-        let kind = m.key_kind;
-        let mut sealed = Vec::with_capacity(m.sealed.len() + 1);
-        for e in &m.sealed {
-            sealed.push(Arc::new(Shard::open(dir, e, kind, true)?));
-        }
-        // The active shard opens mapped too; the first write reads it into
-        // RAM (`promote`), so opening stays cheap.
-        let active = if m.active.gen > 0 {
-            Some(Shard::open(dir, &m.active, kind, true)?)
-        } else {
-            None
-        };
-        let tombstones = match &m.tombstones {
-            Some(name) => {
-                let path = dir.join(name);
-                let bytes = fs::read(&path).map_err(io_at(&path))?;
-                Tombstones::decode(&bytes).map_err(|why| ShardedError::Corrupt { path, why })?
-            }
-            None => Tombstones::default(),
-        };
-        let (active, sealed) = match (read_only, active) {
-            (true, Some(a)) => {
-                sealed.push(Arc::new(a));
-                (None, sealed)
-            }
-            (true, None) => (None, sealed),
-            (false, Some(a)) => (Some(Arc::new(a)), sealed),
-            (false, None) => (
-                Some(Arc::new(Shard::new(m.active.id, kind, m.options.unit())?)),
-                sealed,
-            ),
-        };
-        // Rows hidden per shard (only tombstoned keys need a look).
-        let mut dead: HashMap<u32, u64> = HashMap::new();
-        for (key, upto) in tombstones.iter() {
-            for s in sealed.iter().filter(|s| s.id <= upto) {
-                if s.label(key).is_some() {
-                    *dead.entry(s.id).or_insert(0) += 1;
-                }
-            }
-        }
-        let mut next_label = m.next_label;
-        for s in active.iter().chain(&sealed) {
-            if let Some(t) = &s.table {
-                let t = t.read().unwrap_or_else(|p| p.into_inner());
-                if let Some(max) = t.max_label() {
-                    next_label = next_label.max(max + 1);
-                }
-            }
-        }
-        let bloom = Self::open_bloom(dir, &m, kind, read_only, active.iter().chain(&sealed))?;
-        let state = State {
-            active_bytes: 0,
-            since_measure: usize::MAX / 2,
-            bytes_per_row: BYTES_PER_ROW_GUESS,
-            active,
-            sealed,
-            dead,
-            tombstones: Arc::new(tombstones),
-            tomb_version: 0,
-            tomb_saved: (0, m.tombstones.clone()),
-            bloom,
-            bloom_version: 0,
-            bloom_saved: 0,
-            next_label,
-            garbage: Vec::new(),
-            rotation_error: None,
-        };
-        Ok(ShardedIndex {
-            inner: Arc::new(Inner {
-                dir: dir.to_path_buf(),
-                kind,
-                options: m.options,
-                read_only,
-                state: RwLock::new(state),
-                writer: Mutex::new(()),
-                commit: Mutex::new(()),
-                pending: Mutex::new(0),
-                pending_done: Condvar::new(),
-                next_gen: AtomicU64::new(m.next_gen.max(1)),
-                dirty: AtomicU64::new(0),
-                closed: AtomicBool::new(false),
-                dir_lock: Mutex::new(lock),
-            }),
-            worker: Mutex::new(None),
-            _key: PhantomData,
-        })
-    }
-
-    /// Remove temporaries and files no manifest names (interrupted or
-    /// superseded writes).
-    fn remove_leftovers(dir: &Path, m: &Manifest) -> Result<(), ShardedError> {
-        let keep: HashSet<String> = m.files().into_iter().collect();
-        for entry in fs::read_dir(dir).map_err(io_at(dir))? {
-            let entry = entry.map_err(io_at(dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let ours = name.ends_with(".tmp")
-                || name.starts_with("shard_")
-                || name.starts_with("tombstones.");
-            if ours && !keep.contains(&name) {
-                let path = entry.path();
-                fs::remove_file(&path).map_err(io_at(&path))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Load the bloom filter; rebuild it (sized from the real key count)
-    /// when missing, damaged or older than the manifest.
-    fn open_bloom<'a>(
-        dir: &Path,
-        m: &Manifest,
-        kind: KeyKind,
-        read_only: bool,
-        shards: impl Iterator<Item = &'a Arc<Shard>>,
-    ) -> Result<ScalableBloom, ShardedError> {
-        let path = dir.join(BLOOM);
-        match ScalableBloom::load(&path) {
-            Ok(b) if b.count() >= m.bloom_count => return Ok(b),
-            Ok(_) | Err(BloomError::Corrupt { .. }) => {}
-            Err(BloomError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-        let bloom = Self::build_bloom(kind, m.options.bloom_error_rate, shards, |_, _| true);
-        if !read_only {
-            bloom.save(&path)?;
-        }
-        Ok(bloom)
-    }
-
-    /// A filter of every key of `shards` that `keep(shard, key)` accepts.
-    fn build_bloom<'a>(
-        kind: KeyKind,
-        error_rate: f64,
-        shards: impl Iterator<Item = &'a Arc<Shard>>,
-        keep: impl Fn(&Shard, u128) -> bool,
-    ) -> ScalableBloom {
-        let mut hashes = Vec::new();
-        for s in shards {
-            for label in s.index.keys() {
-                if let Some(key) = s.key(label) {
-                    if keep(s, key) {
-                        hashes.push(bloom_hash(kind, key));
-                    }
-                }
-            }
-        }
-        // Twice the keys: room to grow before a second filter is chained.
-        let mut bloom = ScalableBloom::new(2 * hashes.len() as u64, error_rate);
-        for h in hashes {
-            bloom.insert_hash(h);
-        }
-        bloom
-    }
-
     fn read(&self) -> RwLockReadGuard<'_, State> {
         self.inner.state.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -511,6 +270,15 @@ impl<K: ShardKey> ShardedIndex<K> {
         Ok(())
     }
 
+    /// Writable and owning the directory (not detached): may persist.
+    fn check_owner(&self) -> Result<(), ShardedError> {
+        self.check_writable()?;
+        if self.inner.detached {
+            return Err(ShardedError::ReadOnly);
+        }
+        Ok(())
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.inner.dir
@@ -521,9 +289,16 @@ impl<K: ShardKey> ShardedIndex<K> {
         self.inner.options
     }
 
-    /// True when opened read-only.
+    /// True when the directory is never written by this handle (opened
+    /// read-only or detached).
     pub fn read_only(&self) -> bool {
-        self.inner.read_only
+        self.inner.read_only || self.inner.detached
+    }
+
+    /// The tag of the state last saved (or opened): see
+    /// [`ShardedIndex::save_tagged`]. `None` when never tagged.
+    pub fn tag(&self) -> Option<u64> {
+        self.read().tag
     }
 
     /// Live keys (exact: every key has one live copy).
@@ -717,6 +492,10 @@ impl<K: ShardKey> ShardedIndex<K> {
             return Err(ShardedError::ReadOnly);
         };
         let rows = active.len();
+        if self.inner.detached {
+            // Nothing is written: the in-memory shard never rotates.
+            return Ok(usize::MAX);
+        }
         let limit = self.inner.options.shard_size;
         if st.since_measure >= (rows / 4).max(1024) || st.active_bytes >= limit {
             st.active_bytes = active.index.serialized_bytes();
@@ -871,7 +650,7 @@ impl<K: ShardKey> ShardedIndex<K> {
                                 let mut st = inner.state.write().unwrap_or_else(|p| p.into_inner());
                                 st.rotation_error = Some(ShardedError::Rotation {
                                     id,
-                                    why: e.to_string(),
+                                    source: Box::new(e),
                                 });
                             }
                             let mut pending = lock(&inner.pending);
@@ -893,7 +672,7 @@ impl<K: ShardKey> ShardedIndex<K> {
             .persist(&frozen)
             .map_err(|e| ShardedError::Rotation {
                 id: frozen.id,
-                why: e.to_string(),
+                source: Box::new(e),
             })
     }
 
@@ -938,12 +717,22 @@ impl<K: ShardKey> ShardedIndex<K> {
     /// Make the current state durable: drain rotations, write the active
     /// shard (if changed), the bloom filter, tombstones and the manifest.
     pub fn save(&self) -> Result<(), ShardedError> {
-        self.check_writable()?;
+        self.check_owner()?;
         let _w = lock(&self.inner.writer);
-        self.save_locked()
+        self.save_locked(None)
     }
 
-    fn save_locked(&self) -> Result<(), ShardedError> {
+    /// [`ShardedIndex::save`], recording `tag` in the manifest as the
+    /// caller's position (e.g. a journal sequence number) that the saved
+    /// state reflects. Later commits (rotations) keep it until the next
+    /// tagged save; [`ShardedIndex::tag`] reads it back after an open.
+    pub fn save_tagged(&self, tag: u64) -> Result<(), ShardedError> {
+        self.check_owner()?;
+        let _w = lock(&self.inner.writer);
+        self.save_locked(Some(tag))
+    }
+
+    fn save_locked(&self, tag: Option<u64>) -> Result<(), ShardedError> {
         self.drain_rotations()?;
         let active = self.read().active.clone();
         if let Some(a) = active {
@@ -961,6 +750,11 @@ impl<K: ShardKey> ShardedIndex<K> {
         if self.read().bloom.filters() > 3 {
             self.rebuild_bloom_locked();
         }
+        if let Some(t) = tag {
+            // No rotation is in flight (drained above, and new ones need
+            // the writer lock), so the next commit is this save's.
+            self.write().tag = Some(t);
+        }
         self.inner.commit()?;
         self.inner.dirty.store(0, Ordering::Relaxed);
         Ok(())
@@ -972,7 +766,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         self.check_open()?;
         let _w = lock(&self.inner.writer);
         let n = self.rebuild_bloom_locked();
-        if !self.inner.read_only {
+        if !self.read_only() {
             self.inner.commit()?;
         }
         Ok(n)
@@ -1002,7 +796,7 @@ impl<K: ShardKey> ShardedIndex<K> {
     /// empty, clear tombstones, rebuild the bloom filter and save. Returns
     /// the number of rows removed.
     pub fn compact(&self) -> Result<usize, ShardedError> {
-        self.check_writable()?;
+        self.check_owner()?;
         let _w = lock(&self.inner.writer);
         self.drain_rotations()?;
         let (sealed, tomb, dead) = {
@@ -1083,7 +877,7 @@ impl<K: ShardKey> ShardedIndex<K> {
             st.tomb_version += 1;
         }
         self.rebuild_bloom_locked();
-        self.save_locked()?;
+        self.save_locked(None)?;
         Ok(removed as usize)
     }
 
@@ -1093,14 +887,14 @@ impl<K: ShardKey> ShardedIndex<K> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Ok(());
         }
-        let result = if self.inner.read_only {
+        let result = if self.read_only() {
             Ok(())
         } else {
             let _w = lock(&self.inner.writer);
             let changed = self.inner.dirty.load(Ordering::Relaxed) > 0
                 || self.read().sealed.iter().any(|s| !s.is_durable());
             if changed {
-                self.save_locked()
+                self.save_locked(None)
             } else {
                 self.drain_rotations()
             }
@@ -1182,7 +976,7 @@ impl<K: ShardKey> ShardedIndex<K> {
             },
             memory_usage: active_mem + st.bloom.size_bytes() + st.tombstones.len() * 40,
             path: self.inner.dir.clone(),
-            read_only: self.inner.read_only,
+            read_only: self.read_only(),
             key_kind: self.inner.kind,
             pending_rotations: *lock(&self.inner.pending),
             dead_rows: st.dead_total(),

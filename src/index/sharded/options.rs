@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::key::KeyKind;
 use crate::index::bloom::BloomError;
 use crate::index::{IndexError, UnitIndex, UnitIndexOptions};
+use crate::kind::ErrorKind;
 use crate::metric::Row;
 
 /// Errors of the sharded index.
@@ -21,7 +22,7 @@ pub enum ShardedError {
     #[error(transparent)]
     Bloom(#[from] BloomError),
     /// A file or directory could not be read or written.
-    #[error("I/O error on {path}: {source}")]
+    #[error("{}", crate::kind::io_message(path, source))]
     Io { path: PathBuf, source: io::Error },
     /// A damaged or inconsistent file.
     #[error("{path} is damaged: {why}")]
@@ -66,8 +67,33 @@ pub enum ShardedError {
     Closed,
     /// Writing a rotated shard failed; its rows stay in memory and
     /// searchable, and the next `save`/`drain_rotations` retries.
-    #[error("writing rotated shard {id} failed (its rows stay in memory; save retries): {why}")]
-    Rotation { id: u32, why: String },
+    #[error("writing rotated shard {id} failed (its rows stay in memory; save retries): {source}")]
+    Rotation { id: u32, source: Box<ShardedError> },
+}
+
+impl ShardedError {
+    /// The stable category (delegating to the unit index and bloom filter
+    /// errors it wraps).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ShardedError::Index(e) => e.kind(),
+            ShardedError::Bloom(e) => e.kind(),
+            ShardedError::Io { path, source } => crate::kind::io_kind_at(source, path),
+            ShardedError::Corrupt { .. } => ErrorKind::Corrupt,
+            ShardedError::IncompatibleFormat { .. } => ErrorKind::IncompatibleFormat,
+            ShardedError::NotFound { .. } => ErrorKind::NotFound,
+            ShardedError::AlreadyExists { .. } | ShardedError::Option(_) => {
+                ErrorKind::InvalidArgument
+            }
+            ShardedError::BatchMismatch { .. } => ErrorKind::InvalidArgument,
+            ShardedError::Locked { .. } => ErrorKind::Locked,
+            ShardedError::KeyKind { .. } => ErrorKind::InvalidArgument,
+            ShardedError::Vector { .. } => ErrorKind::InvalidIscc,
+            ShardedError::ReadOnly => ErrorKind::ReadOnly,
+            ShardedError::Closed => ErrorKind::Closed,
+            ShardedError::Rotation { source, .. } => source.kind(),
+        }
+    }
 }
 
 /// What the vectors are and how they are compared.

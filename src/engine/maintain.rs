@@ -1,0 +1,288 @@
+//! Maintenance: `save`, `rebuild`, `compact`, `copy`. Each is crash-atomic:
+//! a kill at any instant leaves the old complete state or the new one.
+//!
+//! * `save` writes each unit index (committed by its manifest, tagged with
+//!   the journal position it reflects), then trims the journal up to that
+//!   position in one store transaction.
+//! * `rebuild` refills the store's own derived rows (INSTANCE rows and
+//!   per-type counts) in one transaction, then builds every unit index anew
+//!   in a new directory beside the old one ([`IsccIndex::rebuild_units`])
+//!   and switches to the new directories in one store transaction. Its
+//!   intent is recorded first, so a writable open after a crash resumes it.
+//! * `compact` rewrites each unit index's shards without dead rows,
+//!   committed by the manifest swap, then saves.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::meta::{self, RebuildIntent};
+use super::recovery::dir_names;
+use super::{io, lock, stored_units, stored_units_in_txn, EngineError, IndexOptions, IsccIndex};
+use crate::codec::{Realm, UnitType};
+use crate::index::ShardedIndex;
+
+/// Which unit indexes a rebuild recreates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Target {
+    /// Every unit type the entries have; indexes of other types are
+    /// dropped.
+    All,
+    /// These unit types.
+    Types(BTreeSet<UnitType>),
+}
+
+impl Target {
+    fn wants(&self, t: UnitType) -> bool {
+        match self {
+            Target::All => true,
+            Target::Types(set) => set.contains(&t),
+        }
+    }
+
+    pub(super) fn intent(&self) -> RebuildIntent {
+        match self {
+            Target::All => RebuildIntent {
+                all: true,
+                types: Vec::new(),
+            },
+            Target::Types(set) => RebuildIntent {
+                all: false,
+                types: set.iter().map(|t| t.name()).collect(),
+            },
+        }
+    }
+
+    pub(super) fn from_intent(intent: &RebuildIntent) -> Target {
+        if intent.all {
+            return Target::All;
+        }
+        Target::Types(
+            intent
+                .types
+                .iter()
+                .filter_map(|n| n.parse::<UnitType>().ok())
+                .filter(|t| t.is_similarity())
+                .collect(),
+        )
+    }
+}
+
+/// Entries read per store transaction by the chunked walks.
+const CHUNK: usize = 10_000;
+
+impl IsccIndex {
+    /// Write every unit index and trim the journal.
+    pub fn save(&self) -> Result<(), EngineError> {
+        self.check_writable()?;
+        let _w = lock(&self.writer);
+        self.save_locked()
+    }
+
+    /// [`IsccIndex::save`] with the writer lock held: each unit index is
+    /// saved tagged with the newest journal position (no write can come in
+    /// between), then the journal is trimmed through it.
+    pub(super) fn save_locked(&self) -> Result<(), EngineError> {
+        if self.unapplied.load(Ordering::Acquire) {
+            // A write's unit index update failed after its commit: apply
+            // every journaled change again (idempotent) before trimming.
+            self.replay_journal()?;
+            self.unapplied.store(false, Ordering::Release);
+        }
+        let seq = self.store.journal_last()?;
+        for (t, idx) in self.unit_indexes() {
+            idx.save_tagged(seq).map_err(EngineError::index(t))?;
+        }
+        self.store.trim_journal(seq)?;
+        Ok(())
+    }
+
+    /// Recreate every derived index (INSTANCE rows, entry counts and unit
+    /// indexes) from the stored entries, then save. Crash-atomic: searches
+    /// keep using the old unit indexes until the new ones are complete.
+    pub fn rebuild(&self) -> Result<(), EngineError> {
+        self.check_writable()?;
+        let _w = lock(&self.writer);
+        self.rebuild_store_rows()?;
+        self.rebuild_units(&Target::All)?;
+        self.save_locked()
+    }
+
+    /// Refill the INSTANCE rows and the per-type entry counts from the
+    /// entries, in one store transaction.
+    fn rebuild_store_rows(&self) -> Result<(), EngineError> {
+        self.store.write(|w| {
+            w.clear_instances()?;
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            let mut from = 0u64;
+            loop {
+                let chunk = w.entries_from(from, CHUNK)?;
+                let Some(&(last, _)) = chunk.last() else {
+                    break;
+                };
+                for (key, json) in &chunk {
+                    for u in stored_units_in_txn(json)? {
+                        let t = u.unit_type();
+                        if t.is_instance() {
+                            w.add_instance(u.body(), *key)?;
+                        } else if t.is_similarity() {
+                            *counts.entry(t.name()).or_default() += 1;
+                        }
+                    }
+                }
+                if last == u64::MAX {
+                    break;
+                }
+                from = last + 1;
+            }
+            w.set_counts(&counts)
+        })?;
+        Ok(())
+    }
+
+    /// Build the unit indexes of `target` afresh from the entries, each in
+    /// a new directory (`content-text-v0.N`), save them, then switch to them
+    /// in one store transaction and delete the old directories. The intent
+    /// is recorded before anything is built and cleared by the switch.
+    /// The caller holds the writer lock (or is opening the index).
+    pub(super) fn rebuild_units(&self, target: &Target) -> Result<(), EngineError> {
+        let intent = target.intent();
+        let gen = self.store.write(|w| {
+            let gen = w.meta(meta::NEXT_DIR_GEN)?.unwrap_or(1);
+            w.set_meta(meta::NEXT_DIR_GEN, &(gen + 1))?;
+            w.set_meta(meta::REBUILD, &intent)?;
+            Ok(gen)
+        })?;
+        let seq = self.store.journal_last()?;
+        let options = Self::sharded_options(&self.params);
+        let mut fresh: BTreeMap<UnitType, (String, ShardedIndex<u64>)> = BTreeMap::new();
+        self.for_each_chunk(|chunk| {
+            let mut by_type: BTreeMap<UnitType, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
+            for (key, json) in chunk {
+                for u in stored_units(json)? {
+                    let t = u.unit_type();
+                    if t.is_similarity() && target.wants(t) {
+                        let e = by_type.entry(t).or_default();
+                        e.0.push(*key);
+                        e.1.push(u.body().to_vec());
+                    }
+                }
+            }
+            for (t, (keys, bodies)) in by_type {
+                let (_, idx) = match fresh.entry(t) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let name = format!("{}.{gen}", t.dir_name());
+                        let dir = self.root.join(&name);
+                        if dir.exists() {
+                            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+                        }
+                        let idx = ShardedIndex::<u64>::create(&dir, options)
+                            .map_err(EngineError::index(t))?;
+                        e.insert((name, idx))
+                    }
+                };
+                idx.upsert(&keys, &bodies).map_err(EngineError::index(t))?;
+            }
+            Ok(())
+        })?;
+        for (t, (_, idx)) in &fresh {
+            idx.save_tagged(seq).map_err(EngineError::index(*t))?;
+        }
+        // The switch: one store transaction names the new directories.
+        let old_dirs = lock(&self.dirs).clone();
+        let mut new_dirs = old_dirs.clone();
+        new_dirs.retain(|t, _| !target.wants(*t));
+        for (t, (name, _)) in &fresh {
+            new_dirs.insert(*t, name.clone());
+        }
+        self.store.write(|w| {
+            w.set_meta(meta::UNIT_DIRS, &dir_names(&new_dirs))?;
+            w.delete_meta(meta::REBUILD)?;
+            Ok(())
+        })?;
+        // Now in memory: the old indexes are dropped unsaved (their
+        // directories are deleted), the new ones take their place.
+        {
+            let mut units = self.units.write().unwrap_or_else(|p| p.into_inner());
+            units.retain(|t, _| !target.wants(*t));
+            for (t, (_, idx)) in fresh {
+                units.insert(t, Arc::new(idx));
+            }
+        }
+        *lock(&self.dirs) = new_dirs.clone();
+        for (t, name) in old_dirs {
+            if new_dirs.get(&t) != Some(&name) {
+                // Best effort: a directory left here is removed as a
+                // leftover on the next writable open.
+                let _ = std::fs::remove_dir_all(self.root.join(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrite every unit index without its dead rows (tombstoned by
+    /// updates and removals), then save. Returns the rows dropped.
+    pub fn compact(&self) -> Result<usize, EngineError> {
+        self.check_writable()?;
+        let _w = lock(&self.writer);
+        let mut removed = 0;
+        for (t, idx) in self.unit_indexes() {
+            removed += idx.compact().map_err(EngineError::index(t))?;
+        }
+        self.save_locked()?;
+        Ok(removed)
+    }
+
+    /// Run `f` on every stored entry, in chunks in ID order (each chunk
+    /// read in its own transaction).
+    pub(super) fn for_each_chunk(
+        &self,
+        mut f: impl FnMut(&[(u64, Vec<u8>)]) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let mut from = 0u64;
+        loop {
+            let chunk = self.store.entries_from(from, CHUNK)?;
+            let Some(&(last, _)) = chunk.last() else {
+                return Ok(());
+            };
+            f(&chunk)?;
+            if last == u64::MAX {
+                return Ok(());
+            }
+            from = last + 1;
+        }
+    }
+
+    /// A new in-memory index with the same parameters, realm and entries.
+    pub fn copy(&self) -> Result<IsccIndex, EngineError> {
+        self.check_open()?;
+        let copy = IsccIndex::open(
+            None,
+            IndexOptions {
+                params: self.params,
+                realm: self
+                    .realm
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .map(Realm::id),
+                read_only: false,
+                ..self.options
+            },
+        )?;
+        self.for_each_chunk(|chunk| {
+            let values: Vec<Value> = chunk
+                .iter()
+                .map(|(_, j)| {
+                    serde_json::from_slice(j).map_err(|e| EngineError::Json(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<&Value> = values.iter().collect();
+            copy.add(&refs)?;
+            Ok(())
+        })?;
+        Ok(copy)
+    }
+}

@@ -1,0 +1,130 @@
+//! Search: each similarity unit in its unit type's index (unit types in
+//! parallel), INSTANCE units through the store, then aggregation.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use super::entry::query_units;
+use super::matches::Aggregator;
+use super::{BatchMatches, EngineError, IsccIndex, IsccMatches, Query, SearchParams};
+use crate::codec::{Unit, UnitType};
+use crate::index::SearchOptions;
+
+impl IsccIndex {
+    // ---- search ------------------------------------------------------------
+
+    /// Search one query.
+    pub fn search(&self, query: &Query, params: &SearchParams) -> Result<IsccMatches, EngineError> {
+        self.check_open()?;
+        let units = query_units(query.iscc_code.as_deref(), query.units.as_deref(), "query")?;
+        self.search_units(&units, params)
+    }
+
+    /// Search many queries: the units of all queries are grouped by unit
+    /// type and each unit index answers its group in one batch (exact scans
+    /// then share every cached block of rows across queries, in parallel).
+    pub fn search_batch(
+        &self,
+        queries: &[Query],
+        params: &SearchParams,
+    ) -> Result<BatchMatches, EngineError> {
+        self.check_open()?;
+        let units: Vec<Vec<Unit>> = queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                query_units(
+                    q.iscc_code.as_deref(),
+                    q.units.as_deref(),
+                    &format!("queries[{i}]"),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let threshold = params.unit_threshold.unwrap_or(self.options.unit_threshold);
+        let options = Self::unit_search_options(params);
+        let mut aggs: Vec<Aggregator> = units.iter().map(|_| Aggregator::default()).collect();
+        let mut by_type: BTreeMap<UnitType, (Vec<usize>, Vec<&[u8]>)> = BTreeMap::new();
+        for (qi, list) in units.iter().enumerate() {
+            for u in list {
+                let t = u.unit_type();
+                if t.is_instance() {
+                    for (key, _) in self.store.instance_matches(u.body())? {
+                        aggs[qi].instance(key);
+                    }
+                } else {
+                    let e = by_type.entry(t).or_default();
+                    e.0.push(qi);
+                    e.1.push(u.body());
+                }
+            }
+        }
+        for (t, (owners, bodies)) in by_type {
+            let Some(idx) = self.unit_index(t) else {
+                continue;
+            };
+            let results = idx
+                .search_batch(&bodies, &options)
+                .map_err(EngineError::index(t))?;
+            for (qi, found) in owners.into_iter().zip(results) {
+                for m in found {
+                    aggs[qi].unit(m.key, t, m.distance);
+                }
+            }
+        }
+        let realm = self.realm();
+        let results: Vec<IsccMatches> = aggs
+            .into_par_iter()
+            .map(|a| a.finish(threshold, params.count, realm))
+            .collect();
+        Ok(BatchMatches { queries: results })
+    }
+
+    /// Unit-index search options: more candidates per unit type than
+    /// `count` (half as many again, at least 20), so entries strong on
+    /// several types are not cut before aggregation.
+    fn unit_search_options(params: &SearchParams) -> SearchOptions {
+        SearchOptions {
+            exact: params.exact.then_some(true),
+            ..SearchOptions::count(params.count.saturating_add(params.count / 2).max(20))
+        }
+    }
+
+    fn search_units(
+        &self,
+        units: &[Unit],
+        params: &SearchParams,
+    ) -> Result<IsccMatches, EngineError> {
+        let threshold = params.unit_threshold.unwrap_or(self.options.unit_threshold);
+        let mut agg = Aggregator::default();
+        let options = Self::unit_search_options(params);
+        // Unit types are searched in parallel (each on its own core when
+        // there are idle ones); INSTANCE lookups go to the store.
+        let similar: Vec<&Unit> = units
+            .iter()
+            .filter(|u| !u.unit_type().is_instance())
+            .collect();
+        let found: Vec<(UnitType, Vec<crate::index::Match<u64>>)> = similar
+            .par_iter()
+            .filter_map(|u| {
+                let t = u.unit_type();
+                self.unit_index(t).map(|idx| {
+                    idx.search(u.body(), &options)
+                        .map(|m| (t, m))
+                        .map_err(EngineError::index(t))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for (t, matches) in found {
+            for m in matches {
+                agg.unit(m.key, t, m.distance);
+            }
+        }
+        for u in units.iter().filter(|u| u.unit_type().is_instance()) {
+            for (key, _) in self.store.instance_matches(u.body())? {
+                agg.instance(key);
+            }
+        }
+        Ok(agg.finish(threshold, params.count, self.realm()))
+    }
+}

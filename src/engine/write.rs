@@ -1,0 +1,310 @@
+//! Writes: `add` and `remove`. Each batch is one store transaction that
+//! writes the entries, their INSTANCE rows, a journal record per changed
+//! entry and the per-unit-type entry counts; the unit indexes are brought
+//! in line after the commit ([`IsccIndex::apply`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+
+use super::entry::{prepare, Prepared};
+use super::{lock, meta, stored_units_in_txn, EngineError, IsccIndex, RemoveReport};
+use crate::codec::{IdGenerator, IsccId, Realm, Unit, UnitType};
+use crate::store::{StoreError, StoreTxn};
+
+/// A change to apply to the unit indexes.
+pub(super) struct Change {
+    pub(super) key: u64,
+    /// Unit types the old version had (all types when unknown).
+    pub(super) old_types: Vec<UnitType>,
+    /// Similarity units of the new version.
+    pub(super) units: Vec<Unit>,
+}
+
+/// Keep the store's per-unit-type entry counts in step with an entry whose
+/// units change from `old` to `new` (in the entry's transaction).
+fn count_change(w: &mut StoreTxn<'_, '_>, old: &[Unit], new: &[Unit]) -> Result<(), StoreError> {
+    let types = |units: &[Unit]| -> HashSet<UnitType> {
+        units
+            .iter()
+            .map(Unit::unit_type)
+            .filter(|t| t.is_similarity())
+            .collect()
+    };
+    let (old, new) = (types(old), types(new));
+    for t in old.difference(&new) {
+        w.add_count(&t.name(), -1)?;
+    }
+    for t in new.difference(&old) {
+        w.add_count(&t.name(), 1)?;
+    }
+    Ok(())
+}
+
+impl IsccIndex {
+    // ---- add ---------------------------------------------------------------
+
+    /// Add entries (a JSON object or an array of them); returns one ISCC-ID
+    /// per entry, in order. See the module docs and [`entry`] for the entry
+    /// form. The whole batch is validated before anything is written; a
+    /// duplicate ISCC-ID in the batch: the last entry wins; re-adding an
+    /// identical entry changes nothing.
+    pub fn add_json(&self, json: &str) -> Result<Vec<String>, EngineError> {
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| EngineError::Json(e.to_string()))?;
+        self.add_values(&value)
+    }
+
+    /// [`IsccIndex::add_json`] for parsed JSON.
+    pub fn add_values(&self, value: &Value) -> Result<Vec<String>, EngineError> {
+        let list: Vec<&Value> = match value {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        self.add(&list)
+    }
+
+    /// Add entries given as JSON values.
+    pub fn add(&self, entries: &[&Value]) -> Result<Vec<String>, EngineError> {
+        self.check_writable()?;
+        let prepared: Vec<Prepared> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, v)| prepare(v, &format!("entries[{i}]")))
+            .collect::<Result<_, _>>()?;
+        let _w = lock(&self.writer);
+        self.check_writable()?;
+        // The realm: fixed, or from the first ISCC-ID of this batch.
+        let fixed = *self.realm.read().unwrap_or_else(|p| p.into_inner());
+        let realm = fixed
+            .or_else(|| prepared.iter().find_map(|p| p.id.map(IsccId::realm)))
+            .unwrap_or(if self.options.realm == Some(1) {
+                Realm::R1
+            } else {
+                Realm::R0
+            });
+        for (i, p) in prepared.iter().enumerate() {
+            if let Some(id) = p.id {
+                if id.realm() != realm {
+                    return Err(EngineError::Realm {
+                        context: format!("entries[{i}].iscc_id"),
+                        id: id.to_string(),
+                        found: id.realm().id(),
+                        expected: realm.id(),
+                    });
+                }
+                self.ids.advance_past(id.value());
+            }
+        }
+        let gen = if fixed.is_none() {
+            IdGenerator::new(self.options.hub_id, realm).map_err(|source| EngineError::Iscc {
+                context: "option hub_id".into(),
+                source,
+            })?
+        } else {
+            IdGenerator::new(self.options.hub_id, self.ids.realm()).map_err(|source| {
+                EngineError::Iscc {
+                    context: "option hub_id".into(),
+                    source,
+                }
+            })?
+        };
+        let mut ids = Vec::with_capacity(prepared.len());
+        for p in &prepared {
+            ids.push(match p.id {
+                Some(id) => id,
+                None => gen.next_id().map_err(|source| EngineError::Iscc {
+                    context: "generating an ISCC-ID".into(),
+                    source,
+                })?,
+            });
+        }
+        // Last occurrence of an ID wins.
+        let mut last: HashMap<u64, usize> = HashMap::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            last.insert(id.value(), i);
+        }
+        let rows: Vec<(u64, Vec<u8>, &Prepared)> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, id)| last.get(&id.value()) == Some(i))
+            .map(|(i, id)| {
+                let json = Value::Object(prepared[i].to_json(*id));
+                (
+                    id.value(),
+                    serde_json::to_vec(&json).unwrap_or_default(),
+                    &prepared[i],
+                )
+            })
+            .collect();
+        let set_realm = fixed.is_none();
+        let changes = self.store.write(|w| {
+            if set_realm {
+                w.set_meta(meta::REALM_ID, &realm.id())?;
+            }
+            let mut changes = Vec::new();
+            for (key, json, p) in &rows {
+                let old = w.get_entry(*key)?;
+                if old.as_deref() == Some(&json[..]) {
+                    continue;
+                }
+                let old_units = match &old {
+                    Some(o) => stored_units_in_txn(o)?,
+                    None => Vec::new(),
+                };
+                for u in old_units.iter().filter(|u| u.unit_type().is_instance()) {
+                    w.remove_instance(u.body(), *key)?;
+                }
+                w.put_entry(*key, json)?;
+                for u in p.units.iter().filter(|u| u.unit_type().is_instance()) {
+                    w.add_instance(u.body(), *key)?;
+                }
+                count_change(w, &old_units, &p.units)?;
+                w.journal(*key)?;
+                changes.push(Change {
+                    key: *key,
+                    old_types: old_units.iter().map(Unit::unit_type).collect(),
+                    units: p
+                        .units
+                        .iter()
+                        .filter(|u| u.unit_type().is_similarity())
+                        .cloned()
+                        .collect(),
+                });
+            }
+            Ok(changes)
+        })?;
+        if set_realm {
+            *self.realm.write().unwrap_or_else(|p| p.into_inner()) = Some(realm);
+        }
+        let ids: Vec<String> = ids.iter().map(IsccId::to_string).collect();
+        self.apply_committed(changes, || ids.clone())?;
+        Ok(ids)
+    }
+
+    /// [`IsccIndex::apply`] after a commit: a failure says what was
+    /// committed, and marks the unit indexes for a full journal replay
+    /// before the next save may trim the journal.
+    fn apply_committed(
+        &self,
+        changes: Vec<Change>,
+        ids: impl FnOnce() -> Vec<String>,
+    ) -> Result<(), EngineError> {
+        self.apply(changes).map_err(|source| {
+            self.unapplied.store(true, Ordering::Release);
+            EngineError::AfterCommit {
+                ids: ids(),
+                source: Box::new(source),
+            }
+        })
+    }
+
+    /// Bring the unit indexes in line with changed entries.
+    pub(super) fn apply(&self, changes: Vec<Change>) -> Result<(), EngineError> {
+        let mut upserts: BTreeMap<UnitType, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
+        let mut removes: BTreeMap<UnitType, Vec<u64>> = BTreeMap::new();
+        for c in changes {
+            let new_types: HashSet<UnitType> = c.units.iter().map(Unit::unit_type).collect();
+            for t in c
+                .old_types
+                .iter()
+                .filter(|t| t.is_similarity() && !new_types.contains(t))
+            {
+                removes.entry(*t).or_default().push(c.key);
+            }
+            for u in c.units {
+                let e = upserts.entry(u.unit_type()).or_default();
+                e.0.push(c.key);
+                e.1.push(u.body().to_vec());
+            }
+        }
+        for (t, keys) in removes {
+            if let Some(idx) = self.unit_index(t) {
+                idx.remove(&keys).map_err(EngineError::index(t))?;
+            }
+        }
+        for (t, (keys, bodies)) in upserts {
+            let idx = self.unit_index_or_create(t)?;
+            idx.upsert(&keys, &bodies).map_err(EngineError::index(t))?;
+        }
+        Ok(())
+    }
+
+    // ---- remove ----------------------------------------------------------
+
+    /// Remove entries; returns the number of index mappings removed (unit
+    /// index rows and INSTANCE rows). Unknown ISCC-IDs remove nothing.
+    pub fn remove(&self, iscc_ids: &[&str]) -> Result<usize, EngineError> {
+        self.remove_report(iscc_ids).map(|r| r.mappings)
+    }
+
+    /// [`IsccIndex::remove`], telling which ISCC-IDs were removed and which
+    /// were not in the index (decided inside the removing transaction, so a
+    /// concurrent writer cannot make the answer stale).
+    pub fn remove_report(&self, iscc_ids: &[&str]) -> Result<RemoveReport, EngineError> {
+        self.check_writable()?;
+        let ids: Vec<IsccId> = iscc_ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| self.parse_id(s, &format!("iscc_ids[{i}]")))
+            .collect::<Result<_, _>>()?;
+        let keys: Vec<u64> = ids.iter().map(|id| id.value()).collect();
+        let _w = lock(&self.writer);
+        self.check_writable()?;
+        let (changes, mappings, removed) = self.store.write(|w| {
+            let mut changes = Vec::new();
+            let mut mappings = 0;
+            let mut seen = HashSet::new();
+            let mut removed = HashSet::new();
+            for key in &keys {
+                if !seen.insert(*key) {
+                    continue;
+                }
+                let Some(old) = w.get_entry(*key)? else {
+                    continue;
+                };
+                removed.insert(*key);
+                let units = stored_units_in_txn(&old)?;
+                for u in units.iter().filter(|u| u.unit_type().is_instance()) {
+                    w.remove_instance(u.body(), *key)?;
+                }
+                w.delete_entry(*key)?;
+                count_change(w, &units, &[])?;
+                w.journal(*key)?;
+                mappings += units.len();
+                changes.push(Change {
+                    key: *key,
+                    old_types: units.iter().map(Unit::unit_type).collect(),
+                    units: Vec::new(),
+                });
+            }
+            Ok((changes, mappings, removed))
+        })?;
+        let removed_ids = || {
+            ids.iter()
+                .filter(|id| removed.contains(&id.value()))
+                .map(IsccId::to_string)
+                .collect()
+        };
+        self.apply_committed(changes, removed_ids)?;
+        let mut report = RemoveReport {
+            mappings,
+            ..RemoveReport::default()
+        };
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id.value()) {
+                continue;
+            }
+            let key = id.value();
+            let id = id.to_string();
+            if removed.contains(&key) {
+                report.removed.push(id);
+            } else {
+                report.not_found.push(id);
+            }
+        }
+        Ok(report)
+    }
+}
