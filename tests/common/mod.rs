@@ -37,3 +37,47 @@ pub fn corpus() -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("corpus line is JSON"))
         .collect()
 }
+
+/// `n` generated entries with META, CONTENT-TEXT and DATA units (clustered
+/// bench-dataset bodies of 64–256 bits) and a unique INSTANCE unit, and
+/// increasing ISCC-IDs (the engine benchmark's entries).
+pub fn generated_entries(n: usize) -> Vec<serde_json::Value> {
+    use iscc_vdb::codec::{IsccId, Realm, Unit, UnitType};
+    use iscc_vdb::index::dataset::{mix64, r, Dataset};
+    let text = Dataset::generate(n, 0, 42);
+    let data = Dataset::generate(n, 0, 43);
+    let unit = |t: UnitType, body: &[u8]| Unit::new(t, body).expect("unit").to_string();
+    let meta = |i: u64| (mix64(i ^ 0x4D45_5441) % 4096).to_le_bytes();
+    let instance = |i: u64| {
+        let len = 8 * (1 + (r(7, 0, i) % 4) as usize);
+        (0..len / 8)
+            .flat_map(|w| r(9, w as u64, i).to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    let realm = Realm::new(0).expect("realm");
+    (0..n)
+        .map(|i| {
+            let id = IsccId::from_parts(1_700_000_000_000_000 + i as u64, 0, realm).expect("id");
+            serde_json::json!({
+                "iscc_id": id.to_string(),
+                "units": [
+                    unit(UnitType::META, &meta(i as u64)),
+                    unit(UnitType::CONTENT_TEXT, &text.codes[i]),
+                    unit(UnitType::DATA, &data.codes[i]),
+                    unit(UnitType::INSTANCE, &instance(i as u64)),
+                ],
+                "title": format!("entry {i}"),
+            })
+        })
+        .collect()
+}
+
+/// Write values as JSON Lines.
+pub fn write_jsonl(path: &std::path::Path, values: &[serde_json::Value]) {
+    let mut text = String::new();
+    for v in values {
+        text.push_str(&v.to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("write JSON Lines");
+}

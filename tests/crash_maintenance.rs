@@ -1,0 +1,328 @@
+//! Maintenance survives SIGKILL at any instant: `iscc-vdb rebuild`,
+//! `iscc-vdb compact` and `iscc-vdb add --file` (which saves at the end)
+//! run as child processes over 40,000 entries and are killed at 12 points
+//! spread over each run. After every kill:
+//!
+//! * a read-only open (which must write nothing) finds 20 sampled stored
+//!   entries by their similarity units alone, each at the top, and every
+//!   unit index holds as many rows as the stored entries have units of its
+//!   type (counted here from the entries themselves);
+//! * a writable open leaves a consistent index whose exact search results
+//!   equal those after a fresh rebuild.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use iscc_vdb::engine::{IndexOptions, IndexParams, IsccIndex, Query, SearchParams};
+use serde_json::Value;
+
+const N: usize = 40_000;
+const KILLS: usize = 12;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iscc-vdb"))
+}
+
+/// Small shards, so rotations, several shards and compaction all happen.
+fn options() -> IndexOptions {
+    IndexOptions {
+        params: IndexParams {
+            shard_size: 512 << 10,
+            ..IndexParams::default()
+        },
+        ..IndexOptions::default()
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir` with its size and modification time — but
+/// LMDB's `lock.mdb`: its reader table is shared memory in which every
+/// reader registers (that is how LMDB readers and the writer coordinate),
+/// not index data.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        if e.file_name() == "lock.mdb" {
+            continue;
+        }
+        if m.is_dir() {
+            out.extend(snapshot(&e.path()));
+        } else {
+            out.insert(e.path(), (m.len(), m.modified().unwrap()));
+        }
+    }
+    out
+}
+
+/// Similarity units of an entry (INSTANCE left out: found by units alone).
+fn similarity_units(entry: &Value) -> Vec<String> {
+    entry["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .filter(|u| {
+            let t = iscc_vdb::codec::Unit::parse(u).unwrap().unit_type();
+            t.is_similarity()
+        })
+        .collect()
+}
+
+/// Run `args` on `dir` to the end; its duration.
+fn run_whole(dir: &Path, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    let out = bin()
+        .arg("--path")
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    started.elapsed()
+}
+
+/// Start `args` on `dir` and SIGKILL it after `after`; true when it was
+/// still running (the kill landed).
+fn run_killed(dir: &Path, args: &[&str], after: Duration) -> bool {
+    let mut child = bin()
+        .arg("--path")
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    running
+}
+
+/// The checks after a kill; `ids` are every ISCC-ID that may be stored.
+fn check_after_kill(dir: &Path, ids: &[String], label: &str) {
+    // Read-only first: finds everything, writes nothing.
+    let before = snapshot(dir);
+    let ro = IsccIndex::restore(dir, true).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let stored: Vec<(String, Value)> = ids
+        .iter()
+        .filter_map(|id| ro.get(id).unwrap().map(|e| (id.clone(), e)))
+        .collect();
+    assert_eq!(stored.len() as u64, ro.size().unwrap(), "{label}");
+    let mut want: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, e) in &stored {
+        for u in similarity_units(e) {
+            let t = iscc_vdb::codec::Unit::parse(&u).unwrap().unit_type();
+            *want.entry(t.name()).or_default() += 1;
+        }
+    }
+    let info = ro.info().unwrap();
+    let have: BTreeMap<String, usize> = info
+        .units
+        .iter()
+        .filter(|(_, u)| u.len > 0)
+        .map(|(t, u)| (t.clone(), u.len))
+        .collect();
+    assert_eq!(have, want, "{label}: unit index rows vs stored entries");
+    if !stored.is_empty() {
+        // 20 samples spread over the stored entries, the newest included.
+        let step = (stored.len() / 20).max(1);
+        let mut samples: Vec<&(String, Value)> = stored.iter().step_by(step).take(19).collect();
+        samples.push(stored.last().unwrap());
+        for (id, entry) in samples {
+            // Count 200: an exact match of one unit alone scores 1.0, and
+            // the generated META units take only 4,096 values, so about ten
+            // entries tie at the top with each (ordered by ISCC-ID).
+            let m = ro
+                .search(
+                    &Query::units(similarity_units(entry)),
+                    &SearchParams {
+                        count: 200,
+                        ..SearchParams::default()
+                    },
+                )
+                .unwrap();
+            // At the top: a perfect score (near-duplicate clusters hold
+            // entries with the same units, tied with it).
+            let top = m.matches.first().map_or(0.0, |m| m.score);
+            let own = m.matches.iter().find(|m| &m.iscc_id == id);
+            assert!(
+                own.is_some_and(|o| o.score == 1.0 && top == 1.0),
+                "{label}: {id} not at the top: {:?}",
+                m.matches.iter().take(3).collect::<Vec<_>>()
+            );
+        }
+    }
+    ro.close().unwrap();
+    drop(ro);
+    assert_eq!(snapshot(dir), before, "{label}: the read-only open wrote");
+
+    // Writable: consistent, and equal to a fresh rebuild.
+    let idx = IsccIndex::open(Some(dir), IndexOptions::default()).unwrap();
+    let info = idx.info().unwrap();
+    for (t, u) in &info.units {
+        assert_eq!(
+            u.len as u64, u.entries,
+            "{label}: {t} after a writable open"
+        );
+    }
+    let queries: Vec<Query> = stored
+        .iter()
+        .step_by((stored.len() / 25).max(1))
+        .map(|(_, e)| Query::units(similarity_units(e)))
+        .collect();
+    let exact = SearchParams {
+        exact: true,
+        ..SearchParams::default()
+    };
+    let found = idx.search_batch(&queries, &exact).unwrap();
+    idx.rebuild().unwrap();
+    assert_eq!(
+        idx.search_batch(&queries, &exact).unwrap(),
+        found,
+        "{label}: results differ from a fresh rebuild"
+    );
+    idx.close().unwrap();
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    entries: Vec<Value>,
+    ids: Vec<String>,
+    file: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let entries = common::generated_entries(N);
+    let ids = entries
+        .iter()
+        .map(|e| e["iscc_id"].as_str().unwrap().to_string())
+        .collect();
+    let file = root.join("entries.jsonl");
+    common::write_jsonl(&file, &entries);
+    Fixture {
+        _tmp: tmp,
+        root,
+        entries,
+        ids,
+        file,
+    }
+}
+
+/// Kill `args` at KILLS points spread over a run on copies of `base`.
+fn kill_points(f: &Fixture, base: &Path, args: &[&str], label: &str) {
+    let whole = f.root.join(format!("{label}-whole"));
+    copy_dir(base, &whole);
+    let t = run_whole(&whole, args);
+    check_after_kill(&whole, &f.ids, &format!("{label} (not killed)"));
+    let mut landed = 0;
+    for k in 1..=KILLS {
+        let dir = f.root.join(format!("{label}-{k}"));
+        copy_dir(base, &dir);
+        let at = t.mul_f64(k as f64 / (KILLS + 1) as f64);
+        if run_killed(&dir, args, at) {
+            landed += 1;
+        }
+        check_after_kill(&dir, &f.ids, &format!("{label} killed at {at:?} of {t:?}"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    eprintln!("{label}: a whole run took {t:?}; {landed} of {KILLS} kills landed while it ran");
+    assert!(
+        landed >= 10,
+        "{label}: only {landed} of {KILLS} kills landed while it ran ({t:?})"
+    );
+}
+
+#[test]
+fn rebuild_compact_and_add_survive_sigkill_anywhere() {
+    let f = fixture();
+    // A saved index of all entries, then one with dead rows: 8,000 removed
+    // and 8,000 updated without their META unit.
+    let full = f.root.join("full");
+    {
+        let idx = IsccIndex::open(Some(&full), options()).unwrap();
+        for chunk in f.entries.chunks(2000) {
+            let refs: Vec<&Value> = chunk.iter().collect();
+            idx.add(&refs).unwrap();
+        }
+        idx.close().unwrap();
+    }
+    kill_points(&f, &full, &["rebuild"], "rebuild");
+
+    let churned = f.root.join("churned");
+    copy_dir(&full, &churned);
+    {
+        let idx = IsccIndex::open(Some(&churned), options()).unwrap();
+        let gone: Vec<&str> = f.ids[..8000].iter().map(String::as_str).collect();
+        idx.remove(&gone).unwrap();
+        let updated: Vec<Value> = f.entries[8000..16_000]
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                let units: Vec<Value> = e["units"].as_array().unwrap()[1..].to_vec();
+                e["units"] = Value::Array(units);
+                e
+            })
+            .collect();
+        let refs: Vec<&Value> = updated.iter().collect();
+        idx.add(&refs).unwrap();
+        idx.close().unwrap();
+        drop(idx);
+        let ro = IsccIndex::restore(&churned, true).unwrap();
+        let dead: usize = ro
+            .info()
+            .unwrap()
+            .units
+            .values()
+            .map(|u| u.tombstones)
+            .sum();
+        assert!(dead > 0, "the churned index has tombstones to compact");
+    }
+    kill_points(&f, &churned, &["compact"], "compact");
+
+    let empty = f.root.join("empty");
+    IsccIndex::open(Some(&empty), options())
+        .unwrap()
+        .close()
+        .unwrap();
+    let file = f.file.to_string_lossy().into_owned();
+    kill_points(
+        &f,
+        &empty,
+        &[
+            "add",
+            "--file",
+            &file,
+            "--no-progress",
+            "--batch-size",
+            "1000",
+        ],
+        "add+save",
+    );
+}
