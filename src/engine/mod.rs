@@ -443,16 +443,11 @@ impl IsccIndex {
                 p.max_dim
             )));
         }
-        if p.connectivity < 2
-            || p.expansion_add == 0
-            || p.expansion_search == 0
-            || p.shard_size < 4096
-        {
-            return Err(EngineError::Invalid(format!(
-                "invalid index parameters {p:?}"
-            )));
-        }
-        Ok(())
+        // The unit indexes' own checks, so no parameter passes here and
+        // fails later, after entries were committed.
+        Self::sharded_options(p)
+            .validate()
+            .map_err(|e| EngineError::Invalid(format!("invalid index parameters: {e}")))
     }
 
     fn sharded_options(p: &IndexParams) -> ShardedOptions {
@@ -631,10 +626,10 @@ impl IsccIndex {
 
     /// Entries per similarity unit type name, as the store counts them.
     fn counts(&self) -> Result<BTreeMap<String, u64>, EngineError> {
-        if let Some(c) = self.store.read(|r| r.counts())? {
+        if let Some(c) = lock(&self.legacy_counts).clone() {
             return Ok(c);
         }
-        Ok(lock(&self.legacy_counts).clone().unwrap_or_default())
+        Ok(self.store.read(|r| r.counts())?.unwrap_or_default())
     }
 
     /// Unit types with at least one stored unit (INSTANCE-NONE-V0 included

@@ -182,7 +182,7 @@ impl IsccIndex {
 
     /// The store's state for the checks, in one snapshot.
     fn snapshot(&self) -> Result<Snapshot, EngineError> {
-        let legacy = self.store.read(|r| r.counts())?.is_none();
+        let legacy = self.store.meta(meta::FORMAT_VERSION)? < Some(ENGINE_FORMAT_VERSION);
         Ok(self.store.read(|r| {
             let mut seen = BTreeSet::new();
             let mut changed = Vec::new();
@@ -191,10 +191,10 @@ impl IsccIndex {
                     changed.push((key, r.get_entry(key)?));
                 }
             }
-            let counts = match r.counts()? {
-                Some(c) => c,
-                None if legacy => count_entries(r)?,
-                None => BTreeMap::new(),
+            let counts = if legacy {
+                count_entries(r)?
+            } else {
+                r.counts()?.unwrap_or_default()
             };
             Ok(Snapshot {
                 floor: r.journal_floor()?,
@@ -254,7 +254,8 @@ impl IsccIndex {
     }
 
     fn open_units_read_only(&self) -> Result<(), EngineError> {
-        let legacy = self.store.read(|r| r.counts())?.is_none();
+        // Format 1 kept no counts (a writable open would upgrade it).
+        let legacy = self.store.meta(meta::FORMAT_VERSION)? < Some(ENGINE_FORMAT_VERSION);
         // A writer may save (and trim its journal) between our look at the
         // unit indexes and at the store: then look again.
         for attempt in 0..3 {
