@@ -167,7 +167,10 @@ fn a_read_only_open_catches_up_in_memory_and_takes_no_lock() {
     let ro = IsccIndex::restore(dir.path(), true).unwrap();
     let info = ro.info().unwrap();
     assert!(info.read_only);
-    assert_eq!(info.journal_pending, 501, "the journal is left for the writer");
+    assert_eq!(
+        info.journal_pending, 501,
+        "the journal is left for the writer"
+    );
     assert_eq!(rows(&ro, "CONTENT-TEXT-V0"), (1499, 1499));
     assert!(found(&ro, &entries[1499]), "journal-only entry found");
     assert!(!found(&ro, &entries[0]), "removed entry not found");

@@ -10,7 +10,9 @@ use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 
-static ARMED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Armed failures: a path fragment and the OS error to fail with (`None`:
+/// a plain injected I/O error).
+static ARMED: Mutex<Vec<(String, Option<i32>)>> = Mutex::new(Vec::new());
 
 /// Make the next durable write of a file whose path contains `fragment`
 /// fail half-way. For crash tests only.
@@ -19,7 +21,17 @@ pub fn fail_next_write(fragment: &str) {
     ARMED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push(fragment.to_string());
+        .push((fragment.to_string(), None));
+}
+
+/// [`fail_next_write`] with the OS error `errno` (e.g. `libc::ENOSPC`, as a
+/// full disk would). For tests only.
+#[doc(hidden)]
+pub fn fail_next_write_with(fragment: &str, errno: i32) {
+    ARMED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((fragment.to_string(), Some(errno)));
 }
 
 /// Fail (once) if a failure is armed for this path.
@@ -29,14 +41,14 @@ pub(crate) fn check(path: &Path) -> io::Result<()> {
         return Ok(());
     }
     let text = path.to_string_lossy();
-    match armed.iter().position(|f| text.contains(f.as_str())) {
-        Some(i) => {
-            armed.remove(i);
-            Err(io::Error::other(format!(
+    match armed.iter().position(|(f, _)| text.contains(f.as_str())) {
+        Some(i) => match armed.remove(i).1 {
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => Err(io::Error::other(format!(
                 "injected write failure on {}",
                 path.display()
-            )))
-        }
+            ))),
+        },
         None => Ok(()),
     }
 }
