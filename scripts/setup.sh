@@ -3,7 +3,8 @@
 # and the tests need on a fresh machine: a Rust toolchain >= 1.89 with rustfmt
 # and clippy, a C/C++ compiler (usearch and LMDB are compiled from source;
 # the C header and C tests use cc and c++), binutils (nm, readelf) and Go
-# (the Go binding's tests) and Node.js with npm (the Node binding's tests).
+# (the Go binding's tests), Node.js with npm (the Node binding's tests) and
+# Python 3 with venv (the REST contract fuzz).
 set -euo pipefail
 
 need_apt=()
@@ -14,7 +15,11 @@ command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v nm >/dev/null 2>&1 || need_apt+=(binutils)
-command -v pkg-config >/dev/null 2>&1 || true
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# The REST contract fuzz installs schemathesis into a virtual environment.
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
+# The disk-full tests mount a small tmpfs (as root).
+command -v mount >/dev/null 2>&1 || need_apt+=(mount)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}" >&2
     SUDO=""

@@ -2,8 +2,9 @@
 # Runs every test of the project on a fresh machine: formatting, lints, all
 # Rust tests (unit, integration incl. the C header check, the C programs
 # under AddressSanitizer, the CLI, property tests against iscc-lib, doc
-# tests), then the Go and Node bindings' tests (and quick-starts) against
-# the library cargo built.
+# tests), the REST contract fuzz (schemathesis from PyPI in a virtual
+# environment under target/), then the Go and Node bindings' tests (and
+# quick-starts) against the library cargo built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -18,6 +19,8 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets --all-features -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-features
+echo "== REST contract fuzz (schemathesis against the server's /openapi.json)"
+bash tests/contract/run.sh
 echo "== go test (bindings/go)"
 cargo build --locked --lib --quiet
 if [ -n "$(cd bindings/go && gofmt -l .)" ]; then

@@ -206,12 +206,22 @@ pub(crate) fn query_units(
     units: Option<&[String]>,
     context: &str,
 ) -> Result<Vec<Unit>, EngineError> {
+    if units.is_some_and(<[String]>::is_empty) {
+        return Err(EngineError::Invalid(format!(
+            "{context}.units is empty (give at least one ISCC-UNIT, or leave it out)"
+        )));
+    }
     let list: Vec<Unit> = match (units, code) {
-        (Some(list), _) if !list.is_empty() => list
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Unit::parse(s).map_err(iscc_err(format!("{context}.units[{i}]"))))
-            .collect::<Result<_, _>>()?,
+        (Some(list), code) => {
+            // Units win; a code given beside them must still be valid.
+            if let Some(c) = code {
+                units_of_code(c, &format!("{context}.iscc_code"))?;
+            }
+            list.iter()
+                .enumerate()
+                .map(|(i, s)| Unit::parse(s).map_err(iscc_err(format!("{context}.units[{i}]"))))
+                .collect::<Result<_, _>>()?
+        }
         (_, Some(code)) => units_of_code(code, &format!("{context}.iscc_code"))?.1,
         _ => {
             return Err(EngineError::Invalid(format!(
@@ -223,4 +233,15 @@ pub(crate) fn query_units(
         check_unit(u, &format!("{context}.units[{i}]"))?;
     }
     Ok(list)
+}
+
+/// Check that `code` is an ISCC-CODE (or unit) a query may carry; for a
+/// face that accepts codes beside units (which win) and must not let a
+/// malformed one pass unnoticed.
+pub fn validate_code(code: &str, context: &str) -> Result<(), EngineError> {
+    let (_, units) = units_of_code(code, context)?;
+    for (i, u) in units.iter().enumerate() {
+        check_unit(u, &format!("{context} (unit {i})"))?;
+    }
+    Ok(())
 }

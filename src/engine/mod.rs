@@ -59,6 +59,7 @@ use crate::index::{ShardedIndex, ShardedOptions, VectorKind};
 use crate::lockfile::{DirLock, LockError};
 use crate::store::{Store, StoreOptions};
 
+pub use self::entry::validate_code;
 pub use self::error::{EngineError, ErrorKind};
 pub use self::matches::{BatchMatches, IsccMatch, IsccMatches, UnitScore, DEFAULT_UNIT_THRESHOLD};
 

@@ -109,54 +109,94 @@ pub(crate) const SEARCH_FIELDS: &[&str] = &[
     "unit_threshold",
 ];
 
-/// Parse `{iscc_codes | iscc_code | units, count, exact, unit_threshold}`.
-/// `units` wins over codes (as in the spec); `units` is one query's units
-/// (an array of strings) or a batch (an array of such arrays); `iscc_codes`
-/// is one code or an array of codes.
-pub(crate) fn search(map: &Map<String, Value>, limits: &Limits) -> Result<SearchRequest, ApiError> {
-    let (queries, batch) = if let Some(units) = map.get("units").filter(|v| !v.is_null()) {
-        let Value::Array(items) = units else {
-            return Err(ApiError::invalid(
-                "units: expected an array of ISCC-UNITs or an array of such arrays",
-            ));
-        };
-        let arrays = items.iter().filter(|v| v.is_array()).count();
-        if arrays > 0 && arrays < items.len() {
-            return Err(ApiError::invalid(
-                "units: either ISCC-UNIT strings (one query) or arrays of them (a batch), not a mix",
-            ));
-        }
-        if arrays > 0 {
-            let queries = items
-                .iter()
-                .enumerate()
-                .map(|(i, q)| string_list(q, &format!("units[{i}]")).map(Query::units))
-                .collect::<Result<Vec<_>, _>>()?;
-            (queries, true)
-        } else {
-            (vec![Query::units(string_list(units, "units")?)], false)
-        }
-    } else {
-        let (field, codes) = match (map.get("iscc_codes"), map.get("iscc_code")) {
-            (Some(v), _) if !v.is_null() => ("iscc_codes", v),
-            (_, Some(v)) if !v.is_null() => ("iscc_code", v),
-            _ => {
-                return Err(ApiError::invalid(
-                    "either `iscc_codes` or `units` is required",
-                ))
-            }
-        };
-        match codes {
-            Value::String(code) => (vec![Query::code(code.clone())], false),
-            Value::Array(_) => {
-                let codes = string_list(codes, field)?;
-                (codes.into_iter().map(Query::code).collect(), true)
-            }
-            _ => {
+/// The codes of `iscc_codes` (a string or a non-empty array of strings) or
+/// `iscc_code` (a string); `None` when absent or null.
+fn codes(map: &Map<String, Value>, field: &str) -> Result<Option<(Vec<String>, bool)>, ApiError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(code)) => Ok(Some((vec![code.clone()], false))),
+        Some(v @ Value::Array(items)) if field == "iscc_codes" => {
+            if items.is_empty() {
                 return Err(ApiError::invalid(format!(
-                    "{field}: expected an ISCC-CODE string or an array of them"
-                )))
+                    "{field}: empty array (give at least one ISCC-CODE)"
+                )));
             }
+            Ok(Some((string_list(v, field)?, true)))
+        }
+        Some(_) if field == "iscc_codes" => Err(ApiError::invalid(format!(
+            "{field}: expected an ISCC-CODE string or an array of them"
+        ))),
+        Some(_) => Err(ApiError::invalid(format!(
+            "{field}: expected an ISCC-CODE string"
+        ))),
+    }
+}
+
+/// The queries of `units`: one query's units (an array of strings) or a
+/// batch (an array of such arrays); `None` when absent or null.
+fn unit_queries(map: &Map<String, Value>) -> Result<Option<(Vec<Query>, bool)>, ApiError> {
+    let Some(units) = map.get("units").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Array(items) = units else {
+        return Err(ApiError::invalid(
+            "units: expected an array of ISCC-UNITs or an array of such arrays",
+        ));
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid(
+            "units: empty array (give at least one ISCC-UNIT)",
+        ));
+    }
+    let arrays = items.iter().filter(|v| v.is_array()).count();
+    if arrays > 0 && arrays < items.len() {
+        return Err(ApiError::invalid(
+            "units: either ISCC-UNIT strings (one query) or arrays of them (a batch), not a mix",
+        ));
+    }
+    if arrays == 0 {
+        return Ok(Some((
+            vec![Query::units(string_list(units, "units")?)],
+            false,
+        )));
+    }
+    let queries = items
+        .iter()
+        .enumerate()
+        .map(|(i, q)| string_list(q, &format!("units[{i}]")).map(Query::units))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((queries, true)))
+}
+
+/// Parse `{iscc_codes | iscc_code | units, count, exact, unit_threshold}`.
+/// `units` wins over codes (as in the spec: codes beside units are not
+/// searched — but, like every field given, they must be valid); `units` is
+/// one query's units (an array of strings) or a batch (an array of such
+/// arrays); `iscc_codes` is one code or an array of codes.
+pub(crate) fn search(map: &Map<String, Value>, limits: &Limits) -> Result<SearchRequest, ApiError> {
+    let by_units = unit_queries(map)?;
+    let by_codes = codes(map, "iscc_codes")?;
+    let by_code = codes(map, "iscc_code")?;
+    let (queries, batch) = match (by_units, by_codes, by_code) {
+        (Some(q), codes, code) => {
+            for (field, list) in [("iscc_codes", codes), ("iscc_code", code)] {
+                for (i, c) in list.map(|l| l.0).unwrap_or_default().iter().enumerate() {
+                    crate::engine::validate_code(c, &format!("{field}[{i}]"))?;
+                }
+            }
+            q
+        }
+        (None, Some((codes, batch)), code) => {
+            if let Some((code, _)) = code {
+                crate::engine::validate_code(&code[0], "iscc_code")?;
+            }
+            (codes.into_iter().map(Query::code).collect(), batch)
+        }
+        (None, None, Some((code, _))) => (code.into_iter().map(Query::code).collect(), false),
+        (None, None, None) => {
+            return Err(ApiError::invalid(
+                "either `iscc_codes` or `units` is required",
+            ))
         }
     };
     if batch && queries.is_empty() {
@@ -165,7 +205,12 @@ pub(crate) fn search(map: &Map<String, Value>, limits: &Limits) -> Result<Search
     check_batch("queries", queries.len(), limits)?;
     let count = match map.get("count") {
         None | Some(Value::Null) => 10,
-        Some(v) => match v.as_u64() {
+        // An integral number (`112.0` too: JSON Schema's `integer`).
+        Some(v) => match v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+                .map(|f| f as u64)
+        }) {
             Some(n) if n >= 1 && n <= limits.max_count as u64 => n as usize,
             _ => {
                 return Err(ApiError::invalid(format!(
@@ -239,7 +284,8 @@ mod tests {
         assert!(r.batch && r.params.exact && r.params.count == 5);
         assert_eq!(r.queries.len(), 2);
         // units win over codes; a list of lists is a batch
-        let r = search(&map(json!({"iscc_codes": "A", "units": ["U1", "U2"]})), &l).unwrap();
+        let code = "ISCC:KACTIEESNL5A75D7RNWFELTAR72HUWPJ2X7CILQW4GAZR3AEPJ7WMVA";
+        let r = search(&map(json!({"iscc_codes": code, "units": ["U1", "U2"]})), &l).unwrap();
         assert_eq!(r.queries, vec![Query::units(["U1", "U2"])]);
         let r = search(&map(json!({"units": [["U1"], ["U2"]]})), &l).unwrap();
         assert!(r.batch && r.queries.len() == 2);
@@ -251,13 +297,17 @@ mod tests {
         for (body, needle) in [
             (json!({}), "required"),
             (json!({"iscc_codes": 5}), "iscc_codes"),
-            (json!({"iscc_codes": []}), "no queries"),
+            (json!({"iscc_codes": []}), "empty array"),
+            (json!({"units": []}), "empty array"),
+            (json!({"units": ["U"], "iscc_codes": 5}), "iscc_codes"),
+            (json!({"units": ["U"], "iscc_code": ["A"]}), "iscc_code"),
             (json!({"units": "U"}), "units"),
             (json!({"units": [["A"], "B"]}), "not a mix"),
             (json!({"units": [["A"], [3]]}), "units[1][0]"),
             (json!({"iscc_codes": "A", "count": 0}), "count"),
             (json!({"iscc_codes": "A", "count": 101}), "count"),
             (json!({"iscc_codes": "A", "count": "3"}), "count"),
+            (json!({"iscc_codes": "A", "count": 2.5}), "count"),
             (json!({"iscc_codes": "A", "exact": 1}), "exact"),
             (
                 json!({"iscc_codes": "A", "unit_threshold": 2}),

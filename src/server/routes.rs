@@ -57,6 +57,38 @@ pub(crate) async fn auth(State(state): Shared, request: Request, next: Next) -> 
     next.run(request).await
 }
 
+/// A request with a body must say it is JSON (`Content-Type:
+/// application/json`): 415 otherwise. Browsers send a cross-site form or
+/// `text/plain` POST without asking first; a JSON one needs a preflight.
+pub(crate) async fn require_json(request: Request, next: Next) -> Response {
+    let has_body = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(
+            request
+                .headers()
+                .contains_key(axum::http::header::TRANSFER_ENCODING),
+            |n| n > 0,
+        );
+    let json = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if has_body && !json {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "request body: Content-Type must be application/json",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// One stderr line per request: method, path, status, milliseconds.
 pub(crate) async fn access_log(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
@@ -229,7 +261,10 @@ pub(crate) async fn healthz(State(state): Shared) -> Response {
 
 /// `GET /openapi.json` → the OpenAPI document of this server.
 pub(crate) async fn openapi(State(state): Shared) -> Response {
-    let mut response = (StatusCode::OK, state.openapi.clone()).into_response();
+    // The realm of ISCC-IDs is fixed by the first add: ask each time.
+    let realm = state.index.info().ok().and_then(|i| i.realm);
+    let doc = super::openapi::document(state.api_key.is_some(), realm, &state.limits);
+    let mut response = (StatusCode::OK, doc).into_response();
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/json"),
