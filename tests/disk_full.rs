@@ -225,6 +225,15 @@ fn a_full_disk_says_so_and_loses_nothing_acknowledged() {
     let mut all = acked.clone();
     all.extend(ids_of(more));
     check_consistent(&dir, &all);
+
+    // save from the CLI on a full disk: exit 5, "disk full", nothing lost.
+    let filler = fs.fill();
+    let out = bin().arg("--path").arg(&dir).arg("save").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("disk full"), "{stderr}");
+    std::fs::remove_file(&filler).unwrap();
+    check_consistent(&dir, &all);
     std::thread::sleep(Duration::from_millis(10));
 }
 

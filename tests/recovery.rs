@@ -238,3 +238,39 @@ fn parameters_the_unit_index_refuses_are_refused_at_open() {
     // Nothing was created.
     assert!(!Path::new(&dir.path().join("content-text-v0")).exists());
 }
+
+#[test]
+fn one_unit_type_is_rebuilt_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = common::generated_entries(1200);
+    let idx = IsccIndex::open(Some(dir.path()), fast()).unwrap();
+    add(&idx, &entries);
+    idx.save().unwrap();
+    let before = std::fs::read_dir(dir.path().join("meta-none-v0")).is_ok();
+    idx.rebuild_unit_types(&["CONTENT-TEXT-V0"]).unwrap();
+    assert!(
+        before && dir.path().join("meta-none-v0").is_dir(),
+        "other types untouched"
+    );
+    assert!(
+        !dir.path().join("content-text-v0").exists(),
+        "the old directory is gone"
+    );
+    assert_eq!(rows(&idx, "CONTENT-TEXT-V0"), (1200, 1200));
+    assert!(found(&idx, &entries[600]));
+    for (bad, kind) in [
+        ("INSTANCE-NONE-V0", ErrorKind::InvalidArgument),
+        ("NOPE", ErrorKind::InvalidIscc),
+    ] {
+        assert_eq!(
+            idx.rebuild_unit_types(&[bad]).unwrap_err().kind(),
+            kind,
+            "{bad}"
+        );
+    }
+    idx.close().unwrap();
+    drop(idx);
+    let again = IsccIndex::open(Some(dir.path()), fast()).unwrap();
+    assert!(again.info().unwrap().repairs.is_empty());
+    assert_eq!(rows(&again, "CONTENT-TEXT-V0"), (1200, 1200));
+}

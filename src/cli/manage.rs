@@ -81,8 +81,20 @@ pub(super) fn save(ctx: &Ctx) -> CliResult {
     maintain(ctx, IsccIndex::save)
 }
 
-pub(super) fn rebuild(ctx: &Ctx) -> CliResult {
-    maintain(ctx, IsccIndex::rebuild)
+#[derive(Debug, Args)]
+pub(super) struct RebuildArgs {
+    /// Rebuild only this unit type's index (e.g. CONTENT-TEXT-V0; may be
+    /// repeated). Without it: every derived index.
+    #[arg(long = "unit-type")]
+    unit_types: Vec<String>,
+}
+
+pub(super) fn rebuild(ctx: &Ctx, args: &RebuildArgs) -> CliResult {
+    if args.unit_types.is_empty() {
+        return maintain(ctx, IsccIndex::rebuild);
+    }
+    let types: Vec<&str> = args.unit_types.iter().map(String::as_str).collect();
+    maintain(ctx, |index| index.rebuild_unit_types(&types))
 }
 
 pub(super) fn compact(ctx: &Ctx) -> CliResult {

@@ -79,8 +79,8 @@ enum Command {
     Remove(manage::RemoveArgs),
     /// Persist the unit indexes (and trim the journal).
     Save,
-    /// Rebuild every derived index from the primary store (crash-atomic).
-    Rebuild,
+    /// Rebuild derived indexes from the primary store (crash-atomic).
+    Rebuild(manage::RebuildArgs),
     /// Rewrite the unit indexes without rows of removed or updated entries.
     Compact,
     /// Show index figures (size, unit types, shards, parameters).
@@ -233,7 +233,7 @@ pub fn main() -> ExitCode {
         Command::Search(args) => search::run(&ctx, &args),
         Command::Remove(args) => manage::remove(&ctx, &args),
         Command::Save => manage::save(&ctx),
-        Command::Rebuild => manage::rebuild(&ctx),
+        Command::Rebuild(args) => manage::rebuild(&ctx, &args),
         Command::Compact => manage::compact(&ctx),
         Command::Info(args) => manage::info(&ctx, &args),
         #[cfg(feature = "server")]

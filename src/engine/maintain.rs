@@ -110,6 +110,32 @@ impl IsccIndex {
         self.save_locked()
     }
 
+    /// Rebuild the unit indexes of the named unit types only (e.g.
+    /// `CONTENT-TEXT-V0`), crash-atomically like [`IsccIndex::rebuild`],
+    /// then save.
+    pub fn rebuild_unit_types(&self, unit_types: &[&str]) -> Result<(), EngineError> {
+        self.check_writable()?;
+        let mut set = BTreeSet::new();
+        for (i, name) in unit_types.iter().enumerate() {
+            let t: UnitType = name.parse().map_err(|source| EngineError::Iscc {
+                context: format!("unit_types[{i}]"),
+                source,
+            })?;
+            if !t.is_similarity() {
+                return Err(EngineError::Invalid(format!(
+                    "unit_types[{i}]: {t} has no similarity index (only META, SEMANTIC, CONTENT and DATA types of version 0 do)"
+                )));
+            }
+            set.insert(t);
+        }
+        if set.is_empty() {
+            return Err(EngineError::Invalid("no unit type to rebuild".into()));
+        }
+        let _w = lock(&self.writer);
+        self.rebuild_units(&Target::Types(set))?;
+        self.save_locked()
+    }
+
     /// Refill the INSTANCE rows and the per-type entry counts from the
     /// entries, in one store transaction.
     fn rebuild_store_rows(&self) -> Result<(), EngineError> {
