@@ -138,62 +138,68 @@ fn search_file(
     let mut first = true;
     let mut seen = 0usize;
     let write = |out: &mut io::StdoutLock, text: &str| out.write_all(text.as_bytes());
-    loop {
-        let mut lines = Vec::with_capacity(FILE_BATCH);
-        let mut queries = Vec::with_capacity(FILE_BATCH);
-        while queries.len() < FILE_BATCH {
-            let item = match entries.next(seen) {
-                Ok(Some(item)) => item,
-                Ok(None) => break,
-                Err(ReadError::Fatal(e)) => return Err(e),
-                Err(ReadError::Syntax { message, .. }) => {
-                    return Err(CliError::new(exit::BAD_INPUT, message))
-                }
-            };
-            seen += 1;
-            let query: Query = serde_json::from_value(item.value).map_err(|e| {
+    // The results printed before a failure stay valid JSON: the array is
+    // closed whatever stops the loop.
+    let result = (|| -> CliResult {
+        loop {
+            let mut lines = Vec::with_capacity(FILE_BATCH);
+            let mut queries = Vec::with_capacity(FILE_BATCH);
+            while queries.len() < FILE_BATCH {
+                let item = match entries.next(seen) {
+                    Ok(Some(item)) => item,
+                    Ok(None) => break,
+                    Err(ReadError::Fatal(e)) => return Err(e),
+                    Err(ReadError::Syntax { message, .. }) => {
+                        return Err(CliError::new(exit::BAD_INPUT, message))
+                    }
+                };
+                seen += 1;
+                let query: Query = serde_json::from_value(item.value).map_err(|e| {
+                    CliError::new(
+                        exit::BAD_INPUT,
+                        format!("{name}: line {}: not a query: {e}", item.line),
+                    )
+                })?;
+                lines.push(item.line);
+                queries.push(query);
+            }
+            if queries.is_empty() {
+                break;
+            }
+            let batch = index.search_batch(&queries, params).map_err(|e| {
                 CliError::new(
-                    exit::BAD_INPUT,
-                    format!("{name}: line {}: not a query: {e}", item.line),
+                    super::status_of(e.kind()),
+                    input::locate(&e.to_string(), "queries", &name, &lines),
                 )
             })?;
-            lines.push(item.line);
-            queries.push(query);
-        }
-        if queries.is_empty() {
-            break;
-        }
-        let batch = index.search_batch(&queries, params).map_err(|e| {
-            CliError::new(
-                super::status_of(e.kind()),
-                input::locate(&e.to_string(), "queries", &name, &lines),
-            )
-        })?;
-        if first && args.format == Format::Json {
-            // Opened only now, so a failing first batch prints nothing.
-            write(&mut out, "[").or_else(ignore_broken_pipe)?;
-        }
-        for (line, m) in lines.iter().zip(&batch.queries) {
-            let text = match args.format {
-                Format::Table => table(&format!("line {line}"), m),
-                Format::Json => {
-                    let json = if ctx.pretty {
-                        serde_json::to_string_pretty(m)
-                    } else {
-                        serde_json::to_string(m)
+            if first && args.format == Format::Json {
+                // Opened only now, so a failing first batch prints nothing.
+                write(&mut out, "[").or_else(ignore_broken_pipe)?;
+            }
+            for (line, m) in lines.iter().zip(&batch.queries) {
+                let text = match args.format {
+                    Format::Table => table(&format!("line {line}"), m),
+                    Format::Json => {
+                        let json = if ctx.pretty {
+                            serde_json::to_string_pretty(m)
+                        } else {
+                            serde_json::to_string(m)
+                        }
+                        .map_err(|e| CliError::new(exit::INTERNAL, e.to_string()))?;
+                        let sep = if first { "\n" } else { ",\n" };
+                        format!("{sep}{json}")
                     }
-                    .map_err(|e| CliError::new(exit::INTERNAL, e.to_string()))?;
-                    let sep = if first { "\n" } else { ",\n" };
-                    format!("{sep}{json}")
-                }
-            };
-            first = false;
-            write(&mut out, &text).or_else(ignore_broken_pipe)?;
+                };
+                first = false;
+                write(&mut out, &text).or_else(ignore_broken_pipe)?;
+            }
         }
-    }
-    if args.format == Format::Json {
+        Ok(())
+    })();
+    if args.format == Format::Json && (result.is_ok() || !first) {
         let close = if first { "[]\n" } else { "\n]\n" };
         write(&mut out, close).or_else(ignore_broken_pipe)?;
     }
-    out.flush().or_else(ignore_broken_pipe)
+    out.flush().or_else(ignore_broken_pipe)?;
+    result
 }

@@ -206,6 +206,15 @@ pub(crate) fn query_units(
     units: Option<&[String]>,
     context: &str,
 ) -> Result<Vec<Unit>, EngineError> {
+    if let Some(n) = units
+        .map(<[String]>::len)
+        .filter(|n| *n > super::MAX_QUERY_UNITS)
+    {
+        return Err(EngineError::Invalid(format!(
+            "{context}.units: {n} units, at most {} per query",
+            super::MAX_QUERY_UNITS
+        )));
+    }
     if units.is_some_and(<[String]>::is_empty) {
         return Err(EngineError::Invalid(format!(
             "{context}.units is empty (give at least one ISCC-UNIT, or leave it out)"

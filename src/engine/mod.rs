@@ -171,6 +171,35 @@ pub struct SearchParams {
     pub unit_threshold: Option<f32>,
 }
 
+/// The most matches one search may ask for: larger counts are refused
+/// (every face inherits the limit), so no caller can make the engine
+/// allocate without bound.
+pub const MAX_SEARCH_COUNT: usize = 100_000;
+
+/// The most units one query may carry (an ISCC has one per unit type; a
+/// query is one search per unit).
+pub const MAX_QUERY_UNITS: usize = 64;
+
+impl SearchParams {
+    /// Refuse parameters the engine will not run.
+    pub(crate) fn check(&self) -> Result<(), EngineError> {
+        if self.count > MAX_SEARCH_COUNT {
+            return Err(EngineError::Invalid(format!(
+                "count {} exceeds the maximum of {MAX_SEARCH_COUNT}",
+                self.count
+            )));
+        }
+        if let Some(t) = self.unit_threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(EngineError::Invalid(format!(
+                    "unit_threshold {t} (expected a number from 0 to 1)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for SearchParams {
     fn default() -> SearchParams {
         SearchParams {

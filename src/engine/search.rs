@@ -17,6 +17,7 @@ impl IsccIndex {
     /// Search one query.
     pub fn search(&self, query: &Query, params: &SearchParams) -> Result<IsccMatches, EngineError> {
         self.check_open()?;
+        params.check()?;
         let units = query_units(query.iscc_code.as_deref(), query.units.as_deref(), "query")?;
         self.search_units(&units, params)
     }
@@ -30,6 +31,7 @@ impl IsccIndex {
         params: &SearchParams,
     ) -> Result<BatchMatches, EngineError> {
         self.check_open()?;
+        params.check()?;
         let units: Vec<Vec<Unit>> = queries
             .iter()
             .enumerate()

@@ -179,7 +179,7 @@ pub(crate) async fn search(
 ) -> Result<Response, ApiError> {
     let map = request::object(body, &state.limits, SEARCH_FIELDS)?;
     let req = request::search(&map, &state.limits)?;
-    let _permit = match &state.search_slots {
+    let permit = match &state.search_slots {
         Some(slots) => Some(
             Arc::clone(slots)
                 .acquire_owned()
@@ -188,8 +188,11 @@ pub(crate) async fn search(
         ),
         None => None,
     };
-    // The answer is serialised on the blocking pool too.
+    // The answer is serialised on the blocking pool too. The permit moves
+    // into the blocking task: a client that disconnects drops this future,
+    // but the search it started keeps its slot until it ends.
     blocking(&state, move |idx| {
+        let _permit = permit;
         Ok(if req.batch {
             success(&idx.search_batch(&req.queries, &req.params)?.queries)
         } else {

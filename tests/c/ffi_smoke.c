@@ -217,6 +217,12 @@ int main(int argc, char **argv) {
         st = ivdb_search(idx, NULL, bad_units, 1, 5, false, &m, &err);
         expect_error(st, err, IVDB_INVALID_ISCC, "units[0]", "search with a code as unit");
         CHECK(m == NULL, "output written on failure");
+        /* A count beyond the engine's maximum is refused, not an abort. */
+        m = NULL;
+        err = NULL;
+        st = ivdb_search(idx, value, NULL, 0, (size_t)1 << 40, true, &m, &err);
+        expect_error(st, err, IVDB_INVALID_ARGUMENT, "count", "search with count 2^40");
+        CHECK(m == NULL, "output written on failure");
         threads_test(idx, value);
     }
 

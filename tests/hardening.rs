@@ -1,0 +1,205 @@
+//! Hardening, black-box where the defects were found that way: a read-only
+//! server stays read-only after an unclean shutdown, reading CLI commands
+//! never take the writer lock, oversize queries are refused, and a failing
+//! `search --file` still prints valid JSON.
+#![cfg(all(feature = "cli", feature = "server"))]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use iscc_vdb::engine::{
+    ErrorKind, IndexOptions, IsccIndex, Query, SearchParams, MAX_QUERY_UNITS, MAX_SEARCH_COUNT,
+};
+use iscc_vdb::server::client::Client;
+use serde_json::{json, Value};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iscc-vdb"))
+}
+
+fn cli(dir: &Path, args: &[&str]) -> Output {
+    bin().arg("--path").arg(dir).args(args).output().unwrap()
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = bin()
+            .arg("--path")
+            .arg(dir)
+            .args(["serve", "--port", "0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = lines
+            .map_while(Result::ok)
+            .find_map(|l| l.rsplit("http://").next().and_then(|a| a.parse().ok()))
+            .expect("server address");
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An index whose last adds live only in the journal, as a writer that
+/// died before saving leaves it.
+fn unclean_index(dir: &Path, entries: &[Value]) {
+    let idx = IsccIndex::open(Some(dir), IndexOptions::default()).unwrap();
+    let refs: Vec<&Value> = entries[..300].iter().collect();
+    idx.add(&refs).unwrap();
+    idx.save().unwrap();
+    let refs: Vec<&Value> = entries[300..].iter().collect();
+    idx.add(&refs).unwrap();
+    // Dropped without close: no save.
+}
+
+#[test]
+fn a_read_only_server_after_an_unclean_shutdown_never_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = common::generated_entries(400);
+    unclean_index(dir.path(), &entries);
+
+    let server = Server::start(dir.path(), &["--read-only"]);
+    let mut c = Client::new(server.addr);
+    let health = c.get("/healthz").unwrap().json().unwrap();
+    assert_eq!(health["data"]["read_only"], true, "{health}");
+    let info = c.get("/info").unwrap().json().unwrap();
+    assert_eq!(info["data"]["journal_pending"], 100, "{info}");
+    // The journal-only entries are found (replayed in memory).
+    let last = &entries[399];
+    let units: Vec<Value> = last["units"].as_array().unwrap()[..3].to_vec();
+    let found = c
+        .post("/search", &json!({"units": units, "count": 50}))
+        .unwrap()
+        .json()
+        .unwrap();
+    let ids: Vec<&str> = found["data"]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["iscc_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&last["iscc_id"].as_str().unwrap()), "{found}");
+    let r = c.post("/add", &json!({"entries": [entries[0]]})).unwrap();
+    assert_eq!(r.status, 409, "{:?}", r.json());
+
+    // Reading CLI commands beside it take no lock and change nothing.
+    for args in [
+        &["info"][..],
+        &[
+            "search",
+            "--iscc-code",
+            "ISCC:KACTIEESNL5A75D7RNWFELTAR72HUWPJ2X7CILQW4GAZR3AEPJ7WMVA",
+        ][..],
+    ] {
+        let out = cli(dir.path(), args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let info: Value = serde_json::from_slice(&cli(dir.path(), &["info"]).stdout).unwrap();
+    assert_eq!(
+        info["journal_pending"], 100,
+        "no reader replayed into the files"
+    );
+
+    // A real writer can still open it (no reader holds the lock).
+    let out = cli(dir.path(), &["save"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: Value = serde_json::from_slice(&cli(dir.path(), &["info"]).stdout).unwrap();
+    assert_eq!(info["journal_pending"], 0);
+}
+
+#[test]
+fn oversize_counts_and_queries_are_refused_by_the_engine() {
+    let idx = IsccIndex::open(None, IndexOptions::default()).unwrap();
+    let entries = common::generated_entries(10);
+    let refs: Vec<&Value> = entries.iter().collect();
+    idx.add(&refs).unwrap();
+    let q = Query::code("ISCC:KACTIEESNL5A75D7RNWFELTAR72HUWPJ2X7CILQW4GAZR3AEPJ7WMVA");
+    let too_many = SearchParams {
+        count: MAX_SEARCH_COUNT + 1,
+        exact: true,
+        ..SearchParams::default()
+    };
+    let err = idx.search(&q, &too_many).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("count"), "{err}");
+    assert!(idx.search_batch(&[q.clone()], &too_many).is_err());
+    let units: Vec<String> = entries[0]["units"].as_array().unwrap()[..1]
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .cycle()
+        .take(MAX_QUERY_UNITS + 1)
+        .collect();
+    let err = idx
+        .search(&Query::units(units.clone()), &SearchParams::default())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("at most"), "{err}");
+    // The most allowed still runs.
+    let ok = Query::units(units[..MAX_QUERY_UNITS].to_vec());
+    assert!(idx.search(&ok, &SearchParams::default()).is_ok());
+}
+
+#[test]
+fn a_failing_search_file_still_prints_valid_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = common::generated_entries(1500);
+    let file = dir.path().join("entries.jsonl");
+    common::write_jsonl(&file, &entries);
+    let index = dir.path().join("index");
+    let out = bin()
+        .arg("--path")
+        .arg(&index)
+        .args(["add", "--no-progress", "--file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // 1,200 good queries, then a malformed one in the second batch.
+    let mut queries: Vec<Value> = entries[..1200].to_vec();
+    queries.push(json!({"iscc_code": "ISCC:NOT-A-CODE"}));
+    let qfile = dir.path().join("queries.jsonl");
+    common::write_jsonl(&qfile, &queries);
+    let out = bin()
+        .arg("--path")
+        .arg(&index)
+        .args(["search", "--file"])
+        .arg(&qfile)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Vec<Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not a JSON array: {e}"));
+    assert_eq!(printed.len(), 1000, "the first batch's results");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 1201"), "{stderr}");
+}
