@@ -147,7 +147,9 @@ fn oversize_counts_and_queries_are_refused_by_the_engine() {
     let err = idx.search(&q, &too_many).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.to_string().contains("count"), "{err}");
-    assert!(idx.search_batch(std::slice::from_ref(&q), &too_many).is_err());
+    assert!(idx
+        .search_batch(std::slice::from_ref(&q), &too_many)
+        .is_err());
     let units: Vec<String> = entries[0]["units"].as_array().unwrap()[..1]
         .iter()
         .map(|u| u.as_str().unwrap().to_string())

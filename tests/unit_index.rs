@@ -580,3 +580,85 @@ fn graph_is_deferred_until_the_threshold_or_an_approximate_search() {
     other.set_exact_threshold(10).unwrap();
     assert!(!other.graph_deferred());
 }
+
+/// An index of 3,000 random rows searched by HNSW, saved to `dir/u.ivu`.
+fn saved_hnsw_index(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+    let idx = UnitIndex::new(UnitIndexOptions {
+        exact_threshold: 0,
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    let mut seed = 7u64;
+    let rows: Vec<(u64, Vec<u8>)> = (0..3000u64).map(|k| (k, random_body(&mut seed))).collect();
+    let keys: Vec<u64> = rows.iter().map(|r| r.0).collect();
+    let bodies: Vec<&[u8]> = rows.iter().map(|r| &r.1[..]).collect();
+    idx.add_batch(&keys, &bodies).unwrap();
+    let path = dir.join("u.ivu");
+    idx.save(&path).unwrap();
+    (path, rows[42].1.clone())
+}
+
+#[test]
+fn a_damaged_graph_file_is_an_error_never_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, query) = saved_hnsw_index(dir.path());
+    let graph = iscc_vdb::index::graph_path(&path);
+    // Randomise the back half of the graph file (its length unchanged).
+    let mut bytes = std::fs::read(&graph).unwrap();
+    let half = bytes.len() / 2;
+    let mut seed = 99u64;
+    for b in &mut bytes[half..] {
+        *b = lcg(&mut seed) as u8;
+    }
+    std::fs::write(&graph, &bytes).unwrap();
+    match UnitIndex::restore(&path, false) {
+        Err(IndexError::Corrupt { path: p, why }) => {
+            assert_eq!(p, graph);
+            assert!(why.contains("checksum"), "{why}");
+        }
+        other => panic!("load of a damaged graph: {other:?}"),
+    }
+    // A view maps lazily: the first search that needs the graph says so.
+    let view = UnitIndex::restore(&path, true).unwrap();
+    let err = view
+        .search_with(&query, &SearchOptions::count(5))
+        .unwrap_err();
+    assert!(matches!(err, IndexError::Corrupt { .. }), "{err}");
+    // ...and so does the next one (nothing cached).
+    assert!(view.search_with(&query, &SearchOptions::count(5)).is_err());
+    // Exact search does not need the graph.
+    let exact = SearchOptions {
+        exact: Some(true),
+        ..SearchOptions::count(5)
+    };
+    assert_eq!(view.search_with(&query, &exact).unwrap()[0].distance, 0.0);
+}
+
+#[test]
+fn a_view_keeps_its_graph_when_a_writer_replaces_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, query) = saved_hnsw_index(dir.path());
+    let view = UnitIndex::restore(&path, true).unwrap();
+    // A writer replaces both files by rename and deletes the old ones.
+    let other = dir.path().join("other.ivu");
+    let fresh = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    fresh.add(1, &[0u8; 8]).unwrap();
+    fresh.save(&other).unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    std::fs::rename(
+        iscc_vdb::index::graph_path(&other),
+        iscc_vdb::index::graph_path(&path),
+    )
+    .unwrap();
+    // The view opened before still finds its own rows through its graph.
+    let hits = view
+        .search_with(
+            &query,
+            &SearchOptions {
+                exact: Some(false),
+                ..SearchOptions::count(3)
+            },
+        )
+        .unwrap();
+    assert_eq!(hits[0].distance, 0.0);
+}

@@ -7,7 +7,10 @@
 //! usearch also needs a thread slot for each concurrent call: the owner of
 //! this type guards calls with a semaphore of [`Hnsw::THREAD_SLOTS`] permits.
 
+use std::sync::Arc;
+
 use cxx::UniquePtr;
+use memmap2::Mmap;
 use usearch::ffi::{new_native_index, IndexOptions, MetricKind, NativeIndex, ScalarKind};
 
 use crate::metric::{usearch_metric, ROW_BITS, ROW_BYTES};
@@ -22,6 +25,9 @@ pub(crate) struct GraphParams {
 
 pub(crate) struct Hnsw {
     native: UniquePtr<NativeIndex>,
+    /// The bytes a view points into; declared after `native`, so it is
+    /// dropped after the index that reads it.
+    backing: Option<Arc<Mmap>>,
 }
 
 // SAFETY: usearch's dense index supports concurrent `add`, `search`,
@@ -56,7 +62,10 @@ impl Hnsw {
             multi: false,
         };
         let index = native(new_native_index(&options))?;
-        let mut hnsw = Hnsw { native: index };
+        let mut hnsw = Hnsw {
+            native: index,
+            backing: None,
+        };
         hnsw.install_metric()?;
         native(
             hnsw.native
@@ -169,15 +178,25 @@ impl Hnsw {
         native(self.native.save(path))
     }
 
-    /// Load a saved graph into RAM (metric re-installed, expansions restored).
-    pub(crate) fn load(&mut self, path: &str, params: GraphParams) -> NativeResult<()> {
-        native(self.native.load(path))?;
+    /// Load a saved graph from bytes into RAM (metric re-installed).
+    pub(crate) fn load_buffer(&mut self, bytes: &[u8], params: GraphParams) -> NativeResult<()> {
+        native(self.native.load_from_buffer(bytes))?;
+        self.backing = None;
         self.after_replace(params)
     }
 
-    /// Memory-map a saved graph read-only (metric re-installed).
-    pub(crate) fn view(&mut self, path: &str, params: GraphParams) -> NativeResult<()> {
-        native(self.native.view(path))?;
+    /// View a saved graph in mapped bytes, which this graph keeps alive.
+    pub(crate) fn view_buffer(
+        &mut self,
+        bytes: Arc<Mmap>,
+        params: GraphParams,
+    ) -> NativeResult<()> {
+        // usearch reads `bytes` for as long as the view lives: the mapping
+        // is kept in `self.backing` until the index is dropped (after the
+        // native index, by field order) or replaced by another load, and
+        // mapped graph files are never modified in place.
+        native(self.native.view_from_buffer(&bytes))?;
+        self.backing = Some(bytes);
         self.after_replace(params)
     }
 

@@ -9,6 +9,7 @@ pub mod dataset;
 pub(crate) mod durable;
 pub mod fault;
 pub(crate) mod flat;
+mod graph;
 mod hnsw;
 pub mod sharded;
 mod unit;

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::kind::ErrorKind;
 
 use super::flat::{FlatStore, Group, Hit, Keep, Query, Words};
+use super::graph::{checksum, Graph, GraphFile, LazyGraph};
 use super::hnsw::{GraphParams, Hnsw};
 use crate::metric::scan::Kernel;
 use crate::metric::{BodyError, Row};
@@ -270,93 +271,6 @@ impl Drop for SlotGuard<'_> {
         let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
         *free += 1;
         self.0.cond.notify_one();
-    }
-}
-
-/// The HNSW graph: in RAM, or — for a view — memory-mapped on first use,
-/// so opening a view costs only the flat store's mapping and indexes that
-/// are searched exactly (small ones) never map their graph at all.
-enum Graph {
-    Ready(Hnsw),
-    Lazy(LazyGraph),
-}
-
-struct LazyGraph {
-    path: PathBuf,
-    params: GraphParams,
-    rows: usize,
-    cell: std::sync::OnceLock<Result<Hnsw, String>>,
-}
-
-impl LazyGraph {
-    fn open(&self) -> Result<Hnsw, String> {
-        let mut hnsw = Hnsw::new(self.params)?;
-        hnsw.view(
-            path_str(&self.path).map_err(|e| e.to_string())?,
-            self.params,
-        )?;
-        if hnsw.size() != self.rows {
-            return Err(format!(
-                "{} rows, but the flat store has {}",
-                hnsw.size(),
-                self.rows
-            ));
-        }
-        Ok(hnsw)
-    }
-
-    fn error(&self, why: &str) -> IndexError {
-        IndexError::Corrupt {
-            path: self.path.clone(),
-            why: why.to_string(),
-        }
-    }
-}
-
-impl Graph {
-    fn get(&self) -> Result<&Hnsw, IndexError> {
-        match self {
-            Graph::Ready(h) => Ok(h),
-            Graph::Lazy(lazy) => lazy
-                .cell
-                .get_or_init(|| lazy.open())
-                .as_ref()
-                .map_err(|why| lazy.error(why)),
-        }
-    }
-
-    fn get_mut(&mut self) -> Result<&mut Hnsw, IndexError> {
-        self.get()?;
-        match self {
-            Graph::Ready(h) => Ok(h),
-            Graph::Lazy(lazy) => {
-                let error = lazy.error("graph not mapped");
-                match lazy.cell.get_mut() {
-                    Some(Ok(h)) => Ok(h),
-                    _ => Err(error),
-                }
-            }
-        }
-    }
-
-    /// The graph if it is in memory or already mapped.
-    fn loaded(&self) -> Option<&Hnsw> {
-        match self {
-            Graph::Ready(h) => Some(h),
-            Graph::Lazy(lazy) => lazy.cell.get().and_then(|r| r.as_ref().ok()),
-        }
-    }
-
-    fn set_expansion_search(&mut self, n: usize) {
-        match self {
-            Graph::Ready(h) => h.set_expansion_search(n),
-            Graph::Lazy(lazy) => {
-                lazy.params.expansion_search = n;
-                if let Some(Ok(h)) = lazy.cell.get_mut() {
-                    h.set_expansion_search(n);
-                }
-            }
-        }
     }
 }
 
@@ -992,6 +906,10 @@ struct FileHeader {
     /// The graph is deferred (empty): see the module docs.
     #[serde(default)]
     deferred: bool,
+    /// xxh3-64 of the graph file, verified before usearch reads it
+    /// (absent in files written before checksums were kept).
+    #[serde(default)]
+    graph_xxh3: Option<u64>,
 }
 
 /// `path` + ".hnsw": the usearch graph beside the main file.
@@ -1058,7 +976,13 @@ impl UnitIndex {
                 }
             })?;
         sync_file_and_dir(&graph_tmp)?;
-        let graph_bytes = fs::metadata(&graph_tmp).map_err(io_err(&graph_tmp))?.len();
+        let (graph_bytes, graph_xxh3) = {
+            let f = File::open(&graph_tmp).map_err(io_err(&graph_tmp))?;
+            // SAFETY: a private temporary file this call just wrote and
+            // synced; nothing else writes it.
+            let map = unsafe { Mmap::map(&f) }.map_err(io_err(&graph_tmp))?;
+            (map.len() as u64, checksum(&map))
+        };
 
         let g = &state.flat.groups;
         let header = FileHeader {
@@ -1067,6 +991,7 @@ impl UnitIndex {
             groups: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
             graph_bytes,
             deferred: state.deferred,
+            graph_xxh3: Some(graph_xxh3),
         };
         let json = serde_json::to_vec(&header).map_err(|e| IndexError::Native(e.to_string()))?;
         let tmp = tmp_path(path);
@@ -1191,36 +1116,20 @@ impl UnitIndex {
             });
         }
         let flat = Self::flat_from(&header, offset, &map, !view);
-        let graph = graph_path(path);
-        let graph_len = fs::metadata(&graph).map_err(io_err(&graph))?.len();
-        if graph_len != header.graph_bytes {
-            return Err(IndexError::Corrupt {
-                path: graph,
-                why: format!(
-                    "{graph_len} bytes, but {} were saved with {}",
-                    header.graph_bytes,
-                    path.display()
-                ),
-            });
-        }
         let graph_rows = if header.deferred { 0 } else { flat.len() };
+        let file = GraphFile::open(&graph_path(path), header.graph_bytes, header.graph_xxh3)?;
         let graph = if view {
             Graph::Lazy(LazyGraph {
-                path: graph,
+                file,
                 params: header.options.graph(),
                 rows: graph_rows,
                 cell: std::sync::OnceLock::new(),
             })
         } else {
-            let mut hnsw = Hnsw::new(header.options.graph()).map_err(IndexError::Native)?;
-            hnsw.load(path_str(&graph)?, header.options.graph())
-                .map_err(|why| IndexError::Corrupt {
-                    path: graph.clone(),
-                    why,
-                })?;
+            let hnsw = file.load(header.options.graph())?;
             if hnsw.size() != graph_rows {
                 return Err(IndexError::Corrupt {
-                    path: graph,
+                    path: file.path.clone(),
                     why: format!(
                         "{} rows, but the flat store has {}",
                         hnsw.size(),
