@@ -205,3 +205,96 @@ fn a_failing_search_file_still_prints_valid_json() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 1201"), "{stderr}");
 }
+
+/// Every file under `dir` with its size and modification time, but LMDB's
+/// reader table (`lock.mdb`), in which every reader registers.
+fn files(
+    dir: &Path,
+) -> std::collections::BTreeMap<std::path::PathBuf, (u64, std::time::SystemTime)> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        if e.file_name() == "lock.mdb" {
+            continue;
+        }
+        if m.is_dir() {
+            out.extend(files(&e.path()));
+        } else {
+            out.insert(e.path(), (m.len(), m.modified().unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_read_only_server_follows_a_writer_that_grows_and_rewrites_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = IndexOptions {
+        durable: false,
+        params: iscc_vdb::engine::IndexParams {
+            shard_size: 1 << 20,
+            ..Default::default()
+        },
+        ..IndexOptions::default()
+    };
+    let mut entries = common::generated_entries(40_000);
+    // 3 KB of payload each: 40,000 entries grow the store past 100 MB, so
+    // the writer grows the LMDB map under the reader several times.
+    let blob = "x".repeat(3000);
+    for e in &mut entries {
+        e["payload"] = Value::from(blob.as_str());
+    }
+    let writer = IsccIndex::open(Some(dir.path()), options).unwrap();
+    writer.add(&[&entries[0]]).unwrap();
+    writer.save().unwrap();
+    let server = Server::start(dir.path(), &["--read-only"]);
+    let mut c = Client::new(server.addr);
+    let mut committed = 1usize;
+    for (round, chunk) in entries[1..].chunks(5000).enumerate() {
+        let refs: Vec<&Value> = chunk.iter().collect();
+        writer.add(&refs).unwrap();
+        committed += chunk.len();
+        match round % 4 {
+            1 => writer.save().unwrap(),
+            2 => {
+                writer.compact().unwrap();
+            }
+            3 => writer.rebuild().unwrap(),
+            _ => {}
+        }
+        // The writer is idle now: anything that changes in the directory
+        // while the reader answers is the reader's doing.
+        let before = files(dir.path());
+        let info = c.get("/info").unwrap().json().unwrap();
+        assert_eq!(info["status"], "success", "round {round}: {info}");
+        assert_eq!(info["data"]["size"], committed, "round {round}");
+        for (t, u) in info["data"]["units"].as_object().unwrap() {
+            assert_eq!(u["len"], u["entries"], "round {round}: {t}");
+        }
+        let newest = chunk.last().unwrap();
+        let id = newest["iscc_id"].as_str().unwrap();
+        let got = c.get(&format!("/get/{id}")).unwrap();
+        assert_eq!(got.status, 200, "round {round}: {:?}", got.json());
+        let units: Vec<Value> = newest["units"].as_array().unwrap()[..3].to_vec();
+        let found = c
+            .post("/search", &json!({"units": units, "count": 200}))
+            .unwrap()
+            .json()
+            .unwrap();
+        let hit = found["data"]["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["iscc_id"] == id && m["score"] == 1.0);
+        assert!(hit, "round {round}: {id} not found by the reader");
+        assert_eq!(files(dir.path()), before, "round {round}: the reader wrote");
+    }
+    let data = std::fs::metadata(dir.path().join("primary.lmdb/data.mdb")).unwrap();
+    assert!(
+        data.len() > 100 << 20,
+        "the store grew to {} bytes",
+        data.len()
+    );
+    writer.close().unwrap();
+}

@@ -43,6 +43,7 @@ mod maintain;
 pub mod matches;
 mod meta;
 mod recovery;
+mod refresh;
 mod search;
 mod write;
 
@@ -294,6 +295,12 @@ pub struct IsccIndex {
     legacy_counts: Mutex<Option<BTreeMap<String, u64>>>,
     /// What the open repaired.
     repairs: Mutex<Vec<String>>,
+    /// Read-only opens: the journal floor and newest sequence number the
+    /// unit indexes reflect (see [`IsccIndex::refresh`]).
+    seen: Mutex<(u64, u64)>,
+    /// Held shared by searches and `info`, exclusively by a refresh while
+    /// it swaps the unit indexes, so no search sees a half-refreshed set.
+    view: RwLock<()>,
 }
 
 impl std::fmt::Debug for IsccIndex {
@@ -443,6 +450,8 @@ impl IsccIndex {
             scratch: Mutex::new(None),
             legacy_counts: Mutex::new(None),
             repairs: Mutex::new(Vec::new()),
+            seen: Mutex::new((0, 0)),
+            view: RwLock::new(()),
         };
         index.open_units()?;
         Ok(index)
@@ -682,6 +691,7 @@ impl IsccIndex {
     /// Figures of the index.
     pub fn info(&self) -> Result<IndexInfo, EngineError> {
         self.check_open()?;
+        let _view = self.view.read().unwrap_or_else(|p| p.into_inner());
         let counts = self.counts()?;
         let units: BTreeMap<String, UnitTypeInfo> = self
             .unit_indexes()

@@ -37,8 +37,10 @@ use crate::store::{Store, StoreError, StoreRead};
 
 /// The store's state that the unit indexes are checked against, read in
 /// one snapshot.
-struct Snapshot {
-    floor: u64,
+pub(super) struct Snapshot {
+    pub(super) floor: u64,
+    /// The newest journal sequence number the snapshot saw.
+    pub(super) last: u64,
     /// Changed entries since the last save: (ISCC-ID, its stored JSON or
     /// `None` when removed), each once.
     changed: Vec<(u64, Option<Vec<u8>>)>,
@@ -77,7 +79,7 @@ fn count_entries(r: &StoreRead<'_>) -> Result<BTreeMap<String, u64>, StoreError>
 
 /// The directories the store names (format 1: the recorded unit types
 /// under their plain directory names).
-fn recorded_dirs(r: &StoreRead<'_>) -> Result<BTreeMap<UnitType, String>, StoreError> {
+pub(super) fn recorded_dirs(r: &StoreRead<'_>) -> Result<BTreeMap<UnitType, String>, StoreError> {
     let names: BTreeMap<String, String> = match r.meta(meta::UNIT_DIRS)? {
         Some(d) => d,
         None => r
@@ -198,6 +200,7 @@ impl IsccIndex {
             };
             Ok(Snapshot {
                 floor: r.journal_floor()?,
+                last: r.journal_last()?,
                 changed,
                 counts,
                 rebuild: r.meta(meta::REBUILD)?,
@@ -253,7 +256,7 @@ impl IsccIndex {
         Ok(())
     }
 
-    fn open_units_read_only(&self) -> Result<(), EngineError> {
+    pub(super) fn open_units_read_only(&self) -> Result<(), EngineError> {
         // Format 1 kept no counts (a writable open would upgrade it).
         let legacy = self.store.meta(meta::FORMAT_VERSION)? < Some(ENGINE_FORMAT_VERSION);
         // A writer may save (and trim its journal) between our look at the
@@ -284,6 +287,8 @@ impl IsccIndex {
                 *lock(&self.legacy_counts) = Some(snap.counts.clone());
             }
             *self.units.write().unwrap_or_else(|p| p.into_inner()) = opened;
+            *lock(&self.dirs) = dirs.clone();
+            *lock(&self.seen) = (snap.floor, snap.last);
             self.check_units(&snap, &mut damaged)?;
             if !damaged.is_empty() {
                 for (t, why) in &damaged {
@@ -352,7 +357,7 @@ impl IsccIndex {
     /// Bring the open unit indexes in line with changed entries (each
     /// given with its stored JSON, `None` when removed): idempotent. Units
     /// of the types in `skip` are left out (those are rebuilt instead).
-    fn replay(
+    pub(super) fn replay(
         &self,
         changed: &[(u64, Option<Vec<u8>>)],
         skip: &BTreeMap<UnitType, String>,

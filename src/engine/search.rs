@@ -18,6 +18,7 @@ impl IsccIndex {
     pub fn search(&self, query: &Query, params: &SearchParams) -> Result<IsccMatches, EngineError> {
         self.check_open()?;
         params.check()?;
+        let _view = self.view.read().unwrap_or_else(|p| p.into_inner());
         let units = query_units(query.iscc_code.as_deref(), query.units.as_deref(), "query")?;
         self.search_units(&units, params)
     }
@@ -32,6 +33,7 @@ impl IsccIndex {
     ) -> Result<BatchMatches, EngineError> {
         self.check_open()?;
         params.check()?;
+        let _view = self.view.read().unwrap_or_else(|p| p.into_inner());
         let units: Vec<Vec<Unit>> = queries
             .iter()
             .enumerate()

@@ -137,6 +137,10 @@ pub fn router(index: Arc<IsccIndex>, api_key: Option<String>, limits: Limits) ->
         .route("/info", get(routes::info))
         .route("/save", post(routes::save))
         .route("/openapi.json", get(routes::openapi))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            routes::follow_writer,
+        ))
         .route_layer(axum::middleware::from_fn(routes::require_json))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -89,6 +89,21 @@ pub(crate) async fn require_json(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// A `--read-only` server follows the writer beside it: before each
+/// request the index catches up with the writer's commits and saves
+/// (cheap when nothing changed).
+pub(crate) async fn follow_writer(State(state): Shared, request: Request, next: Next) -> Response {
+    if state.read_only {
+        let s = Arc::clone(&state);
+        match tokio::task::spawn_blocking(move || s.index.refresh()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return ApiError::from(e).into_response(),
+            Err(e) => return ApiError::internal(format!("refresh failed: {e}")).into_response(),
+        }
+    }
+    next.run(request).await
+}
+
 /// One stderr line per request: method, path, status, milliseconds.
 pub(crate) async fn access_log(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();

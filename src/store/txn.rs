@@ -106,6 +106,21 @@ impl StoreRead<'_> {
         journal_last(self.store, self.txn)
     }
 
+    /// Journal records with a sequence number above `seq`, in order.
+    pub fn journal_after(&self, seq: u64) -> Result<Vec<(u64, u64)>, StoreError> {
+        let s = self.store;
+        let mut out = Vec::new();
+        let from = seq.saturating_add(1);
+        for item in s
+            .journal
+            .range(self.txn, &(from..))
+            .map_err(|e| s.lmdb(e))?
+        {
+            out.push(item.map_err(|e| s.lmdb(e))?);
+        }
+        Ok(out)
+    }
+
     /// The journal floor (see [`JOURNAL_FLOOR`]; 0 when never trimmed).
     pub fn journal_floor(&self) -> Result<u64, StoreError> {
         Ok(self.meta(JOURNAL_FLOOR)?.unwrap_or(0))
