@@ -298,3 +298,103 @@ fn a_read_only_server_follows_a_writer_that_grows_and_rewrites_the_index() {
     );
     writer.close().unwrap();
 }
+
+/// Send a raw HTTP/1.1 request (closing the connection) and return the
+/// status and the whole response text.
+fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn post_raw(
+    addr: SocketAddr,
+    host: &str,
+    extra: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
+    raw(
+        addr,
+        &format!(
+            "POST /add HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn a_web_page_cannot_write_or_read_through_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = common::generated_entries(3);
+    let body = json!({"entries": [entries[0]]}).to_string();
+    let server = Server::start(dir.path(), &["--cors-origin", "https://app.example"]);
+    let me = server.addr.to_string();
+    // A cross-site "simple" POST (text/plain, no preflight): refused.
+    let (status, text) = post_raw(server.addr, &me, "", "text/plain", &body);
+    assert_eq!(status, 415, "{text}");
+    assert!(text.contains("UNSUPPORTED_MEDIA_TYPE"), "{text}");
+    // DNS rebinding: a foreign host name for a loopback server.
+    let (status, text) = post_raw(
+        server.addr,
+        &format!("evil.example:{}", server.addr.port()),
+        "",
+        "application/json",
+        &body,
+    );
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("--allowed-host"), "{text}");
+    let (status, _) = raw(
+        server.addr,
+        "GET /info HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 403, "rebinding cannot read either");
+    // A page of another origin: refused; the allowed origin gets CORS.
+    let (status, text) = post_raw(
+        server.addr,
+        &me,
+        "Origin: https://evil.example\r\n",
+        "application/json",
+        &body,
+    );
+    assert_eq!(status, 403, "{text}");
+    let (status, text) = raw(
+        server.addr,
+        &format!(
+            "OPTIONS /add HTTP/1.1\r\nHost: {me}\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 204, "{text}");
+    let lower = text.to_ascii_lowercase();
+    assert!(
+        lower.contains("access-control-allow-origin: https://app.example"),
+        "{text}"
+    );
+    assert!(
+        lower.contains("access-control-allow-headers: content-type, x-api-key"),
+        "{text}"
+    );
+    let (status, text) = post_raw(
+        server.addr,
+        &me,
+        "Origin: https://app.example\r\n",
+        "application/json",
+        &body,
+    );
+    assert_eq!(status, 200, "{text}");
+    // Only that one write went through.
+    let info = Client::new(server.addr)
+        .get("/info")
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(info["data"]["size"], 1, "{info}");
+}

@@ -34,6 +34,15 @@ pub(super) struct ServeArgs {
     /// Serve read-only (writes answer 409 READ_ONLY; runs beside a writer).
     #[arg(long)]
     read_only: bool,
+    /// A host name clients may use (repeatable; `*`: any). Default: a
+    /// loopback server answers only to localhost, 127.0.0.1 and [::1]
+    /// (against DNS rebinding), another address to any name.
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// A browser origin allowed to call the API cross-origin (repeatable,
+    /// e.g. https://app.example; `*`: any). Default: none.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
 }
 
 pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
@@ -57,6 +66,10 @@ pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
             ..Limits::default()
         },
         access_log: args.access_log,
+        access: crate::server::Access {
+            allowed_hosts: args.allowed_hosts.clone(),
+            cors_origins: args.cors_origins.clone(),
+        },
     };
     let path = display(&ctx.path);
     let read_only = if args.read_only { " (read-only)" } else { "" };

@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod envelope;
+mod guard;
 mod openapi;
 mod request;
 mod routes;
@@ -33,6 +34,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use self::guard::Access;
 use crate::engine::{EngineError, IsccIndex};
 
 /// Request limits.
@@ -74,6 +76,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Write one line per request to stderr (method, path, status, time).
     pub access_log: bool,
+    /// Allowed host names and browser origins.
+    pub access: Access,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +87,7 @@ impl Default for ServerConfig {
             api_key: None,
             limits: Limits::default(),
             access_log: false,
+            access: Access::default(),
         }
     }
 }
@@ -112,17 +117,35 @@ pub(crate) struct AppState {
     pub(crate) read_only: bool,
     /// Permits for searches when their concurrency is limited.
     pub(crate) search_slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Host and origin rules, and the address they are checked against
+    /// (`None`: not bound by [`run`], no host check).
+    pub(crate) access: Access,
+    pub(crate) bound: Option<SocketAddr>,
 }
 
 /// The axum router over `index` (for embedding in another server; [`run`]
 /// serves it).
 pub fn router(index: Arc<IsccIndex>, api_key: Option<String>, limits: Limits) -> Router {
+    router_with_access(index, api_key, limits, Access::default(), None)
+}
+
+/// [`router`] with host and origin rules, checked against the address
+/// the server is bound to.
+pub fn router_with_access(
+    index: Arc<IsccIndex>,
+    api_key: Option<String>,
+    limits: Limits,
+    access: Access,
+    bound: Option<SocketAddr>,
+) -> Router {
     let read_only = index.info().map(|i| i.read_only).unwrap_or(false);
     let state = Arc::new(AppState {
         index,
         api_key,
         limits,
         read_only,
+        access,
+        bound,
         search_slots: (limits.search_concurrency > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(limits.search_concurrency))),
     });
@@ -150,6 +173,10 @@ pub fn router(index: Arc<IsccIndex>, api_key: Option<String>, limits: Limits) ->
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::guard,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
@@ -199,7 +226,13 @@ async fn serve(
         context: "reading the bound address".into(),
         source,
     })?;
-    let mut app = router(index, config.api_key, config.limits);
+    let mut app = router_with_access(
+        index,
+        config.api_key,
+        config.limits,
+        config.access,
+        Some(addr),
+    );
     if config.access_log {
         app = app.layer(axum::middleware::from_fn(routes::access_log));
     }
