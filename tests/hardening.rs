@@ -41,11 +41,14 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = lines
+            .by_ref()
             .map_while(Result::ok)
             .find_map(|l| l.rsplit("http://").next().and_then(|a| a.parse().ok()))
             .expect("server address");
+        // Keep reading: a closed pipe would fail the server's later lines.
+        std::thread::spawn(move || lines.for_each(drop));
         Server { child, addr }
     }
 }
@@ -397,4 +400,92 @@ fn a_web_page_cannot_write_or_read_through_the_browser() {
         .json()
         .unwrap();
     assert_eq!(info["data"]["size"], 1, "{info}");
+}
+
+#[test]
+fn slow_clients_and_too_many_connections_cannot_hold_the_server() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &[
+            "--header-timeout",
+            "1",
+            "--body-timeout",
+            "1",
+            "--max-connections",
+            "3",
+            "--shutdown-timeout",
+            "1",
+        ],
+    );
+    let closed_within = |s: &mut std::net::TcpStream, limit: Duration| {
+        s.set_read_timeout(Some(limit + Duration::from_secs(5)))
+            .unwrap();
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&buf).into_owned(),
+        )
+    };
+    // Headers that never end: closed after the header deadline.
+    let mut slow = std::net::TcpStream::connect(server.addr).unwrap();
+    slow.write_all(b"GET /info HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let (took, _) = closed_within(&mut slow, Duration::from_secs(1));
+    assert!(
+        took < Duration::from_secs(4),
+        "partial headers held {took:?}"
+    );
+    // A body that never ends: 408 after the body deadline.
+    let mut trickle = std::net::TcpStream::connect(server.addr).unwrap();
+    trickle
+        .write_all(b"POST /add HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"entr")
+        .unwrap();
+    let (took, text) = closed_within(&mut trickle, Duration::from_secs(1));
+    assert!(took < Duration::from_secs(4), "partial body held {took:?}");
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    // The connection cap: the fourth is closed at once.
+    let held: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(server.addr).unwrap();
+    let (took, text) = closed_within(&mut extra, Duration::ZERO);
+    assert!(
+        took < Duration::from_secs(1) && text.is_empty(),
+        "{took:?} {text}"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        Client::new(server.addr).get("/healthz").unwrap().status,
+        200
+    );
+    // SIGTERM with a client mid-request: the server still ends promptly.
+    let mut stuck = std::net::TcpStream::connect(server.addr).unwrap();
+    stuck
+        .write_all(b"GET /info HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let started = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    drop(stuck);
 }

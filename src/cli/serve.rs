@@ -43,12 +43,46 @@ pub(super) struct ServeArgs {
     /// e.g. https://app.example; `*`: any). Default: none.
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
+    /// Open connections at most (more are closed at once).
+    #[arg(long, default_value_t = crate::server::Timeouts::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a client has to send request headers (also the keep-alive
+    /// idle limit).
+    #[arg(long, default_value_t = crate::server::Timeouts::default().header.as_secs_f64())]
+    header_timeout: f64,
+    /// Seconds a client has to send a request body (408 after).
+    #[arg(long, default_value_t = crate::server::Timeouts::default().body.as_secs_f64())]
+    body_timeout: f64,
+    /// Seconds requests in flight get to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = crate::server::Timeouts::default().shutdown.as_secs_f64())]
+    shutdown_timeout: f64,
+}
+
+/// A positive number of seconds.
+fn seconds(name: &str, s: f64) -> Result<std::time::Duration, CliError> {
+    if s.is_finite() && s > 0.0 && s < 1e9 {
+        Ok(std::time::Duration::from_secs_f64(s))
+    } else {
+        Err(CliError::new(
+            exit::USAGE,
+            format!("--{name}: expected a positive number of seconds, got {s}"),
+        ))
+    }
 }
 
 pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
     if args.api_key.as_deref() == Some("") {
         return Err(CliError::new(exit::USAGE, "--api-key: empty key"));
     }
+    if args.max_connections == 0 {
+        return Err(CliError::new(exit::USAGE, "--max-connections: at least 1"));
+    }
+    let timeouts = crate::server::Timeouts {
+        max_connections: args.max_connections,
+        header: seconds("header-timeout", args.header_timeout)?,
+        body: seconds("body-timeout", args.body_timeout)?,
+        shutdown: seconds("shutdown-timeout", args.shutdown_timeout)?,
+    };
     let index = if args.read_only {
         ctx.open_reader()?
     } else {
@@ -70,6 +104,7 @@ pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
             allowed_hosts: args.allowed_hosts.clone(),
             cors_origins: args.cors_origins.clone(),
         },
+        timeouts,
     };
     let path = display(&ctx.path);
     let read_only = if args.read_only { " (read-only)" } else { "" };

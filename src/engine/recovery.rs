@@ -20,6 +20,7 @@
 //! [`maintain`]: super::maintain
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -169,7 +170,12 @@ fn is_damage(e: &ShardedError) -> bool {
 impl IsccIndex {
     /// Say what the open repaired: stderr and `info().repairs`.
     fn note(&self, what: String) {
-        eprintln!("iscc-vdb: {}: {what}", self.root.display());
+        // Never a panic when stderr is closed (a library must not die of it).
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "iscc-vdb: {}: {what}",
+            self.root.display()
+        );
         lock(&self.repairs).push(what);
     }
 

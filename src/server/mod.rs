@@ -22,6 +22,7 @@
 pub mod client;
 pub mod envelope;
 mod guard;
+mod listen;
 mod openapi;
 mod request;
 mod routes;
@@ -35,6 +36,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use self::guard::Access;
+pub use self::listen::Timeouts;
 use crate::engine::{EngineError, IsccIndex};
 
 /// Request limits.
@@ -78,6 +80,8 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// Allowed host names and browser origins.
     pub access: Access,
+    /// Connection cap and deadlines.
+    pub timeouts: Timeouts,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +92,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             access_log: false,
             access: Access::default(),
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -232,19 +237,17 @@ async fn serve(
         config.limits,
         config.access,
         Some(addr),
-    );
+    )
+    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        config.timeouts.body,
+    ));
     if config.access_log {
         app = app.layer(axum::middleware::from_fn(routes::access_log));
     }
     let signals = shutdown_signal().await?;
     on_listening(addr);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(signals)
-        .await
-        .map_err(|source| ServerError::Io {
-            context: "serving".into(),
-            source,
-        })
+    listen::serve_connections(listener, app, config.timeouts, signals).await;
+    Ok(())
 }
 
 /// A future that completes on SIGINT or SIGTERM (handlers are installed

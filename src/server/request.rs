@@ -11,6 +11,18 @@ use super::envelope::ApiError;
 use super::Limits;
 use crate::engine::{Query, SearchParams};
 
+/// True when the body was not received within the body deadline.
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// The JSON object of a request body; `fields` are the keys allowed.
 pub(crate) fn object(
     body: Result<Bytes, BytesRejection>,
@@ -18,7 +30,13 @@ pub(crate) fn object(
     fields: &[&str],
 ) -> Result<Map<String, Value>, ApiError> {
     let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if timed_out(&rejection) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                "request body: not received in time (see --body-timeout)",
+            )
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",

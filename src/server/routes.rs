@@ -2,6 +2,7 @@
 //! searches (CPU-bound exact scans and graph walks) run in parallel and
 //! never stall the async workers that accept connections.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -110,7 +111,8 @@ pub(crate) async fn access_log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr().lock(),
         "{method} {path} {} {:.2} ms",
         response.status().as_u16(),
         started.elapsed().as_secs_f64() * 1000.0
