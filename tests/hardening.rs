@@ -489,3 +489,60 @@ fn slow_clients_and_too_many_connections_cannot_hold_the_server() {
     assert!(status.success(), "{status:?}");
     drop(stuck);
 }
+
+/// Peak resident memory of a process in bytes (VmHWM).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap()
+}
+
+#[test]
+fn large_bodies_at_once_stay_within_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    // Bodies just under the default cap (8 MiB): two million tiny IDs.
+    let mut body = String::from("{\"iscc_ids\": [");
+    while body.len() < (8 << 20) - 64 {
+        body.push_str("\"a\",");
+    }
+    body.push_str("\"a\"]}");
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let addr = server.addr;
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let path = if i % 2 == 0 { "/remove" } else { "/get" };
+                let request = format!(
+                    "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                raw(addr, &request).0
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 413, "over the batch limit");
+    }
+    // One over the body cap is refused before it is parsed.
+    body.push_str("                                                                 ");
+    let request = format!(
+        "POST /get HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    let (status, text) = raw(server.addr, &request);
+    assert_eq!(status, 413, "{}", &text[..text.len().min(300)]);
+    assert!(text.contains("PAYLOAD_TOO_LARGE"));
+    let peak = peak_rss(server.child.id());
+    eprintln!("server peak RSS with four 8 MiB bodies at once: {} MiB", peak >> 20);
+    assert!(
+        peak < 600 << 20,
+        "four 8 MiB bodies at once peaked at {} MiB",
+        peak >> 20
+    );
+}

@@ -54,12 +54,19 @@ pub struct Limits {
     /// while bounding tail latency: with 16 clients on 2 cores, p99 fell
     /// from ~40 ms (no limit) to ~7 ms at the same throughput.
     pub search_concurrency: usize,
+    /// Writes (add, remove, rebuild, save) run one after another in the
+    /// engine anyway; this many may parse and wait at once (in arrival
+    /// order), so concurrent large bodies cannot pile up in memory.
+    pub write_concurrency: usize,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_body_bytes: 32 << 20,
+            // 10,000 entries of ~250 bytes are ~2.5 MB; parsed JSON takes
+            // up to ~40 times a body's size, so the cap bounds memory.
+            max_body_bytes: 8 << 20,
+            write_concurrency: 1,
             max_batch: 10_000,
             max_count: 10_000,
             search_concurrency: std::thread::available_parallelism().map_or(8, |n| 2 * n.get()),
@@ -122,6 +129,11 @@ pub(crate) struct AppState {
     pub(crate) read_only: bool,
     /// Permits for searches when their concurrency is limited.
     pub(crate) search_slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Permits for writes (see [`Limits::write_concurrency`]).
+    pub(crate) write_slots: Arc<tokio::sync::Semaphore>,
+    /// One large body is parsed at a time (parsed JSON takes up to ~40
+    /// times the body's size), so memory stays bounded by about one.
+    pub(crate) parse_slot: Arc<tokio::sync::Semaphore>,
     /// Host and origin rules, and the address they are checked against
     /// (`None`: not bound by [`run`], no host check).
     pub(crate) access: Access,
@@ -153,6 +165,8 @@ pub fn router_with_access(
         bound,
         search_slots: (limits.search_concurrency > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(limits.search_concurrency))),
+        write_slots: Arc::new(tokio::sync::Semaphore::new(limits.write_concurrency.max(1))),
+        parse_slot: Arc::new(tokio::sync::Semaphore::new(1)),
     });
     Router::new()
         .route("/add", post(routes::add))

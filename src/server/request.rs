@@ -24,12 +24,22 @@ fn timed_out(rejection: &BytesRejection) -> bool {
 }
 
 /// The JSON object of a request body; `fields` are the keys allowed.
+#[cfg(test)]
 pub(crate) fn object(
     body: Result<Bytes, BytesRejection>,
     limits: &Limits,
     fields: &[&str],
 ) -> Result<Map<String, Value>, ApiError> {
-    let bytes = body.map_err(|rejection| {
+    parse(&bytes(body, limits)?, fields)
+}
+
+/// The body's bytes, or the envelope of why there are none (too large,
+/// too slow, broken).
+pub(crate) fn bytes(
+    body: Result<Bytes, BytesRejection>,
+    limits: &Limits,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
         if timed_out(&rejection) {
             ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
@@ -45,14 +55,19 @@ pub(crate) fn object(
         } else {
             ApiError::invalid(format!("request body: {rejection}"))
         }
-    })?;
+    })
+}
+
+/// Parse a body as a JSON object with only `fields` as keys (CPU and
+/// memory heavy for large bodies: run it on the blocking pool).
+pub(crate) fn parse(bytes: &[u8], fields: &[&str]) -> Result<Map<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::json(
             "request body: empty (expected a JSON object)",
         ));
     }
     let value: Value =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::json(format!("request body: {e}")))?;
+        serde_json::from_slice(bytes).map_err(|e| ApiError::json(format!("request body: {e}")))?;
     let Value::Object(map) = value else {
         return Err(ApiError::json(
             "request body: expected a JSON object".to_string(),
@@ -280,6 +295,7 @@ mod tests {
             max_batch: 3,
             max_count: 100,
             search_concurrency: 0,
+            write_concurrency: 1,
         }
     }
 

@@ -127,29 +127,68 @@ fn same_key(given: &[u8], key: &[u8]) -> bool {
     given.iter().zip(key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
+/// Bodies larger than this wait for the one large-body parse slot.
+const LARGE_BODY: usize = 256 << 10;
+
+/// The large-body parse permit, for a body that needs one; held by the
+/// blocking task while it parses.
+async fn parse_permit(
+    state: &Arc<AppState>,
+    body: &[u8],
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+    if body.len() <= LARGE_BODY {
+        return Ok(None);
+    }
+    Arc::clone(&state.parse_slot)
+        .acquire_owned()
+        .await
+        .map(Some)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// A write permit, held by the blocking task that parses and writes.
+async fn write_permit(
+    state: &Arc<AppState>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    Arc::clone(&state.write_slots)
+        .acquire_owned()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 /// `POST /add` `{"entries": {…} | [{…}, …]}` → the ISCC-IDs, in order.
+/// The body is parsed on the blocking pool under a write permit.
 pub(crate) async fn add(
     State(state): Shared,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let mut map = request::object(body, &state.limits, &["entries"])?;
-    let entries = map
-        .remove("entries")
-        .ok_or_else(|| ApiError::invalid("missing field `entries`"))?;
-    let n = match &entries {
-        Value::Array(items) if items.is_empty() => {
-            return Err(ApiError::invalid("entries: empty array"))
-        }
-        Value::Array(items) => items.len(),
-        Value::Object(_) => 1,
-        _ => {
-            return Err(ApiError::invalid(
-                "entries: expected an entry object or an array of them",
-            ))
-        }
-    };
-    request::check_batch("entries", n, &state.limits)?;
-    blocking(&state, move |idx| Ok(success(&idx.add_values(&entries)?))).await
+    let bytes = request::bytes(body, &state.limits)?;
+    let permit = write_permit(&state).await?;
+    let parsing = parse_permit(&state, &bytes).await?;
+    let limits = state.limits;
+    blocking(&state, move |idx| {
+        let _permit = permit;
+        let mut map = request::parse(&bytes, &["entries"])?;
+        drop((bytes, parsing));
+        let entries = map
+            .remove("entries")
+            .ok_or_else(|| ApiError::invalid("missing field `entries`"))?;
+        let n = match &entries {
+            Value::Array(items) if items.is_empty() => {
+                return Err(ApiError::invalid("entries: empty array"))
+            }
+            Value::Array(items) => items.len(),
+            Value::Object(_) => 1,
+            _ => {
+                return Err(ApiError::invalid(
+                    "entries: expected an entry object or an array of them",
+                ))
+            }
+        };
+        request::check_batch("entries", n, &limits)?;
+        Ok(success(&idx.add_values(&entries)?))
+    })
+    .await
 }
 
 /// `GET /get/{id}` → the entry (404 when absent).
@@ -162,19 +201,31 @@ pub(crate) async fn get_one(
 }
 
 /// Run `f` on the blocking pool with the ISCC-IDs of a
-/// `{"iscc_ids": […]}` body (checked against the batch limit first).
+/// `{"iscc_ids": […]}` body (parsed there, checked against the batch limit
+/// first; under a write permit when `write`).
 async fn on_id_list<F>(
     state: &Arc<AppState>,
     body: Result<Bytes, BytesRejection>,
+    write: bool,
     f: F,
 ) -> Result<Response, ApiError>
 where
     F: FnOnce(&IsccIndex, &[&str]) -> Result<Response, ApiError> + Send + 'static,
 {
-    let map = request::object(body, &state.limits, &["iscc_ids"])?;
-    let ids = request::strings(&map, "iscc_ids")?;
-    request::check_batch("iscc_ids", ids.len(), &state.limits)?;
+    let bytes = request::bytes(body, &state.limits)?;
+    let permit = if write {
+        Some(write_permit(state).await?)
+    } else {
+        None
+    };
+    let parsing = parse_permit(state, &bytes).await?;
+    let limits = state.limits;
     blocking(state, move |idx| {
+        let _permit = permit;
+        let map = request::parse(&bytes, &["iscc_ids"])?;
+        let ids = request::strings(&map, "iscc_ids")?;
+        drop((map, bytes, parsing));
+        request::check_batch("iscc_ids", ids.len(), &limits)?;
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         f(idx, &ids)
     })
@@ -186,7 +237,10 @@ pub(crate) async fn get_many(
     State(state): Shared,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    on_id_list(&state, body, |idx, ids| Ok(success(&idx.get_many(ids)?))).await
+    on_id_list(&state, body, false, |idx, ids| {
+        Ok(success(&idx.get_many(ids)?))
+    })
+    .await
 }
 
 /// `POST /search` → matches (or a list of them for a batch).
@@ -194,8 +248,8 @@ pub(crate) async fn search(
     State(state): Shared,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let map = request::object(body, &state.limits, SEARCH_FIELDS)?;
-    let req = request::search(&map, &state.limits)?;
+    let bytes = request::bytes(body, &state.limits)?;
+    let limits = state.limits;
     let permit = match &state.search_slots {
         Some(slots) => Some(
             Arc::clone(slots)
@@ -208,8 +262,12 @@ pub(crate) async fn search(
     // The answer is serialised on the blocking pool too. The permit moves
     // into the blocking task: a client that disconnects drops this future,
     // but the search it started keeps its slot until it ends.
+    let parsing = parse_permit(&state, &bytes).await?;
     blocking(&state, move |idx| {
         let _permit = permit;
+        let map = request::parse(&bytes, SEARCH_FIELDS)?;
+        let req = request::search(&map, &limits)?;
+        drop((map, bytes, parsing));
         Ok(if req.batch {
             success(&idx.search_batch(&req.queries, &req.params)?.queries)
         } else {
@@ -225,7 +283,12 @@ pub(crate) async fn remove_one(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let report = blocking(&state, move |idx| Ok(idx.remove_report(&[id.as_str()])?)).await?;
+    let permit = write_permit(&state).await?;
+    let report = blocking(&state, move |idx| {
+        let _permit = permit;
+        Ok(idx.remove_report(&[id.as_str()])?)
+    })
+    .await?;
     if let Some(missing) = report.not_found.first() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -241,7 +304,7 @@ pub(crate) async fn remove_many(
     State(state): Shared,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    on_id_list(&state, body, |idx, ids| {
+    on_id_list(&state, body, true, |idx, ids| {
         Ok(success(&idx.remove_report(ids)?))
     })
     .await
@@ -249,7 +312,9 @@ pub(crate) async fn remove_many(
 
 /// `POST /rebuild` → index info after the rebuild.
 pub(crate) async fn rebuild(State(state): Shared) -> Result<Response, ApiError> {
-    blocking(&state, |idx| {
+    let permit = write_permit(&state).await?;
+    blocking(&state, move |idx| {
+        let _permit = permit;
         idx.rebuild()?;
         Ok(success(&idx.info()?))
     })
@@ -258,7 +323,9 @@ pub(crate) async fn rebuild(State(state): Shared) -> Result<Response, ApiError> 
 
 /// `POST /save` → index info after the save.
 pub(crate) async fn save(State(state): Shared) -> Result<Response, ApiError> {
-    blocking(&state, |idx| {
+    let permit = write_permit(&state).await?;
+    blocking(&state, move |idx| {
+        let _permit = permit;
         idx.save()?;
         Ok(success(&idx.info()?))
     })
