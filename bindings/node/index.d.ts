@@ -75,7 +75,10 @@ export class IsccIndex {
   rebuild(): void;
   rebuildAsync(): Promise<void>;
   info(): Record<string, unknown>;
-  close(): void;
+  /** Save and release; with async calls in flight, the promise of the
+   * close that follows them (a failure unawaited becomes a process warning,
+   * code IVDB_CLOSE_FAILED). */
+  close(): Promise<void> | undefined;
   closeAsync(): Promise<void>;
 }
 

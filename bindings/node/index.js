@@ -207,13 +207,19 @@ class IsccIndex {
   /**
    * Save (when writable) and release the index. Later calls throw
    * IVDB_CLOSED; closing twice is fine. With async calls still running,
-   * the native close waits for them (use closeAsync to await it).
+   * the close happens when they end and its promise is returned (as
+   * closeAsync's); if nobody awaits it, a failure (say a save on a full
+   * disk) is reported as a process warning, never as an unhandled rejection
+   * that would end the process.
    */
   close() {
-    if (!this._handle) return;
+    if (!this._handle) return undefined;
     if (this._pending > 0) {
-      this.closeAsync();
-      return;
+      const done = this.closeAsync();
+      done.catch((e) => {
+        process.emitWarning(`closing the index failed: ${e.message}`, { code: 'IVDB_CLOSE_FAILED' });
+      });
+      return done;
     }
     const handle = this._handle;
     this._handle = null;

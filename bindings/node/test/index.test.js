@@ -111,3 +111,28 @@ test('results equal the Rust engine\'s (fixture from tests/binding_fixture.rs)',
   });
   ix.close();
 });
+
+test('close() with calls in flight never leaves an unhandled rejection', async () => {
+  const dir = tmpdir();
+  const ix = new IsccIndex(dir, {});
+  addAll(ix, corpus.slice(0, 200));
+  const unhandled = [];
+  const onUnhandled = (e) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  const warned = new Promise((resolve) => {
+    process.once('warning', (w) => resolve(w));
+  });
+  const pending = ix.searchAsync(queryOf(corpus[0]));
+  // The directory goes away under the index: the save in close fails.
+  fs.rmSync(dir, { recursive: true, force: true });
+  const closing = ix.close();
+  assert.ok(closing instanceof Promise, 'close() with a call in flight returns its promise');
+  await pending;
+  const warning = await warned;
+  assert.equal(warning.code, 'IVDB_CLOSE_FAILED');
+  assert.match(warning.message, /closing the index failed/);
+  await new Promise((resolve) => setImmediate(resolve));
+  process.off('unhandledRejection', onUnhandled);
+  assert.deepEqual(unhandled, []);
+  await assert.rejects(closing);
+});
