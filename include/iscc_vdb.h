@@ -187,7 +187,10 @@ typedef struct {
 #define IVDB_WRONG_REALM 12
 
 /**
- * The index was closed.
+ * The index was closed. `ivdb_close` frees the handle, so no `ivdb_*`
+ * function returns this today (a closed handle must not be used at all);
+ * the code is kept stable for the bindings, which report calls on a
+ * closed index object with it.
  */
 #define IVDB_CLOSED 13
 
@@ -426,7 +429,10 @@ ivdb_status ivdb_search_batch(const ivdb_index *index,
                               ivdb_error **err);
 
 /**
- * Release matches from `ivdb_search`. NULL is a no-op.
+ * Release matches from `ivdb_search`. NULL is a no-op. Never pass an
+ * element of an `ivdb_search_batch` array here: release that array whole
+ * with `ivdb_free_matches_batch`. Releasing twice is undefined behaviour,
+ * as with `free`.
  *
  * # Safety
  * `matches` is NULL or from `ivdb_search`, released once.
@@ -434,8 +440,8 @@ ivdb_status ivdb_search_batch(const ivdb_index *index,
 void ivdb_free_matches(ivdb_matches *matches);
 
 /**
- * Release the array from `ivdb_search_batch` (`len` as passed there). NULL
- * is a no-op.
+ * Release the array from `ivdb_search_batch` (`len` as passed there),
+ * every element with it. NULL is a no-op.
  *
  * # Safety
  * `matches` is NULL or from `ivdb_search_batch` with this `len`, released

@@ -3,22 +3,32 @@
 //! `flock(LOCK_EX | LOCK_NB)` on an open file: a second writer — another
 //! process, or another open in this one — fails at once instead of
 //! corrupting the files, and the kernel releases the lock when the file is
-//! closed, also when the process dies. Readers take no lock.
+//! closed, also when the process dies. Readers take no lock. Locks this
+//! process holds are also remembered here, so a second open in the same
+//! process is told apart from another process.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Canonical directories whose lock this process holds.
+static HELD_HERE: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
 
 /// A held lock; released on drop.
 #[derive(Debug)]
 pub(crate) struct DirLock {
     _file: File,
+    dir: PathBuf,
 }
 
 /// Why the lock could not be taken.
 pub(crate) enum LockError {
-    /// Another writer holds it.
+    /// Another process holds it.
     Held,
+    /// This process holds it already (another open handle).
+    HeldHere,
     /// The lock file could not be opened.
     Io(io::Error),
 }
@@ -31,6 +41,11 @@ impl DirLock {
             .write(true)
             .open(dir.join("LOCK"))
             .map_err(LockError::Io)?;
+        let canonical = fs::canonicalize(dir).map_err(LockError::Io)?;
+        let mut held = HELD_HERE.lock().unwrap_or_else(|p| p.into_inner());
+        if held.as_ref().is_some_and(|h| h.contains(&canonical)) {
+            return Err(LockError::HeldHere);
+        }
         use std::os::fd::AsRawFd;
         // SAFETY: flock on a file descriptor we own; no memory is involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -42,6 +57,20 @@ impl DirLock {
                 LockError::Io(err)
             });
         }
-        Ok(DirLock { _file: file })
+        held.get_or_insert_with(HashSet::new)
+            .insert(canonical.clone());
+        Ok(DirLock {
+            _file: file,
+            dir: canonical,
+        })
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let mut held = HELD_HERE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = held.as_mut() {
+            h.remove(&self.dir);
+        }
     }
 }

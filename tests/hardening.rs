@@ -539,10 +539,57 @@ fn large_bodies_at_once_stay_within_bounded_memory() {
     assert_eq!(status, 413, "{}", &text[..text.len().min(300)]);
     assert!(text.contains("PAYLOAD_TOO_LARGE"));
     let peak = peak_rss(server.child.id());
-    eprintln!("server peak RSS with four 8 MiB bodies at once: {} MiB", peak >> 20);
+    eprintln!(
+        "server peak RSS with four 8 MiB bodies at once: {} MiB",
+        peak >> 20
+    );
     assert!(
         peak < 600 << 20,
         "four 8 MiB bodies at once peaked at {} MiB",
         peak >> 20
     );
+}
+
+#[test]
+fn a_second_open_in_this_process_is_told_apart_from_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = IsccIndex::open(Some(dir.path()), IndexOptions::default()).unwrap();
+    let err = IsccIndex::open(Some(dir.path()), IndexOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    assert!(
+        err.to_string()
+            .contains("already open for writing in this process"),
+        "{err}"
+    );
+    first.close().unwrap();
+    drop(first);
+    let again = IsccIndex::open(Some(dir.path()), IndexOptions::default()).unwrap();
+    again.close().unwrap();
+    drop(again);
+    // Another process: still "another writer process".
+    let holder = IsccIndex::open(Some(dir.path()), IndexOptions::default()).unwrap();
+    let out = cli(dir.path(), &["save"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another writer process"));
+    holder.close().unwrap();
+}
+
+#[test]
+fn hide_paths_keeps_server_paths_out_of_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--hide-paths"]);
+    let mut c = Client::new(server.addr);
+    let r = c.get("/info").unwrap();
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, 200, "{text}");
+    assert!(!text.contains(&*dir.path().to_string_lossy()), "{text}");
+    assert_eq!(r.json().unwrap()["data"]["path"], "<index>");
+    // Search answers pass untouched.
+    let r = c
+        .post(
+            "/search",
+            &json!({"iscc_codes": "ISCC:KACTIEESNL5A75D7RNWFELTAR72HUWPJ2X7CILQW4GAZR3AEPJ7WMVA"}),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
 }

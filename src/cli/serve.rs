@@ -53,6 +53,10 @@ pub(super) struct ServeArgs {
     /// Seconds a client has to send a request body (408 after).
     #[arg(long, default_value_t = crate::server::Timeouts::default().body.as_secs_f64())]
     body_timeout: f64,
+    /// Say `<index>` instead of the index directory in answers (`/info`,
+    /// error messages).
+    #[arg(long)]
+    hide_paths: bool,
     /// Seconds requests in flight get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = crate::server::Timeouts::default().shutdown.as_secs_f64())]
     shutdown_timeout: f64,
@@ -105,6 +109,7 @@ pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
             cors_origins: args.cors_origins.clone(),
         },
         timeouts,
+        hide_paths: args.hide_paths,
     };
     let path = display(&ctx.path);
     let read_only = if args.read_only { " (read-only)" } else { "" };

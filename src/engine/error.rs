@@ -46,6 +46,11 @@ pub enum EngineError {
     /// Another process holds the writer lock.
     #[error("{path} is locked by another writer process")]
     Locked { path: PathBuf },
+    /// This process already has the index open for writing.
+    #[error(
+        "{path} is already open for writing in this process (use that handle, or close it first)"
+    )]
+    OpenHere { path: PathBuf },
     /// Another on-disk format version.
     #[error("{path} has format version {found}; this build reads version {expected}: export the entries with the version that wrote them, or rebuild")]
     IncompatibleFormat {
@@ -94,7 +99,7 @@ impl EngineError {
             EngineError::Invalid(_) => ErrorKind::InvalidArgument,
             EngineError::Realm { .. } => ErrorKind::WrongRealm,
             EngineError::NotFound(_) => ErrorKind::NotFound,
-            EngineError::Locked { .. } => ErrorKind::Locked,
+            EngineError::Locked { .. } | EngineError::OpenHere { .. } => ErrorKind::Locked,
             EngineError::IncompatibleFormat { .. } => ErrorKind::IncompatibleFormat,
             EngineError::ReadOnly => ErrorKind::ReadOnly,
             EngineError::Closed => ErrorKind::Closed,

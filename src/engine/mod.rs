@@ -391,6 +391,7 @@ impl IsccIndex {
             std::fs::create_dir_all(&root).map_err(io(&root))?;
             Some(DirLock::acquire(&root).map_err(|e| match e {
                 LockError::Held => EngineError::Locked { path: root.clone() },
+                LockError::HeldHere => EngineError::OpenHere { path: root.clone() },
                 LockError::Io(source) => EngineError::Io {
                     path: root.join("LOCK"),
                     source,

@@ -416,7 +416,10 @@ pub unsafe extern "C" fn ivdb_search_batch(
     })
 }
 
-/// Release matches from `ivdb_search`. NULL is a no-op.
+/// Release matches from `ivdb_search`. NULL is a no-op. Never pass an
+/// element of an `ivdb_search_batch` array here: release that array whole
+/// with `ivdb_free_matches_batch`. Releasing twice is undefined behaviour,
+/// as with `free`.
 ///
 /// # Safety
 /// `matches` is NULL or from `ivdb_search`, released once.
@@ -428,8 +431,8 @@ pub unsafe extern "C" fn ivdb_free_matches(matches: *mut ivdb_matches) {
     }
 }
 
-/// Release the array from `ivdb_search_batch` (`len` as passed there). NULL
-/// is a no-op.
+/// Release the array from `ivdb_search_batch` (`len` as passed there),
+/// every element with it. NULL is a no-op.
 ///
 /// # Safety
 /// `matches` is NULL or from `ivdb_search_batch` with this `len`, released

@@ -112,11 +112,14 @@ pub(crate) fn to_c(m: &IsccMatches) -> ivdb_matches {
     }
 }
 
-/// Release the contents of one `ivdb_matches` (not the struct itself).
+/// Release the contents of one `ivdb_matches` (not the struct itself),
+/// taken by value: the caller's copy is gone with the array it was in.
+/// Like `free`, a second release is undefined behaviour; nothing here can
+/// detect it.
 ///
 /// # Safety
 /// `m` was made by `to_c` and is released once.
-pub(crate) unsafe fn release(m: &mut ivdb_matches) {
+pub(crate) unsafe fn release(m: ivdb_matches) {
     // SAFETY: arrays and strings were made by `leak`/`c_string` in `to_c`.
     unsafe {
         for x in unleak(m.matches, m.len) {
@@ -129,10 +132,6 @@ pub(crate) unsafe fn release(m: &mut ivdb_matches) {
             super::ivdb_free_string(s);
         }
     }
-    m.matches = std::ptr::null_mut();
-    m.len = 0;
-    m.instance_matches = std::ptr::null_mut();
-    m.instance_len = 0;
 }
 
 /// Box results for C: one `ivdb_matches` per query.
@@ -146,8 +145,8 @@ pub(crate) fn boxed(results: &[IsccMatches]) -> (*mut ivdb_matches, usize) {
 /// `ptr`/`len` come from `boxed` and are released once.
 pub(crate) unsafe fn free_boxed(ptr: *mut ivdb_matches, len: usize) {
     // SAFETY: by the contract above.
-    for mut m in unsafe { unleak(ptr, len) } {
+    for m in unsafe { unleak(ptr, len) } {
         // SAFETY: each item was made by `to_c`.
-        unsafe { release(&mut m) };
+        unsafe { release(m) };
     }
 }

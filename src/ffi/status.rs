@@ -32,7 +32,10 @@ pub const IVDB_PANIC: ivdb_status = 10;
 pub const IVDB_INTERNAL: ivdb_status = 11;
 /// An ISCC-ID of another realm than the index's.
 pub const IVDB_WRONG_REALM: ivdb_status = 12;
-/// The index was closed.
+/// The index was closed. `ivdb_close` frees the handle, so no `ivdb_*`
+/// function returns this today (a closed handle must not be used at all);
+/// the code is kept stable for the bindings, which report calls on a
+/// closed index object with it.
 pub const IVDB_CLOSED: ivdb_status = 13;
 /// A damaged file that could not be rebuilt.
 pub const IVDB_CORRUPT: ivdb_status = 14;

@@ -89,6 +89,9 @@ pub struct ServerConfig {
     pub access: Access,
     /// Connection cap and deadlines.
     pub timeouts: Timeouts,
+    /// Say `<index>` instead of the index directory in answers (`/info`
+    /// and error messages), so clients do not learn server paths.
+    pub hide_paths: bool,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +103,7 @@ impl Default for ServerConfig {
             access_log: false,
             access: Access::default(),
             timeouts: Timeouts::default(),
+            hide_paths: false,
         }
     }
 }
@@ -245,6 +249,7 @@ async fn serve(
         context: "reading the bound address".into(),
         source,
     })?;
+    let root = index.path().to_string_lossy().into_owned();
     let mut app = router_with_access(
         index,
         config.api_key,
@@ -255,6 +260,12 @@ async fn serve(
     .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         config.timeouts.body,
     ));
+    if config.hide_paths {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(root),
+            routes::hide_paths,
+        ));
+    }
     if config.access_log {
         app = app.layer(axum::middleware::from_fn(routes::access_log));
     }

@@ -105,6 +105,35 @@ pub(crate) async fn follow_writer(State(state): Shared, request: Request, next: 
     next.run(request).await
 }
 
+/// `--hide-paths`: the index directory becomes `<index>` in every answer
+/// that can name it (errors, `/info`, `/save`, `/rebuild`); search and get
+/// answers hold no paths and pass untouched.
+pub(crate) async fn hide_paths(
+    State(root): State<Arc<String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let names_paths = matches!(request.uri().path(), "/info" | "/save" | "/rebuild");
+    let response = next.run(request).await;
+    if !(names_paths || response.status().is_client_error() || response.status().is_server_error())
+    {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 << 20).await else {
+        return ApiError::internal("answer too large to rewrite").into_response();
+    };
+    // The path as it appears inside JSON strings.
+    let quoted = serde_json::to_string(root.as_str()).unwrap_or_default();
+    let needle = quoted.trim_matches('"');
+    let text = String::from_utf8_lossy(&bytes).replace(needle, "<index>");
+    let mut response = Response::from_parts(parts, axum::body::Body::from(text));
+    response
+        .headers_mut()
+        .remove(axum::http::header::CONTENT_LENGTH);
+    response
+}
+
 /// One stderr line per request: method, path, status, milliseconds.
 pub(crate) async fn access_log(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();

@@ -17,7 +17,7 @@ use crate::lockfile::{DirLock, LockError};
 /// The writer lock of a sharded index directory.
 pub(super) fn acquire_lock(dir: &Path) -> Result<DirLock, ShardedError> {
     DirLock::acquire(dir).map_err(|e| match e {
-        LockError::Held => ShardedError::Locked {
+        LockError::Held | LockError::HeldHere => ShardedError::Locked {
             path: dir.to_path_buf(),
         },
         LockError::Io(source) => ShardedError::Io {
