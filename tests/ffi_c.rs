@@ -33,9 +33,25 @@ fn build_libraries() -> PathBuf {
 }
 
 fn compile(compiler: &str, lang: &str, out: &Path, link: &[&str], extra: &[&str]) {
+    compile_source(compiler, lang, "tests/c/ffi_smoke.c", out, link, extra);
+}
+
+/// A C file of `tests/c/` built with cc.
+fn compile_file(source: &str, out: &Path, link: &[&str], extra: &[&str]) {
+    compile_source("cc", "c", source, out, link, extra);
+}
+
+fn compile_source(
+    compiler: &str,
+    lang: &str,
+    source: &str,
+    out: &Path,
+    link: &[&str],
+    extra: &[&str],
+) {
     let mut cmd = Command::new(compiler);
     cmd.args(["-Wall", "-Wextra", "-Werror", "-g", "-x", lang])
-        .arg(root().join("tests/c/ffi_smoke.c"))
+        .arg(root().join(source))
         .args(["-x", "none"])
         .arg("-I")
         .arg(root().join("include"))
@@ -67,6 +83,22 @@ fn run(exe: &Path, env: &[(&str, &str)]) {
     assert!(String::from_utf8_lossy(&o.stdout).contains("all checks passed"));
 }
 
+/// Run a program with arguments; it must exit 0.
+fn run_args(exe: &Path, args: &[&str], env: &[(&str, &str)]) {
+    let o = Command::new(exe)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the C program");
+    assert!(
+        o.status.success(),
+        "{} failed:\nstdout:\n{}\nstderr:\n{}",
+        exe.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 #[test]
 fn c_program_against_shared_and_static_library() {
     let lib = build_libraries();
@@ -86,6 +118,16 @@ fn c_program_against_shared_and_static_library() {
         );
         run(&exe, &[("ASAN_OPTIONS", "detect_leaks=1")]);
     }
+    // The JSON entry points under mutation, briefly (a long run is a
+    // manual step: `ffi_json_fuzz SECONDS [SEED]`).
+    let exe = tmp.path().join("json_fuzz");
+    compile_file(
+        "tests/c/ffi_json_fuzz.c",
+        &exe,
+        &dynamic,
+        &["-fsanitize=address", "-fno-omit-frame-pointer"],
+    );
+    run_args(&exe, &["2", "7"], &[("ASAN_OPTIONS", "detect_leaks=1")]);
     // C against the static library.
     let exe = tmp.path().join("smoke_static");
     let archive = lib.join("libiscc_vdb.a").to_string_lossy().into_owned();
