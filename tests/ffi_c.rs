@@ -68,23 +68,13 @@ fn compile_source(
 }
 
 fn run(exe: &Path, env: &[(&str, &str)]) {
-    let o = Command::new(exe)
-        .arg(common::testdata("corpus.jsonl"))
-        .envs(env.iter().copied())
-        .output()
-        .expect("run the C test");
-    assert!(
-        o.status.success(),
-        "{} failed:\nstdout:\n{}\nstderr:\n{}",
-        exe.display(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(String::from_utf8_lossy(&o.stdout).contains("all checks passed"));
+    let corpus = common::testdata("corpus.jsonl");
+    let stdout = run_args(exe, &[&corpus.to_string_lossy()], env);
+    assert!(stdout.contains("all checks passed"));
 }
 
-/// Run a program with arguments; it must exit 0.
-fn run_args(exe: &Path, args: &[&str], env: &[(&str, &str)]) {
+/// Run a program with arguments; it must exit 0. Returns its stdout.
+fn run_args(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let o = Command::new(exe)
         .args(args)
         .envs(env.iter().copied())
@@ -97,6 +87,7 @@ fn run_args(exe: &Path, args: &[&str], env: &[(&str, &str)]) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
@@ -127,7 +118,8 @@ fn c_program_against_shared_and_static_library() {
         &dynamic,
         &["-fsanitize=address", "-fno-omit-frame-pointer"],
     );
-    run_args(&exe, &["2", "7"], &[("ASAN_OPTIONS", "detect_leaks=1")]);
+    let out = run_args(&exe, &["2", "7"], &[("ASAN_OPTIONS", "detect_leaks=1")]);
+    assert!(out.starts_with("fuzz: "), "{out}");
     // C against the static library.
     let exe = tmp.path().join("smoke_static");
     let archive = lib.join("libiscc_vdb.a").to_string_lossy().into_owned();

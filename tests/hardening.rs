@@ -209,27 +209,6 @@ fn a_failing_search_file_still_prints_valid_json() {
     assert!(stderr.contains("line 1201"), "{stderr}");
 }
 
-/// Every file under `dir` with its size and modification time, but LMDB's
-/// reader table (`lock.mdb`), in which every reader registers.
-fn files(
-    dir: &Path,
-) -> std::collections::BTreeMap<std::path::PathBuf, (u64, std::time::SystemTime)> {
-    let mut out = std::collections::BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let m = e.metadata().unwrap();
-        if e.file_name() == "lock.mdb" {
-            continue;
-        }
-        if m.is_dir() {
-            out.extend(files(&e.path()));
-        } else {
-            out.insert(e.path(), (m.len(), m.modified().unwrap()));
-        }
-    }
-    out
-}
-
 #[test]
 fn a_read_only_server_follows_a_writer_that_grows_and_rewrites_the_index() {
     let dir = tempfile::tempdir().unwrap();
@@ -268,7 +247,7 @@ fn a_read_only_server_follows_a_writer_that_grows_and_rewrites_the_index() {
         }
         // The writer is idle now: anything that changes in the directory
         // while the reader answers is the reader's doing.
-        let before = files(dir.path());
+        let before = common::file_states(dir.path());
         let info = c.get("/info").unwrap().json().unwrap();
         assert_eq!(info["status"], "success", "round {round}: {info}");
         assert_eq!(info["data"]["size"], committed, "round {round}");
@@ -291,7 +270,11 @@ fn a_read_only_server_follows_a_writer_that_grows_and_rewrites_the_index() {
             .iter()
             .any(|m| m["iscc_id"] == id && m["score"] == 1.0);
         assert!(hit, "round {round}: {id} not found by the reader");
-        assert_eq!(files(dir.path()), before, "round {round}: the reader wrote");
+        assert_eq!(
+            common::file_states(dir.path()),
+            before,
+            "round {round}: the reader wrote"
+        );
     }
     let data = std::fs::metadata(dir.path().join("primary.lmdb/data.mdb")).unwrap();
     assert!(

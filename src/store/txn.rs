@@ -42,6 +42,21 @@ fn get_entry(s: &Store, txn: &RoTxn<'_>, id: u64) -> Result<Option<Vec<u8>>, Sto
         .map(<[u8]>::to_vec))
 }
 
+fn entries_from(
+    s: &Store,
+    txn: &RoTxn<'_>,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let iter = s.entries.range(txn, &(from..)).map_err(|e| s.lmdb(e))?;
+    let mut out = Vec::with_capacity(limit.min(4096));
+    for item in iter.take(limit) {
+        let (k, v) = item.map_err(|e| s.lmdb(e))?;
+        out.push((k, v.to_vec()));
+    }
+    Ok(out)
+}
+
 fn journal_last(s: &Store, txn: &RoTxn<'_>) -> Result<u64, StoreError> {
     match s.journal.last(txn).map_err(|e| s.lmdb(e))? {
         Some((seq, _)) => Ok(seq),
@@ -78,17 +93,7 @@ impl StoreRead<'_> {
 
     /// Up to `limit` entries with ids ≥ `from`, in id order.
     pub fn entries_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let s = self.store;
-        let iter = s
-            .entries
-            .range(self.txn, &(from..))
-            .map_err(|e| s.lmdb(e))?;
-        let mut out = Vec::with_capacity(limit.min(4096));
-        for item in iter.take(limit) {
-            let (k, v) = item.map_err(|e| s.lmdb(e))?;
-            out.push((k, v.to_vec()));
-        }
-        Ok(out)
+        entries_from(self.store, self.txn, from, limit)
     }
 
     /// Journal records (sequence, ISCC-ID) in order.
@@ -213,17 +218,7 @@ impl StoreTxn<'_, '_> {
     /// Up to `limit` entries with ids ≥ `from`, as this transaction sees
     /// them.
     pub fn entries_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let s = self.store;
-        let iter = s
-            .entries
-            .range(self.txn, &(from..))
-            .map_err(|e| s.lmdb(e))?;
-        let mut out = Vec::with_capacity(limit.min(4096));
-        for item in iter.take(limit) {
-            let (k, v) = item.map_err(|e| s.lmdb(e))?;
-            out.push((k, v.to_vec()));
-        }
-        Ok(out)
+        entries_from(self.store, self.txn, from, limit)
     }
 
     /// Store an entry.

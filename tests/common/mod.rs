@@ -81,3 +81,26 @@ pub fn write_jsonl(path: &std::path::Path, values: &[serde_json::Value]) {
     }
     std::fs::write(path, text).expect("write JSON Lines");
 }
+
+/// Every file under `dir` with its size and modification time — but
+/// LMDB's `lock.mdb`: its reader table is shared memory in which every
+/// reader registers (that is how LMDB readers and the writer coordinate),
+/// not index data. Two equal snapshots: nothing was written.
+pub fn file_states(
+    dir: &std::path::Path,
+) -> std::collections::BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).expect("read dir") {
+        let e = e.expect("dir entry");
+        let m = e.metadata().expect("metadata");
+        if e.file_name() == "lock.mdb" {
+            continue;
+        }
+        if m.is_dir() {
+            out.extend(file_states(&e.path()));
+        } else {
+            out.insert(e.path(), (m.len(), m.modified().expect("mtime")));
+        }
+    }
+    out
+}
