@@ -92,6 +92,25 @@ impl Drop for Tmpfs {
     }
 }
 
+/// `iscc-vdb --path dir <command>` must fail as a full disk does: exit
+/// status 5 and "disk full" on stderr.
+fn fails_disk_full(dir: &Path, command: &str) {
+    let out = bin().arg("--path").arg(dir).arg(command).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{command}: {stderr}");
+    assert!(stderr.contains("disk full"), "{command}: {stderr}");
+}
+
+/// `iscc-vdb --path dir <command>` must succeed.
+fn succeeds(dir: &Path, command: &str) {
+    let out = bin().arg("--path").arg(dir).arg(command).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn ids_of(entries: &[Value]) -> Vec<String> {
     entries
         .iter()
@@ -152,38 +171,15 @@ fn a_full_disk_says_so_and_loses_nothing_acknowledged() {
 
     // Space returns: a save recovers everything acknowledged.
     fs.resize("400m");
-    let out = bin().arg("--path").arg(&dir).arg("save").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(&dir, "save");
     check_consistent(&dir, &acked);
 
     // rebuild on a full disk: DISK_FULL, the old state intact.
     let filler = fs.fill();
-    let out = bin()
-        .arg("--path")
-        .arg(&dir)
-        .arg("rebuild")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(5), "{stderr}");
-    assert!(stderr.contains("disk full"), "{stderr}");
+    fails_disk_full(&dir, "rebuild");
     std::fs::remove_file(&filler).unwrap();
     check_consistent(&dir, &acked);
-    let out = bin()
-        .arg("--path")
-        .arg(&dir)
-        .arg("rebuild")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(&dir, "rebuild");
     check_consistent(&dir, &acked);
 
     // save over REST on a full disk: 507 with the envelope.
@@ -228,10 +224,7 @@ fn a_full_disk_says_so_and_loses_nothing_acknowledged() {
 
     // save from the CLI on a full disk: exit 5, "disk full", nothing lost.
     let filler = fs.fill();
-    let out = bin().arg("--path").arg(&dir).arg("save").output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(5), "{stderr}");
-    assert!(stderr.contains("disk full"), "{stderr}");
+    fails_disk_full(&dir, "save");
     std::fs::remove_file(&filler).unwrap();
     check_consistent(&dir, &all);
     std::thread::sleep(Duration::from_millis(10));
