@@ -28,6 +28,7 @@ pub mod metric;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod store;
+mod sync;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -42,7 +42,7 @@ impl DirLock {
             .open(dir.join("LOCK"))
             .map_err(LockError::Io)?;
         let canonical = fs::canonicalize(dir).map_err(LockError::Io)?;
-        let mut held = HELD_HERE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = crate::sync::lock(&HELD_HERE);
         if held.as_ref().is_some_and(|h| h.contains(&canonical)) {
             return Err(LockError::HeldHere);
         }
@@ -68,7 +68,7 @@ impl DirLock {
 
 impl Drop for DirLock {
     fn drop(&mut self) {
-        let mut held = HELD_HERE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = crate::sync::lock(&HELD_HERE);
         if let Some(h) = held.as_mut() {
             h.remove(&self.dir);
         }

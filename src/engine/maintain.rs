@@ -20,9 +20,10 @@ use serde_json::Value;
 
 use super::meta::{self, RebuildIntent};
 use super::recovery::dir_names;
-use super::{io, lock, stored_units, stored_units_in_txn, EngineError, IndexOptions, IsccIndex};
+use super::{io, stored_units, stored_units_in_txn, EngineError, IndexOptions, IsccIndex};
 use crate::codec::{Realm, UnitType};
 use crate::index::ShardedIndex;
+use crate::sync::{lock, RwLockExt};
 
 /// Which unit indexes a rebuild recreates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,7 +233,7 @@ impl IsccIndex {
         // Now in memory: the old indexes are dropped unsaved (their
         // directories are deleted), the new ones take their place.
         {
-            let mut units = self.units.write().unwrap_or_else(|p| p.into_inner());
+            let mut units = self.units.write_or_recover();
             units.retain(|t, _| !target.wants(*t));
             for (t, (_, idx)) in fresh {
                 units.insert(t, Arc::new(idx));
@@ -289,11 +290,7 @@ impl IsccIndex {
             None,
             IndexOptions {
                 params: self.params,
-                realm: self
-                    .realm
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .map(Realm::id),
+                realm: self.realm.read_or_recover().map(Realm::id),
                 read_only: false,
                 ..self.options
             },

@@ -51,7 +51,7 @@ mod write;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
@@ -59,6 +59,7 @@ use crate::codec::{IdGenerator, IsccId, Realm, Unit, UnitType};
 use crate::index::{ShardedIndex, ShardedOptions, VectorKind};
 use crate::lockfile::{DirLock, LockError};
 use crate::store::{Store, StoreOptions};
+use crate::sync::{lock, RwLockExt};
 
 pub use self::entry::validate_code;
 pub use self::error::{EngineError, ErrorKind};
@@ -108,10 +109,6 @@ impl std::fmt::Debug for IsccIndex {
             .field("path", &self.root)
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
@@ -318,17 +315,13 @@ impl IsccIndex {
     }
 
     fn realm(&self) -> Realm {
-        self.realm
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or(Realm::R0)
+        self.realm.read_or_recover().unwrap_or(Realm::R0)
     }
 
     /// The open unit indexes.
     fn unit_indexes(&self) -> Vec<(UnitType, Arc<ShardedIndex<u64>>)> {
         self.units
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .read_or_recover()
             .iter()
             .map(|(t, i)| (*t, Arc::clone(i)))
             .collect()
@@ -336,20 +329,11 @@ impl IsccIndex {
 
     /// Unit types with an open unit index.
     fn open_unit_types(&self) -> Vec<UnitType> {
-        self.units
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
-            .collect()
+        self.units.read_or_recover().keys().copied().collect()
     }
 
     fn unit_index(&self, t: UnitType) -> Option<Arc<ShardedIndex<u64>>> {
-        self.units
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&t)
-            .cloned()
+        self.units.read_or_recover().get(&t).cloned()
     }
 
     /// The unit index of `t`, created when there is none: in the index
@@ -359,7 +343,7 @@ impl IsccIndex {
         if let Some(i) = self.unit_index(t) {
             return Ok(i);
         }
-        let mut units = self.units.write().unwrap_or_else(|p| p.into_inner());
+        let mut units = self.units.write_or_recover();
         if let Some(i) = units.get(&t) {
             return Ok(Arc::clone(i));
         }
@@ -415,7 +399,7 @@ impl IsccIndex {
             context: context.to_string(),
             source,
         })?;
-        let realm = *self.realm.read().unwrap_or_else(|p| p.into_inner());
+        let realm = *self.realm.read_or_recover();
         if let Some(r) = realm {
             if id.realm() != r {
                 return Err(EngineError::Realm {
@@ -496,7 +480,7 @@ impl IsccIndex {
     /// Figures of the index.
     pub fn info(&self) -> Result<IndexInfo, EngineError> {
         self.check_open()?;
-        let _view = self.view.read().unwrap_or_else(|p| p.into_inner());
+        let _view = self.view.read_or_recover();
         let counts = self.counts()?;
         let units: BTreeMap<String, UnitTypeInfo> = self
             .unit_indexes()
@@ -519,11 +503,7 @@ impl IsccIndex {
             size: self.store.len()?,
             unit_types: self.unit_types_of(counts)?,
             units,
-            realm: self
-                .realm
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .map(Realm::id),
+            realm: self.realm.read_or_recover().map(Realm::id),
             max_dim: self.params.max_dim,
             read_only: self.options.read_only,
             in_memory: lock(&self.temp).is_some(),
@@ -572,7 +552,7 @@ impl IsccIndex {
         };
         self.closed.store(true, Ordering::Release);
         let units: Vec<Arc<ShardedIndex<u64>>> =
-            std::mem::take(&mut *self.units.write().unwrap_or_else(|p| p.into_inner()))
+            std::mem::take(&mut *self.units.write_or_recover())
                 .into_values()
                 .collect();
         for u in units {

@@ -28,13 +28,14 @@ use super::maintain::Target;
 use super::meta::{self, RebuildIntent};
 use super::write::Change;
 use super::{
-    lock, stored_units, stored_units_in_txn, EngineError, IndexOptions, IndexParams, IsccIndex,
+    stored_units, stored_units_in_txn, EngineError, IndexOptions, IndexParams, IsccIndex,
     ENGINE_FORMAT_VERSION,
 };
 use crate::codec::UnitType;
 use crate::index::{ShardedError, ShardedIndex};
 use crate::kind::ErrorKind;
 use crate::store::{Store, StoreError, StoreRead};
+use crate::sync::{lock, RwLockExt};
 
 /// The store's state that the unit indexes are checked against, read in
 /// one snapshot.
@@ -222,10 +223,7 @@ impl IsccIndex {
         for (t, name) in &dirs {
             match ShardedIndex::<u64>::open(self.root.join(name)) {
                 Ok(idx) => {
-                    self.units
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(*t, Arc::new(idx));
+                    self.units.write_or_recover().insert(*t, Arc::new(idx));
                 }
                 Err(e) if is_damage(&e) => {
                     damaged.insert(*t, format!("cannot be opened ({e})"));
@@ -292,7 +290,7 @@ impl IsccIndex {
             if legacy {
                 *lock(&self.legacy_counts) = Some(snap.counts.clone());
             }
-            *self.units.write().unwrap_or_else(|p| p.into_inner()) = opened;
+            *self.units.write_or_recover() = opened;
             *lock(&self.dirs) = dirs.clone();
             *lock(&self.seen) = (snap.floor, snap.last);
             self.check_units(&snap, &mut damaged)?;
@@ -404,7 +402,7 @@ impl IsccIndex {
 
     /// Take unit indexes out of the open set (dropped unsaved).
     fn drop_units<'a>(&self, types: impl Iterator<Item = &'a UnitType>) {
-        let mut units = self.units.write().unwrap_or_else(|p| p.into_inner());
+        let mut units = self.units.write_or_recover();
         for t in types {
             units.remove(t);
         }
@@ -462,7 +460,7 @@ impl IsccIndex {
             }
             Ok(())
         })?;
-        let mut units = self.units.write().unwrap_or_else(|p| p.into_inner());
+        let mut units = self.units.write_or_recover();
         for (t, idx) in fresh {
             units.insert(t, Arc::new(idx));
         }

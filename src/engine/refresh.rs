@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use super::recovery::recorded_dirs;
-use super::{lock, EngineError, IsccIndex};
+use super::{EngineError, IsccIndex};
+use crate::sync::{lock, RwLockExt};
 
 impl IsccIndex {
     /// For a read-only open: catch up with the writer. Cheap when nothing
@@ -43,12 +44,12 @@ impl IsccIndex {
                 }
                 Ok((out, r.journal_last()?))
             })?;
-            let _view = self.view.write().unwrap_or_else(|p| p.into_inner());
+            let _view = self.view.write_or_recover();
             self.replay(&changed, &Default::default())?;
             *lock(&self.seen) = (floor, last);
             return Ok(true);
         }
-        let _view = self.view.write().unwrap_or_else(|p| p.into_inner());
+        let _view = self.view.write_or_recover();
         self.open_units_read_only()?;
         Ok(true)
     }

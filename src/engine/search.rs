@@ -10,6 +10,7 @@ use super::matches::Aggregator;
 use super::{BatchMatches, EngineError, IsccIndex, IsccMatches, Query, SearchParams};
 use crate::codec::{Unit, UnitType};
 use crate::index::SearchOptions;
+use crate::sync::RwLockExt;
 
 impl IsccIndex {
     // ---- search ------------------------------------------------------------
@@ -18,7 +19,7 @@ impl IsccIndex {
     pub fn search(&self, query: &Query, params: &SearchParams) -> Result<IsccMatches, EngineError> {
         self.check_open()?;
         params.check()?;
-        let _view = self.view.read().unwrap_or_else(|p| p.into_inner());
+        let _view = self.view.read_or_recover();
         let units = query_units(query.iscc_code.as_deref(), query.units.as_deref(), "query")?;
         self.search_units(&units, params)
     }
@@ -33,7 +34,7 @@ impl IsccIndex {
     ) -> Result<BatchMatches, EngineError> {
         self.check_open()?;
         params.check()?;
-        let _view = self.view.read().unwrap_or_else(|p| p.into_inner());
+        let _view = self.view.read_or_recover();
         let units: Vec<Vec<Unit>> = queries
             .iter()
             .enumerate()

@@ -9,9 +9,10 @@ use std::sync::atomic::Ordering;
 use serde_json::Value;
 
 use super::entry::{prepare, Prepared};
-use super::{lock, meta, stored_units_in_txn, EngineError, IsccIndex, RemoveReport};
+use super::{meta, stored_units_in_txn, EngineError, IsccIndex, RemoveReport};
 use crate::codec::{IdGenerator, IsccId, Realm, Unit, UnitType};
 use crate::store::{StoreError, StoreTxn};
+use crate::sync::{lock, RwLockExt};
 
 /// A change to apply to the unit indexes.
 pub(super) struct Change {
@@ -76,7 +77,7 @@ impl IsccIndex {
         let _w = lock(&self.writer);
         self.check_writable()?;
         // The realm: fixed, or from the first ISCC-ID of this batch.
-        let fixed = *self.realm.read().unwrap_or_else(|p| p.into_inner());
+        let fixed = *self.realm.read_or_recover();
         let realm = fixed
             .or_else(|| prepared.iter().find_map(|p| p.id.map(IsccId::realm)))
             .unwrap_or(if self.options.realm == Some(1) {
@@ -176,7 +177,7 @@ impl IsccIndex {
             Ok(changes)
         })?;
         if set_realm {
-            *self.realm.write().unwrap_or_else(|p| p.into_inner()) = Some(realm);
+            *self.realm.write_or_recover() = Some(realm);
         }
         let ids: Vec<String> = ids.iter().map(IsccId::to_string).collect();
         self.apply_committed(changes, || ids.clone())?;

@@ -18,25 +18,19 @@ static ARMED: Mutex<Vec<(String, Option<i32>)>> = Mutex::new(Vec::new());
 /// fail half-way. For crash tests only.
 #[doc(hidden)]
 pub fn fail_next_write(fragment: &str) {
-    ARMED
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((fragment.to_string(), None));
+    crate::sync::lock(&ARMED).push((fragment.to_string(), None));
 }
 
 /// [`fail_next_write`] with the OS error `errno` (e.g. `libc::ENOSPC`, as a
 /// full disk would). For tests only.
 #[doc(hidden)]
 pub fn fail_next_write_with(fragment: &str, errno: i32) {
-    ARMED
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((fragment.to_string(), Some(errno)));
+    crate::sync::lock(&ARMED).push((fragment.to_string(), Some(errno)));
 }
 
 /// Fail (once) if a failure is armed for this path.
 pub(crate) fn check(path: &Path) -> io::Result<()> {
-    let mut armed = ARMED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut armed = crate::sync::lock(&ARMED);
     if armed.is_empty() {
         return Ok(());
     }

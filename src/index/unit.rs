@@ -42,6 +42,7 @@ use super::graph::{checksum, Graph, GraphFile, LazyGraph};
 use super::hnsw::{GraphParams, Hnsw};
 use crate::metric::scan::Kernel;
 use crate::metric::{BodyError, Row};
+use crate::sync::{lock, wait, RwLockExt};
 
 /// File magic of a saved unit index.
 const MAGIC: &[u8; 8] = b"IVDBUNIT";
@@ -257,9 +258,9 @@ impl Slots {
     }
 
     fn acquire(&self) -> SlotGuard<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let mut free = lock(&self.free);
         while *free == 0 {
-            free = self.cond.wait(free).unwrap_or_else(|p| p.into_inner());
+            free = wait(&self.cond, free);
         }
         *free -= 1;
         SlotGuard(self)
@@ -268,7 +269,7 @@ impl Slots {
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
+        let mut free = lock(&self.0.free);
         *free += 1;
         self.0.cond.notify_one();
     }
@@ -347,11 +348,11 @@ impl UnitIndex {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
+        self.state.read_or_recover()
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
+        self.state.write_or_recover()
     }
 
     fn writable(&self) -> Result<RwLockWriteGuard<'_, State>, IndexError> {

@@ -25,6 +25,7 @@ mod txn;
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};
 
+use crate::sync::RwLockExt;
 use heed::byteorder::BE;
 use heed::types::{Bytes, Str, U64};
 use heed::{
@@ -281,7 +282,7 @@ impl Store {
     }
 
     fn guard(&self) -> RwLockReadGuard<'_, ()> {
-        self.map_guard.read().unwrap_or_else(|p| p.into_inner())
+        self.map_guard.read_or_recover()
     }
 
     /// Run `f` on a read transaction (one consistent snapshot).
@@ -312,7 +313,7 @@ impl Store {
     /// Another process grew the map beyond ours: adopt its size (no
     /// transaction of this process may be open meanwhile).
     fn adopt_map_size(&self) -> Result<(), StoreError> {
-        let _g = self.map_guard.write().unwrap_or_else(|p| p.into_inner());
+        let _g = self.map_guard.write_or_recover();
         // SAFETY: the exclusive guard is held, so no transaction of this
         // process is open; size 0 tells LMDB to adopt the file's map size.
         unsafe { self.env.resize(0) }.map_err(|e| self.lmdb(e))
@@ -358,7 +359,7 @@ impl Store {
     /// Double the map (no transaction may be open: the exclusive guard
     /// waits for all of them).
     fn grow(&self) -> Result<(), StoreError> {
-        let _g = self.map_guard.write().unwrap_or_else(|p| p.into_inner());
+        let _g = self.map_guard.write_or_recover();
         let size = self.env.info().map_size;
         // SAFETY: the exclusive guard is held, so no transaction of this
         // process is open (every transaction holds the shared guard).

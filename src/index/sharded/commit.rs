@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use super::manifest::{self, Manifest, ShardEntry, BLOOM, SHARDED_FORMAT_VERSION};
 use super::shard::{self, Shard};
-use super::{io_at, lock, Inner, ShardedError};
+use super::{io_at, Inner, ShardedError};
 use crate::index::durable;
 use crate::lockfile::{DirLock, LockError};
+use crate::sync::{lock, RwLockExt};
 
 /// The writer lock of a sharded index directory.
 pub(super) fn acquire_lock(dir: &Path) -> Result<DirLock, ShardedError> {
@@ -38,7 +39,7 @@ impl Inner {
         frozen.save(&self.dir, gen)?;
         let mapped = Arc::new(Shard::open(&self.dir, &frozen.entry(), self.kind, true)?);
         {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.state.write_or_recover();
             if let Some(slot) = st.sealed.iter_mut().find(|s| s.id == frozen.id) {
                 *slot = mapped;
             }
@@ -57,7 +58,7 @@ impl Inner {
         }
         let _c = lock(&self.commit);
         let (mut manifest, bloom, bloom_version, tomb, tomb_version, garbage) = {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.state.write_or_recover();
             // The latest files of every shard: a shard still rotating is
             // listed with its last saved version, so nothing durable is
             // ever dropped from the manifest.
@@ -97,7 +98,7 @@ impl Inner {
             )
         };
         let restore_garbage = |g: Vec<String>| {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.state.write_or_recover();
             st.garbage.extend(g);
         };
         let mut old_tomb = None;
@@ -123,7 +124,7 @@ impl Inner {
             return Err(e);
         }
         {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.state.write_or_recover();
             if bloom.is_some() {
                 st.bloom_saved = bloom_version;
             }

@@ -41,12 +41,13 @@ mod search;
 mod shard;
 pub(crate) mod tombstones;
 
+use crate::sync::{lock, wait, RwLockExt};
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use self::iter::ShardedIter;
 use self::key::{bloom_hash, KeyTable};
@@ -229,10 +230,6 @@ pub(crate) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ShardedError + '_ 
     }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn key_text(kind: KeyKind, key: u128) -> String {
     match kind {
         KeyKind::U64 => (key as u64).to_string(),
@@ -248,11 +245,11 @@ const INSERT_CHUNK: usize = 2048;
 
 impl<K: ShardKey> ShardedIndex<K> {
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.inner.state.read().unwrap_or_else(|p| p.into_inner())
+        self.inner.state.read_or_recover()
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.inner.state.write().unwrap_or_else(|p| p.into_inner())
+        self.inner.state.write_or_recover()
     }
 
     fn check_open(&self) -> Result<(), ShardedError> {
@@ -473,10 +470,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         }
         let path = shard::main_path(&self.inner.dir, active.id, active.gen());
         let index = UnitIndex::restore(&path, false)?;
-        let table = active
-            .table
-            .as_ref()
-            .map(|t| t.read().unwrap_or_else(|p| p.into_inner()).clone());
+        let table = active.table.as_ref().map(|t| t.read_or_recover().clone());
         let promoted = Shard::from_parts(active.id, index, table);
         promoted.adopt_files(&active);
         let mut st = self.write();
@@ -527,7 +521,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         let labels: Vec<u64> = match &active.table {
             None => chunk.iter().map(|f| f.key as u64).collect(),
             Some(t) => {
-                let mut t = t.write().unwrap_or_else(|p| p.into_inner());
+                let mut t = t.write_or_recover();
                 let mut st = self.write();
                 chunk
                     .iter()
@@ -548,7 +542,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         let result = active.index.upsert_batch(&labels, &bodies);
         if let (Err(_), Some(t)) = (&result, &active.table) {
             // Drop labels whose rows did not make it in.
-            let mut t = t.write().unwrap_or_else(|p| p.into_inner());
+            let mut t = t.write_or_recover();
             for (l, f) in labels.iter().zip(chunk) {
                 if !active.index.contains(*l) {
                     t.remove_key(f.key);
@@ -590,7 +584,7 @@ impl<K: ShardKey> ShardedIndex<K> {
                 active.mark_changed();
                 live |= active.index.remove(label)?;
                 if let Some(t) = &active.table {
-                    t.write().unwrap_or_else(|p| p.into_inner()).remove_key(key);
+                    t.write_or_recover().remove_key(key);
                 }
             }
             live |= st.kill_sealed(key);
@@ -612,11 +606,7 @@ impl<K: ShardKey> ShardedIndex<K> {
             // Back-pressure: wait while too many rotations are in flight.
             let mut pending = lock(&self.inner.pending);
             while *pending >= self.inner.options.max_pending_rotations {
-                pending = self
-                    .inner
-                    .pending_done
-                    .wait(pending)
-                    .unwrap_or_else(|p| p.into_inner());
+                pending = wait(&self.inner.pending_done, pending);
             }
         }
         let frozen = {
@@ -647,7 +637,7 @@ impl<K: ShardKey> ShardedIndex<K> {
                         for shard in rx {
                             let id = shard.id;
                             if let Err(e) = inner.persist(&shard) {
-                                let mut st = inner.state.write().unwrap_or_else(|p| p.into_inner());
+                                let mut st = inner.state.write_or_recover();
                                 st.rotation_error = Some(ShardedError::Rotation {
                                     id,
                                     source: Box::new(e),
@@ -683,11 +673,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         {
             let mut pending = lock(&self.inner.pending);
             while *pending > 0 {
-                pending = self
-                    .inner
-                    .pending_done
-                    .wait(pending)
-                    .unwrap_or_else(|p| p.into_inner());
+                pending = wait(&self.inner.pending_done, pending);
             }
         }
         if self.inner.read_only {

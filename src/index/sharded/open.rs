@@ -18,6 +18,7 @@ use super::BYTES_PER_ROW_GUESS;
 use super::{io_at, Inner, ShardKey, ShardedError, ShardedIndex, ShardedOptions, State};
 use crate::index::bloom::{BloomError, ScalableBloom};
 use crate::lockfile::DirLock;
+use crate::sync::RwLockExt;
 
 /// How an index directory is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +185,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         let mut next_label = m.next_label;
         for s in active.iter().chain(&sealed) {
             if let Some(t) = &s.table {
-                let t = t.read().unwrap_or_else(|p| p.into_inner());
+                let t = t.read_or_recover();
                 if let Some(max) = t.max_label() {
                     next_label = next_label.max(max + 1);
                 }
