@@ -13,6 +13,7 @@
 //! * [`ffi`]: the `extern "C"` surface (`ivdb_*`).
 //! * `cli` (feature `cli`): the `iscc-vdb` command-line tool.
 //! * `server` (feature `server`): the REST server (`iscc-vdb serve`).
+//! * `testing` (feature `testing`, not default): test and bench support.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod codec;
 pub mod engine;
+mod fault;
 pub mod ffi;
 pub mod index;
 pub mod kind;
@@ -29,6 +31,8 @@ pub mod metric;
 pub mod server;
 pub mod store;
 mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

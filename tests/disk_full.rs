@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use iscc_vdb::engine::{ErrorKind, IndexOptions, IndexParams, IsccIndex};
-use iscc_vdb::server::client::Client;
+use iscc_vdb::testing::client::Client;
 use serde_json::{json, Value};
 
 fn bin() -> Command {
@@ -245,7 +245,7 @@ fn an_injected_no_space_error_is_disk_full() {
     let idx = IsccIndex::open(Some(dir.path()), options).unwrap();
     let refs: Vec<&Value> = entries.iter().collect();
     idx.add(&refs).unwrap();
-    iscc_vdb::index::fault::fail_next_write_with("manifest.json", libc::ENOSPC);
+    iscc_vdb::testing::fault::fail_next_write_with("manifest.json", libc::ENOSPC);
     let err = idx.save().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DiskFull, "{err}");
     assert!(err.to_string().contains("disk full"), "{err}");

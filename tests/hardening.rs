@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use iscc_vdb::engine::{
     ErrorKind, IndexOptions, IsccIndex, Query, SearchParams, MAX_QUERY_UNITS, MAX_SEARCH_COUNT,
 };
-use iscc_vdb::server::client::Client;
+use iscc_vdb::testing::client::Client;
 use serde_json::{json, Value};
 
 fn bin() -> Command {

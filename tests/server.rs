@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use iscc_vdb::server::client::{Client, Response};
+use iscc_vdb::testing::client::{Client, Response};
 use serde_json::{json, Value};
 
 const KEY: &str = "test-key-0123";

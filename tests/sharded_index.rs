@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use iscc_vdb::index::fault;
 use iscc_vdb::index::{
     SearchOptions, ShardedError, ShardedIndex, ShardedIndex128, ShardedOptions, VectorKind,
 };
 use iscc_vdb::metric::nphd;
+use iscc_vdb::testing::fault;
 
 fn lcg(seed: &mut u64) -> u64 {
     *seed = seed

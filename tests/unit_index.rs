@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use iscc_vdb::index::dataset::Dataset;
 use iscc_vdb::index::{Hit, IndexError, SearchOptions, UnitIndex, UnitIndexOptions};
 use iscc_vdb::metric::nphd;
+use iscc_vdb::testing::dataset::Dataset;
 use sha2::{Digest, Sha256};
 
 fn lcg(seed: &mut u64) -> u64 {

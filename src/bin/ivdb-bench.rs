@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use iscc_vdb::index::dataset::Dataset;
 use iscc_vdb::index::{Hit, SearchOptions, UnitIndex, UnitIndexOptions};
 use iscc_vdb::metric::scan::Kernel;
+use iscc_vdb::testing::dataset::Dataset;
 use sha2::{Digest, Sha256};
 
 #[derive(Parser)]
@@ -124,7 +124,7 @@ struct EngineArgs {
 /// a unique INSTANCE body of 64–256 bits; IDs increase with the index.
 fn engine_entries(n: usize, q: usize) -> (Vec<serde_json::Value>, Vec<iscc_vdb::engine::Query>) {
     use iscc_vdb::codec::{IsccId, Realm, Unit, UnitType};
-    use iscc_vdb::index::dataset::{mix64, r};
+    use iscc_vdb::testing::dataset::{mix64, r};
     let text = Dataset::generate(n, q, 42);
     let data = Dataset::generate(n, q, 43);
     let unit = |t: UnitType, body: &[u8]| Unit::new(t, body).expect("unit").to_string();
@@ -341,7 +341,7 @@ fn load_run(
         .map(|c| {
             let bodies = std::sync::Arc::clone(bodies);
             std::thread::spawn(move || {
-                let mut client = iscc_vdb::server::client::Client::new(addr);
+                let mut client = iscc_vdb::testing::client::Client::new(addr);
                 let mut lat = Vec::new();
                 let mut errors = 0usize;
                 let mut i = c * 7919;

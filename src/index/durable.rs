@@ -31,7 +31,7 @@ pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut f = File::create(&tmp)?;
         let half = bytes.len() / 2;
         f.write_all(&bytes[..half])?;
-        super::fault::check(path)?;
+        crate::fault::check(path)?;
         f.write_all(&bytes[half..])?;
         f.sync_all()?;
     }

@@ -129,14 +129,14 @@ impl Default for FlatStore {
 
 /// A prepared query: words, length in words.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Query {
+pub(crate) struct ScanQuery {
     pub(crate) words: [u64; 4],
     pub(crate) len: usize,
 }
 
-impl Query {
-    pub(crate) fn new(row: &Row) -> Query {
-        Query {
+impl ScanQuery {
+    pub(crate) fn new(row: &Row) -> ScanQuery {
+        ScanQuery {
             words: row.words(),
             len: row.len() / 8,
         }
@@ -313,7 +313,7 @@ impl FlatStore {
     pub(crate) fn search(
         &self,
         kernel: Kernel,
-        query: &Query,
+        query: &ScanQuery,
         k: usize,
         max_distance: Option<f32>,
         keep: Option<Keep<'_>>,
@@ -328,7 +328,7 @@ impl FlatStore {
     pub(crate) fn search_many(
         &self,
         kernel: Kernel,
-        queries: &[Query],
+        queries: &[ScanQuery],
         k: usize,
         max_distance: Option<f32>,
         keep: Option<Keep<'_>>,
@@ -360,7 +360,7 @@ impl FlatStore {
     fn scan_groups(
         &self,
         kernel: Kernel,
-        queries: &[Query],
+        queries: &[ScanQuery],
         tops: &mut [TopK],
         keep: Option<Keep<'_>>,
         candidates: &mut Vec<(u32, u32)>,
@@ -462,12 +462,12 @@ mod tests {
                     want.sort();
                     want.truncate(k);
                     assert_eq!(
-                        store.search(kernel, &Query::new(&row), k, None, None),
+                        store.search(kernel, &ScanQuery::new(&row), k, None, None),
                         want,
                         "{kernel:?}"
                     );
                 }
-                let capped = store.search(kernel, &Query::new(&row), 50, Some(0.40), None);
+                let capped = store.search(kernel, &ScanQuery::new(&row), 50, Some(0.40), None);
                 assert!(capped.iter().all(|h| h.distance <= 0.40));
             }
         }

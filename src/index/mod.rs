@@ -5,9 +5,7 @@
 //! * [`bloom::ScalableBloom`]: the scalable bloom filter of the sharded index.
 
 pub mod bloom;
-pub mod dataset;
 pub(crate) mod durable;
-pub mod fault;
 pub(crate) mod flat;
 mod graph;
 mod hnsw;

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kind::ErrorKind;
 
-use super::flat::{FlatStore, Group, Hit, Keep, Query, Words};
+use super::flat::{FlatStore, Group, Hit, Keep, ScanQuery, Words};
 use super::graph::{checksum, Graph, GraphFile, LazyGraph};
 use super::hnsw::{GraphParams, Hnsw};
 use crate::metric::scan::Kernel;
@@ -756,7 +756,7 @@ impl UnitIndex {
         let exact = |state: &State| {
             state.flat.search(
                 self.kernel,
-                &Query::new(row),
+                &ScanQuery::new(row),
                 options.count,
                 options.max_distance,
                 keep,
@@ -856,7 +856,7 @@ impl UnitIndex {
         if (Self::use_exact(state, options) || state.deferred) && options.count > 0 {
             // Chunks of queries share each cached block of rows.
             const CHUNK: usize = 16;
-            let queries: Vec<Query> = rows.iter().map(Query::new).collect();
+            let queries: Vec<ScanQuery> = rows.iter().map(ScanQuery::new).collect();
             return Ok(queries
                 .par_chunks(CHUNK)
                 .flat_map_iter(|chunk| {
@@ -1006,7 +1006,7 @@ impl UnitIndex {
             head.resize(head.len().next_multiple_of(8), b' ');
             f.write_all(&head).map_err(io_err(&tmp))?;
             f.flush().map_err(io_err(&tmp))?;
-            super::fault::check(&tmp).map_err(io_err(&tmp))?;
+            crate::fault::check(&tmp).map_err(io_err(&tmp))?;
             for group in g {
                 f.write_all(u64s_as_bytes(group.keys.as_slice()))
                     .map_err(io_err(&tmp))?;

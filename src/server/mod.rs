@@ -19,7 +19,6 @@
 //! SIGTERM) stops accepting, lets requests in flight finish, then saves and
 //! closes the index.
 
-pub mod client;
 pub mod envelope;
 mod guard;
 mod listen;

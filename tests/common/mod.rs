@@ -43,7 +43,7 @@ pub fn corpus() -> Vec<serde_json::Value> {
 /// increasing ISCC-IDs (the engine benchmark's entries).
 pub fn generated_entries(n: usize) -> Vec<serde_json::Value> {
     use iscc_vdb::codec::{IsccId, Realm, Unit, UnitType};
-    use iscc_vdb::index::dataset::{mix64, r, Dataset};
+    use iscc_vdb::testing::dataset::{mix64, r, Dataset};
     let text = Dataset::generate(n, 0, 42);
     let data = Dataset::generate(n, 0, 43);
     let unit = |t: UnitType, body: &[u8]| Unit::new(t, body).expect("unit").to_string();

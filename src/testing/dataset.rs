@@ -3,11 +3,9 @@
 //! fresh queries, defined bit-exactly so every implementation measures the
 //! same data. Code `j` has key `j`.
 
-/// splitmix64's finaliser.
-pub fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// splitmix64's finaliser (the bloom filter's hash mixer).
+pub fn mix64(z: u64) -> u64 {
+    crate::index::bloom::mix64(z)
 }
 
 /// The dataset's random function `R(s, i)` for a seed.

@@ -1,4 +1,4 @@
-//! Injected write failures, so tests can show what a crash in the middle
+//! Injected write failures (feature `testing`), so tests can show what a crash in the middle
 //! of writing a file leaves behind.
 //!
 //! A test arms a failure for paths containing a fragment; the next durable
@@ -8,27 +8,30 @@
 
 use std::io;
 use std::path::Path;
+#[cfg(feature = "testing")]
 use std::sync::Mutex;
 
 /// Armed failures: a path fragment and the OS error to fail with (`None`:
 /// a plain injected I/O error).
+#[cfg(feature = "testing")]
 static ARMED: Mutex<Vec<(String, Option<i32>)>> = Mutex::new(Vec::new());
 
 /// Make the next durable write of a file whose path contains `fragment`
 /// fail half-way. For crash tests only.
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub fn fail_next_write(fragment: &str) {
     crate::sync::lock(&ARMED).push((fragment.to_string(), None));
 }
 
 /// [`fail_next_write`] with the OS error `errno` (e.g. `libc::ENOSPC`, as a
 /// full disk would). For tests only.
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub fn fail_next_write_with(fragment: &str, errno: i32) {
     crate::sync::lock(&ARMED).push((fragment.to_string(), Some(errno)));
 }
 
 /// Fail (once) if a failure is armed for this path.
+#[cfg(feature = "testing")]
 pub(crate) fn check(path: &Path) -> io::Result<()> {
     let mut armed = crate::sync::lock(&ARMED);
     if armed.is_empty() {
@@ -45,4 +48,11 @@ pub(crate) fn check(path: &Path) -> io::Result<()> {
         },
         None => Ok(()),
     }
+}
+
+/// Without the `testing` feature nothing can be armed: a check is free.
+#[cfg(not(feature = "testing"))]
+#[inline(always)]
+pub(crate) fn check(_path: &Path) -> io::Result<()> {
+    Ok(())
 }
