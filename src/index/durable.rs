@@ -1,9 +1,14 @@
-//! Durable file replacement: write a temporary file, fsync it, rename it
-//! over the target, fsync the directory. A reader (or a crash) sees the old
-//! file or the new one, never a mix.
+//! Durable file replacement, the only way the indexes replace a file:
+//! write a temporary file beside the target, fsync it, rename it over the
+//! target, fsync the directory. A reader (or a crash) sees the old file or
+//! the new one, never a mix.
+//!
+//! Contract: after [`write`] or [`commit`] returns `Ok`, the new content
+//! survives a crash. After an error the target is untouched; a temporary
+//! file may remain, which its owner removes (or ignores) on open.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// The temporary name a file is written under before its rename.
@@ -23,18 +28,36 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Replace `path` with `bytes` durably. On error the target is untouched
-/// (a temporary file may remain; owners remove stale ones on open).
-pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// fsync a file written by someone else (usearch writes its own graph file).
+pub(crate) fn sync_file(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Write the temporary file of `path` through `fill` and fsync it; nothing
+/// is replaced until [`commit`]. Returns the temporary path.
+pub(crate) fn write_beside(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<PathBuf> {
     let tmp = tmp_path(path);
-    {
-        let mut f = File::create(&tmp)?;
-        let half = bytes.len() / 2;
-        f.write_all(&bytes[..half])?;
-        crate::fault::check(path)?;
-        f.write_all(&bytes[half..])?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
+    let mut f = BufWriter::new(File::create(&tmp)?);
+    fill(&mut f)?;
+    f.flush()?;
+    // An injected fault stops here, before the fsync, leaving the
+    // temporary file behind as a crash would.
+    crate::fault::check(path)?;
+    f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(tmp)
+}
+
+/// Rename a synced temporary file over `path` and fsync the directory.
+pub(crate) fn commit(tmp: &Path, path: &Path) -> io::Result<()> {
+    fs::rename(tmp, path)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Replace `path` with `bytes` durably (see the module's contract).
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = write_beside(path, |f| f.write_all(bytes))?;
+    commit(&tmp, path)
 }

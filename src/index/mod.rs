@@ -19,4 +19,5 @@ pub use sharded::{
 };
 pub use unit::{
     graph_path, IndexError, SearchOptions, UnitIndex, UnitIndexOptions, UnitIndexStats,
+    DEFAULT_EXACT_THRESHOLD,
 };

@@ -1,0 +1,388 @@
+//! The on-disk format of a unit index: `path` holds a magic, the format
+//! version, a JSON header (parameters, rows per length group, the graph
+//! file's size and xxh3) and the flat store laid out as in memory (so `view`
+//! maps it without copying); `path.hnsw` holds the usearch graph. Both are
+//! replaced durably (see `index::durable`), graph first.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+
+use super::error::io_err;
+use super::{IndexError, State, UnitIndex, UnitIndexOptions};
+use crate::index::durable;
+use crate::index::flat::{FlatStore, Group, Words};
+use crate::index::graph::{checksum, Graph, GraphFile, LazyGraph};
+
+/// File magic of a saved unit index.
+const MAGIC: &[u8; 8] = b"IVDBUNIT";
+/// On-disk format version; bump on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The JSON header of a saved unit index.
+#[derive(Debug, Serialize, Deserialize)]
+struct FileHeader {
+    format: u32,
+    options: UnitIndexOptions,
+    /// Rows per group (64, 128, 192, 256 bits).
+    groups: [usize; 4],
+    /// Size of the graph file written with it.
+    graph_bytes: u64,
+    /// The graph is deferred (empty): see the module docs.
+    #[serde(default)]
+    deferred: bool,
+    /// xxh3-64 of the graph file, verified before usearch reads it
+    /// (absent in files written before checksums were kept).
+    #[serde(default)]
+    graph_xxh3: Option<u64>,
+}
+
+/// `path` + ".hnsw": the usearch graph beside the main file.
+pub fn graph_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".hnsw");
+    PathBuf::from(p)
+}
+
+fn path_str(path: &Path) -> Result<&str, IndexError> {
+    path.to_str().ok_or_else(|| IndexError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"),
+    })
+}
+
+fn u64s_as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: u64 has no padding; the byte view covers exactly the slice,
+    // and u8 has alignment 1.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), std::mem::size_of_val(words)) }
+}
+
+impl UnitIndex {
+    /// Save to `path` and `path.hnsw` (atomic replace, fsync'd); resets `dirty`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
+        let path = path.as_ref();
+        let state = self.read();
+        let graph = graph_path(path);
+        let graph_tmp = durable::tmp_path(&graph);
+        state
+            .graph
+            .get()?
+            .save(path_str(&graph_tmp)?)
+            .map_err(|why| {
+                // usearch reports a failed write as text: a full disk is
+                // told apart by looking at the free space.
+                if crate::kind::disk_is_full(&graph_tmp) {
+                    IndexError::Io {
+                        path: graph_tmp.clone(),
+                        source: io::Error::from_raw_os_error(libc::ENOSPC),
+                    }
+                } else {
+                    IndexError::Native(why)
+                }
+            })?;
+        durable::sync_file(&graph_tmp).map_err(io_err(&graph_tmp))?;
+        let (graph_bytes, graph_xxh3) = {
+            let f = File::open(&graph_tmp).map_err(io_err(&graph_tmp))?;
+            // SAFETY: a private temporary file this call just wrote and
+            // synced; nothing else writes it.
+            let map = unsafe { Mmap::map(&f) }.map_err(io_err(&graph_tmp))?;
+            (map.len() as u64, checksum(&map))
+        };
+
+        let g = &state.flat.groups;
+        let header = FileHeader {
+            format: FORMAT_VERSION,
+            options: state.options,
+            groups: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
+            graph_bytes,
+            deferred: state.deferred,
+            graph_xxh3: Some(graph_xxh3),
+        };
+        let json = serde_json::to_vec(&header).map_err(|e| IndexError::Native(e.to_string()))?;
+        let tmp = durable::write_beside(path, |f| {
+            let mut head = Vec::with_capacity(16 + json.len() + 8);
+            head.extend_from_slice(MAGIC);
+            head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+            head.extend_from_slice(&(json.len() as u32).to_le_bytes());
+            head.extend_from_slice(&json);
+            head.resize(head.len().next_multiple_of(8), b' ');
+            f.write_all(&head)?;
+            for group in g {
+                f.write_all(u64s_as_bytes(group.keys.as_slice()))?;
+                for col in &group.cols {
+                    f.write_all(u64s_as_bytes(col.as_slice()))?;
+                }
+            }
+            Ok(())
+        })
+        .map_err(io_err(path))?;
+        // Graph first, then the main file that names its size.
+        durable::commit(&graph_tmp, &graph).map_err(io_err(&graph))?;
+        durable::commit(&tmp, path).map_err(io_err(path))?;
+        self.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Read and check the header; returns it and the data offset.
+    fn read_header(path: &Path, bytes: &[u8]) -> Result<(FileHeader, usize), IndexError> {
+        let corrupt = |why: &str| IndexError::Corrupt {
+            path: path.to_path_buf(),
+            why: why.to_string(),
+        };
+        if bytes.len() < 16 || &bytes[..8] != MAGIC {
+            return Err(corrupt("missing IVDBUNIT magic"));
+        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if version != FORMAT_VERSION {
+            return Err(IndexError::IncompatibleFormat {
+                path: path.to_path_buf(),
+                found: version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        let json_len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
+        let json = bytes
+            .get(16..16 + json_len)
+            .ok_or_else(|| corrupt("truncated header"))?;
+        let header: FileHeader =
+            serde_json::from_slice(json).map_err(|e| corrupt(&format!("bad header: {e}")))?;
+        header.options.validate()?;
+        let offset = (16 + json_len).next_multiple_of(8);
+        let words: usize = header
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, n)| n * (g + 2))
+            .sum();
+        if bytes.len() != offset + words * 8 {
+            return Err(corrupt(&format!(
+                "{} bytes, expected {} (truncated or padded)",
+                bytes.len(),
+                offset + words * 8
+            )));
+        }
+        Ok((header, offset))
+    }
+
+    /// The flat store over file bytes: owned copies, or slices of the map.
+    fn flat_from(header: &FileHeader, offset: usize, map: &Arc<Mmap>, copy: bool) -> FlatStore {
+        let mut flat = FlatStore::default();
+        let mut pos = offset;
+        let mut take = |len: usize| {
+            let words = if copy {
+                let bytes = &map[pos..pos + len * 8];
+                Words::Owned(
+                    bytes
+                        .chunks_exact(8)
+                        .map(|c| {
+                            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                        })
+                        .collect(),
+                )
+            } else {
+                Words::Mapped {
+                    map: Arc::clone(map),
+                    offset: pos,
+                    len,
+                }
+            };
+            pos += len * 8;
+            words
+        };
+        for (g, &n) in header.groups.iter().enumerate() {
+            let keys = take(n);
+            let cols = (0..=g).map(|_| take(n)).collect();
+            flat.groups[g] = Group { keys, cols };
+        }
+        flat.reindex();
+        flat
+    }
+
+    fn open_file(path: &Path, view: bool) -> Result<State, IndexError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        // SAFETY: the file is opened read-only and files are only ever
+        // replaced by rename, never modified in place, so the mapping's
+        // contents do not change under us.
+        let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(io_err(path))?);
+        let (header, offset) = Self::read_header(path, &map)?;
+        if !cfg!(target_endian = "little") {
+            return Err(IndexError::Corrupt {
+                path: path.to_path_buf(),
+                why: "unit index files are little-endian".into(),
+            });
+        }
+        let flat = Self::flat_from(&header, offset, &map, !view);
+        let graph_rows = if header.deferred { 0 } else { flat.len() };
+        let file = GraphFile::open(&graph_path(path), header.graph_bytes, header.graph_xxh3)?;
+        let graph = if view {
+            Graph::Lazy(LazyGraph {
+                file,
+                params: header.options.graph(),
+                rows: graph_rows,
+                cell: std::sync::OnceLock::new(),
+            })
+        } else {
+            let hnsw = file.load(header.options.graph())?;
+            if hnsw.size() != graph_rows {
+                return Err(IndexError::Corrupt {
+                    path: file.path.clone(),
+                    why: format!(
+                        "{} rows, but the flat store has {}",
+                        hnsw.size(),
+                        graph_rows
+                    ),
+                });
+            }
+            Graph::Ready(hnsw)
+        };
+        Ok(State {
+            graph,
+            flat,
+            options: header.options,
+            read_only: view,
+            deferred: header.deferred,
+        })
+    }
+
+    /// Replace this index with the one saved at `path`, read into RAM.
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
+        let state = Self::open_file(path.as_ref(), false)?;
+        *self.write() = state;
+        self.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Replace this index with the one saved at `path`, memory-mapped
+    /// read-only (writes then return [`IndexError::ReadOnly`]).
+    pub fn view(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
+        let state = Self::open_file(path.as_ref(), true)?;
+        *self.write() = state;
+        self.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Open a saved index: into RAM, or memory-mapped read-only with `view`.
+    /// Needs no parameters: they come from the file.
+    pub fn restore(path: impl AsRef<Path>, view: bool) -> Result<UnitIndex, IndexError> {
+        Ok(UnitIndex::from_state(Self::open_file(path.as_ref(), view)?))
+    }
+
+    /// A deep, writable copy in RAM (dirty 0).
+    pub fn copy(&self) -> Result<UnitIndex, IndexError> {
+        let state = self.read();
+        let mut flat = state.flat.clone();
+        flat.make_owned();
+        let hnsw = state.graph.get()?.copy().map_err(IndexError::Native)?;
+        Ok(UnitIndex::from_state(State {
+            graph: Graph::Ready(hnsw),
+            flat,
+            options: state.options,
+            read_only: false,
+            deferred: state.deferred,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bodies of every stored length (64–256 bits), deterministic.
+    fn bodies(n: usize) -> Vec<(u64, Vec<u8>)> {
+        (0..n as u64)
+            .map(|k| {
+                let len = 8 * (1 + (k as usize % 4));
+                let body = (0..len)
+                    .map(|i| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (i % 8 * 8)) as u8 ^ i as u8)
+                    .collect();
+                (k, body)
+            })
+            .collect()
+    }
+
+    fn filled(graph: bool) -> UnitIndex {
+        let options = UnitIndexOptions {
+            exact_threshold: if graph { 0 } else { 1_000 },
+            ..UnitIndexOptions::default()
+        };
+        let index = UnitIndex::new(options).unwrap();
+        for (k, b) in bodies(200) {
+            assert!(index.add(k, &b).unwrap());
+        }
+        index
+    }
+
+    #[test]
+    fn save_then_load_and_view_give_back_every_row_and_the_same_answers() {
+        for graph in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("unit.ivdb");
+            let index = filled(graph);
+            index.save(&path).unwrap();
+            assert_eq!(index.dirty(), 0);
+            for view in [false, true] {
+                let back = UnitIndex::restore(&path, view).unwrap();
+                assert_eq!(back.options(), index.options());
+                assert_eq!(back.graph_deferred(), !graph);
+                assert_eq!(back.is_read_only(), view);
+                assert_eq!(back.rows(0, 1_000), index.rows(0, 1_000));
+                for (k, b) in bodies(200).iter().step_by(17) {
+                    assert_eq!(back.get(*k).as_deref(), Some(&b[..]));
+                    assert_eq!(back.search(b, 5).unwrap(), index.search(b, 5).unwrap());
+                }
+            }
+            // No temporary file remains after a save.
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            assert_eq!(names, ["unit.ivdb", "unit.ivdb.hnsw"]);
+        }
+    }
+
+    #[test]
+    fn damaged_files_are_refused_with_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unit.ivdb");
+        filled(true).save(&path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let refused = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            UnitIndex::restore(&path, false).unwrap_err()
+        };
+        let mut magic = good.clone();
+        magic[0] ^= 1;
+        assert!(
+            matches!(refused(&magic), IndexError::Corrupt { why, .. } if why.contains("magic"))
+        );
+        let mut version = good.clone();
+        version[8] = 9;
+        assert!(matches!(
+            refused(&version),
+            IndexError::IncompatibleFormat {
+                found: 9,
+                expected: FORMAT_VERSION,
+                ..
+            }
+        ));
+        let err = refused(&good[..good.len() - 8]);
+        assert!(
+            matches!(&err, IndexError::Corrupt { why, .. } if why.contains("truncated")),
+            "{err}"
+        );
+        std::fs::write(&path, &good).unwrap();
+        let graph = graph_path(&path);
+        let mut g = std::fs::read(&graph).unwrap();
+        let last = g.len() - 1;
+        g[last] ^= 0xff;
+        std::fs::write(&graph, &g).unwrap();
+        let err = UnitIndex::restore(&path, false).unwrap_err();
+        assert_eq!(err.kind(), crate::kind::ErrorKind::Corrupt, "{err}");
+    }
+}

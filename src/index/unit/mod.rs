@@ -1,0 +1,489 @@
+//! `UnitIndex`: one similarity index of variable-length unit bodies (64–256
+//! bits) under NPHD — a usearch HNSW graph for approximate search plus the
+//! flat store for exact search, `get` and iteration.
+//!
+//! Concurrency: the index is `Send + Sync`. Searches, `get` and `contains`
+//! run in parallel under a shared lock (each HNSW search takes one of
+//! usearch's thread slots through a semaphore); writes take the exclusive
+//! lock, grow capacity as needed and add a batch to the graph on several
+//! threads. A search with its own `expansion_search` also takes the
+//! exclusive lock, since usearch keeps that setting per index.
+//!
+//! Duplicate keys: `add` skips a key that is already stored (and later
+//! repeats of a key within one batch), as iscc-usearch does, and reports how
+//! many rows it added; `upsert` replaces (last write wins).
+//!
+//! Deferred graph: while an index holds at most `exact_threshold` rows
+//! every search is an exact scan (faster there), so no graph is built and
+//! adds cost only the flat store. The graph is built from all rows, on all
+//! cores, when the index grows past the threshold, when the threshold is
+//! lowered below its size, or when an approximate search is asked for
+//! explicitly (`exact: Some(false)`).
+//!
+//! Files: `save(path)` writes `path` (format header, parameters and the flat
+//! store, laid out as in memory so `view` maps it without copying) and
+//! `path.hnsw` (the usearch graph). Both are written to a temporary name,
+//! fsync'd and renamed, graph first.
+//!
+//! Files of this module: `error.rs` (what can go wrong), `options.rs`
+//! (parameters and figures), `slots.rs` (the thread-slot semaphore),
+//! `search.rs` (exact and graph search), `file.rs` (the on-disk format).
+//! Lock order: `state` before a thread slot; never the other way round.
+
+mod error;
+mod file;
+mod options;
+mod search;
+mod slots;
+
+pub use error::IndexError;
+pub use file::graph_path;
+pub use options::{SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_EXACT_THRESHOLD};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::flat::{FlatStore, Hit, Words};
+use super::graph::Graph;
+use super::hnsw::Hnsw;
+use crate::metric::scan::Kernel;
+use crate::metric::Row;
+use crate::sync::RwLockExt;
+use slots::Slots;
+
+struct State {
+    graph: Graph,
+    flat: FlatStore,
+    options: UnitIndexOptions,
+    read_only: bool,
+    /// No graph yet (see the module docs): the graph holds no rows.
+    deferred: bool,
+}
+
+/// One NPHD similarity index of unit bodies; see the module docs.
+pub struct UnitIndex {
+    state: RwLock<State>,
+    slots: Slots,
+    dirty: AtomicU64,
+    kernel: Kernel,
+}
+
+impl std::fmt::Debug for UnitIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitIndex")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// Validate a body against the index limits and pad it into a row.
+fn row_of(key: Option<u64>, body: &[u8], max_dim: usize) -> Result<Row, IndexError> {
+    let row = Row::new(body).map_err(|source| IndexError::Body { key, source })?;
+    if body.len() * 8 > max_dim {
+        return Err(IndexError::TooLong {
+            key,
+            bits: body.len() * 8,
+            max_dim,
+        });
+    }
+    Ok(row)
+}
+
+fn hits(keys: Vec<u64>, distances: Vec<f32>, max_distance: Option<f32>) -> Vec<Hit> {
+    let mut out: Vec<Hit> = keys
+        .into_iter()
+        .zip(distances)
+        .map(|(key, distance)| Hit { distance, key })
+        .filter(|h| max_distance.is_none_or(|m| h.distance <= m))
+        .collect();
+    out.sort();
+    out
+}
+
+impl UnitIndex {
+    /// An empty index.
+    pub fn new(options: UnitIndexOptions) -> Result<UnitIndex, IndexError> {
+        options.validate()?;
+        let hnsw = Hnsw::new(options.graph()).map_err(IndexError::Native)?;
+        Ok(UnitIndex::from_state(State {
+            graph: Graph::Ready(hnsw),
+            flat: FlatStore::default(),
+            options,
+            read_only: false,
+            deferred: options.exact_threshold > 0,
+        }))
+    }
+
+    fn from_state(state: State) -> UnitIndex {
+        UnitIndex {
+            state: RwLock::new(state),
+            slots: Slots::new(Hnsw::THREAD_SLOTS),
+            dirty: AtomicU64::new(0),
+            kernel: Kernel::detect(),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read_or_recover()
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write_or_recover()
+    }
+
+    fn writable(&self) -> Result<RwLockWriteGuard<'_, State>, IndexError> {
+        let state = self.write();
+        if state.read_only {
+            return Err(IndexError::ReadOnly);
+        }
+        Ok(state)
+    }
+
+    /// The parameters.
+    pub fn options(&self) -> UnitIndexOptions {
+        self.read().options
+    }
+
+    /// Change the default `expansion_search` (persisted on save).
+    pub fn set_expansion_search(&self, n: usize) -> Result<(), IndexError> {
+        if n == 0 {
+            return Err(IndexError::Option(
+                "expansion_search must be at least 1".into(),
+            ));
+        }
+        let mut state = self.write();
+        state.options.expansion_search = n;
+        state.graph.set_expansion_search(n);
+        Ok(())
+    }
+
+    /// Change the exact-search threshold (persisted on save). Lowering it
+    /// under the current size builds a deferred graph now.
+    pub fn set_exact_threshold(&self, n: usize) -> Result<(), IndexError> {
+        let mut state = self.write();
+        state.options.exact_threshold = n;
+        if state.deferred && state.flat.len() > n && !state.read_only {
+            Self::build_graph(&mut state)?;
+        }
+        Ok(())
+    }
+
+    /// True while the graph is deferred (see the module docs).
+    pub fn graph_deferred(&self) -> bool {
+        self.read().deferred
+    }
+
+    /// Build the deferred graph from every row.
+    fn build_graph(state: &mut State) -> Result<(), IndexError> {
+        if !state.deferred {
+            return Ok(());
+        }
+        let rows = state.flat.all_rows();
+        let hnsw = Hnsw::new(state.options.graph()).map_err(IndexError::Native)?;
+        state.graph = Graph::Ready(hnsw);
+        Self::graph_insert(state, &rows)?;
+        state.deferred = false;
+        Ok(())
+    }
+
+    /// Make sure a graph exists before an explicitly approximate search.
+    fn ensure_graph(&self, options: &SearchOptions) -> Result<(), IndexError> {
+        if options.exact == Some(false) && self.read().deferred {
+            let mut state = self.write();
+            if !state.read_only {
+                Self::build_graph(&mut state)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rows stored.
+    pub fn len(&self) -> usize {
+        self.read().flat.len()
+    }
+
+    /// True when no row is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Changes since the last save/load/view/reset: adds, and removals of
+    /// keys that existed.
+    pub fn dirty(&self) -> u64 {
+        self.dirty.load(Ordering::Relaxed)
+    }
+
+    /// True when memory-mapped read-only (opened with `view`).
+    pub fn is_read_only(&self) -> bool {
+        self.read().read_only
+    }
+
+    /// The exact-scan kernel in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// True when the key is stored.
+    pub fn contains(&self, key: u64) -> bool {
+        self.read().flat.contains(key)
+    }
+
+    /// Rows stored under the key (0 or 1).
+    pub fn count(&self, key: u64) -> usize {
+        usize::from(self.contains(key))
+    }
+
+    /// The unpadded body stored under the key.
+    pub fn get(&self, key: u64) -> Option<Vec<u8>> {
+        self.read().flat.get(key).map(|row| row.body().to_vec())
+    }
+
+    /// Every key, in storage order.
+    pub fn keys(&self) -> Vec<u64> {
+        self.read().flat.keys().collect()
+    }
+
+    /// Up to `n` rows (key, unpadded body) from storage position `start`,
+    /// for chunked iteration (positions are stable while nothing is removed).
+    pub fn rows(&self, start: usize, n: usize) -> Vec<(u64, Vec<u8>)> {
+        let state = self.read();
+        let mut out = Vec::with_capacity(n.min(state.flat.len().saturating_sub(start)));
+        let mut skip = start;
+        for group in &state.flat.groups {
+            let len = group.len();
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let keys = group.keys.as_slice();
+            let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
+            for i in skip..len {
+                if out.len() == n {
+                    return out;
+                }
+                let mut body = Vec::with_capacity(8 * cols.len());
+                for col in &cols {
+                    body.extend_from_slice(&col[i].to_le_bytes());
+                }
+                out.push((keys[i], body));
+            }
+            skip = 0;
+        }
+        out
+    }
+
+    /// Bytes `save` would write (main file and graph), within a few hundred
+    /// bytes of header. Walks the graph's node levels: O(rows).
+    pub fn serialized_bytes(&self) -> u64 {
+        let state = self.read();
+        let words: usize = state
+            .flat
+            .groups
+            .iter()
+            .map(|g| g.len() * (1 + g.cols.len()))
+            .sum();
+        let graph = state.graph.loaded().map_or(0, Hnsw::serialized_length);
+        (512 + words * 8 + graph) as u64
+    }
+
+    /// Add one body; `Ok(false)` when the key is already stored (skipped).
+    pub fn add(&self, key: u64, body: &[u8]) -> Result<bool, IndexError> {
+        Ok(self.add_batch(&[key], &[body])? == 1)
+    }
+
+    /// Add a batch; keys already stored (or repeated in the batch) are
+    /// skipped. Every body is validated before anything is added. Returns
+    /// the number of rows added.
+    pub fn add_batch<B: AsRef<[u8]> + Sync>(
+        &self,
+        keys: &[u64],
+        bodies: &[B],
+    ) -> Result<usize, IndexError> {
+        let mut state = self.writable()?;
+        let rows = Self::checked_rows(keys, bodies, state.options.max_dim)?;
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        let fresh: Vec<(u64, Row)> = keys
+            .iter()
+            .zip(rows)
+            .filter(|(k, _)| seen.insert(**k) && !state.flat.contains(**k))
+            .map(|(k, r)| (*k, r))
+            .collect();
+        let added = Self::insert(&mut state, &fresh)?;
+        self.dirty.fetch_add(added as u64, Ordering::Relaxed);
+        Ok(added)
+    }
+
+    /// Insert or replace one body (last write wins).
+    pub fn upsert(&self, key: u64, body: &[u8]) -> Result<(), IndexError> {
+        self.upsert_batch(&[key], &[body])
+    }
+
+    /// Insert or replace a batch; for a key repeated in the batch the last
+    /// body wins.
+    pub fn upsert_batch<B: AsRef<[u8]> + Sync>(
+        &self,
+        keys: &[u64],
+        bodies: &[B],
+    ) -> Result<(), IndexError> {
+        let mut state = self.writable()?;
+        let rows = Self::checked_rows(keys, bodies, state.options.max_dim)?;
+        let mut last = std::collections::HashMap::with_capacity(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            last.insert(*k, i);
+        }
+        let mut removed = 0u64;
+        let mut fresh = Vec::with_capacity(last.len());
+        for (i, (k, row)) in keys.iter().zip(rows).enumerate() {
+            if last.get(k) != Some(&i) {
+                continue;
+            }
+            if state.flat.get(*k) == Some(row) {
+                continue; // identical: nothing to do
+            }
+            if state.flat.remove(*k) {
+                if !state.deferred {
+                    state.graph.get()?.remove(*k).map_err(IndexError::Native)?;
+                }
+                removed += 1;
+            }
+            fresh.push((*k, row));
+        }
+        let added = Self::insert(&mut state, &fresh)?;
+        self.dirty
+            .fetch_add(removed + added as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Remove a key; `Ok(false)` when it was not stored.
+    pub fn remove(&self, key: u64) -> Result<bool, IndexError> {
+        Ok(self.remove_batch(&[key])? == 1)
+    }
+
+    /// Remove keys; returns how many were stored.
+    pub fn remove_batch(&self, keys: &[u64]) -> Result<usize, IndexError> {
+        let mut state = self.writable()?;
+        let mut removed = 0;
+        for &key in keys {
+            if state.flat.remove(key) {
+                if !state.deferred {
+                    state.graph.get()?.remove(key).map_err(IndexError::Native)?;
+                }
+                removed += 1;
+            }
+        }
+        self.dirty.fetch_add(removed as u64, Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    /// Remove everything (the parameters stay).
+    pub fn reset(&self) -> Result<(), IndexError> {
+        let mut state = self.writable()?;
+        state.graph = Graph::Ready(Hnsw::new(state.options.graph()).map_err(IndexError::Native)?);
+        state.flat = FlatStore::default();
+        state.deferred = state.options.exact_threshold > 0;
+        self.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn checked_rows<B: AsRef<[u8]>>(
+        keys: &[u64],
+        bodies: &[B],
+        max_dim: usize,
+    ) -> Result<Vec<Row>, IndexError> {
+        if keys.len() != bodies.len() {
+            return Err(IndexError::BatchMismatch {
+                keys: keys.len(),
+                bodies: bodies.len(),
+            });
+        }
+        keys.iter()
+            .zip(bodies)
+            .map(|(k, b)| row_of(Some(*k), b.as_ref(), max_dim))
+            .collect()
+    }
+
+    /// Add new rows to graph and flat store; the graph part runs on all
+    /// cores (the exclusive lock is held, so every usearch thread slot is free).
+    fn insert(state: &mut State, rows: &[(u64, Row)]) -> Result<usize, IndexError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        if state.deferred {
+            for (key, row) in rows {
+                state.flat.insert(*key, row);
+            }
+            if state.flat.len() > state.options.exact_threshold {
+                Self::build_graph(state)?;
+            }
+            return Ok(rows.len());
+        }
+        let result = Self::graph_insert(state, rows);
+        // Keep the flat store equal to the graph; only after a failure must
+        // each row be checked against the graph.
+        let mut added = 0;
+        for (key, row) in rows {
+            if result.is_ok() || state.graph.get()?.contains(*key) {
+                state.flat.insert(*key, row);
+                added += 1;
+            }
+        }
+        result.map(|()| added)
+    }
+
+    /// Add rows to the graph on all cores. On failure, rows the graph did
+    /// not take are dropped from the flat store too (the two stay equal).
+    fn graph_insert(state: &mut State, rows: &[(u64, Row)]) -> Result<(), IndexError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        state
+            .graph
+            .get_mut()?
+            .ensure_capacity(rows.len())
+            .map_err(IndexError::Native)?;
+        let threads = rayon::current_num_threads().clamp(1, Hnsw::THREAD_SLOTS);
+        let chunk = rows.len().div_ceil(threads).max(64);
+        let hnsw = state.graph.get()?;
+        let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = rows
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        for (key, row) in part {
+                            hnsw.add(*key, &row.0)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a graph insertion thread panicked".into()))
+                })
+                .collect()
+        });
+        match results.into_iter().find_map(Result::err) {
+            Some(why) => Err(IndexError::Native(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Figures of the index.
+    pub fn stats(&self) -> UnitIndexStats {
+        let state = self.read();
+        let g = &state.flat.groups;
+        UnitIndexStats {
+            len: state.flat.len(),
+            len_by_bits: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
+            capacity: state.graph.loaded().map_or(0, Hnsw::capacity),
+            options: state.options,
+            graph_memory: state.graph.loaded().map_or(0, Hnsw::memory_usage),
+            graph_serialized: state.graph.loaded().map_or(0, Hnsw::serialized_length),
+            kernel: self.kernel.name(),
+            read_only: state.read_only,
+            dirty: self.dirty(),
+        }
+    }
+}

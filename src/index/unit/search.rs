@@ -1,0 +1,191 @@
+//! Searching a unit index: the exact SIMD scan below the threshold, the
+//! HNSW graph above it, one query or a batch in parallel.
+
+use rayon::prelude::*;
+
+use super::{hits, row_of, IndexError, SearchOptions, State, UnitIndex};
+use crate::index::flat::{Hit, Keep, ScanQuery};
+use crate::metric::Row;
+
+impl UnitIndex {
+    /// Search one query body. Results are ordered by distance, then key.
+    pub fn search(&self, query: &[u8], count: usize) -> Result<Vec<Hit>, IndexError> {
+        self.search_with(query, &SearchOptions::count(count))
+    }
+
+    /// Exact search of one query body through the SIMD scan.
+    pub fn search_exact(&self, query: &[u8], count: usize) -> Result<Vec<Hit>, IndexError> {
+        self.search_with(
+            query,
+            &SearchOptions {
+                exact: Some(true),
+                ..SearchOptions::count(count)
+            },
+        )
+    }
+
+    /// Search one query body with options.
+    pub fn search_with(
+        &self,
+        query: &[u8],
+        options: &SearchOptions,
+    ) -> Result<Vec<Hit>, IndexError> {
+        self.search_filtered(query, options, None)
+    }
+
+    /// Search one query body, considering only keys for which `keep` returns
+    /// true (both the graph walk and the exact scan skip the others, so up
+    /// to `count` kept results come back however many rows are filtered).
+    pub fn search_filtered(
+        &self,
+        query: &[u8],
+        options: &SearchOptions,
+        keep: Option<Keep<'_>>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let row = row_of(None, query, 256)?;
+        self.ensure_graph(options)?;
+        if let Some(ef) = options
+            .expansion_search
+            .filter(|_| options.exact != Some(true))
+        {
+            return self.with_expansion(ef, |state| self.search_row(state, &row, options, keep));
+        }
+        let state = self.read();
+        self.search_row(&state, &row, options, keep)
+    }
+
+    fn use_exact(state: &State, options: &SearchOptions) -> bool {
+        options
+            .exact
+            .unwrap_or(state.flat.len() <= state.options.exact_threshold)
+    }
+
+    fn search_row(
+        &self,
+        state: &State,
+        row: &Row,
+        options: &SearchOptions,
+        keep: Option<Keep<'_>>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let exact = |state: &State| {
+            state.flat.search(
+                self.kernel,
+                &ScanQuery::new(row),
+                options.count,
+                options.max_distance,
+                keep,
+            )
+        };
+        if options.count == 0 || state.flat.len() == 0 {
+            return Ok(Vec::new());
+        }
+        if Self::use_exact(state, options) || state.deferred {
+            return Ok(exact(state));
+        }
+        let graph = state.graph.get()?;
+        let _slot = self.slots.acquire();
+        let found = match keep {
+            Some(keep) => graph.filtered_search(&row.0, options.count, keep),
+            None => graph.search(&row.0, options.count),
+        };
+        Ok(match found {
+            Ok((keys, distances)) => hits(keys, distances, options.max_distance),
+            // usearch only fails a search on exhausted resources; the exact
+            // scan is always correct.
+            Err(_) => exact(state),
+        })
+    }
+
+    /// Run `f` with a per-call `expansion_search` under the exclusive lock
+    /// (usearch keeps the setting per index), restoring the default after.
+    fn with_expansion<T>(
+        &self,
+        ef: usize,
+        f: impl FnOnce(&State) -> Result<T, IndexError>,
+    ) -> Result<T, IndexError> {
+        if ef == 0 {
+            return Err(IndexError::Option(
+                "expansion_search must be at least 1".into(),
+            ));
+        }
+        let mut state = self.write();
+        let default = state.options.expansion_search;
+        state.graph.set_expansion_search(ef);
+        let result = f(&state);
+        state.graph.set_expansion_search(default);
+        result
+    }
+
+    /// Search many query bodies in one call, in parallel over cores (or
+    /// `options.threads`). Exact batches share each cached block of rows
+    /// across queries.
+    pub fn search_batch<B: AsRef<[u8]> + Sync>(
+        &self,
+        queries: &[B],
+        options: &SearchOptions,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        self.search_batch_filtered(queries, options, None)
+    }
+
+    /// [`UnitIndex::search_batch`] considering only keys `keep` accepts.
+    pub fn search_batch_filtered<B: AsRef<[u8]> + Sync>(
+        &self,
+        queries: &[B],
+        options: &SearchOptions,
+        keep: Option<Keep<'_>>,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        let rows: Vec<Row> = queries
+            .iter()
+            .map(|q| row_of(None, q.as_ref(), 256))
+            .collect::<Result<_, _>>()?;
+        self.ensure_graph(options)?;
+        let run = || -> Result<Vec<Vec<Hit>>, IndexError> {
+            if let Some(ef) = options
+                .expansion_search
+                .filter(|_| options.exact != Some(true))
+            {
+                return self
+                    .with_expansion(ef, |state| self.batch_rows(state, &rows, options, keep));
+            }
+            let state = self.read();
+            self.batch_rows(&state, &rows, options, keep)
+        };
+        match options.threads {
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .build()
+                .map_err(|e| IndexError::Option(format!("threads: {e}")))?
+                .install(run),
+            None => run(),
+        }
+    }
+
+    fn batch_rows(
+        &self,
+        state: &State,
+        rows: &[Row],
+        options: &SearchOptions,
+        keep: Option<Keep<'_>>,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        if (Self::use_exact(state, options) || state.deferred) && options.count > 0 {
+            // Chunks of queries share each cached block of rows.
+            const CHUNK: usize = 16;
+            let queries: Vec<ScanQuery> = rows.iter().map(ScanQuery::new).collect();
+            return Ok(queries
+                .par_chunks(CHUNK)
+                .flat_map_iter(|chunk| {
+                    state.flat.search_many(
+                        self.kernel,
+                        chunk,
+                        options.count,
+                        options.max_distance,
+                        keep,
+                    )
+                })
+                .collect());
+        }
+        rows.par_iter()
+            .map(|row| self.search_row(state, row, options, keep))
+            .collect()
+    }
+}
