@@ -30,36 +30,53 @@
 //!   with writes (which are serialised). A writable open takes an advisory
 //!   lock (`LOCK`), so a second writer process gets [`ShardedError::Locked`];
 //!   read-only opens need no lock.
+//!
+//! Files of this module: `options.rs` (parameters), `error.rs`, `key.rs`
+//! (key kinds and the per-shard key table), `shard.rs` (one shard),
+//! `open.rs` (create/open/recover), `write.rs` (add, upsert, remove),
+//! `rotate.rs` (freezing and writing the active shard), `search.rs`,
+//! `iter.rs`, `commit.rs` (manifest commits), `maintain.rs` (save, bloom
+//! rebuild, compaction, close), `manifest.rs`, `tombstones.rs`, `stats.rs`.
+//!
+//! Lock order (take them in this order, never back): `writer` (serialises
+//! mutations) → `commit` (manifest commits) → `state` → a shard's key-table
+//! lock or `pending`. `worker` and `dir_lock` are taken with no other lock
+//! of this index held, except `worker` under `writer` during a rotation.
 
 mod commit;
+mod error;
 mod iter;
 pub mod key;
+mod maintain;
 pub(crate) mod manifest;
 mod open;
 mod options;
+mod rotate;
 mod search;
 mod shard;
+mod stats;
 pub(crate) mod tombstones;
+mod write;
 
-use crate::sync::{lock, wait, RwLockExt};
-use std::collections::{HashMap, HashSet};
-use std::io;
+use crate::sync::RwLockExt;
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub(crate) use self::error::io_at;
+pub use self::error::ShardedError;
 pub use self::iter::ShardedIter;
-use self::key::{bloom_hash, KeyTable};
+use self::key::bloom_hash;
 pub use self::key::{KeyKind, ShardKey};
 pub use self::manifest::SHARDED_FORMAT_VERSION;
-pub use self::options::{
-    BloomStats, Match, ShardedError, ShardedOptions, ShardedStats, VectorKind,
-};
+pub use self::options::{ShardedOptions, VectorKind};
+pub use self::search::Match;
 use self::shard::Shard;
+pub use self::stats::{BloomStats, ShardedStats};
 use self::tombstones::Tombstones;
 use super::bloom::ScalableBloom;
-use super::UnitIndex;
 use crate::lockfile::DirLock;
 
 /// A row about to be written.
@@ -223,20 +240,6 @@ impl<K: ShardKey> std::fmt::Debug for ShardedIndex<K> {
     }
 }
 
-pub(crate) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ShardedError + '_ {
-    move |source| ShardedError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn key_text(kind: KeyKind, key: u128) -> String {
-    match kind {
-        KeyKind::U64 => (key as u64).to_string(),
-        KeyKind::U128 => format!("{key:032x}"),
-    }
-}
-
 /// Initial guess of serialized bytes per row before the first measurement.
 const BYTES_PER_ROW_GUESS: u64 = 240;
 /// Rows inserted per unit-index call: bounds how long a search of the
@@ -351,555 +354,6 @@ impl<K: ShardKey> ShardedIndex<K> {
         keys.iter().map(|k| self.get(*k)).collect()
     }
 
-    // ---- writes ------------------------------------------------------------
-
-    /// Add vectors under keys that are not live anywhere; live keys (and
-    /// repeats in the batch) are skipped — first write wins, across every
-    /// shard. Every vector is validated before anything is written. Returns
-    /// how many were added.
-    pub fn add<B: AsRef<[u8]>>(&self, keys: &[K], vectors: &[B]) -> Result<usize, ShardedError> {
-        self.write_batch(keys, vectors, Mode::Once)
-    }
-
-    /// The same as [`ShardedIndex::add`]: first write wins across shards
-    /// (the reference's `add` only checks the active shard; ours always
-    /// checks them all, helped by the bloom filter).
-    pub fn add_once<B: AsRef<[u8]>>(
-        &self,
-        keys: &[K],
-        vectors: &[B],
-    ) -> Result<usize, ShardedError> {
-        self.write_batch(keys, vectors, Mode::Once)
-    }
-
-    /// Insert or replace: the new vector becomes the key's only live copy
-    /// (last write wins, also within the batch). An identical vector is
-    /// left alone. Returns how many keys were written.
-    pub fn upsert<B: AsRef<[u8]>>(&self, keys: &[K], vectors: &[B]) -> Result<usize, ShardedError> {
-        self.write_batch(keys, vectors, Mode::Upsert)
-    }
-
-    fn write_batch<B: AsRef<[u8]>>(
-        &self,
-        keys: &[K],
-        vectors: &[B],
-        mode: Mode,
-    ) -> Result<usize, ShardedError> {
-        self.check_writable()?;
-        if keys.len() != vectors.len() {
-            return Err(ShardedError::BatchMismatch {
-                keys: keys.len(),
-                vectors: vectors.len(),
-            });
-        }
-        let kind = self.inner.kind;
-        let vk = self.inner.options.vectors;
-        let mut items: Vec<(u128, Vec<u8>)> = Vec::with_capacity(keys.len());
-        for (k, v) in keys.iter().zip(vectors) {
-            let key = k.to_u128();
-            let body = vk.body(v.as_ref()).map_err(|why| ShardedError::Vector {
-                key: Some(key_text(kind, key)),
-                why,
-            })?;
-            items.push((key, body));
-        }
-        // One occurrence per key: the first (add) or the last (upsert).
-        let mut seen = HashSet::with_capacity(items.len());
-        if mode == Mode::Upsert {
-            items.reverse();
-        }
-        items.retain(|(k, _)| seen.insert(*k));
-        if mode == Mode::Upsert {
-            items.reverse();
-        }
-
-        let _w = lock(&self.inner.writer);
-        self.check_writable()?;
-        self.promote_active()?;
-        // Decide per key against the current state; note which keys have a
-        // live copy in a sealed shard to hide once the new one is in.
-        let fresh: Vec<Fresh> = {
-            let st = self.read();
-            items
-                .into_iter()
-                .filter_map(|(key, body)| match st.locate(kind, key) {
-                    None => Some(Fresh {
-                        key,
-                        body,
-                        hide: false,
-                    }),
-                    Some(_) if mode == Mode::Once => None,
-                    // Even a copy in the active shard may be sealed by a
-                    // rotation before this row goes in: hide in any case.
-                    Some((s, l)) => {
-                        (s.index.get(l).as_deref() != Some(&body[..])).then_some(Fresh {
-                            key,
-                            body,
-                            hide: true,
-                        })
-                    }
-                })
-                .collect()
-        };
-        let written = fresh.len();
-        let mut rest = &fresh[..];
-        while !rest.is_empty() {
-            let room = self.room()?;
-            if room == 0 {
-                self.rotate()?;
-                continue;
-            }
-            let (chunk, tail) = rest.split_at(room.min(rest.len()).min(INSERT_CHUNK));
-            self.insert_chunk(chunk)?;
-            rest = tail;
-        }
-        self.inner
-            .dirty
-            .fetch_add(written as u64, Ordering::Relaxed);
-        Ok(written)
-    }
-
-    /// Read a memory-mapped active shard (after open) into RAM.
-    fn promote_active(&self) -> Result<(), ShardedError> {
-        let active = self.read().active.clone();
-        let Some(active) = active else {
-            return Ok(());
-        };
-        if !active.index.is_read_only() {
-            return Ok(());
-        }
-        let path = shard::main_path(&self.inner.dir, active.id, active.gen());
-        let index = UnitIndex::restore(&path, false)?;
-        let table = active.table.as_ref().map(|t| t.read_or_recover().clone());
-        let promoted = Shard::from_parts(active.id, index, table);
-        promoted.adopt_files(&active);
-        let mut st = self.write();
-        st.active = Some(Arc::new(promoted));
-        st.since_measure = usize::MAX / 2;
-        Ok(())
-    }
-
-    /// Rows the active shard takes before it must rotate (0: rotate now).
-    fn room(&self) -> Result<usize, ShardedError> {
-        let mut st = self.write();
-        let Some(active) = st.active.clone() else {
-            return Err(ShardedError::ReadOnly);
-        };
-        let rows = active.len();
-        if self.inner.detached {
-            // Nothing is written: the in-memory shard never rotates.
-            return Ok(usize::MAX);
-        }
-        let limit = self.inner.options.shard_size;
-        if st.since_measure >= (rows / 4).max(1024) || st.active_bytes >= limit {
-            st.active_bytes = active.index.serialized_bytes();
-            st.since_measure = 0;
-            st.bytes_per_row = if rows >= 256 {
-                (st.active_bytes / rows as u64).max(1)
-            } else {
-                BYTES_PER_ROW_GUESS
-            };
-        }
-        if st.active_bytes >= limit && rows > 0 {
-            return Ok(0);
-        }
-        Ok((limit.saturating_sub(st.active_bytes) / st.bytes_per_row).max(1) as usize)
-    }
-
-    /// Insert rows into the active shard, then hide older copies.
-    fn insert_chunk(&self, chunk: &[Fresh]) -> Result<(), ShardedError> {
-        let kind = self.inner.kind;
-        let active = {
-            let mut st = self.write();
-            // Bloom first: a row must never be findable while the filter
-            // still rejects its key.
-            for f in chunk {
-                st.bloom_insert(kind, f.key);
-            }
-            st.active.clone().ok_or(ShardedError::ReadOnly)?
-        };
-        let labels: Vec<u64> = match &active.table {
-            None => chunk.iter().map(|f| f.key as u64).collect(),
-            Some(t) => {
-                let mut t = t.write_or_recover();
-                let mut st = self.write();
-                chunk
-                    .iter()
-                    .map(|f| match t.label(f.key) {
-                        Some(l) => l,
-                        None => {
-                            let l = st.next_label;
-                            st.next_label += 1;
-                            t.insert(l, f.key);
-                            l
-                        }
-                    })
-                    .collect()
-            }
-        };
-        let bodies: Vec<&[u8]> = chunk.iter().map(|f| &f.body[..]).collect();
-        active.mark_changed();
-        let result = active.index.upsert_batch(&labels, &bodies);
-        if let (Err(_), Some(t)) = (&result, &active.table) {
-            // Drop labels whose rows did not make it in.
-            let mut t = t.write_or_recover();
-            for (l, f) in labels.iter().zip(chunk) {
-                if !active.index.contains(*l) {
-                    t.remove_key(f.key);
-                }
-            }
-        }
-        result?;
-        let mut st = self.write();
-        for f in chunk.iter().filter(|f| f.hide) {
-            st.kill_sealed(f.key);
-        }
-        st.since_measure += chunk.len();
-        st.active_bytes += st.bytes_per_row * chunk.len() as u64;
-        Ok(())
-    }
-
-    /// Remove keys: from the active shard directly, from sealed shards by
-    /// tombstone. Returns how many were live.
-    pub fn remove(&self, keys: &[K]) -> Result<usize, ShardedError> {
-        self.check_writable()?;
-        let _w = lock(&self.inner.writer);
-        self.check_writable()?;
-        self.promote_active()?;
-        let kind = self.inner.kind;
-        let mut removed = 0;
-        let mut seen = HashSet::new();
-        for k in keys {
-            let key = k.to_u128();
-            if !seen.insert(key) {
-                continue;
-            }
-            let mut st = self.write();
-            if st.locate(kind, key).is_none() {
-                continue;
-            }
-            let active = st.active.clone().ok_or(ShardedError::ReadOnly)?;
-            let mut live = false;
-            if let Some(label) = active.label(key) {
-                active.mark_changed();
-                live |= active.index.remove(label)?;
-                if let Some(t) = &active.table {
-                    t.write_or_recover().remove_key(key);
-                }
-            }
-            live |= st.kill_sealed(key);
-            removed += usize::from(live);
-        }
-        self.inner
-            .dirty
-            .fetch_add(removed as u64, Ordering::Relaxed);
-        Ok(removed)
-    }
-
-    // ---- rotation ----------------------------------------------------------
-
-    /// Freeze the active shard, start a new one, and write the frozen one
-    /// (inline or on the background thread).
-    fn rotate(&self) -> Result<(), ShardedError> {
-        let background = self.inner.options.background_rotation;
-        if background {
-            // Back-pressure: wait while too many rotations are in flight.
-            let mut pending = lock(&self.inner.pending);
-            while *pending >= self.inner.options.max_pending_rotations {
-                pending = wait(&self.inner.pending_done, pending);
-            }
-        }
-        let frozen = {
-            let mut st = self.write();
-            let old = st.active.take().ok_or(ShardedError::ReadOnly)?;
-            let next = match Shard::new(old.id + 1, self.inner.kind, self.inner.options.unit()) {
-                Ok(s) => s,
-                Err(e) => {
-                    st.active = Some(old);
-                    return Err(e);
-                }
-            };
-            st.active = Some(Arc::new(next));
-            st.sealed.push(Arc::clone(&old));
-            st.active_bytes = 0;
-            st.since_measure = usize::MAX / 2;
-            old
-        };
-        if background {
-            *lock(&self.inner.pending) += 1;
-            let mut worker = lock(&self.worker);
-            if worker.is_none() {
-                let (tx, rx) = mpsc::channel::<Arc<Shard>>();
-                let inner = Arc::clone(&self.inner);
-                let handle = std::thread::Builder::new()
-                    .name("ivdb-rotation".into())
-                    .spawn(move || {
-                        for shard in rx {
-                            let id = shard.id;
-                            if let Err(e) = inner.persist(&shard) {
-                                let mut st = inner.state.write_or_recover();
-                                st.rotation_error = Some(ShardedError::Rotation {
-                                    id,
-                                    source: Box::new(e),
-                                });
-                            }
-                            let mut pending = lock(&inner.pending);
-                            *pending -= 1;
-                            inner.pending_done.notify_all();
-                        }
-                    })
-                    .map_err(io_at(&self.inner.dir))?;
-                *worker = Some((tx, handle));
-            }
-            if let Some((tx, _)) = worker.as_ref() {
-                if tx.send(Arc::clone(&frozen)).is_ok() {
-                    return Ok(());
-                }
-            }
-            *lock(&self.inner.pending) -= 1;
-        }
-        self.inner
-            .persist(&frozen)
-            .map_err(|e| ShardedError::Rotation {
-                id: frozen.id,
-                source: Box::new(e),
-            })
-    }
-
-    /// Wait for background rotations, then write any frozen shard that is
-    /// still only in memory (a failed rotation is retried here).
-    pub fn drain_rotations(&self) -> Result<(), ShardedError> {
-        self.check_open()?;
-        {
-            let mut pending = lock(&self.inner.pending);
-            while *pending > 0 {
-                pending = wait(&self.inner.pending_done, pending);
-            }
-        }
-        if self.inner.read_only {
-            return Ok(());
-        }
-        let unwritten: Vec<Arc<Shard>> = self
-            .read()
-            .sealed
-            .iter()
-            .filter(|s| !s.is_durable())
-            .cloned()
-            .collect();
-        for s in unwritten {
-            self.inner.persist(&s)?;
-        }
-        self.write().rotation_error = None;
-        Ok(())
-    }
-
-    /// Pending background rotations.
-    pub fn pending_rotations(&self) -> usize {
-        *lock(&self.inner.pending)
-    }
-
-    // ---- persistence -------------------------------------------------------
-
-    /// Make the current state durable: drain rotations, write the active
-    /// shard (if changed), the bloom filter, tombstones and the manifest.
-    pub fn save(&self) -> Result<(), ShardedError> {
-        self.check_owner()?;
-        let _w = lock(&self.inner.writer);
-        self.save_locked(None)
-    }
-
-    /// [`ShardedIndex::save`], recording `tag` in the manifest as the
-    /// caller's position (e.g. a journal sequence number) that the saved
-    /// state reflects. Later commits (rotations) keep it until the next
-    /// tagged save; [`ShardedIndex::tag`] reads it back after an open.
-    pub fn save_tagged(&self, tag: u64) -> Result<(), ShardedError> {
-        self.check_owner()?;
-        let _w = lock(&self.inner.writer);
-        self.save_locked(Some(tag))
-    }
-
-    fn save_locked(&self, tag: Option<u64>) -> Result<(), ShardedError> {
-        self.drain_rotations()?;
-        let active = self.read().active.clone();
-        if let Some(a) = active {
-            if !a.is_durable() && (a.len() > 0 || a.gen() > 0) {
-                let old = a.gen();
-                let gen = self.inner.next_gen.fetch_add(1, Ordering::AcqRel);
-                a.save(&self.inner.dir, gen)?;
-                if old > 0 {
-                    self.write().garbage.extend(shard::file_names(a.id, old));
-                }
-            }
-        }
-        // A filter that had to chain many times is slow to query: resize it
-        // to the real key count.
-        if self.read().bloom.filters() > 3 {
-            self.rebuild_bloom_locked();
-        }
-        if let Some(t) = tag {
-            // No rotation is in flight (drained above, and new ones need
-            // the writer lock), so the next commit is this save's.
-            self.write().tag = Some(t);
-        }
-        self.inner.commit()?;
-        self.inner.dirty.store(0, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Rebuild the bloom filter from the live keys (sized to their number)
-    /// and save it. Returns the number of keys.
-    pub fn rebuild_bloom(&self) -> Result<usize, ShardedError> {
-        self.check_open()?;
-        let _w = lock(&self.inner.writer);
-        let n = self.rebuild_bloom_locked();
-        if !self.read_only() {
-            self.inner.commit()?;
-        }
-        Ok(n)
-    }
-
-    fn rebuild_bloom_locked(&self) -> usize {
-        let (shards, tomb) = {
-            let st = self.read();
-            (st.shards(), Arc::clone(&st.tombstones))
-        };
-        let bloom = Self::build_bloom(
-            self.inner.kind,
-            self.inner.options.bloom_error_rate,
-            shards.iter(),
-            |s, key| !tomb.is_dead(key, s.id),
-        );
-        let n = shards.iter().map(|s| s.len()).sum::<usize>();
-        let mut st = self.write();
-        // Keys added since the snapshot were inserted into the old filter
-        // only; a writer holds the lock, so there are none.
-        st.bloom = bloom;
-        st.bloom_version += 1;
-        n - st.dead_total() as usize
-    }
-
-    /// Rewrite sealed shards without their tombstoned rows, drop shards left
-    /// empty, clear tombstones, rebuild the bloom filter and save. Returns
-    /// the number of rows removed.
-    pub fn compact(&self) -> Result<usize, ShardedError> {
-        self.check_owner()?;
-        let _w = lock(&self.inner.writer);
-        self.drain_rotations()?;
-        let (sealed, tomb, dead) = {
-            let st = self.read();
-            (
-                st.sealed.clone(),
-                Arc::clone(&st.tombstones),
-                st.dead.clone(),
-            )
-        };
-        let mut removed = 0u64;
-        let mut replaced: Vec<(u32, Option<Arc<Shard>>)> = Vec::new();
-        for s in &sealed {
-            let d = dead.get(&s.id).copied().unwrap_or(0);
-            if d == 0 {
-                continue;
-            }
-            let mut labels = Vec::new();
-            let mut bodies = Vec::new();
-            let mut table = s.table.as_ref().map(|_| KeyTable::default());
-            let mut pos = 0;
-            loop {
-                let rows = s.index.rows(pos, 4096);
-                if rows.is_empty() {
-                    break;
-                }
-                pos += rows.len();
-                for (label, body) in rows {
-                    let Some(key) = s.key(label) else { continue };
-                    if tomb.is_dead(key, s.id) {
-                        continue;
-                    }
-                    if let Some(t) = table.as_mut() {
-                        t.insert(label, key);
-                    }
-                    labels.push(label);
-                    bodies.push(body);
-                }
-            }
-            removed += (s.len() - labels.len()) as u64;
-            if labels.is_empty() {
-                replaced.push((s.id, None));
-                continue;
-            }
-            let index = UnitIndex::new(self.inner.options.unit())?;
-            index.add_batch(&labels, &bodies)?;
-            let fresh = Shard::from_parts(s.id, index, table);
-            let gen = self.inner.next_gen.fetch_add(1, Ordering::AcqRel);
-            fresh.save(&self.inner.dir, gen)?;
-            let entry = fresh.entry();
-            replaced.push((
-                s.id,
-                Some(Arc::new(Shard::open(
-                    &self.inner.dir,
-                    &entry,
-                    self.inner.kind,
-                    true,
-                )?)),
-            ));
-        }
-        {
-            let mut st = self.write();
-            for (id, new) in replaced {
-                let Some(pos) = st.sealed.iter().position(|s| s.id == id) else {
-                    continue;
-                };
-                let old_gen = st.sealed[pos].gen();
-                st.garbage.extend(shard::file_names(id, old_gen));
-                match new {
-                    Some(n) => st.sealed[pos] = n,
-                    None => {
-                        st.sealed.remove(pos);
-                    }
-                }
-            }
-            st.dead.clear();
-            st.tombstones = Arc::new(Tombstones::default());
-            st.tomb_version += 1;
-        }
-        self.rebuild_bloom_locked();
-        self.save_locked(None)?;
-        Ok(removed as usize)
-    }
-
-    /// Drain rotations, save (when writable and changed) and close; later
-    /// calls return [`ShardedError::Closed`].
-    pub fn close(&self) -> Result<(), ShardedError> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let result = if self.read_only() {
-            Ok(())
-        } else {
-            let _w = lock(&self.inner.writer);
-            let changed = self.inner.dirty.load(Ordering::Relaxed) > 0
-                || self.read().sealed.iter().any(|s| !s.is_durable());
-            if changed {
-                self.save_locked(None)
-            } else {
-                self.drain_rotations()
-            }
-        };
-        self.inner.closed.store(true, Ordering::Release);
-        self.stop_worker();
-        lock(&self.inner.dir_lock).take();
-        result
-    }
-
-    fn stop_worker(&self) {
-        if let Some((tx, handle)) = lock(&self.worker).take() {
-            drop(tx);
-            let _ = handle.join();
-        }
-    }
-
-    // ---- iteration and figures --------------------------------------------
-
     /// Every live (key, vector), shard by shard, read lazily: sealed shards
     /// in chunks, the active shard's keys snapshotted when the iterator is
     /// made (its vectors read as it goes; keys removed since are skipped).
@@ -927,52 +381,6 @@ impl<K: ShardKey> ShardedIndex<K> {
     /// Every live key, lazily (see [`ShardedIndex::iter`]).
     pub fn keys(&self) -> Result<impl Iterator<Item = K>, ShardedError> {
         Ok(self.iter()?.map(|(k, _)| k))
-    }
-
-    /// Figures of the index.
-    pub fn stats(&self) -> ShardedStats {
-        let st = self.read();
-        let o = &self.inner.options;
-        let (dimensions, metric) = match o.vectors {
-            VectorKind::Nphd { max_dim } => (max_dim, "nphd"),
-            VectorKind::Hamming { bits } => (bits, "hamming"),
-        };
-        let active_mem = st.active.as_ref().map_or(0, |a| {
-            let s = a.index.stats();
-            s.graph_memory + s.len * 40
-        });
-        ShardedStats {
-            total_vectors: st.len(),
-            dimensions,
-            metric,
-            dtype: "b1x8",
-            connectivity: o.connectivity,
-            expansion_add: o.expansion_add,
-            expansion_search: o.expansion_search,
-            view_shards: st.sealed.len(),
-            active_shard_vectors: st.active.as_ref().map_or(0, |a| a.len()),
-            shard_size: o.shard_size,
-            dirty: self.dirty(),
-            tombstones: st.tombstones.len(),
-            bloom_filter: BloomStats {
-                count: st.bloom.count(),
-                filters: st.bloom.filters(),
-                size_bytes: st.bloom.size_bytes(),
-                error_rate: o.bloom_error_rate,
-            },
-            memory_usage: active_mem + st.bloom.size_bytes() + st.tombstones.len() * 40,
-            path: self.inner.dir.clone(),
-            read_only: self.read_only(),
-            key_kind: self.inner.kind,
-            pending_rotations: *lock(&self.inner.pending),
-            dead_rows: st.dead_total(),
-        }
-    }
-
-    /// The last background rotation failure, if any (cleared by a
-    /// successful `drain_rotations`/`save`).
-    pub fn rotation_error(&self) -> Option<String> {
-        self.read().rotation_error.as_ref().map(|e| e.to_string())
     }
 }
 

@@ -1,100 +1,12 @@
-//! Parameters, errors and result types of the sharded index.
+//! Parameters of the sharded index: what its vectors are and how it
+//! shards, rotates and filters.
 
-use std::io;
-use std::path::PathBuf;
+use super::ShardedError;
+use crate::metric::Row;
 
 use serde::{Deserialize, Serialize};
 
-use super::key::KeyKind;
-use crate::index::bloom::BloomError;
-use crate::index::{IndexError, UnitIndex, UnitIndexOptions};
-use crate::kind::ErrorKind;
-use crate::metric::Row;
-
-/// Errors of the sharded index.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ShardedError {
-    /// An error of a shard's unit index (names the file where there is one).
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    /// An error of the bloom filter file.
-    #[error(transparent)]
-    Bloom(#[from] BloomError),
-    /// A file or directory could not be read or written.
-    #[error("{}", crate::kind::io_message(path, source))]
-    Io { path: PathBuf, source: io::Error },
-    /// A damaged or inconsistent file.
-    #[error("{path} is damaged: {why}")]
-    Corrupt { path: PathBuf, why: String },
-    /// A directory written by another on-disk format version.
-    #[error("{path} has sharded-index format version {found}; this build reads version {expected}: rebuild the index from its primary store")]
-    IncompatibleFormat {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-    },
-    /// No index at the path.
-    #[error("{path} holds no sharded index (no manifest.json)")]
-    NotFound { path: PathBuf },
-    /// `create` on a directory that already holds an index.
-    #[error("{path} already holds a sharded index")]
-    AlreadyExists { path: PathBuf },
-    /// Another process holds the writer lock.
-    #[error("{path} is locked by another writer process")]
-    Locked { path: PathBuf },
-    /// The index was opened with another key type.
-    #[error("the index at {path} has {found} keys, but was opened with {expected} keys")]
-    KeyKind {
-        path: PathBuf,
-        found: KeyKind,
-        expected: KeyKind,
-    },
-    /// A vector this index cannot store or search.
-    #[error("{}{why}", key.as_ref().map(|k| format!("key {k}: ")).unwrap_or_default())]
-    Vector { key: Option<String>, why: String },
-    /// Keys and vectors of a batch differ in number.
-    #[error("{keys} keys but {vectors} vectors")]
-    BatchMismatch { keys: usize, vectors: usize },
-    /// An invalid option.
-    #[error("invalid option: {0}")]
-    Option(String),
-    /// A write to a read-only index.
-    #[error("the sharded index is open read-only")]
-    ReadOnly,
-    /// Use after `close`.
-    #[error("the sharded index is closed")]
-    Closed,
-    /// Writing a rotated shard failed; its rows stay in memory and
-    /// searchable, and the next `save`/`drain_rotations` retries.
-    #[error("writing rotated shard {id} failed (its rows stay in memory; save retries): {source}")]
-    Rotation { id: u32, source: Box<ShardedError> },
-}
-
-impl ShardedError {
-    /// The stable category (delegating to the unit index and bloom filter
-    /// errors it wraps).
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            ShardedError::Index(e) => e.kind(),
-            ShardedError::Bloom(e) => e.kind(),
-            ShardedError::Io { path, source } => crate::kind::io_kind_at(source, path),
-            ShardedError::Corrupt { .. } => ErrorKind::Corrupt,
-            ShardedError::IncompatibleFormat { .. } => ErrorKind::IncompatibleFormat,
-            ShardedError::NotFound { .. } => ErrorKind::NotFound,
-            ShardedError::AlreadyExists { .. } | ShardedError::Option(_) => {
-                ErrorKind::InvalidArgument
-            }
-            ShardedError::BatchMismatch { .. } => ErrorKind::InvalidArgument,
-            ShardedError::Locked { .. } => ErrorKind::Locked,
-            ShardedError::KeyKind { .. } => ErrorKind::InvalidArgument,
-            ShardedError::Vector { .. } => ErrorKind::InvalidIscc,
-            ShardedError::ReadOnly => ErrorKind::ReadOnly,
-            ShardedError::Closed => ErrorKind::Closed,
-            ShardedError::Rotation { source, .. } => source.kind(),
-        }
-    }
-}
+use crate::index::{UnitIndex, UnitIndexOptions};
 
 /// What the vectors are and how they are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,71 +181,4 @@ impl ShardedOptions {
             exact_threshold: self.exact_threshold,
         }
     }
-}
-
-/// One search result.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Match<K> {
-    /// The key.
-    pub key: K,
-    /// NPHD (0.0–1.0) or Hamming bit count, by vector kind.
-    pub distance: f32,
-}
-
-/// Bloom filter figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BloomStats {
-    /// Keys added since the last rebuild.
-    pub count: u64,
-    /// Filters in the chain.
-    pub filters: usize,
-    /// Bytes of bit arrays.
-    pub size_bytes: usize,
-    /// Target false positive rate.
-    pub error_rate: f64,
-}
-
-/// Figures of a sharded index (the reference's `stats()` fields and more).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ShardedStats {
-    /// Live rows (exact).
-    pub total_vectors: usize,
-    /// Longest vector in bits (`max_dim`, or the Hamming length).
-    pub dimensions: usize,
-    /// `"nphd"` or `"hamming"`.
-    pub metric: &'static str,
-    /// Element type of the stored rows.
-    pub dtype: &'static str,
-    /// HNSW connectivity.
-    pub connectivity: usize,
-    /// HNSW expansion at insertion.
-    pub expansion_add: usize,
-    /// HNSW expansion at search.
-    pub expansion_search: usize,
-    /// Sealed (memory-mapped or rotating) shards.
-    pub view_shards: usize,
-    /// Rows in the active shard.
-    pub active_shard_vectors: usize,
-    /// Rotation threshold in bytes.
-    pub shard_size: u64,
-    /// Changes since the last save.
-    pub dirty: u64,
-    /// Tombstoned keys.
-    pub tombstones: usize,
-    /// The bloom filter.
-    pub bloom_filter: BloomStats,
-    /// Estimated heap bytes: the active shard's graph (as usearch reports
-    /// it) plus ~40 bytes a row of flat store and key map, the bloom filter,
-    /// ~40 bytes a tombstone (sealed shards are memory-mapped, not counted).
-    pub memory_usage: usize,
-    /// Directory.
-    pub path: PathBuf,
-    /// True when opened read-only.
-    pub read_only: bool,
-    /// Key kind.
-    pub key_kind: KeyKind,
-    /// Shard rotations written in the background and not yet done.
-    pub pending_rotations: usize,
-    /// Rows hidden by tombstones (removed by `compact`).
-    pub dead_rows: u64,
 }

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::shard::Shard;
 use super::tombstones::Tombstones;
-use super::{Match, ShardKey, ShardedError, ShardedIndex};
+use super::{ShardKey, ShardedError, ShardedIndex};
 use crate::index::{Hit, SearchOptions};
 
 impl<K: ShardKey> ShardedIndex<K> {
@@ -124,4 +124,13 @@ impl<K: ShardKey> ShardedIndex<K> {
             .map(|per_shard| self.merge(per_shard, options.count))
             .collect())
     }
+}
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Match<K> {
+    /// The key.
+    pub key: K,
+    /// NPHD (0.0–1.0) or Hamming bit count, by vector kind.
+    pub distance: f32,
 }

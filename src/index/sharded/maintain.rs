@@ -1,0 +1,204 @@
+//! Persistence and upkeep: save (optionally tagged with the engine's journal
+//! position), the bloom filter rebuild, compaction and close.
+
+use super::key::{KeyTable, ShardKey};
+use super::shard::Shard;
+use super::tombstones::Tombstones;
+use super::{shard, ShardedError, ShardedIndex};
+use crate::index::UnitIndex;
+use crate::sync::lock;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+impl<K: ShardKey> ShardedIndex<K> {
+    /// Make the current state durable: drain rotations, write the active
+    /// shard (if changed), the bloom filter, tombstones and the manifest.
+    pub fn save(&self) -> Result<(), ShardedError> {
+        self.check_owner()?;
+        let _w = lock(&self.inner.writer);
+        self.save_locked(None)
+    }
+
+    /// [`ShardedIndex::save`], recording `tag` in the manifest as the
+    /// caller's position (e.g. a journal sequence number) that the saved
+    /// state reflects. Later commits (rotations) keep it until the next
+    /// tagged save; [`ShardedIndex::tag`] reads it back after an open.
+    pub fn save_tagged(&self, tag: u64) -> Result<(), ShardedError> {
+        self.check_owner()?;
+        let _w = lock(&self.inner.writer);
+        self.save_locked(Some(tag))
+    }
+
+    fn save_locked(&self, tag: Option<u64>) -> Result<(), ShardedError> {
+        self.drain_rotations()?;
+        let active = self.read().active.clone();
+        if let Some(a) = active {
+            if !a.is_durable() && (a.len() > 0 || a.gen() > 0) {
+                let old = a.gen();
+                let gen = self.inner.next_gen.fetch_add(1, Ordering::AcqRel);
+                a.save(&self.inner.dir, gen)?;
+                if old > 0 {
+                    self.write().garbage.extend(shard::file_names(a.id, old));
+                }
+            }
+        }
+        // A filter that had to chain many times is slow to query: resize it
+        // to the real key count.
+        if self.read().bloom.filters() > 3 {
+            self.rebuild_bloom_locked();
+        }
+        if let Some(t) = tag {
+            // No rotation is in flight (drained above, and new ones need
+            // the writer lock), so the next commit is this save's.
+            self.write().tag = Some(t);
+        }
+        self.inner.commit()?;
+        self.inner.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Rebuild the bloom filter from the live keys (sized to their number)
+    /// and save it. Returns the number of keys.
+    pub fn rebuild_bloom(&self) -> Result<usize, ShardedError> {
+        self.check_open()?;
+        let _w = lock(&self.inner.writer);
+        let n = self.rebuild_bloom_locked();
+        if !self.read_only() {
+            self.inner.commit()?;
+        }
+        Ok(n)
+    }
+
+    fn rebuild_bloom_locked(&self) -> usize {
+        let (shards, tomb) = {
+            let st = self.read();
+            (st.shards(), Arc::clone(&st.tombstones))
+        };
+        let bloom = Self::build_bloom(
+            self.inner.kind,
+            self.inner.options.bloom_error_rate,
+            shards.iter(),
+            |s, key| !tomb.is_dead(key, s.id),
+        );
+        let n = shards.iter().map(|s| s.len()).sum::<usize>();
+        let mut st = self.write();
+        // Keys added since the snapshot were inserted into the old filter
+        // only; a writer holds the lock, so there are none.
+        st.bloom = bloom;
+        st.bloom_version += 1;
+        n - st.dead_total() as usize
+    }
+
+    /// Rewrite sealed shards without their tombstoned rows, drop shards left
+    /// empty, clear tombstones, rebuild the bloom filter and save. Returns
+    /// the number of rows removed.
+    pub fn compact(&self) -> Result<usize, ShardedError> {
+        self.check_owner()?;
+        let _w = lock(&self.inner.writer);
+        self.drain_rotations()?;
+        let (sealed, tomb, dead) = {
+            let st = self.read();
+            (
+                st.sealed.clone(),
+                Arc::clone(&st.tombstones),
+                st.dead.clone(),
+            )
+        };
+        let mut removed = 0u64;
+        let mut replaced: Vec<(u32, Option<Arc<Shard>>)> = Vec::new();
+        for s in &sealed {
+            let d = dead.get(&s.id).copied().unwrap_or(0);
+            if d == 0 {
+                continue;
+            }
+            let mut labels = Vec::new();
+            let mut bodies = Vec::new();
+            let mut table = s.table.as_ref().map(|_| KeyTable::default());
+            let mut pos = 0;
+            loop {
+                let rows = s.index.rows(pos, 4096);
+                if rows.is_empty() {
+                    break;
+                }
+                pos += rows.len();
+                for (label, body) in rows {
+                    let Some(key) = s.key(label) else { continue };
+                    if tomb.is_dead(key, s.id) {
+                        continue;
+                    }
+                    if let Some(t) = table.as_mut() {
+                        t.insert(label, key);
+                    }
+                    labels.push(label);
+                    bodies.push(body);
+                }
+            }
+            removed += (s.len() - labels.len()) as u64;
+            if labels.is_empty() {
+                replaced.push((s.id, None));
+                continue;
+            }
+            let index = UnitIndex::new(self.inner.options.unit())?;
+            index.add_batch(&labels, &bodies)?;
+            let fresh = Shard::from_parts(s.id, index, table);
+            let gen = self.inner.next_gen.fetch_add(1, Ordering::AcqRel);
+            fresh.save(&self.inner.dir, gen)?;
+            let entry = fresh.entry();
+            replaced.push((
+                s.id,
+                Some(Arc::new(Shard::open(
+                    &self.inner.dir,
+                    &entry,
+                    self.inner.kind,
+                    true,
+                )?)),
+            ));
+        }
+        {
+            let mut st = self.write();
+            for (id, new) in replaced {
+                let Some(pos) = st.sealed.iter().position(|s| s.id == id) else {
+                    continue;
+                };
+                let old_gen = st.sealed[pos].gen();
+                st.garbage.extend(shard::file_names(id, old_gen));
+                match new {
+                    Some(n) => st.sealed[pos] = n,
+                    None => {
+                        st.sealed.remove(pos);
+                    }
+                }
+            }
+            st.dead.clear();
+            st.tombstones = Arc::new(Tombstones::default());
+            st.tomb_version += 1;
+        }
+        self.rebuild_bloom_locked();
+        self.save_locked(None)?;
+        Ok(removed as usize)
+    }
+
+    /// Drain rotations, save (when writable and changed) and close; later
+    /// calls return [`ShardedError::Closed`].
+    pub fn close(&self) -> Result<(), ShardedError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let result = if self.read_only() {
+            Ok(())
+        } else {
+            let _w = lock(&self.inner.writer);
+            let changed = self.inner.dirty.load(Ordering::Relaxed) > 0
+                || self.read().sealed.iter().any(|s| !s.is_durable());
+            if changed {
+                self.save_locked(None)
+            } else {
+                self.drain_rotations()
+            }
+        };
+        self.inner.closed.store(true, Ordering::Release);
+        self.stop_worker();
+        lock(&self.inner.dir_lock).take();
+        result
+    }
+}
