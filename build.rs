@@ -39,6 +39,11 @@ fn main() {
         part("CARGO_PKG_VERSION_PATCH"),
     ));
 
+    let statuses = status_defines(&crate_dir.join("src/ffi/status.rs"));
+    if let Some(after) = config.after_includes.as_mut() {
+        after.push_str(&statuses);
+    }
+
     let generated = out_dir.join("iscc_vdb.h");
     // Only the FFI module is the C API: parse it alone, not the crate
     // (cbindgen follows its `mod` declarations into the other files).
@@ -61,4 +66,38 @@ fn main() {
             fs::write(&committed, fresh).expect("write include/iscc_vdb.h");
         }
     }
+}
+
+/// The `#define`s of the status codes, from the one list in
+/// `src/ffi/status.rs` (the `statuses!` invocation: `///` doc lines, then
+/// `NAME = number` or `NAME = number <= Kind,`). A macro defines the Rust
+/// constants, which cbindgen cannot see, so the header's come from here.
+fn status_defines(path: &std::path::Path) -> String {
+    let text = fs::read_to_string(path).expect("src/ffi/status.rs is readable");
+    let body = text
+        .split_once("\nstatuses! {\n")
+        .expect("status.rs invokes statuses! { … }")
+        .1;
+    let body = body
+        .split_once("\n}\n")
+        .expect("statuses! { … } is closed")
+        .0;
+    let mut out = String::from("\n");
+    let mut doc: Vec<&str> = Vec::new();
+    for line in body.lines().map(str::trim) {
+        if let Some(d) = line.strip_prefix("///") {
+            doc.push(d.strip_prefix(' ').unwrap_or(d));
+        } else if let Some((name, rest)) = line.split_once(" = ") {
+            let number: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            assert!(!number.is_empty(), "status {name}: no number in `{line}`");
+            out.push_str("/**\n");
+            for d in doc.drain(..) {
+                out.push_str(&format!(" * {d}\n").replace(" * \n", " *\n"));
+            }
+            out.push_str(&format!(" */\n#define {name} {number}\n\n"));
+        } else if !line.is_empty() {
+            panic!("status.rs: unexpected line in statuses!: `{line}`");
+        }
+    }
+    out
 }

@@ -18,6 +18,85 @@
 #define IVDB_VERSION_MINOR 1
 #define IVDB_VERSION_PATCH 0
 
+/**
+ * Success.
+ */
+#define IVDB_OK 0
+
+/**
+ * A NULL pointer, bad option or bad argument.
+ */
+#define IVDB_INVALID_ARGUMENT 1
+
+/**
+ * A malformed ISCC or one of the wrong kind.
+ */
+#define IVDB_INVALID_ISCC 2
+
+/**
+ * Malformed JSON or a string that is not UTF-8.
+ */
+#define IVDB_INVALID_JSON 3
+
+/**
+ * No such entry or index.
+ */
+#define IVDB_NOT_FOUND 4
+
+/**
+ * A file could not be read or written.
+ */
+#define IVDB_IO 5
+
+/**
+ * The disk (or the LMDB map) is full.
+ */
+#define IVDB_DISK_FULL 6
+
+/**
+ * Another process holds the writer lock.
+ */
+#define IVDB_LOCKED 7
+
+/**
+ * Files of another on-disk format version.
+ */
+#define IVDB_INCOMPATIBLE_FORMAT 8
+
+/**
+ * A write to an index opened read-only.
+ */
+#define IVDB_READ_ONLY 9
+
+/**
+ * A Rust panic was caught at the boundary (a bug; please report it).
+ */
+#define IVDB_PANIC 10
+
+/**
+ * An unexpected internal failure.
+ */
+#define IVDB_INTERNAL 11
+
+/**
+ * An ISCC-ID of another realm than the index's.
+ */
+#define IVDB_WRONG_REALM 12
+
+/**
+ * The index was closed. `ivdb_close` frees the handle, so no `ivdb_*`
+ * function returns this today (a closed handle must not be used at all);
+ * the code is kept stable for the bindings, which report calls on a
+ * closed index object with it.
+ */
+#define IVDB_CLOSED 13
+
+/**
+ * A damaged file that could not be rebuilt.
+ */
+#define IVDB_CORRUPT 14
+
+
 
 /**
  * Version of the C ABI. Bumped on every incompatible change; bindings
@@ -120,84 +199,6 @@ typedef struct {
    */
   size_t instance_len;
 } ivdb_matches;
-
-/**
- * Success.
- */
-#define IVDB_OK 0
-
-/**
- * A NULL pointer, bad option or bad argument.
- */
-#define IVDB_INVALID_ARGUMENT 1
-
-/**
- * A malformed ISCC or one of the wrong kind.
- */
-#define IVDB_INVALID_ISCC 2
-
-/**
- * Malformed JSON or a string that is not UTF-8.
- */
-#define IVDB_INVALID_JSON 3
-
-/**
- * No such entry or index.
- */
-#define IVDB_NOT_FOUND 4
-
-/**
- * A file could not be read or written.
- */
-#define IVDB_IO 5
-
-/**
- * The disk (or the LMDB map) is full.
- */
-#define IVDB_DISK_FULL 6
-
-/**
- * Another process holds the writer lock.
- */
-#define IVDB_LOCKED 7
-
-/**
- * Files of another on-disk format version.
- */
-#define IVDB_INCOMPATIBLE_FORMAT 8
-
-/**
- * A write to an index opened read-only.
- */
-#define IVDB_READ_ONLY 9
-
-/**
- * A Rust panic was caught at the boundary (a bug; please report it).
- */
-#define IVDB_PANIC 10
-
-/**
- * An unexpected internal failure.
- */
-#define IVDB_INTERNAL 11
-
-/**
- * An ISCC-ID of another realm than the index's.
- */
-#define IVDB_WRONG_REALM 12
-
-/**
- * The index was closed. `ivdb_close` frees the handle, so no `ivdb_*`
- * function returns this today (a closed handle must not be used at all);
- * the code is kept stable for the bindings, which report calls on a
- * closed index object with it.
- */
-#define IVDB_CLOSED 13
-
-/**
- * A damaged file that could not be rebuilt.
- */
-#define IVDB_CORRUPT 14
 
 #ifdef __cplusplus
 extern "C" {
@@ -336,9 +337,14 @@ ivdb_status ivdb_get_json(const ivdb_index *index,
                           ivdb_error **err);
 
 /**
- * Search with a JSON query: `{"iscc_code": …}` or `{"units": […]}`, or an
- * array of such for a batch. `*out_json` receives the matches (an object
- * with `matches` and `instance_matches`, or an array of them); free it with
+ * Search with a JSON request, in the engine's one request grammar (the
+ * REST `/search` body): an object `{"iscc_code": …}`, `{"iscc_codes":
+ * […]}` or `{"units": […]}` (an array of unit arrays is a batch), with
+ * optional `count`, `exact` and `unit_threshold`; or an array of query
+ * objects (`{"iscc_code"}` or `{"units"}`) for a batch. `count` (0: the
+ * default, 10) and `exact` apply where the JSON does not set them.
+ * `*out_json` receives the matches (an object with `matches` and
+ * `instance_matches`, or an array of them for a batch); free it with
  * `ivdb_free_string`.
  *
  * # Safety
@@ -394,7 +400,7 @@ ivdb_status ivdb_info_json(const ivdb_index *index, char **out_json, ivdb_error 
 /**
  * Search one query: an ISCC-CODE (`iscc_code`, may be NULL when units are
  * given) or `units_len` ISCC-UNIT strings (units win when both are given);
- * up to `count` matches; `exact` for exhaustive search. `*out` receives the
+ * up to `count` matches (0: the default, 10); `exact` for exhaustive search. `*out` receives the
  * matches; release them with `ivdb_free_matches`.
  *
  * # Safety

@@ -7,7 +7,8 @@
 //!   ISCC-ID v1 keys and their generation.
 //! * [`metric`]: NPHD, its scalar reference and SIMD exact-scan kernels.
 //! * [`index`]: the unit index (usearch HNSW + flat store under NPHD).
-//! * [`store`]: the LMDB primary store (the source of truth).
+//! * `store`: the LMDB primary store (the source of truth; inside the
+//!   engine, not a public API).
 //! * [`engine`]: the ISCC index composing store and unit indexes.
 //! * [`kind`]: the stable error categories every layer and face shares.
 //! * [`ffi`]: the `extern "C"` surface (`ivdb_*`).
@@ -29,7 +30,7 @@ mod lockfile;
 pub mod metric;
 #[cfg(feature = "server")]
 pub mod server;
-pub mod store;
+mod store;
 mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use iscc_vdb::engine::{ErrorKind, IndexOptions, IndexParams, IsccIndex, Query, SearchParams};
-use iscc_vdb::store::{MetaKey, Store, StoreOptions};
+use iscc_vdb::testing::store::{MetaKey, Store, StoreOptions};
 use serde_json::Value;
 
 fn fast() -> IndexOptions {

@@ -258,7 +258,7 @@ type Query struct {
 	Units    []string `json:"units,omitempty"`
 }
 
-// SearchOptions of Search; Count 0 means 10.
+// SearchOptions of Search; Count 0 means the library's default.
 type SearchOptions struct {
 	Count int
 	Exact bool
@@ -286,20 +286,16 @@ type Matches struct {
 	InstanceMatches []string `json:"instance_matches"`
 }
 
-func (o SearchOptions) count() C.size_t {
-	if o.Count <= 0 {
-		return 10
-	}
-	return C.size_t(o.Count)
-}
-
 func (ix *Index) searchJSON(q any, o SearchOptions) (string, error) {
+	if o.Count < 0 {
+		return "", &Error{Code: StatusInvalidArgument, Message: fmt.Sprintf("count %d: expected 0 (the default) or more", o.Count)}
+	}
 	raw, err := json.Marshal(q)
 	if err != nil {
 		return "", err
 	}
 	return ix.jsonCall(string(raw), func(h *C.ivdb_index, in *C.char, out **C.char, e **C.ivdb_error) C.ivdb_status {
-		return C.ivdb_search_json(h, in, o.count(), C.bool(o.Exact), out, e)
+		return C.ivdb_search_json(h, in, C.size_t(o.Count), C.bool(o.Exact), out, e)
 	})
 }
 

@@ -34,6 +34,7 @@ export interface Query {
 }
 
 export interface SearchOptions {
+  /** Matches per query; 0 or left out: the library's default. */
   count?: number;
   exact?: boolean;
 }
@@ -84,4 +85,7 @@ export class IsccIndex {
 
 export function explain(iscc: string): Record<string, unknown>;
 export function version(): string;
+/** The C ABI version of iscc_vdb.h (the library must report the same). */
 export const ABI_VERSION: number;
+/** Status numbers by name, as iscc_vdb.h defines them (e.g. STATUS.IVDB_CLOSED). */
+export const STATUS: Readonly<Record<string, number>>;

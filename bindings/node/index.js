@@ -10,8 +10,6 @@ const fs = require('node:fs');
 const path = require('node:path');
 const koffi = require('koffi');
 
-const ABI_VERSION = 1;
-
 function findLibrary() {
   if (process.env.ISCC_VDB_LIB) return process.env.ISCC_VDB_LIB;
   const root = path.resolve(__dirname, '..', '..', 'target');
@@ -23,34 +21,88 @@ function findLibrary() {
     'iscc-vdb: libiscc_vdb.so not found; run `cargo build --lib` in the repository or set ISCC_VDB_LIB');
 }
 
+// The header is the one description of the C ABI: every function this
+// binding calls is declared from its prototype there, and the ABI version
+// and status numbers come from it, so nothing here restates a signature or
+// a number.
+function findHeader() {
+  if (process.env.ISCC_VDB_HEADER) return process.env.ISCC_VDB_HEADER;
+  const candidates = [
+    path.join(__dirname, 'iscc_vdb.h'),
+    path.resolve(__dirname, '..', '..', 'include', 'iscc_vdb.h'),
+  ];
+  const found = candidates.find((c) => fs.existsSync(c));
+  if (!found) throw new Error('iscc-vdb: iscc_vdb.h not found; set ISCC_VDB_HEADER');
+  return found;
+}
+
+const header = fs.readFileSync(findHeader(), 'utf8');
+
+/** Every `#define NAME <integer>` of the header. */
+const DEFINES = Object.fromEntries(
+  [...header.matchAll(/^#define (IVDB_[A-Z_]+) (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+
+/** Every `ivdb_*` prototype of the header by name, whitespace folded. */
+const prototypes = new Map();
+for (const m of header.matchAll(/^([A-Za-z_][\w \t*]*?\b(ivdb_\w+)\(([^)]*)\));/gm)) {
+  prototypes.set(m[2], m[1].replace(/\s+/g, ' '));
+}
+
 const lib = koffi.load(findLibrary());
 koffi.opaque('ivdb_index');
 koffi.opaque('ivdb_error');
+koffi.alias('ivdb_status', 'uint32_t');
 
-const C = {
-  version: lib.func('const char *ivdb_version(void)'),
-  abiVersion: lib.func('uint32_t ivdb_abi_version(void)'),
-  statusStr: lib.func('const char *ivdb_status_str(uint32_t status)'),
-  open: lib.func('uint32_t ivdb_open(const char *path, const char *options_json, _Out_ ivdb_index **out, _Out_ ivdb_error **err)'),
-  openReadOnly: lib.func('uint32_t ivdb_open_read_only(const char *path, _Out_ ivdb_index **out, _Out_ ivdb_error **err)'),
-  close: lib.func('uint32_t ivdb_close(ivdb_index *index, _Out_ ivdb_error **err)'),
-  addJson: lib.func('uint32_t ivdb_add_json(ivdb_index *index, const char *json, _Out_ void **out, _Out_ ivdb_error **err)'),
-  getJson: lib.func('uint32_t ivdb_get_json(ivdb_index *index, const char *iscc_id, _Out_ void **out, _Out_ ivdb_error **err)'),
-  searchJson: lib.func('uint32_t ivdb_search_json(ivdb_index *index, const char *query_json, size_t count, bool exact, _Out_ void **out, _Out_ ivdb_error **err)'),
-  remove: lib.func('uint32_t ivdb_remove(ivdb_index *index, const char **iscc_ids, size_t len, _Out_ size_t *removed, _Out_ ivdb_error **err)'),
-  save: lib.func('uint32_t ivdb_save(ivdb_index *index, _Out_ ivdb_error **err)'),
-  rebuild: lib.func('uint32_t ivdb_rebuild(ivdb_index *index, _Out_ ivdb_error **err)'),
-  infoJson: lib.func('uint32_t ivdb_info_json(ivdb_index *index, _Out_ void **out, _Out_ ivdb_error **err)'),
-  explainJson: lib.func('uint32_t ivdb_explain_json(const char *iscc, _Out_ void **out, _Out_ ivdb_error **err)'),
-  errorCode: lib.func('uint32_t ivdb_error_code(ivdb_error *err)'),
-  errorMessage: lib.func('const char *ivdb_error_message(ivdb_error *err)'),
-  errorFree: lib.func('void ivdb_error_free(ivdb_error *err)'),
-  freeString: lib.func('void ivdb_free_string(void *s)'),
-};
-
-if (C.abiVersion() !== ABI_VERSION) {
-  throw new Error(`iscc-vdb: libiscc_vdb has ABI version ${C.abiVersion()}, this binding needs ${ABI_VERSION}`);
+/**
+ * Declare a C function from its header prototype. Out-parameters (named
+ * `out…` or `err`) become koffi `_Out_` parameters; a string the library
+ * hands over (`char **out…`) is kept as a raw pointer, so it can be freed
+ * with ivdb_free_string after decoding.
+ */
+function declare(name) {
+  const proto = prototypes.get(name);
+  if (!proto) throw new Error(`iscc-vdb: iscc_vdb.h declares no ${name}`);
+  const open = proto.indexOf('(');
+  const params = proto.slice(open + 1, -1).split(',').map((p) => {
+    const param = p.trim();
+    const pname = (param.match(/(\w+)$/) || [])[1] || '';
+    if (!/^out|^err$/.test(pname)) return param;
+    return `_Out_ ${param.replace(/^char \*\*/, 'void **')}`;
+  });
+  return lib.func(`${proto.slice(0, open)}(${params.join(', ')})`);
 }
+
+const C = Object.fromEntries(Object.entries({
+  version: 'ivdb_version',
+  abiVersion: 'ivdb_abi_version',
+  statusStr: 'ivdb_status_str',
+  open: 'ivdb_open',
+  openReadOnly: 'ivdb_open_read_only',
+  close: 'ivdb_close',
+  addJson: 'ivdb_add_json',
+  getJson: 'ivdb_get_json',
+  searchJson: 'ivdb_search_json',
+  remove: 'ivdb_remove',
+  save: 'ivdb_save',
+  rebuild: 'ivdb_rebuild',
+  infoJson: 'ivdb_info_json',
+  explainJson: 'ivdb_explain_json',
+  errorCode: 'ivdb_error_code',
+  errorMessage: 'ivdb_error_message',
+  errorFree: 'ivdb_error_free',
+  freeString: 'ivdb_free_string',
+}).map(([key, name]) => [key, declare(name)]));
+
+/** The C ABI version of the header these declarations come from. */
+const ABI_VERSION = DEFINES.IVDB_ABI_VERSION;
+if (C.abiVersion() !== ABI_VERSION) {
+  throw new Error(
+    `iscc-vdb: libiscc_vdb has ABI version ${C.abiVersion()}, its header iscc_vdb.h ${ABI_VERSION}`);
+}
+
+/** Status numbers by name ('IVDB_CLOSED' → 13), as the header defines them. */
+const STATUS = Object.fromEntries(
+  Object.entries(DEFINES).filter(([name]) => name !== 'IVDB_ABI_VERSION' && !name.startsWith('IVDB_VERSION')));
 
 /** An error of the engine: `code` is the status name (e.g. 'IVDB_INVALID_ISCC'). */
 class IvdbError extends Error {
@@ -62,10 +114,8 @@ class IvdbError extends Error {
   }
 }
 
-const CLOSED = 13;
-
 function check(status, errBox) {
-  if (status === 0) return;
+  if (status === STATUS.IVDB_OK) return;
   let message = '';
   if (errBox[0]) {
     message = C.errorMessage(errBox[0]);
@@ -132,7 +182,7 @@ class IsccIndex {
   }
 
   _live() {
-    if (!this._handle || this._closing) throw new IvdbError(CLOSED, 'the index is closed');
+    if (!this._handle || this._closing) throw new IvdbError(STATUS.IVDB_CLOSED, 'the index is closed');
     return this._handle;
   }
 
@@ -168,11 +218,15 @@ class IsccIndex {
   get(isccId) { return this._json(C.getJson, isccId, [], false); }
   getAsync(isccId) { return this._json(C.getJson, isccId, [], true); }
 
-  /** Search: query = {iscc_code} or {units}; options = {count = 10, exact = false}. */
-  search(query, { count = 10, exact = false } = {}) {
+  /**
+   * Search: query = {iscc_code} or {units} (or any request object of the
+   * engine's grammar); options = {count, exact}, where count 0 or left out
+   * means the library's default.
+   */
+  search(query, { count = 0, exact = false } = {}) {
     return this._json(C.searchJson, JSON.stringify(query), [count, exact], false);
   }
-  searchAsync(query, { count = 10, exact = false } = {}) {
+  searchAsync(query, { count = 0, exact = false } = {}) {
     const json = stringified(query);
     return json.error ? Promise.reject(json.error) : this._json(C.searchJson, json.text, [count, exact], true);
   }
@@ -260,4 +314,5 @@ module.exports = {
   explain,
   version: () => C.version(),
   ABI_VERSION,
+  STATUS,
 };

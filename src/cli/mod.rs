@@ -51,7 +51,7 @@ pub mod exit {
 /// iscc-vdb: nearest-neighbour search for ISCC codes.
 #[derive(Debug, Parser)]
 #[command(name = "iscc-vdb", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Index directory.
     #[arg(
         long,

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::input::{self, Entries, ReadError};
 use super::{exit, ignore_broken_pipe, CliError, CliResult, Ctx, Format};
-use crate::engine::{IsccIndex, IsccMatches, Query, SearchParams};
+use crate::engine::{IsccIndex, IsccMatches, Query, SearchParams, DEFAULT_COUNT, MAX_SEARCH_COUNT};
 
 /// Queries searched per batch when reading a file.
 const FILE_BATCH: usize = 1000;
@@ -29,7 +29,8 @@ pub(super) struct SearchArgs {
     #[arg(long, conflicts_with = "iscc_code")]
     file: Option<PathBuf>,
     /// Matches wanted per query.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = DEFAULT_COUNT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SEARCH_COUNT as u64))]
     count: u64,
     /// Exhaustive search in every unit index (no HNSW approximation).
     #[arg(long)]
@@ -48,14 +49,6 @@ pub(super) fn run(ctx: &Ctx, args: &SearchArgs) -> CliResult {
             exit::USAGE,
             "search needs --iscc-code, --units or --file",
         ));
-    }
-    if let Some(t) = args.unit_threshold {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(CliError::new(
-                exit::USAGE,
-                format!("--unit-threshold {t}: expected a number from 0 to 1"),
-            ));
-        }
     }
     let params = SearchParams {
         count: args.count as usize,
@@ -154,7 +147,7 @@ fn search_file(
                     }
                 };
                 seen += 1;
-                let query: Query = serde_json::from_value(item.value).map_err(|e| {
+                let query = Query::of_entry(&item.value).map_err(|e| {
                     CliError::new(
                         exit::BAD_INPUT,
                         format!("{name}: line {}: not a query: {e}", item.line),

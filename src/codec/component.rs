@@ -473,6 +473,48 @@ impl FromStr for Unit {
 /// ISCC-WIDE holding 128 bits of each. Order of the input does not matter.
 pub fn compose(units: &[Unit], wide: bool) -> Result<Component, CodecError> {
     let fail = |m: String| Err(CodecError::Compose(m));
+    let sorted = composable(units)?;
+    let n = sorted.len();
+    if n < 2
+        || sorted[n - 2].unit_type != UnitType::DATA
+        || sorted[n - 1].unit_type != UnitType::INSTANCE
+    {
+        return fail("DATA and INSTANCE units are mandatory".into());
+    }
+    let is_wide = wide && n == 2 && sorted.iter().all(|u| u.bit_length() >= 128);
+    let sub_type = if is_wide {
+        ST_ISCC_WIDE
+    } else {
+        code_sub_type(&sorted)?
+    };
+    let mut length = 0u32;
+    for u in &sorted[..n - 2] {
+        length |= match u.unit_type.main_type() {
+            MainType::Meta => 4,
+            MainType::Semantic => 2,
+            _ => 1,
+        };
+    }
+    let take = if is_wide { 16 } else { 8 };
+    let body: Vec<u8> = sorted
+        .iter()
+        .flat_map(|u| u.body[..take].iter().copied())
+        .collect();
+    Ok(Component {
+        header: Header {
+            main_type: MainType::Iscc,
+            sub_type,
+            version: 0,
+            length,
+        },
+        body,
+    })
+}
+
+/// The units of a code, sorted by MainType: one per MainType at most, each
+/// of a MainType a code holds and of at least 64 bits.
+fn composable(units: &[Unit]) -> Result<Vec<&Unit>, CodecError> {
+    let fail = |m: String| Err(CodecError::Compose(m));
     let mut sorted: Vec<&Unit> = units.iter().collect();
     sorted.sort_by_key(|u| u.unit_type.main_type());
     for pair in sorted.windows(2) {
@@ -507,14 +549,13 @@ pub fn compose(units: &[Unit], wide: bool) -> Result<Component, CodecError> {
             ));
         }
     }
-    let n = sorted.len();
-    if n < 2
-        || sorted[n - 2].unit_type != UnitType::DATA
-        || sorted[n - 1].unit_type != UnitType::INSTANCE
-    {
-        return fail("DATA and INSTANCE units are mandatory".into());
-    }
-    let is_wide = wide && n == 2 && sorted.iter().all(|u| u.bit_length() >= 128);
+    Ok(sorted)
+}
+
+/// The SubType of a (not wide) code of these sorted units: that of its
+/// SEMANTIC and CONTENT units (which must agree), else SUM for DATA and
+/// INSTANCE alone, else NONE.
+fn code_sub_type(sorted: &[&Unit]) -> Result<u8, CodecError> {
     let content_subtypes: Vec<u8> = sorted
         .iter()
         .filter(|u| {
@@ -525,38 +566,16 @@ pub fn compose(units: &[Unit], wide: bool) -> Result<Component, CodecError> {
         })
         .map(|u| u.unit_type.sub_type())
         .collect();
-    let sub_type = if is_wide {
-        ST_ISCC_WIDE
-    } else if let Some(&first) = content_subtypes.first() {
+    Ok(if let Some(&first) = content_subtypes.first() {
         if content_subtypes.iter().any(|&s| s != first) {
-            return fail("SEMANTIC and CONTENT units have different SubTypes".into());
+            return Err(CodecError::Compose(
+                "SEMANTIC and CONTENT units have different SubTypes".into(),
+            ));
         }
         first
-    } else if n == 2 {
+    } else if sorted.len() == 2 {
         ST_ISCC_SUM
     } else {
         ST_ISCC_NONE
-    };
-    let mut length = 0u32;
-    for u in &sorted[..n - 2] {
-        length |= match u.unit_type.main_type() {
-            MainType::Meta => 4,
-            MainType::Semantic => 2,
-            _ => 1,
-        };
-    }
-    let take = if is_wide { 16 } else { 8 };
-    let body: Vec<u8> = sorted
-        .iter()
-        .flat_map(|u| u.body[..take].iter().copied())
-        .collect();
-    Ok(Component {
-        header: Header {
-            main_type: MainType::Iscc,
-            sub_type,
-            version: 0,
-            length,
-        },
-        body,
     })
 }

@@ -126,28 +126,7 @@ pub(crate) fn prepare(value: &Value, context: &str) -> Result<Prepared, EngineEr
     let code = code_str
         .map(|c| units_of_code(c, &format!("{context}.iscc_code")))
         .transpose()?;
-    let unit_strs: Option<Vec<&str>> = match obj.get("units") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s.as_str()),
-                    other => Err(EngineError::Invalid(format!(
-                        "{context}.units[{i}] must be a string, not {}",
-                        type_name(other)
-                    ))),
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(other) => {
-            return Err(EngineError::Invalid(format!(
-                "{context}.units must be an array of ISCC-UNIT strings, not {}",
-                type_name(other)
-            )))
-        }
-    };
+    let unit_strs = unit_strings(obj, context)?;
     let units: Vec<Unit> = match (&unit_strs, &code) {
         (Some(list), _) if !list.is_empty() => list
             .iter()
@@ -166,22 +145,8 @@ pub(crate) fn prepare(value: &Value, context: &str) -> Result<Prepared, EngineEr
             )))
         }
     };
-    let mut seen: Vec<UnitType> = Vec::with_capacity(units.len());
-    for (i, u) in units.iter().enumerate() {
-        let where_ = if unit_strs.as_ref().is_some_and(|l| !l.is_empty()) {
-            format!("{context}.units[{i}]")
-        } else {
-            format!("{context}.iscc_code")
-        };
-        check_unit(u, &where_)?;
-        if seen.contains(&u.unit_type()) {
-            return Err(EngineError::Invalid(format!(
-                "{where_}: a second {} unit in one entry (one unit per unit type)",
-                u.unit_type()
-            )));
-        }
-        seen.push(u.unit_type());
-    }
+    let by_units = unit_strs.as_ref().is_some_and(|l| !l.is_empty());
+    check_entry_units(&units, by_units, context)?;
     let canonical_code = code.as_ref().map(|(iscc, _)| {
         iscc.canonical()
             .or_else(|| code_str.map(str::to_string))
@@ -198,6 +163,54 @@ pub(crate) fn prepare(value: &Value, context: &str) -> Result<Prepared, EngineEr
         units,
         extra,
     })
+}
+
+/// The `units` field of an entry: absent, or an array of strings.
+fn unit_strings<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    context: &str,
+) -> Result<Option<Vec<&'a str>>, EngineError> {
+    match obj.get("units") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.as_str()),
+                other => Err(EngineError::Invalid(format!(
+                    "{context}.units[{i}] must be a string, not {}",
+                    type_name(other)
+                ))),
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Some(other) => Err(EngineError::Invalid(format!(
+            "{context}.units must be an array of ISCC-UNIT strings, not {}",
+            type_name(other)
+        ))),
+    }
+}
+
+/// Every unit of an entry is indexable, and no unit type occurs twice;
+/// errors name the unit (`by_units`) or the code it came from.
+fn check_entry_units(units: &[Unit], by_units: bool, context: &str) -> Result<(), EngineError> {
+    let mut seen: Vec<UnitType> = Vec::with_capacity(units.len());
+    for (i, u) in units.iter().enumerate() {
+        let where_ = if by_units {
+            format!("{context}.units[{i}]")
+        } else {
+            format!("{context}.iscc_code")
+        };
+        check_unit(u, &where_)?;
+        if seen.contains(&u.unit_type()) {
+            return Err(EngineError::Invalid(format!(
+                "{where_}: a second {} unit in one entry (one unit per unit type)",
+                u.unit_type()
+            )));
+        }
+        seen.push(u.unit_type());
+    }
+    Ok(())
 }
 
 /// The units of a search query: a code string or unit strings.

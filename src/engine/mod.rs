@@ -38,12 +38,14 @@
 //! entries and the unit indexes as they were when opened.
 
 mod entry;
-pub mod error;
+mod error;
 mod maintain;
-pub mod matches;
+mod matches;
 mod meta;
+mod open;
 mod recovery;
 mod refresh;
+pub(crate) mod request;
 mod search;
 mod types;
 mod write;
@@ -56,18 +58,20 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::Value;
 
 use crate::codec::{IdGenerator, IsccId, Realm, Unit, UnitType};
-use crate::index::{ShardedIndex, ShardedOptions, VectorKind};
-use crate::lockfile::{DirLock, LockError};
-use crate::store::{Store, StoreOptions};
+use crate::index::ShardedIndex;
+use crate::lockfile::DirLock;
+use crate::store::Store;
 use crate::sync::{lock, RwLockExt};
 
 pub use self::entry::validate_code;
 pub use self::error::{EngineError, ErrorKind};
 pub use self::matches::{BatchMatches, IsccMatch, IsccMatches, UnitScore, DEFAULT_UNIT_THRESHOLD};
+pub use self::request::{SearchRequest, DEFAULT_COUNT, OPEN_OPTION_FIELDS, SEARCH_FIELDS};
 pub use self::types::{
     IndexInfo, IndexOptions, IndexParams, Query, RemoveReport, SearchParams, UnitTypeInfo,
     ENGINE_FORMAT_VERSION, MAX_QUERY_UNITS, MAX_SEARCH_COUNT,
 };
+pub use crate::store::StoreError;
 
 /// The ISCC index; see the module docs.
 pub struct IsccIndex {
@@ -147,158 +151,6 @@ fn stored_units_in_txn(json: &[u8]) -> Result<Vec<Unit>, crate::store::StoreErro
 }
 
 impl IsccIndex {
-    /// Open (or create) the index at `path`; `None` makes an in-memory index
-    /// in a temporary directory (no fsync; removed on close or drop).
-    ///
-    /// Every open checks the unit indexes against the store and repairs
-    /// what disagrees (see the module docs); a read-only open never writes
-    /// to the index directory and takes no lock.
-    pub fn open(path: Option<&Path>, options: IndexOptions) -> Result<IsccIndex, EngineError> {
-        let (root, temp, durable) = match path {
-            Some(p) => (p.to_path_buf(), None, options.durable),
-            None => {
-                let t = tempfile::Builder::new()
-                    .prefix("iscc-vdb-")
-                    .tempdir()
-                    .map_err(io(Path::new("temporary directory")))?;
-                (t.path().to_path_buf(), Some(t), false)
-            }
-        };
-        if options.read_only && temp.is_some() {
-            return Err(EngineError::Invalid(
-                "an in-memory index cannot be opened read-only".into(),
-            ));
-        }
-        if let Some(r) = options.realm {
-            Realm::new(r).map_err(|source| EngineError::Iscc {
-                context: "option realm".into(),
-                source,
-            })?;
-        }
-        let lock = if options.read_only {
-            if !root.join("primary.lmdb").exists() {
-                return Err(EngineError::NotFound(format!(
-                    "index at {} (no primary.lmdb)",
-                    root.display()
-                )));
-            }
-            None
-        } else {
-            std::fs::create_dir_all(&root).map_err(io(&root))?;
-            Some(DirLock::acquire(&root).map_err(|e| match e {
-                LockError::Held => EngineError::Locked { path: root.clone() },
-                LockError::HeldHere => EngineError::OpenHere { path: root.clone() },
-                LockError::Io(source) => EngineError::Io {
-                    path: root.join("LOCK"),
-                    source,
-                },
-            })?)
-        };
-        let store = Store::open(
-            root.join("primary.lmdb"),
-            StoreOptions {
-                durable,
-                read_only: options.read_only,
-                ..StoreOptions::default()
-            },
-        )?;
-        let params = recovery::check_format(&store, &root, &options)?;
-        let stored_realm = store.meta(meta::REALM_ID)?;
-        if let (Some(s), Some(o)) = (stored_realm, options.realm) {
-            if s != o {
-                return Err(EngineError::Invalid(format!(
-                    "the index at {} holds realm {s}, but realm {o} was requested",
-                    root.display()
-                )));
-            }
-        }
-        let realm =
-            stored_realm
-                .map(Realm::new)
-                .transpose()
-                .map_err(|source| EngineError::Iscc {
-                    context: "stored metadata realm_id".into(),
-                    source,
-                })?;
-        let ids =
-            IdGenerator::new(options.hub_id, realm.unwrap_or(Realm::R0)).map_err(|source| {
-                EngineError::Iscc {
-                    context: "option hub_id".into(),
-                    source,
-                }
-            })?;
-        if let Some(last) = store.last_id()? {
-            ids.advance_past(last);
-        }
-        let index = IsccIndex {
-            root,
-            temp: Mutex::new(temp),
-            store,
-            units: RwLock::new(BTreeMap::new()),
-            dirs: Mutex::new(BTreeMap::new()),
-            params,
-            realm: RwLock::new(realm),
-            ids,
-            options: IndexOptions { durable, ..options },
-            writer: Mutex::new(()),
-            closed: AtomicBool::new(false),
-            unapplied: AtomicBool::new(false),
-            lock: Mutex::new(lock),
-            scratch: Mutex::new(None),
-            legacy_counts: Mutex::new(None),
-            repairs: Mutex::new(Vec::new()),
-            seen: Mutex::new((0, 0)),
-            view: RwLock::new(()),
-        };
-        index.open_units()?;
-        Ok(index)
-    }
-
-    /// Open an existing index: into RAM for writing, or with `view`
-    /// read-only (unit indexes memory-mapped).
-    pub fn restore(path: &Path, view: bool) -> Result<IsccIndex, EngineError> {
-        if !path.join("primary.lmdb").exists() {
-            return Err(EngineError::NotFound(format!(
-                "index at {} (no primary.lmdb)",
-                path.display()
-            )));
-        }
-        IsccIndex::open(
-            Some(path),
-            IndexOptions {
-                read_only: view,
-                ..IndexOptions::default()
-            },
-        )
-    }
-
-    fn check_params(p: &IndexParams) -> Result<(), EngineError> {
-        if ![64, 128, 192, 256].contains(&p.max_dim) {
-            return Err(EngineError::Invalid(format!(
-                "max_dim {} (expected 64, 128, 192 or 256)",
-                p.max_dim
-            )));
-        }
-        // The unit indexes' own checks, so no parameter passes here and
-        // fails later, after entries were committed.
-        Self::sharded_options(p)
-            .validate()
-            .map_err(|e| EngineError::Invalid(format!("invalid index parameters: {e}")))
-    }
-
-    fn sharded_options(p: &IndexParams) -> ShardedOptions {
-        ShardedOptions {
-            vectors: VectorKind::Nphd { max_dim: p.max_dim },
-            connectivity: p.connectivity,
-            expansion_add: p.expansion_add,
-            expansion_search: p.expansion_search,
-            exact_threshold: p.exact_threshold,
-            shard_size: p.shard_size,
-            background_rotation: true,
-            ..ShardedOptions::default()
-        }
-    }
-
     fn check_open(&self) -> Result<(), EngineError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(EngineError::Closed);

@@ -149,7 +149,7 @@ impl SearchParams {
 impl Default for SearchParams {
     fn default() -> SearchParams {
         SearchParams {
-            count: 10,
+            count: super::DEFAULT_COUNT,
             exact: false,
             unit_threshold: None,
         }

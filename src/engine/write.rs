@@ -76,8 +76,35 @@ impl IsccIndex {
             .collect::<Result<_, _>>()?;
         let _w = lock(&self.writer);
         self.check_writable()?;
-        // The realm: fixed, or from the first ISCC-ID of this batch.
         let fixed = *self.realm.read_or_recover();
+        let realm = self.batch_realm(&prepared, fixed)?;
+        let ids = self.assign_ids(&prepared, realm, fixed.is_none())?;
+        let rows = rows_to_write(&ids, &prepared);
+        let set_realm = fixed.is_none();
+        let changes = self.store.write(|w| {
+            if set_realm {
+                w.set_meta(meta::REALM_ID, &realm.id())?;
+            }
+            rows.iter()
+                .filter_map(|(key, json, p)| write_entry(w, *key, json, p).transpose())
+                .collect()
+        })?;
+        if set_realm {
+            *self.realm.write_or_recover() = Some(realm);
+        }
+        let ids: Vec<String> = ids.iter().map(IsccId::to_string).collect();
+        self.apply_committed(changes, || ids.clone())?;
+        Ok(ids)
+    }
+
+    /// The realm of a batch: the index's, or (before the first entry) that
+    /// of the batch's first ISCC-ID or the `realm` option. Every given
+    /// ISCC-ID must be of it; the ID generator is moved past each.
+    fn batch_realm(
+        &self,
+        prepared: &[Prepared],
+        fixed: Option<Realm>,
+    ) -> Result<Realm, EngineError> {
         let realm = fixed
             .or_else(|| prepared.iter().find_map(|p| p.id.map(IsccId::realm)))
             .unwrap_or(if self.options.realm == Some(1) {
@@ -98,90 +125,33 @@ impl IsccIndex {
                 self.ids.advance_past(id.value());
             }
         }
-        let gen = if fixed.is_none() {
-            IdGenerator::new(self.options.hub_id, realm).map_err(|source| EngineError::Iscc {
+        Ok(realm)
+    }
+
+    /// The ISCC-ID of each entry: its own, or a new one of the realm.
+    fn assign_ids(
+        &self,
+        prepared: &[Prepared],
+        realm: Realm,
+        new_realm: bool,
+    ) -> Result<Vec<IsccId>, EngineError> {
+        let gen_realm = if new_realm { realm } else { self.ids.realm() };
+        let gen = IdGenerator::new(self.options.hub_id, gen_realm).map_err(|source| {
+            EngineError::Iscc {
                 context: "option hub_id".into(),
                 source,
-            })?
-        } else {
-            IdGenerator::new(self.options.hub_id, self.ids.realm()).map_err(|source| {
-                EngineError::Iscc {
-                    context: "option hub_id".into(),
-                    source,
-                }
-            })?
-        };
-        let mut ids = Vec::with_capacity(prepared.len());
-        for p in &prepared {
-            ids.push(match p.id {
-                Some(id) => id,
+            }
+        })?;
+        prepared
+            .iter()
+            .map(|p| match p.id {
+                Some(id) => Ok(id),
                 None => gen.next_id().map_err(|source| EngineError::Iscc {
                     context: "generating an ISCC-ID".into(),
                     source,
-                })?,
-            });
-        }
-        // Last occurrence of an ID wins.
-        let mut last: HashMap<u64, usize> = HashMap::with_capacity(ids.len());
-        for (i, id) in ids.iter().enumerate() {
-            last.insert(id.value(), i);
-        }
-        let rows: Vec<(u64, Vec<u8>, &Prepared)> = ids
-            .iter()
-            .enumerate()
-            .filter(|(i, id)| last.get(&id.value()) == Some(i))
-            .map(|(i, id)| {
-                let json = Value::Object(prepared[i].to_json(*id));
-                (
-                    id.value(),
-                    serde_json::to_vec(&json).unwrap_or_default(),
-                    &prepared[i],
-                )
+                }),
             })
-            .collect();
-        let set_realm = fixed.is_none();
-        let changes = self.store.write(|w| {
-            if set_realm {
-                w.set_meta(meta::REALM_ID, &realm.id())?;
-            }
-            let mut changes = Vec::new();
-            for (key, json, p) in &rows {
-                let old = w.get_entry(*key)?;
-                if old.as_deref() == Some(&json[..]) {
-                    continue;
-                }
-                let old_units = match &old {
-                    Some(o) => stored_units_in_txn(o)?,
-                    None => Vec::new(),
-                };
-                for u in old_units.iter().filter(|u| u.unit_type().is_instance()) {
-                    w.remove_instance(u.body(), *key)?;
-                }
-                w.put_entry(*key, json)?;
-                for u in p.units.iter().filter(|u| u.unit_type().is_instance()) {
-                    w.add_instance(u.body(), *key)?;
-                }
-                count_change(w, &old_units, &p.units)?;
-                w.journal(*key)?;
-                changes.push(Change {
-                    key: *key,
-                    old_types: old_units.iter().map(Unit::unit_type).collect(),
-                    units: p
-                        .units
-                        .iter()
-                        .filter(|u| u.unit_type().is_similarity())
-                        .cloned()
-                        .collect(),
-                });
-            }
-            Ok(changes)
-        })?;
-        if set_realm {
-            *self.realm.write_or_recover() = Some(realm);
-        }
-        let ids: Vec<String> = ids.iter().map(IsccId::to_string).collect();
-        self.apply_committed(changes, || ids.clone())?;
-        Ok(ids)
+            .collect()
     }
 
     /// [`IsccIndex::apply`] after a commit: a failure says what was
@@ -308,4 +278,64 @@ impl IsccIndex {
         }
         Ok(report)
     }
+}
+
+/// The rows of a batch to store: key, stored JSON, prepared entry; when an
+/// ISCC-ID occurs more than once its last occurrence wins.
+fn rows_to_write<'a>(
+    ids: &[IsccId],
+    prepared: &'a [Prepared],
+) -> Vec<(u64, Vec<u8>, &'a Prepared)> {
+    let mut last: HashMap<u64, usize> = HashMap::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        last.insert(id.value(), i);
+    }
+    ids.iter()
+        .enumerate()
+        .filter(|(i, id)| last.get(&id.value()) == Some(i))
+        .map(|(i, id)| {
+            let json = Value::Object(prepared[i].to_json(*id));
+            // Serialising a `Value` cannot fail.
+            let bytes = serde_json::to_vec(&json).unwrap_or_default();
+            (id.value(), bytes, &prepared[i])
+        })
+        .collect()
+}
+
+/// Store one entry in a write transaction: the row, its INSTANCE mappings,
+/// the per-type counts and the journal. `None` when the stored row is
+/// already identical; else the change the unit indexes must follow.
+fn write_entry(
+    w: &mut StoreTxn<'_, '_>,
+    key: u64,
+    json: &[u8],
+    p: &Prepared,
+) -> Result<Option<Change>, StoreError> {
+    let old = w.get_entry(key)?;
+    if old.as_deref() == Some(json) {
+        return Ok(None);
+    }
+    let old_units = match &old {
+        Some(o) => stored_units_in_txn(o)?,
+        None => Vec::new(),
+    };
+    for u in old_units.iter().filter(|u| u.unit_type().is_instance()) {
+        w.remove_instance(u.body(), key)?;
+    }
+    w.put_entry(key, json)?;
+    for u in p.units.iter().filter(|u| u.unit_type().is_instance()) {
+        w.add_instance(u.body(), key)?;
+    }
+    count_change(w, &old_units, &p.units)?;
+    w.journal(key)?;
+    Ok(Some(Change {
+        key,
+        old_types: old_units.iter().map(Unit::unit_type).collect(),
+        units: p
+            .units
+            .iter()
+            .filter(|u| u.unit_type().is_similarity())
+            .cloned()
+            .collect(),
+    }))
 }

@@ -7,6 +7,7 @@
 
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 
 use super::status::*;
 use crate::engine::EngineError;
@@ -35,6 +36,11 @@ impl Failure {
 
     pub(crate) fn null(name: &str) -> Failure {
         Failure::new(IVDB_INVALID_ARGUMENT, format!("{name} is NULL"))
+    }
+
+    /// The same failure, its message prefixed with the argument it concerns.
+    pub(crate) fn context(self, argument: &str) -> Failure {
+        Failure::new(self.code, format!("{argument}: {}", self.message))
     }
 }
 
@@ -72,13 +78,10 @@ pub(crate) fn guard(
         Ok(()) => IVDB_OK,
         Err(failure) => {
             let code = failure.code;
-            if !err.is_null() {
+            if let Some(out) = opt_out_arg(err) {
                 // Interior NULs cannot occur in our messages; replace to be sure.
                 let message = CString::new(failure.message.replace('\0', " ")).unwrap_or_default();
-                let boxed = Box::new(ivdb_error { code, message });
-                // SAFETY: `err` is non-NULL and, by the API contract, points
-                // to writable storage for one pointer.
-                unsafe { *err = Box::into_raw(boxed) };
+                out.write(Box::into_raw(Box::new(ivdb_error { code, message })));
             }
             code
         }
@@ -106,13 +109,33 @@ pub(crate) fn opt_str_arg<'a>(ptr: *const c_char, name: &str) -> Result<Option<&
     }
 }
 
-/// Check an output pointer.
-pub(crate) fn out_arg<T>(ptr: *mut T, name: &str) -> Result<(), Failure> {
-    if ptr.is_null() {
-        Err(Failure::null(name))
-    } else {
-        Ok(())
+/// Caller storage for one result, checked non-NULL: the only way a result
+/// reaches an out-pointer. Made by [`out_arg`] (NULL is an error) or
+/// [`opt_out_arg`] (NULL means "not wanted"); [`Out::write`] stores the value
+/// without reading or dropping what was there (caller storage may be
+/// uninitialised).
+pub(crate) struct Out<T>(NonNull<T>);
+
+impl<T> Out<T> {
+    /// Store the result.
+    pub(crate) fn write(self, value: T) {
+        // SAFETY: non-NULL (checked when made) and, by every function's
+        // contract, writable and aligned storage for one `T`; `write` does
+        // not read or drop the old contents.
+        unsafe { self.0.as_ptr().write(value) }
     }
+}
+
+/// An output pointer the caller must provide.
+pub(crate) fn out_arg<T>(ptr: *mut T, name: &str) -> Result<Out<T>, Failure> {
+    NonNull::new(ptr)
+        .map(Out)
+        .ok_or_else(|| Failure::null(name))
+}
+
+/// An output pointer the caller may leave NULL.
+pub(crate) fn opt_out_arg<T>(ptr: *mut T) -> Option<Out<T>> {
+    NonNull::new(ptr).map(Out)
 }
 
 /// A string handed to C (freed with `ivdb_free_string`).

@@ -6,12 +6,15 @@
 
 use std::ffi::c_char;
 
-use serde::Deserialize;
-
-use super::boundary::{c_string, guard, ivdb_error, opt_str_arg, out_arg, str_arg, Failure};
+use super::boundary::{
+    c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
+};
 use super::matches::{boxed, free_boxed, ivdb_matches};
 use super::status::*;
-use crate::engine::{IndexOptions, IndexParams, IsccIndex, IsccMatches, Query, SearchParams};
+use crate::engine::{
+    IndexOptions, IsccIndex, IsccMatches, Query, SearchParams, SearchRequest, DEFAULT_COUNT,
+    MAX_SEARCH_COUNT,
+};
 
 /// An open ISCC index (opaque).
 pub struct ivdb_index {
@@ -27,63 +30,21 @@ fn index<'a>(ptr: *const ivdb_index) -> Result<&'a IsccIndex, Failure> {
     Ok(unsafe { &(*ptr).inner })
 }
 
-/// Options of `ivdb_open` as JSON; every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct OpenOptions {
-    realm: Option<u8>,
-    durable: Option<bool>,
-    hub_id: Option<u16>,
-    unit_threshold: Option<f32>,
-    max_dim: Option<usize>,
-    connectivity: Option<usize>,
-    expansion_add: Option<usize>,
-    expansion_search: Option<usize>,
-    exact_threshold: Option<usize>,
-    shard_size: Option<u64>,
-}
-
-fn parse_options(json: Option<&str>, read_only: bool) -> Result<IndexOptions, Failure> {
-    let o: OpenOptions = match json {
-        None => OpenOptions::default(),
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| Failure::new(IVDB_INVALID_JSON, format!("options_json: {e}")))?,
-    };
-    let d = IndexOptions::default();
-    let p = IndexParams::default();
-    Ok(IndexOptions {
-        params: IndexParams {
-            max_dim: o.max_dim.unwrap_or(p.max_dim),
-            connectivity: o.connectivity.unwrap_or(p.connectivity),
-            expansion_add: o.expansion_add.unwrap_or(p.expansion_add),
-            expansion_search: o.expansion_search.unwrap_or(p.expansion_search),
-            exact_threshold: o.exact_threshold.unwrap_or(p.exact_threshold),
-            shard_size: o.shard_size.unwrap_or(p.shard_size),
-        },
-        realm: o.realm,
-        durable: o.durable.unwrap_or(d.durable),
-        read_only,
-        hub_id: o.hub_id.unwrap_or(d.hub_id),
-        unit_threshold: o.unit_threshold.unwrap_or(d.unit_threshold),
-    })
-}
-
 fn open(
     path: *const c_char,
     options_json: *const c_char,
     read_only: bool,
     out: *mut *mut ivdb_index,
 ) -> Result<(), Failure> {
-    out_arg(out, "out")?;
+    let out = out_arg(out, "out")?;
     let path = opt_str_arg(path, "path")?;
     if read_only && path.is_none() {
         return Err(Failure::null("path"));
     }
-    let options = parse_options(opt_str_arg(options_json, "options_json")?, read_only)?;
+    let options = IndexOptions::from_json(opt_str_arg(options_json, "options_json")?, read_only)
+        .map_err(|e| Failure::from(e).context("options_json"))?;
     let inner = IsccIndex::open(path.map(std::path::Path::new), options)?;
-    let handle = Box::into_raw(Box::new(ivdb_index { inner }));
-    // SAFETY: `out` was checked non-NULL; the caller provides storage.
-    unsafe { *out = handle };
+    out.write(Box::into_raw(Box::new(ivdb_index { inner })));
     Ok(())
 }
 
@@ -148,9 +109,22 @@ pub unsafe extern "C" fn ivdb_close(
     })
 }
 
-fn write_string(out: *mut *mut c_char, s: String) {
-    // SAFETY: every caller checked `out` non-NULL first.
-    unsafe { *out = c_string(s) };
+/// The shape every JSON entry point shares: a live handle, one string
+/// argument (`input`, named in errors), and a JSON answer written to the
+/// out-pointer named `out_name` (freed by the caller with
+/// `ivdb_free_string`). `answer` turns the string into the JSON text.
+fn json_call(
+    index: *const ivdb_index,
+    input: (*const c_char, &str),
+    out: (*mut *mut c_char, &str),
+    answer: impl FnOnce(&IsccIndex, &str) -> Result<String, Failure>,
+) -> Result<(), Failure> {
+    let idx = super::index::index(index)?;
+    let text = str_arg(input.0, input.1)?;
+    let out = out_arg(out.0, out.1)?;
+    let json = answer(idx, text)?;
+    out.write(c_string(json));
+    Ok(())
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {
@@ -172,12 +146,12 @@ pub unsafe extern "C" fn ivdb_add_json(
     err: *mut *mut ivdb_error,
 ) -> ivdb_status {
     guard(err, || {
-        let idx = super::index::index(index)?;
-        let json = str_arg(json, "json")?;
-        out_arg(out_ids_json, "out_ids_json")?;
-        let ids = idx.add_json(json)?;
-        write_string(out_ids_json, to_json(&ids)?);
-        Ok(())
+        json_call(
+            index,
+            (json, "json"),
+            (out_ids_json, "out_ids_json"),
+            |idx, json| to_json(&idx.add_json(json)?),
+        )
     })
 }
 
@@ -194,18 +168,33 @@ pub unsafe extern "C" fn ivdb_get_json(
     err: *mut *mut ivdb_error,
 ) -> ivdb_status {
     guard(err, || {
-        let idx = super::index::index(index)?;
-        let id = str_arg(iscc_id, "iscc_id")?;
-        out_arg(out_json, "out_json")?;
-        let entry = idx.get_one(id)?;
-        write_string(out_json, to_json(&entry)?);
-        Ok(())
+        json_call(
+            index,
+            (iscc_id, "iscc_id"),
+            (out_json, "out_json"),
+            |idx, id| to_json(&idx.get_one(id)?),
+        )
     })
 }
 
-/// Search with a JSON query: `{"iscc_code": …}` or `{"units": […]}`, or an
-/// array of such for a batch. `*out_json` receives the matches (an object
-/// with `matches` and `instance_matches`, or an array of them); free it with
+/// Search parameters of the C arguments: `count` 0 means the library's
+/// default ([`crate::engine::DEFAULT_COUNT`]).
+fn params(count: usize, exact: bool) -> SearchParams {
+    SearchParams {
+        count: if count == 0 { DEFAULT_COUNT } else { count },
+        exact,
+        ..SearchParams::default()
+    }
+}
+
+/// Search with a JSON request, in the engine's one request grammar (the
+/// REST `/search` body): an object `{"iscc_code": …}`, `{"iscc_codes":
+/// […]}` or `{"units": […]}` (an array of unit arrays is a batch), with
+/// optional `count`, `exact` and `unit_threshold`; or an array of query
+/// objects (`{"iscc_code"}` or `{"units"}`) for a batch. `count` (0: the
+/// default, 10) and `exact` apply where the JSON does not set them.
+/// `*out_json` receives the matches (an object with `matches` and
+/// `instance_matches`, or an array of them for a batch); free it with
 /// `ivdb_free_string`.
 ///
 /// # Safety
@@ -220,28 +209,21 @@ pub unsafe extern "C" fn ivdb_search_json(
     err: *mut *mut ivdb_error,
 ) -> ivdb_status {
     guard(err, || {
-        let idx = super::index::index(index)?;
-        let text = str_arg(query_json, "query_json")?;
-        out_arg(out_json, "out_json")?;
-        let params = SearchParams {
-            count,
-            exact,
-            ..SearchParams::default()
-        };
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| Failure::new(IVDB_INVALID_JSON, format!("query_json: {e}")))?;
-        let parse = |v: serde_json::Value| -> Result<Query, Failure> {
-            serde_json::from_value(v)
-                .map_err(|e| Failure::new(IVDB_INVALID_JSON, format!("query_json: {e}")))
-        };
-        let out = if let serde_json::Value::Array(items) = value {
-            let queries: Vec<Query> = items.into_iter().map(parse).collect::<Result<_, _>>()?;
-            to_json(&idx.search_batch(&queries, &params)?.queries)?
-        } else {
-            to_json::<IsccMatches>(&idx.search(&parse(value)?, &params)?)?
-        };
-        write_string(out_json, out);
-        Ok(())
+        json_call(
+            index,
+            (query_json, "query_json"),
+            (out_json, "out_json"),
+            |idx, text| {
+                let request =
+                    SearchRequest::from_json(text, &params(count, exact), MAX_SEARCH_COUNT)
+                        .map_err(|e| Failure::from(e).context("query_json"))?;
+                if request.batch {
+                    to_json(&idx.search_batch(&request.queries, &request.params)?.queries)
+                } else {
+                    to_json::<IsccMatches>(&idx.search(&request.queries[0], &request.params)?)
+                }
+            },
+        )
     })
 }
 
@@ -264,9 +246,8 @@ pub unsafe extern "C" fn ivdb_remove(
         let idx = super::index::index(index)?;
         let ids = strings(iscc_ids, len, "iscc_ids")?;
         let removed = idx.remove(&ids)?;
-        if !out_removed.is_null() {
-            // SAFETY: checked non-NULL; writable by the contract.
-            unsafe { *out_removed = removed };
+        if let Some(out) = opt_out_arg(out_removed) {
+            out.write(removed);
         }
         Ok(())
     })
@@ -309,9 +290,8 @@ pub unsafe extern "C" fn ivdb_info_json(
 ) -> ivdb_status {
     guard(err, || {
         let idx = super::index::index(index)?;
-        out_arg(out_json, "out_json")?;
-        let info = idx.info()?;
-        write_string(out_json, to_json(&info)?);
+        let out = out_arg(out_json, "out_json")?;
+        out.write(c_string(to_json(&idx.info()?)?));
         Ok(())
     })
 }
@@ -344,7 +324,7 @@ fn query_of(
 
 /// Search one query: an ISCC-CODE (`iscc_code`, may be NULL when units are
 /// given) or `units_len` ISCC-UNIT strings (units win when both are given);
-/// up to `count` matches; `exact` for exhaustive search. `*out` receives the
+/// up to `count` matches (0: the default, 10); `exact` for exhaustive search. `*out` receives the
 /// matches; release them with `ivdb_free_matches`.
 ///
 /// # Safety
@@ -364,17 +344,11 @@ pub unsafe extern "C" fn ivdb_search(
 ) -> ivdb_status {
     guard(err, || {
         let idx = super::index::index(index)?;
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let query = query_of(iscc_code, units, units_len)?;
-        let params = SearchParams {
-            count,
-            exact,
-            ..SearchParams::default()
-        };
-        let found = idx.search(&query, &params)?;
+        let found = idx.search(&query, &params(count, exact))?;
         let (ptr, _) = boxed(std::slice::from_ref(&found));
-        // SAFETY: checked non-NULL above.
-        unsafe { *out = ptr };
+        out.write(ptr);
         Ok(())
     })
 }
@@ -398,20 +372,14 @@ pub unsafe extern "C" fn ivdb_search_batch(
 ) -> ivdb_status {
     guard(err, || {
         let idx = super::index::index(index)?;
-        out_arg(out, "out")?;
+        let out = out_arg(out, "out")?;
         let queries: Vec<Query> = strings(iscc_codes, len, "iscc_codes")?
             .into_iter()
             .map(Query::code)
             .collect();
-        let params = SearchParams {
-            count,
-            exact,
-            ..SearchParams::default()
-        };
-        let found = idx.search_batch(&queries, &params)?;
+        let found = idx.search_batch(&queries, &params(count, exact))?;
         let (ptr, _) = boxed(&found.queries);
-        // SAFETY: checked non-NULL above.
-        unsafe { *out = ptr };
+        out.write(ptr);
         Ok(())
     })
 }

@@ -121,12 +121,11 @@ pub unsafe extern "C" fn ivdb_explain_json(
 ) -> ivdb_status {
     guard(err, || {
         let input = str_arg(iscc, "iscc")?;
-        out_arg(out_json, "out_json")?;
+        let out = out_arg(out_json, "out_json")?;
         let parsed = crate::codec::Iscc::parse(input)
             .map_err(|e| Failure::new(IVDB_INVALID_ISCC, e.to_string()))?;
         let json = crate::codec::explain(input, &parsed).to_string();
-        // SAFETY: checked non-NULL above.
-        unsafe { *out_json = c_string(json) };
+        out.write(c_string(json));
         Ok(())
     })
 }

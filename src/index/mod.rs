@@ -9,15 +9,15 @@ pub(crate) mod durable;
 pub(crate) mod flat;
 mod graph;
 mod hnsw;
-pub mod sharded;
+mod sharded;
 mod unit;
 
 pub use flat::Hit;
 pub use sharded::{
-    Match, ShardKey, ShardedError, ShardedIndex, ShardedIndex128, ShardedOptions, ShardedStats,
-    VectorKind,
+    BloomStats, KeyKind, Match, ShardKey, ShardedError, ShardedIndex, ShardedIndex128, ShardedIter,
+    ShardedOptions, ShardedStats, VectorKind, SHARDED_FORMAT_VERSION,
 };
 pub use unit::{
     graph_path, IndexError, SearchOptions, UnitIndex, UnitIndexOptions, UnitIndexStats,
-    DEFAULT_EXACT_THRESHOLD,
+    DEFAULT_COUNT, DEFAULT_EXACT_THRESHOLD,
 };

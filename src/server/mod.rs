@@ -19,7 +19,7 @@
 //! SIGTERM) stops accepting, lets requests in flight finish, then saves and
 //! closes the index.
 
-pub mod envelope;
+mod envelope;
 mod guard;
 mod listen;
 mod openapi;

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::envelope::ApiError;
 use super::Limits;
-use crate::engine::{Query, SearchParams};
+use crate::engine::{SearchParams, SearchRequest};
 
 /// True when the body was not received within the body deadline.
 fn timed_out(rejection: &BytesRejection) -> bool {
@@ -99,194 +99,21 @@ pub(crate) fn check_batch(what: &str, n: usize, limits: &Limits) -> Result<(), A
 
 /// A required array of strings (`iscc_ids`).
 pub(crate) fn strings(map: &Map<String, Value>, field: &str) -> Result<Vec<String>, ApiError> {
-    let Some(v) = map.get(field) else {
-        return Err(ApiError::invalid(format!("missing field `{field}`")));
-    };
-    string_list(v, field)
+    Ok(crate::engine::request::strings(map, field)?)
 }
 
-fn string_list(v: &Value, field: &str) -> Result<Vec<String>, ApiError> {
-    let Value::Array(items) = v else {
-        return Err(ApiError::invalid(format!(
-            "{field}: expected an array of strings"
-        )));
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| match item {
-            Value::String(s) => Ok(s.clone()),
-            _ => Err(ApiError::invalid(format!(
-                "{field}[{i}]: expected a string"
-            ))),
-        })
-        .collect()
-}
-
-/// A parsed `/search` body.
-#[derive(Debug)]
-pub(crate) struct SearchRequest {
-    pub queries: Vec<Query>,
-    /// True when the caller sent a list (the answer is then a list too).
-    pub batch: bool,
-    pub params: SearchParams,
-}
-
-/// Fields of a `/search` body.
-pub(crate) const SEARCH_FIELDS: &[&str] = &[
-    "iscc_codes",
-    "iscc_code",
-    "units",
-    "count",
-    "exact",
-    "unit_threshold",
-];
-
-/// The codes of `iscc_codes` (a string or a non-empty array of strings) or
-/// `iscc_code` (a string); `None` when absent or null.
-fn codes(map: &Map<String, Value>, field: &str) -> Result<Option<(Vec<String>, bool)>, ApiError> {
-    match map.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(code)) => Ok(Some((vec![code.clone()], false))),
-        Some(v @ Value::Array(items)) if field == "iscc_codes" => {
-            if items.is_empty() {
-                return Err(ApiError::invalid(format!(
-                    "{field}: empty array (give at least one ISCC-CODE)"
-                )));
-            }
-            Ok(Some((string_list(v, field)?, true)))
-        }
-        Some(_) if field == "iscc_codes" => Err(ApiError::invalid(format!(
-            "{field}: expected an ISCC-CODE string or an array of them"
-        ))),
-        Some(_) => Err(ApiError::invalid(format!(
-            "{field}: expected an ISCC-CODE string"
-        ))),
-    }
-}
-
-/// The queries of `units`: one query's units (an array of strings) or a
-/// batch (an array of such arrays); `None` when absent or null.
-fn unit_queries(map: &Map<String, Value>) -> Result<Option<(Vec<Query>, bool)>, ApiError> {
-    let Some(units) = map.get("units").filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    let Value::Array(items) = units else {
-        return Err(ApiError::invalid(
-            "units: expected an array of ISCC-UNITs or an array of such arrays",
-        ));
-    };
-    if items.is_empty() {
-        return Err(ApiError::invalid(
-            "units: empty array (give at least one ISCC-UNIT)",
-        ));
-    }
-    let arrays = items.iter().filter(|v| v.is_array()).count();
-    if arrays > 0 && arrays < items.len() {
-        return Err(ApiError::invalid(
-            "units: either ISCC-UNIT strings (one query) or arrays of them (a batch), not a mix",
-        ));
-    }
-    if arrays == 0 {
-        return Ok(Some((
-            vec![Query::units(string_list(units, "units")?)],
-            false,
-        )));
-    }
-    let queries = items
-        .iter()
-        .enumerate()
-        .map(|(i, q)| string_list(q, &format!("units[{i}]")).map(Query::units))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some((queries, true)))
-}
-
-/// Parse `{iscc_codes | iscc_code | units, count, exact, unit_threshold}`.
-/// `units` wins over codes (as in the spec: codes beside units are not
-/// searched — but, like every field given, they must be valid); `units` is
-/// one query's units (an array of strings) or a batch (an array of such
-/// arrays); `iscc_codes` is one code or an array of codes.
+/// Parse a `/search` body with the engine's request grammar
+/// ([`crate::engine::request`]), then apply this server's batch limit.
 pub(crate) fn search(map: &Map<String, Value>, limits: &Limits) -> Result<SearchRequest, ApiError> {
-    let by_units = unit_queries(map)?;
-    let by_codes = codes(map, "iscc_codes")?;
-    let by_code = codes(map, "iscc_code")?;
-    let (queries, batch) = match (by_units, by_codes, by_code) {
-        (Some(q), codes, code) => {
-            for (field, list) in [("iscc_codes", codes), ("iscc_code", code)] {
-                for (i, c) in list.map(|l| l.0).unwrap_or_default().iter().enumerate() {
-                    crate::engine::validate_code(c, &format!("{field}[{i}]"))?;
-                }
-            }
-            q
-        }
-        (None, Some((codes, batch)), code) => {
-            if let Some((code, _)) = code {
-                crate::engine::validate_code(&code[0], "iscc_code")?;
-            }
-            (codes.into_iter().map(Query::code).collect(), batch)
-        }
-        (None, None, Some((code, _))) => (code.into_iter().map(Query::code).collect(), false),
-        (None, None, None) => {
-            return Err(ApiError::invalid(
-                "either `iscc_codes` or `units` is required",
-            ))
-        }
-    };
-    if batch && queries.is_empty() {
-        return Err(ApiError::invalid("no queries given"));
-    }
-    check_batch("queries", queries.len(), limits)?;
-    let count = match map.get("count") {
-        None | Some(Value::Null) => 10,
-        // An integral number (`112.0` too: JSON Schema's `integer`).
-        Some(v) => match v.as_u64().or_else(|| {
-            v.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
-                .map(|f| f as u64)
-        }) {
-            Some(n) if n >= 1 && n <= limits.max_count as u64 => n as usize,
-            _ => {
-                return Err(ApiError::invalid(format!(
-                    "count: expected an integer from 1 to {}, got {v}",
-                    limits.max_count
-                )))
-            }
-        },
-    };
-    let exact = match map.get("exact") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(v) => {
-            return Err(ApiError::invalid(format!(
-                "exact: expected true or false, got {v}"
-            )))
-        }
-    };
-    let unit_threshold = match map.get("unit_threshold") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_f64() {
-            Some(t) if (0.0..=1.0).contains(&t) => Some(t as f32),
-            _ => {
-                return Err(ApiError::invalid(format!(
-                    "unit_threshold: expected a number from 0 to 1, got {v}"
-                )))
-            }
-        },
-    };
-    Ok(SearchRequest {
-        queries,
-        batch,
-        params: SearchParams {
-            count,
-            exact,
-            unit_threshold,
-        },
-    })
+    let request = SearchRequest::from_object(map, &SearchParams::default(), limits.max_count)?;
+    check_batch("queries", request.queries.len(), limits)?;
+    Ok(request)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Query;
     use serde_json::json;
 
     fn limits() -> Limits {

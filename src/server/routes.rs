@@ -14,9 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::envelope::{success, ApiError};
-use super::request::{self, SEARCH_FIELDS};
+use super::request;
 use super::AppState;
 use crate::engine::IsccIndex;
+use crate::engine::SEARCH_FIELDS;
 
 type Shared = State<Arc<AppState>>;
 

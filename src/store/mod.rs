@@ -162,6 +162,42 @@ type Dbs = (
     Option<Database<'static, Str, BeU64>>,
 );
 
+/// The store's named databases, each declared once with its key and value
+/// types (and flags): `databases!(dbo, txn, open)` opens them in a read
+/// transaction (each `Option`, absent when missing), `databases!(dbo, txn,
+/// create)` creates the missing ones in a write transaction.
+macro_rules! databases {
+    ($dbo:ident, $txn:ident, $how:ident) => {{
+        let entries = $dbo
+            .database_options()
+            .types::<BeU64, Bytes>()
+            .name("entries")
+            .$how($txn)?;
+        let metadata = $dbo
+            .database_options()
+            .types::<Str, Bytes>()
+            .name("metadata")
+            .$how($txn)?;
+        let instance = $dbo
+            .database_options()
+            .types::<Bytes, BeU64>()
+            .name("instance")
+            .flags(DatabaseFlags::DUP_SORT)
+            .$how($txn)?;
+        let journal = $dbo
+            .database_options()
+            .types::<BeU64, BeU64>()
+            .name("journal")
+            .$how($txn)?;
+        let counts = $dbo
+            .database_options()
+            .types::<Str, BeU64>()
+            .name("counts")
+            .$how($txn)?;
+        (entries, metadata, instance, journal, counts)
+    }};
+}
+
 impl Store {
     /// Open (or create, unless read-only) the environment in `dir`.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
@@ -225,17 +261,7 @@ impl Store {
         let rtxn = env.read_txn()?;
         let dbs = env
             .open_databases_and_commit(rtxn, |dbo, rtxn| -> Result<_, heed::Error> {
-                let e = dbo.open_database::<BeU64, Bytes>(rtxn, Some("entries"))?;
-                let m = dbo.open_database::<Str, Bytes>(rtxn, Some("metadata"))?;
-                let i = dbo
-                    .database_options()
-                    .types::<Bytes, BeU64>()
-                    .name("instance")
-                    .flags(DatabaseFlags::DUP_SORT)
-                    .open(rtxn)?;
-                let j = dbo.open_database::<BeU64, BeU64>(rtxn, Some("journal"))?;
-                let c = dbo.open_database::<Str, BeU64>(rtxn, Some("counts"))?;
-                Ok(CommitOrAbort::<_, ()>::Commit((e, m, i, j, c)))
+                Ok(CommitOrAbort::<_, ()>::Commit(databases!(dbo, rtxn, open)))
             })?
             .unwrap_commit();
         Ok(match dbs {
@@ -249,16 +275,7 @@ impl Store {
         let wtxn = env.write_txn()?;
         Ok(env
             .create_databases_and_commit(wtxn, |dbo, wtxn| -> Result<_, heed::Error> {
-                let e = dbo.create_database::<BeU64, Bytes>(wtxn, Some("entries"))?;
-                let m = dbo.create_database::<Str, Bytes>(wtxn, Some("metadata"))?;
-                let i = dbo
-                    .database_options()
-                    .types::<Bytes, BeU64>()
-                    .name("instance")
-                    .flags(DatabaseFlags::DUP_SORT)
-                    .create(wtxn)?;
-                let j = dbo.create_database::<BeU64, BeU64>(wtxn, Some("journal"))?;
-                let c = dbo.create_database::<Str, BeU64>(wtxn, Some("counts"))?;
+                let (e, m, i, j, c) = databases!(dbo, wtxn, create);
                 Ok(CommitOrAbort::<_, ()>::Commit((e, m, i, j, Some(c))))
             })?
             .unwrap_commit())

@@ -12,6 +12,12 @@
 pub mod client;
 pub mod dataset;
 
+/// The LMDB primary store, for tests that damage or inspect an index's
+/// truth directly (it is the engine's internal, not a public API).
+pub mod store {
+    pub use crate::store::{MetaKey, Store, StoreError, StoreOptions, StoreRead, StoreTxn};
+}
+
 /// Injected write failures: the next durable write of a matching path stops
 /// half-way, as a crash would leave it.
 pub mod fault {

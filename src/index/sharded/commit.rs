@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use super::manifest::{self, Manifest, ShardEntry, BLOOM, SHARDED_FORMAT_VERSION};
 use super::shard::{self, Shard};
+use super::tombstones::Tombstones;
 use super::{io_at, Inner, ShardedError};
+use crate::index::bloom::ScalableBloom;
 use crate::index::durable;
 use crate::lockfile::{DirLock, LockError};
 use crate::sync::{lock, RwLockExt};
@@ -57,84 +59,27 @@ impl Inner {
             return Ok(());
         }
         let _c = lock(&self.commit);
-        let (mut manifest, bloom, bloom_version, tomb, tomb_version, garbage) = {
-            let mut st = self.state.write_or_recover();
-            // The latest files of every shard: a shard still rotating is
-            // listed with its last saved version, so nothing durable is
-            // ever dropped from the manifest.
-            let sealed: Vec<ShardEntry> = st
-                .sealed
-                .iter()
-                .filter(|s| s.gen() > 0)
-                .map(|s| s.entry())
-                .collect();
-            let active = st.active.as_ref().map(|a| a.entry()).unwrap_or(ShardEntry {
-                id: st.sealed.last().map_or(0, |s| s.id + 1),
-                gen: 0,
-                rows: 0,
-            });
-            let bloom = (st.bloom_version != st.bloom_saved).then(|| st.bloom.clone());
-            let tomb = (st.tomb_version != st.tomb_saved.0).then(|| Arc::clone(&st.tombstones));
-            let manifest = Manifest {
-                format: SHARDED_FORMAT_VERSION,
-                key_kind: self.kind,
-                options: self.options,
-                next_gen: 0,
-                next_label: st.next_label,
-                sealed,
-                active,
-                tombstones: st.tomb_saved.1.clone(),
-                bloom_count: st.bloom.count(),
-                tag: st.tag,
-            };
-            let garbage = std::mem::take(&mut st.garbage);
-            (
-                manifest,
-                bloom,
-                st.bloom_version,
-                tomb,
-                st.tomb_version,
-                garbage,
-            )
-        };
-        let restore_garbage = |g: Vec<String>| {
-            let mut st = self.state.write_or_recover();
-            st.garbage.extend(g);
-        };
-        let mut old_tomb = None;
-        let result = (|| {
-            if let Some(b) = &bloom {
-                b.save(&self.dir.join(BLOOM))?;
+        let mut plan = self.plan_commit();
+        let old_tomb = match self.write_plan(&mut plan) {
+            Ok(old) => old,
+            Err(e) => {
+                // Nothing was committed: the files stay doomed for later.
+                self.state.write_or_recover().garbage.extend(plan.garbage);
+                return Err(e);
             }
-            if let Some(t) = &tomb {
-                old_tomb = manifest.tombstones.take();
-                if !t.is_empty() {
-                    let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);
-                    let name = manifest::tombstone_name(gen);
-                    let path = self.dir.join(&name);
-                    durable::write(&path, &t.encode()).map_err(io_at(&path))?;
-                    manifest.tombstones = Some(name);
-                }
-            }
-            manifest.next_gen = self.next_gen.load(Ordering::Acquire);
-            manifest.write(&self.dir)
-        })();
-        if let Err(e) = result {
-            restore_garbage(garbage);
-            return Err(e);
-        }
+        };
         {
             let mut st = self.state.write_or_recover();
-            if bloom.is_some() {
-                st.bloom_saved = bloom_version;
+            if plan.bloom.is_some() {
+                st.bloom_saved = plan.bloom_version;
             }
-            if tomb.is_some() {
-                st.tomb_saved = (tomb_version, manifest.tombstones.clone());
+            if plan.tomb.is_some() {
+                st.tomb_saved = (plan.tomb_version, plan.manifest.tombstones.clone());
             }
         }
-        let keep: HashSet<String> = manifest.files().into_iter().collect();
-        let mut doomed = garbage;
-        doomed.extend(old_tomb.filter(|t| Some(t) != manifest.tombstones.as_ref()));
+        let keep: HashSet<String> = plan.manifest.files().into_iter().collect();
+        let mut doomed = plan.garbage;
+        doomed.extend(old_tomb.filter(|t| Some(t) != plan.manifest.tombstones.as_ref()));
         for name in doomed {
             if !keep.contains(&name) {
                 // Best effort: a leftover is removed on the next open.
@@ -143,4 +88,78 @@ impl Inner {
         }
         Ok(())
     }
+
+    /// What a commit writes, taken from the state in one step: the manifest
+    /// of the latest durable files, the bloom filter and tombstones when
+    /// they changed since last saved, and the files to delete after.
+    fn plan_commit(&self) -> CommitPlan {
+        let mut st = self.state.write_or_recover();
+        // The latest files of every shard: a shard still rotating is
+        // listed with its last saved version, so nothing durable is ever
+        // dropped from the manifest.
+        let sealed: Vec<ShardEntry> = st
+            .sealed
+            .iter()
+            .filter(|s| s.gen() > 0)
+            .map(|s| s.entry())
+            .collect();
+        let active = st.active.as_ref().map(|a| a.entry()).unwrap_or(ShardEntry {
+            id: st.sealed.last().map_or(0, |s| s.id + 1),
+            gen: 0,
+            rows: 0,
+        });
+        let manifest = Manifest {
+            format: SHARDED_FORMAT_VERSION,
+            key_kind: self.kind,
+            options: self.options,
+            next_gen: 0,
+            next_label: st.next_label,
+            sealed,
+            active,
+            tombstones: st.tomb_saved.1.clone(),
+            bloom_count: st.bloom.count(),
+            tag: st.tag,
+        };
+        CommitPlan {
+            manifest,
+            bloom: (st.bloom_version != st.bloom_saved).then(|| st.bloom.clone()),
+            bloom_version: st.bloom_version,
+            tomb: (st.tomb_version != st.tomb_saved.0).then(|| Arc::clone(&st.tombstones)),
+            tomb_version: st.tomb_version,
+            garbage: std::mem::take(&mut st.garbage),
+        }
+    }
+
+    /// Write the plan's bloom filter and tombstones, then its manifest (the
+    /// commit point). Returns the tombstone file the manifest no longer
+    /// names.
+    fn write_plan(&self, plan: &mut CommitPlan) -> Result<Option<String>, ShardedError> {
+        let mut old_tomb = None;
+        if let Some(b) = &plan.bloom {
+            b.save(&self.dir.join(BLOOM))?;
+        }
+        if let Some(t) = &plan.tomb {
+            old_tomb = plan.manifest.tombstones.take();
+            if !t.is_empty() {
+                let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);
+                let name = manifest::tombstone_name(gen);
+                let path = self.dir.join(&name);
+                durable::write(&path, &t.encode()).map_err(io_at(&path))?;
+                plan.manifest.tombstones = Some(name);
+            }
+        }
+        plan.manifest.next_gen = self.next_gen.load(Ordering::Acquire);
+        plan.manifest.write(&self.dir)?;
+        Ok(old_tomb)
+    }
+}
+
+/// See [`Inner::plan_commit`].
+struct CommitPlan {
+    manifest: Manifest,
+    bloom: Option<ScalableBloom>,
+    bloom_version: u64,
+    tomb: Option<Arc<Tombstones>>,
+    tomb_version: u64,
+    garbage: Vec<String>,
 }

@@ -107,52 +107,12 @@ impl<K: ShardKey> ShardedIndex<K> {
         let mut removed = 0u64;
         let mut replaced: Vec<(u32, Option<Arc<Shard>>)> = Vec::new();
         for s in &sealed {
-            let d = dead.get(&s.id).copied().unwrap_or(0);
-            if d == 0 {
+            if dead.get(&s.id).copied().unwrap_or(0) == 0 {
                 continue;
             }
-            let mut labels = Vec::new();
-            let mut bodies = Vec::new();
-            let mut table = s.table.as_ref().map(|_| KeyTable::default());
-            let mut pos = 0;
-            loop {
-                let rows = s.index.rows(pos, 4096);
-                if rows.is_empty() {
-                    break;
-                }
-                pos += rows.len();
-                for (label, body) in rows {
-                    let Some(key) = s.key(label) else { continue };
-                    if tomb.is_dead(key, s.id) {
-                        continue;
-                    }
-                    if let Some(t) = table.as_mut() {
-                        t.insert(label, key);
-                    }
-                    labels.push(label);
-                    bodies.push(body);
-                }
-            }
-            removed += (s.len() - labels.len()) as u64;
-            if labels.is_empty() {
-                replaced.push((s.id, None));
-                continue;
-            }
-            let index = UnitIndex::new(self.inner.options.unit())?;
-            index.add_batch(&labels, &bodies)?;
-            let fresh = Shard::from_parts(s.id, index, table);
-            let gen = self.inner.next_gen.fetch_add(1, Ordering::AcqRel);
-            fresh.save(&self.inner.dir, gen)?;
-            let entry = fresh.entry();
-            replaced.push((
-                s.id,
-                Some(Arc::new(Shard::open(
-                    &self.inner.dir,
-                    &entry,
-                    self.inner.kind,
-                    true,
-                )?)),
-            ));
+            let (shard, dropped) = self.without_dead_rows(s, &tomb)?;
+            removed += dropped;
+            replaced.push((s.id, shard));
         }
         {
             let mut st = self.write();
@@ -176,6 +136,49 @@ impl<K: ShardKey> ShardedIndex<K> {
         self.rebuild_bloom_locked();
         self.save_locked(None)?;
         Ok(removed as usize)
+    }
+
+    /// A sealed shard rewritten without its tombstoned rows, written under a
+    /// new generation and mapped (`None` when no row is left), and the
+    /// number of rows dropped.
+    fn without_dead_rows(
+        &self,
+        s: &Shard,
+        tomb: &Tombstones,
+    ) -> Result<(Option<Arc<Shard>>, u64), ShardedError> {
+        let mut labels = Vec::new();
+        let mut bodies = Vec::new();
+        let mut table = s.table.as_ref().map(|_| KeyTable::default());
+        let mut pos = 0;
+        loop {
+            let rows = s.index.rows(pos, 4096);
+            if rows.is_empty() {
+                break;
+            }
+            pos += rows.len();
+            for (label, body) in rows {
+                let Some(key) = s.key(label) else { continue };
+                if tomb.is_dead(key, s.id) {
+                    continue;
+                }
+                if let Some(t) = table.as_mut() {
+                    t.insert(label, key);
+                }
+                labels.push(label);
+                bodies.push(body);
+            }
+        }
+        let dropped = (s.len() - labels.len()) as u64;
+        if labels.is_empty() {
+            return Ok((None, dropped));
+        }
+        let index = UnitIndex::new(self.inner.options.unit())?;
+        index.add_batch(&labels, &bodies)?;
+        let fresh = Shard::from_parts(s.id, index, table);
+        let gen = self.inner.next_gen.fetch_add(1, Ordering::AcqRel);
+        fresh.save(&self.inner.dir, gen)?;
+        let mapped = Shard::open(&self.inner.dir, &fresh.entry(), self.inner.kind, true)?;
+        Ok((Some(Arc::new(mapped)), dropped))
     }
 
     /// Drain rotations, save (when writable and changed) and close; later

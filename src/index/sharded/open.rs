@@ -138,17 +138,7 @@ impl<K: ShardKey> ShardedIndex<K> {
             Self::remove_leftovers(dir, &m)?;
         }
         let kind = m.key_kind;
-        let mut sealed = Vec::with_capacity(m.sealed.len() + 1);
-        for e in &m.sealed {
-            sealed.push(Arc::new(Shard::open(dir, e, kind, true)?));
-        }
-        // The active shard opens mapped too; the first write reads it into
-        // RAM (`promote`), so opening stays cheap.
-        let active = if m.active.gen > 0 {
-            Some(Shard::open(dir, &m.active, kind, true)?)
-        } else {
-            None
-        };
+        let (active, sealed) = Self::open_shards(dir, &m, mode)?;
         let tombstones = match &m.tombstones {
             Some(name) => {
                 let path = dir.join(name);
@@ -157,40 +147,8 @@ impl<K: ShardKey> ShardedIndex<K> {
             }
             None => Tombstones::default(),
         };
-        let fresh = |id: u32| Shard::new(id, kind, m.options.unit()).map(Arc::new);
-        let (active, sealed) = match (mode, active) {
-            (Mode::ReadOnly, Some(a)) => {
-                sealed.push(Arc::new(a));
-                (None, sealed)
-            }
-            (Mode::ReadOnly, None) => (None, sealed),
-            (Mode::Writer, Some(a)) => (Some(Arc::new(a)), sealed),
-            (Mode::Writer | Mode::Detached, None) => (Some(fresh(m.active.id)?), sealed),
-            // The saved active shard stays mapped; writes go to a new one
-            // in RAM with the next id, so tombstones can hide its rows.
-            (Mode::Detached, Some(a)) => {
-                sealed.push(Arc::new(a));
-                (Some(fresh(m.active.id + 1)?), sealed)
-            }
-        };
-        // Rows hidden per shard (only tombstoned keys need a look).
-        let mut dead: HashMap<u32, u64> = HashMap::new();
-        for (key, upto) in tombstones.iter() {
-            for s in sealed.iter().filter(|s| s.id <= upto) {
-                if s.label(key).is_some() {
-                    *dead.entry(s.id).or_insert(0) += 1;
-                }
-            }
-        }
-        let mut next_label = m.next_label;
-        for s in active.iter().chain(&sealed) {
-            if let Some(t) = &s.table {
-                let t = t.read_or_recover();
-                if let Some(max) = t.max_label() {
-                    next_label = next_label.max(max + 1);
-                }
-            }
-        }
+        let dead = dead_rows(&tombstones, &sealed);
+        let next_label = next_label(m.next_label, active.iter().chain(&sealed));
         let bloom = Self::open_bloom(dir, &m, kind, read_only, active.iter().chain(&sealed))?;
         let state = State {
             active_bytes: 0,
@@ -229,6 +187,44 @@ impl<K: ShardKey> ShardedIndex<K> {
             }),
             worker: Mutex::new(None),
             _key: PhantomData,
+        })
+    }
+
+    /// The manifest's shards as this mode uses them: the active shard
+    /// (writers and detached opens write to one) and the sealed ones.
+    #[allow(clippy::type_complexity)]
+    fn open_shards(
+        dir: &Path,
+        m: &Manifest,
+        mode: Mode,
+    ) -> Result<(Option<Arc<Shard>>, Vec<Arc<Shard>>), ShardedError> {
+        let kind = m.key_kind;
+        let mut sealed = Vec::with_capacity(m.sealed.len() + 1);
+        for e in &m.sealed {
+            sealed.push(Arc::new(Shard::open(dir, e, kind, true)?));
+        }
+        // The active shard opens mapped too; the first write reads it into
+        // RAM (`promote`), so opening stays cheap.
+        let active = if m.active.gen > 0 {
+            Some(Shard::open(dir, &m.active, kind, true)?)
+        } else {
+            None
+        };
+        let fresh = |id: u32| Shard::new(id, kind, m.options.unit()).map(Arc::new);
+        Ok(match (mode, active) {
+            (Mode::ReadOnly, Some(a)) => {
+                sealed.push(Arc::new(a));
+                (None, sealed)
+            }
+            (Mode::ReadOnly, None) => (None, sealed),
+            (Mode::Writer, Some(a)) => (Some(Arc::new(a)), sealed),
+            (Mode::Writer | Mode::Detached, None) => (Some(fresh(m.active.id)?), sealed),
+            // The saved active shard stays mapped; writes go to a new one
+            // in RAM with the next id, so tombstones can hide its rows.
+            (Mode::Detached, Some(a)) => {
+                sealed.push(Arc::new(a));
+                (Some(fresh(m.active.id + 1)?), sealed)
+            }
         })
     }
 
@@ -297,4 +293,30 @@ impl<K: ShardKey> ShardedIndex<K> {
         }
         bloom
     }
+}
+
+/// Rows hidden per shard (only tombstoned keys need a look).
+fn dead_rows(tombstones: &Tombstones, sealed: &[Arc<Shard>]) -> HashMap<u32, u64> {
+    let mut dead: HashMap<u32, u64> = HashMap::new();
+    for (key, upto) in tombstones.iter() {
+        for s in sealed.iter().filter(|s| s.id <= upto) {
+            if s.label(key).is_some() {
+                *dead.entry(s.id).or_insert(0) += 1;
+            }
+        }
+    }
+    dead
+}
+
+/// The next free label: past the manifest's and every shard's largest.
+fn next_label<'a>(saved: u64, shards: impl Iterator<Item = &'a Arc<Shard>>) -> u64 {
+    let mut next = saved;
+    for s in shards {
+        if let Some(t) = &s.table {
+            if let Some(max) = t.read_or_recover().max_label() {
+                next = next.max(max + 1);
+            }
+        }
+    }
+    next
 }

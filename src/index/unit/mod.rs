@@ -38,7 +38,9 @@ mod slots;
 
 pub use error::IndexError;
 pub use file::graph_path;
-pub use options::{SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_EXACT_THRESHOLD};
+pub use options::{
+    SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT, DEFAULT_EXACT_THRESHOLD,
+};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};

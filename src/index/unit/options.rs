@@ -11,6 +11,10 @@ use crate::index::hnsw::GraphParams;
 /// equal speed near 300,000 bench codes on one AVX-512 core).
 pub const DEFAULT_EXACT_THRESHOLD: usize = 300_000;
 
+/// Matches per query when the caller names no count (the index, the
+/// engine and every face).
+pub const DEFAULT_COUNT: usize = 10;
+
 /// Parameters of a unit index; all are persisted and restored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitIndexOptions {
@@ -88,7 +92,7 @@ pub struct SearchOptions {
 impl Default for SearchOptions {
     fn default() -> SearchOptions {
         SearchOptions {
-            count: 10,
+            count: DEFAULT_COUNT,
             exact: None,
             expansion_search: None,
             max_distance: None,

@@ -1,0 +1,469 @@
+//! The one grammar of what callers send as JSON, shared by every face: a
+//! search request (the REST server's `/search` body, the C ABI's
+//! `ivdb_search_json` and through it the Go and Node bindings, the CLI's
+//! query files) and the open options (`ivdb_open`, the bindings' `open`).
+//! A field means the same and is refused with the same message everywhere.
+//!
+//! A request is a JSON object
+//! `{iscc_codes | iscc_code | units, count?, exact?, unit_threshold?}`:
+//! `iscc_codes` is one ISCC-CODE or an array of them (a batch), `iscc_code`
+//! one code, `units` one query's ISCC-UNITs or an array of such arrays (a
+//! batch). `units` wins over codes (as in the spec), but codes given beside
+//! units must be valid too. A JSON array of query objects (`{iscc_code}` or
+//! `{units}`) is a batch that takes its parameters from the caller.
+//! Parameters left out (or `null`) take the caller's defaults; `count`
+//! defaults to [`DEFAULT_COUNT`].
+
+use serde_json::{Map, Value};
+
+use serde::Deserialize;
+
+use super::entry::validate_code;
+use super::{EngineError, IndexOptions, IndexParams, Query, SearchParams, MAX_SEARCH_COUNT};
+
+pub use crate::index::DEFAULT_COUNT;
+
+/// The fields of a request object.
+pub const SEARCH_FIELDS: &[&str] = &[
+    "iscc_codes",
+    "iscc_code",
+    "units",
+    "count",
+    "exact",
+    "unit_threshold",
+];
+
+/// A parsed search request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// The queries, in order.
+    pub queries: Vec<Query>,
+    /// True when the caller sent a list (the answer is then a list too).
+    pub batch: bool,
+    /// Count, exactness and unit threshold.
+    pub params: SearchParams,
+}
+
+fn invalid(message: impl Into<String>) -> EngineError {
+    EngineError::Invalid(message.into())
+}
+
+impl SearchRequest {
+    /// Parse request JSON text (an object or an array of query objects).
+    /// `defaults` fill the parameters the text leaves out; a count above
+    /// `max_count` is refused.
+    pub fn from_json(
+        text: &str,
+        defaults: &SearchParams,
+        max_count: usize,
+    ) -> Result<SearchRequest, EngineError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| EngineError::Json(e.to_string()))?;
+        match value {
+            Value::Object(map) => SearchRequest::from_object(&map, defaults, max_count),
+            Value::Array(items) => SearchRequest::from_queries(items, defaults),
+            _ => Err(invalid(
+                "search request: expected a JSON object or an array of query objects",
+            )),
+        }
+    }
+
+    /// Parse a request object (unknown fields are refused).
+    pub fn from_object(
+        map: &Map<String, Value>,
+        defaults: &SearchParams,
+        max_count: usize,
+    ) -> Result<SearchRequest, EngineError> {
+        if let Some(unknown) = map.keys().find(|k| !SEARCH_FIELDS.contains(&k.as_str())) {
+            return Err(invalid(format!(
+                "request body: unknown field `{unknown}` (expected {})",
+                SEARCH_FIELDS.join(", ")
+            )));
+        }
+        let (queries, batch) = queries(map)?;
+        let params = SearchParams {
+            count: count(map, defaults.count, max_count)?,
+            exact: exact(map, defaults.exact)?,
+            unit_threshold: unit_threshold(map, defaults.unit_threshold)?,
+        };
+        Ok(SearchRequest {
+            queries,
+            batch,
+            params,
+        })
+    }
+
+    /// A batch of query objects (`{iscc_code}` or `{units}` each).
+    fn from_queries(
+        items: Vec<Value>,
+        defaults: &SearchParams,
+    ) -> Result<SearchRequest, EngineError> {
+        let queries = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::Object(map) => query_object(&map, &format!("queries[{i}]")),
+                _ => Err(invalid(format!("queries[{i}]: expected a query object"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SearchRequest {
+            queries,
+            batch: true,
+            params: *defaults,
+        })
+    }
+}
+
+impl Query {
+    /// The query an entry (or a query object) holds: its `iscc_code` or
+    /// `units`; other fields are ignored, so a file of entries serves as a
+    /// file of queries.
+    pub fn of_entry(value: &Value) -> Result<Query, EngineError> {
+        let Value::Object(map) = value else {
+            return Err(invalid(
+                "expected a JSON object with `iscc_code` or `units`",
+            ));
+        };
+        let iscc_code = match map.get("iscc_code") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(invalid("iscc_code: expected an ISCC-CODE string")),
+        };
+        let units = match map.get("units") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(string_list(v, "units")?),
+        };
+        Ok(Query { iscc_code, units })
+    }
+}
+
+/// One query object of a batch: `iscc_code` and/or `units`, nothing else.
+fn query_object(map: &Map<String, Value>, context: &str) -> Result<Query, EngineError> {
+    if let Some(unknown) = map.keys().find(|k| *k != "iscc_code" && *k != "units") {
+        return Err(invalid(format!(
+            "{context}: unknown field `{unknown}` (expected iscc_code, units)"
+        )));
+    }
+    Query::of_entry(&Value::Object(map.clone())).map_err(|e| invalid(format!("{context}: {e}")))
+}
+
+/// A required array of strings (e.g. `iscc_ids`).
+pub(crate) fn strings(map: &Map<String, Value>, field: &str) -> Result<Vec<String>, EngineError> {
+    let Some(v) = map.get(field) else {
+        return Err(invalid(format!("missing field `{field}`")));
+    };
+    string_list(v, field)
+}
+
+/// An array of strings; `field` names it in errors.
+pub(crate) fn string_list(v: &Value, field: &str) -> Result<Vec<String>, EngineError> {
+    let Value::Array(items) = v else {
+        return Err(invalid(format!("{field}: expected an array of strings")));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(invalid(format!("{field}[{i}]: expected a string"))),
+        })
+        .collect()
+}
+
+/// The queries of a request object and whether they form a batch.
+fn queries(map: &Map<String, Value>) -> Result<(Vec<Query>, bool), EngineError> {
+    let by_units = unit_queries(map)?;
+    let by_codes = codes(map, "iscc_codes")?;
+    let by_code = codes(map, "iscc_code")?;
+    let (queries, batch) = match (by_units, by_codes, by_code) {
+        (Some(q), codes, code) => {
+            for (field, list) in [("iscc_codes", codes), ("iscc_code", code)] {
+                for (i, c) in list.map(|l| l.0).unwrap_or_default().iter().enumerate() {
+                    validate_code(c, &format!("{field}[{i}]"))?;
+                }
+            }
+            q
+        }
+        (None, Some((codes, batch)), code) => {
+            if let Some((code, _)) = code {
+                validate_code(&code[0], "iscc_code")?;
+            }
+            (codes.into_iter().map(Query::code).collect(), batch)
+        }
+        (None, None, Some((code, _))) => (code.into_iter().map(Query::code).collect(), false),
+        (None, None, None) => return Err(invalid("either `iscc_codes` or `units` is required")),
+    };
+    if batch && queries.is_empty() {
+        return Err(invalid("no queries given"));
+    }
+    Ok((queries, batch))
+}
+
+/// The codes of `iscc_codes` (a string or a non-empty array of strings) or
+/// `iscc_code` (a string); `None` when absent or null.
+fn codes(
+    map: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<(Vec<String>, bool)>, EngineError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(code)) => Ok(Some((vec![code.clone()], false))),
+        Some(v @ Value::Array(items)) if field == "iscc_codes" => {
+            if items.is_empty() {
+                return Err(invalid(format!(
+                    "{field}: empty array (give at least one ISCC-CODE)"
+                )));
+            }
+            Ok(Some((string_list(v, field)?, true)))
+        }
+        Some(_) if field == "iscc_codes" => Err(invalid(format!(
+            "{field}: expected an ISCC-CODE string or an array of them"
+        ))),
+        Some(_) => Err(invalid(format!("{field}: expected an ISCC-CODE string"))),
+    }
+}
+
+/// The queries of `units`: one query's units (an array of strings) or a
+/// batch (an array of such arrays); `None` when absent or null.
+fn unit_queries(map: &Map<String, Value>) -> Result<Option<(Vec<Query>, bool)>, EngineError> {
+    let Some(units) = map.get("units").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Array(items) = units else {
+        return Err(invalid(
+            "units: expected an array of ISCC-UNITs or an array of such arrays",
+        ));
+    };
+    if items.is_empty() {
+        return Err(invalid("units: empty array (give at least one ISCC-UNIT)"));
+    }
+    let arrays = items.iter().filter(|v| v.is_array()).count();
+    if arrays > 0 && arrays < items.len() {
+        return Err(invalid(
+            "units: either ISCC-UNIT strings (one query) or arrays of them (a batch), not a mix",
+        ));
+    }
+    if arrays == 0 {
+        return Ok(Some((
+            vec![Query::units(string_list(units, "units")?)],
+            false,
+        )));
+    }
+    let queries = items
+        .iter()
+        .enumerate()
+        .map(|(i, q)| string_list(q, &format!("units[{i}]")).map(Query::units))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((queries, true)))
+}
+
+/// `count`: an integer from 1 to `max_count` (`112.0` too: JSON Schema's
+/// `integer`).
+fn count(map: &Map<String, Value>, default: usize, max_count: usize) -> Result<usize, EngineError> {
+    let max = max_count.min(MAX_SEARCH_COUNT);
+    let Some(v) = map.get("count").filter(|v| !v.is_null()) else {
+        return Ok(default);
+    };
+    let n = v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+            .map(|f| f as u64)
+    });
+    match n {
+        Some(n) if n >= 1 && n <= max as u64 => Ok(n as usize),
+        _ => Err(invalid(format!(
+            "count: expected an integer from 1 to {max}, got {v}"
+        ))),
+    }
+}
+
+fn exact(map: &Map<String, Value>, default: bool) -> Result<bool, EngineError> {
+    match map.get("exact") {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(invalid(format!("exact: expected true or false, got {v}"))),
+    }
+}
+
+fn unit_threshold(
+    map: &Map<String, Value>,
+    default: Option<f32>,
+) -> Result<Option<f32>, EngineError> {
+    let Some(v) = map.get("unit_threshold").filter(|v| !v.is_null()) else {
+        return Ok(default);
+    };
+    match v.as_f64() {
+        Some(t) if (0.0..=1.0).contains(&t) => Ok(Some(t as f32)),
+        _ => Err(invalid(format!(
+            "unit_threshold: expected a number from 0 to 1, got {v}"
+        ))),
+    }
+}
+
+/// The fields of open options (every one optional).
+pub const OPEN_OPTION_FIELDS: &[&str] = &[
+    "realm",
+    "durable",
+    "hub_id",
+    "unit_threshold",
+    "max_dim",
+    "connectivity",
+    "expansion_add",
+    "expansion_search",
+    "exact_threshold",
+    "shard_size",
+];
+
+/// Open options as JSON; a field left out takes the library default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct OpenOptions {
+    realm: Option<u8>,
+    durable: Option<bool>,
+    hub_id: Option<u16>,
+    unit_threshold: Option<f32>,
+    max_dim: Option<usize>,
+    connectivity: Option<usize>,
+    expansion_add: Option<usize>,
+    expansion_search: Option<usize>,
+    exact_threshold: Option<usize>,
+    shard_size: Option<u64>,
+}
+
+impl IndexOptions {
+    /// Options from JSON text: an object with any of
+    /// [`OPEN_OPTION_FIELDS`] (`realm` 0/1 and the parameters apply to a new
+    /// index only); `None` or a field left out takes the default.
+    pub fn from_json(text: Option<&str>, read_only: bool) -> Result<IndexOptions, EngineError> {
+        let o: OpenOptions = match text {
+            None => OpenOptions::default(),
+            Some(text) => {
+                serde_json::from_str(text).map_err(|e| EngineError::Json(e.to_string()))?
+            }
+        };
+        let d = IndexOptions::default();
+        let p = IndexParams::default();
+        Ok(IndexOptions {
+            params: IndexParams {
+                max_dim: o.max_dim.unwrap_or(p.max_dim),
+                connectivity: o.connectivity.unwrap_or(p.connectivity),
+                expansion_add: o.expansion_add.unwrap_or(p.expansion_add),
+                expansion_search: o.expansion_search.unwrap_or(p.expansion_search),
+                exact_threshold: o.exact_threshold.unwrap_or(p.exact_threshold),
+                shard_size: o.shard_size.unwrap_or(p.shard_size),
+            },
+            realm: o.realm,
+            durable: o.durable.unwrap_or(d.durable),
+            read_only,
+            hub_id: o.hub_id.unwrap_or(d.hub_id),
+            unit_threshold: o.unit_threshold.unwrap_or(d.unit_threshold),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CODE: &str = "ISCC:KACTIEESNL5A75D7RNWFELTAR72HUWPJ2X7CILQW4GAZR3AEPJ7WMVA";
+
+    fn parse(text: &str) -> Result<SearchRequest, EngineError> {
+        let defaults = SearchParams {
+            count: 7,
+            exact: true,
+            unit_threshold: None,
+        };
+        SearchRequest::from_json(text, &defaults, 50)
+    }
+
+    #[test]
+    fn object_parameters_win_over_the_callers_defaults() {
+        let r = parse(&format!(r#"{{"iscc_code": "{CODE}"}}"#)).unwrap();
+        assert_eq!((r.queries, r.batch), (vec![Query::code(CODE)], false));
+        assert_eq!((r.params.count, r.params.exact), (7, true));
+        let r = parse(&format!(
+            r#"{{"iscc_codes": ["{CODE}"], "count": 3, "exact": false, "unit_threshold": 0.5}}"#
+        ))
+        .unwrap();
+        assert!(r.batch);
+        assert_eq!(
+            (r.params.count, r.params.exact, r.params.unit_threshold),
+            (3, false, Some(0.5))
+        );
+    }
+
+    #[test]
+    fn an_array_of_query_objects_is_a_batch_with_the_callers_parameters() {
+        let r = parse(&format!(
+            r#"[{{"iscc_code": "{CODE}"}}, {{"units": ["U1", "U2"]}}]"#
+        ))
+        .unwrap();
+        assert!(r.batch);
+        assert_eq!(
+            r.queries,
+            vec![Query::code(CODE), Query::units(["U1", "U2"])]
+        );
+        assert_eq!(r.params.count, 7);
+        assert!(parse("[]").unwrap().queries.is_empty());
+    }
+
+    #[test]
+    fn mistakes_name_the_field_and_keep_their_kind() {
+        use crate::kind::ErrorKind;
+        for (text, kind, needle) in [
+            ("{", ErrorKind::InvalidJson, "invalid JSON"),
+            ("7", ErrorKind::InvalidArgument, "JSON object"),
+            (
+                r#"{"iscc_code": "A", "size": 1}"#,
+                ErrorKind::InvalidArgument,
+                "`size`",
+            ),
+            (
+                r#"{"iscc_code": "A", "count": 51}"#,
+                ErrorKind::InvalidArgument,
+                "count",
+            ),
+            (
+                r#"[{"iscc_code": "A", "count": 5}]"#,
+                ErrorKind::InvalidArgument,
+                "queries[0]",
+            ),
+            (
+                r#"[{"units": "U"}]"#,
+                ErrorKind::InvalidArgument,
+                "queries[0]: units",
+            ),
+            (r#"[3]"#, ErrorKind::InvalidArgument, "queries[0]"),
+            (
+                r#"{"units": ["U"], "iscc_code": "bad"}"#,
+                ErrorKind::InvalidIscc,
+                "iscc_code",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.kind(), kind, "{text}: {e}");
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_entry_is_a_query_whatever_else_it_holds() {
+        let entry = serde_json::json!({"iscc_id": "X", "iscc_code": CODE, "title": "t"});
+        assert_eq!(Query::of_entry(&entry).unwrap(), Query::code(CODE));
+        assert!(Query::of_entry(&serde_json::json!({"units": [1]})).is_err());
+    }
+
+    #[test]
+    fn open_options_take_defaults_and_refuse_unknown_fields() {
+        let d = IndexOptions::default();
+        assert_eq!(IndexOptions::from_json(None, false).unwrap(), d);
+        let o = IndexOptions::from_json(Some(r#"{"realm": 1, "max_dim": 128}"#), true).unwrap();
+        assert_eq!(
+            (o.realm, o.params.max_dim, o.read_only),
+            (Some(1), 128, true)
+        );
+        assert_eq!(o.durable, d.durable);
+        let e = IndexOptions::from_json(Some(r#"{"relam": 1}"#), false).unwrap_err();
+        assert!(e.to_string().contains("relam"), "{e}");
+    }
+}
