@@ -25,7 +25,7 @@
 //!   transaction (an interrupted rebuild, recorded in the store, resumes on
 //!   the next writable open); `compact` commits each unit index by its
 //!   manifest.
-//! * Every open checks each unit index against the store ([`recovery`]):
+//! * Every open checks each unit index against the store (`recovery.rs`):
 //!   the journal is replayed, a unit index saved before the journal's floor,
 //!   damaged, missing or holding another number of rows than the store has
 //!   entries of its type is rebuilt (a read-only open does all of it in

@@ -203,7 +203,7 @@ pub struct IndexInfo {
     pub repairs: Vec<String>,
 }
 
-/// What [`IsccIndex::remove_report`] did.
+/// What [`super::IsccIndex::remove_report`] did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RemoveReport {
     /// ISCC-IDs removed, in request order (canonical form).

@@ -47,7 +47,7 @@ impl IsccIndex {
     // ---- add ---------------------------------------------------------------
 
     /// Add entries (a JSON object or an array of them); returns one ISCC-ID
-    /// per entry, in order. See the module docs and [`entry`] for the entry
+    /// per entry, in order. See the module docs and `entry.rs` for the entry
     /// form. The whole batch is validated before anything is written; a
     /// duplicate ISCC-ID in the batch: the last entry wins; re-adding an
     /// identical entry changes nothing.

@@ -20,7 +20,7 @@ use std::ffi::{c_char, CString};
 
 pub use self::boundary::ivdb_error;
 use self::boundary::{c_string, guard, out_arg, str_arg, Failure};
-pub use self::index::ivdb_index;
+pub use self::index::*;
 pub use self::matches::{ivdb_match, ivdb_matches, ivdb_unit_score};
 pub use self::status::*;
 

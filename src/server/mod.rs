@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Every answer is the envelope `{"status", "data", "error"}`
-//! ([`envelope`]). Engine calls run on tokio's blocking pool: searches run
+//! (`envelope.rs`). Engine calls run on tokio's blocking pool: searches run
 //! in parallel, writes are serialised inside the engine. Shutdown (SIGINT,
 //! SIGTERM) stops accepting, lets requests in flight finish, then saves and
 //! closes the index.

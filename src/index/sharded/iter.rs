@@ -8,7 +8,7 @@ use super::options::VectorKind;
 use super::shard::Shard;
 use super::tombstones::Tombstones;
 
-/// Lazy iterator over live (key, vector) pairs; see [`ShardedIndex::iter`].
+/// Lazy iterator over live (key, vector) pairs; see [`super::ShardedIndex::iter`].
 pub struct ShardedIter<K> {
     pub(super) active: Option<Arc<Shard>>,
     pub(super) active_labels: std::vec::IntoIter<u64>,
