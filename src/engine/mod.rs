@@ -36,6 +36,19 @@
 //! parallel, writes are serialised. One writer process per directory
 //! (`Locked` for a second one); read-only opens see the store's committed
 //! entries and the unit indexes as they were when opened.
+//!
+//! Lock order (take them in this order, never back): `writer` (serialises
+//! writes, maintenance and read-only refreshes) → `view` (shared by
+//! searches, exclusive while a read-only open swaps its unit indexes) →
+//! `units` → `dirs`. `realm`, `seen`, `temp`, `scratch`, `lock`,
+//! `legacy_counts` and `repairs` are leaves: nothing is taken while one is
+//! held. A unit index's own locks (see `index::sharded`) and the store's
+//! map guard come after all of these.
+//!
+//! Files: `open.rs` (placing, locking, opening), `recovery.rs` (format
+//! check, the self-checking open), `write.rs`, `search.rs`, `maintain.rs`,
+//! `refresh.rs`, `request.rs` (the JSON grammar every face reads),
+//! `entry.rs`, `matches.rs`, `types.rs`, `meta.rs`, `error.rs`.
 
 mod entry;
 mod error;

@@ -147,7 +147,8 @@ fn query_object(map: &Map<String, Value>, context: &str) -> Result<Query, Engine
     Query::of_entry(&Value::Object(map.clone())).map_err(|e| invalid(format!("{context}: {e}")))
 }
 
-/// A required array of strings (e.g. `iscc_ids`).
+/// A required array of strings (e.g. `iscc_ids` of the server's bodies).
+#[cfg(feature = "server")]
 pub(crate) fn strings(map: &Map<String, Value>, field: &str) -> Result<Vec<String>, EngineError> {
     let Some(v) = map.get(field) else {
         return Err(invalid(format!("missing field `{field}`")));
