@@ -3,8 +3,8 @@
 # Rust tests (unit, integration incl. the C header check, the C programs
 # under AddressSanitizer, the CLI, property tests against iscc-lib, doc
 # tests), the REST contract fuzz (schemathesis from PyPI in a virtual
-# environment under target/), then the Go and Node bindings' tests (and
-# quick-starts) against the library cargo built.
+# environment under target/), then the Go, Node and Python bindings' tests
+# (and quick-starts) against the library cargo built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,6 +17,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets --all-features -- -D warnings
+# The library as the Python package builds it (no CLI, no server, no test
+# support) must be warning-free too.
+cargo clippy --locked --lib --no-default-features -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-features
 echo "== REST contract fuzz (schemathesis against the server's /openapi.json)"
@@ -32,3 +35,13 @@ fi
 echo "== node --test (bindings/node)"
 (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && node --test)
 node examples/node/quickstart.js >/dev/null
+echo "== pytest (bindings/python)"
+# A virtual environment under target/; the package installs as a user's
+# would (pip install ./bindings/python), reusing the library built above.
+venv=target/python-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+ISCC_VDB_LIB="$PWD/target/debug/libiscc_vdb.so" \
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "./bindings/python[test]"
+(cd bindings/python && "../../$venv/bin/ruff" format --check . && "../../$venv/bin/ruff" check . \
+    && "../../$venv/bin/mypy" && "../../$venv/bin/python" -m pytest -q)
+"$venv/bin/python" examples/python/quickstart.py >/dev/null

@@ -1,0 +1,53 @@
+"""iscc_vdb: nearest-neighbour search for ISCC codes (ISO 24138).
+
+The Python library of iscc-vdb: the spec's ``IsccIndex`` over the engine's
+C ABI (``libiscc_vdb``, bundled in this package), as fast as the engine
+beneath it. See :class:`IsccIndex`.
+"""
+
+from ._ffi import ABI_VERSION, STATUS
+from .errors import (
+    ClosedError,
+    CorruptError,
+    DiskFullError,
+    IncompatibleFormatError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidIsccError,
+    InvalidJsonError,
+    IoError,
+    IsccVdbError,
+    LockedError,
+    NotFoundError,
+    ReadOnlyError,
+    WrongRealmError,
+)
+from .index import IsccIndex, explain, version
+from .matches import IsccBatchMatches, IsccMatch, IsccMatches, UnitMatches, UnitScore
+
+__all__ = [
+    "ABI_VERSION",
+    "STATUS",
+    "ClosedError",
+    "CorruptError",
+    "DiskFullError",
+    "IncompatibleFormatError",
+    "InternalError",
+    "InvalidArgumentError",
+    "InvalidIsccError",
+    "InvalidJsonError",
+    "IoError",
+    "IsccBatchMatches",
+    "IsccIndex",
+    "IsccMatch",
+    "IsccMatches",
+    "IsccVdbError",
+    "LockedError",
+    "NotFoundError",
+    "ReadOnlyError",
+    "UnitMatches",
+    "UnitScore",
+    "WrongRealmError",
+    "explain",
+    "version",
+]

@@ -1,0 +1,159 @@
+"""The C ABI of libiscc_vdb, declared from its header with ctypes.
+
+The header ``iscc_vdb.h`` is the one description of the C ABI: every
+function is declared from its prototype there, and the ABI version and the
+status numbers come from its ``#define`` lines, so nothing here restates a
+signature or a number. ctypes releases the GIL for the duration of every
+call into the library, so Python threads search in parallel.
+
+The library and header are the ones inside this package (put there when the
+package was built); ``ISCC_VDB_LIB`` and ``ISCC_VDB_HEADER`` point to others.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+
+
+def _path(env: str, name: str) -> Path:
+    given = os.environ.get(env)
+    path = Path(given) if given else _HERE / name
+    if not path.is_file():
+        raise ImportError(f"iscc_vdb: {path} not found (reinstall the package or set {env})")
+    return path
+
+
+_header = _path("ISCC_VDB_HEADER", "iscc_vdb.h").read_text(encoding="utf-8")
+_lib = ctypes.CDLL(str(_path("ISCC_VDB_LIB", "libiscc_vdb.so")))
+
+#: Every ``#define IVDB_* <integer>`` of the header.
+DEFINES: dict[str, int] = {
+    m[1]: int(m[2]) for m in re.finditer(r"^#define (IVDB_[A-Z_]+) (\d+)$", _header, re.M)
+}
+
+#: The C ABI version of the header these declarations come from.
+ABI_VERSION: int = DEFINES["IVDB_ABI_VERSION"]
+
+#: Status numbers by name (``STATUS["IVDB_CLOSED"]``), as the header defines them.
+STATUS: dict[str, int] = {
+    name: n
+    for name, n in DEFINES.items()
+    if name != "IVDB_ABI_VERSION" and not name.startswith("IVDB_VERSION")
+}
+
+_PROTOTYPES: dict[str, str] = {
+    m[2]: " ".join(m[1].split())
+    for m in re.finditer(r"^([A-Za-z_][\w \t*]*?\b(ivdb_\w+)\(([^)]*)\));", _header, re.M)
+}
+
+# C types of the prototypes, as ctypes sees them. Strings the library hands
+# over (`char *`, `char **out`) stay raw pointers so they can be freed after
+# decoding; opaque handles are plain pointers.
+_VOIDP_PP = ctypes.POINTER(ctypes.c_void_p)
+_TYPES: dict[str, Any] = {
+    "void": None,
+    "bool": ctypes.c_bool,
+    "size_t": ctypes.c_size_t,
+    "uint32_t": ctypes.c_uint32,
+    "ivdb_status": ctypes.c_uint32,
+    "const char*": ctypes.c_char_p,
+    "char*": ctypes.c_void_p,
+    "char**": _VOIDP_PP,
+    "const char*const*": ctypes.POINTER(ctypes.c_char_p),
+    "size_t*": ctypes.POINTER(ctypes.c_size_t),
+    "ivdb_index*": ctypes.c_void_p,
+    "const ivdb_index*": ctypes.c_void_p,
+    "ivdb_index**": _VOIDP_PP,
+    "ivdb_error*": ctypes.c_void_p,
+    "const ivdb_error*": ctypes.c_void_p,
+    "ivdb_error**": _VOIDP_PP,
+}
+
+
+def _ctype(decl: str, what: str) -> Any:
+    """The ctypes type of a C type (`const char *` and `const char*` alike)."""
+    text = re.sub(r"\s*\*\s*", "*", " ".join(decl.split())).strip()
+    if text not in _TYPES:
+        raise ImportError(f"iscc_vdb: {what}: C type `{decl}` is not mapped")
+    return _TYPES[text]
+
+
+def _split_param(param: str) -> tuple[str, str]:
+    """`const char *path` -> (`const char *`, `path`)."""
+    m = re.match(r"^(.*?)(\w+)$", param.strip())
+    if not m:
+        raise ImportError(f"iscc_vdb: cannot read parameter `{param}`")
+    return m[1].strip(), m[2]
+
+
+def declare(name: str) -> Callable[..., Any]:
+    """The library function `name`, typed from its header prototype."""
+    proto = _PROTOTYPES.get(name)
+    if proto is None:
+        raise ImportError(f"iscc_vdb: iscc_vdb.h declares no {name}")
+    head, _, params = proto.partition("(")
+    ret = head[: head.rindex(name)].strip()
+    fn: ctypes._CFunctionType = getattr(_lib, name)
+    fn.restype = _ctype(ret, name)
+    params = params.rstrip(")").strip()
+    if params in ("", "void"):
+        fn.argtypes = []
+    else:
+        fn.argtypes = [
+            _ctype(_split_param(p)[0], f"{name}({p.strip()})") for p in params.split(",")
+        ]
+    return fn
+
+
+class _C:
+    """The functions this package calls."""
+
+    version = declare("ivdb_version")
+    abi_version = declare("ivdb_abi_version")
+    status_str = declare("ivdb_status_str")
+    open = declare("ivdb_open")
+    open_read_only = declare("ivdb_open_read_only")
+    close = declare("ivdb_close")
+    add_json = declare("ivdb_add_json")
+    get_json = declare("ivdb_get_json")
+    search_json = declare("ivdb_search_json")
+    remove = declare("ivdb_remove")
+    save = declare("ivdb_save")
+    rebuild = declare("ivdb_rebuild")
+    info_json = declare("ivdb_info_json")
+    explain_json = declare("ivdb_explain_json")
+    error_code = declare("ivdb_error_code")
+    error_message = declare("ivdb_error_message")
+    error_free = declare("ivdb_error_free")
+    free_string = declare("ivdb_free_string")
+
+
+C = _C
+
+if C.abi_version() != ABI_VERSION:
+    raise ImportError(
+        f"iscc_vdb: libiscc_vdb has ABI version {C.abi_version()}, "
+        f"its header iscc_vdb.h {ABI_VERSION}"
+    )
+
+
+def take_string(ptr: ctypes.c_void_p) -> str:
+    """Decode a string the library handed over, then free it."""
+    try:
+        raw = ctypes.cast(ptr, ctypes.c_char_p).value
+        return (raw or b"").decode("utf-8")
+    finally:
+        C.free_string(ptr)
+
+
+def status_name(status: int) -> str:
+    """The name of a status (`IVDB_INVALID_ISCC`)."""
+    raw: bytes = C.status_str(status)
+    return raw.decode("ascii")

@@ -1,0 +1,292 @@
+"""``IsccIndex``: the spec's high-level index over libiscc_vdb's C ABI.
+
+Every call goes to the engine as JSON in the engine's one grammar (entries,
+search requests and open options), so this module decides nothing the
+engine decides: defaults, limits and validation live there.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from ._ffi import STATUS, C, status_name, take_string
+from .errors import IsccVdbError, NotFoundError, closed, error_of
+from .matches import IsccBatchMatches, IsccMatches
+
+_OK = STATUS["IVDB_OK"]
+
+
+def _check(status: int, err: ctypes.c_void_p) -> None:
+    """Raise the error of a failed call (and free its error object)."""
+    if status == _OK:
+        return
+    message = ""
+    if err.value:
+        raw = C.error_message(err)
+        message = raw.decode("utf-8", "replace") if raw else ""
+        C.error_free(err)
+    raise error_of(status, status_name(status), message)
+
+
+def _text(value: str, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    return value.encode("utf-8")
+
+
+def _json(value: Any, what: str) -> bytes:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{what}: not representable as JSON: {e}") from None
+
+
+class IsccIndex:
+    """An ISCC index: the entries (the LMDB store, the truth), an INSTANCE
+    index and one similarity index per unit type.
+
+    ``path=None`` makes an in-memory index, removed on :meth:`close`. The
+    index is safe to share between threads: every library call releases the
+    GIL, searches run in parallel, writes are serialised inside the engine.
+    :meth:`close` waits for calls in flight; later calls raise
+    :class:`~iscc_vdb.ClosedError`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        realm_id: int | None = None,
+        max_dim: int = 256,
+        **kwargs: Any,
+    ) -> None:
+        """Open (or create) the index in directory ``path``.
+
+        ``realm_id`` (0 or 1) fixes the realm of a new index (None: the
+        realm of its first ISCC-ID, 0 when IDs are generated; an existing
+        index keeps its own and refuses another). ``max_dim`` and the
+        keyword arguments are the engine's open options (``unit_threshold``,
+        ``connectivity``, ``expansion_add``, ``expansion_search``,
+        ``exact_threshold``, ``shard_size``, ``durable``, ``hub_id``; the
+        parameters apply to a new index only). An unknown keyword raises
+        ``TypeError``.
+        """
+        self._lock = threading.Condition()
+        self._calls = 0
+        self._handle: ctypes.c_void_p | None = None
+        options: dict[str, Any] = {"max_dim": max_dim, **kwargs}
+        if realm_id is not None:
+            options["realm"] = realm_id
+        read_only = bool(options.pop("read_only", False))
+        handle = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        cpath = None if path is None else os.fsencode(os.fspath(path))
+        if read_only:
+            if cpath is None:
+                raise ValueError("an in-memory index cannot be opened read-only")
+            status = C.open_read_only(cpath, ctypes.byref(handle), ctypes.byref(err))
+        else:
+            status = C.open(
+                cpath, _json(options, "options"), ctypes.byref(handle), ctypes.byref(err)
+            )
+        try:
+            _check(status, err)
+        except IsccVdbError as e:
+            # The engine's options grammar refuses unknown fields: in Python
+            # that is an unexpected keyword argument.
+            if e.code == "IVDB_INVALID_JSON" and "unknown field" in e.message:
+                raise TypeError(f"IsccIndex(): unexpected keyword argument ({e.message})") from None
+            raise
+        self._handle = handle
+
+    @staticmethod
+    def restore(
+        path: str | os.PathLike[str], view: bool = False, **kwargs: Any
+    ) -> IsccIndex | None:
+        """Open an existing index: writable (``view=False``) or read-only
+        with its unit indexes memory-mapped (``view=True``). ``None`` when
+        ``path`` holds no index."""
+        if not os.path.isdir(os.path.join(os.fspath(path), "primary.lmdb")):
+            return None
+        try:
+            return IsccIndex(path, read_only=view, **kwargs)
+        except NotFoundError:
+            return None
+
+    # ---- calls -----------------------------------------------------------
+
+    def _enter(self) -> ctypes.c_void_p:
+        with self._lock:
+            if self._handle is None:
+                raise closed()
+            self._calls += 1
+            return self._handle
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._calls -= 1
+            if self._calls == 0:
+                self._lock.notify_all()
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        handle = self._enter()
+        try:
+            err = ctypes.c_void_p()
+            _check(fn(handle, *args, ctypes.byref(err)), err)
+        finally:
+            self._leave()
+
+    def _json_call(self, fn: Any, *args: Any) -> Any:
+        out = ctypes.c_void_p()
+        self._call(fn, *args, ctypes.byref(out))
+        return json.loads(take_string(out))
+
+    # ---- the spec's API ----------------------------------------------------
+
+    def add(self, entries: dict[str, Any] | Sequence[dict[str, Any]]) -> list[str]:
+        """Add one entry (a dict) or several (a list of dicts); returns their
+        ISCC-IDs in order. An entry has ``iscc_code`` and/or ``units``
+        (units win when not empty), optionally ``iscc_id`` and any other
+        fields; what :meth:`get` returns can be added as it is."""
+        ids: list[str] = self._json_call(C.add_json, _json(entries, "entries"))
+        return ids
+
+    def get(
+        self, iscc_ids: str | Sequence[str]
+    ) -> dict[str, Any] | list[dict[str, Any] | None] | None:
+        """The stored entry of an ISCC-ID (``None`` when absent), or for a
+        list of ISCC-IDs a list with ``None`` for each missing one."""
+        if isinstance(iscc_ids, str):
+            return self._get_one(iscc_ids)
+        return [self._get_one(i) for i in iscc_ids]
+
+    def _get_one(self, iscc_id: str) -> dict[str, Any] | None:
+        try:
+            entry: dict[str, Any] = self._json_call(C.get_json, _text(iscc_id, "iscc_id"))
+            return entry
+        except NotFoundError:
+            return None
+
+    def search(
+        self,
+        iscc_codes: str | Sequence[str] | None = None,
+        units: Sequence[str] | Sequence[Sequence[str]] | None = None,
+        count: int | None = None,
+        exact: bool = False,
+    ) -> IsccMatches | IsccBatchMatches:
+        """Find the entries most similar to the query.
+
+        ``iscc_codes`` is one ISCC-CODE (an :class:`IsccMatches` comes back)
+        or a list of them (an :class:`IsccBatchMatches`); ``units`` is one
+        query's ISCC-UNITs or a list of such lists, and wins over
+        ``iscc_codes``. ``count`` matches per query (None: the library's
+        default, 10); ``exact`` searches exhaustively.
+        """
+        request: dict[str, Any] = {"exact": bool(exact)}
+        if units is not None:
+            # A str is passed on as it is: the engine says what is wrong.
+            request["units"] = (
+                units
+                if isinstance(units, str)
+                else [u if isinstance(u, str) else list(u) for u in units]
+            )
+        if iscc_codes is not None:
+            request["iscc_codes"] = iscc_codes if isinstance(iscc_codes, str) else list(iscc_codes)
+        if count is not None:
+            request["count"] = count
+        answer = self._json_call(C.search_json, _json(request, "query"), 0, bool(exact))
+        if isinstance(answer, list):
+            return IsccBatchMatches([IsccMatches.from_json(a) for a in answer], count)
+        return IsccMatches.from_json(answer)
+
+    def remove(self, iscc_ids: str | Sequence[str]) -> int:
+        """Remove entries; returns the number of index mappings removed
+        (unknown ISCC-IDs remove nothing)."""
+        ids = [iscc_ids] if isinstance(iscc_ids, str) else list(iscc_ids)
+        array = (ctypes.c_char_p * len(ids))(*[_text(i, "iscc_ids[]") for i in ids])
+        removed = ctypes.c_size_t()
+        self._call(C.remove, array, len(ids), ctypes.byref(removed))
+        return int(removed.value)
+
+    def rebuild(self) -> None:
+        """Recreate every derived index from the stored entries, then save."""
+        self._call(C.rebuild)
+
+    def save(self) -> None:
+        """Persist the unit indexes (entries are durable on every add)."""
+        self._call(C.save)
+
+    def info(self) -> dict[str, Any]:
+        """Figures of the index: size, unit types, per-type counts, realm, …"""
+        info: dict[str, Any] = self._json_call(C.info_json)
+        return info
+
+    @property
+    def size(self) -> int:
+        """The number of entries."""
+        return int(self.info()["size"])
+
+    @property
+    def unit_types(self) -> list[str]:
+        """The unit types indexed (e.g. ``["META-NONE-V0", "CONTENT-TEXT-V0"]``)."""
+        return list(self.info()["unit_types"])
+
+    def close(self) -> None:
+        """Save (when writable) and release the index, after the calls in
+        flight end. Closing twice is fine."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+            if handle is None:
+                return
+            while self._calls > 0:
+                self._lock.wait()
+        err = ctypes.c_void_p()
+        _check(C.close(handle, ctypes.byref(err)), err)
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._handle is None
+
+    def __enter__(self) -> IsccIndex:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A forgotten index is closed (and saved) when collected; errors
+        # cannot be raised from here.
+        try:
+            if getattr(self, "_handle", None) is not None:
+                self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return "IsccIndex(closed)" if self.closed else f"IsccIndex(size={self.size})"
+
+
+def explain(iscc: str) -> dict[str, Any]:
+    """Decode any ISCC (code, unit, ISCC-ID) into its fields."""
+    out = ctypes.c_void_p()
+    err = ctypes.c_void_p()
+    _check(C.explain_json(_text(iscc, "iscc"), ctypes.byref(out), ctypes.byref(err)), err)
+    value: dict[str, Any] = json.loads(take_string(out))
+    return value
+
+
+def version() -> str:
+    """The library version."""
+    raw: bytes = C.version()
+    return raw.decode("ascii")

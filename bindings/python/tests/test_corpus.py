@@ -1,0 +1,58 @@
+"""The corpus lifecycle of the Go and Node suites, and results equal to the
+Rust engine's (bindings/testdata/search_expected.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import REPO, add_all, query_of
+
+import iscc_vdb
+from iscc_vdb import IsccIndex, IsccMatches
+
+
+def test_corpus_lifecycle(tmp_path: Path, corpus: list[dict]) -> None:
+    path = tmp_path / "index"
+    ix = IsccIndex(path, durable=False)
+    ids = add_all(ix, corpus)
+    assert len(ids) == 2000 and ids[0] == corpus[0]["iscc_id"]
+    got = ix.get(ids[3])
+    assert got is not None and got["iscc_id"] == ids[3] and got["group"] == corpus[3]["group"]
+    m = ix.search(**query_of(corpus[3]), count=10)
+    assert isinstance(m, IsccMatches)
+    assert m[0].score == 1.0 and ids[3] in list(m.keys)
+    assert ix.remove(ids[3]) > 0
+    assert ix.get(ids[3]) is None
+    ix.rebuild()
+    ix.save()
+    assert ix.info()["size"] == 1999
+    ix.close()
+    ix.close()  # twice is fine
+    with pytest.raises(iscc_vdb.ClosedError):
+        ix.search(iscc_codes=corpus[0]["iscc_code"])
+    ix = IsccIndex(path)
+    with pytest.raises(iscc_vdb.LockedError):
+        IsccIndex(path)
+    assert len(ix.search(**query_of(corpus[5]))) > 0
+    ix.close()
+    ro = IsccIndex.restore(path, view=True)
+    assert ro is not None
+    with pytest.raises(iscc_vdb.ReadOnlyError):
+        ro.add(corpus[0])
+    assert ro.size == 1999
+    ro.close()
+
+
+def test_results_equal_the_rust_engines(corpus: list[dict]) -> None:
+    fixture = json.loads((REPO / "bindings" / "testdata" / "search_expected.json").read_text())
+    with IsccIndex() as ix:
+        add_all(ix, corpus)
+        for i, q in enumerate(fixture["queries"]):
+            args = {"units": q["units"]} if q.get("units") else {"iscc_codes": q["iscc_code"]}
+            got = ix.search(**args, count=fixture["count"], exact=True)
+            want = IsccMatches.from_json(fixture["results"][i])
+            assert isinstance(got, IsccMatches)
+            assert list(got) == list(want), f"query {i}"
+            assert got.instance_matches == want.instance_matches, f"query {i}"
