@@ -373,22 +373,6 @@ ivdb_status ivdb_remove(const ivdb_index *index,
                         ivdb_error **err);
 
 /**
- * Persist the unit indexes (entries are durable on every add already).
- *
- * # Safety
- * `index` is a live handle; `err` NULL or writable.
- */
-ivdb_status ivdb_save(const ivdb_index *index, ivdb_error **err);
-
-/**
- * Recreate every derived index from the stored entries, then save.
- *
- * # Safety
- * `index` is a live handle; `err` NULL or writable.
- */
-ivdb_status ivdb_rebuild(const ivdb_index *index, ivdb_error **err);
-
-/**
  * Figures of the index as JSON (`size`, `unit_types`, per unit type
  * counts, realm, …); free `*out_json` with `ivdb_free_string`.
  *
@@ -454,6 +438,68 @@ void ivdb_free_matches(ivdb_matches *matches);
  * once.
  */
 void ivdb_free_matches_batch(ivdb_matches *matches, size_t len);
+
+/**
+ * Persist the unit indexes (entries are durable on every add already).
+ *
+ * # Safety
+ * `index` is a live handle; `err` NULL or writable.
+ */
+ivdb_status ivdb_save(const ivdb_index *index, ivdb_error **err);
+
+/**
+ * Recreate every derived index from the stored entries, crash-atomically,
+ * then save.
+ *
+ * # Safety
+ * `index` is a live handle; `err` NULL or writable.
+ */
+ivdb_status ivdb_rebuild(const ivdb_index *index, ivdb_error **err);
+
+/**
+ * Rebuild the unit indexes of the `len` named unit types only (e.g.
+ * `"CONTENT-TEXT-V0"`), crash-atomically, then save. A name that is no
+ * unit type gives `IVDB_INVALID_ISCC` naming it, and nothing is rebuilt.
+ *
+ * # Safety
+ * `index` is a live handle; `unit_types` holds `len` NUL-terminated
+ * strings (or is NULL when `len` is 0); `err` NULL or writable.
+ */
+ivdb_status ivdb_rebuild_unit_types(const ivdb_index *index,
+                                    const char *const *unit_types,
+                                    size_t len,
+                                    ivdb_error **err);
+
+/**
+ * Rewrite every unit index without its dead rows (left by updates and
+ * removals), then save. `*out_dropped` (may be NULL) receives the number
+ * of rows dropped.
+ *
+ * # Safety
+ * `index` is a live handle; `out_dropped` NULL or writable; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_compact(const ivdb_index *index, size_t *out_dropped, ivdb_error **err);
+
+/**
+ * Bring a read-only handle up to date with what the writer committed and
+ * saved since it was opened (a writable handle is always current).
+ * `*out_changed` (may be NULL) receives whether anything changed.
+ *
+ * # Safety
+ * `index` is a live handle; `out_changed` NULL or writable; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_refresh(const ivdb_index *index, bool *out_changed, ivdb_error **err);
+
+/**
+ * A new in-memory index (removed on close) with the same parameters, realm
+ * and entries. `*out` receives its handle; release it with `ivdb_close`.
+ *
+ * # Safety
+ * `index` is a live handle; `out` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_copy(const ivdb_index *index, ivdb_index **out, ivdb_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -18,10 +18,10 @@ use crate::engine::{
 
 /// An open ISCC index (opaque).
 pub struct ivdb_index {
-    inner: IsccIndex,
+    pub(super) inner: IsccIndex,
 }
 
-fn index<'a>(ptr: *const ivdb_index) -> Result<&'a IsccIndex, Failure> {
+pub(super) fn index<'a>(ptr: *const ivdb_index) -> Result<&'a IsccIndex, Failure> {
     if ptr.is_null() {
         return Err(Failure::null("index"));
     }
@@ -253,30 +253,6 @@ pub unsafe extern "C" fn ivdb_remove(
     })
 }
 
-/// Persist the unit indexes (entries are durable on every add already).
-///
-/// # Safety
-/// `index` is a live handle; `err` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn ivdb_save(
-    index: *const ivdb_index,
-    err: *mut *mut ivdb_error,
-) -> ivdb_status {
-    guard(err, || Ok(super::index::index(index)?.save()?))
-}
-
-/// Recreate every derived index from the stored entries, then save.
-///
-/// # Safety
-/// `index` is a live handle; `err` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn ivdb_rebuild(
-    index: *const ivdb_index,
-    err: *mut *mut ivdb_error,
-) -> ivdb_status {
-    guard(err, || Ok(super::index::index(index)?.rebuild()?))
-}
-
 /// Figures of the index as JSON (`size`, `unit_types`, per unit type
 /// counts, realm, …); free `*out_json` with `ivdb_free_string`.
 ///
@@ -297,7 +273,11 @@ pub unsafe extern "C" fn ivdb_info_json(
 }
 
 /// Read `len` C strings (NULL allowed when `len` is 0).
-fn strings<'a>(ptr: *const *const c_char, len: usize, name: &str) -> Result<Vec<&'a str>, Failure> {
+pub(super) fn strings<'a>(
+    ptr: *const *const c_char,
+    len: usize,
+    name: &str,
+) -> Result<Vec<&'a str>, Failure> {
     if ptr.is_null() && len > 0 {
         return Err(Failure::null(name));
     }

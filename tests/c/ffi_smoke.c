@@ -242,6 +242,32 @@ int main(int argc, char **argv) {
     expect_error(st, err, IVDB_NOT_FOUND, first_id, "get removed");
     CHECK(entry == (char *)0x1, "output written on failure");
 
+    /* Upkeep: a copy in memory holds the same entries; compaction runs; a rebuild of one unit type; an unknown one is
+     * refused; a writable handle needs no refresh. */
+    {
+        ivdb_index *copy = NULL;
+        st = ivdb_copy(idx, &copy, NULL);
+        CHECK(st == IVDB_OK && copy != NULL, "copy");
+        char *copy_info = NULL;
+        st = ivdb_info_json(copy, &copy_info, NULL);
+        CHECK(st == IVDB_OK && strstr(copy_info, "\"size\":2299") != NULL, "copy info %s",
+              copy_info);
+        ivdb_free_string(copy_info);
+        CHECK(ivdb_close(copy, NULL) == IVDB_OK, "close copy");
+        size_t dropped = 0;
+        st = ivdb_compact(idx, &dropped, NULL);
+        CHECK(st == IVDB_OK, "compact (dropped %zu)", dropped);
+        CHECK(ivdb_compact(idx, NULL, NULL) == IVDB_OK, "compact, count not wanted");
+        const char *types[1] = {"META-NONE-V0"};
+        CHECK(ivdb_rebuild_unit_types(idx, types, 1, NULL) == IVDB_OK, "rebuild one type");
+        const char *bad[1] = {"NO-SUCH-TYPE"};
+        err = NULL;
+        st = ivdb_rebuild_unit_types(idx, bad, 1, &err);
+        expect_error(st, err, IVDB_INVALID_ISCC, "NO-SUCH-TYPE", "rebuild unknown type");
+        bool changed = true;
+        CHECK(ivdb_refresh(idx, &changed, NULL) == IVDB_OK && !changed, "refresh writable");
+    }
+
     /* Bad input through C. */
     char *out = NULL;
     err = NULL;

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import iscc_vdb
 from iscc_vdb import IsccBatchMatches, IsccIndex, IsccMatches
 
 CODE = "ISCC:KACYPXW445FTYNJ3CYSXHAFJMA2HUWULUNRFE3BLHRSCXYH2M5AEGQY"
@@ -93,3 +94,41 @@ def test_batch_padding_counts_and_recall(corpus: list[dict]) -> None:
         assert b.mean_recall([[corpus[-1]["iscc_id"]], []]) == pytest.approx(0.5)
         with pytest.raises(ValueError):
             b.mean_recall([[]])
+
+
+def test_load_view_copy_and_compact(tmp_path: Path, corpus: list[dict]) -> None:
+    path = tmp_path / "index"
+    # Small shards, so removals leave tombstoned rows for compact().
+    idx = IsccIndex(path, shard_size=16 << 10)
+    ids = idx.add(corpus[:200])
+    query = {"iscc_codes": corpus[9]["iscc_code"], "count": 5, "exact": True}
+    before = idx.search(**query).to_list()
+    # view(): read-only, memory-mapped; it sees everything added before.
+    idx.view()
+    assert idx.search(**query).to_list() == before and idx.size == 200
+    with pytest.raises(iscc_vdb.ReadOnlyError):
+        idx.add(corpus[200])
+    # load(): writable again.
+    idx.load()
+    assert idx.add(corpus[200]) == [corpus[200]["iscc_id"]]
+    # copy(): an independent in-memory index with the same entries.
+    twin = idx.copy()
+    assert twin.size == 201 and twin.search(**query).to_list() == before
+    twin.remove(ids[:50])
+    assert twin.size == 151 and idx.size == 201
+    twin.close()
+    # compact() after removals from sealed shards drops their rows.
+    idx.add(corpus[201:1500])
+    idx.save()
+    dead = sum(u["tombstones"] for u in idx.info()["units"].values())
+    assert dead == 0
+    idx.remove([r["iscc_id"] for r in corpus[1000:1300]])
+    dead = sum(u["tombstones"] for u in idx.info()["units"].values())
+    assert dead > 0
+    answer = idx.search(**query).to_list()
+    assert idx.compact() > 0
+    assert sum(u["tombstones"] for u in idx.info()["units"].values()) == 0
+    assert idx.search(**query).to_list() == answer
+    idx.close()
+    with pytest.raises(ValueError):
+        IsccIndex().view()

@@ -68,6 +68,7 @@ _TYPES: dict[str, Any] = {
     "char**": _VOIDP_PP,
     "const char*const*": ctypes.POINTER(ctypes.c_char_p),
     "size_t*": ctypes.POINTER(ctypes.c_size_t),
+    "bool*": ctypes.POINTER(ctypes.c_bool),
     "ivdb_index*": ctypes.c_void_p,
     "const ivdb_index*": ctypes.c_void_p,
     "ivdb_index**": _VOIDP_PP,
@@ -127,6 +128,8 @@ class _C:
     remove = declare("ivdb_remove")
     save = declare("ivdb_save")
     rebuild = declare("ivdb_rebuild")
+    copy = declare("ivdb_copy")
+    compact = declare("ivdb_compact")
     info_json = declare("ivdb_info_json")
     explain_json = declare("ivdb_explain_json")
     error_code = declare("ivdb_error_code")

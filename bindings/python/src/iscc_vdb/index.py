@@ -79,21 +79,26 @@ class IsccIndex:
         self._lock = threading.Condition()
         self._calls = 0
         self._handle: ctypes.c_void_p | None = None
-        options: dict[str, Any] = {"max_dim": max_dim, **kwargs}
+        self._path = path
+        self._options: dict[str, Any] = {"max_dim": max_dim, **kwargs}
         if realm_id is not None:
-            options["realm"] = realm_id
-        read_only = bool(options.pop("read_only", False))
+            self._options["realm"] = realm_id
+        self._read_only = bool(self._options.pop("read_only", False))
+        self._handle = self._open(self._read_only)
+
+    def _open(self, read_only: bool) -> ctypes.c_void_p:
+        """A handle on this index's path (or a new in-memory index)."""
         handle = ctypes.c_void_p()
         err = ctypes.c_void_p()
+        path = self._path
         cpath = None if path is None else os.fsencode(os.fspath(path))
         if read_only:
             if cpath is None:
                 raise ValueError("an in-memory index cannot be opened read-only")
             status = C.open_read_only(cpath, ctypes.byref(handle), ctypes.byref(err))
         else:
-            status = C.open(
-                cpath, _json(options, "options"), ctypes.byref(handle), ctypes.byref(err)
-            )
+            options = _json(self._options, "options")
+            status = C.open(cpath, options, ctypes.byref(handle), ctypes.byref(err))
         try:
             _check(status, err)
         except IsccVdbError as e:
@@ -102,7 +107,7 @@ class IsccIndex:
             if e.code == "IVDB_INVALID_JSON" and "unknown field" in e.message:
                 raise TypeError(f"IsccIndex(): unexpected keyword argument ({e.message})") from None
             raise
-        self._handle = handle
+        return handle
 
     @staticmethod
     def restore(
@@ -235,6 +240,53 @@ class IsccIndex:
     def unit_types(self) -> list[str]:
         """The unit types indexed (e.g. ``["META-NONE-V0", "CONTENT-TEXT-V0"]``)."""
         return list(self.info()["unit_types"])
+
+    def load(self) -> None:
+        """Open this index's directory again, writable, with its unit indexes
+        read into RAM (after a :meth:`view`, or to drop what a read-only
+        handle saw). An in-memory index has no files: ``ValueError``."""
+        self._reopen(read_only=False)
+
+    def view(self) -> None:
+        """Open this index's directory again read-only, with its unit indexes
+        memory-mapped (a writable handle is saved and closed first, so the
+        view sees everything added). An in-memory index: ``ValueError``."""
+        self._reopen(read_only=True)
+
+    def _reopen(self, read_only: bool) -> None:
+        if self._path is None:
+            raise ValueError("an in-memory index has no files to load or view")
+        with self._lock:
+            if self._handle is None:
+                raise closed()
+            while self._calls > 0:
+                self._lock.wait()
+            handle, self._handle = self._handle, None
+            err = ctypes.c_void_p()
+            _check(C.close(handle, ctypes.byref(err)), err)
+            self._handle = self._open(read_only)
+            self._read_only = read_only
+
+    def copy(self) -> IsccIndex:
+        """A new in-memory index with the same parameters, realm and entries
+        (removed when closed)."""
+        out = ctypes.c_void_p()
+        self._call(C.copy, ctypes.byref(out))
+        twin = IsccIndex.__new__(IsccIndex)
+        twin._lock = threading.Condition()
+        twin._calls = 0
+        twin._path = None
+        twin._options = dict(self._options)
+        twin._read_only = False
+        twin._handle = out
+        return twin
+
+    def compact(self) -> int:
+        """Rewrite the unit indexes without the rows left by updates and
+        removals, then save; returns the rows dropped."""
+        dropped = ctypes.c_size_t()
+        self._call(C.compact, ctypes.byref(dropped))
+        return int(dropped.value)
 
     def close(self) -> None:
         """Save (when writable) and release the index, after the calls in
