@@ -62,53 +62,91 @@ class UnitMatches:
         return len(self.keys)
 
 
-class IsccMatches:
-    """The results of one query, best first."""
+_NO_KEYS: npt.NDArray[np.str_] = np.array([], dtype=np.str_)
+_NO_DISTANCES: npt.NDArray[np.float32] = np.array([], dtype=np.float32)
 
-    def __init__(self, matches: Sequence[IsccMatch], instance_matches: Sequence[str]) -> None:
-        self._matches = list(matches)
-        #: ISCC-IDs of the matches (a numpy array of str).
-        self.keys: npt.NDArray[np.str_] = np.array(
-            [m.iscc_id for m in self._matches], dtype=np.str_
-        )
-        #: Combined distances (numpy float32).
-        self.distances: npt.NDArray[np.float32] = np.array(
-            [m.distance for m in self._matches], dtype=np.float32
-        )
+
+class IsccMatches:
+    """The results of one query, best first.
+
+    Built lazily from the engine's answer: ``keys``, ``distances``,
+    ``unit_matches`` and the :class:`IsccMatch` objects are made when first
+    read, so a caller who needs only some of them pays only for those.
+    """
+
+    __slots__ = ("_distances", "_keys", "_matches", "_raw", "_unit_matches", "instance_matches")
+
+    def __init__(self, raw: Sequence[dict[str, Any]], instance_matches: Sequence[str]) -> None:
+        self._raw = raw
+        self._matches: list[IsccMatch] | None = None
+        self._keys: npt.NDArray[np.str_] | None = None
+        self._distances: npt.NDArray[np.float32] | None = None
+        self._unit_matches: dict[str, UnitMatches] | None = None
         #: ISCC-IDs whose INSTANCE unit matched exactly or by prefix.
         self.instance_matches: list[str] = list(instance_matches)
-        types = sorted({t for m in self._matches for t in m.units})
-        #: Per unit type, the entries that matched by a unit of that type.
-        self.unit_matches: dict[str, UnitMatches] = {
-            t: UnitMatches(
-                np.array([m.iscc_id for m in self._matches if t in m.units], dtype=np.str_),
-                np.array(
-                    [m.units[t].distance for m in self._matches if t in m.units],
-                    dtype=np.float32,
-                ),
-            )
-            for t in types
-        }
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> IsccMatches:
-        return IsccMatches(
-            [IsccMatch.from_json(m) for m in value.get("matches", [])],
-            value.get("instance_matches", []),
-        )
+        return IsccMatches(value.get("matches", []), value.get("instance_matches", []))
+
+    @property
+    def keys(self) -> npt.NDArray[np.str_]:
+        """ISCC-IDs of the matches (a numpy array of str)."""
+        if self._keys is None:
+            self._keys = (
+                np.array([m["iscc_id"] for m in self._raw], dtype=np.str_)
+                if self._raw
+                else _NO_KEYS
+            )
+        return self._keys
+
+    @property
+    def distances(self) -> npt.NDArray[np.float32]:
+        """Combined distances (numpy float32)."""
+        if self._distances is None:
+            self._distances = np.fromiter(
+                (m["distance"] for m in self._raw), dtype=np.float32, count=len(self._raw)
+            )
+        return self._distances
+
+    @property
+    def matches(self) -> list[IsccMatch]:
+        """The matches as :class:`IsccMatch` objects."""
+        if self._matches is None:
+            self._matches = [IsccMatch.from_json(m) for m in self._raw]
+        return self._matches
+
+    @property
+    def unit_matches(self) -> dict[str, UnitMatches]:
+        """Per unit type, the entries that matched by a unit of that type."""
+        if self._unit_matches is None:
+            by_type: dict[str, tuple[list[str], list[float]]] = {}
+            for m in self._raw:
+                for t, u in m.get("units", {}).items():
+                    keys, dists = by_type.setdefault(t, ([], []))
+                    keys.append(m["iscc_id"])
+                    dists.append(u["distance"])
+            self._unit_matches = {
+                t: UnitMatches(np.array(k, dtype=np.str_), np.array(d, dtype=np.float32))
+                for t, (k, d) in sorted(by_type.items())
+            }
+        return self._unit_matches
 
     def __len__(self) -> int:
-        return len(self._matches)
+        return len(self._raw)
 
     def __getitem__(self, index: int) -> IsccMatch:
-        return self._matches[index]
+        return self.matches[index]
 
     def __iter__(self) -> Iterator[IsccMatch]:
-        return iter(self._matches)
+        return iter(self.matches)
 
     def to_list(self) -> list[tuple[str, float]]:
         """The matches as (ISCC-ID, distance) pairs."""
-        return [(m.iscc_id, m.distance) for m in self._matches]
+        return [(m["iscc_id"], float(m["distance"])) for m in self._raw]
+
+    def _key_list(self) -> list[str]:
+        return [m["iscc_id"] for m in self._raw]
 
     def __repr__(self) -> str:
         return f"IsccMatches({self.to_list()!r}, instance_matches={self.instance_matches!r})"
@@ -127,14 +165,15 @@ class IsccBatchMatches:
         self.counts: npt.NDArray[np.int64] = np.array(
             [len(q) for q in self._queries], dtype=np.int64
         )
-        longest = max((len(m.iscc_id) for q in self._queries for m in q), default=1)
+        longest = max((len(k) for q in self._queries for k in q._key_list()), default=1)
         #: ISCC-IDs, shape (queries, k); padding is "".
         self.keys: npt.NDArray[np.str_] = np.full((n, k), "", dtype=f"<U{longest}")
         #: Distances, shape (queries, k); padding is NaN.
         self.distances: npt.NDArray[np.float32] = np.full((n, k), np.nan, dtype=np.float32)
         for i, q in enumerate(self._queries):
-            self.keys[i, : len(q)] = q.keys
-            self.distances[i, : len(q)] = q.distances
+            if len(q):
+                self.keys[i, : len(q)] = q.keys
+                self.distances[i, : len(q)] = q.distances
         #: Per query, its INSTANCE matches.
         self.instance_matches: list[list[str]] = [q.instance_matches for q in self._queries]
         types = sorted({t for q in self._queries for t in q.unit_matches})
