@@ -17,11 +17,20 @@ from conftest import add_all, query_of
 from iscc_vdb import IsccIndex, IsccMatches
 
 
+def run_all(threads: list[threading.Thread]) -> float:
+    """Start the threads, wait for all; the wall time in seconds."""
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def test_eight_searchers_beside_a_writer(corpus: list[dict]) -> None:
     with IsccIndex(durable=False) as ix:
         add_all(ix, corpus[:1000])
         errors: list[BaseException] = []
-        done = threading.Event()
 
         def search(offset: int) -> None:
             try:
@@ -38,17 +47,9 @@ def test_eight_searchers_beside_a_writer(corpus: list[dict]) -> None:
                     ix.add(corpus[i : i + 100])
             except BaseException as e:
                 errors.append(e)
-            finally:
-                done.set()
 
-        threads = [threading.Thread(target=search, args=(k,)) for k in range(8)]
-        threads.append(threading.Thread(target=write))
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        parallel = time.perf_counter() - start
+        searchers = [threading.Thread(target=search, args=(k,)) for k in range(8)]
+        parallel = run_all([*searchers, threading.Thread(target=write)])
         assert not errors, errors
         assert ix.size == 2000
         # Figures only (tests assert no timings): the same searches in one
@@ -57,13 +58,7 @@ def test_eight_searchers_beside_a_writer(corpus: list[dict]) -> None:
         for i in range(1000):
             ix.search(**query_of(corpus[i]), count=20)
         one = time.perf_counter() - start
-        threads = [threading.Thread(target=search, args=(k,)) for k in range(8)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        eight = time.perf_counter() - start
+        eight = run_all([threading.Thread(target=search, args=(k,)) for k in range(8)])
         assert not errors, errors
         print(
             f"\n1,000 searches on {os.cpu_count()} cores: one thread {one:.3f} s, "
