@@ -327,25 +327,79 @@ func (ix *Index) SearchBatch(qs []Query, o SearchOptions) ([]Matches, error) {
 func (ix *Index) Remove(isccIDs ...string) (int, error) {
 	var removed C.size_t
 	err := ix.with(func(h *C.ivdb_index) error {
-		cids := make([]*C.char, len(isccIDs))
-		for i, id := range isccIDs {
-			cids[i] = C.CString(id)
-		}
-		defer func() {
-			for _, p := range cids {
-				C.free(unsafe.Pointer(p))
-			}
-		}()
-		// The array of pointers is passed in C memory (cgo rules).
-		arr := (**C.char)(C.malloc(C.size_t(len(cids)+1) * C.size_t(unsafe.Sizeof(uintptr(0)))))
-		defer C.free(unsafe.Pointer(arr))
-		view := unsafe.Slice(arr, len(cids)+1)
-		copy(view, cids)
-		return call(func(e **C.ivdb_error) C.ivdb_status {
-			return C.ivdb_remove(h, arr, C.size_t(len(cids)), &removed, e)
+		return withCStrings(isccIDs, func(arr **C.char, n C.size_t) error {
+			return call(func(e **C.ivdb_error) C.ivdb_status {
+				return C.ivdb_remove(h, arr, n, &removed, e)
+			})
 		})
 	})
 	return int(removed), err
+}
+
+// withCStrings passes ss to f as a C array of C strings (in C memory, as
+// cgo's pointer rules ask), freed when f returns.
+func withCStrings(ss []string, f func(arr **C.char, n C.size_t) error) error {
+	cs := make([]*C.char, len(ss))
+	for i, s := range ss {
+		cs[i] = C.CString(s)
+	}
+	defer func() {
+		for _, p := range cs {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	arr := (**C.char)(C.malloc(C.size_t(len(cs)+1) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+	defer C.free(unsafe.Pointer(arr))
+	copy(unsafe.Slice(arr, len(cs)+1), cs)
+	return f(arr, C.size_t(len(cs)))
+}
+
+// RebuildUnitTypes rebuilds the unit indexes of the named unit types only
+// (e.g. "CONTENT-TEXT-V0"), crash-atomically, then saves.
+func (ix *Index) RebuildUnitTypes(unitTypes ...string) error {
+	return ix.with(func(h *C.ivdb_index) error {
+		return withCStrings(unitTypes, func(arr **C.char, n C.size_t) error {
+			return call(func(e **C.ivdb_error) C.ivdb_status {
+				return C.ivdb_rebuild_unit_types(h, arr, n, e)
+			})
+		})
+	})
+}
+
+// Compact rewrites the unit indexes without the rows left by updates and
+// removals, then saves; it returns the rows dropped.
+func (ix *Index) Compact() (int, error) {
+	var dropped C.size_t
+	err := ix.with(func(h *C.ivdb_index) error {
+		return call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_compact(h, &dropped, e) })
+	})
+	return int(dropped), err
+}
+
+// Refresh brings a read-only index up to date with what the writer
+// committed and saved since; it reports whether anything changed (a
+// writable index is always current).
+func (ix *Index) Refresh() (bool, error) {
+	var changed C.bool
+	err := ix.with(func(h *C.ivdb_index) error {
+		return call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_refresh(h, &changed, e) })
+	})
+	return bool(changed), err
+}
+
+// Copy returns a new in-memory index with the same parameters, realm and
+// entries (removed when closed).
+func (ix *Index) Copy() (*Index, error) {
+	var out *C.ivdb_index
+	err := ix.with(func(h *C.ivdb_index) error {
+		return call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_copy(h, &out, e) })
+	})
+	if err != nil {
+		return nil, err
+	}
+	twin := &Index{handle: out}
+	runtime.SetFinalizer(twin, func(ix *Index) { _ = ix.Close() })
+	return twin, nil
 }
 
 // Save persists the unit indexes.

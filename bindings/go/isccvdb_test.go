@@ -285,3 +285,53 @@ func TestResultsMatchTheRustEngine(t *testing.T) {
 		}
 	}
 }
+
+func TestUpkeepCopyCompactRebuildRefresh(t *testing.T) {
+	dir := t.TempDir()
+	entries := corpus(t)
+	shard := int64(16 << 10) // small shards: removals leave rows in sealed ones
+	ix, err := Open(dir, &Options{ShardSize: shard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	ids := addAll(t, ix, entries[:1500])
+	if err := ix.Save(); err != nil {
+		t.Fatal(err)
+	}
+	twin, err := ix.Copy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := twin.Remove(ids[:100]...); err != nil {
+		t.Fatal(err)
+	}
+	twinInfo, _ := twin.Info()
+	info, _ := ix.Info()
+	if twinInfo["size"].(float64) != 1400 || info["size"].(float64) != 1500 {
+		t.Fatalf("copy is independent: copy %v, original %v", twinInfo["size"], info["size"])
+	}
+	if err := twin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.Remove(ids[200:500]...); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := ix.Compact()
+	if err != nil || dropped == 0 {
+		t.Fatalf("compact: %d rows, %v", dropped, err)
+	}
+	if err := ix.RebuildUnitTypes("META-NONE-V0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.RebuildUnitTypes("NO-SUCH-TYPE"); !errors.Is(err, ErrInvalidIscc) {
+		t.Fatalf("unknown unit type: %v", err)
+	}
+	if changed, err := ix.Refresh(); err != nil || changed {
+		t.Fatalf("a writable index is current: %v %v", changed, err)
+	}
+	m, err := ix.Search(queryOf(entries[600]), SearchOptions{Count: 20})
+	if err != nil || len(m.Matches) == 0 {
+		t.Fatalf("search after upkeep: %v %v", m, err)
+	}
+}

@@ -75,6 +75,16 @@ export class IsccIndex {
   saveAsync(): Promise<void>;
   rebuild(): void;
   rebuildAsync(): Promise<void>;
+  /** Rebuild the unit indexes of the named unit types only, then save. */
+  rebuildUnitTypes(unitTypes: string[]): void;
+  rebuildUnitTypesAsync(unitTypes: string[]): Promise<void>;
+  /** Drop rows left by updates and removals; returns the rows dropped. */
+  compact(): number;
+  compactAsync(): Promise<number>;
+  /** Bring a read-only index up to date with the writer; true when anything changed. */
+  refresh(): boolean;
+  /** A new in-memory index with the same parameters, realm and entries. */
+  copy(): IsccIndex;
   info(): Record<string, unknown>;
   /** Save and release; with async calls in flight, the promise of the
    * close that follows them (a failure unawaited becomes a process warning,

@@ -85,6 +85,10 @@ const C = Object.fromEntries(Object.entries({
   remove: 'ivdb_remove',
   save: 'ivdb_save',
   rebuild: 'ivdb_rebuild',
+  rebuildUnitTypes: 'ivdb_rebuild_unit_types',
+  compact: 'ivdb_compact',
+  refresh: 'ivdb_refresh',
+  copy: 'ivdb_copy',
   infoJson: 'ivdb_info_json',
   explainJson: 'ivdb_explain_json',
   errorCode: 'ivdb_error_code',
@@ -251,6 +255,44 @@ class IsccIndex {
   saveAsync() { return this._call(C.save, [], true, () => undefined); }
   rebuild() { return this._call(C.rebuild, [], false, () => undefined); }
   rebuildAsync() { return this._call(C.rebuild, [], true, () => undefined); }
+
+  /** Rebuild the unit indexes of the named unit types only (e.g. 'CONTENT-TEXT-V0'), then save. */
+  rebuildUnitTypes(unitTypes) {
+    return this._call(C.rebuildUnitTypes, [unitTypes, unitTypes.length], false, () => undefined);
+  }
+  rebuildUnitTypesAsync(unitTypes) {
+    return this._call(C.rebuildUnitTypes, [unitTypes, unitTypes.length], true, () => undefined);
+  }
+
+  /** Rewrite the unit indexes without rows left by updates and removals; returns the rows dropped. */
+  compact() {
+    const dropped = [0];
+    return this._call(C.compact, [dropped], false, () => Number(dropped[0]));
+  }
+  compactAsync() {
+    const dropped = [0];
+    return this._call(C.compact, [dropped], true, () => Number(dropped[0]));
+  }
+
+  /** Bring a read-only index up to date with the writer; returns whether anything changed. */
+  refresh() {
+    const changed = [false];
+    return this._call(C.refresh, [changed], false, () => Boolean(changed[0]));
+  }
+
+  /** A new in-memory index with the same parameters, realm and entries (removed on close). */
+  copy() {
+    const out = [null];
+    return this._call(C.copy, [out], false, () => IsccIndex._wrap(out[0]));
+  }
+
+  static _wrap(handle) {
+    const ix = Object.create(IsccIndex.prototype);
+    ix._handle = handle;
+    ix._pending = 0;
+    ix._closing = null;
+    return ix;
+  }
 
   /** Figures of the index. */
   info() {

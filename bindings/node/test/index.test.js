@@ -136,3 +136,23 @@ test('close() with calls in flight never leaves an unhandled rejection', async (
   assert.deepEqual(unhandled, []);
   await assert.rejects(closing);
 });
+
+test('upkeep: copy, compact, rebuildUnitTypes, refresh', async () => {
+  const dir = tmpdir();
+  // Small shards: removals leave rows in sealed shards for compact().
+  const ix = new IsccIndex(dir, { shard_size: 16 << 10 });
+  const ids = addAll(ix, corpus.slice(0, 1500));
+  ix.save();
+  const twin = ix.copy();
+  assert.ok(twin.remove(ids.slice(0, 100)) > 0);
+  assert.equal(twin.info().size, 1400);
+  assert.equal(ix.info().size, 1500);
+  twin.close();
+  ix.remove(ids.slice(200, 500));
+  assert.ok((await ix.compactAsync()) > 0);
+  ix.rebuildUnitTypes(['META-NONE-V0']);
+  assert.throws(() => ix.rebuildUnitTypes(['NO-SUCH-TYPE']), (e) => e.code === 'IVDB_INVALID_ISCC');
+  assert.equal(ix.refresh(), false);
+  assert.ok(ix.search(queryOf(corpus[600]), { count: 20 }).matches.length > 0);
+  ix.close();
+});
