@@ -105,6 +105,12 @@
 #define IVDB_ABI_VERSION 1
 
 /**
+ * Bytes of one ISCC-ID in `iscc_ids` and `instance_ids` (`"ISCC:"` and 16
+ * base32 characters; no terminator between them).
+ */
+#define IVDB_ISCC_ID_LEN 21
+
+/**
  * An error: a status code and a UTF-8 message naming the problem. Made by
  * the library, read with `ivdb_error_code`/`ivdb_error_message`, freed
  * with `ivdb_error_free`.
@@ -120,6 +126,73 @@ typedef struct ivdb_index ivdb_index;
  * The result of every fallible `ivdb_*` function (`IVDB_OK` on success).
  */
 typedef uint32_t ivdb_status;
+
+/**
+ * Search results as columns; see the module docs of `ivdb_search_columns`.
+ */
+typedef struct {
+  /**
+   * True when the request was a batch (a list of codes or of unit lists),
+   * so the caller answers with a list even for one query.
+   */
+  bool batch;
+  /**
+   * Queries in this result.
+   */
+  size_t queries;
+  /**
+   * `queries + 1` row offsets: query `q` has rows `offsets[q]` to
+   * `offsets[q + 1]` (best first).
+   */
+  const size_t *offsets;
+  /**
+   * Rows (matches of all queries).
+   */
+  size_t rows;
+  /**
+   * `rows * IVDB_ISCC_ID_LEN` bytes: the ISCC-ID of each row.
+   */
+  const char *iscc_ids;
+  /**
+   * Aggregated score of each row (0..1).
+   */
+  const float *scores;
+  /**
+   * `1 - score` of each row.
+   */
+  const float *distances;
+  /**
+   * True where the row's INSTANCE unit matched.
+   */
+  const bool *instance;
+  /**
+   * Unit types with a score in any row.
+   */
+  size_t unit_types;
+  /**
+   * Their names (e.g. "CONTENT-TEXT-V0"), NUL-terminated.
+   */
+  const char *const *unit_type_names;
+  /**
+   * `rows * unit_types` NPHDs, row-major; NaN where the row has no match
+   * of that unit type.
+   */
+  const float *unit_distances;
+  /**
+   * `rows * unit_types`: true where that unit score counts towards the
+   * row's score (>= unit_threshold).
+   */
+  const bool *unit_kept;
+  /**
+   * `queries + 1` offsets into `instance_ids` (in ISCC-IDs).
+   */
+  const size_t *instance_offsets;
+  /**
+   * ISCC-IDs whose INSTANCE unit matched, per query, ascending;
+   * `IVDB_ISCC_ID_LEN` bytes each.
+   */
+  const char *instance_ids;
+} ivdb_columns;
 
 /**
  * The best match of one unit type for a matching entry.
@@ -268,6 +341,32 @@ void ivdb_free_string(char *s);
  * writable.
  */
 ivdb_status ivdb_explain_json(const char *iscc, char **out_json, ivdb_error **err);
+
+/**
+ * Search with a JSON request in the engine's one request grammar (as
+ * `ivdb_search_json`; `count` 0 means the default) and receive the results
+ * as columns: `*out` holds one query's results or a batch's (see
+ * `ivdb_columns`). Release it with `ivdb_free_columns`.
+ *
+ * # Safety
+ * `index` is a live handle; `request_json` a NUL-terminated string; `out`
+ * writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_search_columns(const ivdb_index *index,
+                                const char *request_json,
+                                size_t count,
+                                bool exact,
+                                ivdb_columns **out,
+                                ivdb_error **err);
+
+/**
+ * Release columns from `ivdb_search_columns` (every array with them). NULL
+ * is a no-op; releasing twice is undefined behaviour, as with `free`.
+ *
+ * # Safety
+ * `columns` is NULL or from `ivdb_search_columns`, released once.
+ */
+void ivdb_free_columns(ivdb_columns *columns);
 
 /**
  * Open (or create) the index at `path`, or an in-memory index when `path`

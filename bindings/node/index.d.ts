@@ -97,5 +97,5 @@ export function explain(iscc: string): Record<string, unknown>;
 export function version(): string;
 /** The C ABI version of iscc_vdb.h (the library must report the same). */
 export const ABI_VERSION: number;
-/** Status numbers by name, as iscc_vdb.h defines them (e.g. STATUS.IVDB_CLOSED). */
+/** Status numbers by name, as the library names them (e.g. STATUS.IVDB_CLOSED). */
 export const STATUS: Readonly<Record<string, number>>;

@@ -22,9 +22,9 @@ function findLibrary() {
 }
 
 // The header is the one description of the C ABI: every function this
-// binding calls is declared from its prototype there, and the ABI version
-// and status numbers come from it, so nothing here restates a signature or
-// a number.
+// binding calls is declared from its prototype there and the ABI version
+// comes from it; status names come from the library (ivdb_status_str), so
+// nothing here restates a signature or a number.
 function findHeader() {
   if (process.env.ISCC_VDB_HEADER) return process.env.ISCC_VDB_HEADER;
   const candidates = [
@@ -104,9 +104,17 @@ if (C.abiVersion() !== ABI_VERSION) {
     `iscc-vdb: libiscc_vdb has ABI version ${C.abiVersion()}, its header iscc_vdb.h ${ABI_VERSION}`);
 }
 
-/** Status numbers by name ('IVDB_CLOSED' → 13), as the header defines them. */
-const STATUS = Object.fromEntries(
-  Object.entries(DEFINES).filter(([name]) => name !== 'IVDB_ABI_VERSION' && !name.startsWith('IVDB_VERSION')));
+/** Status numbers by name ('IVDB_CLOSED' → 13), as the library names them
+ * (numbers are dense from 0: the first unknown one ends the list). */
+const STATUS = (() => {
+  const out = {};
+  for (let n = 0; n < 1 << 16; n++) {
+    const name = C.statusStr(n);
+    if (name === 'IVDB_UNKNOWN_STATUS') return Object.freeze(out);
+    out[name] = n;
+  }
+  throw new Error('iscc-vdb: the library names too many statuses');
+})();
 
 /** An error of the engine: `code` is the status name (e.g. 'IVDB_INVALID_ISCC'). */
 class IvdbError extends Error {

@@ -21,6 +21,7 @@ pub struct ivdb_error {
 }
 
 /// An error on its way out.
+#[derive(Debug)]
 pub(crate) struct Failure {
     pub(crate) code: ivdb_status,
     pub(crate) message: String,

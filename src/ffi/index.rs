@@ -179,7 +179,7 @@ pub unsafe extern "C" fn ivdb_get_json(
 
 /// Search parameters of the C arguments: `count` 0 means the library's
 /// default ([`crate::engine::DEFAULT_COUNT`]).
-fn params(count: usize, exact: bool) -> SearchParams {
+pub(super) fn params(count: usize, exact: bool) -> SearchParams {
     SearchParams {
         count: if count == 0 { DEFAULT_COUNT } else { count },
         exact,

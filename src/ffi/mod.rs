@@ -12,6 +12,7 @@
 #![allow(non_camel_case_types)]
 
 mod boundary;
+mod columns;
 mod index;
 mod maintain;
 mod matches;
@@ -21,6 +22,7 @@ use std::ffi::{c_char, CString};
 
 pub use self::boundary::ivdb_error;
 use self::boundary::{c_string, guard, out_arg, str_arg, Failure};
+pub use self::columns::*;
 pub use self::index::*;
 pub use self::maintain::*;
 pub use self::matches::{ivdb_match, ivdb_matches, ivdb_unit_score};

@@ -181,6 +181,41 @@ int main(int argc, char **argv) {
         ivdb_free_string(matches);
     }
 
+    /* Columnar results: one query, then a batch of two. */
+    if (code) {
+        char value[256] = {0};
+        sscanf(code, "\"iscc_code\":\"%255[^\"]", value);
+        char req[640];
+        snprintf(req, sizeof req, "{\"iscc_codes\": \"%s\", \"count\": 5}", value);
+        ivdb_columns *c = NULL;
+        st = ivdb_search_columns(idx, req, 0, false, &c, NULL);
+        CHECK(st == IVDB_OK && c != NULL, "search_columns");
+        if (st == IVDB_OK) {
+            CHECK(!c->batch && c->queries == 1 && c->rows > 0 && c->rows <= 5, "one query: %zu rows",
+                  c->rows);
+            int found = 0;
+            for (size_t r = 0; r < c->rows; r++) {
+                found |= strncmp(c->iscc_ids + r * IVDB_ISCC_ID_LEN, first_id, IVDB_ISCC_ID_LEN) == 0;
+                CHECK(c->distances[r] >= 0.0f && c->distances[r] <= 1.0f, "distance");
+            }
+            CHECK(found, "columns hold %s", first_id);
+            CHECK(c->unit_types > 0 && strstr(c->unit_type_names[0], "-V0") != NULL, "unit types");
+            ivdb_free_columns(c);
+        }
+        snprintf(req, sizeof req, "{\"iscc_codes\": [\"%s\", \"%s\"], \"count\": 3}", value, value);
+        c = NULL;
+        st = ivdb_search_columns(idx, req, 0, false, &c, NULL);
+        CHECK(st == IVDB_OK && c->batch && c->queries == 2 && c->offsets[2] == c->rows,
+              "batch columns");
+        ivdb_free_columns(c);
+        ivdb_free_columns(NULL);
+        err = NULL;
+        c = (ivdb_columns *)0x1;
+        st = ivdb_search_columns(idx, "{\"iscc_codes\": 5}", 0, false, &c, &err);
+        expect_error(st, err, IVDB_INVALID_ARGUMENT, "iscc_codes", "columns bad request");
+        CHECK(c == (ivdb_columns *)0x1, "output written on failure");
+    }
+
     /* Structured results: search by units of the first record. */
     {
         char value[256] = {0};

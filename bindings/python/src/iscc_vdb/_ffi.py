@@ -1,10 +1,11 @@
 """The C ABI of libiscc_vdb, declared from its header with ctypes.
 
 The header ``iscc_vdb.h`` is the one description of the C ABI: every
-function is declared from its prototype there, and the ABI version and the
-status numbers come from its ``#define`` lines, so nothing here restates a
-signature or a number. ctypes releases the GIL for the duration of every
-call into the library, so Python threads search in parallel.
+function and struct is declared from its text there and the ABI version
+comes from its ``#define``; the status names come from the library
+(``ivdb_status_str``), so nothing here restates a signature or a number.
+ctypes releases the GIL for the duration of every call into the library, so
+Python threads search in parallel.
 
 The library and header are the ones inside this package (put there when the
 package was built); ``ISCC_VDB_LIB`` and ``ISCC_VDB_HEADER`` point to others.
@@ -41,13 +42,6 @@ DEFINES: dict[str, int] = {
 #: The C ABI version of the header these declarations come from.
 ABI_VERSION: int = DEFINES["IVDB_ABI_VERSION"]
 
-#: Status numbers by name (``STATUS["IVDB_CLOSED"]``), as the header defines them.
-STATUS: dict[str, int] = {
-    name: n
-    for name, n in DEFINES.items()
-    if name != "IVDB_ABI_VERSION" and not name.startswith("IVDB_VERSION")
-}
-
 _PROTOTYPES: dict[str, str] = {
     m[2]: " ".join(m[1].split())
     for m in re.finditer(r"^([A-Za-z_][\w \t*]*?\b(ivdb_\w+)\(([^)]*)\));", _header, re.M)
@@ -75,7 +69,37 @@ _TYPES: dict[str, Any] = {
     "ivdb_error*": ctypes.c_void_p,
     "const ivdb_error*": ctypes.c_void_p,
     "ivdb_error**": _VOIDP_PP,
+    "ivdb_columns*": ctypes.c_void_p,
+    "ivdb_columns**": _VOIDP_PP,
 }
+
+# Struct fields: strings in columns are fixed-width buffers, not
+# NUL-terminated, so they stay raw pointers.
+_FIELD_TYPES: dict[str, Any] = {
+    "bool": ctypes.c_bool,
+    "size_t": ctypes.c_size_t,
+    "const size_t*": ctypes.c_void_p,
+    "const char*": ctypes.c_void_p,
+    "const char*const*": ctypes.POINTER(ctypes.c_char_p),
+    "const float*": ctypes.c_void_p,
+    "const bool*": ctypes.c_void_p,
+}
+
+
+def struct(name: str) -> type[ctypes.Structure]:
+    """A ctypes Structure laid out as the header's `typedef struct {...} name;`."""
+    m = re.search(r"typedef struct \{(.*?)\} " + name + ";", _header, re.S)
+    if m is None:
+        raise ImportError(f"iscc_vdb: iscc_vdb.h declares no struct {name}")
+    body = re.sub(r"/\*.*?\*/", "", m[1], flags=re.S)
+    fields = []
+    for decl in filter(None, (d.strip() for d in body.split(";"))):
+        ctype, fname = _split_param(decl)
+        key = re.sub(r"\s*\*\s*", "*", " ".join(ctype.split())).strip()
+        if key not in _FIELD_TYPES:
+            raise ImportError(f"iscc_vdb: {name}.{fname}: C type `{ctype}` is not mapped")
+        fields.append((fname, _FIELD_TYPES[key]))
+    return type(name, (ctypes.Structure,), {"_fields_": fields})
 
 
 def _ctype(decl: str, what: str) -> Any:
@@ -129,6 +153,8 @@ class _C:
     save = declare("ivdb_save")
     rebuild = declare("ivdb_rebuild")
     copy = declare("ivdb_copy")
+    search_columns = declare("ivdb_search_columns")
+    free_columns = declare("ivdb_free_columns")
     compact = declare("ivdb_compact")
     info_json = declare("ivdb_info_json")
     explain_json = declare("ivdb_explain_json")
@@ -139,6 +165,28 @@ class _C:
 
 
 C = _C
+
+#: The header's `ivdb_columns`.
+Columns = struct("ivdb_columns")
+
+#: Bytes of one ISCC-ID in the columns' fixed-width ID buffers.
+ISCC_ID_LEN: int = DEFINES["IVDB_ISCC_ID_LEN"]
+
+
+def _statuses() -> dict[str, int]:
+    """Status numbers by name, as the library names them (numbers are dense
+    from 0: the first unknown one ends the list)."""
+    out: dict[str, int] = {}
+    for n in range(1 << 16):
+        name: bytes = C.status_str(n)
+        if name == b"IVDB_UNKNOWN_STATUS":
+            return out
+        out[name.decode("ascii")] = n
+    raise ImportError("iscc_vdb: the library names too many statuses")
+
+
+#: Status numbers by name (``STATUS["IVDB_CLOSED"]``), from the library.
+STATUS: dict[str, int] = _statuses()
 
 if C.abi_version() != ABI_VERSION:
     raise ImportError(

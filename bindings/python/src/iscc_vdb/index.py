@@ -17,7 +17,7 @@ from typing import Any
 
 from ._ffi import STATUS, C, status_name, take_string
 from .errors import IsccVdbError, NotFoundError, closed, error_of
-from .matches import IsccBatchMatches, IsccMatches
+from .matches import IsccBatchMatches, IsccMatches, rows_of
 
 _OK = STATUS["IVDB_OK"]
 
@@ -45,6 +45,42 @@ def _json(value: Any, what: str) -> bytes:
         return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as e:
         raise TypeError(f"{what}: not representable as JSON: {e}") from None
+
+
+def _request(
+    iscc_codes: str | Sequence[str] | None,
+    units: Sequence[str] | Sequence[Sequence[str]] | None,
+    count: int | None,
+    exact: bool,
+) -> bytes:
+    """A search request in the engine's grammar. The common case, one plain
+    ISCC-CODE, is written directly (no JSON encoder on the hot path)."""
+    if (
+        units is None
+        and isinstance(iscc_codes, str)
+        and iscc_codes.isascii()
+        and iscc_codes.isprintable()
+        and '"' not in iscc_codes
+        and "\\" not in iscc_codes
+        and (count is None or type(count) is int)
+    ):
+        tail = "" if count is None else f',"count":{count}'
+        return (
+            f'{{"iscc_codes":"{iscc_codes}","exact":{"true" if exact else "false"}{tail}}}'.encode()
+        )
+    request: dict[str, Any] = {"exact": bool(exact)}
+    if units is not None:
+        # A str is passed on as it is: the engine says what is wrong.
+        request["units"] = (
+            units
+            if isinstance(units, str)
+            else [u if isinstance(u, str) else list(u) for u in units]
+        )
+    if iscc_codes is not None:
+        request["iscc_codes"] = iscc_codes if isinstance(iscc_codes, str) else list(iscc_codes)
+    if count is not None:
+        request["count"] = count
+    return _json(request, "query")
 
 
 class IsccIndex:
@@ -192,22 +228,14 @@ class IsccIndex:
         ``iscc_codes``. ``count`` matches per query (None: the library's
         default, 10); ``exact`` searches exhaustively.
         """
-        request: dict[str, Any] = {"exact": bool(exact)}
-        if units is not None:
-            # A str is passed on as it is: the engine says what is wrong.
-            request["units"] = (
-                units
-                if isinstance(units, str)
-                else [u if isinstance(u, str) else list(u) for u in units]
-            )
-        if iscc_codes is not None:
-            request["iscc_codes"] = iscc_codes if isinstance(iscc_codes, str) else list(iscc_codes)
-        if count is not None:
-            request["count"] = count
-        answer = self._json_call(C.search_json, _json(request, "query"), 0, bool(exact))
-        if isinstance(answer, list):
-            return IsccBatchMatches([IsccMatches.from_json(a) for a in answer], count)
-        return IsccMatches.from_json(answer)
+        out = ctypes.c_void_p()
+        self._call(
+            C.search_columns, _request(iscc_codes, units, count, exact), 0, False, ctypes.byref(out)
+        )
+        rows = rows_of(out.value or 0)
+        if rows.batch:
+            return IsccBatchMatches.of_rows(rows, count)
+        return IsccMatches(rows)
 
     def remove(self, iscc_ids: str | Sequence[str]) -> int:
         """Remove entries; returns the number of index mappings removed

@@ -1,14 +1,27 @@
 """Search results: ``IsccMatches`` for one query, ``IsccBatchMatches`` for
-several, with numpy views of keys and distances as the spec describes."""
+several, with numpy views of keys and distances as the spec describes.
+
+Results come from the library as columns (``ivdb_search_columns``): flat
+arrays of ISCC-IDs, distances and per-unit-type distances for every row of
+every query. They stay in the library's memory until the last result object
+that uses them is gone, and every numpy array is made from them on first
+read, so a search costs Python little more than the call itself.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from ._ffi import ISCC_ID_LEN, C, Columns
+
+_ID = f"S{ISCC_ID_LEN}"
 
 
 @dataclass(frozen=True)
@@ -62,58 +75,149 @@ class UnitMatches:
         return len(self.keys)
 
 
-_NO_KEYS: npt.NDArray[np.str_] = np.array([], dtype=np.str_)
-_NO_DISTANCES: npt.NDArray[np.float32] = np.array([], dtype=np.float32)
+class _Rows:
+    """All rows of one search (one query or a batch), read from the
+    library's columns on demand; the columns are released with this."""
+
+    def __init__(self, address: int) -> None:
+        self._c = Columns.from_address(address)
+        self._free = weakref.finalize(self, C.free_columns, address)
+        self.batch: bool = self._c.batch
+        self.queries: int = self._c.queries
+        self.rows: int = self._c.rows
+        self._cache: dict[str, Any] = {}
+
+    def _array(self, name: str, ctype: Any, dtype: Any, count: int) -> Any:
+        if name not in self._cache:
+            address = getattr(self._c, name)
+            size = count * ctypes.sizeof(ctype)
+            raw = ctypes.string_at(address, size) if count else b""
+            self._cache[name] = np.frombuffer(raw, dtype=dtype)
+        return self._cache[name]
+
+    def offsets(self, q: int) -> tuple[int, int]:
+        if self.queries == 1:
+            return 0, self.rows
+        offsets = self._array("offsets", ctypes.c_size_t, np.uintp, self.queries + 1)
+        return int(offsets[q]), int(offsets[q + 1])
+
+    def ids(self) -> npt.NDArray[np.str_]:
+        if "ids" not in self._cache:
+            raw = ctypes.string_at(self._c.iscc_ids, self.rows * ISCC_ID_LEN) if self.rows else b""
+            self._cache["ids"] = np.frombuffer(raw, dtype=_ID).astype(np.str_)
+        ids: npt.NDArray[np.str_] = self._cache["ids"]
+        return ids
+
+    def distances(self) -> npt.NDArray[np.float32]:
+        out: npt.NDArray[np.float32] = self._array(
+            "distances", ctypes.c_float, np.float32, self.rows
+        )
+        return out
+
+    def scores(self) -> npt.NDArray[np.float32]:
+        out: npt.NDArray[np.float32] = self._array("scores", ctypes.c_float, np.float32, self.rows)
+        return out
+
+    def instance(self) -> npt.NDArray[np.bool_]:
+        out: npt.NDArray[np.bool_] = self._array("instance", ctypes.c_bool, np.bool_, self.rows)
+        return out
+
+    def unit_types(self) -> list[str]:
+        if "names" not in self._cache:
+            names = self._c.unit_type_names
+            self._cache["names"] = [names[i].decode() for i in range(self._c.unit_types)]
+        types: list[str] = self._cache["names"]
+        return types
+
+    def unit_columns(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+        shape = (self.rows, self._c.unit_types)
+        n = shape[0] * shape[1]
+        d = self._array("unit_distances", ctypes.c_float, np.float32, n).reshape(shape)
+        k = self._array("unit_kept", ctypes.c_bool, np.bool_, n).reshape(shape)
+        return d, k
+
+    def instance_ids(self, q: int) -> list[str]:
+        offsets = self._array("instance_offsets", ctypes.c_size_t, np.uintp, self.queries + 1)
+        lo, hi = int(offsets[q]), int(offsets[q + 1])
+        if lo == hi:
+            return []
+        raw = ctypes.string_at(self._c.instance_ids + lo * ISCC_ID_LEN, (hi - lo) * ISCC_ID_LEN)
+        return [raw[i : i + ISCC_ID_LEN].decode() for i in range(0, len(raw), ISCC_ID_LEN)]
 
 
 class IsccMatches:
-    """The results of one query, best first.
+    """The results of one query, best first. Arrays and :class:`IsccMatch`
+    objects are made when first read."""
 
-    Built lazily from the engine's answer: ``keys``, ``distances``,
-    ``unit_matches`` and the :class:`IsccMatch` objects are made when first
-    read, so a caller who needs only some of them pays only for those.
-    """
+    __slots__ = ("_hi", "_instance_json", "_lo", "_matches", "_q", "_rows", "_unit_matches")
 
-    __slots__ = ("_distances", "_keys", "_matches", "_raw", "_unit_matches", "instance_matches")
-
-    def __init__(self, raw: Sequence[dict[str, Any]], instance_matches: Sequence[str]) -> None:
-        self._raw = raw
+    def __init__(self, rows: _Rows | list[IsccMatch], q: int = 0) -> None:
         self._matches: list[IsccMatch] | None = None
-        self._keys: npt.NDArray[np.str_] | None = None
-        self._distances: npt.NDArray[np.float32] | None = None
         self._unit_matches: dict[str, UnitMatches] | None = None
-        #: ISCC-IDs whose INSTANCE unit matched exactly or by prefix.
-        self.instance_matches: list[str] = list(instance_matches)
+        self._instance_json: list[str] = []
+        if isinstance(rows, list):
+            self._rows: _Rows | None = None
+            self._matches = rows
+            self._lo, self._hi, self._q = 0, len(rows), 0
+        else:
+            self._rows = rows
+            self._q = q
+            self._lo, self._hi = rows.offsets(q)
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> IsccMatches:
-        return IsccMatches(value.get("matches", []), value.get("instance_matches", []))
+        """Results from the engine's JSON form (``ivdb_search_json``)."""
+        out = IsccMatches([IsccMatch.from_json(m) for m in value.get("matches", [])])
+        out._instance_json = list(value.get("instance_matches", []))
+        return out
 
     @property
     def keys(self) -> npt.NDArray[np.str_]:
         """ISCC-IDs of the matches (a numpy array of str)."""
-        if self._keys is None:
-            self._keys = (
-                np.array([m["iscc_id"] for m in self._raw], dtype=np.str_)
-                if self._raw
-                else _NO_KEYS
-            )
-        return self._keys
+        if self._rows is None:
+            return np.array([m.iscc_id for m in self.matches], dtype=np.str_)
+        return self._rows.ids()[self._lo : self._hi]
 
     @property
     def distances(self) -> npt.NDArray[np.float32]:
         """Combined distances (numpy float32)."""
-        if self._distances is None:
-            self._distances = np.fromiter(
-                (m["distance"] for m in self._raw), dtype=np.float32, count=len(self._raw)
-            )
-        return self._distances
+        if self._rows is None:
+            return np.array([m.distance for m in self.matches], dtype=np.float32)
+        return self._rows.distances()[self._lo : self._hi]
+
+    @property
+    def instance_matches(self) -> list[str]:
+        """ISCC-IDs whose INSTANCE unit matched exactly or by prefix."""
+        if self._rows is None:
+            return list(self._instance_json)
+        return self._rows.instance_ids(self._q)
 
     @property
     def matches(self) -> list[IsccMatch]:
         """The matches as :class:`IsccMatch` objects."""
         if self._matches is None:
-            self._matches = [IsccMatch.from_json(m) for m in self._raw]
+            assert self._rows is not None
+            r, lo, hi = self._rows, self._lo, self._hi
+            types = r.unit_types()
+            ud, uk = r.unit_columns()
+            ids, scores, dists, inst = r.ids(), r.scores(), r.distances(), r.instance()
+            self._matches = [
+                IsccMatch(
+                    iscc_id=str(ids[i]),
+                    score=float(scores[i]),
+                    distance=float(dists[i]),
+                    units={
+                        # The engine's unit score, 1 - distance in f32.
+                        t: UnitScore(
+                            float(np.float32(1.0) - ud[i, j]), float(ud[i, j]), bool(uk[i, j])
+                        )
+                        for j, t in enumerate(types)
+                        if not np.isnan(ud[i, j])
+                    },
+                    instance=bool(inst[i]),
+                )
+                for i in range(lo, hi)
+            ]
         return self._matches
 
     @property
@@ -121,11 +225,11 @@ class IsccMatches:
         """Per unit type, the entries that matched by a unit of that type."""
         if self._unit_matches is None:
             by_type: dict[str, tuple[list[str], list[float]]] = {}
-            for m in self._raw:
-                for t, u in m.get("units", {}).items():
+            for m in self.matches:
+                for t, u in m.units.items():
                     keys, dists = by_type.setdefault(t, ([], []))
-                    keys.append(m["iscc_id"])
-                    dists.append(u["distance"])
+                    keys.append(m.iscc_id)
+                    dists.append(u.distance)
             self._unit_matches = {
                 t: UnitMatches(np.array(k, dtype=np.str_), np.array(d, dtype=np.float32))
                 for t, (k, d) in sorted(by_type.items())
@@ -133,7 +237,7 @@ class IsccMatches:
         return self._unit_matches
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return self._hi - self._lo
 
     def __getitem__(self, index: int) -> IsccMatch:
         return self.matches[index]
@@ -143,10 +247,7 @@ class IsccMatches:
 
     def to_list(self) -> list[tuple[str, float]]:
         """The matches as (ISCC-ID, distance) pairs."""
-        return [(m["iscc_id"], float(m["distance"])) for m in self._raw]
-
-    def _key_list(self) -> list[str]:
-        return [m["iscc_id"] for m in self._raw]
+        return [(str(k), float(d)) for k, d in zip(self.keys, self.distances, strict=True)]
 
     def __repr__(self) -> str:
         return f"IsccMatches({self.to_list()!r}, instance_matches={self.instance_matches!r})"
@@ -165,28 +266,31 @@ class IsccBatchMatches:
         self.counts: npt.NDArray[np.int64] = np.array(
             [len(q) for q in self._queries], dtype=np.int64
         )
-        longest = max((len(k) for q in self._queries for k in q._key_list()), default=1)
         #: ISCC-IDs, shape (queries, k); padding is "".
-        self.keys: npt.NDArray[np.str_] = np.full((n, k), "", dtype=f"<U{longest}")
+        self.keys: npt.NDArray[np.str_] = np.full((n, k), "", dtype=f"<U{ISCC_ID_LEN}")
         #: Distances, shape (queries, k); padding is NaN.
         self.distances: npt.NDArray[np.float32] = np.full((n, k), np.nan, dtype=np.float32)
         for i, q in enumerate(self._queries):
             if len(q):
                 self.keys[i, : len(q)] = q.keys
                 self.distances[i, : len(q)] = q.distances
-        #: Per query, its INSTANCE matches.
-        self.instance_matches: list[list[str]] = [q.instance_matches for q in self._queries]
+
+    @staticmethod
+    def of_rows(rows: _Rows, width: int | None = None) -> IsccBatchMatches:
+        """The batch of a columns result."""
+        return IsccBatchMatches([IsccMatches(rows, q) for q in range(rows.queries)], width)
+
+    @property
+    def instance_matches(self) -> list[list[str]]:
+        """Per query, its INSTANCE matches."""
+        return [q.instance_matches for q in self._queries]
+
+    @property
+    def unit_matches(self) -> dict[str, list[UnitMatches]]:
+        """Per unit type, one ``UnitMatches`` per query (empty where none)."""
         types = sorted({t for q in self._queries for t in q.unit_matches})
-        #: Per unit type, one ``UnitMatches`` per query (empty where none).
-        self.unit_matches: dict[str, list[UnitMatches]] = {
-            t: [
-                q.unit_matches.get(
-                    t, UnitMatches(np.array([], dtype=np.str_), np.array([], dtype=np.float32))
-                )
-                for q in self._queries
-            ]
-            for t in types
-        }
+        empty = UnitMatches(np.array([], dtype=np.str_), np.array([], dtype=np.float32))
+        return {t: [q.unit_matches.get(t, empty) for q in self._queries] for t in types}
 
     def __len__(self) -> int:
         return len(self._queries)
@@ -208,7 +312,7 @@ class IsccBatchMatches:
         ISCC-IDs found in this result's top-``count`` (all when ``count`` is
         None). Queries with nothing expected count as fully recalled."""
         truth = (
-            [list(q.keys) for q in expected]
+            [[str(k) for k in q.keys] for q in expected]
             if isinstance(expected, IsccBatchMatches)
             else [list(e) for e in expected]
         )
@@ -221,9 +325,15 @@ class IsccBatchMatches:
         total = 0.0
         for q, want in zip(self._queries, truth, strict=True):
             want = want[:count] if count is not None else want
-            got = set(list(q.keys)[:count] if count is not None else list(q.keys))
+            keys = [str(k) for k in q.keys]
+            got = set(keys[:count] if count is not None else keys)
             total += 1.0 if not want else len(got.intersection(want)) / len(want)
         return total / len(truth)
 
     def __repr__(self) -> str:
         return f"IsccBatchMatches({len(self)} queries, counts={self.counts.tolist()})"
+
+
+def rows_of(address: int) -> _Rows:
+    """Take ownership of columns the library returned."""
+    return _Rows(address)
