@@ -10,9 +10,9 @@
 use std::ffi::{c_char, CString};
 
 use super::boundary::{guard, ivdb_error, out_arg, str_arg, Failure};
-use super::index::{index, ivdb_index, params};
+use super::index::{index, ivdb_index, run_request};
 use super::status::{ivdb_status, IVDB_INTERNAL};
-use crate::engine::{IsccMatches, SearchRequest, MAX_SEARCH_COUNT};
+use crate::engine::IsccMatches;
 
 /// Bytes of one ISCC-ID in `iscc_ids` and `instance_ids` (`"ISCC:"` and 16
 /// base32 characters; no terminator between them).
@@ -201,14 +201,8 @@ pub unsafe extern "C" fn ivdb_search_columns(
         let idx = self::index(index)?;
         let text = str_arg(request_json, "request_json")?;
         let out = out_arg(out, "out")?;
-        let request = SearchRequest::from_json(text, &params(count, exact), MAX_SEARCH_COUNT)
-            .map_err(|e| Failure::from(e).context("request_json"))?;
-        let results = if request.batch {
-            idx.search_batch(&request.queries, &request.params)?.queries
-        } else {
-            vec![idx.search(&request.queries[0], &request.params)?]
-        };
-        out.write(columns(&results, request.batch)?);
+        let (results, batch) = run_request(idx, text, "request_json", count, exact)?;
+        out.write(columns(&results, batch)?);
         Ok(())
     })
 }

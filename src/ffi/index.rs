@@ -177,9 +177,29 @@ pub unsafe extern "C" fn ivdb_get_json(
     })
 }
 
+/// Run a search request (the engine's grammar; `count`/`exact` where the
+/// text leaves them out): the results of each query, and whether the
+/// request was a batch. `argument` names the text in errors.
+pub(super) fn run_request(
+    idx: &IsccIndex,
+    text: &str,
+    argument: &str,
+    count: usize,
+    exact: bool,
+) -> Result<(Vec<IsccMatches>, bool), Failure> {
+    let request = SearchRequest::from_json(text, &params(count, exact), MAX_SEARCH_COUNT)
+        .map_err(|e| Failure::from(e).context(argument))?;
+    let results = if request.batch {
+        idx.search_batch(&request.queries, &request.params)?.queries
+    } else {
+        vec![idx.search(&request.queries[0], &request.params)?]
+    };
+    Ok((results, request.batch))
+}
+
 /// Search parameters of the C arguments: `count` 0 means the library's
 /// default ([`crate::engine::DEFAULT_COUNT`]).
-pub(super) fn params(count: usize, exact: bool) -> SearchParams {
+fn params(count: usize, exact: bool) -> SearchParams {
     SearchParams {
         count: if count == 0 { DEFAULT_COUNT } else { count },
         exact,
@@ -214,13 +234,10 @@ pub unsafe extern "C" fn ivdb_search_json(
             (query_json, "query_json"),
             (out_json, "out_json"),
             |idx, text| {
-                let request =
-                    SearchRequest::from_json(text, &params(count, exact), MAX_SEARCH_COUNT)
-                        .map_err(|e| Failure::from(e).context("query_json"))?;
-                if request.batch {
-                    to_json(&idx.search_batch(&request.queries, &request.params)?.queries)
-                } else {
-                    to_json::<IsccMatches>(&idx.search(&request.queries[0], &request.params)?)
+                let (results, batch) = run_request(idx, text, "query_json", count, exact)?;
+                match &results[..] {
+                    [one] if !batch => to_json::<IsccMatches>(one),
+                    _ => to_json(&results),
                 }
             },
         )
