@@ -94,6 +94,8 @@ class IsccIndex:
     :class:`~iscc_vdb.ClosedError`.
     """
 
+    _handle: ctypes.c_void_p | None
+
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
@@ -112,15 +114,25 @@ class IsccIndex:
         parameters apply to a new index only). An unknown keyword raises
         ``TypeError``.
         """
+        options: dict[str, Any] = {"max_dim": max_dim, **kwargs}
+        if realm_id is not None:
+            options["realm"] = realm_id
+        read_only = bool(options.pop("read_only", False))
+        self._adopt(path, options, None)
+        self._handle = self._open(read_only)
+
+    def _adopt(
+        self,
+        path: str | os.PathLike[str] | None,
+        options: dict[str, Any],
+        handle: ctypes.c_void_p | None,
+    ) -> None:
+        """The state of a handle on ``path`` (None: in memory)."""
         self._lock = threading.Condition()
         self._calls = 0
-        self._handle: ctypes.c_void_p | None = None
         self._path = path
-        self._options: dict[str, Any] = {"max_dim": max_dim, **kwargs}
-        if realm_id is not None:
-            self._options["realm"] = realm_id
-        self._read_only = bool(self._options.pop("read_only", False))
-        self._handle = self._open(self._read_only)
+        self._options = options
+        self._handle = handle
 
     def _open(self, read_only: bool) -> ctypes.c_void_p:
         """A handle on this index's path (or a new in-memory index)."""
@@ -278,7 +290,8 @@ class IsccIndex:
     def view(self) -> None:
         """Open this index's directory again read-only, with its unit indexes
         memory-mapped (a writable handle is saved and closed first, so the
-        view sees everything added). An in-memory index: ``ValueError``."""
+        view sees everything added). An in-memory index: ``ValueError``. If
+        the directory cannot be opened again, the index is left closed."""
         self._reopen(read_only=True)
 
     def _reopen(self, read_only: bool) -> None:
@@ -292,8 +305,8 @@ class IsccIndex:
             handle, self._handle = self._handle, None
             err = ctypes.c_void_p()
             _check(C.close(handle, ctypes.byref(err)), err)
+            # On failure the index stays closed (the old handle is gone).
             self._handle = self._open(read_only)
-            self._read_only = read_only
 
     def copy(self) -> IsccIndex:
         """A new in-memory index with the same parameters, realm and entries
@@ -301,12 +314,7 @@ class IsccIndex:
         out = ctypes.c_void_p()
         self._call(C.copy, ctypes.byref(out))
         twin = IsccIndex.__new__(IsccIndex)
-        twin._lock = threading.Condition()
-        twin._calls = 0
-        twin._path = None
-        twin._options = dict(self._options)
-        twin._read_only = False
-        twin._handle = out
+        twin._adopt(None, dict(self._options), out)
         return twin
 
     def compact(self) -> int:
