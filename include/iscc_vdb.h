@@ -105,6 +105,12 @@
 #define IVDB_ABI_VERSION 1
 
 /**
+ * Matches per query when a search passes `count` 0 (the library's
+ * default; bindings show it as their default).
+ */
+#define IVDB_DEFAULT_COUNT 10
+
+/**
  * Bytes of one ISCC-ID in `iscc_ids` and `instance_ids` (`"ISCC:"` and 16
  * base32 characters; no terminator between them).
  */
@@ -121,6 +127,11 @@ typedef struct ivdb_error ivdb_error;
  * An open ISCC index (opaque).
  */
 typedef struct ivdb_index ivdb_index;
+
+/**
+ * An open store (opaque).
+ */
+typedef struct ivdb_store ivdb_store;
 
 /**
  * The result of every fallible `ivdb_*` function (`IVDB_OK` on success).
@@ -192,6 +203,15 @@ typedef struct {
    * `IVDB_ISCC_ID_LEN` bytes each.
    */
   const char *instance_ids;
+  /**
+   * Per query: members its similarity search looked at (rows scanned
+   * plus graph nodes taken into HNSW candidate sets).
+   */
+  const uint64_t *visited_members;
+  /**
+   * Per query: distances its similarity search computed.
+   */
+  const uint64_t *computed_distances;
 } ivdb_columns;
 
 /**
@@ -599,6 +619,125 @@ ivdb_status ivdb_refresh(const ivdb_index *index, bool *out_changed, ivdb_error 
  * `index` is a live handle; `out` writable; `err` NULL or writable.
  */
 ivdb_status ivdb_copy(const ivdb_index *index, ivdb_index **out, ivdb_error **err);
+
+/**
+ * Open (or create) the store of the index directory `path` (its LMDB
+ * environment is `path/primary.lmdb`). `options_json` may be NULL or a
+ * JSON object in `ivdb_open`'s grammar plus `read_only` (bool): `realm`
+ * (0/1: the realm keys are read in; a store keeps the realm it has),
+ * `durable` (fsync each commit, default true), and for a new directory the
+ * index parameters. A writable store holds the directory's writer lock
+ * (`IVDB_LOCKED` while an index or another store writes it). Release with
+ * `ivdb_store_close`.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `options_json` NULL or one; `out`
+ * writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_store_open(const char *path,
+                            const char *options_json,
+                            ivdb_store **out,
+                            ivdb_error **err);
+
+/**
+ * Release the store and its lock (every write was committed when it
+ * returned). NULL is a no-op.
+ *
+ * # Safety
+ * `store` is NULL or a handle from `ivdb_store_open` not yet closed, used
+ * by no other thread during or after this call.
+ */
+ivdb_status ivdb_store_close(ivdb_store *store, ivdb_error **err);
+
+/**
+ * Store the entry `entry_json` (an object with `iscc_code` and/or `units`,
+ * optionally `iscc_id` naming `key`, any other fields) under `key` in one
+ * durable transaction, replacing what was there. `*out_iscc_id` (may be
+ * NULL) receives the entry's ISCC-ID; free it with `ivdb_free_string`.
+ *
+ * # Safety
+ * `store` is a live handle; `entry_json` a NUL-terminated string;
+ * `out_iscc_id` NULL or writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_store_put_json(const ivdb_store *store,
+                                uint64_t key,
+                                const char *entry_json,
+                                char **out_iscc_id,
+                                ivdb_error **err);
+
+/**
+ * The stored entry of `key` as JSON (`IVDB_NOT_FOUND` when absent); free
+ * `*out_json` with `ivdb_free_string`.
+ *
+ * # Safety
+ * `store` is a live handle; `out_json` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_store_get_json(const ivdb_store *store,
+                                uint64_t key,
+                                char **out_json,
+                                ivdb_error **err);
+
+/**
+ * Delete the entry of `key`; `*out_deleted` (may be NULL) says whether
+ * there was one.
+ *
+ * # Safety
+ * `store` is a live handle; `out_deleted` NULL or writable; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_store_delete(const ivdb_store *store,
+                              uint64_t key,
+                              bool *out_deleted,
+                              ivdb_error **err);
+
+/**
+ * Up to `limit` entries with keys >= `from`, in key (time) order, as a JSON
+ * array of `[key, entry]` pairs (empty past the last entry); page on with
+ * the last key + 1. Free `*out_json` with `ivdb_free_string`.
+ *
+ * # Safety
+ * `store` is a live handle; `out_json` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_store_entries_json(const ivdb_store *store,
+                                    uint64_t from,
+                                    size_t limit,
+                                    char **out_json,
+                                    ivdb_error **err);
+
+/**
+ * The user metadata value under `key` as JSON (`IVDB_NOT_FOUND` when
+ * there is none); free `*out_json` with `ivdb_free_string`.
+ *
+ * # Safety
+ * `store` is a live handle; `key` a NUL-terminated string; `out_json`
+ * writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_store_get_metadata_json(const ivdb_store *store,
+                                         const char *key,
+                                         char **out_json,
+                                         ivdb_error **err);
+
+/**
+ * Set the user metadata value under `key` to the JSON `value_json` (one
+ * durable transaction). User keys live apart from the index's own.
+ *
+ * # Safety
+ * `store` is a live handle; `key` and `value_json` NUL-terminated strings;
+ * `err` NULL or writable.
+ */
+ivdb_status ivdb_store_put_metadata_json(const ivdb_store *store,
+                                         const char *key,
+                                         const char *value_json,
+                                         ivdb_error **err);
+
+/**
+ * Figures of the store as JSON (`path`, `size`, `realm`, `read_only`,
+ * `durable`, `journal_pending`); free `*out_json` with `ivdb_free_string`.
+ *
+ * # Safety
+ * `store` is a live handle; `out_json` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_store_info_json(const ivdb_store *store, char **out_json, ivdb_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use crate::codec::{IsccId, Realm, UnitType};
+use crate::index::SearchCounters;
 
 /// Default `unit_threshold`.
 pub const DEFAULT_UNIT_THRESHOLD: f32 = 0.75;
@@ -55,6 +56,13 @@ pub struct IsccMatches {
     /// ISCC-IDs of every entry whose INSTANCE unit matched (also beyond
     /// `count`), ascending.
     pub instance_matches: Vec<String>,
+    /// Members the similarity search looked at, over every unit type and
+    /// shard: rows of exact scans plus graph nodes the HNSW walks took into
+    /// their candidate sets (see [`crate::index::SearchCounters`]).
+    pub visited_members: u64,
+    /// Distances the similarity search computed (rows of exact scans plus
+    /// the NPHD computations of graph walks).
+    pub computed_distances: u64,
 }
 
 impl IsccMatches {
@@ -122,6 +130,8 @@ struct Candidate {
 pub(crate) struct Aggregator {
     candidates: HashMap<u64, Candidate>,
     instance: Vec<u64>,
+    /// What the query's unit index searches cost.
+    pub(crate) counters: SearchCounters,
 }
 
 impl Aggregator {
@@ -191,6 +201,8 @@ impl Aggregator {
                 })
                 .collect(),
             instance_matches: self.instance.into_iter().map(id).collect(),
+            visited_members: self.counters.visited(),
+            computed_distances: self.counters.computed(),
         }
     }
 }
@@ -248,7 +260,7 @@ mod tests {
                     instance: false,
                 })
                 .collect(),
-            instance_matches: vec![],
+            ..IsccMatches::default()
         };
         let b = BatchMatches {
             queries: vec![q(&["a", "b", "c"]), q(&["x"])],

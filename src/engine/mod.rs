@@ -48,6 +48,7 @@
 //! Files: `open.rs` (placing, locking, opening), `recovery.rs` (format
 //! check, the self-checking open), `write.rs`, `search.rs`, `maintain.rs`,
 //! `refresh.rs`, `request.rs` (the JSON grammar every face reads),
+//! `primary.rs` (`IsccStore`: the store of a directory on its own),
 //! `entry.rs`, `matches.rs`, `types.rs`, `meta.rs`, `error.rs`.
 
 mod entry;
@@ -56,6 +57,7 @@ mod maintain;
 mod matches;
 mod meta;
 mod open;
+mod primary;
 mod recovery;
 mod refresh;
 pub(crate) mod request;
@@ -79,6 +81,7 @@ use crate::sync::{lock, RwLockExt};
 pub use self::entry::validate_code;
 pub use self::error::{EngineError, ErrorKind};
 pub use self::matches::{BatchMatches, IsccMatch, IsccMatches, UnitScore, DEFAULT_UNIT_THRESHOLD};
+pub use self::primary::{IsccStore, StoreInfo};
 pub use self::request::{SearchRequest, DEFAULT_COUNT, OPEN_OPTION_FIELDS, SEARCH_FIELDS};
 pub use self::types::{
     IndexInfo, IndexOptions, IndexParams, Query, RemoveReport, SearchParams, UnitTypeInfo,

@@ -146,7 +146,7 @@ fn place(
 
 /// The writer lock of a writable open (creating the directory); a
 /// read-only open takes none but needs an existing store.
-fn lock_dir(root: &Path, read_only: bool) -> Result<Option<DirLock>, EngineError> {
+pub(super) fn lock_dir(root: &Path, read_only: bool) -> Result<Option<DirLock>, EngineError> {
     if read_only {
         if !root.join("primary.lmdb").exists() {
             return Err(EngineError::NotFound(format!(
@@ -173,7 +173,7 @@ fn lock_dir(root: &Path, read_only: bool) -> Result<Option<DirLock>, EngineError
 
 /// The realm the store records (none before the first entry), which must
 /// be the one the options ask for, if they ask.
-fn stored_realm(
+pub(super) fn stored_realm(
     store: &Store,
     root: &Path,
     wanted: Option<u8>,

@@ -9,7 +9,7 @@ use super::entry::query_units;
 use super::matches::Aggregator;
 use super::{BatchMatches, EngineError, IsccIndex, IsccMatches, Query, SearchParams};
 use crate::codec::{Unit, UnitType};
-use crate::index::SearchOptions;
+use crate::index::{SearchCounters, SearchOptions};
 use crate::sync::RwLockExt;
 
 impl IsccIndex {
@@ -68,9 +68,13 @@ impl IsccIndex {
             let Some(idx) = self.unit_index(t) else {
                 continue;
             };
+            let counters: Vec<SearchCounters> = owners.iter().map(|_| Default::default()).collect();
             let results = idx
-                .search_batch(&bodies, &options)
+                .search_batch_counted(&bodies, &options, &counters)
                 .map_err(EngineError::index(t))?;
+            for (qi, c) in owners.iter().zip(&counters) {
+                aggs[*qi].counters.add(c.visited(), c.computed());
+            }
             for (qi, found) in owners.into_iter().zip(results) {
                 for m in found {
                     aggs[qi].unit(m.key, t, m.distance);
@@ -109,12 +113,13 @@ impl IsccIndex {
             .iter()
             .filter(|u| !u.unit_type().is_instance())
             .collect();
+        let counters = &agg.counters;
         let found: Vec<(UnitType, Vec<crate::index::Match<u64>>)> = similar
             .par_iter()
             .filter_map(|u| {
                 let t = u.unit_type();
                 self.unit_index(t).map(|idx| {
-                    idx.search(u.body(), &options)
+                    idx.search_counted(u.body(), &options, counters)
                         .map(|m| (t, m))
                         .map_err(EngineError::index(t))
                 })

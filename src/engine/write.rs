@@ -232,23 +232,12 @@ impl IsccIndex {
                 if !seen.insert(*key) {
                     continue;
                 }
-                let Some(old) = w.get_entry(*key)? else {
+                let Some((change, n)) = remove_entry(w, *key)? else {
                     continue;
                 };
                 removed.insert(*key);
-                let units = stored_units_in_txn(&old)?;
-                for u in units.iter().filter(|u| u.unit_type().is_instance()) {
-                    w.remove_instance(u.body(), *key)?;
-                }
-                w.delete_entry(*key)?;
-                count_change(w, &units, &[])?;
-                w.journal(*key)?;
-                mappings += units.len();
-                changes.push(Change {
-                    key: *key,
-                    old_types: units.iter().map(Unit::unit_type).collect(),
-                    units: Vec::new(),
-                });
+                mappings += n;
+                changes.push(change);
             }
             Ok((changes, mappings, removed))
         })?;
@@ -302,10 +291,36 @@ fn rows_to_write<'a>(
         .collect()
 }
 
+/// Remove one entry in a write transaction: the row, its INSTANCE
+/// mappings, the per-type counts and a journal record. `None` when there is
+/// no such entry; else the change the unit indexes must follow and the
+/// number of index mappings the entry had.
+pub(super) fn remove_entry(
+    w: &mut StoreTxn<'_, '_>,
+    key: u64,
+) -> Result<Option<(Change, usize)>, StoreError> {
+    let Some(old) = w.get_entry(key)? else {
+        return Ok(None);
+    };
+    let units = stored_units_in_txn(&old)?;
+    for u in units.iter().filter(|u| u.unit_type().is_instance()) {
+        w.remove_instance(u.body(), key)?;
+    }
+    w.delete_entry(key)?;
+    count_change(w, &units, &[])?;
+    w.journal(key)?;
+    let change = Change {
+        key,
+        old_types: units.iter().map(Unit::unit_type).collect(),
+        units: Vec::new(),
+    };
+    Ok(Some((change, units.len())))
+}
+
 /// Store one entry in a write transaction: the row, its INSTANCE mappings,
 /// the per-type counts and the journal. `None` when the stored row is
 /// already identical; else the change the unit indexes must follow.
-fn write_entry(
+pub(super) fn write_entry(
     w: &mut StoreTxn<'_, '_>,
     key: u64,
     json: &[u8],

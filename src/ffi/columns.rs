@@ -54,6 +54,11 @@ pub struct ivdb_columns {
     /// ISCC-IDs whose INSTANCE unit matched, per query, ascending;
     /// `IVDB_ISCC_ID_LEN` bytes each.
     pub instance_ids: *const c_char,
+    /// Per query: members its similarity search looked at (rows scanned
+    /// plus graph nodes taken into HNSW candidate sets).
+    pub visited_members: *const u64,
+    /// Per query: distances its similarity search computed.
+    pub computed_distances: *const u64,
 }
 
 /// The arrays behind an `ivdb_columns` (which comes first, so a pointer to
@@ -72,6 +77,8 @@ struct Owned {
     unit_kept: Vec<bool>,
     instance_offsets: Vec<usize>,
     instance_ids: Vec<u8>,
+    visited_members: Vec<u64>,
+    computed_distances: Vec<u64>,
 }
 
 /// One ISCC-ID into a fixed-width column.
@@ -112,6 +119,8 @@ fn columns(results: &[IsccMatches], batch: bool) -> Result<*mut ivdb_columns, Fa
         unit_kept: vec![false; rows * types.len()],
         instance_offsets: Vec::with_capacity(results.len() + 1),
         instance_ids: Vec::new(),
+        visited_members: results.iter().map(|r| r.visited_members).collect(),
+        computed_distances: results.iter().map(|r| r.computed_distances).collect(),
     };
     for t in &types {
         // Unit type names hold no NUL.
@@ -157,6 +166,8 @@ fn columns(results: &[IsccMatches], batch: bool) -> Result<*mut ivdb_columns, Fa
         unit_kept: o.unit_kept.as_ptr(),
         instance_offsets: o.instance_offsets.as_ptr(),
         instance_ids: o.instance_ids.as_ptr().cast(),
+        visited_members: o.visited_members.as_ptr(),
+        computed_distances: o.computed_distances.as_ptr(),
     };
     Ok(Box::into_raw(Box::new(o)).cast::<ivdb_columns>())
 }
@@ -177,6 +188,8 @@ fn empty_view() -> ivdb_columns {
         unit_kept: std::ptr::null(),
         instance_offsets: std::ptr::null(),
         instance_ids: std::ptr::null(),
+        visited_members: std::ptr::null(),
+        computed_distances: std::ptr::null(),
     }
 }
 
@@ -259,6 +272,8 @@ mod tests {
                     hit(b, 0.3, &[("DATA-NONE-V0", 0.3)]),
                 ],
                 instance_matches: vec![a.to_string()],
+                visited_members: 40,
+                computed_distances: 52,
             },
             IsccMatches::default(),
         ];
@@ -269,6 +284,11 @@ mod tests {
         // SAFETY: the arrays hold the lengths the struct states.
         unsafe {
             assert_eq!(std::slice::from_raw_parts(c.offsets, 3), &[0, 2, 2]);
+            assert_eq!(std::slice::from_raw_parts(c.visited_members, 2), &[40, 0]);
+            assert_eq!(
+                std::slice::from_raw_parts(c.computed_distances, 2),
+                &[52, 0]
+            );
             let ids = std::slice::from_raw_parts(c.iscc_ids.cast::<u8>(), 2 * IVDB_ISCC_ID_LEN);
             assert_eq!(ids, format!("{a}{b}").as_bytes());
             assert_eq!(std::slice::from_raw_parts(c.distances, 2), &[0.0, 0.3]);

@@ -17,6 +17,7 @@ mod index;
 mod maintain;
 mod matches;
 mod status;
+mod store;
 
 use std::ffi::{c_char, CString};
 
@@ -27,10 +28,17 @@ pub use self::index::*;
 pub use self::maintain::*;
 pub use self::matches::{ivdb_match, ivdb_matches, ivdb_unit_score};
 pub use self::status::*;
+pub use self::store::*;
 
 /// Version of the C ABI. Bumped on every incompatible change; bindings
 /// refuse a library whose `ivdb_abi_version()` differs from the header's.
 pub const IVDB_ABI_VERSION: u32 = 1;
+
+/// Matches per query when a search passes `count` 0 (the library's
+/// default; bindings show it as their default).
+pub const IVDB_DEFAULT_COUNT: usize = 10;
+// The header needs a literal; this keeps it the engine's value.
+const _: () = assert!(IVDB_DEFAULT_COUNT == crate::engine::DEFAULT_COUNT);
 
 /// The library version (`Cargo.toml`), NUL-terminated.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");

@@ -13,7 +13,7 @@ use cxx::UniquePtr;
 use memmap2::Mmap;
 use usearch::ffi::{new_native_index, IndexOptions, MetricKind, NativeIndex, ScalarKind};
 
-use crate::metric::{usearch_metric, ROW_BITS, ROW_BYTES};
+use crate::metric::{metric_calls, usearch_metric, ROW_BITS, ROW_BYTES};
 
 /// Graph parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,14 @@ pub(crate) struct GraphParams {
     pub(crate) connectivity: usize,
     pub(crate) expansion_add: usize,
     pub(crate) expansion_search: usize,
+}
+
+/// The answer of a graph search and what it cost (see [`Hnsw::search`]).
+pub(crate) struct GraphHits {
+    pub(crate) keys: Vec<u64>,
+    pub(crate) distances: Vec<f32>,
+    pub(crate) visited: u64,
+    pub(crate) computed: u64,
 }
 
 pub(crate) struct Hnsw {
@@ -129,41 +137,53 @@ impl Hnsw {
         native(self.native.remove(key))
     }
 
+    /// Search, visiting only keys for which `keep` is true (usearch skips
+    /// the others while walking the graph, so `count` live results come
+    /// back even when many rows are filtered out). Also returns what the
+    /// walk cost: graph nodes taken into its candidate set (usearch asks
+    /// the filter once for each) and NPHD computations (counted by the
+    /// metric on this thread, where the whole walk runs).
     pub(crate) fn search(
         &self,
         row: &[u8; ROW_BYTES],
         count: usize,
-    ) -> NativeResult<(Vec<u64>, Vec<f32>)> {
-        let m = native(self.native.search_b1x8(row, count))?;
-        Ok((m.keys, m.distances))
-    }
-
-    /// Search, visiting only keys for which `keep` is true (usearch skips
-    /// the others while walking the graph, so `count` live results come
-    /// back even when many rows are filtered out).
-    pub(crate) fn filtered_search(
-        &self,
-        row: &[u8; ROW_BYTES],
-        count: usize,
-        keep: &(dyn Fn(u64) -> bool + Sync),
-    ) -> NativeResult<(Vec<u64>, Vec<f32>)> {
-        type Keep<'a> = &'a (dyn Fn(u64) -> bool + Sync);
-        extern "C" fn trampoline(key: u64, state: usize) -> bool {
-            // SAFETY: `state` is the address of the `Keep` below, which
-            // outlives the native call that invokes this function.
-            let keep = unsafe { &*(state as *const Keep<'_>) };
-            // A panic must not unwind into C++: treat it as "skip".
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| keep(key))).unwrap_or(false)
+        keep: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) -> NativeResult<GraphHits> {
+        struct Filter<'a> {
+            keep: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
+            asked: std::cell::Cell<u64>,
         }
-        let keep: Keep<'_> = keep;
-        let state = &keep as *const Keep<'_> as usize;
+        extern "C" fn trampoline(key: u64, state: usize) -> bool {
+            // SAFETY: `state` is the address of the `Filter` below, which
+            // outlives the native call that invokes this function on this
+            // thread.
+            let filter = unsafe { &*(state as *const Filter<'_>) };
+            filter.asked.set(filter.asked.get() + 1);
+            match filter.keep {
+                None => true,
+                // A panic must not unwind into C++: treat it as "skip".
+                Some(keep) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| keep(key)))
+                    .unwrap_or(false),
+            }
+        }
+        let filter = Filter {
+            keep,
+            asked: std::cell::Cell::new(0),
+        };
+        let state = &filter as *const Filter<'_> as usize;
+        let before = metric_calls();
         let m = native(self.native.filtered_search_b1x8(
             row,
             count,
             trampoline as *const () as usize,
             state,
         ))?;
-        Ok((m.keys, m.distances))
+        Ok(GraphHits {
+            keys: m.keys,
+            distances: m.distances,
+            visited: filter.asked.get(),
+            computed: metric_calls().wrapping_sub(before),
+        })
     }
 
     pub(crate) fn serialized_length(&self) -> usize {

@@ -5,6 +5,7 @@
 //! * [`bloom::ScalableBloom`]: the scalable bloom filter of the sharded index.
 
 pub mod bloom;
+mod counters;
 pub(crate) mod durable;
 pub(crate) mod flat;
 mod graph;
@@ -12,6 +13,7 @@ mod hnsw;
 mod sharded;
 mod unit;
 
+pub use counters::SearchCounters;
 pub use flat::Hit;
 pub use sharded::{
     BloomStats, KeyKind, Match, ShardKey, ShardedError, ShardedIndex, ShardedIndex128, ShardedIter,

@@ -133,6 +133,24 @@ pub fn nphd_rows(a: &[u8; ROW_BYTES], b: &[u8; ROW_BYTES]) -> f32 {
     diff as f32 / (64 * m) as f32
 }
 
+thread_local! {
+    /// Calls of the usearch metric on this thread (see [`metric_calls`]).
+    static METRIC_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times this thread has computed an NPHD for usearch. A graph
+/// search runs wholly on its calling thread, so the difference across one
+/// search is the distances that search computed (usearch's own
+/// `computed_distances`, which its Rust binding does not return).
+pub(crate) fn metric_calls() -> u64 {
+    METRIC_CALLS.with(std::cell::Cell::get)
+}
+
+#[inline(always)]
+fn count_metric_call() {
+    METRIC_CALLS.with(|c| c.set(c.get().wrapping_add(1)));
+}
+
 /// usearch's stateful metric signature: (row a, row b, state) -> distance.
 pub(crate) type UsearchMetric = unsafe extern "C" fn(usize, usize, usize) -> f32;
 
@@ -149,6 +167,7 @@ unsafe extern "C" fn usearch_nphd_portable(a: usize, b: usize, _state: usize) ->
             &*(b as *const [u8; ROW_BYTES]),
         )
     };
+    count_metric_call();
     nphd_rows(a, b)
 }
 
@@ -166,6 +185,7 @@ unsafe extern "C" fn usearch_nphd_popcnt(a: usize, b: usize, _state: usize) -> f
             &*(b as *const [u8; ROW_BYTES]),
         )
     };
+    count_metric_call();
     nphd_rows(a, b)
 }
 

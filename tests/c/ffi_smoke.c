@@ -113,6 +113,72 @@ static void threads_test(ivdb_index *idx, const char *code) {
     printf("threads: %d searches by 8 threads while 300 entries were added\n", total);
 }
 
+/* ---- the store of an index directory on its own ------------------------ */
+
+static void store_test(const char *code_entry) {
+    char dir[] = "/tmp/ivdb-store-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    ivdb_store *s = NULL;
+    ivdb_error *err = NULL;
+    ivdb_status st = ivdb_store_open(dir, "{\"durable\": false}", &s, &err);
+    CHECK(st == IVDB_OK && s != NULL, "store_open: %s", err ? ivdb_error_message(err) : "");
+    if (st != IVDB_OK) return;
+    const uint64_t key = 0x3A1B2C3D4E5F6071ull;
+    char *id = NULL;
+    st = ivdb_store_put_json(s, key, code_entry, &id, NULL);
+    CHECK(st == IVDB_OK && id != NULL && strncmp(id, "ISCC:", 5) == 0, "store_put");
+    char *json = NULL;
+    st = ivdb_store_get_json(s, key, &json, NULL);
+    CHECK(st == IVDB_OK && id && strstr(json, id) != NULL, "store_get holds %s", id);
+    ivdb_free_string(json);
+    st = ivdb_store_entries_json(s, 0, 10, &json, NULL);
+    CHECK(st == IVDB_OK && json[0] == '[' && strstr(json, id) != NULL, "store_entries");
+    ivdb_free_string(json);
+    st = ivdb_store_put_metadata_json(s, "note", "{\"a\": [1, 2]}", NULL);
+    CHECK(st == IVDB_OK, "put_metadata");
+    st = ivdb_store_get_metadata_json(s, "note", &json, NULL);
+    CHECK(st == IVDB_OK && strcmp(json, "{\"a\":[1,2]}") == 0, "get_metadata");
+    ivdb_free_string(json);
+    err = NULL;
+    st = ivdb_store_get_metadata_json(s, "absent", &json, &err);
+    expect_error(st, err, IVDB_NOT_FOUND, "absent", "metadata absent");
+    err = NULL;
+    st = ivdb_store_put_json(s, key, "{\"title\": 1}", NULL, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "neither iscc_code nor units", "store bad entry");
+    err = NULL;
+    st = ivdb_store_put_json(s, key, "{not json", NULL, &err);
+    expect_error(st, err, IVDB_INVALID_JSON, "entry_json", "store bad json");
+    /* The index writer of the directory is excluded while the store writes. */
+    ivdb_index *idx = NULL;
+    err = NULL;
+    st = ivdb_open(dir, NULL, &idx, &err);
+    expect_error(st, err, IVDB_LOCKED, dir, "index beside store");
+    bool deleted = false;
+    CHECK(ivdb_store_delete(s, key, &deleted, NULL) == IVDB_OK && deleted, "store_delete");
+    CHECK(ivdb_store_delete(s, key, &deleted, NULL) == IVDB_OK && !deleted, "delete twice");
+    st = ivdb_store_put_json(s, key, code_entry, NULL, NULL);
+    CHECK(st == IVDB_OK, "put again");
+    CHECK(ivdb_store_close(s, NULL) == IVDB_OK, "store_close");
+    CHECK(ivdb_store_close(NULL, NULL) == IVDB_OK, "store_close NULL");
+    err = NULL;
+    st = ivdb_store_get_json(NULL, key, &json, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "store is NULL", "null store");
+    /* An index opened now finds the stored entry by search. */
+    st = ivdb_open(dir, NULL, &idx, NULL);
+    CHECK(st == IVDB_OK, "open after store");
+    if (st == IVDB_OK) {
+        char *m = NULL;
+        st = ivdb_search_json(idx, code_entry, 10, false, &m, NULL);
+        CHECK(st == IVDB_OK && id && strstr(m, id) != NULL, "index finds the stored entry");
+        ivdb_free_string(m);
+        ivdb_close(idx, NULL);
+    }
+    ivdb_free_string(id);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s corpus.jsonl\n", argv[0]);
@@ -199,6 +265,9 @@ int main(int argc, char **argv) {
                 CHECK(c->distances[r] >= 0.0f && c->distances[r] <= 1.0f, "distance");
             }
             CHECK(found, "columns hold %s", first_id);
+            CHECK(c->computed_distances[0] >= c->rows && c->visited_members[0] > 0,
+                  "search counters %llu/%llu", (unsigned long long)c->visited_members[0],
+                  (unsigned long long)c->computed_distances[0]);
             CHECK(c->unit_types > 0 && strstr(c->unit_type_names[0], "-V0") != NULL, "unit types");
             ivdb_free_columns(c);
         }
@@ -336,6 +405,8 @@ int main(int argc, char **argv) {
     CHECK(st == IVDB_OK && strstr(out, "\"kind\"") != NULL, "explain id");
     ivdb_free_string(out);
     CHECK(out != NULL, "explain output");
+
+    store_test("{\"iscc_code\": \"ISCC:KACYPXW445FTYNJ3CYSXHAFJMA2HUWULUNRFE3BLHRSCXYH2M5AEGQY\"}");
 
     /* Every free function takes NULL. */
     ivdb_free_string(NULL);

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::shard::Shard;
 use super::tombstones::Tombstones;
 use super::{ShardKey, ShardedError, ShardedIndex};
-use crate::index::{Hit, SearchOptions};
+use crate::index::{Hit, SearchCounters, SearchOptions};
 
 impl<K: ShardKey> ShardedIndex<K> {
     fn snapshot(&self) -> (Vec<Arc<Shard>>, Arc<Tombstones>, HashSet<u32>) {
@@ -70,6 +70,17 @@ impl<K: ShardKey> ShardedIndex<K> {
         query: &[u8],
         options: &SearchOptions,
     ) -> Result<Vec<Match<K>>, ShardedError> {
+        self.search_counted(query, options, &SearchCounters::default())
+    }
+
+    /// [`ShardedIndex::search`], adding what the search cost in every
+    /// shard to `counters`.
+    pub fn search_counted(
+        &self,
+        query: &[u8],
+        options: &SearchOptions,
+        counters: &SearchCounters,
+    ) -> Result<Vec<Match<K>>, ShardedError> {
         self.check_open()?;
         let body = self.query_body(query)?;
         let unit = self.unit_options(options);
@@ -84,7 +95,7 @@ impl<K: ShardKey> ShardedIndex<K> {
                     None
                 };
                 s.index
-                    .search_filtered(&body, &unit, filter)
+                    .search_counted(&body, &unit, filter, counters)
                     .map(|hits| (Arc::clone(s), hits))
             })
             .collect::<Result<_, _>>()?;
@@ -97,6 +108,18 @@ impl<K: ShardKey> ShardedIndex<K> {
         &self,
         queries: &[B],
         options: &SearchOptions,
+    ) -> Result<Vec<Vec<Match<K>>>, ShardedError> {
+        let counters: Vec<SearchCounters> = queries.iter().map(|_| Default::default()).collect();
+        self.search_batch_counted(queries, options, &counters)
+    }
+
+    /// [`ShardedIndex::search_batch`], adding what each query's search cost
+    /// to its element of `counters` (one per query).
+    pub fn search_batch_counted<B: AsRef<[u8]> + Sync>(
+        &self,
+        queries: &[B],
+        options: &SearchOptions,
+        counters: &[SearchCounters],
     ) -> Result<Vec<Vec<Match<K>>>, ShardedError> {
         self.check_open()?;
         let bodies: Vec<Vec<u8>> = queries
@@ -114,7 +137,9 @@ impl<K: ShardKey> ShardedIndex<K> {
             } else {
                 None
             };
-            let results = s.index.search_batch_filtered(&bodies, &unit, filter)?;
+            let results = s
+                .index
+                .search_batch_counted(&bodies, &unit, filter, counters)?;
             for (q, hits) in per_query.iter_mut().zip(results) {
                 q.push((Arc::clone(s), hits));
             }

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::{hits, row_of, IndexError, SearchOptions, State, UnitIndex};
 use crate::index::flat::{Hit, Keep, ScanQuery};
+use crate::index::SearchCounters;
 use crate::metric::Row;
 
 impl UnitIndex {
@@ -42,16 +43,29 @@ impl UnitIndex {
         options: &SearchOptions,
         keep: Option<Keep<'_>>,
     ) -> Result<Vec<Hit>, IndexError> {
+        self.search_counted(query, options, keep, &SearchCounters::default())
+    }
+
+    /// [`UnitIndex::search_filtered`], adding what the search cost to
+    /// `counters` (see [`SearchCounters`]).
+    pub fn search_counted(
+        &self,
+        query: &[u8],
+        options: &SearchOptions,
+        keep: Option<Keep<'_>>,
+        counters: &SearchCounters,
+    ) -> Result<Vec<Hit>, IndexError> {
         let row = row_of(None, query, 256)?;
         self.ensure_graph(options)?;
+        let search = |state: &State| self.search_row(state, &row, options, keep, counters);
         if let Some(ef) = options
             .expansion_search
             .filter(|_| options.exact != Some(true))
         {
-            return self.with_expansion(ef, |state| self.search_row(state, &row, options, keep));
+            return self.with_expansion(ef, search);
         }
         let state = self.read();
-        self.search_row(&state, &row, options, keep)
+        search(&state)
     }
 
     fn use_exact(state: &State, options: &SearchOptions) -> bool {
@@ -66,8 +80,12 @@ impl UnitIndex {
         row: &Row,
         options: &SearchOptions,
         keep: Option<Keep<'_>>,
+        counters: &SearchCounters,
     ) -> Result<Vec<Hit>, IndexError> {
         let exact = |state: &State| {
+            // The scan compares the query with every row.
+            let rows = state.flat.len() as u64;
+            counters.add(rows, rows);
             state.flat.search(
                 self.kernel,
                 &ScanQuery::new(row),
@@ -84,12 +102,11 @@ impl UnitIndex {
         }
         let graph = state.graph.get()?;
         let _slot = self.slots.acquire();
-        let found = match keep {
-            Some(keep) => graph.filtered_search(&row.0, options.count, keep),
-            None => graph.search(&row.0, options.count),
-        };
-        Ok(match found {
-            Ok((keys, distances)) => hits(keys, distances, options.max_distance),
+        Ok(match graph.search(&row.0, options.count, keep) {
+            Ok(found) => {
+                counters.add(found.visited, found.computed);
+                hits(found.keys, found.distances, options.max_distance)
+            }
             // usearch only fails a search on exhausted resources; the exact
             // scan is always correct.
             Err(_) => exact(state),
@@ -134,6 +151,26 @@ impl UnitIndex {
         options: &SearchOptions,
         keep: Option<Keep<'_>>,
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        let counters: Vec<SearchCounters> = queries.iter().map(|_| Default::default()).collect();
+        self.search_batch_counted(queries, options, keep, &counters)
+    }
+
+    /// [`UnitIndex::search_batch_filtered`], adding what each query's
+    /// search cost to its element of `counters` (one per query).
+    pub fn search_batch_counted<B: AsRef<[u8]> + Sync>(
+        &self,
+        queries: &[B],
+        options: &SearchOptions,
+        keep: Option<Keep<'_>>,
+        counters: &[SearchCounters],
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        if counters.len() != queries.len() {
+            return Err(IndexError::Option(format!(
+                "{} counters for {} queries",
+                counters.len(),
+                queries.len()
+            )));
+        }
         let rows: Vec<Row> = queries
             .iter()
             .map(|q| row_of(None, q.as_ref(), 256))
@@ -144,11 +181,12 @@ impl UnitIndex {
                 .expansion_search
                 .filter(|_| options.exact != Some(true))
             {
-                return self
-                    .with_expansion(ef, |state| self.batch_rows(state, &rows, options, keep));
+                return self.with_expansion(ef, |state| {
+                    self.batch_rows(state, &rows, options, keep, counters)
+                });
             }
             let state = self.read();
-            self.batch_rows(&state, &rows, options, keep)
+            self.batch_rows(&state, &rows, options, keep, counters)
         };
         match options.threads {
             Some(n) => rayon::ThreadPoolBuilder::new()
@@ -166,8 +204,13 @@ impl UnitIndex {
         rows: &[Row],
         options: &SearchOptions,
         keep: Option<Keep<'_>>,
+        counters: &[SearchCounters],
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
         if (Self::use_exact(state, options) || state.deferred) && options.count > 0 {
+            let scanned = state.flat.len() as u64;
+            for c in counters {
+                c.add(scanned, scanned);
+            }
             // Chunks of queries share each cached block of rows.
             const CHUNK: usize = 16;
             let queries: Vec<ScanQuery> = rows.iter().map(ScanQuery::new).collect();
@@ -185,7 +228,8 @@ impl UnitIndex {
                 .collect());
         }
         rows.par_iter()
-            .map(|row| self.search_row(state, row, options, keep))
+            .zip(counters)
+            .map(|(row, c)| self.search_row(state, row, options, keep, c))
             .collect()
     }
 }
