@@ -284,6 +284,12 @@ type Match struct {
 type Matches struct {
 	Matches         []Match  `json:"matches"`
 	InstanceMatches []string `json:"instance_matches"`
+	// VisitedMembers counts the rows scanned plus the graph nodes taken into
+	// HNSW candidate sets, over every unit type and shard searched.
+	VisitedMembers uint64 `json:"visited_members"`
+	// ComputedDistances counts the distances computed (rows scanned plus the
+	// NPHD computations of graph walks).
+	ComputedDistances uint64 `json:"computed_distances"`
 }
 
 func (ix *Index) searchJSON(q any, o SearchOptions) (string, error) {

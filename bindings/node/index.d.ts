@@ -56,6 +56,10 @@ export interface Match {
 export interface Matches {
   matches: Match[];
   instance_matches: string[];
+  /** Rows scanned plus graph nodes taken into HNSW candidate sets. */
+  visited_members: number;
+  /** Distances computed (rows scanned plus NPHD computations of graph walks). */
+  computed_distances: number;
 }
 
 export class IsccIndex {

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, add_all, query_of
 
 import iscc_vdb
-from iscc_vdb import IsccIndex, IsccMatch, IsccMatches
+from iscc_vdb import IsccBatchMatches, IsccIndex, IsccMatch, IsccMatches
 
 
 def test_corpus_lifecycle(tmp_path: Path, corpus: list[dict]) -> None:
@@ -64,3 +64,24 @@ def test_results_equal_the_rust_engines(corpus: list[dict]) -> None:
             # fixture prints the shortest decimal of each f32).
             assert [f32(m) for m in got] == [f32(m) for m in want], f"query {i}"
             assert got.instance_matches == want.instance_matches, f"query {i}"
+            # An exact search computes one distance per stored row of each
+            # queried unit type: the counts the Rust engine reported.
+            assert got.computed_distances == want.computed_distances > 0, f"query {i}"
+            assert got.visited_members == want.visited_members, f"query {i}"
+
+
+def test_batch_counters_are_the_sums_of_their_queries(corpus: list[dict]) -> None:
+    with IsccIndex(exact_threshold=0) as ix:
+        add_all(ix, corpus)
+        codes = [r["iscc_code"] for r in corpus[:40] if r.get("iscc_code")][:8]
+        batch = ix.search(iscc_codes=codes, count=5)
+        assert isinstance(batch, IsccBatchMatches)
+        singles = [ix.search(iscc_codes=c, count=5) for c in codes]
+        # The graph walk is deterministic: one query alone or in a batch
+        # walks the same nodes.
+        for one, q in zip(singles, batch, strict=True):
+            assert isinstance(one, IsccMatches)
+            assert 0 < q.visited_members <= q.computed_distances
+            assert q.computed_distances == one.computed_distances
+        assert batch.computed_distances == sum(q.computed_distances for q in singles)
+        assert batch.visited_members == sum(q.visited_members for q in singles)

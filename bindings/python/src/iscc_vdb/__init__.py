@@ -1,6 +1,6 @@
 """iscc_vdb: nearest-neighbour search for ISCC codes (ISO 24138).
 
-The Python library of iscc-vdb: the spec's ``IsccIndex`` over the engine's
+The Python library of iscc-vdb: the spec's ``IsccIndex`` and ``IsccStore`` over the engine's
 C ABI (``libiscc_vdb``, bundled in this package), as fast as the engine
 beneath it. See :class:`IsccIndex`.
 """
@@ -22,11 +22,13 @@ from .errors import (
     ReadOnlyError,
     WrongRealmError,
 )
-from .index import IsccIndex, explain, version
+from .index import DEFAULT_COUNT, IsccIndex, explain, version
 from .matches import IsccBatchMatches, IsccMatch, IsccMatches, UnitMatches, UnitScore
+from .store import IsccStore
 
 __all__ = [
     "ABI_VERSION",
+    "DEFAULT_COUNT",
     "STATUS",
     "ClosedError",
     "CorruptError",
@@ -41,6 +43,7 @@ __all__ = [
     "IsccIndex",
     "IsccMatch",
     "IsccMatches",
+    "IsccStore",
     "IsccVdbError",
     "LockedError",
     "NotFoundError",

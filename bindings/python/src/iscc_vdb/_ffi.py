@@ -70,6 +70,10 @@ _TYPES: dict[str, Any] = {
     "const ivdb_error*": ctypes.c_void_p,
     "ivdb_error**": _VOIDP_PP,
     "ivdb_columns*": ctypes.c_void_p,
+    "uint64_t": ctypes.c_uint64,
+    "ivdb_store*": ctypes.c_void_p,
+    "const ivdb_store*": ctypes.c_void_p,
+    "ivdb_store**": _VOIDP_PP,
     "ivdb_columns**": _VOIDP_PP,
 }
 
@@ -79,6 +83,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "bool": ctypes.c_bool,
     "size_t": ctypes.c_size_t,
     "const size_t*": ctypes.c_void_p,
+    "const uint64_t*": ctypes.c_void_p,
     "const char*": ctypes.c_void_p,
     "const char*const*": ctypes.POINTER(ctypes.c_char_p),
     "const float*": ctypes.c_void_p,
@@ -162,6 +167,15 @@ class _C:
     error_message = declare("ivdb_error_message")
     error_free = declare("ivdb_error_free")
     free_string = declare("ivdb_free_string")
+    store_open = declare("ivdb_store_open")
+    store_close = declare("ivdb_store_close")
+    store_put_json = declare("ivdb_store_put_json")
+    store_get_json = declare("ivdb_store_get_json")
+    store_delete = declare("ivdb_store_delete")
+    store_entries_json = declare("ivdb_store_entries_json")
+    store_get_metadata_json = declare("ivdb_store_get_metadata_json")
+    store_put_metadata_json = declare("ivdb_store_put_metadata_json")
+    store_info_json = declare("ivdb_store_info_json")
 
 
 C = _C

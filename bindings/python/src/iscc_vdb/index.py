@@ -8,43 +8,24 @@ engine decides: defaults, limits and validation live there.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
-import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from ._ffi import STATUS, C, status_name, take_string
-from .errors import IsccVdbError, NotFoundError, closed, error_of
+from ._ffi import DEFINES, C
+from ._handle import Handle, check, encode_json, take_json
+from .errors import IsccVdbError, NotFoundError
 from .matches import IsccBatchMatches, IsccMatches, rows_of
 
-_OK = STATUS["IVDB_OK"]
-
-
-def _check(status: int, err: ctypes.c_void_p) -> None:
-    """Raise the error of a failed call (and free its error object)."""
-    if status == _OK:
-        return
-    message = ""
-    if err.value:
-        raw = C.error_message(err)
-        message = raw.decode("utf-8", "replace") if raw else ""
-        C.error_free(err)
-    raise error_of(status, status_name(status), message)
+#: Matches per query when a search does not say (the library's default).
+DEFAULT_COUNT: int = DEFINES["IVDB_DEFAULT_COUNT"]
 
 
 def _text(value: str, what: str) -> bytes:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     return value.encode("utf-8")
-
-
-def _json(value: Any, what: str) -> bytes:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{what}: not representable as JSON: {e}") from None
 
 
 def _request(
@@ -80,7 +61,7 @@ def _request(
         request["iscc_codes"] = iscc_codes if isinstance(iscc_codes, str) else list(iscc_codes)
     if count is not None:
         request["count"] = count
-    return _json(request, "query")
+    return encode_json(request, "query")
 
 
 class IsccIndex:
@@ -94,7 +75,7 @@ class IsccIndex:
     :class:`~iscc_vdb.ClosedError`.
     """
 
-    _handle: ctypes.c_void_p | None
+    _h: Handle
 
     def __init__(
         self,
@@ -118,21 +99,9 @@ class IsccIndex:
         if realm_id is not None:
             options["realm"] = realm_id
         read_only = bool(options.pop("read_only", False))
-        self._adopt(path, options, None)
-        self._handle = self._open(read_only)
-
-    def _adopt(
-        self,
-        path: str | os.PathLike[str] | None,
-        options: dict[str, Any],
-        handle: ctypes.c_void_p | None,
-    ) -> None:
-        """The state of a handle on ``path`` (None: in memory)."""
-        self._lock = threading.Condition()
-        self._calls = 0
         self._path = path
         self._options = options
-        self._handle = handle
+        self._h = Handle(self._open(read_only), C.close)
 
     def _open(self, read_only: bool) -> ctypes.c_void_p:
         """A handle on this index's path (or a new in-memory index)."""
@@ -145,10 +114,10 @@ class IsccIndex:
                 raise ValueError("an in-memory index cannot be opened read-only")
             status = C.open_read_only(cpath, ctypes.byref(handle), ctypes.byref(err))
         else:
-            options = _json(self._options, "options")
+            options = encode_json(self._options, "options")
             status = C.open(cpath, options, ctypes.byref(handle), ctypes.byref(err))
         try:
-            _check(status, err)
+            check(status, err)
         except IsccVdbError as e:
             # The engine's options grammar refuses unknown fields: in Python
             # that is an unexpected keyword argument.
@@ -171,34 +140,6 @@ class IsccIndex:
         except NotFoundError:
             return None
 
-    # ---- calls -----------------------------------------------------------
-
-    def _enter(self) -> ctypes.c_void_p:
-        with self._lock:
-            if self._handle is None:
-                raise closed()
-            self._calls += 1
-            return self._handle
-
-    def _leave(self) -> None:
-        with self._lock:
-            self._calls -= 1
-            if self._calls == 0:
-                self._lock.notify_all()
-
-    def _call(self, fn: Any, *args: Any) -> None:
-        handle = self._enter()
-        try:
-            err = ctypes.c_void_p()
-            _check(fn(handle, *args, ctypes.byref(err)), err)
-        finally:
-            self._leave()
-
-    def _json_call(self, fn: Any, *args: Any) -> Any:
-        out = ctypes.c_void_p()
-        self._call(fn, *args, ctypes.byref(out))
-        return json.loads(take_string(out))
-
     # ---- the spec's API ----------------------------------------------------
 
     def add(self, entries: dict[str, Any] | Sequence[dict[str, Any]]) -> list[str]:
@@ -206,7 +147,7 @@ class IsccIndex:
         ISCC-IDs in order. An entry has ``iscc_code`` and/or ``units``
         (units win when not empty), optionally ``iscc_id`` and any other
         fields; what :meth:`get` returns can be added as it is."""
-        ids: list[str] = self._json_call(C.add_json, _json(entries, "entries"))
+        ids: list[str] = self._h.json(C.add_json, encode_json(entries, "entries"))
         return ids
 
     def get(
@@ -220,7 +161,7 @@ class IsccIndex:
 
     def _get_one(self, iscc_id: str) -> dict[str, Any] | None:
         try:
-            entry: dict[str, Any] = self._json_call(C.get_json, _text(iscc_id, "iscc_id"))
+            entry: dict[str, Any] = self._h.json(C.get_json, _text(iscc_id, "iscc_id"))
             return entry
         except NotFoundError:
             return None
@@ -229,7 +170,7 @@ class IsccIndex:
         self,
         iscc_codes: str | Sequence[str] | None = None,
         units: Sequence[str] | Sequence[Sequence[str]] | None = None,
-        count: int | None = None,
+        count: int = DEFAULT_COUNT,
         exact: bool = False,
     ) -> IsccMatches | IsccBatchMatches:
         """Find the entries most similar to the query.
@@ -237,11 +178,11 @@ class IsccIndex:
         ``iscc_codes`` is one ISCC-CODE (an :class:`IsccMatches` comes back)
         or a list of them (an :class:`IsccBatchMatches`); ``units`` is one
         query's ISCC-UNITs or a list of such lists, and wins over
-        ``iscc_codes``. ``count`` matches per query (None: the library's
-        default, 10); ``exact`` searches exhaustively.
+        ``iscc_codes``. ``count`` matches per query (default
+        ``DEFAULT_COUNT``, the library's: 10); ``exact`` searches exhaustively.
         """
         out = ctypes.c_void_p()
-        self._call(
+        self._h.call(
             C.search_columns, _request(iscc_codes, units, count, exact), 0, False, ctypes.byref(out)
         )
         rows = rows_of(out.value or 0)
@@ -255,20 +196,20 @@ class IsccIndex:
         ids = [iscc_ids] if isinstance(iscc_ids, str) else list(iscc_ids)
         array = (ctypes.c_char_p * len(ids))(*[_text(i, "iscc_ids[]") for i in ids])
         removed = ctypes.c_size_t()
-        self._call(C.remove, array, len(ids), ctypes.byref(removed))
+        self._h.call(C.remove, array, len(ids), ctypes.byref(removed))
         return int(removed.value)
 
     def rebuild(self) -> None:
         """Recreate every derived index from the stored entries, then save."""
-        self._call(C.rebuild)
+        self._h.call(C.rebuild)
 
     def save(self) -> None:
         """Persist the unit indexes (entries are durable on every add)."""
-        self._call(C.save)
+        self._h.call(C.save)
 
     def info(self) -> dict[str, Any]:
         """Figures of the index: size, unit types, per-type counts, realm, …"""
-        info: dict[str, Any] = self._json_call(C.info_json)
+        info: dict[str, Any] = self._h.json(C.info_json)
         return info
 
     @property
@@ -297,49 +238,35 @@ class IsccIndex:
     def _reopen(self, read_only: bool) -> None:
         if self._path is None:
             raise ValueError("an in-memory index has no files to load or view")
-        with self._lock:
-            if self._handle is None:
-                raise closed()
-            while self._calls > 0:
-                self._lock.wait()
-            handle, self._handle = self._handle, None
-            err = ctypes.c_void_p()
-            _check(C.close(handle, ctypes.byref(err)), err)
-            # On failure the index stays closed (the old handle is gone).
-            self._handle = self._open(read_only)
+        self._h.replace(lambda: self._open(read_only))
 
     def copy(self) -> IsccIndex:
         """A new in-memory index with the same parameters, realm and entries
         (removed when closed)."""
         out = ctypes.c_void_p()
-        self._call(C.copy, ctypes.byref(out))
+        self._h.call(C.copy, ctypes.byref(out))
         twin = IsccIndex.__new__(IsccIndex)
-        twin._adopt(None, dict(self._options), out)
+        twin._path = None
+        twin._options = dict(self._options)
+        twin._h = Handle(out, C.close)
         return twin
 
     def compact(self) -> int:
         """Rewrite the unit indexes without the rows left by updates and
         removals, then save; returns the rows dropped."""
         dropped = ctypes.c_size_t()
-        self._call(C.compact, ctypes.byref(dropped))
+        self._h.call(C.compact, ctypes.byref(dropped))
         return int(dropped.value)
 
     def close(self) -> None:
         """Save (when writable) and release the index, after the calls in
         flight end. Closing twice is fine."""
-        with self._lock:
-            handle, self._handle = self._handle, None
-            if handle is None:
-                return
-            while self._calls > 0:
-                self._lock.wait()
-        err = ctypes.c_void_p()
-        _check(C.close(handle, ctypes.byref(err)), err)
+        self._h.close()
 
     @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
-        return self._handle is None
+        return self._h.closed
 
     def __enter__(self) -> IsccIndex:
         return self
@@ -356,7 +283,7 @@ class IsccIndex:
         # A forgotten index is closed (and saved) when collected; errors
         # cannot be raised from here.
         try:
-            if getattr(self, "_handle", None) is not None:
+            if getattr(self, "_h", None) is not None:
                 self.close()
         except Exception:
             pass
@@ -369,8 +296,8 @@ def explain(iscc: str) -> dict[str, Any]:
     """Decode any ISCC (code, unit, ISCC-ID) into its fields."""
     out = ctypes.c_void_p()
     err = ctypes.c_void_p()
-    _check(C.explain_json(_text(iscc, "iscc"), ctypes.byref(out), ctypes.byref(err)), err)
-    value: dict[str, Any] = json.loads(take_string(out))
+    check(C.explain_json(_text(iscc, "iscc"), ctypes.byref(out), ctypes.byref(err)), err)
+    value: dict[str, Any] = take_json(out)
     return value
 
 

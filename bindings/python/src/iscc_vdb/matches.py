@@ -136,6 +136,12 @@ class _Rows:
         k = self._array("unit_kept", ctypes.c_bool, np.bool_, n).reshape(shape)
         return d, k
 
+    def counters(self, q: int) -> tuple[int, int]:
+        """(visited_members, computed_distances) of query ``q``."""
+        visited = self._array("visited_members", ctypes.c_uint64, np.uint64, self.queries)
+        computed = self._array("computed_distances", ctypes.c_uint64, np.uint64, self.queries)
+        return int(visited[q]), int(computed[q])
+
     def instance_ids(self, q: int) -> list[str]:
         offsets = self._array("instance_offsets", ctypes.c_size_t, np.uintp, self.queries + 1)
         lo, hi = int(offsets[q]), int(offsets[q + 1])
@@ -149,12 +155,22 @@ class IsccMatches:
     """The results of one query, best first. Arrays and :class:`IsccMatch`
     objects are made when first read."""
 
-    __slots__ = ("_hi", "_instance_json", "_lo", "_matches", "_q", "_rows", "_unit_matches")
+    __slots__ = (
+        "_counters_json",
+        "_hi",
+        "_instance_json",
+        "_lo",
+        "_matches",
+        "_q",
+        "_rows",
+        "_unit_matches",
+    )
 
     def __init__(self, rows: _Rows | list[IsccMatch], q: int = 0) -> None:
         self._matches: list[IsccMatch] | None = None
         self._unit_matches: dict[str, UnitMatches] | None = None
         self._instance_json: list[str] = []
+        self._counters_json = (0, 0)
         if isinstance(rows, list):
             self._rows: _Rows | None = None
             self._matches = rows
@@ -169,6 +185,10 @@ class IsccMatches:
         """Results from the engine's JSON form (``ivdb_search_json``)."""
         out = IsccMatches([IsccMatch.from_json(m) for m in value.get("matches", [])])
         out._instance_json = list(value.get("instance_matches", []))
+        out._counters_json = (
+            int(value.get("visited_members", 0)),
+            int(value.get("computed_distances", 0)),
+        )
         return out
 
     @property
@@ -191,6 +211,23 @@ class IsccMatches:
         if self._rows is None:
             return list(self._instance_json)
         return self._rows.instance_ids(self._q)
+
+    @property
+    def visited_members(self) -> int:
+        """Members the search looked at over every unit type and shard: rows
+        of exact scans plus graph nodes the HNSW walks took into their
+        candidate sets (counted by the engine as it searched)."""
+        if self._rows is None:
+            return self._counters_json[0]
+        return self._rows.counters(self._q)[0]
+
+    @property
+    def computed_distances(self) -> int:
+        """Distances the search computed: rows of exact scans plus the NPHD
+        computations of HNSW walks."""
+        if self._rows is None:
+            return self._counters_json[1]
+        return self._rows.counters(self._q)[1]
 
     @property
     def matches(self) -> list[IsccMatch]:
@@ -284,6 +321,16 @@ class IsccBatchMatches:
     def instance_matches(self) -> list[list[str]]:
         """Per query, its INSTANCE matches."""
         return [q.instance_matches for q in self._queries]
+
+    @property
+    def visited_members(self) -> int:
+        """Members looked at, summed over the queries."""
+        return sum(q.visited_members for q in self._queries)
+
+    @property
+    def computed_distances(self) -> int:
+        """Distances computed, summed over the queries."""
+        return sum(q.computed_distances for q in self._queries)
 
     @property
     def unit_matches(self) -> dict[str, list[UnitMatches]]:
