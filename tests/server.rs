@@ -392,11 +392,14 @@ fn rest_api_end_to_end() {
     let info = ok(c.post("/rebuild", &json!({})));
     assert_eq!(info["size"], 1999);
     let again = ok(c.post("/search", &json!({"iscc_codes": codes, "count": 10})));
-    assert_eq!(
-        again.as_array().unwrap()[5],
-        batch[5],
-        "rebuild keeps results"
-    );
+    // The same matches; their cost may fall (the rebuild drops dead rows).
+    for field in ["matches", "instance_matches"] {
+        assert_eq!(
+            again.as_array().unwrap()[5][field],
+            batch[5][field],
+            "rebuild keeps results"
+        );
+    }
     let info = ok(c.post("/save", &json!({})));
     assert_eq!(info["journal_pending"], 0);
 
