@@ -131,7 +131,7 @@ def python_overhead(data: list[dict[str, Any]], fig: dict[str, float]) -> None:
     queries = [e["iscc_code"] for e in small] * 500
     with iscc_vdb.IsccIndex(durable=False) as ix:
         ix.add(small)
-        handle = ix._handle
+        handle = ix._h.handle
         requests = [json.dumps({"iscc_codes": q, "count": 10}).encode() for q in queries]
 
         def bare() -> None:

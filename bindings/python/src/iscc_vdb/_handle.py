@@ -48,30 +48,43 @@ class Handle:
     (the GIL is released inside), ``close`` waits for the calls in flight,
     then releases it with ``release(handle, err)``."""
 
-    __slots__ = ("_calls", "_lock", "_release", "handle")
+    __slots__ = ("_calls", "_lock", "_release", "_waiting", "handle")
 
     def __init__(
         self, handle: ctypes.c_void_p, release: Callable[[ctypes.c_void_p, Any], int]
     ) -> None:
-        self._lock = threading.Condition()
+        self._lock = threading.Condition(threading.Lock())
         self._calls = 0
+        # Threads waiting in close/replace for the calls in flight: a call
+        # only notifies when someone waits (the common call pays no notify).
+        self._waiting = 0
         self._release = release
         self.handle: ctypes.c_void_p | None = handle
 
     def enter(self) -> ctypes.c_void_p:
         """Count a call in; the live handle (ClosedError after close)."""
         with self._lock:
-            if self.handle is None:
+            handle = self.handle
+            if handle is None:
                 raise closed()
             self._calls += 1
-            return self.handle
+            return handle
 
     def leave(self) -> None:
         """Count a call out."""
         with self._lock:
             self._calls -= 1
-            if self._calls == 0:
+            if self._waiting and self._calls == 0:
                 self._lock.notify_all()
+
+    def _drain(self) -> None:
+        """Wait (holding the lock) until no call is in flight."""
+        self._waiting += 1
+        try:
+            while self._calls > 0:
+                self._lock.wait()
+        finally:
+            self._waiting -= 1
 
     def call(self, fn: Any, *args: Any) -> None:
         """``fn(handle, *args, &err)``, raising its error."""
@@ -95,8 +108,7 @@ class Handle:
             handle, self.handle = self.handle, None
             if handle is None:
                 return None
-            while self._calls > 0:
-                self._lock.wait()
+            self._drain()
             return handle
 
     def replace(self, reopen: Callable[[], ctypes.c_void_p]) -> None:
@@ -106,8 +118,7 @@ class Handle:
         with self._lock:
             if self.handle is None:
                 raise closed()
-            while self._calls > 0:
-                self._lock.wait()
+            self._drain()
             handle, self.handle = self.handle, None
             err = ctypes.c_void_p()
             check(self._release(handle, ctypes.byref(err)), err)

@@ -18,6 +18,8 @@ from ._handle import Handle, check, encode_json, take_json
 from .errors import IsccVdbError, NotFoundError
 from .matches import IsccBatchMatches, IsccMatches, rows_of
 
+_search_columns = C.search_columns
+
 #: Matches per query when a search does not say (the library's default).
 DEFAULT_COUNT: int = DEFINES["IVDB_DEFAULT_COUNT"]
 
@@ -181,10 +183,21 @@ class IsccIndex:
         ``iscc_codes``. ``count`` matches per query (default
         ``DEFAULT_COUNT``, the library's: 10); ``exact`` searches exhaustively.
         """
+        request = _request(iscc_codes, units, count, exact)
         out = ctypes.c_void_p()
-        self._h.call(
-            C.search_columns, _request(iscc_codes, units, count, exact), 0, False, ctypes.byref(out)
-        )
+        err = ctypes.c_void_p()
+        # The hot path, written out: one count in, the call (GIL released),
+        # one count out.
+        h = self._h
+        handle = h.enter()
+        try:
+            status = _search_columns(
+                handle, request, 0, False, ctypes.byref(out), ctypes.byref(err)
+            )
+        finally:
+            h.leave()
+        if status:
+            check(status, err)
         rows = rows_of(out.value or 0)
         if rows.batch:
             return IsccBatchMatches.of_rows(rows, count)

@@ -11,7 +11,6 @@ read, so a search costs Python little more than the call itself.
 from __future__ import annotations
 
 import ctypes
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,13 +78,22 @@ class _Rows:
     """All rows of one search (one query or a batch), read from the
     library's columns on demand; the columns are released with this."""
 
+    __slots__ = ("_address", "_c", "_cache", "batch", "queries", "rows")
+
     def __init__(self, address: int) -> None:
-        self._c = Columns.from_address(address)
-        self._free = weakref.finalize(self, C.free_columns, address)
-        self.batch: bool = self._c.batch
-        self.queries: int = self._c.queries
-        self.rows: int = self._c.rows
+        self._address = address
+        c = Columns.from_address(address)
+        self._c = c
+        self.batch: bool = c.batch
+        self.queries: int = c.queries
+        self.rows: int = c.rows
         self._cache: dict[str, Any] = {}
+
+    def __del__(self, _free: Any = C.free_columns) -> None:
+        # Every array read from the columns is a copy, so the library's
+        # memory can go with the last object that reads from it (the
+        # default argument keeps the function reachable at shutdown).
+        _free(self._address)
 
     def _array(self, name: str, ctype: Any, dtype: Any, count: int) -> Any:
         if name not in self._cache:
