@@ -1,0 +1,224 @@
+//! `ivdb-bench engine`: the ISCC index with whole entries.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use iscc_vdb::testing::dataset::Dataset;
+
+use crate::support::*;
+
+#[derive(clap::Args)]
+pub(crate) struct EngineArgs {
+    /// Entries.
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    /// Queries.
+    #[arg(long, default_value_t = 1_000)]
+    q: usize,
+    /// Entries per add call.
+    #[arg(long, default_value_t = 1_000)]
+    batch: usize,
+    /// Skip the durable (fsync per batch) build.
+    #[arg(long)]
+    no_durable: bool,
+    /// Directory (a temporary one by default).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Also write the generated entries and queries there, one JSON object
+    /// a line (`entries.jsonl`, `queries.jsonl`), so another face (the
+    /// Python bench) can measure the same data.
+    #[arg(long)]
+    export: Option<PathBuf>,
+}
+
+/// Write `values` as JSON lines.
+fn write_jsonl<T: serde::Serialize>(path: &std::path::Path, values: &[T]) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    for v in values {
+        serde_json::to_writer(&mut out, v).expect("write");
+        out.write_all(b"\n").expect("write");
+    }
+    out.flush().expect("flush");
+}
+
+/// Entries of the engine benchmark: CONTENT-TEXT and DATA bodies from two
+/// bench datasets (clustered, mixed 64–256 bits), a 64-bit META body, and
+/// a unique INSTANCE body of 64–256 bits; IDs increase with the index.
+pub(crate) fn engine_entries(
+    n: usize,
+    q: usize,
+) -> (Vec<serde_json::Value>, Vec<iscc_vdb::engine::Query>) {
+    use iscc_vdb::codec::{IsccId, Realm, Unit, UnitType};
+    use iscc_vdb::testing::dataset::{mix64, r};
+    let text = Dataset::generate(n, q, 42);
+    let data = Dataset::generate(n, q, 43);
+    let unit = |t: UnitType, body: &[u8]| Unit::new(t, body).expect("unit").to_string();
+    let meta = |i: u64| (mix64(i ^ 0x4D45_5441) % 4096).to_le_bytes();
+    let instance = |i: u64| {
+        let len = 8 * (1 + (r(7, 0, i) % 4) as usize);
+        (0..len / 8)
+            .flat_map(|w| r(9, w as u64, i).to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    let realm = Realm::new(0).expect("realm");
+    let entries = (0..n)
+        .map(|i| {
+            let id = IsccId::from_parts(1_700_000_000_000_000 + i as u64, 0, realm).expect("id");
+            serde_json::json!({
+                "iscc_id": id.to_string(),
+                "units": [
+                    unit(UnitType::META, &meta(i as u64)),
+                    unit(UnitType::CONTENT_TEXT, &text.codes[i]),
+                    unit(UnitType::DATA, &data.codes[i]),
+                    unit(UnitType::INSTANCE, &instance(i as u64)),
+                ],
+                "title": format!("entry {i}"),
+            })
+        })
+        .collect();
+    let queries = (0..q)
+        .map(|j| {
+            let mut units = vec![
+                unit(UnitType::META, &meta(j as u64 * 7)),
+                unit(UnitType::CONTENT_TEXT, &text.queries[j]),
+                unit(UnitType::DATA, &data.queries[j]),
+            ];
+            if j % 2 == 0 {
+                // Half the queries carry the INSTANCE of a stored entry.
+                units.push(unit(UnitType::INSTANCE, &instance((j * 31 % n) as u64)));
+            }
+            iscc_vdb::engine::Query::units(units)
+        })
+        .collect();
+    (entries, queries)
+}
+
+pub(crate) fn engine(args: &EngineArgs) {
+    use iscc_vdb::engine::{IndexOptions, IsccIndex, SearchParams};
+    println!(
+        "# ivdb-bench engine: N={} entries, Q={} queries, batches of {}",
+        args.n, args.q, args.batch
+    );
+    println!("cpu features: {}", cpu_features());
+    let t = Instant::now();
+    let (entries, queries) = engine_entries(args.n, args.q);
+    println!("generated in {:.1} s (META 64b, CONTENT-TEXT and DATA 64-256b clustered, INSTANCE 64-256b unique)", t.elapsed().as_secs_f64());
+    println!(
+        "entries sha256 (compact JSON, one per line): {}",
+        entries_digest(&entries)
+    );
+    if let Some(dir) = &args.export {
+        std::fs::create_dir_all(dir).expect("export dir");
+        write_jsonl(&dir.join("entries.jsonl"), &entries);
+        write_jsonl(&dir.join("queries.jsonl"), &queries);
+        println!("exported entries and queries to {}", dir.display());
+    }
+    let mut summary: Vec<(String, f64)> = Vec::new();
+    let tmp;
+    let root = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().expect("tempdir");
+            tmp.path().to_path_buf()
+        }
+    };
+    let build = |durable: bool, path: &std::path::Path| -> f64 {
+        let _ = std::fs::remove_dir_all(path);
+        let idx = IsccIndex::open(
+            Some(path),
+            IndexOptions {
+                durable,
+                ..IndexOptions::default()
+            },
+        )
+        .expect("open");
+        let t = Instant::now();
+        for chunk in entries.chunks(args.batch) {
+            let refs: Vec<&serde_json::Value> = chunk.iter().collect();
+            idx.add(&refs).expect("add");
+        }
+        let add_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        idx.close().expect("close");
+        let close_s = t.elapsed().as_secs_f64();
+        println!(
+            "add ({}): {:.0} entries/s ({:.1} s), then close/save {:.1} s",
+            if durable {
+                "durable: fsync per batch"
+            } else {
+                "non-durable"
+            },
+            args.n as f64 / add_s,
+            add_s,
+            close_s
+        );
+        add_s
+    };
+    let fast_dir = root.join("engine-fast");
+    let add_s = build(false, &fast_dir);
+    summary.push(("add_per_s".into(), args.n as f64 / add_s));
+    let path = if args.no_durable {
+        fast_dir.clone()
+    } else {
+        let d = root.join("engine-durable");
+        build(true, &d);
+        let _ = std::fs::remove_dir_all(&fast_dir);
+        d
+    };
+    let disk = dir_bytes(&path);
+    println!(
+        "disk: {:.1} MB, {:.0} bytes/entry",
+        disk as f64 / 1e6,
+        disk as f64 / args.n as f64
+    );
+    let mut opens = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let idx = IsccIndex::open(Some(&path), IndexOptions::default()).expect("reopen");
+        opens.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(idx);
+    }
+    println!("reopen median {:.1} ms", median(opens));
+    let idx = IsccIndex::open(Some(&path), IndexOptions::default()).expect("open");
+    let info = idx.info().expect("info");
+    println!("size {} unit types {:?}", info.size, info.unit_types);
+    for count in [10usize, 100] {
+        let params = SearchParams {
+            count,
+            ..SearchParams::default()
+        };
+        let mut lat = Vec::with_capacity(queries.len());
+        let mut runs = Vec::new();
+        pool(1).install(|| {
+            for _ in 0..3 {
+                lat.clear();
+                let t = Instant::now();
+                for q in &queries {
+                    let s = Instant::now();
+                    std::hint::black_box(idx.search(q, &params).expect("search"));
+                    lat.push(s.elapsed().as_secs_f64() * 1000.0);
+                }
+                runs.push(queries.len() as f64 / t.elapsed().as_secs_f64());
+            }
+        });
+        lat.sort_by(f64::total_cmp);
+        let p = |x: f64| lat[((lat.len() as f64 * x) as usize).min(lat.len() - 1)];
+        let t = Instant::now();
+        let batch = pool(2).install(|| idx.search_batch(&queries, &params).expect("batch"));
+        let batch_qps = queries.len() as f64 / t.elapsed().as_secs_f64();
+        let found = batch.queries.iter().filter(|m| !m.is_empty()).count();
+        println!(
+            "search count {count}: single-query 1 thread {:.0} q/s (median of 3), p50 {:.2} ms, p99 {:.2} ms; batch 2 threads {batch_qps:.0} q/s; {found}/{} queries matched",
+            median(runs.clone()),
+            p(0.5),
+            p(0.99),
+            queries.len()
+        );
+        summary.push((format!("search{count}_qps"), median(runs)));
+        summary.push((format!("batch{count}_qps"), batch_qps));
+    }
+    println!("peak RSS: {:.0} MB", peak_rss_mb());
+    let line: Vec<String> = summary.iter().map(|(k, v)| format!("{k}={v:.1}")).collect();
+    println!("summary: {}", line.join(" "));
+}

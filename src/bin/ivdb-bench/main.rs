@@ -1,0 +1,114 @@
+//! `ivdb-bench`: benchmarks that print figures (never pass/fail).
+//!
+//! `ivdb-bench unit --n 1000000` generates the dataset of
+//! `shared/spec/bench-dataset.md`, prints its SHA-256, and measures the unit
+//! index: add rate (1 and 2 threads), exact-scan and HNSW search rates
+//! (single query and batch, 1 and 2 threads), recall@10 (tie-aware and ids)
+//! against the exact scan, the expansion_search curve, bytes per code on
+//! disk, peak RSS, load and view times. `ivdb-bench crossover` measures where
+//! the exact scan stops beating HNSW.
+//!
+//! Files: `support.rs` (timing, recall, digests, RSS), one file per
+//! scenario (`unit.rs` with `crossover` and `bloom`, `sharded.rs`,
+//! `engine.rs`, `serve_load.rs`).
+
+mod engine;
+mod serve_load;
+mod sharded;
+mod support;
+mod unit;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use iscc_vdb::index::{SearchOptions, UnitIndex};
+use iscc_vdb::testing::dataset::Dataset;
+
+use self::engine::EngineArgs;
+use self::serve_load::ServeLoadArgs;
+use self::sharded::ShardedArgs;
+use self::support::peak_rss_mb;
+use self::unit::UnitArgs;
+
+#[derive(Parser)]
+#[command(name = "ivdb-bench", about = "iscc-vdb benchmarks (print figures)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The unit index on the nphd-clusters dataset.
+    Unit(UnitArgs),
+    /// The REST server (`iscc-vdb serve` as a child process) under
+    /// concurrent `/search` load on loopback.
+    ServeLoad(ServeLoadArgs),
+    /// Exact scan vs HNSW q/s at growing index sizes.
+    Crossover {
+        #[arg(long, default_value_t = 500)]
+        q: usize,
+    },
+    /// The scalable bloom filter: insert rate, contains misses/s, false positives.
+    Bloom {
+        #[arg(long, default_value_t = 1_000_000)]
+        n: u64,
+    },
+    /// The ISCC index (engine): whole entries with META, CONTENT-TEXT, DATA
+    /// and INSTANCE units.
+    Engine(EngineArgs),
+    /// The sharded index on the nphd-clusters dataset.
+    Sharded(ShardedArgs),
+    /// Open a saved sharded index (read-only), search Q dataset queries,
+    /// print peak RSS (MB).
+    ShardedOpen {
+        path: PathBuf,
+        #[arg(long, default_value_t = 1_000)]
+        q: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+    },
+    /// Open a saved unit index, search Q dataset queries, print peak RSS (MB).
+    Open {
+        path: PathBuf,
+        #[arg(long)]
+        view: bool,
+        #[arg(long, default_value_t = 1_000)]
+        q: usize,
+        /// N of the dataset the queries come from.
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Unit(args) => unit::unit(&args),
+        Command::Crossover { q } => unit::crossover(q),
+        Command::Bloom { n } => unit::bloom(n),
+        Command::Sharded(args) => sharded::sharded(&args),
+        Command::Engine(args) => engine::engine(&args),
+        Command::ServeLoad(args) => serve_load::serve_load(&args),
+        Command::ShardedOpen { path, q, n } => {
+            let idx = iscc_vdb::index::ShardedIndex::<u64>::open_read_only(&path).expect("open");
+            let queries = Dataset::queries(n, q, 42);
+            let approx = SearchOptions {
+                exact: Some(false),
+                ..SearchOptions::count(10)
+            };
+            idx.search_batch(&queries, &approx).expect("search");
+            println!("{:.1}", peak_rss_mb());
+        }
+        Command::Open { path, view, q, n } => {
+            let idx = UnitIndex::restore(&path, view).expect("open");
+            let queries = Dataset::queries(n, q, 42);
+            let approx = SearchOptions {
+                exact: Some(false),
+                ..SearchOptions::count(10)
+            };
+            idx.search_batch(&queries, &approx).expect("search");
+            println!("{:.1}", peak_rss_mb());
+        }
+    }
+}
