@@ -2,6 +2,7 @@
 //! parallel), INSTANCE units through the store, then aggregation.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -9,7 +10,7 @@ use super::entry::query_units;
 use super::matches::Aggregator;
 use super::{BatchMatches, EngineError, IsccIndex, IsccMatches, Query, SearchParams};
 use crate::codec::{Unit, UnitType};
-use crate::index::{SearchCounters, SearchOptions};
+use crate::index::{cost, SearchCounters, SearchOptions, ShardedIndex};
 use crate::sync::RwLockExt;
 
 impl IsccIndex {
@@ -107,24 +108,28 @@ impl IsccIndex {
         let threshold = params.unit_threshold.unwrap_or(self.options.unit_threshold);
         let mut agg = Aggregator::default();
         let options = Self::unit_search_options(params);
-        // Unit types are searched in parallel (each on its own core when
-        // there are idle ones); INSTANCE lookups go to the store.
-        let similar: Vec<&Unit> = units
+        // Unit types are searched in parallel where that pays for the
+        // hand-off to the thread pool (see `index::cost`), else one after
+        // another on the calling thread; INSTANCE lookups go to the store.
+        let similar: Vec<(&Unit, Arc<ShardedIndex<u64>>)> = units
             .iter()
             .filter(|u| !u.unit_type().is_instance())
+            .filter_map(|u| self.unit_index(u.unit_type()).map(|idx| (u, idx)))
             .collect();
         let counters = &agg.counters;
-        let found: Vec<(UnitType, Vec<crate::index::Match<u64>>)> = similar
-            .par_iter()
-            .filter_map(|u| {
-                let t = u.unit_type();
-                self.unit_index(t).map(|idx| {
-                    idx.search_counted(u.body(), &options, counters)
-                        .map(|m| (t, m))
-                        .map_err(EngineError::index(t))
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let one = |(u, idx): &(&Unit, Arc<ShardedIndex<u64>>)| {
+            let t = u.unit_type();
+            idx.search_counted(u.body(), &options, counters)
+                .map(|m| (t, m))
+                .map_err(EngineError::index(t))
+        };
+        let estimate = cost::sum(similar.iter().map(|(_, i)| i.search_estimate_ns(&options)));
+        let found: Vec<(UnitType, Vec<crate::index::Match<u64>>)> =
+            if cost::worth_splitting(similar.len(), estimate) {
+                similar.par_iter().map(one).collect::<Result<_, _>>()?
+            } else {
+                similar.iter().map(one).collect::<Result<_, _>>()?
+            };
         for (t, matches) in found {
             for m in matches {
                 agg.unit(m.key, t, m.distance);

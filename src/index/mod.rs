@@ -5,6 +5,7 @@
 //! * [`bloom::ScalableBloom`]: the scalable bloom filter of the sharded index.
 
 pub mod bloom;
+pub(crate) mod cost;
 mod counters;
 pub(crate) mod durable;
 pub(crate) mod flat;

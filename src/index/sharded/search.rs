@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::shard::Shard;
 use super::tombstones::Tombstones;
 use super::{ShardKey, ShardedError, ShardedIndex};
-use crate::index::{Hit, SearchCounters, SearchOptions};
+use crate::index::{cost, Hit, SearchCounters, SearchOptions};
 
 impl<K: ShardKey> ShardedIndex<K> {
     fn snapshot(&self) -> (Vec<Arc<Shard>>, Arc<Tombstones>, HashSet<u32>) {
@@ -85,21 +85,37 @@ impl<K: ShardKey> ShardedIndex<K> {
         let body = self.query_body(query)?;
         let unit = self.unit_options(options);
         let (shards, tomb, dead) = self.snapshot();
-        let per_shard: Vec<(Arc<Shard>, Vec<Hit>)> = shards
-            .par_iter()
-            .map(|s| {
-                let keep = |label: u64| s.key(label).is_some_and(|k| !tomb.is_dead(k, s.id));
-                let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = if dead.contains(&s.id) {
-                    Some(&keep)
-                } else {
-                    None
-                };
-                s.index
-                    .search_counted(&body, &unit, filter, counters)
-                    .map(|hits| (Arc::clone(s), hits))
-            })
-            .collect::<Result<_, _>>()?;
+        let one = |s: &Arc<Shard>| {
+            let keep = |label: u64| s.key(label).is_some_and(|k| !tomb.is_dead(k, s.id));
+            let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = if dead.contains(&s.id) {
+                Some(&keep)
+            } else {
+                None
+            };
+            s.index
+                .search_counted(&body, &unit, filter, counters)
+                .map(|hits| (Arc::clone(s), hits))
+        };
+        // Shards in parallel where that pays for the hand-off (see
+        // `index::cost`), else one after another on the calling thread.
+        let estimate = cost::sum(shards.iter().map(|s| s.index.search_estimate_ns(&unit)));
+        let per_shard: Vec<(Arc<Shard>, Vec<Hit>)> =
+            if cost::worth_splitting(shards.len(), estimate) {
+                shards.par_iter().map(one).collect::<Result<_, _>>()?
+            } else {
+                shards.iter().map(one).collect::<Result<_, _>>()?
+            };
         Ok(self.merge(per_shard, options.count))
+    }
+
+    /// The estimated time of one search over every shard (see
+    /// [`UnitIndex::search_estimate_ns`]; `None` before it can be told).
+    ///
+    /// [`UnitIndex::search_estimate_ns`]: crate::index::UnitIndex::search_estimate_ns
+    pub fn search_estimate_ns(&self, options: &SearchOptions) -> Option<f64> {
+        let unit = self.unit_options(options);
+        let (shards, _, _) = self.snapshot();
+        cost::sum(shards.iter().map(|s| s.index.search_estimate_ns(&unit)))
     }
 
     /// Search many queries; each shard runs the batch in parallel over

@@ -1,9 +1,12 @@
 //! Searching a unit index: the exact SIMD scan below the threshold, the
 //! HNSW graph above it, one query or a batch in parallel.
 
+use std::time::Instant;
+
 use rayon::prelude::*;
 
 use super::{hits, row_of, IndexError, SearchOptions, State, UnitIndex};
+use crate::index::cost::{self, Work};
 use crate::index::flat::{Hit, Keep, ScanQuery};
 use crate::index::SearchCounters;
 use crate::metric::Row;
@@ -86,13 +89,16 @@ impl UnitIndex {
             // The scan compares the query with every row.
             let rows = state.flat.len() as u64;
             counters.add(rows, rows);
-            state.flat.search(
+            let t = Instant::now();
+            let hits = state.flat.search(
                 self.kernel,
                 &ScanQuery::new(row),
                 options.count,
                 options.max_distance,
                 keep,
-            )
+            );
+            cost::record(Work::Scan(rows), t.elapsed());
+            hits
         };
         if options.count == 0 || state.flat.len() == 0 {
             return Ok(Vec::new());
@@ -102,8 +108,10 @@ impl UnitIndex {
         }
         let graph = state.graph.get()?;
         let _slot = self.slots.acquire();
+        let t = Instant::now();
         Ok(match graph.search(&row.0, options.count, keep) {
             Ok(found) => {
+                cost::record(Work::Graph(found.computed), t.elapsed());
                 counters.add(found.visited, found.computed);
                 hits(found.keys, found.distances, options.max_distance)
             }
@@ -111,6 +119,28 @@ impl UnitIndex {
             // scan is always correct.
             Err(_) => exact(state),
         })
+    }
+
+    /// The estimated time of one search with `options`, from what
+    /// searches of this kind cost so far in this process (`None` before the
+    /// first): the rows an exact scan reads, or the distances a graph walk
+    /// computes at most (two neighbour lists of `connectivity` per node
+    /// taken into the `expansion_search` candidates).
+    pub fn search_estimate_ns(&self, options: &SearchOptions) -> Option<f64> {
+        let state = self.read();
+        let rows = state.flat.len() as u64;
+        if rows == 0 || options.count == 0 {
+            return Some(0.0);
+        }
+        if Self::use_exact(&state, options) || state.deferred {
+            return cost::estimate_ns(Work::Scan(rows));
+        }
+        let ef = options
+            .expansion_search
+            .unwrap_or(state.options.expansion_search)
+            .max(options.count);
+        let walk = (2 * state.options.connectivity * ef) as u64;
+        cost::estimate_ns(Work::Graph(walk.min(rows)))
     }
 
     /// Run `f` with a per-call `expansion_search` under the exclusive lock

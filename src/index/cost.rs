@@ -1,0 +1,126 @@
+//! What a search costs on this machine, measured while searches run, so a
+//! search is split across the thread pool only where that pays.
+//!
+//! Splitting one query's work (its unit types, a unit type's shards) over
+//! rayon is nearly free on a pool thread, but a caller from outside the
+//! pool — a C, Python, Go or Node thread, the REST server's blocking
+//! threads — hands the work to the pool and sleeps until it is done: on a
+//! 2-core machine that round trip cost a search of a small index from
+//! Python 13 µs of its 29. So such a caller splits only when the time the
+//! split saves (with `p` threads, all but `1/p` of the work) is estimated to
+//! exceed the round trip; with one thread in the pool, never.
+//!
+//! Every figure is measured here, in this process: the round trip once (the
+//! median of 15 `rayon::join`s from the calling thread, after one that
+//! starts the pool), the cost of a scanned row and of a graph distance as
+//! moving averages over the searches run so far. Until a kind of search has
+//! been measured, its estimate is unknown and the search is split, as
+//! before this module existed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Picoseconds per row of an exact scan (moving average; 0: not measured).
+static SCAN_PS_PER_ROW: AtomicU64 = AtomicU64::new(0);
+/// Picoseconds per distance of a graph walk (moving average; 0: none yet).
+static GRAPH_PS_PER_DISTANCE: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds of one hand-off to the pool and back, from outside it.
+static HANDOFF_NS: OnceLock<f64> = OnceLock::new();
+
+/// The kind of work a unit-index search did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Work {
+    /// An exact scan of this many rows.
+    Scan(u64),
+    /// A graph walk that computed this many distances.
+    Graph(u64),
+}
+
+fn slot(work: Work) -> (&'static AtomicU64, u64) {
+    match work {
+        Work::Scan(n) => (&SCAN_PS_PER_ROW, n),
+        Work::Graph(n) => (&GRAPH_PS_PER_DISTANCE, n),
+    }
+}
+
+/// Fold one measured search into the averages (weight 1/8 for the new one;
+/// concurrent updates may lose one another, which an average can afford).
+pub(crate) fn record(work: Work, elapsed: Duration) {
+    let (cell, n) = slot(work);
+    if n == 0 {
+        return;
+    }
+    let ps = (elapsed.as_nanos().saturating_mul(1000) / u128::from(n)).max(1);
+    let ps = u64::try_from(ps).unwrap_or(u64::MAX);
+    let old = cell.load(Ordering::Relaxed);
+    let new = if old == 0 { ps } else { old - old / 8 + ps / 8 };
+    cell.store(new.max(1), Ordering::Relaxed);
+}
+
+/// Estimated nanoseconds of `work`, when that kind was measured.
+pub(crate) fn estimate_ns(work: Work) -> Option<f64> {
+    let (cell, n) = slot(work);
+    match cell.load(Ordering::Relaxed) {
+        0 => None,
+        ps => Some(ps as f64 * n as f64 / 1000.0),
+    }
+}
+
+/// The hand-off round trip from outside the pool (measured on first use).
+fn handoff_ns() -> f64 {
+    *HANDOFF_NS.get_or_init(|| {
+        rayon::join(|| (), || ());
+        let mut rounds: Vec<f64> = (0..15)
+            .map(|_| {
+                let t = Instant::now();
+                rayon::join(|| (), || ());
+                t.elapsed().as_nanos() as f64
+            })
+            .collect();
+        rounds.sort_by(f64::total_cmp);
+        rounds[rounds.len() / 2]
+    })
+}
+
+/// Whether to split `pieces` independent pieces of search work, estimated
+/// at `estimate_ns` in all (`None`: not yet measured), over the pool.
+pub(crate) fn worth_splitting(pieces: usize, estimate_ns: Option<f64>) -> bool {
+    // At most this many pieces run at once.
+    let p = pieces.min(rayon::current_num_threads());
+    if p < 2 {
+        return false;
+    }
+    if rayon::current_thread_index().is_some() {
+        // Inside the pool the pieces are stolen, not handed over.
+        return true;
+    }
+    // Split over p threads, work w takes w/p + the round trip: a gain when
+    // w (1 - 1/p) exceeds the round trip.
+    let p = p as f64;
+    estimate_ns.is_none_or(|ns| ns * (1.0 - 1.0 / p) > handoff_ns())
+}
+
+/// The sum of estimates (unknown when any is).
+pub(crate) fn sum(estimates: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
+    estimates.into_iter().sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_piece_is_never_split_and_estimates_follow_measurements() {
+        assert!(!worth_splitting(1, None));
+        assert!(!worth_splitting(0, Some(1e12)));
+        record(Work::Graph(1000), Duration::from_micros(50));
+        let ns = estimate_ns(Work::Graph(2000)).unwrap();
+        assert!(ns > 0.0, "{ns}");
+        // Work far beyond any hand-off is split; none at all is not.
+        assert!(worth_splitting(2, Some(1e12)));
+        assert!(!worth_splitting(2, Some(0.0)));
+        assert_eq!(sum([Some(1.0), None]), None);
+        assert_eq!(sum([Some(1.0), Some(2.0)]), Some(3.0));
+    }
+}
