@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::IndexParams;
-use crate::store::MetaKey;
+use serde_json::Value;
+
+use crate::store::{MetaKey, Store, StoreError};
 
 /// On-disk format version of the index directory.
 pub(crate) const FORMAT_VERSION: MetaKey<u32> = MetaKey::new("format_version");
@@ -40,6 +42,16 @@ pub(crate) struct RebuildIntent {
 }
 
 /// The prefix of user metadata keys (kept apart from the engine's own).
-pub(crate) fn user_key(key: &str) -> String {
+fn user_key(key: &str) -> String {
     format!("user:{key}")
+}
+
+/// A user metadata value (what `IsccIndex` and `IsccStore` read alike).
+pub(crate) fn get_user(store: &Store, key: &str) -> Result<Option<Value>, StoreError> {
+    store.get_meta(&user_key(key))
+}
+
+/// Set a user metadata value in its own transaction.
+pub(crate) fn put_user(store: &Store, key: &str, value: &Value) -> Result<(), StoreError> {
+    store.put_meta(&user_key(key), value)
 }

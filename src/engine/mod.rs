@@ -386,13 +386,13 @@ impl IsccIndex {
     /// A user metadata value (stored in LMDB beside the index's own keys).
     pub fn get_metadata(&self, key: &str) -> Result<Option<Value>, EngineError> {
         self.check_open()?;
-        Ok(self.store.get_meta(&meta::user_key(key))?)
+        Ok(meta::get_user(&self.store, key)?)
     }
 
     /// Set a user metadata value (one durable transaction).
     pub fn put_metadata(&self, key: &str, value: &Value) -> Result<(), EngineError> {
         self.check_writable()?;
-        Ok(self.store.put_meta(&meta::user_key(key), value)?)
+        Ok(meta::put_user(&self.store, key, value)?)
     }
 
     /// The parameters.

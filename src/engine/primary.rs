@@ -225,14 +225,14 @@ impl IsccStore {
     /// A user metadata value (the same keys as `IsccIndex::get_metadata`).
     pub fn get_metadata(&self, key: &str) -> Result<Option<Value>, EngineError> {
         self.check_open()?;
-        Ok(self.store.get_meta(&meta::user_key(key))?)
+        Ok(meta::get_user(&self.store, key)?)
     }
 
     /// Set a user metadata value (one transaction); the engine's own keys
     /// live apart and cannot be overwritten from here.
     pub fn put_metadata(&self, key: &str, value: &Value) -> Result<(), EngineError> {
         self.check_writable()?;
-        Ok(self.store.put_meta(&meta::user_key(key), value)?)
+        Ok(meta::put_user(&self.store, key, value)?)
     }
 
     /// Figures of the store.

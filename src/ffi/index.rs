@@ -127,7 +127,9 @@ fn json_call(
     Ok(())
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {
+/// A value as JSON text for C (serialising our own types cannot fail; if
+/// it did, that is the library's fault).
+pub(super) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {
     serde_json::to_string(v).map_err(|e| Failure::new(IVDB_INTERNAL, e.to_string()))
 }
 

@@ -9,7 +9,8 @@ use std::ffi::c_char;
 use super::boundary::{
     c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
 };
-use super::status::{ivdb_status, IVDB_INTERNAL, IVDB_INVALID_JSON};
+use super::index::to_json;
+use super::status::{ivdb_status, IVDB_INVALID_JSON};
 use crate::engine::{EngineError, IndexOptions, IsccStore};
 
 /// An open store (opaque).
@@ -28,10 +29,6 @@ fn store<'a>(ptr: *const ivdb_store) -> Result<&'a IsccStore, Failure> {
 
 fn json_of(text: &str, name: &str) -> Result<serde_json::Value, Failure> {
     serde_json::from_str(text).map_err(|e| Failure::new(IVDB_INVALID_JSON, format!("{name}: {e}")))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {
-    serde_json::to_string(v).map_err(|e| Failure::new(IVDB_INTERNAL, e.to_string()))
 }
 
 /// Open (or create) the store of the index directory `path` (its LMDB

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +45,25 @@ def add_all(ix: Any, records: list[dict[str, Any]]) -> list[str]:
     for i in range(0, len(records), 500):
         ids.extend(ix.add(records[i : i + 500]))
     return ids
+
+
+def kill_after(script: str, args: list[str], after: int) -> list[str]:
+    """Run ``script`` in a child Python that prints one acknowledged ID a
+    line (then ``done``), SIGKILL it once ``after`` were read; the IDs."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert child.stdout is not None
+    acknowledged: list[str] = []
+    for line in child.stdout:
+        if line.strip() == "done":
+            break
+        acknowledged.append(line.strip())
+        if len(acknowledged) >= after:
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    return acknowledged

@@ -3,16 +3,12 @@ opened on the same directory, its errors, and a SIGKILLed store writer."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import conftest
 import pytest
-from conftest import query_of
+from conftest import kill_after, query_of
 
 from iscc_vdb import (
     ClosedError,
@@ -119,22 +115,8 @@ def test_sigkill_of_a_store_writer_loses_nothing_acknowledged(
     tmp_path: Path, after: int, corpus: list[dict]
 ) -> None:
     path = tmp_path / "index"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(conftest.testdata("corpus.jsonl"))],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
-    assert child.stdout is not None
-    acknowledged: list[str] = []
-    for line in child.stdout:
-        if line.strip() == "done":
-            break
-        acknowledged.append(line.strip())
-        if len(acknowledged) >= after:
-            break
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    acknowledged = kill_after(CHILD, [str(path), str(conftest.testdata("corpus.jsonl"))], after)
+    assert len(acknowledged) >= after
     by_id = {r["iscc_id"]: r for r in corpus}
     with IsccIndex(path) as ix:
         found = ix.get(acknowledged)

@@ -4,15 +4,14 @@ and a SIGKILLed writer loses no acknowledged entry."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import conftest
 import pytest
-from conftest import add_all, query_of
+from conftest import add_all, kill_after, query_of
 
 from iscc_vdb import IsccIndex, IsccMatches
 
@@ -120,25 +119,8 @@ time.sleep(60)
 def test_sigkill_after_adds_loses_no_acknowledged_entry(
     tmp_path: Path, after: int, corpus: list[dict]
 ) -> None:
-    from conftest import testdata
-
     path = tmp_path / "index"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(testdata("corpus.jsonl"))],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
-    assert child.stdout is not None
-    acknowledged: list[str] = []
-    for line in child.stdout:
-        if line.strip() == "done":
-            break
-        acknowledged.append(line.strip())
-        if len(acknowledged) >= after:
-            break
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    acknowledged = kill_after(CHILD, [str(path), str(conftest.testdata("corpus.jsonl"))], after)
     assert len(acknowledged) >= after
     with IsccIndex(path) as ix:
         found = ix.get(acknowledged)

@@ -9,7 +9,8 @@ import ctypes
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 from ._ffi import STATUS, C, status_name, take_string
 from .errors import closed, error_of
@@ -134,3 +135,44 @@ class Handle:
     @property
     def closed(self) -> bool:
         return self.handle is None
+
+
+_Self = TypeVar("_Self", bound="Closable")
+
+
+class Closable:
+    """The closing behaviour every handle owner shares: ``close`` (after
+    the calls in flight; twice is fine), ``closed``, the context-manager
+    protocol, and a close when a forgotten object is collected."""
+
+    _h: Handle
+
+    def close(self) -> None:
+        """Release the handle after the calls in flight end (twice is
+        fine); later calls raise :class:`~iscc_vdb.ClosedError`."""
+        self._h.close()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._h.closed
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A forgotten handle is closed when collected; errors cannot be
+        # raised from here.
+        try:
+            if getattr(self, "_h", None) is not None:
+                self.close()
+        except Exception:
+            pass

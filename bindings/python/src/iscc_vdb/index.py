@@ -10,11 +10,10 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from ._ffi import DEFINES, C
-from ._handle import Handle, check, encode_json, take_json
+from ._handle import Closable, Handle, check, encode_json, take_json
 from .errors import IsccVdbError, NotFoundError
 from .matches import IsccBatchMatches, IsccMatches, rows_of
 
@@ -66,7 +65,7 @@ def _request(
     return encode_json(request, "query")
 
 
-class IsccIndex:
+class IsccIndex(Closable):
     """An ISCC index: the entries (the LMDB store, the truth), an INSTANCE
     index and one similarity index per unit type.
 
@@ -273,33 +272,9 @@ class IsccIndex:
 
     def close(self) -> None:
         """Save (when writable) and release the index, after the calls in
-        flight end. Closing twice is fine."""
+        flight end. Closing twice is fine; later calls raise
+        :class:`~iscc_vdb.ClosedError`."""
         self._h.close()
-
-    @property
-    def closed(self) -> bool:
-        """True after :meth:`close`."""
-        return self._h.closed
-
-    def __enter__(self) -> IsccIndex:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # A forgotten index is closed (and saved) when collected; errors
-        # cannot be raised from here.
-        try:
-            if getattr(self, "_h", None) is not None:
-                self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return "IsccIndex(closed)" if self.closed else f"IsccIndex(size={self.size})"

@@ -12,11 +12,10 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
 from ._ffi import C
-from ._handle import Handle, check, encode_json
+from ._handle import Closable, Handle, check, encode_json
 from .errors import NotFoundError
 
 #: Entries read per library call while iterating.
@@ -35,7 +34,7 @@ def _key(iscc_id: int) -> int:
     return iscc_id
 
 
-class IsccStore:
+class IsccStore(Closable):
     """Durable LMDB storage of ISCC entries and metadata: the primary store
     (``primary.lmdb``) of the index directory ``path``.
 
@@ -140,30 +139,6 @@ class IsccStore:
         (every write was committed when it returned). Closing twice is
         fine; later calls raise :class:`~iscc_vdb.ClosedError`."""
         self._h.close()
-
-    @property
-    def closed(self) -> bool:
-        """True after :meth:`close`."""
-        return self._h.closed
-
-    def __enter__(self) -> IsccStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # A forgotten store is released when collected.
-        try:
-            if getattr(self, "_h", None) is not None:
-                self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return "IsccStore(closed)" if self.closed else f"IsccStore(size={len(self)})"
