@@ -114,7 +114,8 @@ pub(crate) fn engine(args: &EngineArgs) {
         write_jsonl(&dir.join("queries.jsonl"), &queries);
         println!("exported entries and queries to {}", dir.display());
     }
-    let mut summary: Vec<(String, f64)> = Vec::new();
+    let mut summary = Summary::default();
+    summary.add("n", args.n as f64);
     let tmp;
     let root = match &args.dir {
         Some(d) => d.clone(),
@@ -157,7 +158,7 @@ pub(crate) fn engine(args: &EngineArgs) {
     };
     let fast_dir = root.join("engine-fast");
     let add_s = build(false, &fast_dir);
-    summary.push(("add_per_s".into(), args.n as f64 / add_s));
+    summary.add("add_per_s", args.n as f64 / add_s);
     let path = if args.no_durable {
         fast_dir.clone()
     } else {
@@ -215,10 +216,9 @@ pub(crate) fn engine(args: &EngineArgs) {
             p(0.99),
             queries.len()
         );
-        summary.push((format!("search{count}_qps"), median(runs)));
-        summary.push((format!("batch{count}_qps"), batch_qps));
+        summary.add(format!("search{count}_qps"), median(runs));
+        summary.add(format!("batch{count}_qps"), batch_qps);
     }
     println!("peak RSS: {:.0} MB", peak_rss_mb());
-    let line: Vec<String> = summary.iter().map(|(k, v)| format!("{k}={v:.1}")).collect();
-    println!("summary: {}", line.join(" "));
+    summary.print();
 }

@@ -55,6 +55,8 @@ pub(crate) fn sharded(args: &ShardedArgs) {
             tmp.path().join("sharded")
         }
     };
+    let mut summary = Summary::default();
+    summary.add("n", args.n as f64);
     let reuse = args.reuse && dir.join("manifest.json").exists();
     if !reuse {
         let _ = std::fs::remove_dir_all(&dir);
@@ -93,6 +95,7 @@ pub(crate) fn sharded(args: &ShardedArgs) {
             close_s
         );
         println!("peak RSS after build: {:.0} MB", peak_rss_mb());
+        summary.add("add_codes_per_s", args.n as f64 / (add_s + close_s));
         drop(idx);
     }
 
@@ -123,13 +126,16 @@ pub(crate) fn sharded(args: &ShardedArgs) {
         rw_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         drop(rw);
     }
+    summary.add("bytes_per_code", disk as f64 / args.n as f64);
     println!(
         "open median: read-only {:.1} ms, writable {:.1} ms",
-        median(ro_ms),
+        median(ro_ms.clone()),
         median(rw_ms)
     );
+    summary.add("open_ms", median(ro_ms));
     let idx = ShardedIndex::<u64>::open_read_only(&dir).expect("open");
     println!("shards: {}, len {}", idx.shard_count(), idx.len());
+    summary.add("shards", idx.shard_count() as f64);
     let exact = SearchOptions {
         exact: Some(true),
         ..SearchOptions::count(10)
@@ -179,13 +185,25 @@ pub(crate) fn sharded(args: &ShardedArgs) {
     for threads in [1, 2] {
         let (q, got) = single(&approx, &data.queries, threads);
         let (tie, ids) = recall(&truth, &got);
-        println!("hnsw ef={} single-query {threads} thread(s): {q:.0} q/s, recall@10 tie-aware {tie:.4}, ids {ids:.4}", args.hnsw.expansion_search);
+        let within = recall_within(&truth, &got, WITHIN_THRESHOLD);
+        println!("hnsw ef={} single-query {threads} thread(s): {q:.0} q/s, recall@10 tie-aware {tie:.4}, ids {ids:.4}, within NPHD {WITHIN_THRESHOLD} {within:.4}", args.hnsw.expansion_search);
         let (e, _) = single(&exact, &data.queries[..args.exact_q.min(args.q)], threads);
         let e = e.max(f64::MIN_POSITIVE);
         println!("exact single-query {threads} thread(s): {e:.0} q/s (recall 1)");
+        // The index's own choice per shard.
+        let (d, got) = single(&SearchOptions::count(10), &data.queries, threads);
+        println!("default single-query {threads} thread(s): {d:.0} q/s");
+        summary.add(format!("default_qps_{threads}t"), d);
         if threads == 1 {
             sharded_hnsw = q;
             sharded_exact = e;
+            summary.add("hnsw_qps_1t", q);
+            summary.add("exact_qps_1t", e);
+            summary.add("recall10", recall(&truth, &got).0);
+            summary.add(
+                "recall_within_threshold",
+                recall_within(&truth, &got, WITHIN_THRESHOLD),
+            );
         }
     }
     for threads in [1, 2] {
@@ -279,6 +297,8 @@ pub(crate) fn sharded(args: &ShardedArgs) {
             sharded_hnsw / q,
             sharded_exact / q
         );
+        summary.add("ratio_sharded_single", sharded_hnsw / q);
     }
     println!("peak RSS: {:.0} MB", peak_rss_mb());
+    summary.print();
 }

@@ -95,6 +95,58 @@ pub(crate) fn recall(truth: &[Vec<Hit>], got: &[Vec<Hit>]) -> (f64, f64) {
     (tie as f64 / total as f64, ids as f64 / total as f64)
 }
 
+/// The engine's default unit threshold as an NPHD: the neighbours an
+/// engine user sees.
+pub(crate) const WITHIN_THRESHOLD: f32 = 0.25;
+
+/// Recall of the true neighbours within `max_distance` (of the exact top-k):
+/// the share of them a search returned (a returned hit within the distance
+/// is one of them, its distance being exact; capped per query).
+pub(crate) fn recall_within(truth: &[Vec<Hit>], got: &[Vec<Hit>], max_distance: f32) -> f64 {
+    let (mut found, mut total) = (0usize, 0usize);
+    for (t, g) in truth.iter().zip(got) {
+        let want = t.iter().filter(|h| h.distance <= max_distance).count();
+        total += want;
+        found += g
+            .iter()
+            .filter(|h| h.distance <= max_distance)
+            .count()
+            .min(want);
+    }
+    if total == 0 {
+        1.0
+    } else {
+        found as f64 / total as f64
+    }
+}
+
+/// The closing `summary:` line of a run: name=value pairs a script can
+/// compare across runs.
+#[derive(Default)]
+pub(crate) struct Summary(Vec<(String, f64)>);
+
+impl Summary {
+    pub(crate) fn add(&mut self, name: impl Into<String>, value: f64) {
+        self.0.push((name.into(), value));
+    }
+
+    pub(crate) fn print(&self) {
+        // Rates and sizes to a tenth, ratios and recalls to 4 places.
+        let pairs: Vec<String> = self
+            .0
+            .iter()
+            .map(|(k, v)| {
+                if v.abs() >= 100.0 {
+                    format!("{k}={v:.1}")
+                } else {
+                    format!("{k}={v:.4}")
+                }
+            })
+            .collect();
+        println!("summary: {}", pairs.join(" "));
+    }
+}
+
 pub(crate) fn qps_single(
     idx: &UnitIndex,
     queries: &[Vec<u8>],

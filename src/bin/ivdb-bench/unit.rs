@@ -96,6 +96,9 @@ pub(crate) fn unit(args: &UnitArgs) {
         );
     }
     // Add, 2 threads, everything.
+    let mut summary = Summary::default();
+    summary.add("n", args.n as f64);
+    summary.add("shards", 1.0);
     let idx = UnitIndex::new(options).expect("index");
     let t = Instant::now();
     pool(2).install(|| {
@@ -103,11 +106,9 @@ pub(crate) fn unit(args: &UnitArgs) {
             idx.add_batch(k, c).expect("add");
         }
     });
-    println!(
-        "add 2 threads: {:.0} codes/s ({} codes)",
-        args.n as f64 / t.elapsed().as_secs_f64(),
-        args.n
-    );
+    let add_rate = args.n as f64 / t.elapsed().as_secs_f64();
+    println!("add 2 threads: {add_rate:.0} codes/s ({} codes)", args.n);
+    summary.add("add_codes_per_s", add_rate);
     println!("peak RSS after build: {:.0} MB", peak_rss_mb());
 
     // Exact scan: ground truth, single query and batch.
@@ -118,6 +119,7 @@ pub(crate) fn unit(args: &UnitArgs) {
     let single_n = args.q.min(300);
     let (exact_single, _) = qps_single(&idx, &data.queries[..single_n], &exact);
     println!("exact scan single-query 1 thread: {exact_single:.0} q/s");
+    summary.add("exact_qps_1t", exact_single);
     let t = Instant::now();
     let truth = idx
         .search_batch(
@@ -144,7 +146,22 @@ pub(crate) fn unit(args: &UnitArgs) {
     };
     let (single, got) = pool(1).install(|| qps_single(&idx, &data.queries, &approx));
     let (tie, ids) = recall(&truth, &got);
-    println!("hnsw ef={} single-query 1 thread: {single:.0} q/s, recall@10 tie-aware {tie:.4}, ids {ids:.4}", args.hnsw.expansion_search);
+    let within = recall_within(&truth, &got, WITHIN_THRESHOLD);
+    println!("hnsw ef={} single-query 1 thread: {single:.0} q/s, recall@10 tie-aware {tie:.4}, ids {ids:.4}, within NPHD {WITHIN_THRESHOLD} {within:.4}", args.hnsw.expansion_search);
+    summary.add("hnsw_qps_1t", single);
+    // The index's own choice (exact while at most exact_threshold rows).
+    let default = SearchOptions::count(10);
+    for threads in [1, 2] {
+        let (q, got) = pool(threads).install(|| qps_single(&idx, &data.queries, &default));
+        summary.add(format!("default_qps_{threads}t"), q);
+        if threads == 1 {
+            summary.add("recall10", recall(&truth, &got).0);
+            summary.add(
+                "recall_within_threshold",
+                recall_within(&truth, &got, WITHIN_THRESHOLD),
+            );
+        }
+    }
     println!(
         "hnsw batch 1 thread: {:.0} q/s",
         qps_batch(&idx, &data.queries, approx, 1)
@@ -191,6 +208,10 @@ pub(crate) fn unit(args: &UnitArgs) {
         graph_bytes as f64 / args.n as f64
     );
     let index_mb = (main_bytes + graph_bytes) as f64 / 1e6;
+    summary.add(
+        "bytes_per_code",
+        (main_bytes + graph_bytes) as f64 / args.n as f64,
+    );
     drop(idx);
     // Peak RSS of a fresh process that opens the index and answers the
     // queries (this process's own peak includes the dataset and the build).
@@ -235,15 +256,18 @@ pub(crate) fn unit(args: &UnitArgs) {
     }
     println!(
         "load (RAM) median {:.1} ms; view (mmap) median {:.1} ms, then first approximate search (maps the graph) {:.1} ms",
-        median(loads),
-        median(views),
+        median(loads.clone()),
+        median(views.clone()),
         median(firsts)
     );
+    summary.add("open_ms", median(views));
+    summary.add("load_ms", median(loads));
     let viewed = UnitIndex::restore(&path, true).expect("view");
     let (vq, got) = qps_single(&viewed, &data.queries, &approx);
     let (tie, _) = recall(&truth, &got);
     println!("viewed index hnsw single-query: {vq:.0} q/s, recall tie-aware {tie:.4}");
     println!("peak RSS: {:.0} MB", peak_rss_mb());
+    summary.print();
 }
 
 pub(crate) fn crossover(q: usize) {
