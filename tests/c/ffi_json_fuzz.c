@@ -2,7 +2,10 @@
  * of argument evaluation open.)
  *
  * A mutation fuzzer for the C ABI's JSON entry points: options of
- * ivdb_open, ivdb_add_json and ivdb_search_json. Valid seeds are mutated
+ * ivdb_open and ivdb_store_open, ivdb_add_json, ivdb_search_json,
+ * ivdb_search_columns, and the store's entries and metadata
+ * (ivdb_store_put_json, ivdb_store_put_metadata_json, then a read of what
+ * was accepted). Valid seeds are mutated
  * (bytes flipped, JSON tokens spliced in, cut, repeated, nested deep) and
  * every call's outputs and errors are freed. Built under AddressSanitizer
  * with leak detection: a crash, an invalid access or a leak fails it.
@@ -10,7 +13,7 @@
  * usage: ffi_json_fuzz SECONDS [SEED]
  * Prints "fuzz: N calls (ok A, errors B) in S s" and exits 0, or 1 when a
  * call returned a status outside the ABI's list. */
-#define _POSIX_C_SOURCE 199309L
+#define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +47,11 @@ static const char *OPTION_SEEDS[] = {
     "{\"durable\": false, \"max_dim\": 128, \"realm_id\": 1, \"unit_threshold\": 0.8}",
     "{\"durable\": false, \"connectivity\": 32, \"expansion_add\": 64, \"expansion_search\": 32, "
     "\"shard_size\": 65536, \"hub_id\": 7}",
+};
+static const char *STORE_OPTION_SEEDS[] = {
+    "{\"durable\": false}",
+    "{\"durable\": false, \"read_only\": false, \"realm\": 0}",
+    "{\"durable\": false, \"read_only\": true}",
 };
 static const char *TOKENS[] = {
     "{", "}", "[", "]", ",", ":", "\"", "\\", "null", "true", "1e999", "-0", "18446744073709551616",
@@ -135,6 +143,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fuzz: cannot open an in-memory index\n");
         return 1;
     }
+    /* Two store directories: one store stays open for entries and
+     * metadata, the other is opened and closed with mutated options. */
+    char store_dir[] = "/tmp/ivdb-fuzz-store-XXXXXX";
+    char open_dir[] = "/tmp/ivdb-fuzz-open-XXXXXX";
+    if (mkdtemp(store_dir) == NULL || mkdtemp(open_dir) == NULL) {
+        fprintf(stderr, "fuzz: mkdtemp failed\n");
+        return 1;
+    }
+    ivdb_store *store = NULL;
+    err = NULL;
+    if (ivdb_store_open(store_dir, "{\"durable\": false}", &store, &err) != IVDB_OK) {
+        fprintf(stderr, "fuzz: cannot open a store\n");
+        return 1;
+    }
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     long calls = 0;
@@ -143,7 +165,7 @@ int main(int argc, char **argv) {
         double elapsed = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
         if (elapsed >= seconds) break;
         char *in;
-        switch (next() % 8) {
+        switch (next() % 13) {
         case 0: { /* options of ivdb_open */
             in = mutate(OPTION_SEEDS[next() % 3]);
             ivdb_index *other = NULL;
@@ -168,6 +190,65 @@ int main(int argc, char **argv) {
             ivdb_free_string(ids);
             break;
         }
+        case 8: { /* the same queries, answered as columns */
+            in = mutate(QUERY_SEEDS[next() % 3]);
+            ivdb_columns *cols = NULL;
+            err = NULL;
+            ivdb_status st = ivdb_search_columns(idx, in, next() % 200, next() % 2, &cols, &err);
+            account(st, err);
+            if (st == IVDB_OK && cols->queries > 0 && cols->offsets[cols->queries] != cols->rows) {
+                fprintf(stderr, "fuzz: columns offsets end at %zu of %zu rows\n",
+                        cols->offsets[cols->queries], cols->rows);
+                bad_status++;
+            }
+            ivdb_free_columns(cols);
+            break;
+        }
+        case 9:
+        case 10: { /* store entries under random keys, read back when stored */
+            in = mutate(ENTRY_SEEDS[next() % 3]);
+            uint64_t key = next();
+            char *id = NULL;
+            err = NULL;
+            ivdb_status st = ivdb_store_put_json(store, key, in, &id, &err);
+            account(st, err);
+            ivdb_free_string(id);
+            if (st == IVDB_OK) {
+                char *back = NULL;
+                err = NULL;
+                account(ivdb_store_get_json(store, key, &back, &err), err);
+                ivdb_free_string(back);
+                bool deleted = false;
+                err = NULL;
+                account(ivdb_store_delete(store, key, &deleted, &err), err);
+            }
+            break;
+        }
+        case 11: { /* store metadata: mutated keys and values */
+            in = mutate(ENTRY_SEEDS[next() % 3]);
+            const char *key = in + (strlen(in) > 4 ? next() % 4 : 0);
+            err = NULL;
+            ivdb_status st = ivdb_store_put_metadata_json(store, key, in, &err);
+            account(st, err);
+            char *back = NULL;
+            err = NULL;
+            st = ivdb_store_get_metadata_json(store, key, &back, &err);
+            account(st, err);
+            ivdb_free_string(back);
+            break;
+        }
+        case 12: { /* options of ivdb_store_open */
+            in = mutate(STORE_OPTION_SEEDS[next() % 3]);
+            ivdb_store *other = NULL;
+            err = NULL;
+            ivdb_status st = ivdb_store_open(open_dir, in, &other, &err);
+            account(st, err);
+            if (st == IVDB_OK) {
+                err = NULL;
+                account(ivdb_store_close(other, &err), err);
+            }
+            break;
+        }
         default: { /* queries, counts from 0 to absurd */
             in = mutate(QUERY_SEEDS[next() % 3]);
             char *out = NULL;
@@ -186,6 +267,11 @@ int main(int argc, char **argv) {
     err = NULL;
     ivdb_status st = ivdb_close(idx, &err);
     account(st, err);
+    err = NULL;
+    account(ivdb_store_close(store, &err), err);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", store_dir, open_dir);
+    if (system(cmd) != 0) fprintf(stderr, "fuzz: could not remove %s, %s\n", store_dir, open_dir);
     printf("fuzz: %ld calls (ok %ld, errors %ld) in %.0f s\n", calls, ok_calls, error_calls, seconds);
     return bad_status ? 1 : 0;
 }
