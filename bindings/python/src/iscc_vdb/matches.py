@@ -51,6 +51,7 @@ class IsccMatch:
 
     @staticmethod
     def from_json(m: dict[str, Any]) -> IsccMatch:
+        """A match from the engine's JSON form (one element of ``matches``)."""
         return IsccMatch(
             iscc_id=m["iscc_id"],
             score=float(m["score"]),
