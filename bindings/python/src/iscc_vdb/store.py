@@ -44,7 +44,10 @@ class IsccStore(Closable):
     store keeps its realm and refuses another). ``durable=False`` skips the
     fsync of each commit (for tests). A store holds the directory's writer
     lock: an ``IsccIndex`` or another ``IsccStore`` cannot write the
-    directory meanwhile (:class:`~iscc_vdb.LockedError`).
+    directory meanwhile (:class:`~iscc_vdb.LockedError`). A store made in a
+    new directory makes it an index directory with the default index
+    parameters (``max_dim`` 256, …), which an ``IsccIndex`` opened there later
+    keeps.
     """
 
     def __init__(
