@@ -739,6 +739,18 @@ ivdb_status ivdb_store_put_metadata_json(const ivdb_store *store,
  */
 ivdb_status ivdb_store_info_json(const ivdb_store *store, char **out_json, ivdb_error **err);
 
+/**
+ * The 64-bit key of an ISCC-ID (what `ivdb_store_*` take and what
+ * `ivdb_store_entries_json` pairs with each entry): its 64-bit body. A
+ * malformed ISCC-ID gives `IVDB_INVALID_ISCC` naming the problem. For
+ * bindings whose JSON numbers cannot hold 64 bits (JavaScript).
+ *
+ * # Safety
+ * `iscc_id` is a NUL-terminated string; `out_key` writable; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_iscc_id_key(const char *iscc_id, uint64_t *out_key, ivdb_error **err);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

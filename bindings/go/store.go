@@ -218,3 +218,15 @@ func (s *Store) Info() (StoreInfo, error) {
 	})
 	return info, err
 }
+
+// IsccIDKey returns the 64-bit key of an ISCC-ID, as a Store takes it.
+func IsccIDKey(isccID string) (uint64, error) {
+	if errABI != nil {
+		return 0, errABI
+	}
+	cin := C.CString(isccID)
+	defer C.free(unsafe.Pointer(cin))
+	var key C.uint64_t
+	err := call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_iscc_id_key(cin, &key, e) })
+	return uint64(key), err
+}

@@ -1,23 +1,17 @@
 package isccvdb
 
 import (
-	"encoding/base32"
-	"encoding/binary"
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 )
 
-// keyOf is the 64-bit key of an ISCC-ID v1: the body after its 2-byte
-// header, big-endian (the store says whether we read it right: Put
-// returns the ISCC-ID it made of the key).
 func keyOf(t *testing.T, isccID string) uint64 {
-	raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.TrimPrefix(isccID, "ISCC:"))
-	if err != nil || len(raw) != 10 {
-		t.Fatalf("%s: not a 64-bit ISCC-ID (%v)", isccID, err)
+	k, err := IsccIDKey(isccID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binary.BigEndian.Uint64(raw[2:])
+	return k
 }
 
 func TestStoreWritesAreSearchedByAnIndexOpenedAfter(t *testing.T) {
@@ -76,6 +70,9 @@ func TestStoreWritesAreSearchedByAnIndexOpenedAfter(t *testing.T) {
 	}
 	if info, err := s.Info(); err != nil || info.Size != 99 || info.JournalPending != 101 {
 		t.Fatalf("Info: %+v %v", info, err)
+	}
+	if _, err := IsccIDKey("ISCC:AAA"); !errors.Is(err, ErrInvalidIscc) {
+		t.Fatalf("IsccIDKey of a bad ID: %v", err)
 	}
 	if _, err := s.Put(gone, Entry{"title": "no code"}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("Put without code or units: %v", err)

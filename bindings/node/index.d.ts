@@ -97,6 +97,33 @@ export class IsccIndex {
   closeAsync(): Promise<void>;
 }
 
+export interface StoreOptions {
+  realm?: number;
+  durable?: boolean;
+  read_only?: boolean;
+}
+
+/** The primary store of an index directory on its own: entries by their
+ * 64-bit ISCC-ID key, and metadata; an IsccIndex opened afterwards finds what
+ * it wrote. A writable store holds the directory's writer lock. */
+export class IsccStore {
+  constructor(path: string, options?: StoreOptions);
+  /** Store an entry under a key; returns its ISCC-ID. */
+  put(key: bigint | number, entry: Entry): string;
+  /** The stored entry (throws IVDB_NOT_FOUND when absent). */
+  get(key: bigint | number): Entry;
+  delete(key: bigint | number): boolean;
+  /** Up to `limit` entries with keys >= `from`, in key (time) order. */
+  entries(from?: bigint | number, limit?: number): { key: bigint; entry: Entry }[];
+  /** Throws IVDB_NOT_FOUND when the key has no value. */
+  getMetadata(key: string): unknown;
+  putMetadata(key: string, value: unknown): void;
+  info(): Record<string, unknown>;
+  close(): void;
+}
+
+/** The 64-bit key of an ISCC-ID, as IsccStore takes it. */
+export function isccIdKey(isccId: string): bigint;
 export function explain(iscc: string): Record<string, unknown>;
 export function version(): string;
 /** The C ABI version of iscc_vdb.h (the library must report the same). */

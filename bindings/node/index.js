@@ -50,6 +50,7 @@ for (const m of header.matchAll(/^([A-Za-z_][\w \t*]*?\b(ivdb_\w+)\(([^)]*)\));/
 
 const lib = koffi.load(findLibrary());
 koffi.opaque('ivdb_index');
+koffi.opaque('ivdb_store');
 koffi.opaque('ivdb_error');
 koffi.alias('ivdb_status', 'uint32_t');
 
@@ -95,6 +96,16 @@ const C = Object.fromEntries(Object.entries({
   errorMessage: 'ivdb_error_message',
   errorFree: 'ivdb_error_free',
   freeString: 'ivdb_free_string',
+  storeOpen: 'ivdb_store_open',
+  storeClose: 'ivdb_store_close',
+  storePutJson: 'ivdb_store_put_json',
+  storeGetJson: 'ivdb_store_get_json',
+  storeDelete: 'ivdb_store_delete',
+  storeEntriesJson: 'ivdb_store_entries_json',
+  storeGetMetadataJson: 'ivdb_store_get_metadata_json',
+  storePutMetadataJson: 'ivdb_store_put_metadata_json',
+  storeInfoJson: 'ivdb_store_info_json',
+  isccIdKey: 'ivdb_iscc_id_key',
 }).map(([key, name]) => [key, declare(name)]));
 
 /** The C ABI version of the header these declarations come from. */
@@ -352,6 +363,83 @@ class IsccIndex {
   }
 }
 
+/** The 64-bit key of an ISCC-ID (a BigInt), as IsccStore takes it. */
+function isccIdKey(isccId) {
+  const out = [0];
+  return invoke(C.isccIdKey, [isccId, out], false, () => BigInt(out[0]));
+}
+
+/**
+ * The primary store of an index directory on its own: entries by their
+ * 64-bit ISCC-ID key (a BigInt) and metadata. Its writes are the engine's own
+ * (journalled), so an IsccIndex opened on the directory afterwards finds
+ * them. A writable store holds the directory's writer lock.
+ */
+class IsccStore {
+  /** Open (or create, unless `{read_only: true}`) the store of the index
+   * directory `path`; options: realm, durable, read_only. */
+  constructor(path, options = {}) {
+    const out = [null];
+    const err = [null];
+    check(C.storeOpen(path, Object.keys(options).length ? JSON.stringify(options) : null, out, err), err);
+    this._handle = out[0];
+  }
+
+  _live() {
+    if (!this._handle) throw new IvdbError(STATUS.IVDB_CLOSED, 'the store is closed');
+    return this._handle;
+  }
+
+  _json(fn, args) {
+    const out = [null];
+    return invoke(fn, [this._live(), ...args, out], false, () => JSON.parse(takeString(out[0])));
+  }
+
+  /** Store `entry` under `key` (a BigInt or a safe integer); returns its ISCC-ID. */
+  put(key, entry) {
+    const out = [null];
+    return invoke(C.storePutJson, [this._live(), BigInt(key), JSON.stringify(entry), out], false,
+      () => takeString(out[0]));
+  }
+
+  /** The stored entry of `key` (throws IVDB_NOT_FOUND when absent). */
+  get(key) { return this._json(C.storeGetJson, [BigInt(key)]); }
+
+  /** Delete the entry of `key`; false when there was none. */
+  delete(key) {
+    const deleted = [false];
+    return invoke(C.storeDelete, [this._live(), BigInt(key), deleted], false, () => Boolean(deleted[0]));
+  }
+
+  /** Up to `limit` entries with keys >= `from`, in key (time) order, as
+   * {key, entry} (keys as BigInt, read from each entry's ISCC-ID, since a
+   * JSON number cannot hold 64 bits here); page on from the last key + 1n. */
+  entries(from = 0n, limit = 1000) {
+    return this._json(C.storeEntriesJson, [BigInt(from), limit])
+      .map(([, entry]) => ({ key: isccIdKey(entry.iscc_id), entry }));
+  }
+
+  /** The metadata value of `key` (throws IVDB_NOT_FOUND when it has none). */
+  getMetadata(key) { return this._json(C.storeGetMetadataJson, [key]); }
+
+  /** Set the metadata value of `key` (anything JSON can hold). */
+  putMetadata(key, value) {
+    return invoke(C.storePutMetadataJson, [this._live(), key, JSON.stringify(value)], false, () => undefined);
+  }
+
+  /** Figures: size, realm, journal_pending, … */
+  info() { return this._json(C.storeInfoJson, []); }
+
+  /** Release the store and its lock; later calls throw IVDB_CLOSED; twice is fine. */
+  close() {
+    if (!this._handle) return;
+    const handle = this._handle;
+    this._handle = null;
+    const err = [null];
+    check(C.storeClose(handle, err), err);
+  }
+}
+
 /** Decode any ISCC (code, unit, ID) into its fields. */
 function explain(iscc) {
   const out = [null];
@@ -360,6 +448,8 @@ function explain(iscc) {
 
 module.exports = {
   IsccIndex,
+  IsccStore,
+  isccIdKey,
   IvdbError,
   explain,
   version: () => C.version(),

@@ -7,7 +7,7 @@ index opened there.
 
 import tempfile
 
-from iscc_vdb import IsccIndex, IsccStore, IsccVdbError, explain
+from iscc_vdb import IsccIndex, IsccStore, IsccVdbError, iscc_id_key
 
 CODE = "ISCC:KACYPXW445FTYNJ3CYSXHAFJMA2HUWULUNRFE3BLHRSCXYH2M5AEGQY"
 
@@ -31,7 +31,7 @@ with IsccIndex() as idx:  # in memory; a path makes it persistent
         print("rejected:", e.code, e)
 
 with tempfile.TemporaryDirectory() as path:
-    key = explain(ids[0])["iscc_id"]["u64"]  # an ISCC-ID as its 64-bit key
+    key = iscc_id_key(ids[0])  # an ISCC-ID as its 64-bit key
     with IsccStore(path) as store:  # the primary store of the directory
         store.put(key, {"iscc_code": CODE, "title": "stored"})
         store.put_metadata("source", "quick-start")

@@ -10,7 +10,7 @@ use super::boundary::{
     c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
 };
 use super::index::to_json;
-use super::status::{ivdb_status, IVDB_INVALID_JSON};
+use super::status::{ivdb_status, IVDB_INVALID_ISCC, IVDB_INVALID_JSON};
 use crate::engine::{EngineError, IndexOptions, IsccStore};
 
 /// An open store (opaque).
@@ -257,6 +257,30 @@ pub unsafe extern "C" fn ivdb_store_info_json(
         let s = self::store(store)?;
         let out = out_arg(out_json, "out_json")?;
         out.write(c_string(to_json(&s.info()?)?));
+        Ok(())
+    })
+}
+
+/// The 64-bit key of an ISCC-ID (what `ivdb_store_*` take and what
+/// `ivdb_store_entries_json` pairs with each entry): its 64-bit body. A
+/// malformed ISCC-ID gives `IVDB_INVALID_ISCC` naming the problem. For
+/// bindings whose JSON numbers cannot hold 64 bits (JavaScript).
+///
+/// # Safety
+/// `iscc_id` is a NUL-terminated string; `out_key` writable; `err` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_iscc_id_key(
+    iscc_id: *const c_char,
+    out_key: *mut u64,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let text = str_arg(iscc_id, "iscc_id")?;
+        let out = out_arg(out_key, "out_key")?;
+        let id = crate::codec::IsccId::parse(text)
+            .map_err(|e| Failure::new(IVDB_INVALID_ISCC, format!("iscc_id: {e}")))?;
+        out.write(id.value());
         Ok(())
     })
 }

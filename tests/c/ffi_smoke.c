@@ -124,9 +124,18 @@ static void store_test(const char *code_entry) {
     CHECK(st == IVDB_OK && s != NULL, "store_open: %s", err ? ivdb_error_message(err) : "");
     if (st != IVDB_OK) return;
     const uint64_t key = 0x3A1B2C3D4E5F6071ull;
+    uint64_t parsed = 0;
+    st = ivdb_iscc_id_key("ISCC:MAIGGGMBT3LBUEH7", &parsed, NULL);
+    CHECK(st == IVDB_OK && parsed != 0, "iscc_id_key");
+    err = NULL;
+    st = ivdb_iscc_id_key("ISCC:AAA", &parsed, &err);
+    expect_error(st, err, IVDB_INVALID_ISCC, "iscc_id", "iscc_id_key bad");
     char *id = NULL;
     st = ivdb_store_put_json(s, key, code_entry, &id, NULL);
     CHECK(st == IVDB_OK && id != NULL && strncmp(id, "ISCC:", 5) == 0, "store_put");
+    uint64_t back_key = 0;
+    CHECK(id && ivdb_iscc_id_key(id, &back_key, NULL) == IVDB_OK && back_key == key,
+          "the key of the stored entry's ISCC-ID is the key");
     char *json = NULL;
     st = ivdb_store_get_json(s, key, &json, NULL);
     CHECK(st == IVDB_OK && id && strstr(json, id) != NULL, "store_get holds %s", id);

@@ -5,7 +5,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const { IsccIndex, IvdbError, explain, version } = require('..');
+const { IsccIndex, IsccStore, IvdbError, explain, isccIdKey, version } = require('..');
 
 function testdata(name) {
   const dir = process.env.IVDB_TESTDATA || path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'testdata');
@@ -154,5 +154,40 @@ test('upkeep: copy, compact, rebuildUnitTypes, refresh', async () => {
   assert.throws(() => ix.rebuildUnitTypes(['NO-SUCH-TYPE']), (e) => e.code === 'IVDB_INVALID_ISCC');
   assert.equal(ix.refresh(), false);
   assert.ok(ix.search(queryOf(corpus[600]), { count: 20 }).matches.length > 0);
+  ix.close();
+});
+
+test('IsccStore: writes an index opened afterwards searches; keys as BigInt; the lock', () => {
+  const dir = tmpdir();
+  const records = corpus.slice(0, 100);
+  const store = new IsccStore(dir, { durable: false });
+  for (const r of records) assert.equal(store.put(isccIdKey(r.iscc_id), r), r.iscc_id);
+  const keys = [];
+  for (let from = 0n; ;) {
+    const page = store.entries(from, 30);
+    if (page.length === 0) break;
+    keys.push(...page.map((p) => p.key));
+    from = page[page.length - 1].key + 1n;
+  }
+  const want = records.map((r) => isccIdKey(r.iscc_id)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  assert.deepEqual(keys, want);
+  const gone = isccIdKey(records[0].iscc_id);
+  assert.equal(store.delete(gone), true);
+  assert.equal(store.delete(gone), false);
+  assert.throws(() => store.get(gone), (e) => e instanceof IvdbError && e.code === 'IVDB_NOT_FOUND');
+  store.putMetadata('owner', { n: 1 });
+  assert.deepEqual(store.getMetadata('owner'), { n: 1 });
+  assert.equal(store.info().journal_pending, 101);
+  assert.throws(() => store.put(gone, { title: 'x' }), (e) => e.code === 'IVDB_INVALID_ARGUMENT');
+  assert.throws(() => isccIdKey('ISCC:AAA'), (e) => e.code === 'IVDB_INVALID_ISCC');
+  assert.throws(() => new IsccIndex(dir, {}), (e) => e.code === 'IVDB_LOCKED');
+  store.close();
+  assert.throws(() => store.get(gone), (e) => e.code === 'IVDB_CLOSED');
+  const ix = new IsccIndex(dir, {});
+  assert.throws(() => ix.get(records[0].iscc_id), (e) => e.code === 'IVDB_NOT_FOUND');
+  for (const r of records.slice(1, 20)) {
+    const m = ix.search(queryOf(r), { count: 20 });
+    assert.ok(m.matches.some((x) => x.iscc_id === r.iscc_id), `${r.iscc_id} not found`);
+  }
   ix.close();
 });

@@ -20,11 +20,15 @@ from iscc_vdb import (
     ReadOnlyError,
     WrongRealmError,
     explain,
+    iscc_id_key,
 )
 
 
 def key(record: dict[str, Any]) -> int:
-    return int(explain(record["iscc_id"])["iscc_id"]["u64"])
+    k = iscc_id_key(record["iscc_id"])
+    # The same key the codec's explain gives.
+    assert k == int(explain(record["iscc_id"])["iscc_id"]["u64"])
+    return k
 
 
 def test_spec_methods_and_an_index_that_follows(tmp_path: Path, corpus: list[dict]) -> None:
@@ -81,6 +85,8 @@ def test_errors_from_bad_input(tmp_path: Path, corpus: list[dict]) -> None:
             store.put("ISCC:MAIGGGMBT3LBUEH7", r)  # type: ignore[arg-type]
         with pytest.raises(TypeError):
             store.put(True, r)
+        with pytest.raises(InvalidIsccError):
+            iscc_id_key("ISCC:AAA")
         with pytest.raises(ValueError, match="64-bit"):
             store.get(-1)
         with pytest.raises(ValueError, match="64-bit"):
@@ -99,11 +105,11 @@ def test_errors_from_bad_input(tmp_path: Path, corpus: list[dict]) -> None:
 
 CHILD = """
 import json, sys, time
-from iscc_vdb import IsccStore, explain
+from iscc_vdb import IsccStore, iscc_id_key
 records = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8") if l.strip()]
 store = IsccStore(sys.argv[1])
 for r in records:
-    store.put(int(explain(r["iscc_id"])["iscc_id"]["u64"]), r)
+    store.put(iscc_id_key(r["iscc_id"]), r)
     print(r["iscc_id"], flush=True)
 print("done", flush=True)
 time.sleep(60)

@@ -24,7 +24,7 @@ from .errors import (
 )
 from .index import DEFAULT_COUNT, IsccIndex, explain, version
 from .matches import IsccBatchMatches, IsccMatch, IsccMatches, UnitMatches, UnitScore
-from .store import IsccStore
+from .store import IsccStore, iscc_id_key
 
 __all__ = [
     "ABI_VERSION",
@@ -52,5 +52,6 @@ __all__ = [
     "UnitScore",
     "WrongRealmError",
     "explain",
+    "iscc_id_key",
     "version",
 ]

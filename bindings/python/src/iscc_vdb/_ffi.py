@@ -71,6 +71,7 @@ _TYPES: dict[str, Any] = {
     "ivdb_error**": _VOIDP_PP,
     "ivdb_columns*": ctypes.c_void_p,
     "uint64_t": ctypes.c_uint64,
+    "uint64_t*": ctypes.POINTER(ctypes.c_uint64),
     "ivdb_store*": ctypes.c_void_p,
     "const ivdb_store*": ctypes.c_void_p,
     "ivdb_store**": _VOIDP_PP,
@@ -176,6 +177,7 @@ class _C:
     store_get_metadata_json = declare("ivdb_store_get_metadata_json")
     store_put_metadata_json = declare("ivdb_store_put_metadata_json")
     store_info_json = declare("ivdb_store_info_json")
+    iscc_id_key = declare("ivdb_iscc_id_key")
 
 
 C = _C

@@ -23,6 +23,16 @@ _PAGE = 1000
 _U64_MAX = (1 << 64) - 1
 
 
+def iscc_id_key(iscc_id: str) -> int:
+    """The 64-bit key of an ISCC-ID (what :class:`IsccStore` takes)."""
+    if not isinstance(iscc_id, str):
+        raise TypeError(f"iscc_id must be a str, not {type(iscc_id).__name__}")
+    key = ctypes.c_uint64()
+    err = ctypes.c_void_p()
+    check(C.iscc_id_key(iscc_id.encode("utf-8"), ctypes.byref(key), ctypes.byref(err)), err)
+    return int(key.value)
+
+
 def _key(iscc_id: int) -> int:
     """A 64-bit ISCC-ID key (an int; bool is no key)."""
     if type(iscc_id) is not int:
