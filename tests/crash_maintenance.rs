@@ -216,7 +216,7 @@ fn fixture() -> Fixture {
         .map(|e| e["iscc_id"].as_str().unwrap().to_string())
         .collect();
     let file = root.join("entries.jsonl");
-    common::write_jsonl(&file, &entries);
+    iscc_vdb::testing::write_jsonl(&file, &entries);
     Fixture {
         _tmp: tmp,
         root,

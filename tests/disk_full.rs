@@ -139,7 +139,7 @@ fn a_full_disk_says_so_and_loses_nothing_acknowledged() {
     };
     let entries = common::generated_entries(60_000);
     let file = fs._holder.path().join("entries.jsonl");
-    common::write_jsonl(&file, &entries);
+    iscc_vdb::testing::write_jsonl(&file, &entries);
     let dir = fs.path.join("index");
 
     // add: fills the disk part-way.

@@ -174,7 +174,7 @@ fn a_failing_search_file_still_prints_valid_json() {
     let dir = tempfile::tempdir().unwrap();
     let entries = common::generated_entries(1500);
     let file = dir.path().join("entries.jsonl");
-    common::write_jsonl(&file, &entries);
+    iscc_vdb::testing::write_jsonl(&file, &entries);
     let index = dir.path().join("index");
     let out = bin()
         .arg("--path")
@@ -188,7 +188,7 @@ fn a_failing_search_file_still_prints_valid_json() {
     let mut queries: Vec<Value> = entries[..1200].to_vec();
     queries.push(json!({"iscc_code": "ISCC:NOT-A-CODE"}));
     let qfile = dir.path().join("queries.jsonl");
-    common::write_jsonl(&qfile, &queries);
+    iscc_vdb::testing::write_jsonl(&qfile, &queries);
     let out = bin()
         .arg("--path")
         .arg(&index)

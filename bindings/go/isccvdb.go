@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 	"unsafe"
 )
 
@@ -128,8 +127,7 @@ type Options struct {
 
 // Index is an open ISCC index.
 type Index struct {
-	mu     sync.RWMutex
-	handle *C.ivdb_index
+	h handle[*C.ivdb_index]
 }
 
 func open(path *string, opts *Options, readOnly bool) (*Index, error) {
@@ -160,7 +158,7 @@ func open(path *string, opts *Options, readOnly bool) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	ix := &Index{handle: h}
+	ix := &Index{h: handle[*C.ivdb_index]{ptr: h}}
 	runtime.SetFinalizer(ix, func(ix *Index) { _ = ix.Close() })
 	return ix, nil
 }
@@ -180,15 +178,10 @@ func (ix *Index) Close() error {
 	if ix == nil {
 		return ErrClosed
 	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if ix.handle == nil {
-		return nil
-	}
-	h := ix.handle
-	ix.handle = nil
 	runtime.SetFinalizer(ix, nil)
-	return call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_close(h, e) })
+	return ix.h.close(func(h *C.ivdb_index) error {
+		return call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_close(h, e) })
+	})
 }
 
 // with runs f with the live handle under the read lock.
@@ -196,12 +189,7 @@ func (ix *Index) with(f func(h *C.ivdb_index) error) error {
 	if ix == nil {
 		return ErrClosed
 	}
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if ix.handle == nil {
-		return ErrClosed
-	}
-	return f(ix.handle)
+	return ix.h.with(f)
 }
 
 // jsonCall passes JSON in and takes JSON out.
@@ -403,7 +391,7 @@ func (ix *Index) Copy() (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	twin := &Index{handle: out}
+	twin := &Index{h: handle[*C.ivdb_index]{ptr: out}}
 	runtime.SetFinalizer(twin, func(ix *Index) { _ = ix.Close() })
 	return twin, nil
 }

@@ -9,7 +9,6 @@ import "C"
 import (
 	"encoding/json"
 	"runtime"
-	"sync"
 	"unsafe"
 )
 
@@ -27,8 +26,7 @@ type StoreOptions struct {
 // A writable Store holds the directory's writer lock. Safe for concurrent
 // use by many goroutines.
 type Store struct {
-	mu     sync.RWMutex
-	handle *C.ivdb_store
+	h handle[*C.ivdb_store]
 }
 
 // OpenStore opens (or creates, unless read-only) the store of the index
@@ -52,7 +50,7 @@ func OpenStore(path string, opts *StoreOptions) (*Store, error) {
 	if err := call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_store_open(cpath, copts, &h, e) }); err != nil {
 		return nil, err
 	}
-	s := &Store{handle: h}
+	s := &Store{h: handle[*C.ivdb_store]{ptr: h}}
 	runtime.SetFinalizer(s, func(s *Store) { _ = s.Close() })
 	return s, nil
 }
@@ -63,15 +61,10 @@ func (s *Store) Close() error {
 	if s == nil {
 		return ErrClosed
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.handle == nil {
-		return nil
-	}
-	h := s.handle
-	s.handle = nil
 	runtime.SetFinalizer(s, nil)
-	return call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_store_close(h, e) })
+	return s.h.close(func(h *C.ivdb_store) error {
+		return call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_store_close(h, e) })
+	})
 }
 
 // with runs f with the live handle under the read lock.
@@ -79,12 +72,7 @@ func (s *Store) with(f func(h *C.ivdb_store) error) error {
 	if s == nil {
 		return ErrClosed
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.handle == nil {
-		return ErrClosed
-	}
-	return f(s.handle)
+	return s.h.with(f)
 }
 
 // jsonOut runs a C function that writes a JSON string, decoded into v.

@@ -123,7 +123,7 @@ impl IsccIndex {
                 .map(|m| (t, m))
                 .map_err(EngineError::index(t))
         };
-        let estimate = cost::sum(similar.iter().map(|(_, i)| i.search_estimate_ns(&options)));
+        let estimate = || cost::sum(similar.iter().map(|(_, i)| i.search_estimate_ns(&options)));
         let found: Vec<(UnitType, Vec<crate::index::Match<u64>>)> =
             if cost::worth_splitting(similar.len(), estimate) {
                 similar.par_iter().map(one).collect::<Result<_, _>>()?

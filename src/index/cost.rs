@@ -84,8 +84,10 @@ fn handoff_ns() -> f64 {
 }
 
 /// Whether to split `pieces` independent pieces of search work, estimated
-/// at `estimate_ns` in all (`None`: not yet measured), over the pool.
-pub(crate) fn worth_splitting(pieces: usize, estimate_ns: Option<f64>) -> bool {
+/// by `estimate_ns` in all (`None`: not yet measured), over the pool. The
+/// estimate is asked for only where the answer depends on it (not for one
+/// piece, a one-thread pool or a caller inside the pool).
+pub(crate) fn worth_splitting(pieces: usize, estimate_ns: impl FnOnce() -> Option<f64>) -> bool {
     // At most this many pieces run at once.
     let p = pieces.min(rayon::current_num_threads());
     if p < 2 {
@@ -98,7 +100,7 @@ pub(crate) fn worth_splitting(pieces: usize, estimate_ns: Option<f64>) -> bool {
     // Split over p threads, work w takes w/p + the round trip: a gain when
     // w (1 - 1/p) exceeds the round trip.
     let p = p as f64;
-    estimate_ns.is_none_or(|ns| ns * (1.0 - 1.0 / p) > handoff_ns())
+    estimate_ns().is_none_or(|ns| ns * (1.0 - 1.0 / p) > handoff_ns())
 }
 
 /// The sum of estimates (unknown when any is).
@@ -112,14 +114,18 @@ mod tests {
 
     #[test]
     fn one_piece_is_never_split_and_estimates_follow_measurements() {
-        assert!(!worth_splitting(1, None));
-        assert!(!worth_splitting(0, Some(1e12)));
+        assert!(!worth_splitting(1, || None));
+        assert!(!worth_splitting(0, || Some(1e12)));
+        // One piece never asks for an estimate.
+        assert!(!worth_splitting(1, || unreachable!(
+            "estimate asked for one piece"
+        )));
         record(Work::Graph(1000), Duration::from_micros(50));
         let ns = estimate_ns(Work::Graph(2000)).unwrap();
         assert!(ns > 0.0, "{ns}");
         // Work far beyond any hand-off is split; none at all is not.
-        assert!(worth_splitting(2, Some(1e12)));
-        assert!(!worth_splitting(2, Some(0.0)));
+        assert!(worth_splitting(2, || Some(1e12)));
+        assert!(!worth_splitting(2, || Some(0.0)));
         assert_eq!(sum([Some(1.0), None]), None);
         assert_eq!(sum([Some(1.0), Some(2.0)]), Some(3.0));
     }

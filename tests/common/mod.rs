@@ -72,16 +72,6 @@ pub fn generated_entries(n: usize) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Write values as JSON Lines.
-pub fn write_jsonl(path: &std::path::Path, values: &[serde_json::Value]) {
-    let mut text = String::new();
-    for v in values {
-        text.push_str(&v.to_string());
-        text.push('\n');
-    }
-    std::fs::write(path, text).expect("write JSON Lines");
-}
-
 /// Every file under `dir` with its size and modification time — but
 /// LMDB's `lock.mdb`: its reader table is shared memory in which every
 /// reader registers (that is how LMDB readers and the writer coordinate),

@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use iscc_vdb::testing::dataset::Dataset;
 
+use iscc_vdb::testing::write_jsonl;
+
 use crate::support::*;
 
 #[derive(clap::Args)]
@@ -29,17 +31,6 @@ pub(crate) struct EngineArgs {
     /// Python bench) can measure the same data.
     #[arg(long)]
     export: Option<PathBuf>,
-}
-
-/// Write `values` as JSON lines.
-fn write_jsonl<T: serde::Serialize>(path: &std::path::Path, values: &[T]) {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
-    for v in values {
-        serde_json::to_writer(&mut out, v).expect("write");
-        out.write_all(b"\n").expect("write");
-    }
-    out.flush().expect("flush");
 }
 
 /// Entries of the engine benchmark: CONTENT-TEXT and DATA bodies from two

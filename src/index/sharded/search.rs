@@ -98,7 +98,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         };
         // Shards in parallel where that pays for the hand-off (see
         // `index::cost`), else one after another on the calling thread.
-        let estimate = cost::sum(shards.iter().map(|s| s.index.search_estimate_ns(&unit)));
+        let estimate = || cost::sum(shards.iter().map(|s| s.index.search_estimate_ns(&unit)));
         let per_shard: Vec<(Arc<Shard>, Vec<Hit>)> =
             if cost::worth_splitting(shards.len(), estimate) {
                 shards.par_iter().map(one).collect::<Result<_, _>>()?
