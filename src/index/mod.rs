@@ -17,8 +17,8 @@ mod unit;
 pub use counters::SearchCounters;
 pub use flat::Hit;
 pub use sharded::{
-    BloomStats, KeyKind, Match, ShardKey, ShardedError, ShardedIndex, ShardedIndex128, ShardedIter,
-    ShardedOptions, ShardedStats, VectorKind, SHARDED_FORMAT_VERSION,
+    BloomStats, KeyKind, Match, MergeReport, ShardKey, ShardedError, ShardedIndex, ShardedIndex128,
+    ShardedIter, ShardedOptions, ShardedStats, VectorKind, SHARDED_FORMAT_VERSION,
 };
 pub use unit::{
     graph_path, IndexError, SearchOptions, UnitIndex, UnitIndexOptions, UnitIndexStats,

@@ -96,6 +96,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         self.check_owner()?;
         let _w = lock(&self.inner.writer);
         self.drain_rotations()?;
+        let _m = lock(&self.inner.maintenance);
         let (sealed, tomb, dead) = {
             let st = self.read();
             (
@@ -187,6 +188,8 @@ impl<K: ShardKey> ShardedIndex<K> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Ok(());
         }
+        // A merge in progress is abandoned (its files are leftovers).
+        self.stop_merger();
         let result = if self.read_only() {
             Ok(())
         } else {

@@ -36,12 +36,15 @@
 //! `open.rs` (create/open/recover), `write.rs` (add, upsert, remove),
 //! `rotate.rs` (freezing and writing the active shard), `search.rs`,
 //! `iter.rs`, `commit.rs` (manifest commits), `maintain.rs` (save, bloom
-//! rebuild, compaction, close), `manifest.rs`, `tombstones.rs`, `stats.rs`.
+//! rebuild, compaction, close), `merge.rs` (tiered merging of sealed
+//! shards), `manifest.rs`, `tombstones.rs`, `stats.rs`.
 //!
 //! Lock order (take them in this order, never back): `writer` (serialises
-//! mutations) → `commit` (manifest commits) → `state` → a shard's key-table
-//! lock or `pending`. `worker` and `dir_lock` are taken with no other lock
-//! of this index held, except `worker` under `writer` during a rotation.
+//! mutations) → `maintenance` (a merge or a compaction) → `commit`
+//! (manifest commits) → `state` → a shard's key-table lock or `pending`;
+//! `merge` (the merger's state) → `state`. `worker`, `merger` and
+//! `dir_lock` are taken with no other lock of this index held, except
+//! `worker` and `merger` under `writer` during a rotation.
 
 mod commit;
 mod error;
@@ -49,6 +52,7 @@ mod iter;
 pub mod key;
 mod maintain;
 pub(crate) mod manifest;
+mod merge;
 mod open;
 mod options;
 mod rotate;
@@ -71,6 +75,7 @@ pub use self::iter::ShardedIter;
 use self::key::bloom_hash;
 pub use self::key::{KeyKind, ShardKey};
 pub use self::manifest::SHARDED_FORMAT_VERSION;
+pub use self::merge::MergeReport;
 pub use self::options::{ShardedOptions, VectorKind};
 pub use self::search::Match;
 use self::shard::Shard;
@@ -216,6 +221,12 @@ struct Inner {
     closed: AtomicBool,
     /// Released by `close`.
     dir_lock: Mutex<Option<DirLock>>,
+    /// Held by a merge or a compaction: they exclude each other (both
+    /// replace sealed shards from a snapshot of the tombstones).
+    maintenance: Mutex<()>,
+    /// The merger thread's state, and its signal both ways.
+    merge: Mutex<merge::MergeState>,
+    merge_cv: Condvar,
 }
 
 type Worker = (mpsc::Sender<Arc<Shard>>, std::thread::JoinHandle<()>);
@@ -225,6 +236,7 @@ type Worker = (mpsc::Sender<Arc<Shard>>, std::thread::JoinHandle<()>);
 pub struct ShardedIndex<K: ShardKey = u64> {
     inner: Arc<Inner>,
     worker: Mutex<Option<Worker>>,
+    merger: Mutex<Option<std::thread::JoinHandle<()>>>,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -389,5 +401,6 @@ impl<K: ShardKey> Drop for ShardedIndex<K> {
     /// not save the active shard: call `save` or `close` for that.
     fn drop(&mut self) {
         self.stop_worker();
+        self.stop_merger();
     }
 }

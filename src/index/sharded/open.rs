@@ -184,8 +184,12 @@ impl<K: ShardKey> ShardedIndex<K> {
                 dirty: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
                 dir_lock: Mutex::new(lock),
+                maintenance: Mutex::new(()),
+                merge: Mutex::new(Default::default()),
+                merge_cv: Condvar::new(),
             }),
             worker: Mutex::new(None),
+            merger: Mutex::new(None),
             _key: PhantomData,
         })
     }

@@ -129,6 +129,36 @@ pub struct ShardedOptions {
     pub background_rotation: bool,
     /// Background rotations in flight before `add` waits.
     pub max_pending_rotations: usize,
+    /// Tiered merging: this many adjacent sealed shards of one size tier
+    /// are merged into one (in the background with `background_rotation`,
+    /// else right after the rotation that completes a tier), so a growing
+    /// index keeps O(log N) shards. 0 or 1 turns automatic merging off
+    /// ([`ShardedIndex::merge`] still works).
+    ///
+    /// [`ShardedIndex::merge`]: super::ShardedIndex::merge
+    #[serde(default = "default_merge_factor")]
+    pub merge_factor: usize,
+    /// A merge never writes a shard larger than this many bytes (as
+    /// estimated from the files it merges).
+    #[serde(default = "default_max_merged_size")]
+    pub max_merged_size: u64,
+    /// Merges the tiers owe before a rotation (and so `add`) waits for the
+    /// background merger: merges never fall behind without bound, and never
+    /// stop adds while they keep up.
+    #[serde(default = "default_max_pending_merges")]
+    pub max_pending_merges: usize,
+}
+
+fn default_merge_factor() -> usize {
+    4
+}
+
+fn default_max_merged_size() -> u64 {
+    16 << 30
+}
+
+fn default_max_pending_merges() -> usize {
+    2
 }
 
 impl Default for ShardedOptions {
@@ -144,6 +174,9 @@ impl Default for ShardedOptions {
             bloom_error_rate: 0.01,
             background_rotation: false,
             max_pending_rotations: 2,
+            merge_factor: default_merge_factor(),
+            max_merged_size: default_max_merged_size(),
+            max_pending_merges: default_max_pending_merges(),
         }
     }
 }
@@ -168,8 +201,25 @@ impl ShardedOptions {
                 "max_pending_rotations must be at least 1".into(),
             ));
         }
+        if self.max_pending_merges == 0 {
+            return Err(ShardedError::Option(
+                "max_pending_merges must be at least 1".into(),
+            ));
+        }
+        if self.merging() && self.max_merged_size < self.shard_size * self.merge_factor as u64 {
+            return Err(ShardedError::Option(format!(
+                "max_merged_size {} is under merge_factor × shard_size ({} × {}): no tier \
+                 could ever merge",
+                self.max_merged_size, self.merge_factor, self.shard_size
+            )));
+        }
         UnitIndex::new(self.unit())?;
         Ok(())
+    }
+
+    /// True when sealed shards are merged automatically.
+    pub(crate) fn merging(&self) -> bool {
+        self.merge_factor >= 2
     }
 
     pub(crate) fn unit(&self) -> UnitIndexOptions {

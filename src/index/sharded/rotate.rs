@@ -56,15 +56,20 @@ impl<K: ShardKey> ShardedIndex<K> {
                             let mut pending = lock(&inner.pending);
                             *pending -= 1;
                             inner.pending_done.notify_all();
+                            drop(pending);
+                            // The shard is durable now: it may complete a tier.
+                            inner.wake_merger();
                         }
                     })
                     .map_err(io_at(&self.inner.dir))?;
                 *worker = Some((tx, handle));
             }
-            if let Some((tx, _)) = worker.as_ref() {
-                if tx.send(Arc::clone(&frozen)).is_ok() {
-                    return Ok(());
-                }
+            let sent = worker
+                .as_ref()
+                .is_some_and(|(tx, _)| tx.send(Arc::clone(&frozen)).is_ok());
+            drop(worker);
+            if sent {
+                return self.after_rotation();
             }
             *lock(&self.inner.pending) -= 1;
         }
@@ -73,7 +78,8 @@ impl<K: ShardKey> ShardedIndex<K> {
             .map_err(|e| ShardedError::Rotation {
                 id: frozen.id,
                 source: Box::new(e),
-            })
+            })?;
+        self.after_rotation()
     }
 
     /// Wait for background rotations, then write any frozen shard that is

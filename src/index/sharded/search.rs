@@ -41,7 +41,7 @@ impl<K: ShardKey> ShardedIndex<K> {
     }
 
     /// Merge per-shard hits: by distance, then key; one entry per key.
-    fn merge(&self, per_shard: Vec<(Arc<Shard>, Vec<Hit>)>, count: usize) -> Vec<Match<K>> {
+    fn merge_hits(&self, per_shard: Vec<(Arc<Shard>, Vec<Hit>)>, count: usize) -> Vec<Match<K>> {
         let vk = self.inner.options.vectors;
         let mut all: Vec<(f32, u128)> = per_shard
             .iter()
@@ -105,7 +105,7 @@ impl<K: ShardKey> ShardedIndex<K> {
             } else {
                 shards.iter().map(one).collect::<Result<_, _>>()?
             };
-        Ok(self.merge(per_shard, options.count))
+        Ok(self.merge_hits(per_shard, options.count))
     }
 
     /// The estimated time of one search over every shard (see
@@ -162,7 +162,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         }
         Ok(per_query
             .into_iter()
-            .map(|per_shard| self.merge(per_shard, options.count))
+            .map(|per_shard| self.merge_hits(per_shard, options.count))
             .collect())
     }
 }

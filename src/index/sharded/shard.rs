@@ -19,6 +19,9 @@ pub(crate) struct Shard {
     durable: AtomicBool,
     /// Rows in those files.
     file_rows: AtomicU64,
+    /// Bytes of those files (unit index and graph): the size tier merging
+    /// sorts shards into.
+    file_bytes: AtomicU64,
     pub(crate) index: UnitIndex,
     /// Label ↔ key for 128-bit keys; `None` for 64-bit keys (label = key).
     pub(crate) table: Option<RwLock<KeyTable>>,
@@ -52,6 +55,13 @@ pub(crate) fn file_names(id: u32, gen: u64) -> [String; 3] {
     ]
 }
 
+/// Bytes of a unit index file and its graph file (a missing graph file —
+/// a scan-only shard — counts 0).
+fn files_bytes(main: &Path) -> u64 {
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    size(main) + size(&crate::index::graph_path(main))
+}
+
 impl Shard {
     /// An empty shard.
     pub(crate) fn new(
@@ -64,6 +74,7 @@ impl Shard {
             gen: AtomicU64::new(0),
             durable: AtomicBool::new(false),
             file_rows: AtomicU64::new(0),
+            file_bytes: AtomicU64::new(0),
             index: UnitIndex::new(options)?,
             table: (kind == KeyKind::U128).then(|| RwLock::new(KeyTable::default())),
         })
@@ -76,6 +87,7 @@ impl Shard {
             gen: AtomicU64::new(0),
             durable: AtomicBool::new(false),
             file_rows: AtomicU64::new(0),
+            file_bytes: AtomicU64::new(0),
             index,
             table: table.map(RwLock::new),
         }
@@ -98,6 +110,11 @@ impl Shard {
         self.index.len()
     }
 
+    /// Bytes of this shard's files (0 before it was first written).
+    pub(crate) fn file_bytes(&self) -> u64 {
+        self.file_bytes.load(Ordering::Acquire)
+    }
+
     /// The manifest entry of this shard's latest files.
     pub(crate) fn entry(&self) -> ShardEntry {
         ShardEntry {
@@ -112,6 +129,7 @@ impl Shard {
         self.gen.store(other.gen(), Ordering::Release);
         self.file_rows
             .store(other.file_rows.load(Ordering::Acquire), Ordering::Release);
+        self.file_bytes.store(other.file_bytes(), Ordering::Release);
         self.durable.store(other.is_durable(), Ordering::Release);
     }
 
@@ -145,7 +163,9 @@ impl Shard {
             durable::write(&path, &bytes).map_err(|source| ShardedError::Io { path, source })?;
         }
         let rows = self.len() as u64;
-        self.index.save(main_path(dir, self.id, gen))?;
+        let path = main_path(dir, self.id, gen);
+        self.index.save(&path)?;
+        self.file_bytes.store(files_bytes(&path), Ordering::Release);
         self.file_rows.store(rows, Ordering::Release);
         self.gen.store(gen, Ordering::Release);
         self.durable.store(true, Ordering::Release);
@@ -197,6 +217,7 @@ impl Shard {
             gen: AtomicU64::new(entry.gen),
             durable: AtomicBool::new(true),
             file_rows: AtomicU64::new(entry.rows),
+            file_bytes: AtomicU64::new(files_bytes(&path)),
             index,
             table,
         })

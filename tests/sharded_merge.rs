@@ -1,0 +1,365 @@
+//! Tiered merging of sealed shards: many small shards merge into few;
+//! searches, `get`, `contains` and `keys` equal a model before, during
+//! (reader threads) and after a merge; writes during a background merge
+//! are kept; tombstoned and superseded rows are dropped; and a merge killed
+//! by SIGKILL at any of 12 points leaves the old or the new set of shards,
+//! both complete.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use iscc_vdb::index::{SearchOptions, ShardedIndex, ShardedIndex128, ShardedOptions};
+use iscc_vdb::metric::nphd;
+
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 11
+}
+
+/// A random body of 64–256 bits.
+fn body(seed: &mut u64) -> Vec<u8> {
+    let len = 8 * (1 + (lcg(seed) % 4) as usize);
+    (0..len).map(|_| lcg(seed) as u8).collect()
+}
+
+fn exact(count: usize) -> SearchOptions {
+    SearchOptions {
+        exact: Some(true),
+        ..SearchOptions::count(count)
+    }
+}
+
+type Model = BTreeMap<u64, Vec<u8>>;
+
+fn brute(model: &Model, q: &[u8], k: usize) -> Vec<(u64, f32)> {
+    let mut all: Vec<(u64, f32)> = model
+        .iter()
+        .map(|(key, v)| (*key, nphd(q, v).expect("valid bodies")))
+        .collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+fn found(idx: &ShardedIndex, q: &[u8], options: &SearchOptions) -> Vec<(u64, f32)> {
+    idx.search(q, options)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.key, m.distance))
+        .collect()
+}
+
+/// Every read of the index equals the model: len, keys, get and contains
+/// of every key ever used, and exact searches.
+fn check(idx: &ShardedIndex, model: &Model, used: u64, seed: u64, label: &str) {
+    assert_eq!(idx.len(), model.len(), "{label}: len");
+    let mut keys: Vec<u64> = idx.keys().unwrap().collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        model.keys().copied().collect::<Vec<_>>(),
+        "{label}: keys"
+    );
+    for key in 0..used {
+        assert_eq!(
+            idx.get(key).unwrap().as_ref(),
+            model.get(&key),
+            "{label}: get {key}"
+        );
+        assert_eq!(idx.contains(key).unwrap(), model.contains_key(&key));
+    }
+    let mut s = seed;
+    for _ in 0..20 {
+        let q = body(&mut s);
+        assert_eq!(found(idx, &q, &exact(8)), brute(model, &q, 8), "{label}");
+    }
+}
+
+/// Options for many small shards that nothing merges by itself.
+fn unmerged(shard_size: u64) -> ShardedOptions {
+    ShardedOptions {
+        shard_size,
+        merge_factor: 0,
+        ..ShardedOptions::default()
+    }
+}
+
+/// Build `shards`-odd small shards with removes and upserts spread over
+/// them (so tombstoned and superseded rows exist), saved. Returns the model
+/// and the number of keys used.
+fn build_unmerged(dir: &Path, rows: u64) -> (Model, u64) {
+    let idx = ShardedIndex::<u64>::create(dir, unmerged(16 << 10)).unwrap();
+    let mut model = Model::new();
+    let mut seed = 7;
+    for key in 0..rows {
+        let b = body(&mut seed);
+        idx.add(&[key], &[&b]).unwrap();
+        model.insert(key, b);
+        if key % 7 == 3 {
+            let victim = lcg(&mut seed) % (key + 1);
+            idx.remove(&[victim]).unwrap();
+            model.remove(&victim);
+        }
+        if key % 5 == 1 {
+            let k = lcg(&mut seed) % (key + 1);
+            let b = body(&mut seed);
+            idx.upsert(&[k], &[&b]).unwrap();
+            model.insert(k, b);
+        }
+    }
+    idx.close().unwrap();
+    (model, rows)
+}
+
+#[test]
+fn many_small_shards_merge_into_one_and_equal_a_model_before_during_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, used) = build_unmerged(dir.path(), 6000);
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    let before = idx.shard_count();
+    assert!(before >= 10, "{before} shards");
+    let dead = idx.stats().dead_rows;
+    assert!(dead > 100, "{dead} dead rows");
+    check(&idx, &model, used, 1, "before");
+
+    // Readers compare with the model while the merge runs.
+    let stop = AtomicBool::new(false);
+    let report = std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..2u64)
+            .map(|r| {
+                let (idx, model, stop) = (&idx, &model, &stop);
+                scope.spawn(move || {
+                    let mut rounds = 0;
+                    let mut s = 100 + r;
+                    while !stop.load(Ordering::Acquire) || rounds == 0 {
+                        let key = lcg(&mut s) % used;
+                        assert_eq!(idx.get(key).unwrap().as_ref(), model.get(&key));
+                        assert_eq!(idx.contains(key).unwrap(), model.contains_key(&key));
+                        let q = body(&mut s);
+                        assert_eq!(found(idx, &q, &exact(5)), brute(model, &q, 5));
+                        assert_eq!(idx.len(), model.len());
+                        rounds += 1;
+                    }
+                    rounds
+                })
+            })
+            .collect();
+        let report = idx.merge(1).unwrap();
+        stop.store(true, Ordering::Release);
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
+        report
+    });
+    // One sealed shard plus the active one; every dead row dropped.
+    assert_eq!(idx.shard_count(), 2, "{report:?}");
+    assert_eq!(report.shards_removed, before - 2);
+    assert_eq!(report.rows_dropped, dead, "{report:?}");
+    assert_eq!(idx.stats().dead_rows, 0);
+    check(&idx, &model, used, 2, "after");
+    // The default search path agrees with the exact one on the merged
+    // shard too (as long as it scans; a graph must find the query itself).
+    for key in model.keys().take(50) {
+        let hit = idx.search(&model[key], &SearchOptions::count(1)).unwrap();
+        assert_eq!(hit[0].distance, 0.0, "{key}");
+    }
+    idx.close().unwrap();
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    assert_eq!(idx.shard_count(), 2);
+    check(&idx, &model, used, 3, "reopened");
+    // Only the files of the current state are left.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("shard_"))
+        .collect();
+    assert!(names.len() <= 6, "{names:?}");
+}
+
+#[test]
+fn tiered_merging_keeps_the_shard_count_logarithmic() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ShardedOptions {
+        shard_size: 8 << 10,
+        merge_factor: 3,
+        ..ShardedOptions::default()
+    };
+    let idx = ShardedIndex::<u64>::create(dir.path(), options).unwrap();
+    let mut model = Model::new();
+    let mut seed = 11;
+    let mut most = 0;
+    for batch in 0..120u64 {
+        let keys: Vec<u64> = (batch * 100..batch * 100 + 100).collect();
+        let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+        idx.add(&keys, &bodies).unwrap();
+        model.extend(keys.into_iter().zip(bodies));
+        most = most.max(idx.shard_count());
+    }
+    // 12,000 rows of ~8 KiB shards (~300 rows each): ~40 rotations. Tiers
+    // of 3 hold at most 2 shards each: log_3(40) ≈ 3.4 tiers.
+    let shards = idx.shard_count();
+    assert!(idx.merges_done() >= 10, "{} merges", idx.merges_done());
+    assert!(shards <= 2 * 5 + 1, "{shards} shards");
+    assert!(most <= 2 * 5 + 2, "at most {most} shards on the way");
+    check(&idx, &model, 12_000, 4, "tiered");
+}
+
+#[test]
+fn writes_during_background_merges_are_kept_with_128_bit_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ShardedOptions {
+        shard_size: 8 << 10,
+        merge_factor: 2,
+        background_rotation: true,
+        ..ShardedOptions::default()
+    };
+    let idx = ShardedIndex128::create(dir.path(), options).unwrap();
+    let key_of = |i: u64| {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&i.to_le_bytes());
+        k[8..].copy_from_slice(&(i ^ 0x5555).to_be_bytes());
+        k
+    };
+    let mut model: BTreeMap<[u8; 16], Vec<u8>> = BTreeMap::new();
+    let mut seed = 17;
+    for i in 0..8000u64 {
+        let b = body(&mut seed);
+        idx.add(&[key_of(i)], &[&b]).unwrap();
+        model.insert(key_of(i), b);
+        match i % 10 {
+            // Upsert or remove keys of older (sealed, merging) shards.
+            2 => {
+                let k = key_of(lcg(&mut seed) % (i + 1));
+                let b = body(&mut seed);
+                idx.upsert(&[k], &[&b]).unwrap();
+                model.insert(k, b);
+            }
+            5 => {
+                let k = key_of(lcg(&mut seed) % (i + 1));
+                idx.remove(&[k]).unwrap();
+                model.remove(&k);
+            }
+            _ => {}
+        }
+    }
+    idx.drain_merges().unwrap();
+    assert!(idx.merges_done() > 5, "{} merges", idx.merges_done());
+    let verify = |idx: &ShardedIndex128, label: &str| {
+        assert_eq!(idx.len(), model.len(), "{label}");
+        let mut listed: Vec<([u8; 16], Vec<u8>)> = idx.iter().unwrap().collect();
+        listed.sort();
+        let want: Vec<([u8; 16], Vec<u8>)> = model.iter().map(|(k, v)| (*k, v.clone())).collect();
+        assert_eq!(listed, want, "{label}");
+        for i in (0..8000u64).step_by(13) {
+            assert_eq!(idx.get(key_of(i)).unwrap().as_ref(), model.get(&key_of(i)));
+        }
+    };
+    verify(&idx, "merged");
+    idx.close().unwrap();
+    let idx = ShardedIndex128::open(dir.path()).unwrap();
+    verify(&idx, "reopened");
+    // Compaction after merges keeps everything too.
+    idx.compact().unwrap();
+    verify(&idx, "compacted");
+}
+
+/// The child process of the SIGKILL test: merge the index named by
+/// `IVDB_MERGE_CHILD` down to one shard. Without the variable (a normal
+/// test run) there is nothing to do.
+#[test]
+fn child_process_merge_entry() {
+    let Some(dir) = std::env::var_os("IVDB_MERGE_CHILD") else {
+        return;
+    };
+    let idx = ShardedIndex::<u64>::open(&dir).unwrap();
+    let report = idx.merge(1).unwrap();
+    idx.close().unwrap();
+    println!("merged {report:?}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn child(dir: &Path) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "child_process_merge_entry", "--nocapture"])
+        .env("IVDB_MERGE_CHILD", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    c
+}
+
+#[test]
+fn a_merge_killed_anywhere_leaves_a_complete_set_of_shards() {
+    let base = tempfile::tempdir().unwrap();
+    let built = base.path().join("built");
+    let (model, used) = build_unmerged(&built, 20_000);
+    let shards_before = ShardedIndex::<u64>::open_read_only(&built)
+        .unwrap()
+        .shard_count();
+
+    // A whole run, for its duration.
+    let whole = base.path().join("whole");
+    copy_dir(&built, &whole);
+    let started = Instant::now();
+    let out = child(&whole).output().unwrap();
+    let duration = started.elapsed();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("merged"));
+
+    const KILLS: u32 = 12;
+    let mut interrupted = 0;
+    let mut outcomes = HashSet::new();
+    for i in 0..KILLS {
+        let dir = base.path().join(format!("kill{i}"));
+        copy_dir(&built, &dir);
+        let after = duration.mul_f64(0.03 + 0.94 * f64::from(i) / f64::from(KILLS - 1));
+        let mut process = child(&dir).spawn().unwrap();
+        std::thread::sleep(after);
+        let finished = process.try_wait().unwrap().is_some();
+        // SIGKILL (std's kill), then reap.
+        let _ = process.kill();
+        let _ = process.wait();
+        if !finished {
+            interrupted += 1;
+        }
+        // A read-only open writes nothing and sees a complete set.
+        let reader = ShardedIndex::<u64>::open_read_only(&dir).unwrap();
+        let label = format!("kill {i} after {after:?}");
+        check(&reader, &model, used, 5 + u64::from(i), &label);
+        let shards = reader.shard_count();
+        assert!(shards <= shards_before, "{label}: {shards} shards");
+        outcomes.insert(shards);
+        drop(reader);
+        // A writable open cleans leftovers and can merge on.
+        let idx = ShardedIndex::<u64>::open(&dir).unwrap();
+        check(&idx, &model, used, 50, &label);
+        idx.merge(1).unwrap();
+        assert_eq!(idx.shard_count(), 2, "{label}");
+        check(&idx, &model, used, 51, &label);
+        idx.close().unwrap();
+    }
+    eprintln!(
+        "merge run of {duration:?} from {shards_before} shards: {interrupted} of {KILLS} kills \
+         interrupted it; shard counts left: {outcomes:?}"
+    );
+    assert!(
+        interrupted >= KILLS / 2,
+        "only {interrupted} of {KILLS} kills interrupted a merge run of {duration:?}"
+    );
+    // The kills saw the merge at different stages.
+    assert!(
+        outcomes.len() >= 3,
+        "shard counts after kills: {outcomes:?}"
+    );
+}
