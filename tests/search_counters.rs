@@ -15,7 +15,7 @@ fn open(exact_threshold: usize) -> IsccIndex {
     let options = IndexOptions {
         durable: false,
         params: IndexParams {
-            exact_threshold,
+            exact_threshold: exact_threshold.into(),
             ..IndexParams::default()
         },
         ..IndexOptions::default()

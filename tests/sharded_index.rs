@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use iscc_vdb::index::{
-    SearchOptions, ShardedError, ShardedIndex, ShardedIndex128, ShardedOptions, VectorKind,
+    ExactThreshold, SearchOptions, ShardedError, ShardedIndex, ShardedIndex128, ShardedOptions,
+    VectorKind,
 };
 use iscc_vdb::metric::nphd;
 use iscc_vdb::testing::fault;
@@ -29,7 +30,7 @@ fn body(seed: &mut u64) -> Vec<u8> {
 fn small(shard_size: u64) -> ShardedOptions {
     ShardedOptions {
         shard_size,
-        exact_threshold: 0,
+        exact_threshold: ExactThreshold::Rows(0),
         merge_factor: 0,
         ..ShardedOptions::default()
     }
@@ -774,7 +775,7 @@ fn parameters_live_in_the_manifest() {
         expansion_add: 40,
         expansion_search: 33,
         shard_size: 100_000,
-        exact_threshold: 5,
+        exact_threshold: ExactThreshold::Rows(5),
         vectors: VectorKind::Nphd { max_dim: 128 },
         background_rotation: true,
         max_pending_rotations: 3,

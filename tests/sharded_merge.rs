@@ -269,17 +269,23 @@ fn writes_during_background_merges_are_kept_with_128_bit_keys() {
 }
 
 /// The child process of the SIGKILL test: merge the index named by
-/// `IVDB_MERGE_CHILD` down to one shard. Without the variable (a normal
-/// test run) there is nothing to do.
+/// `IVDB_MERGE_CHILD` one step at a time down to one sealed shard, printing
+/// a line after each committed step. Without the variable (a normal test
+/// run) there is nothing to do.
 #[test]
 fn child_process_merge_entry() {
     let Some(dir) = std::env::var_os("IVDB_MERGE_CHILD") else {
         return;
     };
     let idx = ShardedIndex::<u64>::open(&dir).unwrap();
-    let report = idx.merge(1).unwrap();
+    let mut sealed = idx.stats().view_shards;
+    while sealed > 1 {
+        idx.merge(sealed - 1).unwrap();
+        sealed = idx.stats().view_shards;
+        println!("merged to {sealed}");
+    }
     idx.close().unwrap();
-    println!("merged {report:?}");
+    println!("done");
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -292,15 +298,26 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn child(dir: &Path) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", "child_process_merge_entry", "--nocapture"])
-        .env("IVDB_MERGE_CHILD", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    c.args([
+        "--exact",
+        "child_process_merge_entry",
+        "--nocapture",
+        "--quiet",
+    ])
+    .env("IVDB_MERGE_CHILD", dir)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     c
+}
+
+/// Lines a child printed about its merge steps.
+fn step_lines(text: &str) -> usize {
+    text.lines().filter(|l| l.starts_with("merged to")).count()
 }
 
 #[test]
 fn a_merge_killed_anywhere_leaves_a_complete_set_of_shards() {
+    use std::io::BufRead;
     let base = tempfile::tempdir().unwrap();
     let built = base.path().join("built");
     let (model, used) = build_unmerged(&built, 20_000);
@@ -308,35 +325,40 @@ fn a_merge_killed_anywhere_leaves_a_complete_set_of_shards() {
         .unwrap()
         .shard_count();
 
-    // A whole run, for its duration.
+    // A whole run: how many steps it takes and how long.
     let whole = base.path().join("whole");
     copy_dir(&built, &whole);
     let started = Instant::now();
     let out = child(&whole).output().unwrap();
     let duration = started.elapsed();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("merged"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("done"), "{text}");
+    let steps = step_lines(&text);
+    assert!(steps >= 12, "{steps} merge steps");
 
-    const KILLS: u32 = 12;
-    let mut interrupted = 0;
+    // Kill i waits for step line `i × steps / 12`, then a little longer
+    // (0 to 11 ms), so the kills land in different merges and at different
+    // moments within one (reading rows, building, writing, committing).
+    const KILLS: usize = 12;
     let mut outcomes = HashSet::new();
     for i in 0..KILLS {
         let dir = base.path().join(format!("kill{i}"));
         copy_dir(&built, &dir);
-        let after = duration.mul_f64(0.03 + 0.94 * f64::from(i) / f64::from(KILLS - 1));
         let mut process = child(&dir).spawn().unwrap();
-        std::thread::sleep(after);
-        let finished = process.try_wait().unwrap().is_some();
+        let mut lines = std::io::BufReader::new(process.stdout.take().unwrap()).lines();
+        let wait_for = i * steps / KILLS;
+        for _ in 0..wait_for {
+            lines.next();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(i as u64));
         // SIGKILL (std's kill), then reap.
         let _ = process.kill();
         let _ = process.wait();
-        if !finished {
-            interrupted += 1;
-        }
         // A read-only open writes nothing and sees a complete set.
         let reader = ShardedIndex::<u64>::open_read_only(&dir).unwrap();
-        let label = format!("kill {i} after {after:?}");
-        check(&reader, &model, used, 5 + u64::from(i), &label);
+        let label = format!("kill {i} after step {wait_for}");
+        check(&reader, &model, used, 5 + i as u64, &label);
         let shards = reader.shard_count();
         assert!(shards <= shards_before, "{label}: {shards} shards");
         outcomes.insert(shards);
@@ -350,16 +372,9 @@ fn a_merge_killed_anywhere_leaves_a_complete_set_of_shards() {
         idx.close().unwrap();
     }
     eprintln!(
-        "merge run of {duration:?} from {shards_before} shards: {interrupted} of {KILLS} kills \
-         interrupted it; shard counts left: {outcomes:?}"
+        "a merge run of {steps} steps in {duration:?} from {shards_before} shards; shard \
+         counts the {KILLS} kills left: {outcomes:?}"
     );
-    assert!(
-        interrupted >= KILLS / 2,
-        "only {interrupted} of {KILLS} kills interrupted a merge run of {duration:?}"
-    );
-    // The kills saw the merge at different stages.
-    assert!(
-        outcomes.len() >= 3,
-        "shard counts after kills: {outcomes:?}"
-    );
+    // The kills caught the run at many stages.
+    assert!(outcomes.len() >= KILLS / 2, "{outcomes:?}");
 }

@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use iscc_vdb::index::{Hit, IndexError, SearchOptions, UnitIndex, UnitIndexOptions};
+use iscc_vdb::index::{
+    ExactThreshold, Hit, IndexError, SearchOptions, UnitIndex, UnitIndexOptions,
+};
 use iscc_vdb::metric::nphd;
 use iscc_vdb::testing::dataset::Dataset;
 use sha2::{Digest, Sha256};
@@ -292,7 +294,7 @@ fn save_load_view_restore_keep_metric_and_parameters() {
         expansion_add: 77,
         expansion_search: 91,
         max_dim: 256,
-        exact_threshold: 0, // force HNSW so the usearch metric is exercised
+        exact_threshold: ExactThreshold::Rows(0), // force HNSW so the usearch metric is exercised
     };
     let idx = UnitIndex::new(options).unwrap();
     let mut seed = 5;
@@ -416,7 +418,7 @@ fn damaged_files_are_clear_errors() {
 fn concurrent_searches_while_adding() {
     let idx = Arc::new(
         UnitIndex::new(UnitIndexOptions {
-            exact_threshold: 1000,
+            exact_threshold: ExactThreshold::Rows(1000),
             ..UnitIndexOptions::default()
         })
         .unwrap(),
@@ -473,7 +475,7 @@ fn concurrent_searches_while_adding() {
 fn per_call_expansion_and_batch_threads() {
     let data = Dataset::generate(5_000, 50, 3);
     let idx = UnitIndex::new(UnitIndexOptions {
-        exact_threshold: 0,
+        exact_threshold: ExactThreshold::Rows(0),
         ..UnitIndexOptions::default()
     })
     .unwrap();
@@ -519,7 +521,7 @@ fn graph_is_deferred_until_the_threshold_or_an_approximate_search() {
     let data = Dataset::generate(3_000, 50, 7);
     let keys: Vec<u64> = (0..3_000).collect();
     let options = UnitIndexOptions {
-        exact_threshold: 2_000,
+        exact_threshold: ExactThreshold::Rows(2_000),
         ..UnitIndexOptions::default()
     };
     let dir = tempfile::tempdir().unwrap();
@@ -584,7 +586,7 @@ fn graph_is_deferred_until_the_threshold_or_an_approximate_search() {
 /// An index of 3,000 random rows searched by HNSW, saved to `dir/u.ivu`.
 fn saved_hnsw_index(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
     let idx = UnitIndex::new(UnitIndexOptions {
-        exact_threshold: 0,
+        exact_threshold: ExactThreshold::Rows(0),
         ..UnitIndexOptions::default()
     })
     .unwrap();

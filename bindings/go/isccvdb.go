@@ -121,6 +121,8 @@ type Options struct {
 	Connectivity    int      `json:"connectivity,omitempty"`
 	ExpansionAdd    int      `json:"expansion_add,omitempty"`
 	ExpansionSearch int      `json:"expansion_search,omitempty"`
+	// ExactThreshold: a row count up to which searches scan; 0 leaves the
+	// default, "auto" (the path measured cheaper).
 	ExactThreshold  int      `json:"exact_threshold,omitempty"`
 	ShardSize       int64    `json:"shard_size,omitempty"`
 }

@@ -16,7 +16,8 @@ export interface OpenOptions {
   connectivity?: number;
   expansion_add?: number;
   expansion_search?: number;
-  exact_threshold?: number;
+  /** "auto" (default: the path measured cheaper) or a row count. */
+  exact_threshold?: number | "auto";
   shard_size?: number;
 }
 

@@ -327,7 +327,7 @@ struct OpenOptions {
     connectivity: Option<usize>,
     expansion_add: Option<usize>,
     expansion_search: Option<usize>,
-    exact_threshold: Option<usize>,
+    exact_threshold: Option<crate::index::ExactThreshold>,
     shard_size: Option<u64>,
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{EngineError, DEFAULT_UNIT_THRESHOLD};
-use crate::index::ShardedOptions;
+use crate::index::{ExactThreshold, ShardedOptions};
 
 /// On-disk format version of an index directory (stored in LMDB metadata).
 /// Version 2 added per-unit-type entry counts, journal sequence numbers
@@ -26,8 +26,9 @@ pub struct IndexParams {
     pub expansion_add: usize,
     /// HNSW expansion at search.
     pub expansion_search: usize,
-    /// A shard this small or smaller is searched exactly.
-    pub exact_threshold: usize,
+    /// When a shard is searched exactly by default: by measured cost
+    /// (`Auto`, the default) or at most a number of rows.
+    pub exact_threshold: ExactThreshold,
     /// Shard rotation size in bytes.
     pub shard_size: u64,
 }

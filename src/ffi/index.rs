@@ -54,8 +54,8 @@ fn open(
 /// `options_json` may be NULL or a JSON object with any of: `realm` (0/1,
 /// fixed for a new index), `durable` (fsync each commit, default true),
 /// `hub_id`, `unit_threshold` (0.75), and for a new index `max_dim`,
-/// `connectivity`, `expansion_add`, `expansion_search`, `exact_threshold`,
-/// `shard_size`. On success `*out` receives a handle the caller releases
+/// `connectivity`, `expansion_add`, `expansion_search`, `exact_threshold`
+/// (`"auto"`, the default: by measured cost; or a row count), `shard_size`. On success `*out` receives a handle the caller releases
 /// with `ivdb_close`. A second writer of the same directory gets
 /// `IVDB_LOCKED`.
 ///

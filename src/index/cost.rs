@@ -16,9 +16,17 @@
 //! moving averages over the searches run so far. Until a kind of search has
 //! been measured, its estimate is unknown and the search is split, as
 //! before this module existed.
+//!
+//! The same figures choose between the exact scan and the graph where an
+//! index's `exact_threshold` is `auto` ([`graph_pays`]): a graph search is
+//! modelled from a measured reference — a graph searched in this process
+//! (its rows and nanoseconds per search, see [`note_graph`]), or before
+//! any, the calibration of [`super::calibrate`] — as growing with the log of
+//! the rows and linearly with `expansion × connectivity`; a scan as rows ×
+//! the measured cost per row.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Picoseconds per row of an exact scan (moving average; 0: not measured).
@@ -27,6 +35,60 @@ static SCAN_PS_PER_ROW: AtomicU64 = AtomicU64::new(0);
 static GRAPH_PS_PER_DISTANCE: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds of one hand-off to the pool and back, from outside it.
 static HANDOFF_NS: OnceLock<f64> = OnceLock::new();
+/// The latest graph measured at its real size (see [`note_graph`]).
+static GRAPH_REF: Mutex<Option<GraphRef>> = Mutex::new(None);
+
+/// A graph search cost measured on a real graph.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct GraphRef {
+    /// Rows of the graph.
+    pub(crate) rows: f64,
+    /// Nanoseconds per search.
+    pub(crate) ns: f64,
+    /// `max(expansion_search, count) × connectivity` of those searches.
+    pub(crate) work: f64,
+}
+
+impl GraphRef {
+    /// Modelled nanoseconds of a search of a graph of `rows` rows.
+    fn scaled(&self, rows: f64, work: f64) -> f64 {
+        let log = |n: f64| n.max(2.0).ln();
+        self.ns * (log(rows) / log(self.rows)) * (work / self.work)
+    }
+}
+
+/// Record a graph search cost measured at a graph's real size: later
+/// choices model graphs from it instead of the calibration.
+pub(crate) fn note_graph(reference: GraphRef) {
+    if reference.rows >= 2.0 && reference.ns > 0.0 && reference.work > 0.0 {
+        *crate::sync::lock(&GRAPH_REF) = Some(reference);
+    }
+}
+
+/// Nanoseconds an exact scan spends per row (measured, else calibrated).
+pub(crate) fn scan_ns_per_row() -> f64 {
+    estimate_ns(Work::Scan(1_000_000))
+        .map_or_else(|| super::calibrate::prior().scan_ns_per_row, |ns| ns / 1e6)
+}
+
+/// Modelled nanoseconds of one graph search over `rows` rows, walking
+/// `work` = `max(expansion, count) × connectivity`.
+pub(crate) fn graph_search_ns(rows: usize, work: usize) -> f64 {
+    let reference = *crate::sync::lock(&GRAPH_REF);
+    let reference = reference.unwrap_or_else(|| super::calibrate::prior().graph);
+    reference.scaled(rows as f64, work as f64)
+}
+
+/// Whether an index of `rows` rows searches faster by a graph than by the
+/// scan (`work` as in [`graph_search_ns`]). A graph walk computes up to
+/// `2 × work` distances, each dearer than a scanned row, so an index of
+/// fewer rows always scans, and nothing is calibrated for it.
+pub(crate) fn graph_pays(rows: usize, work: usize) -> bool {
+    if rows <= 2 * work {
+        return false;
+    }
+    graph_search_ns(rows, work) < rows as f64 * scan_ns_per_row()
+}
 
 /// The kind of work a unit-index search did.
 #[derive(Debug, Clone, Copy)]

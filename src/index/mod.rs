@@ -5,6 +5,7 @@
 //! * [`bloom::ScalableBloom`]: the scalable bloom filter of the sharded index.
 
 pub mod bloom;
+mod calibrate;
 pub(crate) mod cost;
 mod counters;
 pub(crate) mod durable;
@@ -21,6 +22,6 @@ pub use sharded::{
     ShardedIter, ShardedOptions, ShardedStats, VectorKind, SHARDED_FORMAT_VERSION,
 };
 pub use unit::{
-    graph_path, IndexError, SearchOptions, UnitIndex, UnitIndexOptions, UnitIndexStats,
-    DEFAULT_COUNT, DEFAULT_EXACT_THRESHOLD,
+    graph_path, ExactThreshold, IndexError, SearchOptions, UnitIndex, UnitIndexOptions,
+    UnitIndexStats, DEFAULT_COUNT,
 };

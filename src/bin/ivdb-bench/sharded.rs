@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use iscc_vdb::index::{Hit, SearchOptions, UnitIndex, UnitIndexOptions};
+use iscc_vdb::index::{
+    ExactThreshold, Hit, SearchOptions, ShardedOptions, UnitIndex, UnitIndexOptions,
+};
 
 use crate::support::*;
 use crate::unit::HnswArgs;
@@ -37,10 +39,19 @@ pub(crate) struct ShardedArgs {
     /// Reuse the index already in `--dir` (skip the build).
     #[arg(long)]
     reuse: bool,
+    /// `auto` (by measured cost, the default) or a row count.
+    #[arg(long, default_value = "auto", value_parser = crate::unit::parse_threshold)]
+    exact_threshold: ExactThreshold,
+    /// Tiered merging: shards per tier merged (0: off).
+    #[arg(long, default_value_t = ShardedOptions::default().merge_factor)]
+    merge_factor: usize,
+    /// After the build, merge down to at most this many sealed shards.
+    #[arg(long)]
+    merge_to: Option<usize>,
 }
 
 pub(crate) fn sharded(args: &ShardedArgs) {
-    use iscc_vdb::index::{ShardedIndex, ShardedOptions};
+    use iscc_vdb::index::ShardedIndex;
     println!(
         "# ivdb-bench sharded: N={} Q={} target shards {}",
         args.n, args.q, args.shards
@@ -66,10 +77,9 @@ pub(crate) fn sharded(args: &ShardedArgs) {
         expansion_add: args.hnsw.expansion_add,
         expansion_search: args.hnsw.expansion_search,
         shard_size: (args.n as f64 * args.bytes_per_code / args.shards as f64).ceil() as u64,
-        // Graphs from the first row, so shards have the size of full HNSW
-        // shards (a default index defers graphs up to 300,000 rows); the
-        // exact-scan rates are measured with `exact` below.
-        exact_threshold: 0,
+        exact_threshold: args.exact_threshold,
+        merge_factor: args.merge_factor,
+        max_merged_size: u64::MAX,
         background_rotation: true,
         ..ShardedOptions::default()
     };
@@ -80,13 +90,30 @@ pub(crate) fn sharded(args: &ShardedArgs) {
     } else {
         let idx = ShardedIndex::<u64>::create(&dir, options).expect("create");
         let t = Instant::now();
+        let mut most = 0;
         for (k, c) in keys.chunks(10_000).zip(data.codes.chunks(10_000)) {
             idx.add(k, c).expect("add");
+            most = most.max(idx.shard_count());
         }
         let add_s = t.elapsed().as_secs_f64();
         let t2 = Instant::now();
-        idx.close().expect("close");
+        idx.drain_merges().expect("merges");
+        idx.save().expect("save");
         let close_s = t2.elapsed().as_secs_f64();
+        println!(
+            "shards: at most {most} during the build, {} after it ({} merges)",
+            idx.shard_count(),
+            idx.merges_done()
+        );
+        if let Some(to) = args.merge_to {
+            let t3 = Instant::now();
+            let report = idx.merge(to).expect("merge");
+            println!(
+                "merge to {to}: {report:?} in {:.1} s",
+                t3.elapsed().as_secs_f64()
+            );
+        }
+        idx.close().expect("close");
         println!(
             "add 2 threads (background rotation): {:.0} codes/s; incl. final close/save {:.0} codes/s ({:.1} s + {:.1} s)",
             args.n as f64 / add_s,
@@ -96,6 +123,7 @@ pub(crate) fn sharded(args: &ShardedArgs) {
         );
         println!("peak RSS after build: {:.0} MB", peak_rss_mb());
         summary.add("add_codes_per_s", args.n as f64 / (add_s + close_s));
+        summary.add("shards_built_max", most as f64);
         drop(idx);
     }
 
@@ -182,6 +210,7 @@ pub(crate) fn sharded(args: &ShardedArgs) {
     };
     let mut sharded_hnsw = 0.0;
     let mut sharded_exact = 0.0;
+    let mut sharded_default = 0.0;
     for threads in [1, 2] {
         let (q, got) = single(&approx, &data.queries, threads);
         let (tie, ids) = recall(&truth, &got);
@@ -197,6 +226,7 @@ pub(crate) fn sharded(args: &ShardedArgs) {
         if threads == 1 {
             sharded_hnsw = q;
             sharded_exact = e;
+            sharded_default = d;
             summary.add("hnsw_qps_1t", q);
             summary.add("exact_qps_1t", e);
             summary.add("recall10", recall(&truth, &got).0);
@@ -263,7 +293,7 @@ pub(crate) fn sharded(args: &ShardedArgs) {
             connectivity: args.hnsw.connectivity,
             expansion_add: args.hnsw.expansion_add,
             expansion_search: args.hnsw.expansion_search,
-            exact_threshold: 0,
+            exact_threshold: args.exact_threshold,
             ..UnitIndexOptions::default()
         })
         .expect("unit");
@@ -292,12 +322,17 @@ pub(crate) fn sharded(args: &ShardedArgs) {
         let (e, _) = pool(1)
             .install(|| qps_single(&unit, &data.queries[..args.exact_q.min(args.q)], &exact));
         println!("single unit index: exact single-query 1 thread {e:.0} q/s");
+        let (d, _) =
+            pool(1).install(|| qps_single(&unit, &data.queries, &SearchOptions::count(10)));
+        println!("single unit index: default single-query 1 thread {d:.0} q/s");
         println!(
-            "ratio sharded/single hnsw (1 thread): sharded hnsw {:.2}, sharded exact {:.2}",
+            "ratio sharded/single (1 thread): default {:.2}, hnsw {:.2}, exact {:.2}",
+            sharded_default / d,
             sharded_hnsw / q,
-            sharded_exact / q
+            sharded_exact / e
         );
-        summary.add("ratio_sharded_single", sharded_hnsw / q);
+        summary.add("ratio_sharded_single", sharded_default / d);
+        summary.add("ratio_sharded_single_hnsw", sharded_hnsw / q);
     }
     println!("peak RSS: {:.0} MB", peak_rss_mb());
     summary.print();

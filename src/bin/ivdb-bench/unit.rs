@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use iscc_vdb::index::{SearchOptions, UnitIndex, UnitIndexOptions};
+use iscc_vdb::index::{ExactThreshold, SearchOptions, UnitIndex, UnitIndexOptions};
 use iscc_vdb::metric::scan::Kernel;
 use iscc_vdb::testing::dataset::Dataset;
 
@@ -29,6 +29,20 @@ pub(crate) struct UnitArgs {
     /// Skip the expansion_search curve.
     #[arg(long)]
     no_curve: bool,
+    /// `auto` (by measured cost, the default) or a row count.
+    #[arg(long, default_value = "auto", value_parser = parse_threshold)]
+    exact_threshold: ExactThreshold,
+}
+
+/// `auto` or a row count.
+pub(crate) fn parse_threshold(s: &str) -> Result<ExactThreshold, String> {
+    match s {
+        "auto" => Ok(ExactThreshold::Auto),
+        n => n
+            .parse::<usize>()
+            .map(ExactThreshold::Rows)
+            .map_err(|e| format!("{n:?}: {e} (expected auto or a row count)")),
+    }
 }
 
 /// HNSW parameters shared by the unit and sharded benchmarks.
@@ -70,7 +84,7 @@ pub(crate) fn unit(args: &UnitArgs) {
         connectivity: args.hnsw.connectivity,
         expansion_add: args.hnsw.expansion_add,
         expansion_search: args.hnsw.expansion_search,
-        exact_threshold: 0,
+        exact_threshold: args.exact_threshold,
         ..UnitIndexOptions::default()
     };
     println!("options: {options:?}");
@@ -110,6 +124,14 @@ pub(crate) fn unit(args: &UnitArgs) {
     println!("add 2 threads: {add_rate:.0} codes/s ({} codes)", args.n);
     summary.add("add_codes_per_s", add_rate);
     println!("peak RSS after build: {:.0} MB", peak_rss_mb());
+    println!(
+        "graph after add: {}",
+        if idx.graph_deferred() {
+            "not built (scanning is cheaper at this size)"
+        } else {
+            "built"
+        }
+    );
 
     // Exact scan: ground truth, single query and batch.
     let exact = SearchOptions {
@@ -139,17 +161,25 @@ pub(crate) fn unit(args: &UnitArgs) {
         qps_batch(&idx, &data.queries, exact, 2)
     );
 
-    // HNSW at the default expansion.
+    // HNSW at the default expansion (built now if auto deferred it).
     let approx = SearchOptions {
         exact: Some(false),
         ..SearchOptions::count(10)
     };
+    if idx.graph_deferred() {
+        let t = Instant::now();
+        idx.search_with(&data.queries[0], &approx).expect("graph");
+        println!(
+            "graph built for the hnsw figures: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     let (single, got) = pool(1).install(|| qps_single(&idx, &data.queries, &approx));
     let (tie, ids) = recall(&truth, &got);
     let within = recall_within(&truth, &got, WITHIN_THRESHOLD);
     println!("hnsw ef={} single-query 1 thread: {single:.0} q/s, recall@10 tie-aware {tie:.4}, ids {ids:.4}, within NPHD {WITHIN_THRESHOLD} {within:.4}", args.hnsw.expansion_search);
     summary.add("hnsw_qps_1t", single);
-    // The index's own choice (exact while at most exact_threshold rows).
+    // The index's own choice (auto: the path measured cheaper here).
     let default = SearchOptions::count(10);
     for threads in [1, 2] {
         let (q, got) = pool(threads).install(|| qps_single(&idx, &data.queries, &default));

@@ -6,7 +6,7 @@ use crate::metric::Row;
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::{UnitIndex, UnitIndexOptions};
+use crate::index::{ExactThreshold, UnitIndex, UnitIndexOptions};
 
 /// What the vectors are and how they are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,8 +119,8 @@ pub struct ShardedOptions {
     pub expansion_add: usize,
     /// HNSW expansion at search.
     pub expansion_search: usize,
-    /// A shard at or under this many rows is searched exactly by default.
-    pub exact_threshold: usize,
+    /// When a shard is searched exactly by default (see [`ExactThreshold`]).
+    pub exact_threshold: ExactThreshold,
     /// A shard rotates when its serialized size passes this many bytes.
     pub shard_size: u64,
     /// Target false positive rate of the bloom filter.

@@ -307,7 +307,7 @@ mod tests {
 
     fn filled(graph: bool) -> UnitIndex {
         let options = UnitIndexOptions {
-            exact_threshold: if graph { 0 } else { 1_000 },
+            exact_threshold: if graph { 0 } else { 1_000 }.into(),
             ..UnitIndexOptions::default()
         };
         let index = UnitIndex::new(options).unwrap();

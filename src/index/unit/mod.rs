@@ -13,12 +13,14 @@
 //! repeats of a key within one batch), as iscc-usearch does, and reports how
 //! many rows it added; `upsert` replaces (last write wins).
 //!
-//! Deferred graph: while an index holds at most `exact_threshold` rows
-//! every search is an exact scan (faster there), so no graph is built and
-//! adds cost only the flat store. The graph is built from all rows, on all
-//! cores, when the index grows past the threshold, when the threshold is
-//! lowered below its size, or when an approximate search is asked for
-//! explicitly (`exact: Some(false)`).
+//! Deferred graph: while every search is an exact scan — `exact_threshold`
+//! `auto` and scanning this many rows estimated cheaper than a graph search
+//! on this machine (see `paths.rs` and `index::cost`), or at most a fixed
+//! number of rows — no graph is built and adds cost only the flat store.
+//! The graph is built from all rows, on all cores, when the index grows
+//! past that point, when the threshold changes to want one, or when an
+//! approximate search is asked for explicitly (`exact: Some(false)`). With a
+//! graph, `auto` picks per search the path measured cheaper on this index.
 //!
 //! Files: `save(path)` writes `path` (format header, parameters and the flat
 //! store, laid out as in memory so `view` maps it without copying) and
@@ -33,14 +35,13 @@
 mod error;
 mod file;
 mod options;
+mod paths;
 mod search;
 mod slots;
 
 pub use error::IndexError;
 pub use file::graph_path;
-pub use options::{
-    SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT, DEFAULT_EXACT_THRESHOLD,
-};
+pub use options::{ExactThreshold, SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -68,6 +69,8 @@ pub struct UnitIndex {
     slots: Slots,
     dirty: AtomicU64,
     kernel: Kernel,
+    /// What this index's scans and graph searches cost (see `paths.rs`).
+    paths: paths::PathCosts,
 }
 
 impl std::fmt::Debug for UnitIndex {
@@ -112,7 +115,7 @@ impl UnitIndex {
             flat: FlatStore::default(),
             options,
             read_only: false,
-            deferred: options.exact_threshold > 0,
+            deferred: options.exact_threshold != ExactThreshold::Rows(0),
         }))
     }
 
@@ -122,6 +125,7 @@ impl UnitIndex {
             slots: Slots::new(Hnsw::THREAD_SLOTS),
             dirty: AtomicU64::new(0),
             kernel: Kernel::detect(),
+            paths: paths::PathCosts::default(),
         }
     }
 
@@ -159,12 +163,15 @@ impl UnitIndex {
         Ok(())
     }
 
-    /// Change the exact-search threshold (persisted on save). Lowering it
-    /// under the current size builds a deferred graph now.
-    pub fn set_exact_threshold(&self, n: usize) -> Result<(), IndexError> {
+    /// Change the exact-search threshold (persisted on save). A deferred
+    /// graph the new setting wants for the current size is built now.
+    pub fn set_exact_threshold(
+        &self,
+        threshold: impl Into<ExactThreshold>,
+    ) -> Result<(), IndexError> {
         let mut state = self.write();
-        state.options.exact_threshold = n;
-        if state.deferred && state.flat.len() > n && !state.read_only {
+        state.options.exact_threshold = threshold.into();
+        if state.deferred && !state.read_only && Self::graph_wanted(&state) {
             Self::build_graph(&mut state)?;
         }
         Ok(())
@@ -382,7 +389,7 @@ impl UnitIndex {
         let mut state = self.writable()?;
         state.graph = Graph::Ready(Hnsw::new(state.options.graph()).map_err(IndexError::Native)?);
         state.flat = FlatStore::default();
-        state.deferred = state.options.exact_threshold > 0;
+        state.deferred = state.options.exact_threshold != ExactThreshold::Rows(0);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -414,7 +421,7 @@ impl UnitIndex {
             for (key, row) in rows {
                 state.flat.insert(*key, row);
             }
-            if state.flat.len() > state.options.exact_threshold {
+            if Self::graph_wanted(state) {
                 Self::build_graph(state)?;
             }
             return Ok(rows.len());

@@ -6,10 +6,77 @@ use serde::{Deserialize, Serialize};
 use super::IndexError;
 use crate::index::hnsw::GraphParams;
 
-/// Index size at or under which searches are exact by default: below it the
-/// SIMD scan is faster than the graph and exact (`ivdb-bench crossover`:
-/// equal speed near 300,000 bench codes on one AVX-512 core).
-pub const DEFAULT_EXACT_THRESHOLD: usize = 300_000;
+/// When a search with no explicit `exact` is an exact scan.
+///
+/// Serialized as `"auto"` or a row count; parsed from either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExactThreshold {
+    /// By measured cost on the machine at hand (see `index::cost`): a search
+    /// scans where the scan is estimated cheaper than the graph walk (which
+    /// is also exact), and no graph is built while scanning this index's
+    /// rows costs less than a graph search would.
+    #[default]
+    Auto,
+    /// Exact while the index holds at most this many rows; the graph is
+    /// built past it (0: a graph from the first row, every search by it).
+    Rows(usize),
+}
+
+impl ExactThreshold {
+    /// The fixed answer for an index of `rows` rows (`None`: by cost).
+    pub fn fixed(self, rows: usize) -> Option<bool> {
+        match self {
+            ExactThreshold::Auto => None,
+            ExactThreshold::Rows(n) => Some(rows <= n),
+        }
+    }
+}
+
+impl From<usize> for ExactThreshold {
+    fn from(rows: usize) -> ExactThreshold {
+        ExactThreshold::Rows(rows)
+    }
+}
+
+impl Serialize for ExactThreshold {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ExactThreshold::Auto => s.serialize_str("auto"),
+            ExactThreshold::Rows(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExactThreshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ExactThreshold, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ExactThreshold;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"auto\" or a row count")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<ExactThreshold, E> {
+                usize::try_from(n)
+                    .map(ExactThreshold::Rows)
+                    .map_err(|_| E::custom(format!("exact_threshold {n} is too large")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<ExactThreshold, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom(format!("exact_threshold {n} is negative")))
+                    .and_then(|n| self.visit_u64(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ExactThreshold, E> {
+                match v {
+                    "auto" => Ok(ExactThreshold::Auto),
+                    _ => Err(E::custom(format!(
+                        "exact_threshold {v:?} (expected \"auto\" or a row count)"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
 
 /// Matches per query when the caller names no count (the index, the
 /// engine and every face).
@@ -26,8 +93,8 @@ pub struct UnitIndexOptions {
     pub expansion_search: usize,
     /// Longest body in bits (64, 128, 192 or 256).
     pub max_dim: usize,
-    /// Searches are exact while the index holds at most this many rows.
-    pub exact_threshold: usize,
+    /// When a search is exact by default (and so whether a graph is built).
+    pub exact_threshold: ExactThreshold,
 }
 
 impl Default for UnitIndexOptions {
@@ -39,7 +106,7 @@ impl Default for UnitIndexOptions {
             // (64 gives 0.97 at ~4,200 q/s); smaller indexes are exact anyway.
             expansion_search: 128,
             max_dim: 256,
-            exact_threshold: DEFAULT_EXACT_THRESHOLD,
+            exact_threshold: ExactThreshold::Auto,
         }
     }
 }
@@ -78,8 +145,8 @@ impl UnitIndexOptions {
 pub struct SearchOptions {
     /// Number of results wanted.
     pub count: usize,
-    /// `Some(true)`: exact scan; `Some(false)`: HNSW; `None`: exact while
-    /// the index is at most `exact_threshold` rows.
+    /// `Some(true)`: exact scan; `Some(false)`: HNSW; `None`: as the
+    /// index's `exact_threshold` decides.
     pub exact: Option<bool>,
     /// HNSW expansion for this call only (the index default otherwise).
     pub expansion_search: Option<usize>,

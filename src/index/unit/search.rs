@@ -71,12 +71,6 @@ impl UnitIndex {
         search(&state)
     }
 
-    fn use_exact(state: &State, options: &SearchOptions) -> bool {
-        options
-            .exact
-            .unwrap_or(state.flat.len() <= state.options.exact_threshold)
-    }
-
     fn search_row(
         &self,
         state: &State,
@@ -97,13 +91,17 @@ impl UnitIndex {
                 options.max_distance,
                 keep,
             );
-            cost::record(Work::Scan(rows), t.elapsed());
+            let elapsed = t.elapsed();
+            cost::record(Work::Scan(rows), elapsed);
+            self.paths
+                .scan_ns_per_row
+                .add(elapsed.as_nanos() as f64 / rows.max(1) as f64);
             hits
         };
         if options.count == 0 || state.flat.len() == 0 {
             return Ok(Vec::new());
         }
-        if Self::use_exact(state, options) || state.deferred {
+        if self.use_exact(state, options) || state.deferred {
             return Ok(exact(state));
         }
         let graph = state.graph.get()?;
@@ -111,7 +109,13 @@ impl UnitIndex {
         let t = Instant::now();
         Ok(match graph.search(&row.0, options.count, keep) {
             Ok(found) => {
-                cost::record(Work::Graph(found.computed), t.elapsed());
+                let elapsed = t.elapsed();
+                cost::record(Work::Graph(found.computed), elapsed);
+                if options.expansion_search.is_none()
+                    && options.count <= state.options.expansion_search
+                {
+                    self.paths.graph_ns.add(elapsed.as_nanos() as f64);
+                }
                 counters.add(found.visited, found.computed);
                 hits(found.keys, found.distances, options.max_distance)
             }
@@ -132,14 +136,10 @@ impl UnitIndex {
         if rows == 0 || options.count == 0 {
             return Some(0.0);
         }
-        if Self::use_exact(&state, options) || state.deferred {
+        if self.use_exact(&state, options) || state.deferred {
             return cost::estimate_ns(Work::Scan(rows));
         }
-        let ef = options
-            .expansion_search
-            .unwrap_or(state.options.expansion_search)
-            .max(options.count);
-        let walk = (2 * state.options.connectivity * ef) as u64;
+        let walk = 2 * Self::walk(&state, options) as u64;
         cost::estimate_ns(Work::Graph(walk.min(rows)))
     }
 
@@ -236,7 +236,7 @@ impl UnitIndex {
         keep: Option<Keep<'_>>,
         counters: &[SearchCounters],
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
-        if (Self::use_exact(state, options) || state.deferred) && options.count > 0 {
+        if (self.use_exact(state, options) || state.deferred) && options.count > 0 {
             let scanned = state.flat.len() as u64;
             for c in counters {
                 c.add(scanned, scanned);

@@ -92,7 +92,8 @@ class IsccIndex(Closable):
         index keeps its own and refuses another). ``max_dim`` and the
         keyword arguments are the engine's open options (``unit_threshold``,
         ``connectivity``, ``expansion_add``, ``expansion_search``,
-        ``exact_threshold``, ``shard_size``, ``durable``, ``hub_id``; the
+        ``exact_threshold`` ("auto" or a row count), ``shard_size``,
+        ``durable``, ``hub_id``; the
         parameters apply to a new index only). An unknown keyword raises
         ``TypeError``.
         """

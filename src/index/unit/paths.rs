@@ -1,0 +1,177 @@
+//! The choice between the exact scan and the graph for one index in
+//! `exact_threshold: auto` mode, by what each costs *on this index*.
+//!
+//! Each index keeps two moving averages of its own searches: nanoseconds
+//! per scanned row and nanoseconds per graph search (at its default
+//! expansion). Before its graph was ever searched, the first `auto` search
+//! measures both on 16 of the index's own rows as queries (graph) and 4
+//! (scan) — a few milliseconds at a million rows — and reports the graph's
+//! figure to [`cost::note_graph`], so later build decisions in this process
+//! model graphs from a real one. From then on every search keeps the
+//! averages current, so a choice made on a cold cache or a busy machine
+//! corrects itself.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::{State, UnitIndex};
+use crate::index::cost::{self, GraphRef};
+use crate::index::flat::ScanQuery;
+use crate::index::SearchOptions;
+use crate::metric::Row;
+
+/// A moving average of f64 in an atomic (0 bits: none yet).
+#[derive(Debug, Default)]
+pub(super) struct Average(AtomicU64);
+
+impl Average {
+    pub(super) fn get(&self) -> Option<f64> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            bits => Some(f64::from_bits(bits)),
+        }
+    }
+
+    /// Fold in one figure (weight 1/8; racing updates may lose one).
+    pub(super) fn add(&self, x: f64) {
+        if !(x.is_finite() && x > 0.0) {
+            return;
+        }
+        let new = self.get().map_or(x, |old| old + (x - old) / 8.0);
+        self.0.store(new.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// What this index's searches cost.
+#[derive(Debug, Default)]
+pub(super) struct PathCosts {
+    pub(super) scan_ns_per_row: Average,
+    pub(super) graph_ns: Average,
+}
+
+impl UnitIndex {
+    /// What a search with `options` is estimated to cost here, in
+    /// nanoseconds: (exact scan, graph search; `None` without a graph).
+    /// With `exact_threshold: auto` the default search takes the cheaper
+    /// (the scan on a tie). The first call on an index with a graph
+    /// measures it (see the module docs).
+    pub fn path_estimates_ns(&self, options: &SearchOptions) -> (f64, Option<f64>) {
+        let state = self.read();
+        let (scan, graph) = self.path_estimates(&state, options);
+        (scan, graph.is_finite().then_some(graph))
+    }
+
+    /// The walk of a graph search: `max(expansion, count) × connectivity`.
+    pub(super) fn walk(state: &State, options: &SearchOptions) -> usize {
+        let ef = options
+            .expansion_search
+            .unwrap_or(state.options.expansion_search);
+        ef.max(options.count) * state.options.connectivity
+    }
+
+    /// True when a search with `options` scans (see the module docs).
+    pub(super) fn use_exact(&self, state: &State, options: &SearchOptions) -> bool {
+        if let Some(exact) = options.exact {
+            return exact;
+        }
+        let rows = state.flat.len();
+        if state.deferred {
+            return true;
+        }
+        if let Some(exact) = state.options.exact_threshold.fixed(rows) {
+            return exact;
+        }
+        let (scan, graph) = self.path_estimates(state, options);
+        scan <= graph
+    }
+
+    /// Estimated nanoseconds of a scan and of a graph search with
+    /// `options` (graph: infinite while there is none).
+    pub(super) fn path_estimates(&self, state: &State, options: &SearchOptions) -> (f64, f64) {
+        let rows = state.flat.len();
+        let per_row = self
+            .paths
+            .scan_ns_per_row
+            .get()
+            .unwrap_or_else(cost::scan_ns_per_row);
+        let scan = rows as f64 * per_row;
+        if state.deferred {
+            return (scan, f64::INFINITY);
+        }
+        let default = SearchOptions {
+            expansion_search: None,
+            ..SearchOptions::count(1)
+        };
+        let base_walk = Self::walk(state, &default) as f64;
+        let graph = match self.paths.graph_ns.get() {
+            Some(ns) => ns,
+            None => self.calibrate(state),
+        };
+        (scan, graph * Self::walk(state, options) as f64 / base_walk)
+    }
+
+    /// Measure this index's graph and scan on its own rows (see the module
+    /// docs); returns nanoseconds per graph search.
+    fn calibrate(&self, state: &State) -> f64 {
+        let Ok(graph) = state.graph.get() else {
+            return f64::INFINITY;
+        };
+        let rows = state.flat.len();
+        let step = (rows / 16).max(1);
+        let samples: Vec<Row> = state
+            .flat
+            .keys()
+            .step_by(step)
+            .take(16)
+            .filter_map(|k| state.flat.get(k))
+            .collect();
+        if samples.is_empty() {
+            return f64::INFINITY;
+        }
+        let count = 10;
+        let t = Instant::now();
+        {
+            let _slot = self.slots.acquire();
+            for row in &samples {
+                if graph.search(&row.0, count, None).is_err() {
+                    return f64::INFINITY;
+                }
+            }
+        }
+        let graph_ns = t.elapsed().as_nanos() as f64 / samples.len() as f64;
+        let t = Instant::now();
+        for row in samples.iter().take(4) {
+            std::hint::black_box(state.flat.search(
+                self.kernel,
+                &ScanQuery::new(row),
+                count,
+                None,
+                None,
+            ));
+        }
+        let scanned = (rows * samples.len().min(4)) as f64;
+        self.paths
+            .scan_ns_per_row
+            .add(t.elapsed().as_nanos() as f64 / scanned);
+        self.paths.graph_ns.add(graph_ns);
+        cost::note_graph(GraphRef {
+            rows: rows as f64,
+            ns: graph_ns,
+            work: (state.options.expansion_search.max(count) * state.options.connectivity) as f64,
+        });
+        graph_ns
+    }
+
+    /// True when the graph should exist for `rows` rows (see
+    /// [`crate::index::ExactThreshold`]).
+    pub(super) fn graph_wanted(state: &State) -> bool {
+        let rows = state.flat.len();
+        match state.options.exact_threshold.fixed(rows) {
+            Some(exact) => !exact,
+            None => {
+                let default = SearchOptions::count(1);
+                cost::graph_pays(rows, Self::walk(state, &default))
+            }
+        }
+    }
+}
