@@ -123,8 +123,8 @@ type Options struct {
 	ExpansionSearch int      `json:"expansion_search,omitempty"`
 	// ExactThreshold: a row count up to which searches scan; 0 leaves the
 	// default, "auto" (the path measured cheaper).
-	ExactThreshold  int      `json:"exact_threshold,omitempty"`
-	ShardSize       int64    `json:"shard_size,omitempty"`
+	ExactThreshold int   `json:"exact_threshold,omitempty"`
+	ShardSize      int64 `json:"shard_size,omitempty"`
 }
 
 // Index is an open ISCC index.
