@@ -245,8 +245,10 @@ fn a_read_only_server_follows_a_writer_that_grows_and_rewrites_the_index() {
             3 => writer.rebuild().unwrap(),
             _ => {}
         }
-        // The writer is idle now: anything that changes in the directory
-        // while the reader answers is the reader's doing.
+        // Background rotations and merges finished: the writer is idle
+        // now, so anything that changes in the directory while the reader
+        // answers is the reader's doing.
+        writer.wait_background().unwrap();
         let before = common::file_states(dir.path());
         let info = c.get("/info").unwrap().json().unwrap();
         assert_eq!(info["status"], "success", "round {round}: {info}");

@@ -82,6 +82,17 @@ impl IsccIndex {
         self.save_locked()
     }
 
+    /// Wait until every unit index's background work — shard rotations and
+    /// tiered merges — is done (a merge failure is returned). Searches and
+    /// writes may run meanwhile; this only waits.
+    pub fn wait_background(&self) -> Result<(), EngineError> {
+        for (t, idx) in self.unit_indexes() {
+            idx.drain_rotations().map_err(EngineError::index(t))?;
+            idx.drain_merges().map_err(EngineError::index(t))?;
+        }
+        Ok(())
+    }
+
     /// [`IsccIndex::save`] with the writer lock held: each unit index is
     /// saved tagged with the newest journal position (no write can come in
     /// between), then the journal is trimmed through it.

@@ -35,6 +35,13 @@ static SCAN_PS_PER_ROW: AtomicU64 = AtomicU64::new(0);
 static GRAPH_PS_PER_DISTANCE: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds of one hand-off to the pool and back, from outside it.
 static HANDOFF_NS: OnceLock<f64> = OnceLock::new();
+/// Picoseconds per row of exact scans of at least [`LARGE_SCAN`] rows
+/// (moving average; 0: none yet): the figure path choices use.
+static LARGE_SCAN_PS_PER_ROW: AtomicU64 = AtomicU64::new(0);
+/// Scans of this many rows or more measure the per-row cost: in smaller
+/// ones the per-query work (the first heap fills, the result) weighs in,
+/// and a per-row figure from them would overprice big scans.
+pub(crate) const LARGE_SCAN: u64 = 32_768;
 /// The latest graph measured at its real size (see [`note_graph`]).
 static GRAPH_REF: Mutex<Option<GraphRef>> = Mutex::new(None);
 
@@ -109,7 +116,16 @@ fn slot(work: Work) -> (&'static AtomicU64, u64) {
 /// Fold one measured search into the averages (weight 1/8 for the new one;
 /// concurrent updates may lose one another, which an average can afford).
 pub(crate) fn record(work: Work, elapsed: Duration) {
+    if let Work::Scan(rows) = work {
+        if rows >= LARGE_SCAN {
+            fold(&LARGE_SCAN_PS_PER_ROW, rows, elapsed);
+        }
+    }
     let (cell, n) = slot(work);
+    fold(cell, n, elapsed);
+}
+
+fn fold(cell: &AtomicU64, n: u64, elapsed: Duration) {
     if n == 0 {
         return;
     }

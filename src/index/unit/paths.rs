@@ -149,10 +149,12 @@ impl UnitIndex {
                 None,
             ));
         }
-        let scanned = (rows * samples.len().min(4)) as f64;
-        self.paths
-            .scan_ns_per_row
-            .add(t.elapsed().as_nanos() as f64 / scanned);
+        if rows as u64 >= cost::LARGE_SCAN {
+            let scanned = (rows * samples.len().min(4)) as f64;
+            self.paths
+                .scan_ns_per_row
+                .add(t.elapsed().as_nanos() as f64 / scanned);
+        }
         self.paths.graph_ns.add(graph_ns);
         cost::note_graph(GraphRef {
             rows: rows as f64,

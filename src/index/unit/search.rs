@@ -93,9 +93,11 @@ impl UnitIndex {
             );
             let elapsed = t.elapsed();
             cost::record(Work::Scan(rows), elapsed);
-            self.paths
-                .scan_ns_per_row
-                .add(elapsed.as_nanos() as f64 / rows.max(1) as f64);
+            if rows >= cost::LARGE_SCAN {
+                self.paths
+                    .scan_ns_per_row
+                    .add(elapsed.as_nanos() as f64 / rows as f64);
+            }
             hits
         };
         if options.count == 0 || state.flat.len() == 0 {
