@@ -1,6 +1,10 @@
 //! The sharded index: the reference's behaviour list, ported, plus
 //! durability and a randomized model check.
 
+mod common;
+
+use common::{brute, lcg, random_body as body};
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -8,21 +12,7 @@ use iscc_vdb::index::{
     ExactThreshold, SearchOptions, ShardedError, ShardedIndex, ShardedIndex128, ShardedOptions,
     VectorKind,
 };
-use iscc_vdb::metric::nphd;
 use iscc_vdb::testing::fault;
-
-fn lcg(seed: &mut u64) -> u64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    *seed >> 11
-}
-
-/// A random body of 64–256 bits.
-fn body(seed: &mut u64) -> Vec<u8> {
-    let len = 8 * (1 + (lcg(seed) % 4) as usize);
-    (0..len).map(|_| lcg(seed) as u8).collect()
-}
 
 /// Small shards with graphs built from the first row (exact_threshold 0),
 /// so shard sizes are those of full HNSW shards; no automatic merging, so
@@ -41,17 +31,6 @@ fn exact(count: usize) -> SearchOptions {
         exact: Some(true),
         ..SearchOptions::count(count)
     }
-}
-
-/// Brute-force top-k over a model: by distance, then key.
-fn brute(model: &BTreeMap<u64, Vec<u8>>, q: &[u8], k: usize) -> Vec<(u64, f32)> {
-    let mut all: Vec<(u64, f32)> = model
-        .iter()
-        .map(|(key, b)| (*key, nphd(q, b).unwrap()))
-        .collect();
-    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    all.truncate(k);
-    all
 }
 
 fn found(idx: &ShardedIndex, q: &[u8], k: usize) -> Vec<(u64, f32)> {

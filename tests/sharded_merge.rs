@@ -5,6 +5,10 @@
 //! by SIGKILL at any of 12 points leaves the old or the new set of shards,
 //! both complete.
 
+mod common;
+
+use common::{brute, lcg, random_body as body};
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -12,20 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use iscc_vdb::index::{SearchOptions, ShardedIndex, ShardedIndex128, ShardedOptions};
-use iscc_vdb::metric::nphd;
-
-fn lcg(seed: &mut u64) -> u64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    *seed >> 11
-}
-
-/// A random body of 64–256 bits.
-fn body(seed: &mut u64) -> Vec<u8> {
-    let len = 8 * (1 + (lcg(seed) % 4) as usize);
-    (0..len).map(|_| lcg(seed) as u8).collect()
-}
 
 fn exact(count: usize) -> SearchOptions {
     SearchOptions {
@@ -35,16 +25,6 @@ fn exact(count: usize) -> SearchOptions {
 }
 
 type Model = BTreeMap<u64, Vec<u8>>;
-
-fn brute(model: &Model, q: &[u8], k: usize) -> Vec<(u64, f32)> {
-    let mut all: Vec<(u64, f32)> = model
-        .iter()
-        .map(|(key, v)| (*key, nphd(q, v).expect("valid bodies")))
-        .collect();
-    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    all.truncate(k);
-    all
-}
 
 fn found(idx: &ShardedIndex, q: &[u8], options: &SearchOptions) -> Vec<(u64, f32)> {
     idx.search(q, options)
@@ -200,9 +180,16 @@ fn tiered_merging_keeps_the_shard_count_logarithmic() {
         model.extend(keys.into_iter().zip(bodies));
         most = most.max(idx.shard_count());
     }
-    // 12,000 rows of ~8 KiB shards (~300 rows each): ~40 rotations. Tiers
-    // of 3 hold at most 2 shards each: log_3(40) ≈ 3.4 tiers.
+    // 12,000 rows in 8 KiB shards: 44 rotations here. Tiers of 3 hold at
+    // most 2 shards each: log_3(44) ≈ 3.4 tiers, so at most ~2 × 5 + 1.
     let shards = idx.shard_count();
+    // Each merge of 3 leaves 2 shards fewer: the rotations were
+    // shards - 1 + 2 × merges.
+    eprintln!(
+        "{} rotations, {} merges, {shards} shards (at most {most})",
+        shards as u64 - 1 + 2 * idx.merges_done(),
+        idx.merges_done()
+    );
     assert!(idx.merges_done() >= 10, "{} merges", idx.merges_done());
     assert!(shards <= 2 * 5 + 1, "{shards} shards");
     assert!(most <= 2 * 5 + 2, "at most {most} shards on the way");

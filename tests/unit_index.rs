@@ -1,6 +1,10 @@
 //! The unit index: semantics, bad input, exact vs brute force, recall on the
 //! bench dataset, persistence (metric and parameters survive), concurrency.
 
+mod common;
+
+use common::{lcg, random_body};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -10,18 +14,6 @@ use iscc_vdb::index::{
 use iscc_vdb::metric::nphd;
 use iscc_vdb::testing::dataset::Dataset;
 use sha2::{Digest, Sha256};
-
-fn lcg(seed: &mut u64) -> u64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    *seed >> 11
-}
-
-fn random_body(seed: &mut u64) -> Vec<u8> {
-    let len = 8 * (1 + (lcg(seed) % 4) as usize);
-    (0..len).map(|_| lcg(seed) as u8).collect()
-}
 
 fn brute_force(rows: &[(u64, Vec<u8>)], q: &[u8], k: usize) -> Vec<Hit> {
     let mut all: Vec<Hit> = rows

@@ -93,6 +93,56 @@ impl Dataset {
     }
 }
 
+/// Entries of the engine benchmark: CONTENT-TEXT and DATA bodies from two
+/// bench datasets (clustered, mixed 64–256 bits), a 64-bit META body, and
+/// a unique INSTANCE body of 64–256 bits; IDs increase with the index.
+/// Queries: META, CONTENT-TEXT and DATA units of the datasets' queries,
+/// half of them with the INSTANCE of a stored entry.
+pub fn engine_entries(n: usize, q: usize) -> (Vec<serde_json::Value>, Vec<crate::engine::Query>) {
+    use crate::codec::{IsccId, Realm, Unit, UnitType};
+    let text = Dataset::generate(n, q, 42);
+    let data = Dataset::generate(n, q, 43);
+    let unit = |t: UnitType, body: &[u8]| Unit::new(t, body).expect("unit").to_string();
+    let meta = |i: u64| (mix64(i ^ 0x4D45_5441) % 4096).to_le_bytes();
+    let instance = |i: u64| {
+        let len = 8 * (1 + (r(7, 0, i) % 4) as usize);
+        (0..len / 8)
+            .flat_map(|w| r(9, w as u64, i).to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    let realm = Realm::new(0).expect("realm");
+    let entries = (0..n)
+        .map(|i| {
+            let id = IsccId::from_parts(1_700_000_000_000_000 + i as u64, 0, realm).expect("id");
+            serde_json::json!({
+                "iscc_id": id.to_string(),
+                "units": [
+                    unit(UnitType::META, &meta(i as u64)),
+                    unit(UnitType::CONTENT_TEXT, &text.codes[i]),
+                    unit(UnitType::DATA, &data.codes[i]),
+                    unit(UnitType::INSTANCE, &instance(i as u64)),
+                ],
+                "title": format!("entry {i}"),
+            })
+        })
+        .collect();
+    let queries = (0..q)
+        .map(|j| {
+            let mut units = vec![
+                unit(UnitType::META, &meta(j as u64 * 7)),
+                unit(UnitType::CONTENT_TEXT, &text.queries[j]),
+                unit(UnitType::DATA, &data.queries[j]),
+            ];
+            if j % 2 == 0 {
+                // Half the queries carry the INSTANCE of a stored entry.
+                units.push(unit(UnitType::INSTANCE, &instance((j * 31 % n) as u64)));
+            }
+            crate::engine::Query::units(units)
+        })
+        .collect();
+    (entries, queries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,34 +42,7 @@ pub fn corpus() -> Vec<serde_json::Value> {
 /// bench-dataset bodies of 64–256 bits) and a unique INSTANCE unit, and
 /// increasing ISCC-IDs (the engine benchmark's entries).
 pub fn generated_entries(n: usize) -> Vec<serde_json::Value> {
-    use iscc_vdb::codec::{IsccId, Realm, Unit, UnitType};
-    use iscc_vdb::testing::dataset::{mix64, r, Dataset};
-    let text = Dataset::generate(n, 0, 42);
-    let data = Dataset::generate(n, 0, 43);
-    let unit = |t: UnitType, body: &[u8]| Unit::new(t, body).expect("unit").to_string();
-    let meta = |i: u64| (mix64(i ^ 0x4D45_5441) % 4096).to_le_bytes();
-    let instance = |i: u64| {
-        let len = 8 * (1 + (r(7, 0, i) % 4) as usize);
-        (0..len / 8)
-            .flat_map(|w| r(9, w as u64, i).to_le_bytes())
-            .collect::<Vec<u8>>()
-    };
-    let realm = Realm::new(0).expect("realm");
-    (0..n)
-        .map(|i| {
-            let id = IsccId::from_parts(1_700_000_000_000_000 + i as u64, 0, realm).expect("id");
-            serde_json::json!({
-                "iscc_id": id.to_string(),
-                "units": [
-                    unit(UnitType::META, &meta(i as u64)),
-                    unit(UnitType::CONTENT_TEXT, &text.codes[i]),
-                    unit(UnitType::DATA, &data.codes[i]),
-                    unit(UnitType::INSTANCE, &instance(i as u64)),
-                ],
-                "title": format!("entry {i}"),
-            })
-        })
-        .collect()
+    iscc_vdb::testing::dataset::engine_entries(n, 0).0
 }
 
 /// Every file under `dir` with its size and modification time — but
@@ -93,4 +66,33 @@ pub fn file_states(
         }
     }
     out
+}
+
+/// A 64-bit LCG step (the tests' deterministic randomness).
+pub fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 11
+}
+
+/// A random body of 64–256 bits.
+pub fn random_body(seed: &mut u64) -> Vec<u8> {
+    let len = 8 * (1 + (lcg(seed) % 4) as usize);
+    (0..len).map(|_| lcg(seed) as u8).collect()
+}
+
+/// Brute-force top-k of a model (key → body): by NPHD, then key.
+pub fn brute(
+    model: &std::collections::BTreeMap<u64, Vec<u8>>,
+    q: &[u8],
+    k: usize,
+) -> Vec<(u64, f32)> {
+    let mut all: Vec<(u64, f32)> = model
+        .iter()
+        .map(|(key, b)| (*key, iscc_vdb::metric::nphd(q, b).expect("valid bodies")))
+        .collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
 }

@@ -92,23 +92,27 @@ fn main() {
         Command::ServeLoad(args) => serve_load::serve_load(&args),
         Command::ShardedOpen { path, q, n } => {
             let idx = iscc_vdb::index::ShardedIndex::<u64>::open_read_only(&path).expect("open");
-            let queries = Dataset::queries(n, q, 42);
-            let approx = SearchOptions {
-                exact: Some(false),
-                ..SearchOptions::count(10)
-            };
-            idx.search_batch(&queries, &approx).expect("search");
-            println!("{:.1}", peak_rss_mb());
+            search_then_print_rss(n, q, |qs, o| {
+                idx.search_batch(qs, o).expect("search");
+            });
         }
         Command::Open { path, view, q, n } => {
             let idx = UnitIndex::restore(&path, view).expect("open");
-            let queries = Dataset::queries(n, q, 42);
-            let approx = SearchOptions {
-                exact: Some(false),
-                ..SearchOptions::count(10)
-            };
-            idx.search_batch(&queries, &approx).expect("search");
-            println!("{:.1}", peak_rss_mb());
+            search_then_print_rss(n, q, |qs, o| {
+                idx.search_batch(qs, o).expect("search");
+            });
         }
     }
+}
+
+/// Search the dataset's Q queries approximately (`search`), then print this
+/// process's peak RSS in MB (read by [`support::child_peak_rss_mb`]).
+fn search_then_print_rss(n: usize, q: usize, search: impl Fn(&[Vec<u8>], &SearchOptions)) {
+    let queries = Dataset::queries(n, q, 42);
+    let approx = SearchOptions {
+        exact: Some(false),
+        ..SearchOptions::count(10)
+    };
+    search(&queries, &approx);
+    println!("{:.1}", peak_rss_mb());
 }

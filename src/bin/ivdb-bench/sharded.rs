@@ -265,21 +265,7 @@ pub(crate) fn sharded(args: &ShardedArgs) {
         median(runs) / 1e6,
         idx.stats().bloom_filter
     );
-    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "sharded-open",
-            "--q",
-            &args.q.to_string(),
-            "--n",
-            &args.n.to_string(),
-        ])
-        .arg(&dir)
-        .output()
-        .expect("run ivdb-bench sharded-open");
-    let peak: f64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(f64::NAN);
+    let peak = child_peak_rss_mb("sharded-open", args.q, args.n, &dir, None);
     println!(
         "peak RSS of a process that opens the index read-only and searches {} queries (hnsw): {peak:.0} MB ({:.2}x the {:.0} MB on disk)",
         args.q,

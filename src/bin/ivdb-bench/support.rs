@@ -189,3 +189,25 @@ pub(crate) fn dir_bytes(path: &std::path::Path) -> u64 {
             .sum()
     })
 }
+
+/// Peak RSS (MB) of a fresh `ivdb-bench <subcommand> --q Q --n N PATH
+/// [extra]` process, which opens an index and searches the dataset's
+/// queries (this process's own peak includes the dataset and the build).
+pub(crate) fn child_peak_rss_mb(
+    subcommand: &str,
+    q: usize,
+    n: usize,
+    path: &std::path::Path,
+    extra: Option<&str>,
+) -> f64 {
+    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args([subcommand, "--q", &q.to_string(), "--n", &n.to_string()])
+        .arg(path)
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| panic!("run ivdb-bench {subcommand}: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(f64::NAN)
+}

@@ -243,23 +243,8 @@ pub(crate) fn unit(args: &UnitArgs) {
         (main_bytes + graph_bytes) as f64 / args.n as f64,
     );
     drop(idx);
-    // Peak RSS of a fresh process that opens the index and answers the
-    // queries (this process's own peak includes the dataset and the build).
     for view in [false, true] {
-        let out = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .args([
-                "open",
-                "--q",
-                &args.q.to_string(),
-                "--n",
-                &args.n.to_string(),
-            ])
-            .arg(&path)
-            .args(view.then_some("--view"))
-            .output()
-            .expect("run ivdb-bench open");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let peak: f64 = text.trim().parse().unwrap_or(f64::NAN);
+        let peak = child_peak_rss_mb("open", args.q, args.n, &path, view.then_some("--view"));
         println!(
             "peak RSS of a process that {} the index and searches {} queries: {peak:.0} MB ({:.2}x the {index_mb:.0} MB on disk)",
             if view { "views" } else { "loads" },

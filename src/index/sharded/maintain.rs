@@ -1,11 +1,10 @@
 //! Persistence and upkeep: save (optionally tagged with the engine's journal
 //! position), the bloom filter rebuild, compaction and close.
 
-use super::key::{KeyTable, ShardKey};
+use super::key::ShardKey;
 use super::shard::Shard;
 use super::tombstones::Tombstones;
 use super::{shard, ShardedError, ShardedIndex};
-use crate::index::UnitIndex;
 use crate::sync::lock;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -111,9 +110,14 @@ impl<K: ShardKey> ShardedIndex<K> {
             if dead.get(&s.id).copied().unwrap_or(0) == 0 {
                 continue;
             }
-            let (shard, dropped) = self.without_dead_rows(s, &tomb)?;
-            removed += dropped;
-            replaced.push((s.id, shard));
+            // Never stopped (`|| false`), so always rewritten.
+            if let Some(r) = self
+                .inner
+                .rewrite_live(std::slice::from_ref(s), &tomb, &|| false)?
+            {
+                removed += r.dropped;
+                replaced.push((s.id, r.shard));
+            }
         }
         {
             let mut st = self.write();
@@ -137,49 +141,6 @@ impl<K: ShardKey> ShardedIndex<K> {
         self.rebuild_bloom_locked();
         self.save_locked(None)?;
         Ok(removed as usize)
-    }
-
-    /// A sealed shard rewritten without its tombstoned rows, written under a
-    /// new generation and mapped (`None` when no row is left), and the
-    /// number of rows dropped.
-    fn without_dead_rows(
-        &self,
-        s: &Shard,
-        tomb: &Tombstones,
-    ) -> Result<(Option<Arc<Shard>>, u64), ShardedError> {
-        let mut labels = Vec::new();
-        let mut bodies = Vec::new();
-        let mut table = s.table.as_ref().map(|_| KeyTable::default());
-        let mut pos = 0;
-        loop {
-            let rows = s.index.rows(pos, 4096);
-            if rows.is_empty() {
-                break;
-            }
-            pos += rows.len();
-            for (label, body) in rows {
-                let Some(key) = s.key(label) else { continue };
-                if tomb.is_dead(key, s.id) {
-                    continue;
-                }
-                if let Some(t) = table.as_mut() {
-                    t.insert(label, key);
-                }
-                labels.push(label);
-                bodies.push(body);
-            }
-        }
-        let dropped = (s.len() - labels.len()) as u64;
-        if labels.is_empty() {
-            return Ok((None, dropped));
-        }
-        let index = UnitIndex::new(self.inner.options.unit())?;
-        index.add_batch(&labels, &bodies)?;
-        let fresh = Shard::from_parts(s.id, index, table);
-        let gen = self.inner.next_gen.fetch_add(1, Ordering::AcqRel);
-        fresh.save(&self.inner.dir, gen)?;
-        let mapped = Shard::open(&self.inner.dir, &fresh.entry(), self.inner.kind, true)?;
-        Ok((Some(Arc::new(mapped)), dropped))
     }
 
     /// Drain rotations, save (when writable and changed) and close; later

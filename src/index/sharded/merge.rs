@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use super::key::{KeyTable, ShardKey};
 use super::shard::{self, Shard};
+use super::tombstones::Tombstones;
 use super::{io_at, Inner, ShardedError, ShardedIndex, State};
 use crate::index::UnitIndex;
 use crate::sync::{lock, wait, RwLockExt};
@@ -155,7 +156,88 @@ fn plan_forced(
         .map(|(_, r)| r)
 }
 
+/// A run of shards rewritten by [`Inner::rewrite_live`].
+pub(super) struct Rewritten {
+    /// The new shard, mapped (`None`: no live row was left).
+    pub(super) shard: Option<Arc<Shard>>,
+    /// Tombstoned rows left out.
+    pub(super) dropped: u64,
+}
+
 impl Inner {
+    /// The live rows of `run` (tombstoned ones dropped, oldest shard first)
+    /// written as one new shard under the newest id of the run, mapped. This
+    /// is a merge of several shards and the compaction of one. `Ok(None)`
+    /// when `stop` turned true between chunks (nothing is left behind).
+    pub(super) fn rewrite_live(
+        &self,
+        run: &[Arc<Shard>],
+        tomb: &Tombstones,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Rewritten>, ShardedError> {
+        let Some(last) = run.last() else {
+            return Ok(Some(Rewritten {
+                shard: None,
+                dropped: 0,
+            }));
+        };
+        let id = last.id;
+        let mut labels = Vec::new();
+        let mut bodies = Vec::new();
+        let mut table = last.table.as_ref().map(|_| KeyTable::default());
+        let mut read = 0usize;
+        for s in run {
+            let mut pos = 0;
+            loop {
+                let rows = s.index.rows(pos, 4096);
+                if rows.is_empty() {
+                    break;
+                }
+                pos += rows.len();
+                read += rows.len();
+                for (label, body) in rows {
+                    let Some(key) = s.key(label) else { continue };
+                    if tomb.is_dead(key, s.id) {
+                        continue;
+                    }
+                    if let Some(t) = table.as_mut() {
+                        t.insert(label, key);
+                    }
+                    labels.push(label);
+                    bodies.push(body);
+                }
+            }
+        }
+        let dropped = (read - labels.len()) as u64;
+        if labels.is_empty() {
+            return Ok(Some(Rewritten {
+                shard: None,
+                dropped,
+            }));
+        }
+        let index = UnitIndex::new(self.options.unit())?;
+        for (ls, bs) in labels.chunks(MERGE_CHUNK).zip(bodies.chunks(MERGE_CHUNK)) {
+            if stop() {
+                return Ok(None);
+            }
+            index.add_batch(ls, bs)?;
+        }
+        drop(bodies);
+        let fresh = Shard::from_parts(id, index, table);
+        let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = fresh.save(&self.dir, gen) {
+            for name in shard::file_names(id, gen) {
+                let _ = std::fs::remove_file(self.dir.join(name));
+            }
+            return Err(e);
+        }
+        let mapped = Shard::open(&self.dir, &fresh.entry(), self.kind, true)?;
+        Ok(Some(Rewritten {
+            shard: Some(Arc::new(mapped)),
+            dropped,
+        }))
+    }
+
     fn stopping(&self) -> bool {
         lock(&self.merge).stop
     }
@@ -188,59 +270,15 @@ impl Inner {
                 .collect();
             (run, Arc::clone(&st.tombstones), dead)
         };
-        let Some(last) = run.last() else {
+        let Some(id) = run.last().map(|s| s.id) else {
             return Ok(None);
         };
-        let id = last.id;
-        // The live rows of the run, oldest shard first.
-        let mut labels = Vec::new();
-        let mut bodies = Vec::new();
-        let mut table = last.table.as_ref().map(|_| KeyTable::default());
-        let mut read = 0usize;
-        for s in &run {
-            let mut pos = 0;
-            loop {
-                let rows = s.index.rows(pos, 4096);
-                if rows.is_empty() {
-                    break;
-                }
-                pos += rows.len();
-                read += rows.len();
-                for (label, body) in rows {
-                    let Some(key) = s.key(label) else { continue };
-                    if tomb.is_dead(key, s.id) {
-                        continue;
-                    }
-                    if let Some(t) = table.as_mut() {
-                        t.insert(label, key);
-                    }
-                    labels.push(label);
-                    bodies.push(body);
-                }
-            }
-        }
-        let dropped = (read - labels.len()) as u64;
-        let merged = if labels.is_empty() {
-            None
-        } else {
-            let index = UnitIndex::new(self.options.unit())?;
-            for (ls, bs) in labels.chunks(MERGE_CHUNK).zip(bodies.chunks(MERGE_CHUNK)) {
-                if self.stopping() {
-                    return Ok(None);
-                }
-                index.add_batch(ls, bs)?;
-            }
-            drop(bodies);
-            let fresh = Shard::from_parts(id, index, table);
-            let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);
-            if let Err(e) = fresh.save(&self.dir, gen) {
-                for name in shard::file_names(id, gen) {
-                    let _ = std::fs::remove_file(self.dir.join(name));
-                }
-                return Err(e);
-            }
-            let mapped = Shard::open(&self.dir, &fresh.entry(), self.kind, true)?;
-            Some(Arc::new(mapped))
+        let Some(Rewritten {
+            shard: merged,
+            dropped,
+        }) = self.rewrite_live(&run, &tomb, &|| self.stopping())?
+        else {
+            return Ok(None);
         };
         {
             let mut st = self.state.write_or_recover();
