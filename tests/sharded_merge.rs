@@ -3,7 +3,8 @@
 //! (reader threads) and after a merge; writes during a background merge
 //! are kept; tombstoned and superseded rows are dropped; and a merge killed
 //! by SIGKILL at any of 12 points leaves the old or the new set of shards,
-//! both complete.
+//! both complete; a merge whose commit fails leaves the old set on disk and
+//! a consistent index in memory.
 
 mod common;
 
@@ -253,6 +254,31 @@ fn writes_during_background_merges_are_kept_with_128_bit_keys() {
     // Compaction after merges keeps everything too.
     idx.compact().unwrap();
     verify(&idx, "compacted");
+}
+
+#[test]
+fn a_merge_whose_commit_fails_leaves_a_consistent_index_before_and_after_reopen() {
+    use iscc_vdb::testing::fault;
+    let dir = tempfile::tempdir().unwrap();
+    let (model, used) = build_unmerged(dir.path(), 3000);
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    let before = idx.shard_count();
+    // The merged shard is written, swapped in memory, then the manifest
+    // commit fails.
+    fault::fail_next_write("merge.commit");
+    assert!(idx.merge(1).is_err());
+    check(&idx, &model, used, 60, "after the failed commit");
+    // The manifest on disk still names the old set: a reader sees it whole.
+    let reader = ShardedIndex::<u64>::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.shard_count(), before);
+    check(&reader, &model, used, 61, "old set on disk");
+    drop(reader);
+    // The next commit (a save) writes the merged state.
+    idx.save().unwrap();
+    idx.close().unwrap();
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    assert!(idx.shard_count() < before);
+    check(&idx, &model, used, 62, "reopened");
 }
 
 /// The child process of the SIGKILL test: merge the index named by
