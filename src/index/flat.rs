@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use memmap2::Mmap;
 
-use crate::metric::scan::Kernel;
+use crate::metric::scan::{Kernel, MANY};
 use crate::metric::Row;
 
 /// Rows scanned per block before the threshold is tightened (and, in
@@ -286,18 +286,31 @@ impl FlatStore {
 
     /// Every (key, row), group by group.
     pub(crate) fn all_rows(&self) -> Vec<(u64, Row)> {
-        let mut out = Vec::with_capacity(self.len());
+        self.rows_every(1)
+    }
+
+    /// Every `step`-th (key, row) in group order (a sample proportional
+    /// to the groups' sizes; `step` 0 counts as 1).
+    pub(crate) fn rows_every(&self, step: usize) -> Vec<(u64, Row)> {
+        let step = step.max(1);
+        let mut out = Vec::with_capacity(self.len() / step + 1);
+        let mut skip = 0;
         for group in &self.groups {
             let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
-            for (i, key) in group.keys.as_slice().iter().enumerate() {
+            let keys = group.keys.as_slice();
+            let mut i = skip;
+            while i < keys.len() {
                 let mut body = [0u8; 32];
                 for (w, col) in cols.iter().enumerate() {
                     body[8 * w..8 * w + 8].copy_from_slice(&col[i].to_le_bytes());
                 }
                 if let Ok(row) = Row::new(&body[..8 * cols.len()]) {
-                    out.push((*key, row));
+                    out.push((keys[i], row));
                 }
+                i += step;
             }
+            // Carry the stride across groups.
+            skip = i - keys.len();
         }
         out
     }
@@ -337,11 +350,11 @@ impl FlatStore {
         if k == 0 {
             return tops.into_iter().map(TopK::into_sorted).collect();
         }
-        // One candidate buffer per thread, reused across searches (a fresh
+        // Candidate buffers per thread, reused across searches (a fresh
         // 64 KiB allocation per query showed in profiles of small indexes).
         thread_local! {
-            static CANDIDATES: std::cell::RefCell<Vec<(u32, u32)>> =
-                std::cell::RefCell::new(Vec::with_capacity(BLOCK));
+            static CANDIDATES: std::cell::RefCell<Vec<Vec<(u32, u32)>>> =
+                std::cell::RefCell::new((0..MANY).map(|_| Vec::with_capacity(BLOCK)).collect());
         }
         CANDIDATES.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buf) => self.scan_groups(kernel, queries, &mut tops, keep, &mut buf),
@@ -350,22 +363,27 @@ impl FlatStore {
                 queries,
                 &mut tops,
                 keep,
-                &mut Vec::with_capacity(BLOCK),
+                &mut vec![Vec::new(); MANY],
             ),
         });
         tops.into_iter().map(TopK::into_sorted).collect()
     }
 
-    /// The block loop of [`FlatStore::search_many`].
+    /// The block loop of [`FlatStore::search_many`]: per block of rows, the
+    /// queries comparing the same number of words are compared together,
+    /// [`MANY`] at a time (one query alone takes the single-query kernel,
+    /// which stops reading a row's later words once it is out of reach).
     fn scan_groups(
         &self,
         kernel: Kernel,
         queries: &[ScanQuery],
         tops: &mut [TopK],
         keep: Option<Keep<'_>>,
-        candidates: &mut Vec<(u32, u32)>,
+        candidates: &mut [Vec<(u32, u32)>],
     ) {
-        let k = tops.first().map_or(0, |t| t.k);
+        let k = tops.iter().map(|t| t.k).max().unwrap_or(0);
+        // Queries by the words they compare with this group.
+        let mut by_words: [Vec<usize>; 4] = Default::default();
         for group in &self.groups {
             let n = group.len();
             if n == 0 {
@@ -373,6 +391,15 @@ impl FlatStore {
             }
             let keys = group.keys.as_slice();
             let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
+            for list in by_words.iter_mut() {
+                list.clear();
+            }
+            for (j, query) in queries.iter().enumerate() {
+                let m = query.len.min(cols.len());
+                if m > 0 && tops[j].k > 0 {
+                    by_words[m - 1].push(j);
+                }
+            }
             let mut start = 0;
             while start < n {
                 // While a heap is not full its threshold admits every row:
@@ -387,25 +414,48 @@ impl FlatStore {
                     BLOCK
                 };
                 let end = (start + step).min(n);
-                for (query, top) in queries.iter().zip(tops.iter_mut()) {
-                    let m = query.len.min(cols.len());
-                    if m == 0 {
+                for (w, list) in by_words.iter().enumerate() {
+                    if list.is_empty() {
                         continue;
                     }
+                    let m = w + 1;
                     let bits = 64 * m as u32;
                     let mut block: [&[u64]; 4] = [&[]; 4];
                     for (b, c) in block.iter_mut().zip(&cols[..m]) {
                         *b = &c[start..end];
                     }
-                    candidates.clear();
-                    kernel.filter(&block[..m], &query.words, top.threshold(bits), candidates);
-                    for &(i, h) in candidates.iter() {
-                        let key = keys[start + i as usize];
-                        if keep.is_none_or(|keep| keep(key)) {
-                            top.offer(Hit {
-                                distance: h as f32 / bits as f32,
-                                key,
-                            });
+                    for chunk in list.chunks(MANY) {
+                        let mut words = [[0u64; 4]; MANY];
+                        let mut thresholds = [0u32; MANY];
+                        for (slot, &j) in chunk.iter().enumerate() {
+                            words[slot] = queries[j].words;
+                            thresholds[slot] = tops[j].threshold(bits);
+                        }
+                        let outs = &mut candidates[..chunk.len()];
+                        for out in outs.iter_mut() {
+                            out.clear();
+                        }
+                        if chunk.len() == 1 {
+                            kernel.filter(&block[..m], &words[0], thresholds[0], &mut outs[0]);
+                        } else {
+                            kernel.filter_many(
+                                &block[..m],
+                                &words[..chunk.len()],
+                                &thresholds[..chunk.len()],
+                                outs,
+                            );
+                        }
+                        for (out, &j) in outs.iter().zip(chunk) {
+                            let top = &mut tops[j];
+                            for &(i, h) in out {
+                                let key = keys[start + i as usize];
+                                if keep.is_none_or(|keep| keep(key)) {
+                                    top.offer(Hit {
+                                        distance: h as f32 / bits as f32,
+                                        key,
+                                    });
+                                }
+                            }
                         }
                     }
                 }
@@ -471,6 +521,65 @@ mod tests {
                 assert!(capped.iter().all(|h| h.distance <= 0.40));
             }
         }
+    }
+
+    #[test]
+    fn many_queries_in_one_pass_equal_one_at_a_time() {
+        let mut seed = 5;
+        let mut store = FlatStore::default();
+        for key in 0..20_000u64 {
+            store.insert(key, &Row::new(&body(&mut seed)).unwrap());
+        }
+        // More queries than one kernel pass takes, of every length, some
+        // rows' own bodies (distance 0) among them.
+        let queries: Vec<ScanQuery> = (0..2 * MANY as u64 + 3)
+            .map(|i| {
+                let row = if i % 5 == 0 {
+                    store.get(i * 97).unwrap()
+                } else {
+                    Row::new(&body(&mut seed)).unwrap()
+                };
+                ScanQuery::new(&row)
+            })
+            .collect();
+        let odd = |key: u64| key % 2 == 1;
+        for kernel in Kernel::available() {
+            for (k, cap, keep) in [
+                (10, None, None),
+                (1, None, Some(&odd as Keep<'_>)),
+                (100, Some(0.3), None),
+            ] {
+                let many = store.search_many(kernel, &queries, k, cap, keep);
+                for (q, got) in queries.iter().zip(&many) {
+                    assert_eq!(
+                        got,
+                        &store.search(kernel, q, k, cap, keep),
+                        "{kernel:?} k={k}"
+                    );
+                    assert!(got.len() <= k);
+                    assert!(keep.is_none() || got.iter().all(|h| h.key % 2 == 1));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_sample_of_every_step_th_row_spans_the_groups() {
+        let mut seed = 9;
+        let mut store = FlatStore::default();
+        for key in 0..1000u64 {
+            store.insert(key, &Row::new(&body(&mut seed)).unwrap());
+        }
+        let all = store.all_rows();
+        assert_eq!(all.len(), 1000);
+        let sample = store.rows_every(7);
+        // Every 7th row of the concatenated groups, lengths in proportion.
+        let want: Vec<(u64, Row)> = all.iter().copied().step_by(7).collect();
+        assert_eq!(sample, want);
+        let lengths: std::collections::HashSet<usize> =
+            sample.iter().map(|(_, r)| r.len()).collect();
+        assert_eq!(lengths.len(), 4);
+        assert_eq!(store.rows_every(0), all);
     }
 
     #[test]
