@@ -19,13 +19,17 @@
 //!
 //! The same figures choose between the exact scan and the graph where an
 //! index's `exact_threshold` is `auto` ([`graph_pays`]): a graph search is
-//! modelled from a measured reference — a graph searched in this process
-//! (its rows and nanoseconds per search, see [`note_graph`]), or before
-//! any, the calibration of [`super::calibrate`] — as growing with the log of
-//! the rows and linearly with `expansion × connectivity`; a scan as rows ×
-//! the measured cost per row.
+//! modelled from graphs measured in this process (their rows and
+//! nanoseconds per search, see [`note_graph`]; before any, the calibration
+//! of [`super::calibrate`]) by the power law through the two measured sizes
+//! nearest the one asked for (one size: growth with the log of the rows),
+//! linear in `expansion × connectivity`; a scan as rows × the measured cost
+//! per row. A "yes" far beyond the largest measured graph is checked by a
+//! trial on the index's own rows ([`super::calibrate::trial`]): a log
+//! extrapolated from 8,192 rows priced a graph of 800,000 at less than half
+//! its measured cost here and built a graph that did not pay.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -42,8 +46,16 @@ static LARGE_SCAN_PS_PER_ROW: AtomicU64 = AtomicU64::new(0);
 /// ones the per-query work (the first heap fills, the result) weighs in,
 /// and a per-row figure from them would overprice big scans.
 pub(crate) const LARGE_SCAN: u64 = 32_768;
-/// The latest graph measured at its real size (see [`note_graph`]).
-static GRAPH_REF: Mutex<Option<GraphRef>> = Mutex::new(None);
+/// Graph search costs measured at real sizes (see [`note_graph`]), at most
+/// one per power of two of rows, the latest kept.
+static GRAPH_REFS: Mutex<Vec<GraphRef>> = Mutex::new(Vec::new());
+/// Set once the trial of [`super::calibrate::trial`] has run in this process.
+static TRIAL_RUN: AtomicBool = AtomicBool::new(false);
+/// How far past the largest measured graph a "the graph pays" of the
+/// model is trusted without a trial: search cost grows faster than the log
+/// of the rows once a graph outgrows the caches, so a model extrapolated
+/// far overprices the scan's rival — a "no" stays safe, a "yes" is checked.
+const TRUSTED_REACH: f64 = 16.0;
 
 /// A graph search cost measured on a real graph.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,19 +69,58 @@ pub(crate) struct GraphRef {
 }
 
 impl GraphRef {
-    /// Modelled nanoseconds of a search of a graph of `rows` rows.
-    fn scaled(&self, rows: f64, work: f64) -> f64 {
-        let log = |n: f64| n.max(2.0).ln();
-        self.ns * (log(rows) / log(self.rows)) * (work / self.work)
+    /// Nanoseconds per unit of walk.
+    fn per_work(&self) -> f64 {
+        self.ns / self.work
     }
 }
 
+/// Modelled nanoseconds of a search of `rows` rows walking `work`, from
+/// measured graphs `refs` (sorted by rows, non-empty): a power law
+/// `ns ∝ rows^a` through the two measured sizes nearest to `rows` (the
+/// exponent bounded to `[0.05, 1]`), or with one size, growth with the log
+/// of the rows.
+fn model(refs: &[GraphRef], rows: f64, work: f64) -> f64 {
+    let log = |n: f64| n.max(2.0).ln();
+    // The nearest measured size at or below `rows` (else the smallest).
+    let base = refs.iter().rposition(|r| r.rows <= rows).unwrap_or(0);
+    let b = refs[base];
+    // A second size at least twice apart: the next larger when `rows` lies
+    // between, else the largest smaller one.
+    let other = refs[base + 1..]
+        .iter()
+        .find(|r| r.rows >= 2.0 * b.rows && rows > b.rows)
+        .or_else(|| refs[..base].iter().rev().find(|r| r.rows * 2.0 <= b.rows))
+        .or_else(|| refs[base + 1..].iter().find(|r| r.rows >= 2.0 * b.rows));
+    let scale = match other {
+        Some(o) => {
+            let a = (o.per_work() / b.per_work()).ln() / (o.rows / b.rows).ln();
+            let a = if a.is_finite() {
+                a.clamp(0.05, 1.0)
+            } else {
+                1.0
+            };
+            (rows / b.rows).powf(a)
+        }
+        None => log(rows) / log(b.rows),
+    };
+    b.per_work() * work * scale
+}
+
 /// Record a graph search cost measured at a graph's real size: later
-/// choices model graphs from it instead of the calibration.
+/// choices model graphs from the measured ones instead of the calibration.
 pub(crate) fn note_graph(reference: GraphRef) {
-    if reference.rows >= 2.0 && reference.ns > 0.0 && reference.work > 0.0 {
-        *crate::sync::lock(&GRAPH_REF) = Some(reference);
+    if !(reference.rows >= 2.0 && reference.ns > 0.0 && reference.work > 0.0) {
+        return;
     }
+    if !reference.ns.is_finite() {
+        return;
+    }
+    let mut refs = crate::sync::lock(&GRAPH_REFS);
+    let bucket = |r: &GraphRef| r.rows.log2().round() as i64;
+    refs.retain(|r| bucket(r) != bucket(&reference));
+    refs.push(reference);
+    refs.sort_by(|a, b| a.rows.total_cmp(&b.rows));
 }
 
 /// Nanoseconds an exact scan spends per row (measured, else calibrated).
@@ -81,20 +132,52 @@ pub(crate) fn scan_ns_per_row() -> f64 {
 /// Modelled nanoseconds of one graph search over `rows` rows, walking
 /// `work` = `max(expansion, count) × connectivity`.
 pub(crate) fn graph_search_ns(rows: usize, work: usize) -> f64 {
-    let reference = *crate::sync::lock(&GRAPH_REF);
-    let reference = reference.unwrap_or_else(|| super::calibrate::prior().graph);
-    reference.scaled(rows as f64, work as f64)
+    let refs = crate::sync::lock(&GRAPH_REFS).clone();
+    if refs.is_empty() {
+        let prior = super::calibrate::prior().graph;
+        return model(&[prior], rows as f64, work as f64);
+    }
+    model(&refs, rows as f64, work as f64)
+}
+
+/// Rows of the largest graph measured in this process (0: none).
+fn largest_measured() -> f64 {
+    crate::sync::lock(&GRAPH_REFS)
+        .last()
+        .map_or(0.0, |r| r.rows)
 }
 
 /// Whether an index of `rows` rows searches faster by a graph than by the
 /// scan (`work` as in [`graph_search_ns`]). A graph walk computes up to
 /// `2 × work` distances, each dearer than a scanned row, so an index of
 /// fewer rows always scans, and nothing is calibrated for it.
-pub(crate) fn graph_pays(rows: usize, work: usize) -> bool {
+///
+/// When the model says yes for `rows` far beyond every graph measured so
+/// far, `sample` (rows of the index, see [`super::calibrate::trial`]) is
+/// asked for once per process and graphs of its rows are measured at two
+/// sizes; the answer is then modelled from those.
+pub(crate) fn graph_pays(
+    rows: usize,
+    work: usize,
+    connectivity: usize,
+    expansion_search: usize,
+    sample: &dyn Fn(usize) -> Vec<crate::metric::Row>,
+) -> bool {
     if rows <= 2 * work {
         return false;
     }
-    graph_search_ns(rows, work) < rows as f64 * scan_ns_per_row()
+    let scan = rows as f64 * scan_ns_per_row();
+    if graph_search_ns(rows, work) >= scan {
+        return false;
+    }
+    if largest_measured() * TRUSTED_REACH < rows as f64 && !TRIAL_RUN.swap(true, Ordering::AcqRel) {
+        let rows_wanted = rows.min(super::calibrate::TRIAL_ROWS);
+        for r in super::calibrate::trial(&sample(rows_wanted), connectivity, expansion_search) {
+            note_graph(r);
+        }
+        return graph_search_ns(rows, work) < scan;
+    }
+    true
 }
 
 /// The kind of work a unit-index search did.
@@ -206,5 +289,31 @@ mod tests {
         assert!(!worth_splitting(2, || Some(0.0)));
         assert_eq!(sum([Some(1.0), None]), None);
         assert_eq!(sum([Some(1.0), Some(2.0)]), Some(3.0));
+    }
+
+    #[test]
+    fn the_graph_model_follows_measured_sizes() {
+        let r = |rows: f64, ns: f64| GraphRef {
+            rows,
+            ns,
+            work: 2048.0,
+        };
+        // One size: growth with the log of the rows, linear in the walk.
+        let one = [r(8192.0, 100.0)];
+        assert!((model(&one, 8192.0, 2048.0) - 100.0).abs() < 1e-9);
+        assert!((model(&one, 8192.0, 4096.0) - 200.0).abs() < 1e-9);
+        let want = 100.0 * (65536f64).ln() / (8192f64).ln();
+        assert!((model(&one, 65536.0, 2048.0) - want).abs() < 1e-9);
+        // Two sizes: the power law through them, beyond and between.
+        let two = [r(8192.0, 100.0), r(65536.0, 200.0)];
+        assert!((model(&two, 65536.0, 2048.0) - 200.0).abs() < 1e-9);
+        assert!((model(&two, 524288.0, 2048.0) - 400.0).abs() < 1e-6);
+        let mid = model(&two, 23170.0, 2048.0);
+        assert!(mid > 140.0 && mid < 143.0, "{mid}");
+        // Below every size: from the smallest, by the same exponent.
+        assert!((model(&two, 1024.0, 2048.0) - 50.0).abs() < 1e-6);
+        // A cheaper larger graph does not make graphs shrink with rows.
+        let odd = [r(8192.0, 100.0), r(65536.0, 50.0)];
+        assert!(model(&odd, 524288.0, 2048.0) >= 50.0);
     }
 }

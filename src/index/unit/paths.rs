@@ -172,7 +172,18 @@ impl UnitIndex {
             Some(exact) => !exact,
             None => {
                 let default = SearchOptions::count(1);
-                cost::graph_pays(rows, Self::walk(state, &default))
+                let sample = |n: usize| -> Vec<Row> {
+                    let mut rows = state.flat.rows_every(rows / n.max(1));
+                    rows.truncate(n);
+                    rows.into_iter().map(|(_, row)| row).collect()
+                };
+                cost::graph_pays(
+                    rows,
+                    Self::walk(state, &default),
+                    state.options.connectivity,
+                    state.options.expansion_search,
+                    &sample,
+                )
             }
         }
     }
