@@ -444,6 +444,12 @@ fn bad_input_gets_clear_errors_and_writes_nothing() {
         (json!({"units": [unit("DATA-NONE-V0", &[1u8; 4])]}).to_string(), ErrorKind::InvalidIscc, "32 bits"),
         (json!({"units": 5}).to_string(), ErrorKind::InvalidArgument, "array"),
         (json!(7).to_string(), ErrorKind::InvalidArgument, "object"),
+        // Granular features: one length per simprint type, named in the error.
+        (json!([{"units": [good]}, {"units": [good], "features": [{"maintype": "semantic", "subtype": "text",
+            "simprints": ["AQEBAQEBAQE", "AQEBAQEBAQEBAQEBAQEBAQ"]}]}]).to_string(),
+            ErrorKind::InvalidArgument, "entries[1]: features[0]: simprint 1 of type SEMANTIC-TEXT-V0 has 128 bits"),
+        (json!({"units": [good], "simprints": {"SEMANTIC_TEXT_V0": [{"simprint": "AQE"}]}}).to_string(),
+            ErrorKind::InvalidArgument, "has 16 bits"),
     ];
     for (input, kind, needle) in cases {
         let err = idx.add_json(&input).unwrap_err();
@@ -452,6 +458,16 @@ fn bad_input_gets_clear_errors_and_writes_nothing() {
         assert_eq!(idx.size().unwrap(), 0, "nothing half-written by {input}");
     }
     assert_eq!(idx.get(&id(1)).unwrap(), None);
+    // Valid features are accepted and returned as given.
+    let features = json!([{"maintype": "semantic", "subtype": "text", "version": 0,
+        "simprints": ["AQEBAQEBAQE"], "offsets": [0], "sizes": [12], "contents": ["a segment"]}]);
+    let added = idx
+        .add_json(&json!({"iscc_id": id(2), "units": [good], "features": features}).to_string())
+        .unwrap();
+    assert_eq!(added, vec![id(2)]);
+    let stored = idx.get_one(&id(2)).unwrap();
+    assert_eq!(stored["features"], features);
+    idx.remove(&[id(2).as_str()]).unwrap();
     let err = idx.get_one(&id(1)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.to_string().contains(&id(1)), "{err}");

@@ -99,7 +99,7 @@ fn string_field<'a>(
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(super) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -127,6 +127,9 @@ pub(crate) fn prepare(value: &Value, context: &str) -> Result<Prepared, EngineEr
         .map(|c| units_of_code(c, &format!("{context}.iscc_code")))
         .transpose()?;
     let unit_strs = unit_strings(obj, context)?;
+    // Granular features are checked now (stored as given; indexing them
+    // is issue 18's next step), so a malformed one is an error, not data.
+    super::features::features_of(obj, context)?;
     let units: Vec<Unit> = match (&unit_strs, &code) {
         (Some(list), _) if !list.is_empty() => list
             .iter()

@@ -53,6 +53,7 @@
 
 mod entry;
 mod error;
+pub mod features;
 mod maintain;
 mod matches;
 mod meta;
@@ -80,6 +81,7 @@ use crate::sync::{lock, RwLockExt};
 
 pub use self::entry::validate_code;
 pub use self::error::{EngineError, ErrorKind};
+pub use self::features::{FeatureSet, SimprintType};
 pub use self::matches::{BatchMatches, IsccMatch, IsccMatches, UnitScore, DEFAULT_UNIT_THRESHOLD};
 pub use self::primary::{IsccStore, StoreInfo};
 pub use self::request::{SearchRequest, DEFAULT_COUNT, OPEN_OPTION_FIELDS, SEARCH_FIELDS};
