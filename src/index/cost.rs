@@ -57,6 +57,14 @@ static TRIAL_RUN: AtomicBool = AtomicBool::new(false);
 /// far underprices the graph — a "no" stays safe, a "yes" is checked.
 /// (Measured here: a log from 8,192 rows priced 65,536 at 0.6 of its cost.)
 const TRUSTED_REACH: f64 = 4.0;
+/// How much cheaper than the scan a modelled graph search must be before
+/// an index builds its graph. Near a tie the scan is the better index: the
+/// graph costs a build (here ~100× an add per row), answers approximately
+/// and takes ~7× the disk; and two runs of the model differed by 1.5× on
+/// one machine (the trial's exponent 0.22 vs 0.33), which flipped a tie at
+/// 300,000 rows into a graph that searched no faster than the scan. Once a
+/// graph exists, each search still takes whichever path is cheaper.
+const GRAPH_MARGIN: f64 = 2.0;
 
 /// A graph search cost measured on a real graph.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -126,8 +134,11 @@ pub(crate) fn note_graph(reference: GraphRef) {
 
 /// Nanoseconds an exact scan spends per row (measured, else calibrated).
 pub(crate) fn scan_ns_per_row() -> f64 {
-    estimate_ns(Work::Scan(1_000_000))
-        .map_or_else(|| super::calibrate::prior().scan_ns_per_row, |ns| ns / 1e6)
+    // Only scans of LARGE_SCAN rows or more (see there).
+    match LARGE_SCAN_PS_PER_ROW.load(Ordering::Relaxed) {
+        0 => super::calibrate::prior().scan_ns_per_row,
+        ps => ps as f64 / 1000.0,
+    }
 }
 
 /// Modelled nanoseconds of one graph search over `rows` rows, walking
@@ -148,8 +159,8 @@ fn largest_measured() -> f64 {
     largest.unwrap_or_else(|| super::calibrate::prior().graph.rows)
 }
 
-/// Whether an index of `rows` rows searches faster by a graph than by the
-/// scan (`work` as in [`graph_search_ns`]). A graph walk computes up to
+/// Whether an index of `rows` rows searches clearly faster by a graph than
+/// by the scan (by [`GRAPH_MARGIN`]; `work` as in [`graph_search_ns`]). A graph walk computes up to
 /// `2 × work` distances, each dearer than a scanned row, so an index of
 /// fewer rows always scans, and nothing is calibrated for it.
 ///
@@ -168,7 +179,11 @@ pub(crate) fn graph_pays(
         return false;
     }
     let scan = rows as f64 * scan_ns_per_row();
-    if graph_search_ns(rows, work) >= scan {
+    let graph = graph_search_ns(rows, work);
+    if std::env::var_os("IVDB_DEBUG_COST").is_some() {
+        eprintln!("ivdb: {rows} rows: scan {scan:.0} ns, graph {graph:.0} ns (modelled)");
+    }
+    if graph * GRAPH_MARGIN >= scan {
         return false;
     }
     if largest_measured() * TRUSTED_REACH < rows as f64 && !TRIAL_RUN.swap(true, Ordering::AcqRel) {
@@ -176,7 +191,7 @@ pub(crate) fn graph_pays(
         for r in super::calibrate::trial(&sample(rows_wanted), connectivity, expansion_search) {
             note_graph(r);
         }
-        return graph_search_ns(rows, work) < scan;
+        return graph_search_ns(rows, work) * GRAPH_MARGIN < scan;
     }
     true
 }
