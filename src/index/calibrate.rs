@@ -94,7 +94,7 @@ fn measure() -> Prior {
         scan_ns_per_row,
         graph,
     };
-    if std::env::var_os("IVDB_DEBUG_COST").is_some() {
+    if super::cost::debug_cost() {
         eprintln!("ivdb: calibrated in {:?}: {prior:?}", started.elapsed());
     }
     prior
@@ -205,7 +205,7 @@ pub(crate) fn trial(sample: &[Row], connectivity: usize, expansion_search: usize
             });
         }
     }
-    if std::env::var_os("IVDB_DEBUG_COST").is_some() {
+    if super::cost::debug_cost() {
         eprintln!("ivdb: graph trial in {:?}: {out:?}", started.elapsed());
     }
     out

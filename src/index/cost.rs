@@ -132,6 +132,13 @@ pub(crate) fn note_graph(reference: GraphRef) {
     refs.sort_by(|a, b| a.rows.total_cmp(&b.rows));
 }
 
+/// True when `IVDB_DEBUG_COST` is set: path decisions and calibrations are
+/// printed on stderr (read once; graph decisions run on every deferred add).
+pub(crate) fn debug_cost() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("IVDB_DEBUG_COST").is_some())
+}
+
 /// Nanoseconds an exact scan spends per row (measured, else calibrated).
 pub(crate) fn scan_ns_per_row() -> f64 {
     // Only scans of LARGE_SCAN rows or more (see there).
@@ -180,7 +187,7 @@ pub(crate) fn graph_pays(
     }
     let scan = rows as f64 * scan_ns_per_row();
     let graph = graph_search_ns(rows, work);
-    if std::env::var_os("IVDB_DEBUG_COST").is_some() {
+    if debug_cost() {
         eprintln!("ivdb: {rows} rows: scan {scan:.0} ns, graph {graph:.0} ns (modelled)");
     }
     if graph * GRAPH_MARGIN >= scan {
