@@ -21,6 +21,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod codec;
+mod combine;
 pub mod engine;
 mod fault;
 pub mod ffi;

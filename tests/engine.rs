@@ -38,6 +38,54 @@ fn add_all(idx: &IsccIndex, records: &[Value]) -> Vec<String> {
     ids
 }
 
+/// Concurrent engine searches (more threads than cores, mixed parameters)
+/// are coalesced into batches and each caller gets exactly the result it
+/// gets alone (matches, scores, instance matches, cost counters).
+#[test]
+fn coalesced_engine_searches_equal_searches_alone() {
+    let records = corpus();
+    let idx = IsccIndex::open(None, fast()).unwrap();
+    add_all(&idx, &records);
+    let queries: Vec<Query> = records.iter().step_by(41).map(query_of).collect();
+    let params = [
+        SearchParams::default(),
+        SearchParams {
+            count: 3,
+            exact: true,
+            ..SearchParams::default()
+        },
+        SearchParams {
+            unit_threshold: Some(0.6),
+            ..SearchParams::default()
+        },
+    ];
+    idx.set_coalescing(false);
+    let want: Vec<Vec<_>> = params
+        .iter()
+        .map(|p| queries.iter().map(|q| idx.search(q, p).unwrap()).collect())
+        .collect();
+    assert!(want[0].iter().all(|m| !m.matches.is_empty()));
+    idx.set_coalescing(true);
+    std::thread::scope(|s| {
+        for t in 0..8usize {
+            let (idx, queries, want, params) = (&idx, &queries, &want, &params);
+            s.spawn(move || {
+                for round in 0..4 {
+                    for (i, q) in queries.iter().enumerate() {
+                        let p = (t + i + round) % params.len();
+                        assert_eq!(idx.search(q, &params[p]).unwrap(), want[p][i], "query {i}");
+                    }
+                }
+            });
+        }
+    });
+    let stats = idx.coalesce_stats();
+    assert!(
+        stats.batches > 0,
+        "8 threads never shared a batch: {stats:?}"
+    );
+}
+
 /// The whole corpus: add with given IDs, get, self match, group recall.
 #[test]
 fn corpus_add_get_and_search() {

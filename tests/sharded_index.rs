@@ -861,3 +861,80 @@ fn random_operations_match_a_model() {
     assert!(merges > 0, "no merge ran");
     assert!(idx.shard_count() < 12, "{} shards", idx.shard_count());
 }
+
+/// Concurrent single searches (more threads than cores) are coalesced into
+/// batches, and each caller gets exactly what it gets alone: same keys,
+/// distances, order and cost counters, for exact scans and HNSW graphs, with
+/// tombstones, mixed query lengths and several option sets at once.
+#[test]
+fn coalesced_searches_return_exactly_what_each_gets_alone() {
+    use iscc_vdb::index::SearchCounters;
+    let dir = tempfile::tempdir().unwrap();
+    let options = ShardedOptions {
+        exact_threshold: ExactThreshold::Rows(3_000),
+        ..small(64 << 10)
+    };
+    let idx = ShardedIndex::create(dir.path(), options).unwrap();
+    let mut seed = 17;
+    let n = 12_000u64;
+    let keys: Vec<u64> = (0..n).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    for (k, b) in keys.chunks(2_000).zip(bodies.chunks(2_000)) {
+        idx.add(k, b).unwrap();
+    }
+    idx.remove(&(0..n).step_by(7).collect::<Vec<_>>()).unwrap();
+    assert!(idx.stats().view_shards >= 1);
+    let queries: Vec<Vec<u8>> = (0..48)
+        .map(|i| {
+            let mut q = bodies[(i * 211) % n as usize].clone();
+            q[0] ^= 0x11;
+            // Mixed lengths: 64 to 256 bits.
+            q.truncate(8 * (1 + i % 4).min(q.len() / 8));
+            q
+        })
+        .collect();
+    let option_sets = [
+        exact(10),
+        SearchOptions::count(5),
+        SearchOptions {
+            max_distance: Some(0.3),
+            ..exact(25)
+        },
+    ];
+    let alone = |q: &[u8], o: &SearchOptions| {
+        let c = SearchCounters::default();
+        let found: Vec<(u64, f32)> = idx
+            .search_counted(q, o, &c)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.key, m.distance))
+            .collect();
+        (found, c.visited(), c.computed())
+    };
+    idx.set_coalescing(false);
+    let want: Vec<Vec<_>> = option_sets
+        .iter()
+        .map(|o| queries.iter().map(|q| alone(q, o)).collect())
+        .collect();
+    assert!(want[0].iter().all(|(f, _, _)| f.len() == 10));
+    idx.set_coalescing(true);
+    std::thread::scope(|s| {
+        for t in 0..8usize {
+            let (queries, want, option_sets, alone) = (&queries, &want, &option_sets, &alone);
+            s.spawn(move || {
+                for round in 0..6 {
+                    for (i, q) in queries.iter().enumerate() {
+                        let o = (t + i + round) % option_sets.len();
+                        assert_eq!(alone(q, &option_sets[o]), want[o][i], "query {i} set {o}");
+                    }
+                }
+            });
+        }
+    });
+    let stats = idx.coalesce_stats();
+    assert!(
+        stats.batches > 0 && stats.requests >= 2 * stats.batches,
+        "8 threads on {} cores never shared a batch: {stats:?}",
+        rayon::current_num_threads()
+    );
+}

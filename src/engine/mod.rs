@@ -123,6 +123,8 @@ pub struct IsccIndex {
     /// Held shared by searches and `info`, exclusively by a refresh while
     /// it swaps the unit indexes, so no search sees a half-refreshed set.
     view: RwLock<()>,
+    /// Concurrent single searches, coalesced into batches.
+    combiner: search::SearchCombiner,
 }
 
 impl std::fmt::Debug for IsccIndex {

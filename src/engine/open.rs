@@ -68,6 +68,7 @@ impl IsccIndex {
             repairs: Mutex::new(Vec::new()),
             seen: Mutex::new((0, 0)),
             view: RwLock::new(()),
+            combiner: crate::combine::Combiner::per_core(),
         };
         index.open_units()?;
         Ok(index)

@@ -10,7 +10,8 @@ use super::entry::query_units;
 use super::matches::Aggregator;
 use super::{BatchMatches, EngineError, IsccIndex, IsccMatches, Query, SearchParams};
 use crate::codec::{Unit, UnitType};
-use crate::index::{cost, SearchCounters, SearchOptions, ShardedIndex};
+use crate::combine::Combiner;
+use crate::index::{cost, CoalesceStats, SearchCounters, SearchOptions, ShardedIndex};
 use crate::sync::RwLockExt;
 
 impl IsccIndex {
@@ -22,7 +23,32 @@ impl IsccIndex {
         params.check()?;
         let _view = self.view.read_or_recover();
         let units = query_units(query.iscc_code.as_deref(), query.units.as_deref(), "query")?;
-        self.search_units(&units, params)
+        // Concurrent searches with the same parameters are answered as one
+        // batch while every core is busy (see `crate::combine`); the view
+        // guard each caller holds keeps the unit indexes fixed for a batch
+        // led by another caller, so the leader takes no guard of its own.
+        self.combiner.run(
+            (units, *params),
+            |a, b| a.1 == b.1,
+            |(units, params)| self.search_units(&units, &params),
+            |requests| {
+                let lists: Vec<&[Unit]> = requests.iter().map(|(u, _)| u.as_slice()).collect();
+                let found = self.search_unit_lists(&lists, &requests[0].1).ok()?;
+                Some(found.into_iter().map(Ok).collect())
+            },
+        )
+    }
+
+    /// Turn the coalescing of concurrent searches on (the default) or off
+    /// (a benchmark's baseline): see [`IsccIndex::search`].
+    pub fn set_coalescing(&self, on: bool) {
+        self.combiner.set_enabled(on);
+    }
+
+    /// How many concurrent searches were answered together so far (the
+    /// engine's own; unit indexes coalesce their direct callers too).
+    pub fn coalesce_stats(&self) -> CoalesceStats {
+        self.combiner.stats()
     }
 
     /// Search many queries: the units of all queries are grouped by unit
@@ -47,12 +73,25 @@ impl IsccIndex {
                 )
             })
             .collect::<Result<_, _>>()?;
+        let lists: Vec<&[Unit]> = units.iter().map(Vec::as_slice).collect();
+        Ok(BatchMatches {
+            queries: self.search_unit_lists(&lists, params)?,
+        })
+    }
+
+    /// The units of many queries: grouped by unit type, each unit index
+    /// answering its group in one batch.
+    fn search_unit_lists(
+        &self,
+        units: &[&[Unit]],
+        params: &SearchParams,
+    ) -> Result<Vec<IsccMatches>, EngineError> {
         let threshold = params.unit_threshold.unwrap_or(self.options.unit_threshold);
         let options = Self::unit_search_options(params);
         let mut aggs: Vec<Aggregator> = units.iter().map(|_| Aggregator::default()).collect();
         let mut by_type: BTreeMap<UnitType, (Vec<usize>, Vec<&[u8]>)> = BTreeMap::new();
         for (qi, list) in units.iter().enumerate() {
-            for u in list {
+            for u in list.iter() {
                 let t = u.unit_type();
                 if t.is_instance() {
                     for (key, _) in self.store.instance_matches(u.body())? {
@@ -83,11 +122,10 @@ impl IsccIndex {
             }
         }
         let realm = self.realm();
-        let results: Vec<IsccMatches> = aggs
+        Ok(aggs
             .into_par_iter()
             .map(|a| a.finish(threshold, params.count, realm))
-            .collect();
-        Ok(BatchMatches { queries: results })
+            .collect())
     }
 
     /// Unit-index search options: more candidates per unit type than
@@ -143,3 +181,8 @@ impl IsccIndex {
         Ok(agg.finish(threshold, params.count, self.realm()))
     }
 }
+
+/// The combiner of an engine's concurrent single searches: a query's units
+/// with its parameters.
+pub(super) type SearchCombiner =
+    Combiner<(Vec<Unit>, SearchParams), Result<IsccMatches, EngineError>>;

@@ -62,9 +62,15 @@ const TRUSTED_REACH: f64 = 4.0;
 /// graph costs a build (here ~100× an add per row), answers approximately
 /// and takes ~7× the disk; and two runs of the model differed by 1.5× on
 /// one machine (the trial's exponent 0.22 vs 0.33), which flipped a tie at
-/// 300,000 rows into a graph that searched no faster than the scan. Once a
-/// graph exists, each search still takes whichever path is cheaper.
-const GRAPH_MARGIN: f64 = 2.0;
+/// 300,000 rows into a graph that searched no faster than the scan. Each
+/// side of the comparison is a measurement that varied by up to 1.5× between
+/// runs here (a scan of the index's own rows priced 0.88 ns/row during a
+/// bulk load and 0.53 in the searches after it; the trial's 8,192-row graph
+/// 141 vs 184 µs), so a margin below their product (~2.25) still flipped
+/// ties: with 2.0, a 1M index built two 500k graphs (adds fell from ~600k
+/// to 8,700 codes/s) that searched at 0.86× its scan. Once a graph exists,
+/// each search still takes whichever path is cheaper.
+const GRAPH_MARGIN: f64 = 3.0;
 
 /// A graph search cost measured on a real graph.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -181,6 +187,7 @@ pub(crate) fn graph_pays(
     connectivity: usize,
     expansion_search: usize,
     sample: &dyn Fn(usize) -> Vec<crate::metric::Row>,
+    scan_price: &dyn Fn() -> Option<f64>,
 ) -> bool {
     if rows <= 2 * work {
         return false;
@@ -193,12 +200,64 @@ pub(crate) fn graph_pays(
     if graph * GRAPH_MARGIN >= scan {
         return false;
     }
-    if largest_measured() * TRUSTED_REACH < rows as f64 && !TRIAL_RUN.swap(true, Ordering::AcqRel) {
+    if beyond_measured(rows) {
         let rows_wanted = rows.min(super::calibrate::TRIAL_ROWS);
-        for r in super::calibrate::trial(&sample(rows_wanted), connectivity, expansion_search) {
-            note_graph(r);
+        if run_trial(
+            &sample(rows_wanted),
+            scan_price(),
+            connectivity,
+            expansion_search,
+        ) {
+            let scan = rows as f64 * scan_ns_per_row();
+            return graph_search_ns(rows, work) * GRAPH_MARGIN < scan;
         }
-        return graph_search_ns(rows, work) * GRAPH_MARGIN < scan;
+    }
+    true
+}
+
+/// True when the graph model is trusted no further than `rows / 4`
+/// ([`TRUSTED_REACH`]) and the once-per-process trial has not run yet.
+fn beyond_measured(rows: usize) -> bool {
+    largest_measured() * TRUSTED_REACH < rows as f64 && !TRIAL_RUN.load(Ordering::Acquire)
+}
+
+/// Whether [`graph_pays`] for an index of `rows` rows would run the trial:
+/// a writer asks before it takes its index's write lock and runs the trial
+/// itself ([`run_trial`]), so a trial (seconds) never blocks the index.
+pub(crate) fn trial_due(rows: usize, work: usize) -> bool {
+    if rows <= 2 * work || !beyond_measured(rows) {
+        return false;
+    }
+    graph_search_ns(rows, work) * GRAPH_MARGIN < rows as f64 * scan_ns_per_row()
+}
+
+/// Measure graphs of `sample`'s rows (see [`super::calibrate::trial`]) and
+/// add them to the model, once per process: false when a trial already ran
+/// (or runs) elsewhere.
+///
+/// `scan` is the index's own scan price (see
+/// `UnitIndex::scan_price`): it becomes the large-scan price unless real
+/// large scans were measured already. Neither the calibration's random rows
+/// nor a sample of the index price it: a query's near neighbours tighten
+/// the early termination of a scan, and only the whole index has them all
+/// (measured here: calibration 0.62–0.83, a 65,536-row sample 0.81, the
+/// whole 1M index 0.51 ns/row).
+pub(crate) fn run_trial(
+    sample: &[crate::metric::Row],
+    scan: Option<f64>,
+    connectivity: usize,
+    expansion_search: usize,
+) -> bool {
+    if TRIAL_RUN.swap(true, Ordering::AcqRel) {
+        return false;
+    }
+    for r in super::calibrate::trial(sample, connectivity, expansion_search) {
+        note_graph(r);
+    }
+    // Real scans of real queries, where there were any, price better.
+    if let Some(ns) = scan {
+        let ps = (ns * 1000.0).round().max(1.0) as u64;
+        let _ = LARGE_SCAN_PS_PER_ROW.compare_exchange(0, ps, Ordering::Relaxed, Ordering::Relaxed);
     }
     true
 }
@@ -290,6 +349,64 @@ pub(crate) fn worth_splitting(pieces: usize, estimate_ns: impl FnOnce() -> Optio
 /// The sum of estimates (unknown when any is).
 pub(crate) fn sum(estimates: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
     estimates.into_iter().sum()
+}
+
+// ---- coalescing -------------------------------------------------------------
+
+/// CPU picoseconds per row of large single-query scans, and per row·query
+/// of large scans of several queries at once (moving averages; 0: none yet).
+/// CPU time of the scanning thread, not wall time: under load (when
+/// coalescing is in question) threads are preempted mid-scan, and wall time
+/// would price a scan by the queue it waited in.
+static SOLO_CPU_PS: AtomicU64 = AtomicU64::new(0);
+static BATCH_CPU_PS: AtomicU64 = AtomicU64::new(0);
+/// A batch must be this much cheaper per query than single scans for
+/// concurrent queries to wait for one.
+const COALESCE_MARGIN: f64 = 0.9;
+
+/// The CPU time this thread has used (`None` where the clock is missing).
+pub(crate) fn thread_cpu() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration;
+    // CLOCK_THREAD_CPUTIME_ID needs no other state.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// Record the CPU time a scan of `rows` rows for `queries` queries took
+/// (only scans of at least [`LARGE_SCAN`] rows: small ones are dominated by
+/// per-query work).
+pub(crate) fn record_scan_cpu(rows: u64, queries: usize, started: Option<Duration>) {
+    let (Some(start), Some(end)) = (started, thread_cpu()) else {
+        return;
+    };
+    if rows < LARGE_SCAN || queries == 0 {
+        return;
+    }
+    let cell = if queries == 1 {
+        &SOLO_CPU_PS
+    } else {
+        &BATCH_CPU_PS
+    };
+    fold(cell, rows * queries as u64, end.saturating_sub(start));
+}
+
+/// Whether concurrent exact queries should wait to share a batch: a
+/// batch's scan measured cheaper per query than single scans in this
+/// process (`None` until both were measured). On a CPU whose single scan
+/// stops early per word and has the rows in a large cache, a batch can
+/// cost as much per query as a single scan, and waiting for it only loses
+/// parallelism (measured here: 0.85 of the throughput at 8 client threads).
+pub(crate) fn coalescing_pays() -> Option<bool> {
+    let solo = SOLO_CPU_PS.load(Ordering::Relaxed);
+    let batch = BATCH_CPU_PS.load(Ordering::Relaxed);
+    if solo == 0 || batch == 0 {
+        return None;
+    }
+    Some((batch as f64) < solo as f64 * COALESCE_MARGIN)
 }
 
 #[cfg(test)]

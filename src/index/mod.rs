@@ -15,6 +15,7 @@ mod hnsw;
 mod sharded;
 mod unit;
 
+pub use crate::combine::CoalesceStats;
 pub use counters::SearchCounters;
 pub use flat::Hit;
 pub use sharded::{

@@ -36,6 +36,9 @@ pub(crate) struct ShardedArgs {
     /// Single queries timed for the exact-scan rates.
     #[arg(long, default_value_t = 300)]
     exact_q: usize,
+    /// Client threads of the concurrent-callers run (coalesced vs alone).
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
     /// Reuse the index already in `--dir` (skip the build).
     #[arg(long)]
     reuse: bool,
@@ -236,6 +239,52 @@ pub(crate) fn sharded(args: &ShardedArgs) {
             );
         }
     }
+    // Concurrent callers, each sending single queries (as REST handlers or
+    // C ABI threads do): coalesced into shared passes, and alone, in turn.
+    let clients = args.clients.max(1);
+    let concurrent = |on: bool| {
+        idx.set_coalescing(on);
+        let before = idx.coalesce_stats();
+        let mut runs = Vec::new();
+        let mut same = true;
+        for _ in 0..3 {
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..clients)
+                    .map(|c| {
+                        let (idx, data, truth) = (&idx, &data, &truth);
+                        s.spawn(move || {
+                            let mut same = true;
+                            for (i, q) in data.queries.iter().enumerate().skip(c).step_by(clients) {
+                                let got = to_hits(
+                                    idx.search(q, &SearchOptions::count(10)).expect("search"),
+                                );
+                                same &= got.len() == truth[i].len();
+                            }
+                            same
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    same &= h.join().expect("client");
+                }
+            });
+            runs.push(data.queries.len() as f64 / t.elapsed().as_secs_f64());
+        }
+        let after = idx.coalesce_stats();
+        let batches = after.batches - before.batches;
+        let per = (after.requests - before.requests) as f64 / batches.max(1) as f64;
+        (median(runs), batches, per, same)
+    };
+    let (solo, _, _, _) = concurrent(false);
+    let (coalesced, batches, per, same) = concurrent(true);
+    println!(
+        "default search, {clients} client threads: coalesced {coalesced:.0} q/s ({batches} batches of {per:.1} on average), alone {solo:.0} q/s, ratio {:.2}{}",
+        coalesced / solo,
+        if same { "" } else { " (RESULT COUNTS DIFFER)" }
+    );
+    summary.add(format!("coalesced_qps_{clients}c"), coalesced);
+    summary.add(format!("alone_qps_{clients}c"), solo);
     for threads in [1, 2] {
         let t = Instant::now();
         let got: Vec<Vec<Hit>> = pool(threads).install(|| {

@@ -227,6 +227,9 @@ struct Inner {
     /// The merger thread's state, and its signal both ways.
     merge: Mutex<merge::MergeState>,
     merge_cv: Condvar,
+    /// Concurrent single searches, coalesced into batches (see
+    /// `crate::combine`).
+    combiner: search::SearchCombiner,
 }
 
 type Worker = (mpsc::Sender<Arc<Shard>>, std::thread::JoinHandle<()>);

@@ -16,6 +16,7 @@ use super::shard::Shard;
 use super::tombstones::Tombstones;
 use super::BYTES_PER_ROW_GUESS;
 use super::{io_at, Inner, ShardKey, ShardedError, ShardedIndex, ShardedOptions, State};
+use crate::combine::Combiner;
 use crate::index::bloom::{BloomError, ScalableBloom};
 use crate::lockfile::DirLock;
 use crate::sync::RwLockExt;
@@ -187,6 +188,7 @@ impl<K: ShardKey> ShardedIndex<K> {
                 maintenance: Mutex::new(()),
                 merge: Mutex::new(Default::default()),
                 merge_cv: Condvar::new(),
+                combiner: Combiner::per_core(),
             }),
             worker: Mutex::new(None),
             merger: Mutex::new(None),

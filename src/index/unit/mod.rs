@@ -308,6 +308,7 @@ impl UnitIndex {
         keys: &[u64],
         bodies: &[B],
     ) -> Result<usize, IndexError> {
+        self.trial_first(keys.len());
         let mut state = self.writable()?;
         let rows = Self::checked_rows(keys, bodies, state.options.max_dim)?;
         let mut seen = std::collections::HashSet::with_capacity(keys.len());
@@ -334,6 +335,7 @@ impl UnitIndex {
         keys: &[u64],
         bodies: &[B],
     ) -> Result<(), IndexError> {
+        self.trial_first(keys.len());
         let mut state = self.writable()?;
         let rows = Self::checked_rows(keys, bodies, state.options.max_dim)?;
         let mut last = std::collections::HashMap::with_capacity(keys.len());

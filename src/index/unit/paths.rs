@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::{State, UnitIndex};
+use crate::index::calibrate::TRIAL_ROWS;
 use crate::index::cost::{self, GraphRef};
 use crate::index::flat::ScanQuery;
 use crate::index::SearchOptions;
@@ -164,6 +165,83 @@ impl UnitIndex {
         graph_ns
     }
 
+    /// Before a write of `adding` rows takes the write lock: if the graph
+    /// decision it leads to would run the once-per-process trial (seconds
+    /// of graph builds, see [`cost::graph_pays`]), run it now from rows
+    /// sampled under the read lock, so readers and writers of this index do
+    /// not wait for it.
+    pub(super) fn trial_first(&self, adding: usize) {
+        let (sample, scan, connectivity, expansion_search) = {
+            let state = self.read();
+            let rows = state.flat.len().saturating_add(adding);
+            let want = rows.min(TRIAL_ROWS);
+            // Fewer rows than the trial wants: it runs under the lock
+            // after the insert (a first bulk add into an empty index).
+            if state.flat.len() < want
+                || !state.deferred
+                || state.read_only
+                || state.options.exact_threshold.fixed(rows).is_some()
+                || !cost::trial_due(rows, Self::walk(&state, &SearchOptions::count(1)))
+            {
+                return;
+            }
+            (
+                Self::sample(&state, want),
+                Self::scan_price(&state),
+                state.options.connectivity,
+                state.options.expansion_search,
+            )
+        };
+        cost::run_trial(&sample, scan, connectivity, expansion_search);
+    }
+
+    /// Nanoseconds per row of exact scans (count 10) of the whole index by
+    /// 16 of its rows with 8 bits flipped (best of three passes; `None` for an
+    /// empty index): the price of this index's real queries, whose near
+    /// neighbours all being present is what lets a scan stop early.
+    fn scan_price(state: &State) -> Option<f64> {
+        let rows = state.flat.len();
+        let mut queries: Vec<ScanQuery> = Vec::new();
+        let mut seed: u64 = 0x5ca9;
+        for (_, mut row) in state
+            .flat
+            .rows_every((rows / 16).max(1))
+            .into_iter()
+            .take(16)
+        {
+            let bits = 8 * row.len().max(1);
+            for _ in 0..8 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let bit = (seed >> 33) as usize % bits;
+                // Body bytes follow the length byte.
+                row.0[1 + bit / 8] ^= 1 << (bit % 8);
+            }
+            queries.push(ScanQuery::new(&row));
+        }
+        if queries.is_empty() {
+            return None;
+        }
+        let kernel = crate::metric::scan::Kernel::detect();
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            for q in &queries {
+                std::hint::black_box(state.flat.search(kernel, q, 10, None, None));
+            }
+            best = best.min(t.elapsed().as_nanos() as f64);
+        }
+        Some(best / (queries.len() * rows) as f64)
+    }
+
+    /// About `n` rows spread evenly over the index.
+    fn sample(state: &State, n: usize) -> Vec<Row> {
+        let mut rows = state.flat.rows_every(state.flat.len() / n.max(1));
+        rows.truncate(n);
+        rows.into_iter().map(|(_, row)| row).collect()
+    }
+
     /// True when the graph should exist for `rows` rows (see
     /// [`crate::index::ExactThreshold`]).
     pub(super) fn graph_wanted(state: &State) -> bool {
@@ -172,17 +250,15 @@ impl UnitIndex {
             Some(exact) => !exact,
             None => {
                 let default = SearchOptions::count(1);
-                let sample = |n: usize| -> Vec<Row> {
-                    let mut rows = state.flat.rows_every(rows / n.max(1));
-                    rows.truncate(n);
-                    rows.into_iter().map(|(_, row)| row).collect()
-                };
+                let sample = |n: usize| Self::sample(state, n);
+                let scan_price = || Self::scan_price(state);
                 cost::graph_pays(
                     rows,
                     Self::walk(state, &default),
                     state.options.connectivity,
                     state.options.expansion_search,
                     &sample,
+                    &scan_price,
                 )
             }
         }

@@ -84,6 +84,7 @@ impl UnitIndex {
             let rows = state.flat.len() as u64;
             counters.add(rows, rows);
             let t = Instant::now();
+            let cpu = cost::thread_cpu();
             let hits = state.flat.search(
                 self.kernel,
                 &ScanQuery::new(row),
@@ -92,6 +93,7 @@ impl UnitIndex {
                 keep,
             );
             let elapsed = t.elapsed();
+            cost::record_scan_cpu(rows, 1, cpu);
             cost::record(Work::Scan(rows), elapsed);
             if rows >= cost::LARGE_SCAN {
                 self.paths
@@ -249,13 +251,16 @@ impl UnitIndex {
             return Ok(queries
                 .par_chunks(CHUNK)
                 .flat_map_iter(|chunk| {
-                    state.flat.search_many(
+                    let cpu = cost::thread_cpu();
+                    let found = state.flat.search_many(
                         self.kernel,
                         chunk,
                         options.count,
                         options.max_distance,
                         keep,
-                    )
+                    );
+                    cost::record_scan_cpu(scanned, chunk.len(), cpu);
+                    found
                 })
                 .collect());
         }
