@@ -550,7 +550,8 @@ fn child_process_helper() {
         return;
     }
     let idx = opened.unwrap();
-    for chunk in corpus().chunks(100) {
+    let records: Vec<Value> = corpus().iter().enumerate().map(with_features).collect();
+    for chunk in records.chunks(100) {
         let refs: Vec<&Value> = chunk.iter().collect();
         let ids = idx.add(&refs).unwrap();
         // Acknowledged: durably committed.
@@ -558,6 +559,16 @@ fn child_process_helper() {
     }
     println!("DONE");
     std::thread::sleep(std::time::Duration::from_secs(600));
+}
+
+/// A corpus record with granular features: a chunk of its own and one
+/// shared with every tenth record.
+fn with_features((i, record): (usize, &Value)) -> Value {
+    let mut r = record.clone();
+    let sp = |n: u64| data_encoding::BASE64URL_NOPAD.encode(&n.to_be_bytes());
+    r["features"] = json!([{"maintype": "semantic", "subtype": "text", "version": 0,
+        "simprints": [sp(i as u64), sp(1_000_000 + (i % 10) as u64)]}]);
+    r
 }
 
 fn child(mode: &str, dir: &Path) -> std::process::Child {
@@ -623,4 +634,33 @@ fn acknowledged_entries_survive_sigkill_before_save() {
             "{id} not searchable after the crash"
         );
     }
+    // Every acknowledged entry's chunks are in the store.
+    let position: HashMap<&str, usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r["iscc_id"].as_str().unwrap(), i))
+        .collect();
+    for id in &acked {
+        let i = position[id.as_str()] as u64;
+        let sp = |n: u64| data_encoding::BASE64URL_NOPAD.encode(&n.to_be_bytes());
+        let own = idx.simprint_collisions("SEMANTIC-TEXT-V0", &sp(i)).unwrap();
+        assert!(
+            own.chunks.iter().any(|c| &c.iscc_id == id && c.chunk == 0),
+            "{id}"
+        );
+        let shared = idx
+            .simprint_collisions("SEMANTIC-TEXT-V0", &sp(1_000_000 + i % 10))
+            .unwrap();
+        assert!(
+            shared
+                .chunks
+                .iter()
+                .any(|c| &c.iscc_id == id && c.chunk == 1),
+            "{id}"
+        );
+    }
+    let types = idx.simprint_types().unwrap();
+    let stored = types["SEMANTIC-TEXT-V0"];
+    assert!(stored.entries >= acked.len() as u64 && stored.chunks == 2 * stored.entries);
+    assert_eq!(stored.entries, idx.size().unwrap());
 }

@@ -6,7 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use iscc_vdb::engine::{ErrorKind, IndexOptions, IndexParams, IsccIndex, Query, SearchParams};
+use iscc_vdb::engine::{
+    ErrorKind, IndexOptions, IndexParams, IsccIndex, Query, SearchParams, ENGINE_FORMAT_VERSION,
+};
 use iscc_vdb::testing::store::{MetaKey, Store, StoreOptions};
 use serde_json::Value;
 
@@ -218,7 +220,7 @@ fn a_format_1_index_is_upgraded_and_read_as_it_is() {
     drop(ro);
     let idx = IsccIndex::open(Some(dir.path()), fast()).unwrap();
     assert_eq!(rows(&idx, "META-NONE-V0"), (800, 800));
-    assert_eq!(idx.info().unwrap().format_version, 2);
+    assert_eq!(idx.info().unwrap().format_version, ENGINE_FORMAT_VERSION);
     assert!(found(&idx, &entries[700]));
 }
 

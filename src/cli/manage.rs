@@ -163,5 +163,17 @@ fn info_table(info: &IndexInfo) -> String {
             ));
         }
     }
+    if !info.simprints.is_empty() {
+        out.push_str(&format!(
+            "\n{:<24} {:>5} {:>12} {:>12}\n",
+            "simprint type", "bits", "entries", "chunks"
+        ));
+        for (t, s) in &info.simprints {
+            out.push_str(&format!(
+                "{t:<24} {:>5} {:>12} {:>12}\n",
+                s.bits, s.entries, s.chunks
+            ));
+        }
+    }
     out
 }

@@ -24,6 +24,9 @@ pub(crate) struct Prepared {
     pub(crate) units: Vec<Unit>,
     /// Every other field, in the order given.
     pub(crate) extra: Map<String, Value>,
+    /// The granular features (stored in `extra` as given; their simprints
+    /// indexed in the store).
+    pub(crate) features: Vec<super::features::FeatureSet>,
 }
 
 impl Prepared {
@@ -127,9 +130,8 @@ pub(crate) fn prepare(value: &Value, context: &str) -> Result<Prepared, EngineEr
         .map(|c| units_of_code(c, &format!("{context}.iscc_code")))
         .transpose()?;
     let unit_strs = unit_strings(obj, context)?;
-    // Granular features are checked now (stored as given; indexing them
-    // is issue 18's next step), so a malformed one is an error, not data.
-    super::features::features_of(obj, context)?;
+    // Granular features: stored as given, their simprints indexed.
+    let features = super::features::features_of(obj, context)?;
     let units: Vec<Unit> = match (&unit_strs, &code) {
         (Some(list), _) if !list.is_empty() => list
             .iter()
@@ -165,6 +167,7 @@ pub(crate) fn prepare(value: &Value, context: &str) -> Result<Prepared, EngineEr
         code: canonical_code,
         units,
         extra,
+        features,
     })
 }
 

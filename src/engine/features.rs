@@ -295,7 +295,7 @@ fn finish(
 }
 
 /// Decode one headerless base64url simprint of 64–256 bits.
-fn decode(text: &str) -> Result<Vec<u8>, String> {
+pub(super) fn decode(text: &str) -> Result<Vec<u8>, String> {
     let engine = if text.ends_with('=') {
         &BASE64URL
     } else {

@@ -20,10 +20,36 @@ use serde_json::Value;
 
 use super::meta::{self, RebuildIntent};
 use super::recovery::dir_names;
-use super::{io, stored_units, stored_units_in_txn, EngineError, IndexOptions, IsccIndex};
+use super::{
+    io, stored_features_in_txn, stored_units, stored_units_in_txn, EngineError, IndexOptions,
+    IsccIndex,
+};
 use crate::codec::{Realm, UnitType};
 use crate::index::ShardedIndex;
+use crate::store::{StoreError, StoreTxn};
 use crate::sync::{lock, RwLockExt};
+
+/// Refill every simprint row and type from the entries' features, in one
+/// store transaction (a rebuild, and the upgrade from format 2).
+pub(super) fn refill_simprints(w: &mut StoreTxn<'_, '_>) -> Result<(), StoreError> {
+    w.clear_simprints()?;
+    let mut from = 0u64;
+    loop {
+        let chunk = w.entries_from(from, CHUNK)?;
+        let Some(&(last, _)) = chunk.last() else {
+            return Ok(());
+        };
+        for (key, json) in &chunk {
+            for f in stored_features_in_txn(json)? {
+                w.add_simprints(&f.kind.to_string(), u64::from(f.bits), *key, &f.simprints)?;
+            }
+        }
+        if last == u64::MAX {
+            return Ok(());
+        }
+        from = last + 1;
+    }
+}
 
 /// Which unit indexes a rebuild recreates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,11 +174,12 @@ impl IsccIndex {
         self.save_locked()
     }
 
-    /// Refill the INSTANCE rows and the per-type entry counts from the
-    /// entries, in one store transaction.
+    /// Refill the INSTANCE rows, the simprint rows and the per-type entry
+    /// counts from the entries, in one store transaction.
     fn rebuild_store_rows(&self) -> Result<(), EngineError> {
         self.store.write(|w| {
             w.clear_instances()?;
+            refill_simprints(w)?;
             let mut counts: BTreeMap<String, u64> = BTreeMap::new();
             let mut from = 0u64;
             loop {

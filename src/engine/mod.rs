@@ -51,6 +51,7 @@
 //! `primary.rs` (`IsccStore`: the store of a directory on its own),
 //! `entry.rs`, `matches.rs`, `types.rs`, `meta.rs`, `error.rs`.
 
+mod chunks;
 mod entry;
 mod error;
 pub mod features;
@@ -79,6 +80,7 @@ use crate::lockfile::DirLock;
 use crate::store::Store;
 use crate::sync::{lock, RwLockExt};
 
+pub use self::chunks::{ChunkRef, SimprintCollisions, SimprintTypeInfo};
 pub use self::entry::validate_code;
 pub use self::error::{EngineError, ErrorKind};
 pub use self::features::{FeatureSet, SimprintType};
@@ -163,6 +165,24 @@ fn stored_units(json: &[u8]) -> Result<Vec<Unit>, EngineError> {
 
 /// [`stored_units`] inside a store transaction (whose closures return
 /// store errors): an undecodable stored entry is a damaged store.
+/// The granular features of a stored entry (read as on input; a stored
+/// entry was checked when added).
+fn stored_features_in_txn(
+    json: &[u8],
+) -> Result<Vec<features::FeatureSet>, crate::store::StoreError> {
+    let corrupt = |why: String| crate::store::StoreError::Corrupt {
+        path: PathBuf::from("entries"),
+        why,
+    };
+    let v: Value = serde_json::from_slice(json).map_err(|e| corrupt(e.to_string()))?;
+    match &v {
+        Value::Object(obj) => {
+            features::features_of(obj, "stored entry").map_err(|e| corrupt(e.to_string()))
+        }
+        _ => Err(corrupt("a stored entry that is not a JSON object".into())),
+    }
+}
+
 fn stored_units_in_txn(json: &[u8]) -> Result<Vec<Unit>, crate::store::StoreError> {
     stored_units(json).map_err(|e| crate::store::StoreError::Corrupt {
         path: PathBuf::from("entries"),
@@ -383,6 +403,7 @@ impl IsccIndex {
             journal_pending: self.store.journal_len()? as usize,
             store_bytes: self.store.disk_bytes(),
             format_version: ENGINE_FORMAT_VERSION,
+            simprints: self.simprint_types()?,
             repairs: lock(&self.repairs).clone(),
         })
     }

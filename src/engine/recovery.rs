@@ -120,6 +120,9 @@ pub(super) fn check_format(
                 let (dirs, counts) = store.read(|r| Ok((recorded_dirs(r)?, count_entries(r)?)))?;
                 store.write(|w| {
                     w.set_counts(&counts)?;
+                    if v < 3 {
+                        super::maintain::refill_simprints(w)?;
+                    }
                     w.set_meta(meta::UNIT_DIRS, &dir_names(&dirs))?;
                     w.set_meta(meta::FORMAT_VERSION, &ENGINE_FORMAT_VERSION)
                 })?;

@@ -12,8 +12,11 @@ use crate::index::{ExactThreshold, ShardedOptions};
 /// On-disk format version of an index directory (stored in LMDB metadata).
 /// Version 2 added per-unit-type entry counts, journal sequence numbers
 /// that never repeat and unit index directories named in the store;
-/// version 1 indexes are upgraded on their first writable open.
-pub const ENGINE_FORMAT_VERSION: u32 = 2;
+/// version 3 the store's simprint rows (exact collisions, document
+/// frequencies, one bit length per simprint type). Older indexes are
+/// upgraded on their first writable open; a read-only open of a version 2
+/// index sees no simprint rows.
+pub const ENGINE_FORMAT_VERSION: u32 = 3;
 
 /// Parameters fixed when an index is created (stored, restored on open).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -183,6 +186,9 @@ pub struct IndexInfo {
     pub unit_types: Vec<String>,
     /// Per unit type.
     pub units: BTreeMap<String, UnitTypeInfo>,
+    /// Per simprint type of the entries' granular features: bit length,
+    /// entries and chunks.
+    pub simprints: BTreeMap<String, super::SimprintTypeInfo>,
     /// Realm, once fixed.
     pub realm: Option<u8>,
     /// Parameters.

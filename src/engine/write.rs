@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering;
 use serde_json::Value;
 
 use super::entry::{prepare, Prepared};
-use super::{meta, stored_units_in_txn, EngineError, IsccIndex, RemoveReport};
+use super::features::FeatureSet;
+use super::{
+    meta, stored_features_in_txn, stored_units_in_txn, EngineError, IsccIndex, RemoveReport,
+};
 use crate::codec::{IdGenerator, IsccId, Realm, Unit, UnitType};
 use crate::store::{StoreError, StoreTxn};
 use crate::sync::{lock, RwLockExt};
@@ -76,6 +79,7 @@ impl IsccIndex {
             .collect::<Result<_, _>>()?;
         let _w = lock(&self.writer);
         self.check_writable()?;
+        self.check_simprint_bits(&prepared)?;
         let fixed = *self.realm.read_or_recover();
         let realm = self.batch_realm(&prepared, fixed)?;
         let ids = self.assign_ids(&prepared, realm, fixed.is_none())?;
@@ -95,6 +99,41 @@ impl IsccIndex {
         let ids: Vec<String> = ids.iter().map(IsccId::to_string).collect();
         self.apply_committed(changes, || ids.clone())?;
         Ok(ids)
+    }
+
+    /// Every simprint type has one bit length: the index's (fixed by the
+    /// first entry with the type) or, for a new type, the first entry's of
+    /// the batch that has it. Checked under the writer lock, before the
+    /// batch's transaction, so a mismatch writes nothing.
+    fn check_simprint_bits(&self, prepared: &[Prepared]) -> Result<(), EngineError> {
+        if prepared.iter().all(|p| p.features.is_empty()) {
+            return Ok(());
+        }
+        let mut known: BTreeMap<String, (u64, String)> = self
+            .store
+            .read(|r| r.simprint_types())?
+            .into_iter()
+            .map(|(kind, row)| (kind, (row.bits, "the index holds".to_string())))
+            .collect();
+        for (i, p) in prepared.iter().enumerate() {
+            for f in &p.features {
+                let kind = f.kind.to_string();
+                let bits = u64::from(f.bits);
+                match known.get(&kind) {
+                    Some((have, by)) if *have != bits => {
+                        return Err(EngineError::Invalid(format!(
+                            "entries[{i}]: simprints of type {kind} have {bits} bits, but {by} \
+                             {have}-bit simprints of that type (one bit length per type)"
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        known.insert(kind, (bits, format!("entries[{i}] has")));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The realm of a batch: the index's, or (before the first entry) that
@@ -306,6 +345,7 @@ pub(super) fn remove_entry(
     for u in units.iter().filter(|u| u.unit_type().is_instance()) {
         w.remove_instance(u.body(), key)?;
     }
+    simprint_change(w, key, &stored_features_in_txn(&old)?, &[])?;
     w.delete_entry(key)?;
     count_change(w, &units, &[])?;
     w.journal(key)?;
@@ -317,8 +357,25 @@ pub(super) fn remove_entry(
     Ok(Some((change, units.len())))
 }
 
+/// Move an entry's simprint rows (and the types' counts) from its `old`
+/// feature sets to its `new` ones, in the entry's transaction.
+fn simprint_change(
+    w: &mut StoreTxn<'_, '_>,
+    key: u64,
+    old: &[FeatureSet],
+    new: &[FeatureSet],
+) -> Result<(), StoreError> {
+    for f in old {
+        w.remove_simprints(&f.kind.to_string(), key, &f.simprints)?;
+    }
+    for f in new {
+        w.add_simprints(&f.kind.to_string(), u64::from(f.bits), key, &f.simprints)?;
+    }
+    Ok(())
+}
+
 /// Store one entry in a write transaction: the row, its INSTANCE mappings,
-/// the per-type counts and the journal. `None` when the stored row is
+/// its simprint rows, the per-type counts and the journal. `None` when the stored row is
 /// already identical; else the change the unit indexes must follow.
 pub(super) fn write_entry(
     w: &mut StoreTxn<'_, '_>,
@@ -330,10 +387,11 @@ pub(super) fn write_entry(
     if old.as_deref() == Some(json) {
         return Ok(None);
     }
-    let old_units = match &old {
-        Some(o) => stored_units_in_txn(o)?,
-        None => Vec::new(),
+    let (old_units, old_features) = match &old {
+        Some(o) => (stored_units_in_txn(o)?, stored_features_in_txn(o)?),
+        None => (Vec::new(), Vec::new()),
     };
+    simprint_change(w, key, &old_features, &p.features)?;
     for u in old_units.iter().filter(|u| u.unit_type().is_instance()) {
         w.remove_instance(u.body(), key)?;
     }

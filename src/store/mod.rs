@@ -10,6 +10,8 @@
 //! | `instance` | INSTANCE body → ISCC-ID (dupsort) | exact and prefix matches at 64–256 bits |
 //! | `journal` | sequence (u64, big-endian) → ISCC-ID | changes not yet saved into every unit index |
 //! | `counts` | unit type name → entries with a unit of that type | kept in the same transactions as the entries, so an open can check each unit index against it |
+//! | `simprints` | simprint type name, 0, simprint bytes → ISCC-ID (u64 BE) + chunk (u32 BE) (dupsort) | exact simprint collisions and document frequencies ([`simprints`]) |
+//! | `simprint_types` | simprint type name → bits, entries, chunks (3 × u64 BE) | one bit length per type; counts kept like `counts` |
 //!
 //! Writes go through [`Store::write`], which runs a closure in one write
 //! transaction and, when LMDB reports a full map, aborts, doubles the map
@@ -20,6 +22,7 @@
 //! retries.
 
 mod meta;
+pub(crate) mod simprints;
 mod txn;
 
 use std::path::{Path, PathBuf};
@@ -127,6 +130,10 @@ pub struct Store {
     /// `None` only in a read-only open of a store written before counts
     /// were kept (the engine then counts the entries itself).
     counts: Option<Database<'static, Str, BeU64>>,
+    /// `None` only in a read-only open of a store written before simprints
+    /// were indexed (format 2).
+    simprints: Option<Database<'static, Bytes, Bytes>>,
+    simprint_types: Option<Database<'static, Str, Bytes>>,
     read_only: bool,
     /// Shared by every transaction, exclusive for a map resize.
     map_guard: RwLock<()>,
@@ -160,6 +167,8 @@ type Dbs = (
     Database<'static, Bytes, BeU64>,
     Database<'static, BeU64, BeU64>,
     Option<Database<'static, Str, BeU64>>,
+    Option<Database<'static, Bytes, Bytes>>,
+    Option<Database<'static, Str, Bytes>>,
 );
 
 /// The store's named databases, each declared once with its key and value
@@ -194,7 +203,26 @@ macro_rules! databases {
             .types::<Str, BeU64>()
             .name("counts")
             .$how($txn)?;
-        (entries, metadata, instance, journal, counts)
+        let simprints = $dbo
+            .database_options()
+            .types::<Bytes, Bytes>()
+            .name("simprints")
+            .flags(DatabaseFlags::DUP_SORT)
+            .$how($txn)?;
+        let simprint_types = $dbo
+            .database_options()
+            .types::<Str, Bytes>()
+            .name("simprint_types")
+            .$how($txn)?;
+        (
+            entries,
+            metadata,
+            instance,
+            journal,
+            counts,
+            simprints,
+            simprint_types,
+        )
     }};
 }
 
@@ -222,7 +250,7 @@ impl Store {
         let mut builder = EnvOpenOptions::new().read_txn_without_tls();
         builder
             .map_size(page_round(options.map_size))
-            .max_dbs(8)
+            .max_dbs(16)
             .max_readers(510);
         // SAFETY: heed's contract for `flags`/`open`: the environment is not
         // opened twice in this process (heed checks and returns
@@ -233,16 +261,17 @@ impl Store {
             builder.open(&path)
         }
         .map_err(lmdb)?;
-        let (entries, metadata, instance, journal, counts) = if options.read_only {
-            Self::open_databases(&env)
-                .map_err(lmdb)?
-                .ok_or_else(|| StoreError::Corrupt {
-                    path: path.clone(),
-                    why: "not an iscc-vdb store (named databases missing)".into(),
-                })?
-        } else {
-            Self::create_databases(&env).map_err(lmdb)?
-        };
+        let (entries, metadata, instance, journal, counts, simprints, simprint_types) =
+            if options.read_only {
+                Self::open_databases(&env)
+                    .map_err(lmdb)?
+                    .ok_or_else(|| StoreError::Corrupt {
+                        path: path.clone(),
+                        why: "not an iscc-vdb store (named databases missing)".into(),
+                    })?
+            } else {
+                Self::create_databases(&env).map_err(lmdb)?
+            };
         Ok(Store {
             env,
             path,
@@ -251,6 +280,8 @@ impl Store {
             instance,
             journal,
             counts,
+            simprints,
+            simprint_types,
             read_only: options.read_only,
             map_guard: RwLock::new(()),
         })
@@ -265,7 +296,7 @@ impl Store {
             })?
             .unwrap_commit();
         Ok(match dbs {
-            (Some(e), Some(m), Some(i), Some(j), c) => Some((e, m, i, j, c)),
+            (Some(e), Some(m), Some(i), Some(j), c, sp, st) => Some((e, m, i, j, c, sp, st)),
             _ => None,
         })
     }
@@ -275,8 +306,16 @@ impl Store {
         let wtxn = env.write_txn()?;
         Ok(env
             .create_databases_and_commit(wtxn, |dbo, wtxn| -> Result<_, heed::Error> {
-                let (e, m, i, j, c) = databases!(dbo, wtxn, create);
-                Ok(CommitOrAbort::<_, ()>::Commit((e, m, i, j, Some(c))))
+                let (e, m, i, j, c, sp, st) = databases!(dbo, wtxn, create);
+                Ok(CommitOrAbort::<_, ()>::Commit((
+                    e,
+                    m,
+                    i,
+                    j,
+                    Some(c),
+                    Some(sp),
+                    Some(st),
+                )))
             })?
             .unwrap_commit())
     }
