@@ -364,12 +364,17 @@ mod tests {
         (got, sizes, c.stats())
     }
 
+    /// Every request got the answer of its own request.
+    fn each_got_its_own(got: &[((u32, u32), u64)]) {
+        for ((group, x), result) in got {
+            assert_eq!(*result, u64::from(*group) * 1000 + u64::from(*x) * 2);
+        }
+    }
+
     #[test]
     fn waiting_requests_are_answered_together_each_with_its_own_result() {
         let (got, sizes, stats) = scenario(vec![(0, 1), (0, 2), (0, 3)], false);
-        for ((group, x), result) in got {
-            assert_eq!(result, u64::from(group) * 1000 + u64::from(x) * 2);
-        }
+        each_got_its_own(&got);
         // The three queued behind the leader ran as one batch.
         assert_eq!(sizes, vec![3]);
         assert_eq!(
@@ -384,9 +389,7 @@ mod tests {
     #[test]
     fn only_compatible_requests_share_a_batch() {
         let (got, sizes, stats) = scenario(vec![(1, 1), (2, 2), (1, 3), (2, 4), (1, 5)], false);
-        for ((group, x), result) in got {
-            assert_eq!(result, u64::from(group) * 1000 + u64::from(x) * 2);
-        }
+        each_got_its_own(&got);
         let mut sorted = sizes.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, vec![2, 3], "group 1 and group 2 each one batch");
@@ -396,9 +399,7 @@ mod tests {
     #[test]
     fn a_failed_batch_runs_every_request_alone() {
         let (got, sizes, stats) = scenario(vec![(0, 1), (0, 2), (0, 3)], true);
-        for ((group, x), result) in got {
-            assert_eq!(result, u64::from(group) * 1000 + u64::from(x) * 2);
-        }
+        each_got_its_own(&got);
         assert_eq!(sizes, vec![3]);
         assert_eq!(stats, CoalesceStats::default());
     }

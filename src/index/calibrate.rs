@@ -23,8 +23,9 @@ use crate::metric::Row;
 /// What the calibration measured.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Prior {
-    /// Nanoseconds per row of an exact scan.
-    pub(crate) scan_ns_per_row: f64,
+    /// Nanoseconds per 64-bit word an exact scan reads (see
+    /// `FlatStore::words`).
+    pub(crate) scan_ns_per_word: f64,
     /// A graph search: rows, nanoseconds, walk.
     pub(crate) graph: GraphRef,
 }
@@ -70,9 +71,10 @@ fn measure() -> Prior {
         for q in &queries {
             std::hint::black_box(flat.search(kernel, q, 10, None, None));
         }
-        best = best.min(t.elapsed().as_nanos() as f64 / queries.len() as f64);
+        best = best.min(t.elapsed().as_nanos() as f64);
     }
-    let scan_ns_per_row = (best / flat.len().max(1) as f64).max(1e-3);
+    let words: u64 = queries.iter().map(|q| flat.words(q.len)).sum();
+    let scan_ns_per_word = (best / words.max(1) as f64).max(1e-4);
 
     // The graph: 8,192 rows, 64 searches.
     const GRAPH_ROWS: usize = 8_192;
@@ -91,7 +93,7 @@ fn measure() -> Prior {
         work: (params.expansion_search * params.connectivity) as f64,
     };
     let prior = Prior {
-        scan_ns_per_row,
+        scan_ns_per_word,
         graph,
     };
     if super::cost::debug_cost() {
@@ -217,12 +219,15 @@ mod tests {
     fn the_calibration_measures_positive_costs() {
         let p = super::prior();
         eprintln!("calibration: {p:?}");
-        assert!(p.scan_ns_per_row > 0.0 && p.scan_ns_per_row < 1e3, "{p:?}");
+        assert!(
+            p.scan_ns_per_word > 0.0 && p.scan_ns_per_word < 1e3,
+            "{p:?}"
+        );
         assert!(p.graph.ns > 0.0 && p.graph.ns.is_finite(), "{p:?}");
         // A graph search of 8,192 rows costs more than scanning a few rows
         // and less than scanning a billion.
-        assert!(p.graph.ns > p.scan_ns_per_row * 10.0, "{p:?}");
-        assert!(p.graph.ns < p.scan_ns_per_row * 1e9, "{p:?}");
+        assert!(p.graph.ns > p.scan_ns_per_word * 10.0, "{p:?}");
+        assert!(p.graph.ns < p.scan_ns_per_word * 1e9, "{p:?}");
     }
 
     #[test]

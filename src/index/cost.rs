@@ -33,15 +33,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Picoseconds per row of an exact scan (moving average; 0: not measured).
-static SCAN_PS_PER_ROW: AtomicU64 = AtomicU64::new(0);
+/// Picoseconds per word read by an exact scan (moving average; 0: not measured).
+static SCAN_PS_PER_WORD: AtomicU64 = AtomicU64::new(0);
 /// Picoseconds per distance of a graph walk (moving average; 0: none yet).
 static GRAPH_PS_PER_DISTANCE: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds of one hand-off to the pool and back, from outside it.
 static HANDOFF_NS: OnceLock<f64> = OnceLock::new();
-/// Picoseconds per row of exact scans of at least [`LARGE_SCAN`] rows
+/// Picoseconds per word read by exact scans of at least [`LARGE_SCAN`] rows
 /// (moving average; 0: none yet): the figure path choices use.
-static LARGE_SCAN_PS_PER_ROW: AtomicU64 = AtomicU64::new(0);
+static LARGE_SCAN_PS_PER_WORD: AtomicU64 = AtomicU64::new(0);
 /// Scans of this many rows or more measure the per-row cost: in smaller
 /// ones the per-query work (the first heap fills, the result) weighs in,
 /// and a per-row figure from them would overprice big scans.
@@ -145,11 +145,12 @@ pub(crate) fn debug_cost() -> bool {
     *ON.get_or_init(|| std::env::var_os("IVDB_DEBUG_COST").is_some())
 }
 
-/// Nanoseconds an exact scan spends per row (measured, else calibrated).
-pub(crate) fn scan_ns_per_row() -> f64 {
+/// Nanoseconds an exact scan spends per 64-bit word it reads (measured,
+/// else calibrated; see `FlatStore::words`).
+pub(crate) fn scan_ns_per_word() -> f64 {
     // Only scans of LARGE_SCAN rows or more (see there).
-    match LARGE_SCAN_PS_PER_ROW.load(Ordering::Relaxed) {
-        0 => super::calibrate::prior().scan_ns_per_row,
+    match LARGE_SCAN_PS_PER_WORD.load(Ordering::Relaxed) {
+        0 => super::calibrate::prior().scan_ns_per_word,
         ps => ps as f64 / 1000.0,
     }
 }
@@ -183,6 +184,7 @@ fn largest_measured() -> f64 {
 /// sizes; the answer is then modelled from those.
 pub(crate) fn graph_pays(
     rows: usize,
+    words: u64,
     work: usize,
     connectivity: usize,
     expansion_search: usize,
@@ -192,7 +194,7 @@ pub(crate) fn graph_pays(
     if rows <= 2 * work {
         return false;
     }
-    let scan = rows as f64 * scan_ns_per_row();
+    let scan = words as f64 * scan_ns_per_word();
     let graph = graph_search_ns(rows, work);
     if debug_cost() {
         eprintln!("ivdb: {rows} rows: scan {scan:.0} ns, graph {graph:.0} ns (modelled)");
@@ -208,7 +210,7 @@ pub(crate) fn graph_pays(
             connectivity,
             expansion_search,
         ) {
-            let scan = rows as f64 * scan_ns_per_row();
+            let scan = words as f64 * scan_ns_per_word();
             return graph_search_ns(rows, work) * GRAPH_MARGIN < scan;
         }
     }
@@ -224,11 +226,11 @@ fn beyond_measured(rows: usize) -> bool {
 /// Whether [`graph_pays`] for an index of `rows` rows would run the trial:
 /// a writer asks before it takes its index's write lock and runs the trial
 /// itself ([`run_trial`]), so a trial (seconds) never blocks the index.
-pub(crate) fn trial_due(rows: usize, work: usize) -> bool {
+pub(crate) fn trial_due(rows: usize, words: u64, work: usize) -> bool {
     if rows <= 2 * work || !beyond_measured(rows) {
         return false;
     }
-    graph_search_ns(rows, work) * GRAPH_MARGIN < rows as f64 * scan_ns_per_row()
+    graph_search_ns(rows, work) * GRAPH_MARGIN < words as f64 * scan_ns_per_word()
 }
 
 /// Measure graphs of `sample`'s rows (see [`super::calibrate::trial`]) and
@@ -257,7 +259,8 @@ pub(crate) fn run_trial(
     // Real scans of real queries, where there were any, price better.
     if let Some(ns) = scan {
         let ps = (ns * 1000.0).round().max(1.0) as u64;
-        let _ = LARGE_SCAN_PS_PER_ROW.compare_exchange(0, ps, Ordering::Relaxed, Ordering::Relaxed);
+        let _ =
+            LARGE_SCAN_PS_PER_WORD.compare_exchange(0, ps, Ordering::Relaxed, Ordering::Relaxed);
     }
     true
 }
@@ -265,15 +268,16 @@ pub(crate) fn run_trial(
 /// The kind of work a unit-index search did.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Work {
-    /// An exact scan of this many rows.
-    Scan(u64),
+    /// An exact scan of `rows` rows reading `words` 64-bit words at most
+    /// (see `FlatStore::words`; the price is per word).
+    Scan { rows: u64, words: u64 },
     /// A graph walk that computed this many distances.
     Graph(u64),
 }
 
 fn slot(work: Work) -> (&'static AtomicU64, u64) {
     match work {
-        Work::Scan(n) => (&SCAN_PS_PER_ROW, n),
+        Work::Scan { words, .. } => (&SCAN_PS_PER_WORD, words),
         Work::Graph(n) => (&GRAPH_PS_PER_DISTANCE, n),
     }
 }
@@ -281,9 +285,9 @@ fn slot(work: Work) -> (&'static AtomicU64, u64) {
 /// Fold one measured search into the averages (weight 1/8 for the new one;
 /// concurrent updates may lose one another, which an average can afford).
 pub(crate) fn record(work: Work, elapsed: Duration) {
-    if let Work::Scan(rows) = work {
+    if let Work::Scan { rows, words } = work {
         if rows >= LARGE_SCAN {
-            fold(&LARGE_SCAN_PS_PER_ROW, rows, elapsed);
+            fold(&LARGE_SCAN_PS_PER_WORD, words, elapsed);
         }
     }
     let (cell, n) = slot(work);
@@ -353,8 +357,8 @@ pub(crate) fn sum(estimates: impl IntoIterator<Item = Option<f64>>) -> Option<f6
 
 // ---- coalescing -------------------------------------------------------------
 
-/// CPU picoseconds per row of large single-query scans, and per row·query
-/// of large scans of several queries at once (moving averages; 0: none yet).
+/// CPU picoseconds per word read by large single-query scans, and by
+/// large scans of several queries at once (moving averages; 0: none yet).
 /// CPU time of the scanning thread, not wall time: under load (when
 /// coalescing is in question) threads are preempted mid-scan, and wall time
 /// would price a scan by the queue it waited in.
@@ -376,10 +380,11 @@ pub(crate) fn thread_cpu() -> Option<Duration> {
     (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
-/// Record the CPU time a scan of `rows` rows for `queries` queries took
+/// Record the CPU time a scan of `rows` rows for `queries` queries took,
+/// reading `words` words in all
 /// (only scans of at least [`LARGE_SCAN`] rows: small ones are dominated by
 /// per-query work).
-pub(crate) fn record_scan_cpu(rows: u64, queries: usize, started: Option<Duration>) {
+pub(crate) fn record_scan_cpu(rows: u64, words: u64, queries: usize, started: Option<Duration>) {
     let (Some(start), Some(end)) = (started, thread_cpu()) else {
         return;
     };
@@ -391,7 +396,8 @@ pub(crate) fn record_scan_cpu(rows: u64, queries: usize, started: Option<Duratio
     } else {
         &BATCH_CPU_PS
     };
-    fold(cell, rows * queries as u64, end.saturating_sub(start));
+    // Per word read: queries of other lengths read other amounts.
+    fold(cell, words, end.saturating_sub(start));
 }
 
 /// Whether concurrent exact queries should wait to share a batch: a

@@ -75,6 +75,29 @@ fn value(id: u64, chunk: u32) -> [u8; 12] {
     v
 }
 
+/// A chunk's row: key (type, 0, simprint) and value (ISCC-ID, chunk).
+type ChunkRow = (Vec<u8>, [u8; 12]);
+
+/// The row of each chunk of one entry's simprints.
+fn chunk_rows(
+    s: &Store,
+    kind: &str,
+    id: u64,
+    simprints: &[Vec<u8>],
+) -> Result<Vec<ChunkRow>, StoreError> {
+    simprints
+        .iter()
+        .enumerate()
+        .map(|(chunk, sp)| {
+            let chunk = u32::try_from(chunk).map_err(|_| StoreError::Corrupt {
+                path: s.path.clone(),
+                why: format!("more than {} chunks in one entry", u32::MAX),
+            })?;
+            Ok((key(kind, sp), value(id, chunk)))
+        })
+        .collect()
+}
+
 fn decode_value(s: &Store, v: &[u8]) -> Result<(u64, u32), StoreError> {
     let bad = || StoreError::Corrupt {
         path: s.path.clone(),
@@ -161,13 +184,8 @@ impl StoreTxn<'_, '_> {
     ) -> Result<(), StoreError> {
         let s = self.store;
         let (rows, kinds) = self.simprint_dbs()?;
-        for (chunk, sp) in simprints.iter().enumerate() {
-            let chunk = u32::try_from(chunk).map_err(|_| StoreError::Corrupt {
-                path: s.path.clone(),
-                why: format!("more than {} chunks in one entry", u32::MAX),
-            })?;
-            rows.put(self.txn, &key(kind, sp), &value(id, chunk))
-                .map_err(|e| s.lmdb(e))?;
+        for (k, v) in chunk_rows(s, kind, id, simprints)? {
+            rows.put(self.txn, &k, &v).map_err(|e| s.lmdb(e))?;
         }
         let old = match kinds.get(self.txn, kind).map_err(|e| s.lmdb(e))? {
             Some(b) => SimprintTypeRow::decode(s, kind, b)?,
@@ -197,9 +215,8 @@ impl StoreTxn<'_, '_> {
     ) -> Result<(), StoreError> {
         let s = self.store;
         let (rows, kinds) = self.simprint_dbs()?;
-        for (chunk, sp) in simprints.iter().enumerate() {
-            let chunk = u32::try_from(chunk).unwrap_or(u32::MAX);
-            rows.delete_one_duplicate(self.txn, &key(kind, sp), &value(id, chunk))
+        for (k, v) in chunk_rows(s, kind, id, simprints)? {
+            rows.delete_one_duplicate(self.txn, &k, &v)
                 .map_err(|e| s.lmdb(e))?;
         }
         let Some(bytes) = kinds.get(self.txn, kind).map_err(|e| s.lmdb(e))? else {

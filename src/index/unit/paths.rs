@@ -46,7 +46,8 @@ impl Average {
 /// What this index's searches cost.
 #[derive(Debug, Default)]
 pub(super) struct PathCosts {
-    pub(super) scan_ns_per_row: Average,
+    /// Per 64-bit word read (see `FlatStore::words`).
+    pub(super) scan_ns_per_word: Average,
     pub(super) graph_ns: Average,
 }
 
@@ -58,7 +59,7 @@ impl UnitIndex {
     /// measures it (see the module docs).
     pub fn path_estimates_ns(&self, options: &SearchOptions) -> (f64, Option<f64>) {
         let state = self.read();
-        let (scan, graph) = self.path_estimates(&state, options);
+        let (scan, graph) = self.path_estimates(&state, options, 4);
         (scan, graph.is_finite().then_some(graph))
     }
 
@@ -70,8 +71,14 @@ impl UnitIndex {
         ef.max(options.count) * state.options.connectivity
     }
 
-    /// True when a search with `options` scans (see the module docs).
-    pub(super) fn use_exact(&self, state: &State, options: &SearchOptions) -> bool {
+    /// True when a search with `options` by a query of `query_words`
+    /// words scans (see the module docs).
+    pub(super) fn use_exact(
+        &self,
+        state: &State,
+        options: &SearchOptions,
+        query_words: usize,
+    ) -> bool {
         if let Some(exact) = options.exact {
             return exact;
         }
@@ -82,20 +89,25 @@ impl UnitIndex {
         if let Some(exact) = state.options.exact_threshold.fixed(rows) {
             return exact;
         }
-        let (scan, graph) = self.path_estimates(state, options);
+        let (scan, graph) = self.path_estimates(state, options, query_words);
         scan <= graph
     }
 
-    /// Estimated nanoseconds of a scan and of a graph search with
-    /// `options` (graph: infinite while there is none).
-    pub(super) fn path_estimates(&self, state: &State, options: &SearchOptions) -> (f64, f64) {
-        let rows = state.flat.len();
-        let per_row = self
+    /// Estimated nanoseconds of a scan by a query of `query_words` words
+    /// and of a graph search with `options` (graph: infinite while there is
+    /// none).
+    pub(super) fn path_estimates(
+        &self,
+        state: &State,
+        options: &SearchOptions,
+        query_words: usize,
+    ) -> (f64, f64) {
+        let per_word = self
             .paths
-            .scan_ns_per_row
+            .scan_ns_per_word
             .get()
-            .unwrap_or_else(cost::scan_ns_per_row);
-        let scan = rows as f64 * per_row;
+            .unwrap_or_else(cost::scan_ns_per_word);
+        let scan = state.flat.words(query_words) as f64 * per_word;
         if state.deferred {
             return (scan, f64::INFINITY);
         }
@@ -151,10 +163,14 @@ impl UnitIndex {
             ));
         }
         if rows as u64 >= cost::LARGE_SCAN {
-            let scanned = (rows * samples.len().min(4)) as f64;
+            let scanned: u64 = samples
+                .iter()
+                .take(4)
+                .map(|r| state.flat.words(r.len() / 8))
+                .sum();
             self.paths
-                .scan_ns_per_row
-                .add(t.elapsed().as_nanos() as f64 / scanned);
+                .scan_ns_per_word
+                .add(t.elapsed().as_nanos() as f64 / scanned.max(1) as f64);
         }
         self.paths.graph_ns.add(graph_ns);
         cost::note_graph(GraphRef {
@@ -181,7 +197,11 @@ impl UnitIndex {
                 || !state.deferred
                 || state.read_only
                 || state.options.exact_threshold.fixed(rows).is_some()
-                || !cost::trial_due(rows, Self::walk(&state, &SearchOptions::count(1)))
+                || !cost::trial_due(
+                    rows,
+                    state.flat.words(4),
+                    Self::walk(&state, &SearchOptions::count(1)),
+                )
             {
                 return;
             }
@@ -195,10 +215,11 @@ impl UnitIndex {
         cost::run_trial(&sample, scan, connectivity, expansion_search);
     }
 
-    /// Nanoseconds per row of exact scans (count 10) of the whole index by
-    /// 16 of its rows with 8 bits flipped (best of three passes; `None` for an
-    /// empty index): the price of this index's real queries, whose near
-    /// neighbours all being present is what lets a scan stop early.
+    /// Nanoseconds per word read (see `FlatStore::words`) of exact scans
+    /// (count 10) of the whole index by 16 of its rows with 8 bits flipped
+    /// (best of three passes; `None` for an empty index): the price of this
+    /// index's real queries, whose near neighbours all being present is what
+    /// lets a scan stop early.
     fn scan_price(state: &State) -> Option<f64> {
         let rows = state.flat.len();
         let mut queries: Vec<ScanQuery> = Vec::new();
@@ -223,6 +244,7 @@ impl UnitIndex {
         if queries.is_empty() {
             return None;
         }
+        let words: u64 = queries.iter().map(|q| state.flat.words(q.len)).sum();
         let kernel = crate::metric::scan::Kernel::detect();
         let mut best = f64::INFINITY;
         for _ in 0..3 {
@@ -232,7 +254,7 @@ impl UnitIndex {
             }
             best = best.min(t.elapsed().as_nanos() as f64);
         }
-        Some(best / (queries.len() * rows) as f64)
+        Some(best / words.max(1) as f64)
     }
 
     /// About `n` rows spread evenly over the index.
@@ -254,6 +276,7 @@ impl UnitIndex {
                 let scan_price = || Self::scan_price(state);
                 cost::graph_pays(
                     rows,
+                    state.flat.words(4),
                     Self::walk(state, &default),
                     state.options.connectivity,
                     state.options.expansion_search,

@@ -82,6 +82,7 @@ impl UnitIndex {
         let exact = |state: &State| {
             // The scan compares the query with every row.
             let rows = state.flat.len() as u64;
+            let words = state.flat.words(row.len() / 8);
             counters.add(rows, rows);
             let t = Instant::now();
             let cpu = cost::thread_cpu();
@@ -93,19 +94,19 @@ impl UnitIndex {
                 keep,
             );
             let elapsed = t.elapsed();
-            cost::record_scan_cpu(rows, 1, cpu);
-            cost::record(Work::Scan(rows), elapsed);
+            cost::record_scan_cpu(rows, words, 1, cpu);
+            cost::record(Work::Scan { rows, words }, elapsed);
             if rows >= cost::LARGE_SCAN {
                 self.paths
-                    .scan_ns_per_row
-                    .add(elapsed.as_nanos() as f64 / rows as f64);
+                    .scan_ns_per_word
+                    .add(elapsed.as_nanos() as f64 / words.max(1) as f64);
             }
             hits
         };
         if options.count == 0 || state.flat.len() == 0 {
             return Ok(Vec::new());
         }
-        if self.use_exact(state, options) || state.deferred {
+        if self.use_exact(state, options, row.len() / 8) || state.deferred {
             return Ok(exact(state));
         }
         let graph = state.graph.get()?;
@@ -140,8 +141,9 @@ impl UnitIndex {
         if rows == 0 || options.count == 0 {
             return Some(0.0);
         }
-        if self.use_exact(&state, options) || state.deferred {
-            return cost::estimate_ns(Work::Scan(rows));
+        if self.use_exact(&state, options, 4) || state.deferred {
+            let words = state.flat.words(4);
+            return cost::estimate_ns(Work::Scan { rows, words });
         }
         let walk = 2 * Self::walk(&state, options) as u64;
         cost::estimate_ns(Work::Graph(walk.min(rows)))
@@ -240,7 +242,8 @@ impl UnitIndex {
         keep: Option<Keep<'_>>,
         counters: &[SearchCounters],
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
-        if (self.use_exact(state, options) || state.deferred) && options.count > 0 {
+        let widest = rows.iter().map(|r| r.len() / 8).max().unwrap_or(4);
+        if (self.use_exact(state, options, widest) || state.deferred) && options.count > 0 {
             let scanned = state.flat.len() as u64;
             for c in counters {
                 c.add(scanned, scanned);
@@ -259,7 +262,8 @@ impl UnitIndex {
                         options.max_distance,
                         keep,
                     );
-                    cost::record_scan_cpu(scanned, chunk.len(), cpu);
+                    let words = chunk.iter().map(|q| state.flat.words(q.len)).sum();
+                    cost::record_scan_cpu(scanned, words, chunk.len(), cpu);
                     found
                 })
                 .collect());
