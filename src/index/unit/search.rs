@@ -85,7 +85,9 @@ impl UnitIndex {
             let words = state.flat.words(row.len() / 8);
             counters.add(rows, rows);
             let t = Instant::now();
-            let cpu = cost::thread_cpu();
+            // The CPU clock is a system call: read it only for scans whose
+            // figure is recorded (see `cost::record_scan_cpu`).
+            let cpu = (rows >= cost::LARGE_SCAN).then(cost::thread_cpu).flatten();
             let hits = state.flat.search(
                 self.kernel,
                 &ScanQuery::new(row),
@@ -254,7 +256,9 @@ impl UnitIndex {
             return Ok(queries
                 .par_chunks(CHUNK)
                 .flat_map_iter(|chunk| {
-                    let cpu = cost::thread_cpu();
+                    let cpu = (scanned >= cost::LARGE_SCAN)
+                        .then(cost::thread_cpu)
+                        .flatten();
                     let found = state.flat.search_many(
                         self.kernel,
                         chunk,
