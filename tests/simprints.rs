@@ -66,10 +66,14 @@ fn refs(list: &[(u64, u32)]) -> Vec<ChunkRef> {
 fn types(list: &[(&str, u64, u64, u64)]) -> BTreeMap<String, SimprintTypeInfo> {
     list.iter()
         .map(|(k, bits, entries, chunks)| {
+            // Every chunk is a row of the type's similarity index (one
+            // shard: the active one).
             let info = SimprintTypeInfo {
                 bits: *bits,
                 entries: *entries,
                 chunks: *chunks,
+                rows: *chunks,
+                shards: 1,
             };
             (k.to_string(), info)
         })

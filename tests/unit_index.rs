@@ -546,15 +546,19 @@ fn graph_is_deferred_until_the_threshold_or_an_approximate_search() {
     // Crossing the threshold builds the graph from every row.
     idx.add_batch(&keys[1_500..], &data.codes[1_500..]).unwrap();
     assert!(!idx.graph_deferred());
+    assert_eq!(idx.stats().graph_len, 3_000);
+    // The graph is built by parallel inserts (usearch is not deterministic),
+    // so a walk may stop at a near neighbour: look for the row itself among
+    // the ten nearest, not as the single nearest.
     let approx = SearchOptions {
         exact: Some(false),
-        ..SearchOptions::count(1)
+        ..SearchOptions::count(10)
     };
     for (k, c) in keys.iter().zip(&data.codes).step_by(97) {
-        assert_eq!(
-            idx.search_with(c, &approx).unwrap()[0].distance,
-            0.0,
-            "key {k}"
+        let found = idx.search_with(c, &approx).unwrap();
+        assert!(
+            found.iter().any(|m| m.key == *k && m.distance == 0.0),
+            "key {k}: {found:?}"
         );
     }
     // An explicit approximate search on a small index builds its graph.

@@ -33,6 +33,12 @@ pub(super) struct AddArgs {
     /// The entry's ISCC-UNITs (win over --iscc-code).
     #[arg(long, num_args = 1.., conflicts_with = "file")]
     units: Vec<String>,
+    /// The entry's granular features, from a JSON file (`-`: standard
+    /// input): an `.iscc.json` or entry with `features` (or iscc-search's
+    /// `simprints`), or a list of feature sets. (Entries of `--file` carry
+    /// their own.)
+    #[arg(long, conflicts_with = "file")]
+    features: Option<PathBuf>,
     /// Entries from a file: a JSON array, JSON Lines or a sequence of JSON
     /// objects; `-` reads standard input.
     #[arg(long)]
@@ -72,6 +78,14 @@ fn add_one(ctx: &Ctx, args: &AddArgs) -> CliResult {
     }
     if !args.units.is_empty() {
         entry.insert("units".into(), Value::from(args.units.clone()));
+    }
+    if let Some(path) = &args.features {
+        let sets = input::read_features(path)?;
+        let list = sets
+            .iter()
+            .map(crate::engine::FeatureSet::to_json)
+            .collect();
+        entry.insert("features".into(), Value::Array(list));
     }
     let index = ctx.open_writer()?;
     let result = index

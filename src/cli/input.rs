@@ -248,3 +248,44 @@ impl<R: Read> Entries<R> {
         }
     }
 }
+
+/// The feature sets of a `--features` file: an object holding `features`
+/// or `simprints` (an entry, an `.iscc.json`), or a list of feature sets.
+pub(super) fn read_features(
+    path: &std::path::Path,
+) -> Result<Vec<crate::engine::FeatureSet>, CliError> {
+    let name = path.display().to_string();
+    let bad = |msg: String| CliError::new(exit::BAD_INPUT, format!("{name}: {msg}"));
+    let text = if path.as_os_str() == "-" {
+        io::read_to_string(io::stdin().lock())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| {
+        let status = if e.kind() == io::ErrorKind::NotFound {
+            exit::NOT_FOUND
+        } else {
+            exit::IO
+        };
+        CliError::new(status, format!("{name}: {e}"))
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let holder = match value {
+        serde_json::Value::Object(map) => map,
+        list @ serde_json::Value::Array(_) => {
+            serde_json::Map::from_iter([("features".to_string(), list)])
+        }
+        _ => {
+            return Err(bad(
+                "expected a JSON object or a list of feature sets".into()
+            ))
+        }
+    };
+    let features = crate::engine::features::features_of(&holder, "features")
+        .map_err(|e| bad(e.to_string()))?;
+    if features.is_empty() {
+        return Err(bad("no `features` or `simprints` in it".into()));
+    }
+    Ok(features)
+}

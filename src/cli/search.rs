@@ -1,5 +1,6 @@
-//! `search`: one query (an ISCC-CODE or units), a batch (several codes),
-//! or every query of a file.
+//! `search`: one query (an ISCC-CODE, units and/or granular features, or
+//! an indexed entry for "more like this"), a batch (several codes), or
+//! every query of a file.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -22,6 +23,16 @@ pub(super) struct SearchArgs {
     /// ISCC-UNITs of one query (any length 64–256 bits).
     #[arg(long, num_args = 1.., conflicts_with = "file")]
     units: Vec<String>,
+    /// Granular features of one query, from a JSON file (`-`: standard
+    /// input): an entry or `.iscc.json` with `features` (or iscc-search's
+    /// `simprints`), or a list of feature sets. Entries sharing segments
+    /// are listed as chunk matches.
+    #[arg(long, conflicts_with = "file")]
+    features: Option<PathBuf>,
+    /// "More like this": the units and features of this indexed entry
+    /// (ISCC-ID) are the query; the entry itself is left out.
+    #[arg(long, conflicts_with_all = ["iscc_code", "units", "features", "file"])]
+    like: Option<String>,
     /// Queries from a file (`-`: standard input): JSON objects with
     /// `iscc_code` or `units` (other fields are ignored, so an entries file
     /// works), as a JSON array or JSON Lines. Prints an array, one result
@@ -38,33 +49,78 @@ pub(super) struct SearchArgs {
     /// Unit scores below this are ignored (default: the index's, 0.75).
     #[arg(long)]
     unit_threshold: Option<f32>,
+    /// A stored chunk matches a query simprint when their similarity is at
+    /// least this (default 0.75).
+    #[arg(long)]
+    simprint_threshold: Option<f32>,
+    /// List each chunk match's matched segments (query and stored simprint,
+    /// offset, size, score, frequency).
+    #[arg(long)]
+    detail: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
 }
 
 pub(super) fn run(ctx: &Ctx, args: &SearchArgs) -> CliResult {
-    if args.iscc_code.is_empty() && args.units.is_empty() && args.file.is_none() {
+    if args.iscc_code.is_empty()
+        && args.units.is_empty()
+        && args.file.is_none()
+        && args.features.is_none()
+        && args.like.is_none()
+    {
         return Err(CliError::new(
             exit::USAGE,
-            "search needs --iscc-code, --units or --file",
+            "search needs --iscc-code, --units, --features, --like or --file",
+        ));
+    }
+    if args.features.is_some() && args.iscc_code.len() > 1 {
+        return Err(CliError::new(
+            exit::USAGE,
+            "--features goes with one query (one --iscc-code or --units)",
         ));
     }
     let params = SearchParams {
         count: args.count as usize,
         exact: args.exact,
         unit_threshold: args.unit_threshold,
+        simprint_threshold: args.simprint_threshold,
+        detail: args.detail,
+    };
+    let features = match &args.features {
+        Some(path) => input::read_features(path)?,
+        None => Vec::new(),
     };
     let index = ctx.open_reader()?;
     if let Some(file) = &args.file {
         return search_file(ctx, args, &index, file, &params);
     }
-    let (labels, results): (Vec<String>, Vec<IsccMatches>) = if !args.units.is_empty() {
-        let m = index.search(&Query::units(args.units.iter().cloned()), &params)?;
-        (vec![args.units.join(" ")], vec![m])
+    let one = |query: Query, label: String| -> Result<(Vec<String>, Vec<IsccMatches>), CliError> {
+        let query = Query {
+            features: features.clone(),
+            ..query
+        };
+        Ok((vec![label], vec![index.search(&query, &params)?]))
+    };
+    let (labels, results): (Vec<String>, Vec<IsccMatches>) = if let Some(id) = &args.like {
+        one(Query::like(id.clone()), format!("like {id}"))?
+    } else if !args.units.is_empty() {
+        one(
+            Query::units(args.units.iter().cloned()),
+            args.units.join(" "),
+        )?
     } else if args.iscc_code.len() == 1 {
-        let m = index.search(&Query::code(args.iscc_code[0].clone()), &params)?;
-        (args.iscc_code.clone(), vec![m])
+        one(
+            Query::code(args.iscc_code[0].clone()),
+            args.iscc_code[0].clone(),
+        )?
+    } else if args.iscc_code.is_empty() {
+        let label = args
+            .features
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        one(Query::default(), format!("features {label}"))?
     } else {
         let queries: Vec<Query> = args.iscc_code.iter().cloned().map(Query::code).collect();
         let b = index.search_batch(&queries, &params)?;
@@ -88,6 +144,7 @@ pub(super) fn run(ctx: &Ctx, args: &SearchArgs) -> CliResult {
 /// per-unit-type scores (`*` marks an INSTANCE match).
 fn table(label: &str, m: &IsccMatches) -> String {
     let mut out = format!("query {label}: {} matches\n", m.len());
+    out.push_str(&chunk_table(m));
     if m.is_empty() {
         return out;
     }
@@ -112,6 +169,50 @@ fn table(label: &str, m: &IsccMatches) -> String {
             hit.score,
             units.join(", ")
         ));
+    }
+    out
+}
+
+/// The chunk matches of a query: rank, ISCC-ID, score, per simprint type
+/// its score and matched/queried simprints; with `--detail` a line per
+/// matched segment.
+fn chunk_table(m: &IsccMatches) -> String {
+    if m.chunk_matches.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "{} chunk matches\n{:>4}  {:<24} {:>6}  simprint types (score matched/queried)\n",
+        m.chunk_matches.len(),
+        "rank",
+        "iscc_id",
+        "score"
+    );
+    for (i, c) in m.chunk_matches.iter().enumerate() {
+        let types: Vec<String> = c
+            .types
+            .iter()
+            .map(|(t, s)| format!("{t} {:.3} {}/{}", s.score, s.matches, s.queried))
+            .collect();
+        out.push_str(&format!(
+            "{:>4}  {:<24} {:>6.3}  {}\n",
+            i + 1,
+            c.iscc_id,
+            c.score,
+            types.join(", ")
+        ));
+        for (t, s) in &c.types {
+            for ch in s.chunks.iter().flatten() {
+                let segment = match (ch.offset, ch.size) {
+                    (Some(o), Some(z)) => format!("bytes {o}+{z}"),
+                    (Some(o), None) => format!("bytes {o}+?"),
+                    _ => "segment unknown".to_string(),
+                };
+                out.push_str(&format!(
+                    "        {t} query chunk {} ~ chunk {} ({segment}) score {:.3} freq {}\n",
+                    ch.query_chunk, ch.chunk, ch.score, ch.freq
+                ));
+            }
+        }
     }
     out
 }

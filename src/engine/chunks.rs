@@ -21,6 +21,11 @@ pub struct SimprintTypeInfo {
     pub entries: u64,
     /// Chunks (simprints) of the type over all entries.
     pub chunks: u64,
+    /// Rows of the type's similarity index (equal to `chunks` once the
+    /// index is in line with the store).
+    pub rows: u64,
+    /// Shards of the type's similarity index.
+    pub shards: usize,
 }
 
 /// A stored chunk: the entry and the chunk's position in its feature set.
@@ -51,10 +56,18 @@ impl IsccIndex {
             .read(|r| r.simprint_types())?
             .into_iter()
             .map(|(kind, row)| {
+                let stats = SimprintType::parse(&kind)
+                    .ok()
+                    .and_then(|k| self.simprint_index(&k))
+                    .map(|i| i.stats());
                 let info = SimprintTypeInfo {
                     bits: row.bits,
                     entries: row.entries,
                     chunks: row.chunks,
+                    rows: stats.as_ref().map_or(0, |s| s.total_vectors as u64),
+                    shards: stats
+                        .as_ref()
+                        .map_or(0, |s| s.view_shards + usize::from(!s.read_only)),
                 };
                 (kind, info)
             })

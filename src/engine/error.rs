@@ -110,6 +110,14 @@ impl EngineError {
         }
     }
 
+    /// The error of a simprint type's similarity index.
+    pub(crate) fn simprint_index(
+        kind: &super::features::SimprintType,
+    ) -> impl FnOnce(ShardedError) -> EngineError {
+        let unit_type = format!("simprint {kind}");
+        move |source| EngineError::Index { unit_type, source }
+    }
+
     pub(crate) fn index(
         unit_type: crate::codec::UnitType,
     ) -> impl FnOnce(ShardedError) -> EngineError {

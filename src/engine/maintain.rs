@@ -1,25 +1,31 @@
 //! Maintenance: `save`, `rebuild`, `compact`, `copy`. Each is crash-atomic:
 //! a kill at any instant leaves the old complete state or the new one.
 //!
+//! "Unit index" below means the unit types' and the simprint types'
+//! similarity indexes alike (see `simprint_index.rs`).
+//!
 //! * `save` writes each unit index (committed by its manifest, tagged with
 //!   the journal position it reflects), then trims the journal up to that
 //!   position in one store transaction.
-//! * `rebuild` refills the store's own derived rows (INSTANCE rows and
-//!   per-type counts) in one transaction, then builds every unit index anew
+//! * `rebuild` refills the store's own derived rows (INSTANCE rows, simprint
+//!   rows and per-type counts) in one transaction, then builds every unit index anew
 //!   in a new directory beside the old one ([`IsccIndex::rebuild_units`])
 //!   and switches to the new directories in one store transaction. Its
 //!   intent is recorded first, so a writable open after a crash resumes it.
 //! * `compact` rewrites each unit index's shards without dead rows,
 //!   committed by the manifest swap, then saves.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::features::SimprintType;
 use super::meta::{self, RebuildIntent};
 use super::recovery::dir_names;
+use super::simprint_index::{self as sims, SimprintIndex};
 use super::{
     io, stored_features_in_txn, stored_units, stored_units_in_txn, EngineError, IndexOptions,
     IsccIndex,
@@ -51,21 +57,56 @@ pub(super) fn refill_simprints(w: &mut StoreTxn<'_, '_>) -> Result<(), StoreErro
     }
 }
 
-/// Which unit indexes a rebuild recreates.
+/// Which derived indexes a rebuild recreates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Target {
-    /// Every unit type the entries have; indexes of other types are
-    /// dropped.
+    /// Every unit type and simprint type the entries have; indexes of
+    /// other types are dropped.
     All,
-    /// These unit types.
-    Types(BTreeSet<UnitType>),
+    /// These unit types and simprint types.
+    Some {
+        units: BTreeSet<UnitType>,
+        simprints: BTreeSet<SimprintType>,
+    },
 }
 
 impl Target {
+    pub(super) fn is_none(&self) -> bool {
+        matches!(self, Target::Some { units, simprints } if units.is_empty() && simprints.is_empty())
+    }
+
     fn wants(&self, t: UnitType) -> bool {
         match self {
             Target::All => true,
-            Target::Types(set) => set.contains(&t),
+            Target::Some { units, .. } => units.contains(&t),
+        }
+    }
+
+    fn wants_simprint(&self, kind: &SimprintType) -> bool {
+        match self {
+            Target::All => true,
+            Target::Some { simprints, .. } => simprints.contains(kind),
+        }
+    }
+
+    /// Both targets' indexes.
+    pub(super) fn union(self, other: Target) -> Target {
+        match (self, other) {
+            (Target::All, _) | (_, Target::All) => Target::All,
+            (
+                Target::Some {
+                    mut units,
+                    mut simprints,
+                },
+                Target::Some {
+                    units: u,
+                    simprints: s,
+                },
+            ) => {
+                units.extend(u);
+                simprints.extend(s);
+                Target::Some { units, simprints }
+            }
         }
     }
 
@@ -73,11 +114,12 @@ impl Target {
         match self {
             Target::All => RebuildIntent {
                 all: true,
-                types: Vec::new(),
+                ..RebuildIntent::default()
             },
-            Target::Types(set) => RebuildIntent {
+            Target::Some { units, simprints } => RebuildIntent {
                 all: false,
-                types: set.iter().map(|t| t.name()).collect(),
+                types: units.iter().map(|t| t.name()).collect(),
+                simprints: simprints.iter().map(ToString::to_string).collect(),
             },
         }
     }
@@ -86,14 +128,19 @@ impl Target {
         if intent.all {
             return Target::All;
         }
-        Target::Types(
-            intent
+        Target::Some {
+            units: intent
                 .types
                 .iter()
                 .filter_map(|n| n.parse::<UnitType>().ok())
                 .filter(|t| t.is_similarity())
                 .collect(),
-        )
+            simprints: intent
+                .simprints
+                .iter()
+                .filter_map(|n| SimprintType::parse(n).ok())
+                .collect(),
+        }
     }
 }
 
@@ -116,6 +163,12 @@ impl IsccIndex {
             idx.drain_rotations().map_err(EngineError::index(t))?;
             idx.drain_merges().map_err(EngineError::index(t))?;
         }
+        for (kind, idx) in self.simprint_indexes() {
+            idx.drain_rotations()
+                .map_err(EngineError::simprint_index(&kind))?;
+            idx.drain_merges()
+                .map_err(EngineError::simprint_index(&kind))?;
+        }
         Ok(())
     }
 
@@ -133,12 +186,16 @@ impl IsccIndex {
         for (t, idx) in self.unit_indexes() {
             idx.save_tagged(seq).map_err(EngineError::index(t))?;
         }
+        for (kind, idx) in self.simprint_indexes() {
+            idx.save_tagged(seq)
+                .map_err(EngineError::simprint_index(&kind))?;
+        }
         self.store.trim_journal(seq)?;
         Ok(())
     }
 
-    /// Recreate every derived index (INSTANCE rows, entry counts and unit
-    /// indexes) from the stored entries, then save. Crash-atomic: searches
+    /// Recreate every derived index (INSTANCE rows, simprint rows, entry
+    /// counts, unit and simprint indexes) from the stored entries, then save. Crash-atomic: searches
     /// keep using the old unit indexes until the new ones are complete.
     pub fn rebuild(&self) -> Result<(), EngineError> {
         self.check_writable()?;
@@ -170,7 +227,10 @@ impl IsccIndex {
             return Err(EngineError::Invalid("no unit type to rebuild".into()));
         }
         let _w = lock(&self.writer);
-        self.rebuild_units(&Target::Types(set))?;
+        self.rebuild_units(&Target::Some {
+            units: set,
+            simprints: BTreeSet::new(),
+        })?;
         self.save_locked()
     }
 
@@ -207,11 +267,12 @@ impl IsccIndex {
         Ok(())
     }
 
-    /// Build the unit indexes of `target` afresh from the entries, each in
-    /// a new directory (`content-text-v0.N`), save them, then switch to them
-    /// in one store transaction and delete the old directories. The intent
-    /// is recorded before anything is built and cleared by the switch.
-    /// The caller holds the writer lock (or is opening the index).
+    /// Build the unit and simprint indexes of `target` afresh from the
+    /// entries, each in a new directory (`content-text-v0.N`,
+    /// `simprint-semantic-text-v0.N`), save them, then switch to them in one
+    /// store transaction and delete the old directories. The intent is
+    /// recorded before anything is built and cleared by the switch. The
+    /// caller holds the writer lock (or is opening the index).
     pub(super) fn rebuild_units(&self, target: &Target) -> Result<(), EngineError> {
         let intent = target.intent();
         let gen = self.store.write(|w| {
@@ -222,7 +283,15 @@ impl IsccIndex {
         })?;
         let seq = self.store.journal_last()?;
         let options = Self::sharded_options(&self.params);
+        let fresh_dir = |name: &str| -> Result<std::path::PathBuf, EngineError> {
+            let dir = self.root.join(name);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            }
+            Ok(dir)
+        };
         let mut fresh: BTreeMap<UnitType, (String, ShardedIndex<u64>)> = BTreeMap::new();
+        let mut fresh_sims: BTreeMap<SimprintType, (String, SimprintIndex)> = BTreeMap::new();
         self.for_each_chunk(|chunk| {
             let mut by_type: BTreeMap<UnitType, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
             for (key, json) in chunk {
@@ -237,24 +306,40 @@ impl IsccIndex {
             }
             for (t, (keys, bodies)) in by_type {
                 let (_, idx) = match fresh.entry(t) {
-                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(e) => {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
                         let name = format!("{}.{gen}", t.dir_name());
-                        let dir = self.root.join(&name);
-                        if dir.exists() {
-                            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
-                        }
-                        let idx = ShardedIndex::<u64>::create(&dir, options)
+                        let idx = ShardedIndex::<u64>::create(fresh_dir(&name)?, options)
                             .map_err(EngineError::index(t))?;
                         e.insert((name, idx))
                     }
                 };
                 idx.upsert(&keys, &bodies).map_err(EngineError::index(t))?;
             }
+            for (kind, (bits, keys, prints)) in
+                sims::rows_of_entries(chunk, |k| target.wants_simprint(k))?
+            {
+                let err = || EngineError::simprint_index(&kind);
+                let (_, idx) = match fresh_sims.entry(kind.clone()) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let name = format!("{}.{gen}", sims::dir_base(&kind));
+                        let idx =
+                            SimprintIndex::create(fresh_dir(&name)?, self.simprint_options(bits))
+                                .map_err(err())?;
+                        e.insert((name, idx))
+                    }
+                };
+                idx.upsert(&keys, &prints).map_err(err())?;
+            }
             Ok(())
         })?;
         for (t, (_, idx)) in &fresh {
             idx.save_tagged(seq).map_err(EngineError::index(*t))?;
+        }
+        for (kind, (_, idx)) in &fresh_sims {
+            idx.save_tagged(seq)
+                .map_err(EngineError::simprint_index(kind))?;
         }
         // The switch: one store transaction names the new directories.
         let old_dirs = lock(&self.dirs).clone();
@@ -263,8 +348,15 @@ impl IsccIndex {
         for (t, (name, _)) in &fresh {
             new_dirs.insert(*t, name.clone());
         }
+        let old_sim_dirs = lock(&self.sims.dirs).clone();
+        let mut new_sim_dirs = old_sim_dirs.clone();
+        new_sim_dirs.retain(|k, _| !target.wants_simprint(k));
+        for (k, (name, _)) in &fresh_sims {
+            new_sim_dirs.insert(k.clone(), name.clone());
+        }
         self.store.write(|w| {
             w.set_meta(meta::UNIT_DIRS, &dir_names(&new_dirs))?;
+            w.set_meta(meta::SIMPRINT_DIRS, &sims::dir_names(&new_sim_dirs))?;
             w.delete_meta(meta::REBUILD)?;
             Ok(())
         })?;
@@ -277,18 +369,34 @@ impl IsccIndex {
                 units.insert(t, Arc::new(idx));
             }
         }
-        *lock(&self.dirs) = new_dirs.clone();
-        for (t, name) in old_dirs {
-            if new_dirs.get(&t) != Some(&name) {
-                // Best effort: a directory left here is removed as a
-                // leftover on the next writable open.
-                let _ = std::fs::remove_dir_all(self.root.join(name));
+        {
+            let mut open = self.sims.open.write_or_recover();
+            open.retain(|k, _| !target.wants_simprint(k));
+            for (k, (_, idx)) in fresh_sims {
+                open.insert(k, Arc::new(idx));
             }
+        }
+        *lock(&self.dirs) = new_dirs.clone();
+        *lock(&self.sims.dirs) = new_sim_dirs.clone();
+        let stale = old_dirs
+            .into_iter()
+            .filter(|(t, name)| new_dirs.get(t) != Some(name))
+            .map(|(_, name)| name)
+            .chain(
+                old_sim_dirs
+                    .into_iter()
+                    .filter(|(k, name)| new_sim_dirs.get(k) != Some(name))
+                    .map(|(_, name)| name),
+            );
+        for name in stale {
+            // Best effort: a directory left here is removed as a leftover
+            // on the next writable open.
+            let _ = std::fs::remove_dir_all(self.root.join(name));
         }
         Ok(())
     }
 
-    /// Rewrite every unit index without its dead rows (tombstoned by
+    /// Rewrite every unit and simprint index without its dead rows (tombstoned by
     /// updates and removals), then save. Returns the rows dropped.
     pub fn compact(&self) -> Result<usize, EngineError> {
         self.check_writable()?;
@@ -296,6 +404,9 @@ impl IsccIndex {
         let mut removed = 0;
         for (t, idx) in self.unit_indexes() {
             removed += idx.compact().map_err(EngineError::index(t))?;
+        }
+        for (kind, idx) in self.simprint_indexes() {
+            removed += idx.compact().map_err(EngineError::simprint_index(&kind))?;
         }
         self.save_locked()?;
         Ok(removed)

@@ -63,6 +63,9 @@ pub struct IsccMatches {
     /// Distances the similarity search computed (rows of exact scans plus
     /// the NPHD computations of graph walks).
     pub computed_distances: u64,
+    /// Entries sharing content segments with the query's granular
+    /// features, best first (empty for a query without features).
+    pub chunk_matches: Vec<super::ChunkMatch>,
 }
 
 impl IsccMatches {
@@ -132,6 +135,8 @@ pub(crate) struct Aggregator {
     instance: Vec<u64>,
     /// What the query's unit index searches cost.
     pub(crate) counters: SearchCounters,
+    /// An entry never to return ("more like this" leaves out its own).
+    pub(crate) exclude: Option<u64>,
 }
 
 impl Aggregator {
@@ -154,6 +159,10 @@ impl Aggregator {
     /// Aggregate and keep the best `count`.
     pub(crate) fn finish(mut self, threshold: f32, count: usize, realm: Realm) -> IsccMatches {
         let id = |k: u64| IsccId::from_u64(k, realm).to_string();
+        if let Some(x) = self.exclude {
+            self.candidates.remove(&x);
+            self.instance.retain(|k| *k != x);
+        }
         let mut scored: Vec<(f32, u64, Candidate)> = self
             .candidates
             .drain()
@@ -203,6 +212,7 @@ impl Aggregator {
             instance_matches: self.instance.into_iter().map(id).collect(),
             visited_members: self.counters.visited(),
             computed_distances: self.counters.computed(),
+            chunk_matches: Vec::new(),
         }
     }
 }

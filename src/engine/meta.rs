@@ -26,6 +26,9 @@ pub(crate) const LEGACY_UNIT_TYPES: MetaKey<Vec<String>> = MetaKey::new("unit_ty
 /// A rebuilt index gets a new directory; this key, changed in one store
 /// transaction, is the commit point of the switch.
 pub(crate) const UNIT_DIRS: MetaKey<BTreeMap<String, String>> = MetaKey::new("unit_dirs");
+/// The current directory of each simprint type's similarity index (by
+/// simprint type name); switched with [`UNIT_DIRS`] in one transaction.
+pub(crate) const SIMPRINT_DIRS: MetaKey<BTreeMap<String, String>> = MetaKey::new("simprint_dirs");
 /// The next directory generation a rebuild hands out.
 pub(crate) const NEXT_DIR_GEN: MetaKey<u64> = MetaKey::new("next_dir_gen");
 /// A rebuild in progress: recorded before it starts, cleared in the
@@ -39,6 +42,9 @@ pub(crate) struct RebuildIntent {
     pub(crate) all: bool,
     /// The unit types to rebuild (by name), when not `all`.
     pub(crate) types: Vec<String>,
+    /// The simprint types to rebuild (by name), when not `all`.
+    #[serde(default)]
+    pub(crate) simprints: Vec<String>,
 }
 
 /// The prefix of user metadata keys (kept apart from the engine's own).

@@ -51,6 +51,8 @@
 //! `primary.rs` (`IsccStore`: the store of a directory on its own),
 //! `entry.rs`, `matches.rs`, `types.rs`, `meta.rs`, `error.rs`.
 
+mod chunk_score;
+mod chunk_search;
 mod chunks;
 mod entry;
 mod error;
@@ -64,6 +66,7 @@ mod recovery;
 mod refresh;
 pub(crate) mod request;
 mod search;
+mod simprint_index;
 mod types;
 mod write;
 
@@ -80,6 +83,10 @@ use crate::lockfile::DirLock;
 use crate::store::Store;
 use crate::sync::{lock, RwLockExt};
 
+pub use self::chunk_score::CHUNK_CANDIDATES;
+pub use self::chunk_search::{
+    ChunkMatch, MatchedChunk, TypeChunkScore, DEFAULT_SIMPRINT_THRESHOLD,
+};
 pub use self::chunks::{ChunkRef, SimprintCollisions, SimprintTypeInfo};
 pub use self::entry::validate_code;
 pub use self::error::{EngineError, ErrorKind};
@@ -127,6 +134,8 @@ pub struct IsccIndex {
     view: RwLock<()>,
     /// Concurrent single searches, coalesced into batches.
     combiner: search::SearchCombiner,
+    /// The simprint types' similarity indexes (granular features).
+    sims: simprint_index::SimprintIndexes,
 }
 
 impl std::fmt::Debug for IsccIndex {
@@ -163,26 +172,20 @@ fn stored_units(json: &[u8]) -> Result<Vec<Unit>, EngineError> {
         .collect()
 }
 
-/// [`stored_units`] inside a store transaction (whose closures return
-/// store errors): an undecodable stored entry is a damaged store.
-/// The granular features of a stored entry (read as on input; a stored
-/// entry was checked when added).
+/// The granular features of a stored entry inside a store transaction
+/// (whose closures return store errors): an undecodable stored entry is a
+/// damaged store.
 fn stored_features_in_txn(
     json: &[u8],
 ) -> Result<Vec<features::FeatureSet>, crate::store::StoreError> {
-    let corrupt = |why: String| crate::store::StoreError::Corrupt {
+    simprint_index::stored_features(json).map_err(|e| crate::store::StoreError::Corrupt {
         path: PathBuf::from("entries"),
-        why,
-    };
-    let v: Value = serde_json::from_slice(json).map_err(|e| corrupt(e.to_string()))?;
-    match &v {
-        Value::Object(obj) => {
-            features::features_of(obj, "stored entry").map_err(|e| corrupt(e.to_string()))
-        }
-        _ => Err(corrupt("a stored entry that is not a JSON object".into())),
-    }
+        why: e.to_string(),
+    })
 }
 
+/// [`stored_units`] inside a store transaction (whose closures return
+/// store errors): an undecodable stored entry is a damaged store.
 fn stored_units_in_txn(json: &[u8]) -> Result<Vec<Unit>, crate::store::StoreError> {
     stored_units(json).map_err(|e| crate::store::StoreError::Corrupt {
         path: PathBuf::from("entries"),
@@ -448,12 +451,16 @@ impl IsccIndex {
             std::mem::take(&mut *self.units.write_or_recover())
                 .into_values()
                 .collect();
-        for u in units {
-            let _ = if in_memory || self.options.read_only {
-                Ok(())
-            } else {
-                u.close()
-            };
+        let sims: Vec<_> = std::mem::take(&mut *self.sims.open.write_or_recover())
+            .into_values()
+            .collect();
+        if !(in_memory || self.options.read_only) {
+            for u in units {
+                let _ = u.close();
+            }
+            for s in sims {
+                let _ = s.close();
+            }
         }
         lock(&self.lock).take();
         if let Some(t) = lock(&self.temp).take() {

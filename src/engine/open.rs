@@ -69,6 +69,7 @@ impl IsccIndex {
             seen: Mutex::new((0, 0)),
             view: RwLock::new(()),
             combiner: crate::combine::Combiner::per_core(),
+            sims: Default::default(),
         };
         index.open_units()?;
         Ok(index)

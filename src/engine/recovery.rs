@@ -24,8 +24,10 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::features::SimprintType;
 use super::maintain::Target;
 use super::meta::{self, RebuildIntent};
+use super::simprint_index::{self as sims, SimprintIndex};
 use super::write::Change;
 use super::{
     stored_units, stored_units_in_txn, EngineError, IndexOptions, IndexParams, IsccIndex,
@@ -47,7 +49,43 @@ pub(super) struct Snapshot {
     /// `None` when removed), each once.
     changed: Vec<(u64, Option<Vec<u8>>)>,
     counts: BTreeMap<String, u64>,
+    /// Chunks per simprint type, as the store counts them.
+    chunks: BTreeMap<SimprintType, u64>,
     rebuild: Option<RebuildIntent>,
+}
+
+/// What failed a check, per derived index: the unit types' and the
+/// simprint types' (each with the reason).
+#[derive(Default)]
+pub(super) struct Damaged {
+    units: BTreeMap<UnitType, String>,
+    sims: BTreeMap<SimprintType, String>,
+}
+
+impl Damaged {
+    fn target(&self) -> Target {
+        Target::Some {
+            units: self.units.keys().copied().collect(),
+            simprints: self.sims.keys().cloned().collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.units.is_empty() && self.sims.is_empty()
+    }
+
+    /// Each damaged index with its reason, for the notes.
+    fn reasons(&self) -> Vec<String> {
+        let units = self
+            .units
+            .iter()
+            .map(|(t, why)| format!("the {t} index {why}"));
+        let sims = self
+            .sims
+            .iter()
+            .map(|(k, why)| format!("the simprint {k} index {why}"));
+        units.chain(sims).collect()
+    }
 }
 
 /// Unit type name → directory name, as stored.
@@ -208,55 +246,79 @@ impl IsccIndex {
             } else {
                 r.counts()?.unwrap_or_default()
             };
+            let chunks = r
+                .simprint_types()?
+                .into_iter()
+                .filter_map(|(name, row)| Some((SimprintType::parse(&name).ok()?, row.chunks)))
+                .collect();
             Ok(Snapshot {
                 floor: r.journal_floor()?,
                 last: r.journal_last()?,
                 changed,
                 counts,
+                chunks,
                 rebuild: r.meta(meta::REBUILD)?,
             })
         })?)
     }
 
     fn open_units_writable(&self) -> Result<(), EngineError> {
-        let dirs = self.store.read(recorded_dirs)?;
+        let (dirs, sim_dirs) = self
+            .store
+            .read(|r| Ok((recorded_dirs(r)?, sims::recorded_dirs(r)?)))?;
         *lock(&self.dirs) = dirs.clone();
-        self.remove_leftovers(&dirs)?;
-        let mut damaged: BTreeMap<UnitType, String> = BTreeMap::new();
+        *lock(&self.sims.dirs) = sim_dirs.clone();
+        self.remove_leftovers(&dirs, &sim_dirs)?;
+        let mut damaged = Damaged::default();
         for (t, name) in &dirs {
             match ShardedIndex::<u64>::open(self.root.join(name)) {
                 Ok(idx) => {
                     self.units.write_or_recover().insert(*t, Arc::new(idx));
                 }
                 Err(e) if is_damage(&e) => {
-                    damaged.insert(*t, format!("cannot be opened ({e})"));
+                    damaged.units.insert(*t, format!("cannot be opened ({e})"));
                 }
                 Err(e) => return Err(EngineError::index(*t)(e)),
             }
         }
+        for (k, name) in &sim_dirs {
+            match SimprintIndex::open(self.root.join(name)) {
+                Ok(idx) => {
+                    self.sims
+                        .open
+                        .write_or_recover()
+                        .insert(k.clone(), Arc::new(idx));
+                }
+                Err(e) if is_damage(&e) => {
+                    damaged
+                        .sims
+                        .insert(k.clone(), format!("cannot be opened ({e})"));
+                }
+                Err(e) => return Err(EngineError::simprint_index(k)(e)),
+            }
+        }
         let snap = self.snapshot()?;
         self.check_units(&snap, &mut damaged)?;
-        let mut target = Target::Types(damaged.keys().copied().collect());
-        for (t, why) in &damaged {
-            self.note(format!("the {t} index {why}; rebuilding it from the store"));
+        let mut target = damaged.target();
+        for why in damaged.reasons() {
+            self.note(format!("{why}; rebuilding it from the store"));
         }
         if let Some(intent) = &snap.rebuild {
-            self.note(format!(
-                "an interrupted rebuild ({}) is resumed",
-                if intent.all {
-                    "of every unit index".to_string()
-                } else {
-                    intent.types.join(", ")
-                }
-            ));
-            target = match (Target::from_intent(intent), target) {
-                (Target::All, _) | (_, Target::All) => Target::All,
-                (Target::Types(a), Target::Types(b)) => {
-                    Target::Types(a.union(&b).copied().collect())
-                }
+            let what = if intent.all {
+                "of every unit index".to_string()
+            } else {
+                intent
+                    .types
+                    .iter()
+                    .cloned()
+                    .chain(intent.simprints.iter().map(|k| format!("simprint {k}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
+            self.note(format!("an interrupted rebuild ({what}) is resumed"));
+            target = target.union(Target::from_intent(intent));
         }
-        if target != Target::Types(BTreeSet::new()) {
+        if !target.is_none() {
             self.rebuild_units(&target)?;
             self.note("rebuilt; the index is consistent with its store".into());
         }
@@ -269,24 +331,40 @@ impl IsccIndex {
         // A writer may save (and trim its journal) between our look at the
         // unit indexes and at the store: then look again.
         for attempt in 0..3 {
-            let dirs = self.store.read(recorded_dirs)?;
+            let (dirs, sim_dirs) = self
+                .store
+                .read(|r| Ok((recorded_dirs(r)?, sims::recorded_dirs(r)?)))?;
             let mut opened = BTreeMap::new();
-            let mut damaged: BTreeMap<UnitType, String> = BTreeMap::new();
+            let mut opened_sims = BTreeMap::new();
+            let mut damaged = Damaged::default();
             for (t, name) in &dirs {
                 match ShardedIndex::<u64>::open_detached(self.root.join(name)) {
                     Ok(idx) => {
                         opened.insert(*t, Arc::new(idx));
                     }
                     Err(e) if is_damage(&e) => {
-                        damaged.insert(*t, format!("cannot be opened ({e})"));
+                        damaged.units.insert(*t, format!("cannot be opened ({e})"));
                     }
                     Err(e) => return Err(EngineError::index(*t)(e)),
                 }
             }
+            for (k, name) in &sim_dirs {
+                match SimprintIndex::open_detached(self.root.join(name)) {
+                    Ok(idx) => {
+                        opened_sims.insert(k.clone(), Arc::new(idx));
+                    }
+                    Err(e) if is_damage(&e) => {
+                        damaged
+                            .sims
+                            .insert(k.clone(), format!("cannot be opened ({e})"));
+                    }
+                    Err(e) => return Err(EngineError::simprint_index(k)(e)),
+                }
+            }
             let snap = self.snapshot()?;
-            let stale = opened
-                .values()
-                .any(|i| i.tag().is_some_and(|tag| tag < snap.floor));
+            let old = |tag: Option<u64>| tag.is_some_and(|tag| tag < snap.floor);
+            let stale =
+                opened.values().any(|i| old(i.tag())) || opened_sims.values().any(|i| old(i.tag()));
             if stale && attempt < 2 {
                 continue;
             }
@@ -294,45 +372,50 @@ impl IsccIndex {
                 *lock(&self.legacy_counts) = Some(snap.counts.clone());
             }
             *self.units.write_or_recover() = opened;
+            *self.sims.open.write_or_recover() = opened_sims;
             *lock(&self.dirs) = dirs.clone();
+            *lock(&self.sims.dirs) = sim_dirs.clone();
             *lock(&self.seen) = (snap.floor, snap.last);
             self.check_units(&snap, &mut damaged)?;
             if !damaged.is_empty() {
-                for (t, why) in &damaged {
+                for why in damaged.reasons() {
                     self.note(format!(
-                        "the {t} index {why}; rebuilt in memory for this read-only open \
+                        "{why}; rebuilt in memory for this read-only open \
                          (open the index for writing to repair it on disk)"
                     ));
                 }
-                self.rebuild_in_scratch(&damaged.keys().copied().collect())?;
+                self.rebuild_in_scratch(&damaged)?;
             }
             return Ok(());
         }
         Ok(())
     }
 
-    /// Steps 2–4 of the module docs on the open unit indexes: drop stale
-    /// ones, replay the journal into the rest, compare row counts. What is
-    /// wrong lands in `damaged` (and out of the open set).
-    fn check_units(
-        &self,
-        snap: &Snapshot,
-        damaged: &mut BTreeMap<UnitType, String>,
-    ) -> Result<(), EngineError> {
+    /// Steps 2–4 of the module docs on the open unit and simprint
+    /// indexes: drop stale ones, replay the journal into the rest, compare
+    /// row counts. What is wrong lands in `damaged` (and out of the open
+    /// set).
+    fn check_units(&self, snap: &Snapshot, damaged: &mut Damaged) -> Result<(), EngineError> {
+        let trimmed = |tag: u64| {
+            format!(
+                "was saved at journal position {tag}, but the store's journal is \
+                 trimmed through {}: the changes in between are missing",
+                snap.floor
+            )
+        };
         for (t, idx) in self.unit_indexes() {
             if let Some(tag) = idx.tag().filter(|tag| *tag < snap.floor) {
-                damaged.insert(
-                    t,
-                    format!(
-                        "was saved at journal position {tag}, but the store's journal is \
-                         trimmed through {}: the changes in between are missing",
-                        snap.floor
-                    ),
-                );
+                damaged.units.insert(t, trimmed(tag));
             }
         }
-        self.drop_units(damaged.keys());
-        self.replay(&snap.changed, damaged)?;
+        for (k, idx) in self.simprint_indexes() {
+            if let Some(tag) = idx.tag().filter(|tag| *tag < snap.floor) {
+                damaged.sims.insert(k, trimmed(tag));
+            }
+        }
+        self.drop_damaged(damaged);
+        let sim_skip: BTreeSet<SimprintType> = damaged.sims.keys().cloned().collect();
+        self.replay(&snap.changed, &damaged.units, &sim_skip)?;
         let mut types: BTreeSet<UnitType> = self.open_unit_types().into_iter().collect();
         types.extend(
             snap.counts
@@ -340,7 +423,7 @@ impl IsccIndex {
                 .filter_map(|n| n.parse::<UnitType>().ok()),
         );
         for t in types {
-            if damaged.contains_key(&t) || !t.is_similarity() {
+            if damaged.units.contains_key(&t) || !t.is_similarity() {
                 continue;
             }
             let have = self.unit_index(t).map_or(0, |i| i.len() as u64);
@@ -351,27 +434,55 @@ impl IsccIndex {
                 } else {
                     "is missing".to_string()
                 };
-                damaged.insert(
+                damaged.units.insert(
                     t,
                     format!("{what}, but the store has {want} entries with a {t} unit"),
                 );
             }
         }
-        self.drop_units(damaged.keys());
+        let mut kinds: BTreeSet<SimprintType> = self
+            .simprint_indexes()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        kinds.extend(snap.chunks.keys().cloned());
+        for k in kinds {
+            if damaged.sims.contains_key(&k) {
+                continue;
+            }
+            let idx = self.simprint_index(&k);
+            let have = idx.as_ref().map_or(0, |i| i.len() as u64);
+            let want = snap.chunks.get(&k).copied().unwrap_or(0);
+            if have != want {
+                let what = if idx.is_some() {
+                    format!("holds {have} rows")
+                } else {
+                    "is missing".to_string()
+                };
+                damaged.sims.insert(
+                    k.clone(),
+                    format!("{what}, but the store has {want} chunks of type {k}"),
+                );
+            }
+        }
+        self.drop_damaged(damaged);
         Ok(())
     }
 
-    /// Bring the open unit indexes in line with changed entries (each
-    /// given with its stored JSON, `None` when removed): idempotent. Units
-    /// of the types in `skip` are left out (those are rebuilt instead).
+    /// Bring the open unit and simprint indexes in line with changed
+    /// entries (each given with its stored JSON, `None` when removed):
+    /// idempotent. Indexes of the types in `skip` and `sim_skip` are left
+    /// out (those are rebuilt instead).
     pub(super) fn replay(
         &self,
         changed: &[(u64, Option<Vec<u8>>)],
         skip: &BTreeMap<UnitType, String>,
+        sim_skip: &BTreeSet<SimprintType>,
     ) -> Result<(), EngineError> {
         let all = self.open_unit_types();
+        let features = Self::replayed_features(changed)?;
         let mut changes = Vec::with_capacity(changed.len());
-        for (key, json) in changed {
+        for ((key, json), features) in changed.iter().zip(features) {
             let units = match json {
                 Some(j) => stored_units(j)?,
                 None => Vec::new(),
@@ -383,9 +494,10 @@ impl IsccIndex {
                     .into_iter()
                     .filter(|u| u.unit_type().is_similarity() && !skip.contains_key(&u.unit_type()))
                     .collect(),
+                features: Some(features),
             });
         }
-        self.apply(changes)
+        self.apply_skipping(changes, sim_skip)
     }
 
     /// Replay every journaled change (writer lock held).
@@ -400,21 +512,30 @@ impl IsccIndex {
             }
             Ok(out)
         })?;
-        self.replay(&changed, &BTreeMap::new())
+        self.replay(&changed, &BTreeMap::new(), &BTreeSet::new())
     }
 
-    /// Take unit indexes out of the open set (dropped unsaved).
-    fn drop_units<'a>(&self, types: impl Iterator<Item = &'a UnitType>) {
+    /// Take damaged indexes out of the open set (dropped unsaved).
+    fn drop_damaged(&self, damaged: &Damaged) {
         let mut units = self.units.write_or_recover();
-        for t in types {
+        for t in damaged.units.keys() {
             units.remove(t);
+        }
+        let mut open = self.sims.open.write_or_recover();
+        for k in damaged.sims.keys() {
+            open.remove(k);
         }
     }
 
-    /// Delete directories of unit indexes the store does not name (left by
-    /// an interrupted rebuild, or superseded by a finished one).
-    fn remove_leftovers(&self, dirs: &BTreeMap<UnitType, String>) -> Result<(), EngineError> {
-        let current: BTreeSet<&String> = dirs.values().collect();
+    /// Delete directories of unit and simprint indexes the store does not
+    /// name (left by an interrupted rebuild, or superseded by a finished
+    /// one).
+    fn remove_leftovers(
+        &self,
+        dirs: &BTreeMap<UnitType, String>,
+        sim_dirs: &BTreeMap<SimprintType, String>,
+    ) -> Result<(), EngineError> {
+        let current: BTreeSet<&String> = dirs.values().chain(sim_dirs.values()).collect();
         let entries = std::fs::read_dir(&self.root).map_err(super::io(&self.root))?;
         for e in entries {
             let e = e.map_err(super::io(&self.root))?;
@@ -422,7 +543,10 @@ impl IsccIndex {
             let base = name.split('.').next().unwrap_or_default();
             let ours = base
                 .parse::<UnitType>()
-                .is_ok_and(|t| t.is_similarity() && base == t.dir_name());
+                .is_ok_and(|t| t.is_similarity() && base == t.dir_name())
+                || base.strip_prefix("simprint-").is_some_and(|k| {
+                    SimprintType::parse(k).is_ok_and(|k| base == sims::dir_base(&k))
+                });
             if ours && e.path().is_dir() && !current.contains(&name) {
                 std::fs::remove_dir_all(e.path()).map_err(super::io(&e.path()))?;
                 self.note(format!(
@@ -434,22 +558,23 @@ impl IsccIndex {
         Ok(())
     }
 
-    /// Build the unit indexes of `types` from the entries into the scratch
-    /// directory (read-only opens).
-    fn rebuild_in_scratch(&self, types: &BTreeSet<UnitType>) -> Result<(), EngineError> {
+    /// Build the damaged unit and simprint indexes from the entries into
+    /// the scratch directory (read-only opens).
+    fn rebuild_in_scratch(&self, damaged: &Damaged) -> Result<(), EngineError> {
         let scratch = self.scratch_dir()?;
         let options = Self::sharded_options(&self.params);
         let mut fresh: BTreeMap<UnitType, ShardedIndex<u64>> = BTreeMap::new();
-        for t in types {
+        for t in damaged.units.keys() {
             let dir = scratch.join(format!("{}.rebuilt", t.dir_name()));
             let idx = ShardedIndex::<u64>::create(&dir, options).map_err(EngineError::index(*t))?;
             fresh.insert(*t, idx);
         }
+        let mut fresh_sims: BTreeMap<SimprintType, SimprintIndex> = BTreeMap::new();
         self.for_each_chunk(|chunk| {
             let mut by_type: BTreeMap<UnitType, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
             for (key, json) in chunk {
                 for u in stored_units(json)? {
-                    if types.contains(&u.unit_type()) {
+                    if damaged.units.contains_key(&u.unit_type()) {
                         let e = by_type.entry(u.unit_type()).or_default();
                         e.0.push(*key);
                         e.1.push(u.body().to_vec());
@@ -461,11 +586,31 @@ impl IsccIndex {
                     idx.upsert(&keys, &bodies).map_err(EngineError::index(t))?;
                 }
             }
+            for (kind, (bits, keys, prints)) in
+                sims::rows_of_entries(chunk, |k| damaged.sims.contains_key(k))?
+            {
+                let err = || EngineError::simprint_index(&kind);
+                let idx = match fresh_sims.entry(kind.clone()) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let dir = scratch.join(format!("{}.rebuilt", sims::dir_base(&kind)));
+                        e.insert(
+                            SimprintIndex::create(&dir, self.simprint_options(bits))
+                                .map_err(err())?,
+                        )
+                    }
+                };
+                idx.upsert(&keys, &prints).map_err(err())?;
+            }
             Ok(())
         })?;
         let mut units = self.units.write_or_recover();
         for (t, idx) in fresh {
             units.insert(t, Arc::new(idx));
+        }
+        let mut open = self.sims.open.write_or_recover();
+        for (k, idx) in fresh_sims {
+            open.insert(k, Arc::new(idx));
         }
         Ok(())
     }

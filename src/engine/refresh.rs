@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::recovery::recorded_dirs;
+use super::simprint_index as sims;
 use super::{EngineError, IsccIndex};
 use crate::sync::{lock, RwLockExt};
 
@@ -25,11 +26,16 @@ impl IsccIndex {
         }
         // Serialise refreshes (the writer lock is otherwise unused here).
         let _w = lock(&self.writer);
-        let (floor, last, dirs) = self
-            .store
-            .read(|r| Ok((r.journal_floor()?, r.journal_last()?, recorded_dirs(r)?)))?;
+        let (floor, last, dirs, sim_dirs) = self.store.read(|r| {
+            Ok((
+                r.journal_floor()?,
+                r.journal_last()?,
+                recorded_dirs(r)?,
+                sims::recorded_dirs(r)?,
+            ))
+        })?;
         let (seen_floor, seen_last) = *lock(&self.seen);
-        if floor == seen_floor && dirs == *lock(&self.dirs) {
+        if floor == seen_floor && dirs == *lock(&self.dirs) && sim_dirs == *lock(&self.sims.dirs) {
             if last == seen_last {
                 return Ok(false);
             }
@@ -45,7 +51,7 @@ impl IsccIndex {
                 Ok((out, r.journal_last()?))
             })?;
             let _view = self.view.write_or_recover();
-            self.replay(&changed, &Default::default())?;
+            self.replay(&changed, &Default::default(), &Default::default())?;
             *lock(&self.seen) = (floor, last);
             return Ok(true);
         }

@@ -4,13 +4,18 @@
 //! query files) and the open options (`ivdb_open`, the bindings' `open`).
 //! A field means the same and is refused with the same message everywhere.
 //!
-//! A request is a JSON object
-//! `{iscc_codes | iscc_code | units, count?, exact?, unit_threshold?}`:
-//! `iscc_codes` is one ISCC-CODE or an array of them (a batch), `iscc_code`
-//! one code, `units` one query's ISCC-UNITs or an array of such arrays (a
-//! batch). `units` wins over codes (as in the spec), but codes given beside
-//! units must be valid too. A JSON array of query objects (`{iscc_code}` or
-//! `{units}`) is a batch that takes its parameters from the caller.
+//! A request is a JSON object `{iscc_codes | iscc_code | units, features?,
+//! simprints?, count?, exact?, unit_threshold?, simprint_threshold?,
+//! detail?}` or `{iscc_id, …parameters}`: `iscc_codes` is one ISCC-CODE or
+//! an array of them (a batch), `iscc_code` one code, `units` one query's
+//! ISCC-UNITs or an array of such arrays (a batch). `units` wins over codes
+//! (as in the spec), but codes given beside units must be valid too.
+//! `features` (the ISCC tools' feature sets) or `simprints` (iscc-search's
+//! form) are one query's granular features, alone or beside one code or
+//! one unit list; `iscc_id` asks for "more like this" (the entry's own
+//! units and features, the entry left out) and stands alone. A JSON array
+//! of query objects (`{iscc_code}`, `{units}`, `{features}`, `{iscc_id}`,
+//! …) is a batch that takes its parameters from the caller.
 //! Parameters left out (or `null`) take the caller's defaults; `count`
 //! defaults to [`DEFAULT_COUNT`].
 
@@ -19,6 +24,7 @@ use serde_json::{Map, Value};
 use serde::Deserialize;
 
 use super::entry::validate_code;
+use super::features::features_of;
 use super::{EngineError, IndexOptions, IndexParams, Query, SearchParams, MAX_SEARCH_COUNT};
 
 pub use crate::index::DEFAULT_COUNT;
@@ -28,10 +34,18 @@ pub const SEARCH_FIELDS: &[&str] = &[
     "iscc_codes",
     "iscc_code",
     "units",
+    "features",
+    "simprints",
+    "iscc_id",
     "count",
     "exact",
     "unit_threshold",
+    "simprint_threshold",
+    "detail",
 ];
+
+/// The fields of one query object of a batch.
+const QUERY_FIELDS: &[&str] = &["iscc_code", "units", "features", "simprints", "iscc_id"];
 
 /// A parsed search request.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,8 +97,10 @@ impl SearchRequest {
         let (queries, batch) = queries(map)?;
         let params = SearchParams {
             count: count(map, defaults.count, max_count)?,
-            exact: exact(map, defaults.exact)?,
-            unit_threshold: unit_threshold(map, defaults.unit_threshold)?,
+            exact: flag(map, "exact", defaults.exact)?,
+            unit_threshold: threshold(map, "unit_threshold", defaults.unit_threshold)?,
+            simprint_threshold: threshold(map, "simprint_threshold", defaults.simprint_threshold)?,
+            detail: flag(map, "detail", defaults.detail)?,
         };
         Ok(SearchRequest {
             queries,
@@ -115,9 +131,10 @@ impl SearchRequest {
 }
 
 impl Query {
-    /// The query an entry (or a query object) holds: its `iscc_code` or
-    /// `units`; other fields are ignored, so a file of entries serves as a
-    /// file of queries.
+    /// The query an entry (or a query object) holds: its `iscc_code`,
+    /// `units` and granular features (`features` or `simprints`); other
+    /// fields are ignored, so a file of entries serves as a file of
+    /// queries.
     pub fn of_entry(value: &Value) -> Result<Query, EngineError> {
         let Value::Object(map) = value else {
             return Err(invalid(
@@ -133,18 +150,49 @@ impl Query {
             None | Some(Value::Null) => None,
             Some(v) => Some(string_list(v, "units")?),
         };
-        Ok(Query { iscc_code, units })
+        let features = features_of(map, "query")?;
+        if iscc_code.is_none() && units.is_none() && features.is_empty() {
+            return Err(invalid(
+                "expected `iscc_code`, `units`, `features` or `simprints`",
+            ));
+        }
+        Ok(Query {
+            iscc_code,
+            units,
+            features,
+            iscc_id: None,
+        })
     }
 }
 
-/// One query object of a batch: `iscc_code` and/or `units`, nothing else.
+/// One query object of a batch: [`QUERY_FIELDS`], nothing else.
 fn query_object(map: &Map<String, Value>, context: &str) -> Result<Query, EngineError> {
-    if let Some(unknown) = map.keys().find(|k| *k != "iscc_code" && *k != "units") {
+    if let Some(unknown) = map.keys().find(|k| !QUERY_FIELDS.contains(&k.as_str())) {
         return Err(invalid(format!(
-            "{context}: unknown field `{unknown}` (expected iscc_code, units)"
+            "{context}: unknown field `{unknown}` (expected {})",
+            QUERY_FIELDS.join(", ")
         )));
     }
+    if let Some(id) = iscc_id(map)? {
+        if map.keys().any(|k| k != "iscc_id") {
+            return Err(invalid(format!(
+                "{context}: iscc_id (\"more like this\") is given alone"
+            )));
+        }
+        return Ok(Query::like(id));
+    }
     Query::of_entry(&Value::Object(map.clone())).map_err(|e| invalid(format!("{context}: {e}")))
+}
+
+/// `iscc_id`: an ISCC-ID string, or `None` when absent or null.
+fn iscc_id(map: &Map<String, Value>) -> Result<Option<String>, EngineError> {
+    match map.get("iscc_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(invalid(format!(
+            "iscc_id: expected an ISCC-ID string, got {v}"
+        ))),
+    }
 }
 
 /// A required array of strings (e.g. `iscc_ids` of the server's bodies).
@@ -173,27 +221,64 @@ pub(crate) fn string_list(v: &Value, field: &str) -> Result<Vec<String>, EngineE
 
 /// The queries of a request object and whether they form a batch.
 fn queries(map: &Map<String, Value>) -> Result<(Vec<Query>, bool), EngineError> {
+    let features = features_of(map, "request body")?;
+    if let Some(id) = iscc_id(map)? {
+        if let Some(other) = ["iscc_codes", "iscc_code", "units", "features", "simprints"]
+            .into_iter()
+            .find(|f| map.get(*f).is_some_and(|v| !v.is_null()))
+        {
+            return Err(invalid(format!(
+                "iscc_id (\"more like this\") is given alone, not with `{other}`"
+            )));
+        }
+        return Ok((vec![Query::like(id)], false));
+    }
+    let no_units = ["iscc_codes", "iscc_code", "units"]
+        .iter()
+        .all(|f| map.get(*f).is_none_or(Value::is_null));
+    if no_units && !features.is_empty() {
+        return Ok((vec![Query::features(features)], false));
+    }
+    let (mut queries, batch) = unit_or_code_queries(map)?;
+    if !features.is_empty() {
+        if batch {
+            return Err(invalid(
+                "features go with one query; for a batch send an array of query objects",
+            ));
+        }
+        for q in &mut queries {
+            q.features = features.clone();
+        }
+    }
+    Ok((queries, batch))
+}
+
+/// The queries of `units`, `iscc_codes` or `iscc_code`.
+fn unit_or_code_queries(map: &Map<String, Value>) -> Result<(Vec<Query>, bool), EngineError> {
     let by_units = unit_queries(map)?;
     let by_codes = codes(map, "iscc_codes")?;
     let by_code = codes(map, "iscc_code")?;
-    let (queries, batch) = match (by_units, by_codes, by_code) {
-        (Some(q), codes, code) => {
-            for (field, list) in [("iscc_codes", codes), ("iscc_code", code)] {
-                for (i, c) in list.map(|l| l.0).unwrap_or_default().iter().enumerate() {
-                    validate_code(c, &format!("{field}[{i}]"))?;
+    let (queries, batch) =
+        match (by_units, by_codes, by_code) {
+            (Some(q), codes, code) => {
+                for (field, list) in [("iscc_codes", codes), ("iscc_code", code)] {
+                    for (i, c) in list.map(|l| l.0).unwrap_or_default().iter().enumerate() {
+                        validate_code(c, &format!("{field}[{i}]"))?;
+                    }
                 }
+                q
             }
-            q
-        }
-        (None, Some((codes, batch)), code) => {
-            if let Some((code, _)) = code {
-                validate_code(&code[0], "iscc_code")?;
+            (None, Some((codes, batch)), code) => {
+                if let Some((code, _)) = code {
+                    validate_code(&code[0], "iscc_code")?;
+                }
+                (codes.into_iter().map(Query::code).collect(), batch)
             }
-            (codes.into_iter().map(Query::code).collect(), batch)
-        }
-        (None, None, Some((code, _))) => (code.into_iter().map(Query::code).collect(), false),
-        (None, None, None) => return Err(invalid("either `iscc_codes` or `units` is required")),
-    };
+            (None, None, Some((code, _))) => (code.into_iter().map(Query::code).collect(), false),
+            (None, None, None) => return Err(invalid(
+                "one of `iscc_codes`, `units`, `features`, `simprints` or `iscc_id` is required",
+            )),
+        };
     if batch && queries.is_empty() {
         return Err(invalid("no queries given"));
     }
@@ -278,25 +363,28 @@ fn count(map: &Map<String, Value>, default: usize, max_count: usize) -> Result<u
     }
 }
 
-fn exact(map: &Map<String, Value>, default: bool) -> Result<bool, EngineError> {
-    match map.get("exact") {
+/// A boolean field (`exact`, `detail`).
+fn flag(map: &Map<String, Value>, field: &str, default: bool) -> Result<bool, EngineError> {
+    match map.get(field) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(v) => Err(invalid(format!("exact: expected true or false, got {v}"))),
+        Some(v) => Err(invalid(format!("{field}: expected true or false, got {v}"))),
     }
 }
 
-fn unit_threshold(
+/// A threshold field (`unit_threshold`, `simprint_threshold`): 0 to 1.
+fn threshold(
     map: &Map<String, Value>,
+    field: &str,
     default: Option<f32>,
 ) -> Result<Option<f32>, EngineError> {
-    let Some(v) = map.get("unit_threshold").filter(|v| !v.is_null()) else {
+    let Some(v) = map.get(field).filter(|v| !v.is_null()) else {
         return Ok(default);
     };
     match v.as_f64() {
         Some(t) if (0.0..=1.0).contains(&t) => Ok(Some(t as f32)),
         _ => Err(invalid(format!(
-            "unit_threshold: expected a number from 0 to 1, got {v}"
+            "{field}: expected a number from 0 to 1, got {v}"
         ))),
     }
 }
@@ -363,108 +451,4 @@ impl IndexOptions {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CODE: &str = "ISCC:KACTIEESNL5A75D7RNWFELTAR72HUWPJ2X7CILQW4GAZR3AEPJ7WMVA";
-
-    fn parse(text: &str) -> Result<SearchRequest, EngineError> {
-        let defaults = SearchParams {
-            count: 7,
-            exact: true,
-            unit_threshold: None,
-        };
-        SearchRequest::from_json(text, &defaults, 50)
-    }
-
-    #[test]
-    fn object_parameters_win_over_the_callers_defaults() {
-        let r = parse(&format!(r#"{{"iscc_code": "{CODE}"}}"#)).unwrap();
-        assert_eq!((r.queries, r.batch), (vec![Query::code(CODE)], false));
-        assert_eq!((r.params.count, r.params.exact), (7, true));
-        let r = parse(&format!(
-            r#"{{"iscc_codes": ["{CODE}"], "count": 3, "exact": false, "unit_threshold": 0.5}}"#
-        ))
-        .unwrap();
-        assert!(r.batch);
-        assert_eq!(
-            (r.params.count, r.params.exact, r.params.unit_threshold),
-            (3, false, Some(0.5))
-        );
-    }
-
-    #[test]
-    fn an_array_of_query_objects_is_a_batch_with_the_callers_parameters() {
-        let r = parse(&format!(
-            r#"[{{"iscc_code": "{CODE}"}}, {{"units": ["U1", "U2"]}}]"#
-        ))
-        .unwrap();
-        assert!(r.batch);
-        assert_eq!(
-            r.queries,
-            vec![Query::code(CODE), Query::units(["U1", "U2"])]
-        );
-        assert_eq!(r.params.count, 7);
-        assert!(parse("[]").unwrap().queries.is_empty());
-    }
-
-    #[test]
-    fn mistakes_name_the_field_and_keep_their_kind() {
-        use crate::kind::ErrorKind;
-        for (text, kind, needle) in [
-            ("{", ErrorKind::InvalidJson, "invalid JSON"),
-            ("7", ErrorKind::InvalidArgument, "JSON object"),
-            (
-                r#"{"iscc_code": "A", "size": 1}"#,
-                ErrorKind::InvalidArgument,
-                "`size`",
-            ),
-            (
-                r#"{"iscc_code": "A", "count": 51}"#,
-                ErrorKind::InvalidArgument,
-                "count",
-            ),
-            (
-                r#"[{"iscc_code": "A", "count": 5}]"#,
-                ErrorKind::InvalidArgument,
-                "queries[0]",
-            ),
-            (
-                r#"[{"units": "U"}]"#,
-                ErrorKind::InvalidArgument,
-                "queries[0]: units",
-            ),
-            (r#"[3]"#, ErrorKind::InvalidArgument, "queries[0]"),
-            (
-                r#"{"units": ["U"], "iscc_code": "bad"}"#,
-                ErrorKind::InvalidIscc,
-                "iscc_code",
-            ),
-        ] {
-            let e = parse(text).unwrap_err();
-            assert_eq!(e.kind(), kind, "{text}: {e}");
-            assert!(e.to_string().contains(needle), "{text}: {e}");
-        }
-    }
-
-    #[test]
-    fn an_entry_is_a_query_whatever_else_it_holds() {
-        let entry = serde_json::json!({"iscc_id": "X", "iscc_code": CODE, "title": "t"});
-        assert_eq!(Query::of_entry(&entry).unwrap(), Query::code(CODE));
-        assert!(Query::of_entry(&serde_json::json!({"units": [1]})).is_err());
-    }
-
-    #[test]
-    fn open_options_take_defaults_and_refuse_unknown_fields() {
-        let d = IndexOptions::default();
-        assert_eq!(IndexOptions::from_json(None, false).unwrap(), d);
-        let o = IndexOptions::from_json(Some(r#"{"realm": 1, "max_dim": 128}"#), true).unwrap();
-        assert_eq!(
-            (o.realm, o.params.max_dim, o.read_only),
-            (Some(1), 128, true)
-        );
-        assert_eq!(o.durable, d.durable);
-        let e = IndexOptions::from_json(Some(r#"{"relam": 1}"#), false).unwrap_err();
-        assert!(e.to_string().contains("relam"), "{e}");
-    }
-}
+mod tests;

@@ -17,11 +17,15 @@ use crate::sync::RwLockExt;
 impl IsccIndex {
     // ---- search ------------------------------------------------------------
 
-    /// Search one query.
+    /// Search one query: its units in the unit indexes (`matches`), its
+    /// granular features in the simprint indexes (`chunk_matches`).
     pub fn search(&self, query: &Query, params: &SearchParams) -> Result<IsccMatches, EngineError> {
         self.check_open()?;
         params.check()?;
         let _view = self.view.read_or_recover();
+        if query.is_granular() {
+            return self.search_granular(query, params, "query");
+        }
         let units = query_units(query.iscc_code.as_deref(), query.units.as_deref(), "query")?;
         // Concurrent searches with the same parameters are answered as one
         // batch while every core is busy (see `crate::combine`); the view
@@ -30,7 +34,7 @@ impl IsccIndex {
         self.combiner.run(
             (units, *params),
             |a, b| a.1 == b.1,
-            |(units, params)| self.search_units(&units, &params),
+            |(units, params)| self.search_units(&units, &params, None),
             |requests| {
                 let lists: Vec<&[Unit]> = requests.iter().map(|(u, _)| u.as_slice()).collect();
                 let found = self.search_unit_lists(&lists, &requests[0].1).ok()?;
@@ -62,21 +66,75 @@ impl IsccIndex {
         self.check_open()?;
         params.check()?;
         let _view = self.view.read_or_recover();
-        let units: Vec<Vec<Unit>> = queries
-            .iter()
-            .enumerate()
-            .map(|(i, q)| {
-                query_units(
+        // Unit-only queries are answered together; granular ones (features
+        // or "more like this") one by one.
+        let mut plain: Vec<usize> = Vec::new();
+        let mut units: Vec<Vec<Unit>> = Vec::new();
+        let mut out: Vec<Option<IsccMatches>> = vec![None; queries.len()];
+        for (i, q) in queries.iter().enumerate() {
+            let context = format!("queries[{i}]");
+            if q.is_granular() {
+                out[i] = Some(self.search_granular(q, params, &context)?);
+            } else {
+                units.push(query_units(
                     q.iscc_code.as_deref(),
                     q.units.as_deref(),
-                    &format!("queries[{i}]"),
-                )
-            })
-            .collect::<Result<_, _>>()?;
+                    &context,
+                )?);
+                plain.push(i);
+            }
+        }
         let lists: Vec<&[Unit]> = units.iter().map(Vec::as_slice).collect();
+        for (i, found) in plain
+            .into_iter()
+            .zip(self.search_unit_lists(&lists, params)?)
+        {
+            out[i] = Some(found);
+        }
         Ok(BatchMatches {
-            queries: self.search_unit_lists(&lists, params)?,
+            queries: out.into_iter().map(Option::unwrap_or_default).collect(),
         })
+    }
+
+    /// A query with granular features or by an entry's ISCC-ID: its units
+    /// (if any) through the unit indexes, its features through the simprint
+    /// indexes; "more like this" leaves the entry itself out of both.
+    fn search_granular(
+        &self,
+        query: &Query,
+        params: &SearchParams,
+        context: &str,
+    ) -> Result<IsccMatches, EngineError> {
+        let (units, features, exclude) = match &query.iscc_id {
+            Some(id) => {
+                if query.iscc_code.is_some() || query.units.is_some() || !query.features.is_empty()
+                {
+                    return Err(EngineError::Invalid(format!(
+                        "{context}: iscc_id (\"more like this\") is given alone, without \
+                         iscc_code, units or features"
+                    )));
+                }
+                let id = self.parse_id(id, &format!("{context}.iscc_id"))?;
+                let json = self
+                    .store
+                    .get_entry(id.value())?
+                    .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+                let units = super::stored_units(&json)?;
+                let features = super::simprint_index::stored_features(&json)?;
+                (units, features, Some(id.value()))
+            }
+            None if query.iscc_code.is_none() && query.units.is_none() => {
+                (Vec::new(), query.features.clone(), None)
+            }
+            None => (
+                query_units(query.iscc_code.as_deref(), query.units.as_deref(), context)?,
+                query.features.clone(),
+                None,
+            ),
+        };
+        let mut found = self.search_units(&units, params, exclude)?;
+        found.chunk_matches = self.search_chunks(&features, params, exclude)?;
+        Ok(found)
     }
 
     /// The units of many queries: grouped by unit type, each unit index
@@ -138,14 +196,22 @@ impl IsccIndex {
         }
     }
 
+    /// Search one query's units; `exclude` is an entry never returned
+    /// (asked for one more, so `count` still comes back).
     fn search_units(
         &self,
         units: &[Unit],
         params: &SearchParams,
+        exclude: Option<u64>,
     ) -> Result<IsccMatches, EngineError> {
         let threshold = params.unit_threshold.unwrap_or(self.options.unit_threshold);
         let mut agg = Aggregator::default();
-        let options = Self::unit_search_options(params);
+        agg.exclude = exclude;
+        let wanted = SearchParams {
+            count: params.count.saturating_add(usize::from(exclude.is_some())),
+            ..*params
+        };
+        let options = Self::unit_search_options(&wanted);
         // Unit types are searched in parallel where that pays for the
         // hand-off to the thread pool (see `index::cost`), else one after
         // another on the calling thread; INSTANCE lookups go to the store.

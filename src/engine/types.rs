@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::features::FeatureSet;
 use super::{EngineError, DEFAULT_UNIT_THRESHOLD};
 use crate::index::{ExactThreshold, ShardedOptions};
 
@@ -87,6 +88,18 @@ pub struct Query {
     /// An ISCC-CODE (or unit) to decompose.
     #[serde(default)]
     pub iscc_code: Option<String>,
+    /// Granular features: the entries sharing segments with them are
+    /// returned as [`IsccMatches::chunk_matches`]. Read from the
+    /// `features` or `simprints` member of a query (see `features.rs`).
+    ///
+    /// [`IsccMatches::chunk_matches`]: super::IsccMatches::chunk_matches
+    #[serde(skip)]
+    pub features: Vec<FeatureSet>,
+    /// "More like this": an indexed entry's ISCC-ID, whose units and
+    /// features are the query; the entry itself is left out of the
+    /// results. Given alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iscc_id: Option<String>,
     /// ISCC-UNITs (any length 64–256 bits).
     #[serde(default)]
     pub units: Option<Vec<String>>,
@@ -97,16 +110,39 @@ impl Query {
     pub fn code(code: impl Into<String>) -> Query {
         Query {
             iscc_code: Some(code.into()),
-            units: None,
+            ..Query::default()
         }
     }
 
     /// A query by units.
     pub fn units<S: Into<String>>(units: impl IntoIterator<Item = S>) -> Query {
         Query {
-            iscc_code: None,
             units: Some(units.into_iter().map(Into::into).collect()),
+            ..Query::default()
         }
+    }
+
+    /// A query by granular features.
+    pub fn features(features: Vec<FeatureSet>) -> Query {
+        Query {
+            features,
+            ..Query::default()
+        }
+    }
+
+    /// "More like this": the units and features of the indexed entry
+    /// `iscc_id`, which is left out of the results.
+    pub fn like(iscc_id: impl Into<String>) -> Query {
+        Query {
+            iscc_id: Some(iscc_id.into()),
+            ..Query::default()
+        }
+    }
+
+    /// True when the query asks more than a unit search (features, or
+    /// another entry's ISCC-ID).
+    pub(crate) fn is_granular(&self) -> bool {
+        !self.features.is_empty() || self.iscc_id.is_some()
     }
 }
 
@@ -119,6 +155,13 @@ pub struct SearchParams {
     pub exact: bool,
     /// Unit scores below this are dropped (index default when `None`).
     pub unit_threshold: Option<f32>,
+    /// A stored chunk matches a query simprint when their similarity is at
+    /// least this ([`DEFAULT_SIMPRINT_THRESHOLD`] when `None`).
+    ///
+    /// [`DEFAULT_SIMPRINT_THRESHOLD`]: super::DEFAULT_SIMPRINT_THRESHOLD
+    pub simprint_threshold: Option<f32>,
+    /// Chunk matches list their matched segments.
+    pub detail: bool,
 }
 
 /// The most matches one search may ask for: larger counts are refused
@@ -139,10 +182,13 @@ impl SearchParams {
                 self.count
             )));
         }
-        if let Some(t) = self.unit_threshold {
-            if !(0.0..=1.0).contains(&t) {
+        for (name, t) in [
+            ("unit_threshold", self.unit_threshold),
+            ("simprint_threshold", self.simprint_threshold),
+        ] {
+            if let Some(t) = t.filter(|t| !(0.0..=1.0).contains(t)) {
                 return Err(EngineError::Invalid(format!(
-                    "unit_threshold {t} (expected a number from 0 to 1)"
+                    "{name} {t} (expected a number from 0 to 1)"
                 )));
             }
         }
@@ -156,6 +202,8 @@ impl Default for SearchParams {
             count: super::DEFAULT_COUNT,
             exact: false,
             unit_threshold: None,
+            simprint_threshold: None,
+            detail: false,
         }
     }
 }

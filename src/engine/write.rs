@@ -3,13 +3,14 @@
 //! entry and the per-unit-type entry counts; the unit indexes are brought
 //! in line after the commit ([`IsccIndex::apply`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
 use super::entry::{prepare, Prepared};
-use super::features::FeatureSet;
+use super::features::{FeatureSet, SimprintType};
+use super::simprint_index::FeatureChange;
 use super::{
     meta, stored_features_in_txn, stored_units_in_txn, EngineError, IsccIndex, RemoveReport,
 };
@@ -24,6 +25,8 @@ pub(super) struct Change {
     pub(super) old_types: Vec<UnitType>,
     /// Similarity units of the new version.
     pub(super) units: Vec<Unit>,
+    /// How its granular features changed (`None`: it had and has none).
+    pub(super) features: Option<FeatureChange>,
 }
 
 /// Keep the store's per-unit-type entry counts in step with an entry whose
@@ -210,8 +213,19 @@ impl IsccIndex {
         })
     }
 
-    /// Bring the unit indexes in line with changed entries.
+    /// Bring the unit and simprint indexes in line with changed entries.
     pub(super) fn apply(&self, changes: Vec<Change>) -> Result<(), EngineError> {
+        self.apply_skipping(changes, &BTreeSet::new())
+    }
+
+    /// [`IsccIndex::apply`], leaving the simprint indexes of `skip` alone.
+    pub(super) fn apply_skipping(
+        &self,
+        changes: Vec<Change>,
+        skip: &BTreeSet<SimprintType>,
+    ) -> Result<(), EngineError> {
+        let features: Vec<FeatureChange> =
+            changes.iter().filter_map(|c| c.features.clone()).collect();
         let mut upserts: BTreeMap<UnitType, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
         let mut removes: BTreeMap<UnitType, Vec<u64>> = BTreeMap::new();
         for c in changes {
@@ -237,6 +251,9 @@ impl IsccIndex {
         for (t, (keys, bodies)) in upserts {
             let idx = self.unit_index_or_create(t)?;
             idx.upsert(&keys, &bodies).map_err(EngineError::index(t))?;
+        }
+        if !features.is_empty() {
+            self.apply_features(&features, skip)?;
         }
         Ok(())
     }
@@ -345,7 +362,8 @@ pub(super) fn remove_entry(
     for u in units.iter().filter(|u| u.unit_type().is_instance()) {
         w.remove_instance(u.body(), key)?;
     }
-    simprint_change(w, key, &stored_features_in_txn(&old)?, &[])?;
+    let old_features = stored_features_in_txn(&old)?;
+    simprint_change(w, key, &old_features, &[])?;
     w.delete_entry(key)?;
     count_change(w, &units, &[])?;
     w.journal(key)?;
@@ -353,6 +371,11 @@ pub(super) fn remove_entry(
         key,
         old_types: units.iter().map(Unit::unit_type).collect(),
         units: Vec::new(),
+        features: (!old_features.is_empty()).then(|| FeatureChange {
+            key,
+            old: Some(old_features),
+            new: Vec::new(),
+        }),
     };
     Ok(Some((change, units.len())))
 }
@@ -401,6 +424,11 @@ pub(super) fn write_entry(
     }
     count_change(w, &old_units, &p.units)?;
     w.journal(key)?;
+    let features = (!old_features.is_empty() || !p.features.is_empty()).then(|| FeatureChange {
+        key,
+        old: Some(old_features),
+        new: p.features.clone(),
+    });
     Ok(Some(Change {
         key,
         old_types: old_units.iter().map(Unit::unit_type).collect(),
@@ -410,5 +438,6 @@ pub(super) fn write_entry(
             .filter(|u| u.unit_type().is_similarity())
             .cloned()
             .collect(),
+        features,
     }))
 }

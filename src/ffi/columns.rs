@@ -274,6 +274,7 @@ mod tests {
                 instance_matches: vec![a.to_string()],
                 visited_members: 40,
                 computed_distances: 52,
+                chunk_matches: Vec::new(),
             },
             IsccMatches::default(),
         ];

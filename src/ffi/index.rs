@@ -318,6 +318,7 @@ fn query_of(
     Ok(Query {
         iscc_code: opt_str_arg(iscc_code, "iscc_code")?.map(str::to_string),
         units: (!units.is_empty()).then(|| units.iter().map(|u| u.to_string()).collect()),
+        ..Query::default()
     })
 }
 

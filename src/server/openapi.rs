@@ -120,7 +120,8 @@ mod tests {
         let search = &open["paths"]["/search"]["post"]["requestBody"]["content"]
             ["application/json"]["schema"];
         assert_eq!(search["properties"]["count"]["maximum"], 55);
-        assert_eq!(search["anyOf"].as_array().unwrap().len(), 3);
+        // codes, units, features, simprints or "more like this".
+        assert_eq!(search["anyOf"].as_array().unwrap().len(), 6);
         let add = &open["paths"]["/add"]["post"]["requestBody"]["content"]["application/json"]
             ["schema"]["properties"]["entries"]["oneOf"][1];
         assert_eq!(add["maxItems"], 77);

@@ -489,6 +489,7 @@ impl UnitIndex {
             len: state.flat.len(),
             len_by_bits: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
             capacity: state.graph.loaded().map_or(0, Hnsw::capacity),
+            graph_len: state.graph.loaded().map_or(0, Hnsw::size),
             options: state.options,
             graph_memory: state.graph.loaded().map_or(0, Hnsw::memory_usage),
             graph_serialized: state.graph.loaded().map_or(0, Hnsw::serialized_length),

@@ -187,6 +187,8 @@ pub struct UnitIndexStats {
     pub len_by_bits: [usize; 4],
     /// Graph capacity (rows).
     pub capacity: usize,
+    /// Rows in the graph (0 while the graph is deferred).
+    pub graph_len: usize,
     /// The persisted parameters.
     pub options: UnitIndexOptions,
     /// Bytes usearch reports for the graph in memory.
