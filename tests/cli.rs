@@ -437,3 +437,129 @@ fn bad_input_gives_exit_status_and_message() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("line 1"));
 }
+
+#[test]
+fn granular_features_from_files_and_in_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let records = common::corpus();
+    let sp = |n: u64| data_encoding::BASE64URL_NOPAD.encode(&(n << 32).to_be_bytes());
+    // Two entries from a file share chunk 5; a third is added with
+    // `add --features` from an `.iscc.json`-like file.
+    let mut entries: Vec<Value> = records[..2].to_vec();
+    entries[0]["features"] = serde_json::json!([{"maintype": "content", "subtype": "text",
+        "simprints": [sp(1), sp(5)], "offsets": [0, 700], "sizes": [700, 300]}]);
+    entries[1]["features"] = serde_json::json!([{"maintype": "content", "subtype": "text",
+        "simprints": [sp(5)], "offsets": [40], "sizes": [60]}]);
+    let file = tmp.path().join("entries.json");
+    std::fs::write(&file, serde_json::to_string(&entries).unwrap()).unwrap();
+    let out = run_at(
+        &dir,
+        &["add", "--file", file.to_str().unwrap(), "--no-progress"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let iscc = tmp.path().join("doc.iscc.json");
+    let doc = serde_json::json!({"iscc": records[2]["iscc_code"], "features": [{"maintype": "content",
+        "subtype": "text", "simprints": [sp(5), sp(9)]}]});
+    std::fs::write(&iscc, doc.to_string()).unwrap();
+    let code = records[2]["iscc_code"].as_str().unwrap();
+    let out = run_at(
+        &dir,
+        &[
+            "add",
+            "--iscc-code",
+            code,
+            "--features",
+            iscc.to_str().unwrap(),
+        ],
+        None,
+    );
+    let third = ok_json(&out)[0].as_str().unwrap().to_string();
+    // Search by a features file (a bare list of feature sets, on stdin).
+    let query =
+        serde_json::json!([{"maintype": "content", "subtype": "text", "simprints": [sp(5)]}]);
+    let out = run_at(
+        &dir,
+        &["search", "--features", "-", "--detail"],
+        Some(&query.to_string()),
+    );
+    let found = ok_json(&out);
+    let ids: Vec<&str> = found["chunk_matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["iscc_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{found}");
+    for id in [
+        records[0]["iscc_id"].as_str().unwrap(),
+        records[1]["iscc_id"].as_str().unwrap(),
+        &third,
+    ] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    // The table shows each matched segment.
+    let out = run_at(
+        &dir,
+        &[
+            "search",
+            "--features",
+            iscc.to_str().unwrap(),
+            "--detail",
+            "--format",
+            "table",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("3 chunk matches"), "{table}");
+    assert!(
+        table.contains("query chunk 0 ~ chunk 1 (bytes 700+300)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("query chunk 0 ~ chunk 0 (bytes 40+60)"),
+        "{table}"
+    );
+    // "More like this" leaves the entry out.
+    let out = run_at(&dir, &["search", "--like", &third], None);
+    let like = ok_json(&out);
+    let liked: Vec<&str> = like["chunk_matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["iscc_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(liked.len(), 2, "{like}");
+    assert!(!liked.contains(&third.as_str()));
+    // Bad features files: exit status 3 and a line naming the file.
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, r#"{"title": "no features"}"#).unwrap();
+    let out = run_at(&dir, &["search", "--features", bad.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("bad.json: no `features`"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(
+        &bad,
+        r#"[{"maintype": "content", "subtype": "text", "simprints": ["AAAA"]}]"#,
+    )
+    .unwrap();
+    let out = run_at(
+        &dir,
+        &[
+            "add",
+            "--iscc-code",
+            code,
+            "--features",
+            bad.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("24 bits"), "{}", stderr(&out));
+}

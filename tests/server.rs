@@ -529,3 +529,86 @@ fn api_key_from_the_environment_and_access_log() {
         "{log}"
     );
 }
+
+#[test]
+fn granular_features_over_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("idx"), &["--api-key", KEY]);
+    let mut c = server.client();
+    let records = common::corpus();
+    let sp = |n: u64| data_encoding::BASE64URL_NOPAD.encode(&(n << 40).to_be_bytes());
+    // Entries 0 and 1 share chunk 7; entry 2 holds it one bit off; the
+    // ISCC tools' form and iscc-search's form.
+    let mut entries: Vec<Value> = records[..3].to_vec();
+    entries[0]["features"] = json!([{"maintype": "content", "subtype": "text", "version": 0,
+        "simprints": [sp(1), sp(7)], "offsets": [0, 500], "sizes": [500, 400]}]);
+    entries[1]["simprints"] =
+        json!({"CONTENT_TEXT_V0": [{"simprint": sp(7), "offset": 10, "size": 20}]});
+    entries[2]["features"] = json!([{"maintype": "content", "subtype": "text",
+        "simprints": [data_encoding::BASE64URL_NOPAD.encode(&((7u64 << 40) | 1).to_be_bytes())]}]);
+    ok(c.post("/add", &json!({ "entries": entries })));
+    let body = json!({"features": [{"maintype": "content", "subtype": "text", "simprints": [sp(7)]}],
+        "detail": true, "count": 5});
+    let found = ok(c.post("/search", &body));
+    let chunks = found["chunk_matches"].as_array().unwrap();
+    let ids: Vec<&str> = chunks
+        .iter()
+        .map(|m| m["iscc_id"].as_str().unwrap())
+        .collect();
+    let id = |i: usize| records[i]["iscc_id"].as_str().unwrap();
+    // Exact matches first, then the one a bit off.
+    assert_eq!(ids.len(), 3);
+    assert!(
+        ids[..2].contains(&id(0)) && ids[..2].contains(&id(1)),
+        "{ids:?}"
+    );
+    assert_eq!(ids[2], id(2));
+    let first = &chunks[0]["types"]["CONTENT-TEXT-V0"];
+    assert_eq!(
+        (first["matches"].clone(), first["queried"].clone()),
+        (json!(1), json!(1))
+    );
+    let segment = |m: &Value| {
+        let c = &m["types"]["CONTENT-TEXT-V0"]["chunks"][0];
+        (c["offset"].clone(), c["size"].clone(), c["freq"].clone())
+    };
+    let of = |i: usize| chunks.iter().find(|m| m["iscc_id"] == id(i)).unwrap();
+    assert_eq!(segment(of(0)), (json!(500), json!(400), json!(3)));
+    assert_eq!(segment(of(1)), (json!(10), json!(20), json!(3)));
+    assert_eq!(found["matches"], json!([]));
+    // "More like this": entry 0's units and features, without entry 0.
+    let like = ok(c.post("/search", &json!({"iscc_id": id(0)})));
+    let liked: Vec<&str> = like["chunk_matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["iscc_id"].as_str().unwrap())
+        .collect();
+    assert!(!liked.contains(&id(0)) && liked.contains(&id(1)), "{like}");
+    // Bad input names the field.
+    let m = fails(
+        c.post(
+            "/search",
+            &json!({"features": [{"maintype": "content", "subtype": "text",
+            "simprints": ["AAAA"]}]}),
+        ),
+        400,
+        "INVALID_ARGUMENT",
+    );
+    assert!(m.contains("features[0]"), "{m}");
+    let m = fails(
+        c.post(
+            "/search",
+            &json!({"simprints": {"CONTENT_TEXT_V0": [{"simprint": sp(1) + &sp(1)}]}}),
+        ),
+        400,
+        "INVALID_ARGUMENT",
+    );
+    assert!(m.contains("128 bits"), "{m}");
+    let info = ok(c.get("/info"));
+    let t = &info["simprints"]["CONTENT-TEXT-V0"];
+    assert_eq!(
+        (t["bits"].clone(), t["chunks"].clone(), t["rows"].clone()),
+        (json!(64), json!(4), json!(4))
+    );
+}

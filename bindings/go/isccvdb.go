@@ -242,16 +242,64 @@ func (ix *Index) Get(isccID string) (Entry, error) {
 	return entry, json.Unmarshal([]byte(out), &entry)
 }
 
-// Query is a search query: an ISCC-CODE or units (units win).
+// Query is a search query: an ISCC-CODE or units (units win), and/or
+// granular features; or, alone, an indexed entry's ISCC-ID ("more like
+// this": its units and features are the query, the entry is left out).
 type Query struct {
-	IsccCode string   `json:"iscc_code,omitempty"`
-	Units    []string `json:"units,omitempty"`
+	IsccCode string       `json:"iscc_code,omitempty"`
+	Units    []string     `json:"units,omitempty"`
+	Features []FeatureSet `json:"features,omitempty"`
+	IsccID   string       `json:"iscc_id,omitempty"`
+}
+
+// FeatureSet is one simprint type's granular features, as ISCC tools emit
+// them in .iscc.json: simprints are headerless base64url (64-256 bits);
+// Offsets and Sizes (optional) give each chunk's segment.
+type FeatureSet struct {
+	Maintype  string   `json:"maintype"`
+	Subtype   string   `json:"subtype"`
+	Version   int      `json:"version"`
+	Simprints []string `json:"simprints"`
+	Offsets   []uint64 `json:"offsets,omitempty"`
+	Sizes     []uint64 `json:"sizes,omitempty"`
 }
 
 // SearchOptions of Search; Count 0 means the library's default.
+// SimprintThreshold 0 means the library's default (0.75); Detail lists the
+// matched segments of chunk matches.
 type SearchOptions struct {
-	Count int
-	Exact bool
+	Count             int
+	Exact             bool
+	SimprintThreshold float32
+	Detail            bool
+}
+
+// MatchedChunk is one matched segment of a chunk match.
+type MatchedChunk struct {
+	Query      string  `json:"query"`
+	Match      string  `json:"match"`
+	Score      float32 `json:"score"`
+	Freq       uint64  `json:"freq"`
+	Offset     *uint64 `json:"offset"`
+	Size       *uint64 `json:"size"`
+	QueryChunk int     `json:"query_chunk"`
+	Chunk      uint64  `json:"chunk"`
+}
+
+// TypeChunkScore is how an entry matched the query's simprints of one type.
+type TypeChunkScore struct {
+	Score   float32        `json:"score"`
+	Matches int            `json:"matches"`
+	Queried int            `json:"queried"`
+	Chunks  []MatchedChunk `json:"chunks,omitempty"`
+}
+
+// ChunkMatch is an entry sharing segments with the query's features; Score
+// is the IDF-weighted share of the query's simprints it matched.
+type ChunkMatch struct {
+	IsccID string                    `json:"iscc_id"`
+	Score  float32                   `json:"score"`
+	Types  map[string]TypeChunkScore `json:"types"`
 }
 
 // UnitScore is the best match of one unit type.
@@ -280,6 +328,24 @@ type Matches struct {
 	// ComputedDistances counts the distances computed (rows scanned plus the
 	// NPHD computations of graph walks).
 	ComputedDistances uint64 `json:"computed_distances"`
+	// ChunkMatches are the entries sharing segments with the query's
+	// granular features, best first.
+	ChunkMatches []ChunkMatch `json:"chunk_matches"`
+}
+
+// searchParams are the parameters a request object carries.
+type searchParams struct {
+	SimprintThreshold *float32 `json:"simprint_threshold,omitempty"`
+	Detail            bool     `json:"detail,omitempty"`
+}
+
+func paramsOf(o SearchOptions) searchParams {
+	p := searchParams{Detail: o.Detail}
+	if o.SimprintThreshold != 0 {
+		t := o.SimprintThreshold
+		p.SimprintThreshold = &t
+	}
+	return p
 }
 
 func (ix *Index) searchJSON(q any, o SearchOptions) (string, error) {
@@ -297,7 +363,11 @@ func (ix *Index) searchJSON(q any, o SearchOptions) (string, error) {
 
 // Search finds the entries most similar to the query.
 func (ix *Index) Search(q Query, o SearchOptions) (*Matches, error) {
-	out, err := ix.searchJSON(q, o)
+	body := struct {
+		Query
+		searchParams
+	}{q, paramsOf(o)}
+	out, err := ix.searchJSON(body, o)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +380,15 @@ func (ix *Index) SearchBatch(qs []Query, o SearchOptions) ([]Matches, error) {
 	if qs == nil {
 		qs = []Query{}
 	}
-	out, err := ix.searchJSON(qs, o)
+	var body any = qs
+	if o.Detail || o.SimprintThreshold != 0 {
+		// A batch with parameters of its own.
+		body = struct {
+			Queries []Query `json:"queries"`
+			searchParams
+		}{qs, paramsOf(o)}
+	}
+	out, err := ix.searchJSON(body, o)
 	if err != nil {
 		return nil, err
 	}

@@ -335,3 +335,56 @@ func TestUpkeepCopyCompactRebuildRefresh(t *testing.T) {
 		t.Fatalf("search after upkeep: %v %v", m, err)
 	}
 }
+
+func TestGranularFeatures(t *testing.T) {
+	entries := corpus(t)[:3]
+	ix, err := OpenInMemory(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	// Entries 0 and 1 share a chunk ("AAAAAAAAAAc": 7 in the last byte);
+	// entry 2 has another.
+	sets := [][]string{{"AAAAAAAAAAE", "AAAAAAAAAAc"}, {"AAAAAAAAAAc"}}
+	for i, e := range entries[:2] {
+		e["features"] = []FeatureSet{{Maintype: "content", Subtype: "text", Simprints: sets[i],
+			Offsets: []uint64{uint64(i * 100), 50}[:len(sets[i])], Sizes: []uint64{10, 20}[:len(sets[i])]}}
+	}
+	entries[2]["features"] = []FeatureSet{{Maintype: "content", Subtype: "text", Simprints: []string{"__________8"}}}
+	addAll(t, ix, entries)
+	q := Query{Features: []FeatureSet{{Maintype: "content", Subtype: "text", Simprints: []string{"AAAAAAAAAAc"}}}}
+	m, err := ix.Search(q, SearchOptions{Detail: true, SimprintThreshold: 0.99})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.ChunkMatches) != 2 {
+		t.Fatalf("chunk matches: %+v", m.ChunkMatches)
+	}
+	segments := map[string]uint64{}
+	for _, c := range m.ChunkMatches {
+		ty := c.Types["CONTENT-TEXT-V0"]
+		if c.Score != 1 || ty.Matches != 1 || len(ty.Chunks) != 1 || ty.Chunks[0].Freq != 2 {
+			t.Fatalf("chunk match: %+v", c)
+		}
+		segments[c.IsccID] = *ty.Chunks[0].Offset
+	}
+	if segments[entries[0]["iscc_id"].(string)] != 50 || segments[entries[1]["iscc_id"].(string)] != 100 {
+		t.Fatalf("segments: %v", segments)
+	}
+	// A batch with parameters of its own, and "more like this".
+	like := Query{IsccID: entries[0]["iscc_id"].(string)}
+	b, err := ix.SearchBatch([]Query{q, like}, SearchOptions{SimprintThreshold: 0.99})
+	if err != nil || len(b) != 2 || len(b[0].ChunkMatches) != 2 || b[0].ChunkMatches[0].Types["CONTENT-TEXT-V0"].Chunks != nil {
+		t.Fatalf("batch: %+v %v", b, err)
+	}
+	if len(b[1].ChunkMatches) != 1 || b[1].ChunkMatches[0].IsccID != entries[1]["iscc_id"] {
+		t.Fatalf("more like this: %+v", b[1].ChunkMatches)
+	}
+	// Bad features: a clear error.
+	bad := Query{Features: []FeatureSet{{Maintype: "content", Subtype: "text", Simprints: []string{"AAAA"}}}}
+	_, err = ix.Search(bad, SearchOptions{})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != StatusInvalidArgument {
+		t.Fatalf("bad features: %v", err)
+	}
+}

@@ -29,15 +29,54 @@ export interface Entry {
   [field: string]: unknown;
 }
 
+/** One simprint type's granular features, as ISCC tools emit them. */
+export interface FeatureSet {
+  maintype: string;
+  subtype: string;
+  version?: number;
+  /** Headerless base64url simprints of 64-256 bits. */
+  simprints: string[];
+  offsets?: number[];
+  sizes?: number[];
+}
+
 export interface Query {
   iscc_code?: string;
   units?: string[];
+  features?: FeatureSet[];
+  /** iscc-search's form: simprint type to its chunks. */
+  simprints?: Record<string, { simprint: string; offset?: number; size?: number }[]>;
+  /** "More like this": an indexed entry's ISCC-ID, given alone. */
+  iscc_id?: string;
 }
 
 export interface SearchOptions {
   /** Matches per query; 0 or left out: the library's default. */
   count?: number;
   exact?: boolean;
+  /** A stored chunk matches a query simprint at this similarity or more (default 0.75). */
+  simprintThreshold?: number;
+  /** Chunk matches list their matched segments. */
+  detail?: boolean;
+}
+
+export interface MatchedChunk {
+  query: string;
+  match: string;
+  score: number;
+  /** Entries matching the query simprint. */
+  freq: number;
+  offset: number | null;
+  size: number | null;
+  query_chunk: number;
+  chunk: number;
+}
+
+export interface ChunkMatch {
+  iscc_id: string;
+  /** IDF-weighted share of the query's simprints matched. */
+  score: number;
+  types: Record<string, { score: number; matches: number; queried: number; chunks?: MatchedChunk[] }>;
 }
 
 export interface UnitScore {
@@ -61,6 +100,8 @@ export interface Matches {
   visited_members: number;
   /** Distances computed (rows scanned plus NPHD computations of graph walks). */
   computed_distances: number;
+  /** Entries sharing segments with the query's granular features, best first. */
+  chunk_matches: ChunkMatch[];
 }
 
 export class IsccIndex {

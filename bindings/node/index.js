@@ -184,6 +184,19 @@ function stringified(value) {
   }
 }
 
+/**
+ * The request object of a search: the query (or a batch of them) with the
+ * options the call's arguments do not carry (simprintThreshold, detail).
+ */
+function request(query, { simprintThreshold, detail } = {}) {
+  const params = {};
+  if (simprintThreshold !== undefined && simprintThreshold !== null) params.simprint_threshold = simprintThreshold;
+  if (detail !== undefined && detail !== null) params.detail = detail;
+  if (Object.keys(params).length === 0) return query;
+  if (Array.isArray(query)) return { queries: query, ...params };
+  return { ...query, ...params };
+}
+
 class IsccIndex {
   /**
    * Open (or create) the index in `path`; `null` makes an in-memory index
@@ -242,15 +255,20 @@ class IsccIndex {
   getAsync(isccId) { return this._json(C.getJson, isccId, [], true); }
 
   /**
-   * Search: query = {iscc_code} or {units} (or any request object of the
-   * engine's grammar); options = {count, exact}, where count 0 or left out
-   * means the library's default.
+   * Search: query = {iscc_code}, {units}, {features} (granular features,
+   * alone or beside a code or units) or {iscc_id} ("more like this"), or
+   * any request object of the engine's grammar; options = {count, exact,
+   * simprintThreshold, detail}, where count 0 or left out means the
+   * library's default. Entries sharing segments with the features come
+   * back as chunk_matches.
    */
-  search(query, { count = 0, exact = false } = {}) {
-    return this._json(C.searchJson, JSON.stringify(query), [count, exact], false);
+  search(query, options = {}) {
+    const { count = 0, exact = false } = options;
+    return this._json(C.searchJson, JSON.stringify(request(query, options)), [count, exact], false);
   }
-  searchAsync(query, { count = 0, exact = false } = {}) {
-    const json = stringified(query);
+  searchAsync(query, options = {}) {
+    const { count = 0, exact = false } = options;
+    const json = stringified(request(query, options));
     return json.error ? Promise.reject(json.error) : this._json(C.searchJson, json.text, [count, exact], true);
   }
 

@@ -165,13 +165,13 @@ fn info_table(info: &IndexInfo) -> String {
     }
     if !info.simprints.is_empty() {
         out.push_str(&format!(
-            "\n{:<24} {:>5} {:>12} {:>12}\n",
-            "simprint type", "bits", "entries", "chunks"
+            "\n{:<24} {:>5} {:>12} {:>12} {:>12} {:>7}\n",
+            "simprint type", "bits", "entries", "chunks", "index rows", "shards"
         ));
         for (t, s) in &info.simprints {
             out.push_str(&format!(
-                "{t:<24} {:>5} {:>12} {:>12}\n",
-                s.bits, s.entries, s.chunks
+                "{t:<24} {:>5} {:>12} {:>12} {:>12} {:>7}\n",
+                s.bits, s.entries, s.chunks, s.rows, s.shards
             ));
         }
     }

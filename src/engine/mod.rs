@@ -9,6 +9,8 @@
 //! {path}/content-text-v0/     a sharded unit index per unit type (a rebuilt
 //! {path}/content-text-v0.7/     one has a generation suffix; the store names
 //!                               the current directory of each type)
+//! {path}/simprint-content-text-v0/  a sharded Hamming index per simprint type
+//!                               (granular features; see `simprint_index.rs`)
 //! ```
 //!
 //! The store is the truth; unit indexes are derived and never silently
@@ -40,7 +42,7 @@
 //! Lock order (take them in this order, never back): `writer` (serialises
 //! writes, maintenance and read-only refreshes) → `view` (shared by
 //! searches, exclusive while a read-only open swaps its unit indexes) →
-//! `units` → `dirs`. `realm`, `seen`, `temp`, `scratch`, `lock`,
+//! `units` → `dirs`, and `view` → `sims.open` → `sims.dirs`. `realm`, `seen`, `temp`, `scratch`, `lock`,
 //! `legacy_counts` and `repairs` are leaves: nothing is taken while one is
 //! held. A unit index's own locks (see `index::sharded`) and the store's
 //! map guard come after all of these.
@@ -48,6 +50,9 @@
 //! Files: `open.rs` (placing, locking, opening), `recovery.rs` (format
 //! check, the self-checking open), `write.rs`, `search.rs`, `maintain.rs`,
 //! `refresh.rs`, `request.rs` (the JSON grammar every face reads),
+//! `simprint_index.rs` (the simprint types' derived indexes),
+//! `chunk_search.rs` and `chunk_score.rs` (search by granular features),
+//! `chunks.rs` (what the store knows of simprints),
 //! `primary.rs` (`IsccStore`: the store of a directory on its own),
 //! `entry.rs`, `matches.rs`, `types.rs`, `meta.rs`, `error.rs`.
 

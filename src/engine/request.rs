@@ -15,7 +15,8 @@
 //! one unit list; `iscc_id` asks for "more like this" (the entry's own
 //! units and features, the entry left out) and stands alone. A JSON array
 //! of query objects (`{iscc_code}`, `{units}`, `{features}`, `{iscc_id}`,
-//! …) is a batch that takes its parameters from the caller.
+//! …) is a batch that takes its parameters from the caller; `{queries:
+//! [query objects], …parameters}` is a batch with its own parameters.
 //! Parameters left out (or `null`) take the caller's defaults; `count`
 //! defaults to [`DEFAULT_COUNT`].
 
@@ -31,6 +32,7 @@ pub use crate::index::DEFAULT_COUNT;
 
 /// The fields of a request object.
 pub const SEARCH_FIELDS: &[&str] = &[
+    "queries",
     "iscc_codes",
     "iscc_code",
     "units",
@@ -94,7 +96,10 @@ impl SearchRequest {
                 SEARCH_FIELDS.join(", ")
             )));
         }
-        let (queries, batch) = queries(map)?;
+        let (queries, batch) = match map.get("queries").filter(|v| !v.is_null()) {
+            Some(list) => (query_list(list, map)?, true),
+            None => queries(map)?,
+        };
         let params = SearchParams {
             count: count(map, defaults.count, max_count)?,
             exact: flag(map, "exact", defaults.exact)?,
@@ -114,16 +119,8 @@ impl SearchRequest {
         items: Vec<Value>,
         defaults: &SearchParams,
     ) -> Result<SearchRequest, EngineError> {
-        let queries = items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::Object(map) => query_object(&map, &format!("queries[{i}]")),
-                _ => Err(invalid(format!("queries[{i}]: expected a query object"))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(SearchRequest {
-            queries,
+            queries: query_objects(&items)?,
             batch: true,
             params: *defaults,
         })
@@ -162,6 +159,37 @@ impl Query {
             features,
             iscc_id: None,
         })
+    }
+}
+
+/// The query objects of a batch.
+fn query_objects(items: &[Value]) -> Result<Vec<Query>, EngineError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::Object(map) => query_object(map, &format!("queries[{i}]")),
+            _ => Err(invalid(format!("queries[{i}]: expected a query object"))),
+        })
+        .collect()
+}
+
+/// `queries` of a request object: a non-empty array of query objects, with
+/// no query field beside it.
+fn query_list(list: &Value, map: &Map<String, Value>) -> Result<Vec<Query>, EngineError> {
+    if let Some(other) = QUERY_FIELDS
+        .iter()
+        .chain(&["iscc_codes"])
+        .find(|f| map.get(**f).is_some_and(|v| !v.is_null()))
+    {
+        return Err(invalid(format!(
+            "queries: a batch of query objects; `{other}` belongs inside them"
+        )));
+    }
+    match list {
+        Value::Array(items) if !items.is_empty() => query_objects(items),
+        Value::Array(_) => Err(invalid("queries: empty array (give at least one query)")),
+        _ => Err(invalid("queries: expected an array of query objects")),
     }
 }
 

@@ -120,8 +120,9 @@ mod tests {
         let search = &open["paths"]["/search"]["post"]["requestBody"]["content"]
             ["application/json"]["schema"];
         assert_eq!(search["properties"]["count"]["maximum"], 55);
-        // codes, units, features, simprints or "more like this".
-        assert_eq!(search["anyOf"].as_array().unwrap().len(), 6);
+        // codes, units, features, simprints, "more like this" or a batch
+        // of query objects.
+        assert_eq!(search["anyOf"].as_array().unwrap().len(), 7);
         let add = &open["paths"]["/add"]["post"]["requestBody"]["content"]["application/json"]
             ["schema"]["properties"]["entries"]["oneOf"][1];
         assert_eq!(add["maxItems"], 77);

@@ -36,11 +36,18 @@ static const char *ENTRY_SEEDS[] = {
     "\"ISCC:EMBU2U63YMMZCYARM4M65SXVTMC5K\", \"ISCC:GABTZ3ELYXPCZTHM7G5ZS7KCJCVJY\", "
     "\"ISCC:IABRXGUEB7YFBT67YD5OLXDNHMPXY\"], \"title\": \"x\"}]",
     "{\"units\": [\"ISCC:GAA7KNIMBHNQRM35\"], \"extra\": {\"a\": [1, 2.5, null, true]}}",
+    "{\"units\": [\"ISCC:GAA7KNIMBHNQRM35\"], \"features\": [{\"maintype\": \"content\", "
+    "\"subtype\": \"text\", \"simprints\": [\"AAAAAAAAAAc\", \"AAAAAAAAAAE\"], \"offsets\": [0, 9], "
+    "\"sizes\": [9, 9]}], \"simprints\": {\"SEMANTIC_TEXT_V0\": [{\"simprint\": \"AAAAAAAAAAc\"}]}}",
 };
 static const char *QUERY_SEEDS[] = {
     "{\"iscc_code\": \"ISCC:KACTIEESNL5A75D7RNWFELTAR72HUWPJ2X7CILQW4GAZR3AEPJ7WMVA\"}",
     "{\"units\": [\"ISCC:AABZDEXL5LFONF3P32R43YQVSG6Z4\", \"ISCC:GAA7KNIMBHNQRM35\"]}",
     "[{\"units\": [\"ISCC:EMBU2U63YMMZCYARM4M65SXVTMC5K\"]}, {\"iscc_code\": \"ISCC:GAA7KNIMBHNQRM35\"}]",
+    "{\"features\": [{\"maintype\": \"content\", \"subtype\": \"text\", \"simprints\": "
+    "[\"AAAAAAAAAAc\"]}], \"detail\": true, \"simprint_threshold\": 0.5}",
+    "{\"queries\": [{\"iscc_id\": \"ISCC:MAIGGGMBT3LBUEH7\"}, {\"simprints\": {\"SEMANTIC_TEXT_V0\": "
+    "[{\"simprint\": \"AAAAAAAAAAc\", \"offset\": 1}]}}], \"detail\": true}",
 };
 static const char *OPTION_SEEDS[] = {
     "{\"durable\": false}",
@@ -57,6 +64,7 @@ static const char *TOKENS[] = {
     "{", "}", "[", "]", ",", ":", "\"", "\\", "null", "true", "1e999", "-0", "18446744073709551616",
     "\"ISCC:\"", "\"\\u0000\"", "\"\\ud800\"", "\xff", "\xc3\x28", "[[[[[[[[", "{\"a\":", "\"units\"",
     "\"iscc_code\"", "\"iscc_id\"", "\"ISCC:MAIGGGMBT3LBUEH7\"", "0.5", "-1", "4294967296",
+    "\"features\"", "\"simprints\"", "\"AAAAAAAAAAc\"", "\"queries\"",
 };
 
 /* A mutated copy of `seed` (NUL-terminated, malloc'd). */

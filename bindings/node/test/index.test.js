@@ -62,6 +62,31 @@ test('corpus lifecycle: add, get, search, remove, rebuild, save, reopen', () => 
   ro.close();
 });
 
+test('granular features: chunk matches with segments, a batch with its own options, more like this', async () => {
+  const ix = new IsccIndex(null, { durable: false });
+  const sets = [['AAAAAAAAAAE', 'AAAAAAAAAAc'], ['AAAAAAAAAAc'], ['__________8']];
+  const entries = corpus.slice(0, 3).map((r, i) => ({
+    ...r,
+    features: [{ maintype: 'content', subtype: 'text', simprints: sets[i], offsets: [i * 100, 50].slice(0, sets[i].length) }],
+  }));
+  ix.add(entries);
+  const q = { features: [{ maintype: 'content', subtype: 'text', simprints: ['AAAAAAAAAAc'] }] };
+  const m = ix.search(q, { detail: true, simprintThreshold: 0.99 });
+  assert.equal(m.chunk_matches.length, 2);
+  const offsets = Object.fromEntries(m.chunk_matches.map((c) => [c.iscc_id, c.types['CONTENT-TEXT-V0'].chunks[0].offset]));
+  assert.deepEqual(offsets, { [corpus[0].iscc_id]: 50, [corpus[1].iscc_id]: 100 });
+  assert.ok(m.chunk_matches.every((c) => c.score === 1 && c.types['CONTENT-TEXT-V0'].chunks[0].freq === 2));
+  const b = await ix.searchBatchAsync([q, { iscc_id: corpus[0].iscc_id }], { simprintThreshold: 0.99 });
+  assert.equal(b.length, 2);
+  assert.equal(b[0].chunk_matches[0].types['CONTENT-TEXT-V0'].chunks, undefined);
+  assert.deepEqual(b[1].chunk_matches.map((c) => c.iscc_id), [corpus[1].iscc_id]);
+  assert.throws(
+    () => ix.search({ features: [{ maintype: 'content', subtype: 'text', simprints: ['AAAA'] }] }),
+    (e) => e.code === 'IVDB_INVALID_ARGUMENT' && /features\[0\]/.test(e.message),
+  );
+  ix.close();
+});
+
 test('error codes and messages for bad input', () => {
   const ix = new IsccIndex(null);
   ix.add({ iscc_id: 'ISCC:MAIGGGMBT3LBUEH7', units: ['ISCC:GAA7KNIMBHNQRM35'] });

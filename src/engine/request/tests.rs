@@ -186,3 +186,39 @@ fn feature_mistakes_name_the_field() {
         assert!(e.to_string().contains(needle), "{text}: {e}");
     }
 }
+
+#[test]
+fn a_queries_object_is_a_batch_with_its_own_parameters() {
+    let r = parse(&format!(
+        r#"{{"queries": [{{"iscc_code": "{CODE}"}}, {{"iscc_id": "ISCC:MAIGGGMBT3LBUEH7"}}],
+            "detail": true, "simprint_threshold": 0.5, "count": 3}}"#
+    ))
+    .unwrap();
+    assert!(r.batch);
+    assert_eq!(
+        r.queries,
+        vec![Query::code(CODE), Query::like("ISCC:MAIGGGMBT3LBUEH7")]
+    );
+    assert_eq!(
+        (r.params.count, r.params.detail, r.params.simprint_threshold),
+        (3, true, Some(0.5))
+    );
+    for (text, needle) in [
+        (r#"{"queries": []}"#.to_string(), "queries: empty array"),
+        (
+            r#"{"queries": 5}"#.to_string(),
+            "queries: expected an array",
+        ),
+        (
+            format!(r#"{{"queries": [{{"iscc_code": "{CODE}"}}], "iscc_code": "{CODE}"}}"#),
+            "`iscc_code` belongs inside them",
+        ),
+        (
+            r#"{"queries": [7]}"#.to_string(),
+            "queries[0]: expected a query object",
+        ),
+    ] {
+        let e = parse(&text).unwrap_err();
+        assert!(e.to_string().contains(needle), "{text}: {e}");
+    }
+}

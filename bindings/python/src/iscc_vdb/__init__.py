@@ -23,13 +23,23 @@ from .errors import (
     WrongRealmError,
 )
 from .index import DEFAULT_COUNT, IsccIndex, explain, version
-from .matches import IsccBatchMatches, IsccMatch, IsccMatches, UnitMatches, UnitScore
+from .matches import (
+    ChunkMatch,
+    IsccBatchMatches,
+    IsccMatch,
+    IsccMatches,
+    MatchedChunk,
+    TypeChunkScore,
+    UnitMatches,
+    UnitScore,
+)
 from .store import IsccStore, iscc_id_key
 
 __all__ = [
     "ABI_VERSION",
     "DEFAULT_COUNT",
     "STATUS",
+    "ChunkMatch",
     "ClosedError",
     "CorruptError",
     "DiskFullError",
@@ -46,8 +56,10 @@ __all__ = [
     "IsccStore",
     "IsccVdbError",
     "LockedError",
+    "MatchedChunk",
     "NotFoundError",
     "ReadOnlyError",
+    "TypeChunkScore",
     "UnitMatches",
     "UnitScore",
     "WrongRealmError",

@@ -174,6 +174,12 @@ class IsccIndex(Closable):
         units: Sequence[str] | Sequence[Sequence[str]] | None = None,
         count: int = DEFAULT_COUNT,
         exact: bool = False,
+        *,
+        features: Sequence[dict[str, Any]] | None = None,
+        simprints: dict[str, Any] | None = None,
+        iscc_id: str | None = None,
+        simprint_threshold: float | None = None,
+        detail: bool = False,
     ) -> IsccMatches | IsccBatchMatches:
         """Find the entries most similar to the query.
 
@@ -182,7 +188,36 @@ class IsccIndex(Closable):
         query's ISCC-UNITs or a list of such lists, and wins over
         ``iscc_codes``. ``count`` matches per query (default
         ``DEFAULT_COUNT``, the library's: 10); ``exact`` searches exhaustively.
+
+        Granular features: ``features`` (the ISCC tools' feature sets) or
+        ``simprints`` (iscc-search's ``{TYPE: [{simprint, offset, size}]}``)
+        of one query, alone or beside one code or unit list; ``iscc_id``
+        alone asks for "more like this" (that entry's units and features,
+        the entry left out). Entries sharing segments come back in
+        :attr:`IsccMatches.chunk_matches`, a chunk matching at
+        ``simprint_threshold`` (default 0.75) similarity or more; ``detail``
+        lists the matched segments.
         """
+        if (
+            features is not None
+            or simprints is not None
+            or iscc_id is not None
+            or simprint_threshold is not None
+            or detail
+        ):
+            return self._search_granular(
+                iscc_codes,
+                units,
+                count,
+                exact,
+                {
+                    "features": features,
+                    "simprints": simprints,
+                    "iscc_id": iscc_id,
+                    "simprint_threshold": simprint_threshold,
+                    "detail": detail,
+                },
+            )
         request = _request(iscc_codes, units, count, exact)
         out = ctypes.c_void_p()
         err = ctypes.c_void_p()
@@ -202,6 +237,31 @@ class IsccIndex(Closable):
         if rows.batch:
             return IsccBatchMatches.of_rows(rows, count)
         return IsccMatches(rows)
+
+    def _search_granular(
+        self,
+        iscc_codes: str | Sequence[str] | None,
+        units: Sequence[str] | Sequence[Sequence[str]] | None,
+        count: int,
+        exact: bool,
+        extra: dict[str, Any],
+    ) -> IsccMatches | IsccBatchMatches:
+        """A search with granular fields, through the engine's JSON form
+        (the columns result carries no chunk matches)."""
+        request: dict[str, Any] = {"exact": bool(exact), "count": count}
+        if units is not None:
+            request["units"] = (
+                units
+                if isinstance(units, str)
+                else [u if isinstance(u, str) else list(u) for u in units]
+            )
+        if iscc_codes is not None:
+            request["iscc_codes"] = iscc_codes if isinstance(iscc_codes, str) else list(iscc_codes)
+        request.update({k: v for k, v in extra.items() if v is not None})
+        found = self._h.json(C.search_json, encode_json(request, "query"), 0, False)
+        if isinstance(found, list):
+            return IsccBatchMatches([IsccMatches.from_json(m) for m in found], count)
+        return IsccMatches.from_json(found)
 
     def remove(self, iscc_ids: str | Sequence[str]) -> int:
         """Remove entries; returns the number of index mappings removed

@@ -65,6 +65,67 @@ class IsccMatch:
 
 
 @dataclass(frozen=True)
+class MatchedChunk:
+    """One matched segment of a chunk match (with ``detail=True``)."""
+
+    #: The query simprint (base64url).
+    query: str
+    #: The entry's matching simprint (base64url).
+    match: str
+    #: Their similarity (1 - Hamming distance / bits).
+    score: float
+    #: Entries matching the query simprint (its document frequency).
+    freq: int
+    #: Byte offset of the entry's segment, when the entry gave offsets.
+    offset: int | None
+    #: Byte size of the entry's segment, when the entry gave sizes.
+    size: int | None
+    #: Position of the query simprint in its feature set.
+    query_chunk: int
+    #: Position of the entry's chunk in its feature set.
+    chunk: int
+
+
+@dataclass(frozen=True)
+class TypeChunkScore:
+    """How an entry matched the query's simprints of one type."""
+
+    #: IDF-weighted share of the type's query simprints matched.
+    score: float
+    #: Query simprints of the type the entry matched.
+    matches: int
+    #: Query simprints of the type.
+    queried: int
+    #: The matched segments (``detail=True``), else None.
+    chunks: list[MatchedChunk] | None = None
+
+
+@dataclass(frozen=True)
+class ChunkMatch:
+    """An entry sharing content segments with the query's granular features."""
+
+    iscc_id: str
+    #: IDF-weighted share of all query simprints matched (0-1).
+    score: float
+    #: Per simprint type (``CONTENT-TEXT-V0``, ...).
+    types: dict[str, TypeChunkScore]
+
+    @staticmethod
+    def from_json(m: dict[str, Any]) -> ChunkMatch:
+        """A chunk match from the engine's JSON form."""
+        types = {}
+        for name, t in m.get("types", {}).items():
+            chunks = t.get("chunks")
+            types[name] = TypeChunkScore(
+                score=float(t["score"]),
+                matches=int(t["matches"]),
+                queried=int(t["queried"]),
+                chunks=None if chunks is None else [MatchedChunk(**c) for c in chunks],
+            )
+        return ChunkMatch(iscc_id=m["iscc_id"], score=float(m["score"]), types=types)
+
+
+@dataclass(frozen=True)
 class UnitMatches:
     """The matches of one unit type within one query's results."""
 
@@ -165,6 +226,7 @@ class IsccMatches:
     objects are made when first read."""
 
     __slots__ = (
+        "_chunk_matches",
         "_counters_json",
         "_hi",
         "_instance_json",
@@ -179,6 +241,7 @@ class IsccMatches:
         self._matches: list[IsccMatch] | None = None
         self._unit_matches: dict[str, UnitMatches] | None = None
         self._instance_json: list[str] = []
+        self._chunk_matches: list[ChunkMatch] = []
         self._counters_json = (0, 0)
         if isinstance(rows, list):
             self._rows: _Rows | None = None
@@ -198,7 +261,14 @@ class IsccMatches:
             int(value.get("visited_members", 0)),
             int(value.get("computed_distances", 0)),
         )
+        out._chunk_matches = [ChunkMatch.from_json(c) for c in value.get("chunk_matches", [])]
         return out
+
+    @property
+    def chunk_matches(self) -> list[ChunkMatch]:
+        """Entries sharing segments with the query's granular features, best
+        first (empty for a query without features)."""
+        return self._chunk_matches
 
     @property
     def keys(self) -> npt.NDArray[np.str_]:
@@ -330,6 +400,11 @@ class IsccBatchMatches:
     def instance_matches(self) -> list[list[str]]:
         """Per query, its INSTANCE matches."""
         return [q.instance_matches for q in self._queries]
+
+    @property
+    def chunk_matches(self) -> list[list[ChunkMatch]]:
+        """Per query, its chunk matches."""
+        return [q.chunk_matches for q in self._queries]
 
     @property
     def visited_members(self) -> int:
