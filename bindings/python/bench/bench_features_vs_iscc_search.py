@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_vs_iscc_search import cpu, entries, timed  # noqa: E402
+from bench_vs_iscc_search import cpu, entries, timed
 
 TYPE = "CONTENT_TEXT_V0"
 
