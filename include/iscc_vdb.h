@@ -139,6 +139,90 @@ typedef struct ivdb_store ivdb_store;
 typedef uint32_t ivdb_status;
 
 /**
+ * The chunk matches of a search as columns (see `ivdb_columns.chunks`).
+ */
+typedef struct {
+  /**
+   * `queries + 1` row offsets: query `q`'s chunk matches are rows
+   * `offsets[q]` to `offsets[q + 1]` (best first).
+   */
+  const size_t *offsets;
+  /**
+   * Rows (chunk matches of all queries).
+   */
+  size_t rows;
+  /**
+   * `rows * IVDB_ISCC_ID_LEN` bytes: the ISCC-ID of each row.
+   */
+  const char *iscc_ids;
+  /**
+   * IDF-weighted share of the query's simprints each row matched (0..1).
+   */
+  const float *scores;
+  /**
+   * Simprint types with a match in any row.
+   */
+  size_t simprint_types;
+  /**
+   * Their names (e.g. "CONTENT-TEXT-V0"), NUL-terminated.
+   */
+  const char *const *simprint_type_names;
+  /**
+   * `rows * simprint_types`, row-major: the row's score for the type;
+   * NaN where the row matched no simprint of that type.
+   */
+  const float *type_scores;
+  /**
+   * `rows * simprint_types`: query simprints of the type the row matched.
+   */
+  const uint32_t *type_matches;
+  /**
+   * `rows * simprint_types`: query simprints of the type (0 where the
+   * row has no match of the type).
+   */
+  const uint32_t *type_queried;
+  /**
+   * Matched segments in all (0 unless the request asked for `detail`).
+   */
+  size_t segments;
+  /**
+   * `rows + 1` offsets: row `r`'s segments are `segment_offsets[r]` to
+   * `segment_offsets[r + 1]` of the segment columns.
+   */
+  const size_t *segment_offsets;
+  /**
+   * Per segment: its simprint type (an index into `simprint_type_names`).
+   */
+  const uint32_t *segment_types;
+  /**
+   * Per segment: the position of the query simprint in its feature set.
+   */
+  const uint32_t *segment_query_chunks;
+  /**
+   * Per segment: the position of the entry's chunk in its feature set.
+   */
+  const uint64_t *segment_chunks;
+  /**
+   * Per segment: similarity of query simprint and chunk (0..1).
+   */
+  const float *segment_scores;
+  /**
+   * Per segment: entries matching the query simprint.
+   */
+  const uint64_t *segment_freqs;
+  /**
+   * Per segment: byte offset of the entry's segment; -1 where the entry
+   * gave no offsets.
+   */
+  const int64_t *segment_starts;
+  /**
+   * Per segment: byte size of the entry's segment; -1 where the entry gave
+   * no sizes.
+   */
+  const int64_t *segment_sizes;
+} ivdb_chunk_columns;
+
+/**
  * Search results as columns; see the module docs of `ivdb_search_columns`.
  */
 typedef struct {
@@ -212,6 +296,11 @@ typedef struct {
    * Per query: distances its similarity search computed.
    */
   const uint64_t *computed_distances;
+  /**
+   * The queries' chunk matches (granular features; no rows for queries
+   * without features), never NULL in a result.
+   */
+  const ivdb_chunk_columns *chunks;
 } ivdb_columns;
 
 /**

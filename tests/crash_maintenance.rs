@@ -4,11 +4,13 @@
 //! spread over each run. After every kill:
 //!
 //! * a read-only open (which must write nothing) finds 20 sampled stored
-//!   entries by their similarity units alone, each at the top, and every
+//!   entries by their similarity units alone, each at the top, and by their
+//!   granular features alone, each at the top of the chunk matches; every
 //!   unit index holds as many rows as the stored entries have units of its
-//!   type (counted here from the entries themselves);
+//!   type, and the simprint index as many as they have chunks (counted here
+//!   from the entries themselves);
 //! * a writable open leaves a consistent index whose exact search results
-//!   equal those after a fresh rebuild.
+//!   (unit and chunk matches) equal those after a fresh rebuild.
 
 mod common;
 
@@ -49,6 +51,36 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), target).unwrap();
         }
     }
+}
+
+/// The simprint type of the entries' granular features.
+const TYPE: &str = "CONTENT-TEXT-V0";
+
+/// Granular features for every entry: a 64-bit chunk of its own (random)
+/// and one shared by the 8 entries of its group.
+fn with_features(entries: &mut [Value]) {
+    let mut seed = 17;
+    let sp = |v: u64| data_encoding::BASE64URL_NOPAD.encode(&v.to_be_bytes());
+    let shared: Vec<u64> = (0..entries.len().div_ceil(8))
+        .map(|_| common::lcg(&mut seed))
+        .collect();
+    for (i, e) in entries.iter_mut().enumerate() {
+        e["features"] = serde_json::json!([{"maintype": "content", "subtype": "text",
+            "simprints": [sp(common::lcg(&mut seed)), sp(shared[i / 8])],
+            "offsets": [0, 1000], "sizes": [1000, 500]}]);
+    }
+}
+
+/// Chunks of an entry's features.
+fn chunk_count(entry: &Value) -> u64 {
+    entry["features"][0]["simprints"]
+        .as_array()
+        .map_or(0, |a| a.len() as u64)
+}
+
+/// A query by an entry's granular features alone.
+fn features_query(entry: &Value) -> Query {
+    Query::of_entry(&serde_json::json!({"features": entry["features"]})).unwrap()
 }
 
 /// Similarity units of an entry (INSTANCE left out: found by units alone).
@@ -126,6 +158,13 @@ fn check_after_kill(dir: &Path, ids: &[String], label: &str) {
         .map(|(t, u)| (t.clone(), u.len))
         .collect();
     assert_eq!(have, want, "{label}: unit index rows vs stored entries");
+    let chunks: u64 = stored.iter().map(|(_, e)| chunk_count(e)).sum();
+    let sims = info.simprints.get(TYPE);
+    assert_eq!(
+        sims.map_or((0, 0), |s| (s.chunks, s.rows)),
+        (chunks, chunks),
+        "{label}: simprint rows and index rows vs stored chunks"
+    );
     if !stored.is_empty() {
         // 20 samples spread over the stored entries, the newest included.
         let step = (stored.len() / 20).max(1);
@@ -153,6 +192,17 @@ fn check_after_kill(dir: &Path, ids: &[String], label: &str) {
                 "{label}: {id} not at the top: {:?}",
                 m.matches.iter().take(3).collect::<Vec<_>>()
             );
+            // By its features alone: first of the chunk matches, every
+            // chunk matched (its own chunk is unique to it).
+            let c = ro
+                .search(&features_query(entry), &SearchParams::default())
+                .unwrap();
+            let first = c.chunk_matches.first();
+            assert!(
+                first.is_some_and(|f| &f.iscc_id == id && f.score == 1.0),
+                "{label}: {id} not first by features: {:?}",
+                c.chunk_matches.iter().take(3).collect::<Vec<_>>()
+            );
         }
     }
     ro.close().unwrap();
@@ -175,7 +225,7 @@ fn check_after_kill(dir: &Path, ids: &[String], label: &str) {
     let queries: Vec<Query> = stored
         .iter()
         .step_by((stored.len() / 25).max(1))
-        .map(|(_, e)| Query::units(similarity_units(e)))
+        .flat_map(|(_, e)| [Query::units(similarity_units(e)), features_query(e)])
         .collect();
     let exact = SearchParams {
         exact: true,
@@ -186,7 +236,7 @@ fn check_after_kill(dir: &Path, ids: &[String], label: &str) {
     let results = |b: iscc_vdb::engine::BatchMatches| -> Vec<_> {
         b.queries
             .into_iter()
-            .map(|m| (m.matches, m.instance_matches))
+            .map(|m| (m.matches, m.instance_matches, m.chunk_matches))
             .collect()
     };
     let found = results(idx.search_batch(&queries, &exact).unwrap());
@@ -210,7 +260,8 @@ struct Fixture {
 fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
-    let entries = common::generated_entries(N);
+    let mut entries = common::generated_entries(N);
+    with_features(&mut entries);
     let ids = entries
         .iter()
         .map(|e| e["iscc_id"].as_str().unwrap().to_string())

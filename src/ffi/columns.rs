@@ -10,6 +10,7 @@
 use std::ffi::{c_char, CString};
 
 use super::boundary::{guard, ivdb_error, out_arg, str_arg, Failure};
+use super::chunk_columns::{chunk_columns, ivdb_chunk_columns, OwnedChunks};
 use super::index::{index, ivdb_index, run_request};
 use super::status::{ivdb_status, IVDB_INTERNAL};
 use crate::engine::IsccMatches;
@@ -59,6 +60,9 @@ pub struct ivdb_columns {
     pub visited_members: *const u64,
     /// Per query: distances its similarity search computed.
     pub computed_distances: *const u64,
+    /// The queries' chunk matches (granular features; no rows for queries
+    /// without features), never NULL in a result.
+    pub chunks: *const ivdb_chunk_columns,
 }
 
 /// The arrays behind an `ivdb_columns` (which comes first, so a pointer to
@@ -79,10 +83,11 @@ struct Owned {
     instance_ids: Vec<u8>,
     visited_members: Vec<u64>,
     computed_distances: Vec<u64>,
+    chunks: Option<Box<OwnedChunks>>,
 }
 
 /// One ISCC-ID into a fixed-width column.
-fn push_id(column: &mut Vec<u8>, id: &str) -> Result<(), Failure> {
+pub(super) fn push_id(column: &mut Vec<u8>, id: &str) -> Result<(), Failure> {
     if id.len() != IVDB_ISCC_ID_LEN {
         return Err(Failure::new(
             IVDB_INTERNAL,
@@ -121,6 +126,7 @@ fn columns(results: &[IsccMatches], batch: bool) -> Result<*mut ivdb_columns, Fa
         instance_ids: Vec::new(),
         visited_members: results.iter().map(|r| r.visited_members).collect(),
         computed_distances: results.iter().map(|r| r.computed_distances).collect(),
+        chunks: Some(chunk_columns(results)?),
     };
     for t in &types {
         // Unit type names hold no NUL.
@@ -168,6 +174,10 @@ fn columns(results: &[IsccMatches], batch: bool) -> Result<*mut ivdb_columns, Fa
         instance_ids: o.instance_ids.as_ptr().cast(),
         visited_members: o.visited_members.as_ptr(),
         computed_distances: o.computed_distances.as_ptr(),
+        chunks: o
+            .chunks
+            .as_ref()
+            .map_or(std::ptr::null(), |c| &c.view as *const ivdb_chunk_columns),
     };
     Ok(Box::into_raw(Box::new(o)).cast::<ivdb_columns>())
 }
@@ -190,6 +200,7 @@ fn empty_view() -> ivdb_columns {
         instance_ids: std::ptr::null(),
         visited_members: std::ptr::null(),
         computed_distances: std::ptr::null(),
+        chunks: std::ptr::null(),
     }
 }
 

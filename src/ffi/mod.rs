@@ -12,6 +12,7 @@
 #![allow(non_camel_case_types)]
 
 mod boundary;
+mod chunk_columns;
 mod columns;
 mod index;
 mod maintain;
@@ -23,6 +24,7 @@ use std::ffi::{c_char, CString};
 
 pub use self::boundary::ivdb_error;
 use self::boundary::{c_string, guard, out_arg, str_arg, Failure};
+pub use self::chunk_columns::ivdb_chunk_columns;
 pub use self::columns::*;
 pub use self::index::*;
 pub use self::maintain::*;

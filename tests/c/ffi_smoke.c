@@ -294,6 +294,51 @@ int main(int argc, char **argv) {
         CHECK(c == (ivdb_columns *)0x1, "output written on failure");
     }
 
+    /* Chunk matches as columns: two entries share a segment. */
+    {
+        ivdb_index *f = NULL;
+        st = ivdb_open(NULL, "{\"durable\": false}", &f, NULL);
+        CHECK(st == IVDB_OK, "open for features");
+        const char *docs =
+            "[{\"units\": [\"ISCC:GAA7KNIMBHNQRM35\"], \"features\": [{\"maintype\": \"content\", "
+            "\"subtype\": \"text\", \"simprints\": [\"AAAAAAAAAAE\", \"AAAAAAAAAAc\"], "
+            "\"offsets\": [0, 700], \"sizes\": [700, 300]}]},"
+            " {\"units\": [\"ISCC:GAA7KNIMBHNQRM36\"], \"simprints\": {\"CONTENT_TEXT_V0\": "
+            "[{\"simprint\": \"AAAAAAAAAAc\"}]}}]";
+        char *ids = NULL;
+        st = ivdb_add_json(f, docs, &ids, NULL);
+        CHECK(st == IVDB_OK, "add with features");
+        ivdb_free_string(ids);
+        const char *q = "{\"features\": [{\"maintype\": \"content\", \"subtype\": \"text\", "
+                        "\"simprints\": [\"AAAAAAAAAAc\"]}], \"detail\": true, "
+                        "\"simprint_threshold\": 0.99}";
+        ivdb_columns *c = NULL;
+        st = ivdb_search_columns(f, q, 0, false, &c, NULL);
+        CHECK(st == IVDB_OK && c != NULL && c->chunks != NULL, "chunk columns");
+        if (st == IVDB_OK) {
+            const ivdb_chunk_columns *k = c->chunks;
+            CHECK(c->rows == 0 && k->rows == 2 && k->offsets[1] == 2, "two chunk matches");
+            CHECK(k->simprint_types == 1 && strcmp(k->simprint_type_names[0], "CONTENT-TEXT-V0") == 0,
+                  "simprint type");
+            CHECK(k->segments == 2 && k->segment_offsets[2] == 2, "segments %zu", k->segments);
+            int with_offset = 0;
+            for (size_t r = 0; r < k->rows; r++) {
+                CHECK(k->scores[r] == 1.0f && k->type_matches[r] == 1 && k->type_queried[r] == 1,
+                      "row %zu", r);
+                size_t at = k->segment_offsets[r];
+                CHECK(k->segment_freqs[at] == 2 && k->segment_query_chunks[at] == 0, "segment");
+                if (k->segment_starts[at] == 700 && k->segment_sizes[at] == 300 &&
+                    k->segment_chunks[at] == 1)
+                    with_offset++;
+                else
+                    CHECK(k->segment_starts[at] == -1 && k->segment_sizes[at] == -1, "no offset");
+            }
+            CHECK(with_offset == 1, "one segment with its offset");
+            ivdb_free_columns(c);
+        }
+        ivdb_close(f, NULL);
+    }
+
     /* Structured results: search by units of the first record. */
     {
         char value[256] = {0};

@@ -30,7 +30,7 @@ def test_bad_entries_and_queries_are_value_errors() -> None:
             ix.search(iscc_codes="ISCC:AAA")
         with pytest.raises(iscc_vdb.InvalidArgumentError, match="count"):
             ix.search(iscc_codes=CODE, count=0)
-        with pytest.raises(iscc_vdb.InvalidArgumentError, match="either"):
+        with pytest.raises(iscc_vdb.InvalidArgumentError, match="one of `iscc_codes`"):
             ix.search()
         with pytest.raises(iscc_vdb.InvalidArgumentError, match="units"):
             ix.search(units="ISCC:AAAYPXW445FTYNJ3")

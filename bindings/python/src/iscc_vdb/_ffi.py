@@ -89,12 +89,16 @@ _FIELD_TYPES: dict[str, Any] = {
     "const char*const*": ctypes.POINTER(ctypes.c_char_p),
     "const float*": ctypes.c_void_p,
     "const bool*": ctypes.c_void_p,
+    "const uint32_t*": ctypes.c_void_p,
+    "const int64_t*": ctypes.c_void_p,
+    "const ivdb_chunk_columns*": ctypes.c_void_p,
 }
 
 
 def struct(name: str) -> type[ctypes.Structure]:
     """A ctypes Structure laid out as the header's `typedef struct {...} name;`."""
-    m = re.search(r"typedef struct \{(.*?)\} " + name + ";", _header, re.S)
+    # One struct's body: no brace inside (the header's structs nest none).
+    m = re.search(r"typedef struct \{([^{}]*)\} " + name + ";", _header)
     if m is None:
         raise ImportError(f"iscc_vdb: iscc_vdb.h declares no struct {name}")
     body = re.sub(r"/\*.*?\*/", "", m[1], flags=re.S)
