@@ -155,7 +155,9 @@ impl TopK {
         TopK {
             k,
             max_distance: max_distance.unwrap_or(f32::INFINITY),
-            heap: BinaryHeap::with_capacity(k + 1),
+            // A large `k` with a distance bound (a range search) mostly
+            // stays far from full: grow as hits come, not all up front.
+            heap: BinaryHeap::with_capacity(k.min(1024) + 1),
         }
     }
 
