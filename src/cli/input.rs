@@ -53,14 +53,7 @@ pub(super) fn open(path: &Path) -> Result<Opened, CliError> {
     let (source, total): (Box<dyn Read>, Option<u64>) = if stdin {
         (Box::new(io::stdin().lock()), None)
     } else {
-        let f = File::open(path).map_err(|e| {
-            let status = if e.kind() == io::ErrorKind::NotFound {
-                exit::NOT_FOUND
-            } else {
-                exit::IO
-            };
-            CliError::new(status, format!("{name}: {e}"))
-        })?;
+        let f = File::open(path).map_err(|e| read_error(&name, &e))?;
         let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
         (Box::new(f), len)
     };
@@ -261,14 +254,7 @@ pub(super) fn read_features(
     } else {
         std::fs::read_to_string(path)
     }
-    .map_err(|e| {
-        let status = if e.kind() == io::ErrorKind::NotFound {
-            exit::NOT_FOUND
-        } else {
-            exit::IO
-        };
-        CliError::new(status, format!("{name}: {e}"))
-    })?;
+    .map_err(|e| read_error(&name, &e))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let holder = match value {
@@ -288,4 +274,15 @@ pub(super) fn read_features(
         return Err(bad("no `features` or `simprints` in it".into()));
     }
     Ok(features)
+}
+
+/// A file that cannot be read: exit status NOT_FOUND when it is missing,
+/// IO otherwise, and a line naming it.
+fn read_error(name: &str, e: &io::Error) -> CliError {
+    let status = if e.kind() == io::ErrorKind::NotFound {
+        exit::NOT_FOUND
+    } else {
+        exit::IO
+    };
+    CliError::new(status, format!("{name}: {e}"))
 }

@@ -50,6 +50,16 @@ def _request(
         return (
             f'{{"iscc_codes":"{iscc_codes}","exact":{"true" if exact else "false"}{tail}}}'.encode()
         )
+    return encode_json(_request_object(iscc_codes, units, count, exact), "query")
+
+
+def _request_object(
+    iscc_codes: str | Sequence[str] | None,
+    units: Sequence[str] | Sequence[Sequence[str]] | None,
+    count: int | None,
+    exact: bool,
+) -> dict[str, Any]:
+    """A search request object in the engine's grammar (before encoding)."""
     request: dict[str, Any] = {"exact": bool(exact)}
     if units is not None:
         # A str is passed on as it is: the engine says what is wrong.
@@ -62,7 +72,7 @@ def _request(
         request["iscc_codes"] = iscc_codes if isinstance(iscc_codes, str) else list(iscc_codes)
     if count is not None:
         request["count"] = count
-    return encode_json(request, "query")
+    return request
 
 
 class IsccIndex(Closable):
@@ -248,15 +258,7 @@ class IsccIndex(Closable):
     ) -> IsccMatches | IsccBatchMatches:
         """A search with granular fields, through the engine's JSON form
         (the columns result carries no chunk matches)."""
-        request: dict[str, Any] = {"exact": bool(exact), "count": count}
-        if units is not None:
-            request["units"] = (
-                units
-                if isinstance(units, str)
-                else [u if isinstance(u, str) else list(u) for u in units]
-            )
-        if iscc_codes is not None:
-            request["iscc_codes"] = iscc_codes if isinstance(iscc_codes, str) else list(iscc_codes)
+        request = _request_object(iscc_codes, units, count, exact)
         request.update({k: v for k, v in extra.items() if v is not None})
         found = self._h.json(C.search_json, encode_json(request, "query"), 0, False)
         if isinstance(found, list):
