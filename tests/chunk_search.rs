@@ -338,10 +338,8 @@ fn more_like_this_uses_the_entrys_units_and_features_and_leaves_it_out() {
         iscc_code: Some(CODE.into()),
         ..Query::like(id(0))
     };
-    assert_eq!(
-        idx.search(&both, &params(10)).unwrap_err().kind(),
-        ErrorKind::InvalidArgument
-    );
+    // iscc_id takes precedence over the other fields (as in iscc-search).
+    assert_eq!(idx.search(&both, &params(100)).unwrap(), like);
 }
 
 /// Every (entry, chunk) that a search for each of `prints` finds, as a set.
@@ -459,4 +457,32 @@ fn updates_removals_reopen_rebuild_damage_and_read_only_opens_agree_with_the_sto
     drop(idx);
     let idx = IsccIndex::open(Some(&path), fast()).unwrap();
     assert!(idx.info().unwrap().repairs.is_empty());
+}
+
+#[test]
+fn a_feature_set_without_simprints_is_ignored() {
+    // Found by the REST contract fuzz: an empty set once gave its type a
+    // bit length of 0, and `rebuild` then failed to create its index.
+    let idx = IsccIndex::open(None, fast()).unwrap();
+    let empty = json!({"iscc_id": id(1), "iscc_code": CODE,
+        "features": [{"maintype": "content", "subtype": "text", "simprints": [], "sizes": null}],
+        "simprints": {"SEMANTIC_TEXT_V0": []}});
+    idx.add_values(&empty).unwrap();
+    assert!(idx.simprint_types().unwrap().is_empty());
+    idx.rebuild().unwrap();
+    // The type takes the first real length later.
+    let wide = Doc {
+        n: 2,
+        prints: vec![vec![9; 16]],
+    };
+    add(&idx, &[&wide]);
+    assert_eq!(idx.simprint_types().unwrap()["CONTENT-TEXT-V0"].bits, 128);
+    idx.rebuild().unwrap();
+    let found = search(&idx, &wide.prints, &params(5));
+    assert_eq!(found.len(), 1);
+    // The entry as a query: its code is searched, its empty sets match nothing.
+    let e = idx
+        .search(&Query::of_entry(&empty).unwrap(), &params(5))
+        .map(|m| m.chunk_matches.len());
+    assert_eq!(e.unwrap(), 0);
 }

@@ -46,7 +46,7 @@ export interface Query {
   features?: FeatureSet[];
   /** iscc-search's form: simprint type to its chunks. */
   simprints?: Record<string, { simprint: string; offset?: number; size?: number }[]>;
-  /** "More like this": an indexed entry's ISCC-ID, given alone. */
+  /** "More like this": an indexed entry's ISCC-ID; takes precedence over the other fields. */
   iscc_id?: string;
 }
 

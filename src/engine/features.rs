@@ -111,6 +111,16 @@ impl FeatureSet {
     }
 }
 
+/// A whole number ≥ 0 as JSON gives it: `1220` or `1220.0` (JSON Schema's
+/// `integer` admits both).
+fn whole(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
+            .map(|f| f as u64)
+    })
+}
+
 /// The feature sets of an entry (its `features` and `simprints` members),
 /// one per simprint type, in the order first given. `context` names the
 /// entry in errors. An entry without either member has none.
@@ -127,7 +137,11 @@ pub(crate) fn features_of(
                 set.kind
             )));
         }
-        sets.push(set);
+        // A set without simprints carries nothing to index or match (and
+        // no bit length): kept in the stored entry, ignored here.
+        if !set.simprints.is_empty() {
+            sets.push(set);
+        }
         Ok(())
     };
     match entry.get("features") {
@@ -179,8 +193,7 @@ fn tools_set(item: &Value) -> Result<FeatureSet, String> {
     };
     let version = match obj.get("version") {
         None => 0,
-        Some(v) => v
-            .as_u64()
+        Some(v) => whole(v)
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| format!("version must be a whole number ≥ 0, not {v}"))?,
     };
@@ -215,7 +228,7 @@ fn tools_set(item: &Value) -> Result<FeatureSet, String> {
                 list.iter()
                     .enumerate()
                     .map(|(i, v)| {
-                        v.as_u64().ok_or_else(|| {
+                        whole(v).ok_or_else(|| {
                             format!("{key}[{i}] must be a whole number ≥ 0, not {v}")
                         })
                     })
@@ -254,8 +267,7 @@ fn search_set(name: &str, items: &Value) -> Result<FeatureSet, String> {
         }
         for (key, out) in [("offset", &mut offsets), ("size", &mut sizes)] {
             if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
-                let n = v
-                    .as_u64()
+                let n = whole(v)
                     .ok_or_else(|| format!("[{i}].{key} must be a whole number ≥ 0, not {v}"))?;
                 out.push(n);
             }

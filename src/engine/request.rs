@@ -13,7 +13,8 @@
 //! `features` (the ISCC tools' feature sets) or `simprints` (iscc-search's
 //! form) are one query's granular features, alone or beside one code or
 //! one unit list; `iscc_id` asks for "more like this" (the entry's own
-//! units and features, the entry left out) and stands alone. A JSON array
+//! units and features, the entry left out) and takes precedence: other
+//! query fields beside it are ignored, as in iscc-search. A JSON array
 //! of query objects (`{iscc_code}`, `{units}`, `{features}`, `{iscc_id}`,
 //! …) is a batch that takes its parameters from the caller; `{queries:
 //! [query objects], …parameters}` is a batch with its own parameters.
@@ -201,12 +202,8 @@ fn query_object(map: &Map<String, Value>, context: &str) -> Result<Query, Engine
             QUERY_FIELDS.join(", ")
         )));
     }
-    if let Some(id) = iscc_id(map)? {
-        if map.keys().any(|k| k != "iscc_id") {
-            return Err(invalid(format!(
-                "{context}: iscc_id (\"more like this\") is given alone"
-            )));
-        }
+    // "More like this" takes precedence over the other query fields.
+    if let Some(id) = iscc_id(map).map_err(|e| invalid(format!("{context}: {e}")))? {
         return Ok(Query::like(id));
     }
     Query::of_entry(&Value::Object(map.clone())).map_err(|e| invalid(format!("{context}: {e}")))
@@ -250,15 +247,8 @@ pub(crate) fn string_list(v: &Value, field: &str) -> Result<Vec<String>, EngineE
 /// The queries of a request object and whether they form a batch.
 fn queries(map: &Map<String, Value>) -> Result<(Vec<Query>, bool), EngineError> {
     let features = features_of(map, "request body")?;
+    // "More like this" takes precedence over the other query fields.
     if let Some(id) = iscc_id(map)? {
-        if let Some(other) = ["iscc_codes", "iscc_code", "units", "features", "simprints"]
-            .into_iter()
-            .find(|f| map.get(*f).is_some_and(|v| !v.is_null()))
-        {
-            return Err(invalid(format!(
-                "iscc_id (\"more like this\") is given alone, not with `{other}`"
-            )));
-        }
         return Ok((vec![Query::like(id)], false));
     }
     let no_units = ["iscc_codes", "iscc_code", "units"]

@@ -106,14 +106,8 @@ impl IsccIndex {
         context: &str,
     ) -> Result<IsccMatches, EngineError> {
         let (units, features, exclude) = match &query.iscc_id {
+            // "More like this" takes precedence over the other fields.
             Some(id) => {
-                if query.iscc_code.is_some() || query.units.is_some() || !query.features.is_empty()
-                {
-                    return Err(EngineError::Invalid(format!(
-                        "{context}: iscc_id (\"more like this\") is given alone, without \
-                         iscc_code, units or features"
-                    )));
-                }
                 let id = self.parse_id(id, &format!("{context}.iscc_id"))?;
                 let json = self
                     .store

@@ -97,7 +97,8 @@ pub struct Query {
     pub features: Vec<FeatureSet>,
     /// "More like this": an indexed entry's ISCC-ID, whose units and
     /// features are the query; the entry itself is left out of the
-    /// results. Given alone.
+    /// results. It takes precedence: the other fields are then ignored (as
+    /// in iscc-search).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iscc_id: Option<String>,
     /// ISCC-UNITs (any length 64–256 bits).

@@ -55,6 +55,9 @@ def test_chunk_matches_segments_batches_and_more_like_this(corpus: list[dict]) -
         # Bad features: an exception naming the field.
         with pytest.raises(iscc_vdb.InvalidArgumentError, match=r"features\[0\]"):
             idx.search(features=_features("AAAA"))
-        with pytest.raises(iscc_vdb.InvalidArgumentError, match="given alone"):
-            idx.search(entries[0]["iscc_code"], iscc_id=entries[0]["iscc_id"])
+        # iscc_id takes precedence over other query fields (as in iscc-search).
+        over = idx.search(
+            entries[0]["iscc_code"], iscc_id=entries[0]["iscc_id"], simprint_threshold=0.99
+        )
+        assert [c.iscc_id for c in over.chunk_matches] == [entries[1]["iscc_id"]]  # type: ignore[union-attr]
         assert idx.info()["simprints"]["CONTENT-TEXT-V0"]["rows"] == 4

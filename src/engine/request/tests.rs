@@ -142,6 +142,14 @@ fn features_are_one_query_alone_or_beside_one_code() {
     let like = parse(r#"{"iscc_id": "ISCC:MAIGGGMBT3LBUEH7", "count": 3}"#).unwrap();
     assert_eq!(like.queries, vec![Query::like("ISCC:MAIGGGMBT3LBUEH7")]);
     assert_eq!(like.params.count, 3);
+    // It takes precedence over other query fields (as in iscc-search).
+    let over = parse(&format!(
+        r#"{{"iscc_id": "ISCC:MAIGGGMBT3LBUEH7", "iscc_code": "{CODE}", "features": {features}}}"#
+    ))
+    .unwrap();
+    assert_eq!(over.queries, like.queries);
+    let over = parse(r#"[{"iscc_id": "ISCC:MAIGGGMBT3LBUEH7", "units": []}]"#).unwrap();
+    assert_eq!(over.queries, like.queries);
 }
 
 #[test]
@@ -152,14 +160,6 @@ fn feature_mistakes_name_the_field() {
         (
             format!(r#"{{"iscc_codes": ["{CODE}", "{CODE}"], "features": {features}}}"#),
             "features go with one query",
-        ),
-        (
-            format!(r#"{{"iscc_id": "ISCC:MAIGGGMBT3LBUEH7", "features": {features}}}"#),
-            "given alone",
-        ),
-        (
-            r#"[{"iscc_id": "ISCC:MAIGGGMBT3LBUEH7", "units": []}]"#.to_string(),
-            "given alone",
         ),
         (r#"{"iscc_id": 5}"#.to_string(), "iscc_id: expected"),
         (

@@ -202,8 +202,9 @@ class IsccIndex(Closable):
         Granular features: ``features`` (the ISCC tools' feature sets) or
         ``simprints`` (iscc-search's ``{TYPE: [{simprint, offset, size}]}``)
         of one query, alone or beside one code or unit list; ``iscc_id``
-        alone asks for "more like this" (that entry's units and features,
-        the entry left out). Entries sharing segments come back in
+        asks for "more like this" (that entry's units and features, the
+        entry left out) and takes precedence over the other query fields.
+        Entries sharing segments come back in
         :attr:`IsccMatches.chunk_matches`, a chunk matching at
         ``simprint_threshold`` (default 0.75) similarity or more; ``detail``
         lists the matched segments.
