@@ -111,14 +111,20 @@ impl FeatureSet {
     }
 }
 
-/// A whole number ≥ 0 as JSON gives it: `1220` or `1220.0` (JSON Schema's
-/// `integer` admits both).
+/// The largest whole number every JSON reader holds exactly (2^53 − 1).
+const JSON_SAFE: u64 = (1 << 53) - 1;
+
+/// A whole number from 0 to 2^53 − 1 as JSON gives it: `1220` or `1220.0`
+/// (JSON Schema's `integer` admits both; larger values lose digits in
+/// JavaScript and in doubles, so they are refused).
 fn whole(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
-            .map(|f| f as u64)
-    })
+    v.as_u64()
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= JSON_SAFE as f64)
+                .map(|f| f as u64)
+        })
+        .filter(|n| *n <= JSON_SAFE)
 }
 
 /// The feature sets of an entry (its `features` and `simprints` members),
@@ -266,7 +272,7 @@ fn search_set(name: &str, items: &Value) -> Result<FeatureSet, String> {
             None => return Err(format!("[{i}].simprint is missing")),
         }
         for (key, out) in [("offset", &mut offsets), ("size", &mut sizes)] {
-            if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
+            if let Some(v) = obj.get(key) {
                 let n = whole(v)
                     .ok_or_else(|| format!("[{i}].{key} must be a whole number ≥ 0, not {v}"))?;
                 out.push(n);

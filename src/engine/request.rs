@@ -202,8 +202,16 @@ fn query_object(map: &Map<String, Value>, context: &str) -> Result<Query, Engine
             QUERY_FIELDS.join(", ")
         )));
     }
-    // "More like this" takes precedence over the other query fields.
+    // "More like this" takes precedence over the other query fields, which
+    // must still be well-formed (bad input is an error, never ignored).
     if let Some(id) = iscc_id(map).map_err(|e| invalid(format!("{context}: {e}")))? {
+        if ["iscc_code", "units", "features", "simprints"]
+            .iter()
+            .any(|f| map.get(*f).is_some_and(|v| !v.is_null()))
+        {
+            Query::of_entry(&Value::Object(map.clone()))
+                .map_err(|e| invalid(format!("{context}: {e}")))?;
+        }
         return Ok(Query::like(id));
     }
     Query::of_entry(&Value::Object(map.clone())).map_err(|e| invalid(format!("{context}: {e}")))
@@ -247,8 +255,15 @@ pub(crate) fn string_list(v: &Value, field: &str) -> Result<Vec<String>, EngineE
 /// The queries of a request object and whether they form a batch.
 fn queries(map: &Map<String, Value>) -> Result<(Vec<Query>, bool), EngineError> {
     let features = features_of(map, "request body")?;
-    // "More like this" takes precedence over the other query fields.
+    // "More like this" takes precedence over the other query fields, which
+    // must still be well-formed (bad input is an error, never ignored).
     if let Some(id) = iscc_id(map)? {
+        if ["iscc_codes", "iscc_code", "units"]
+            .iter()
+            .any(|f| map.get(*f).is_some_and(|v| !v.is_null()))
+        {
+            unit_or_code_queries(map)?;
+        }
         return Ok((vec![Query::like(id)], false));
     }
     let no_units = ["iscc_codes", "iscc_code", "units"]

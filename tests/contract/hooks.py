@@ -86,6 +86,11 @@ schemathesis.openapi.format(
 
 
 def _type_name(maintype: Any, subtype: Any, version: Any) -> str:
+    """A simprint type as the engine names it (`0_0_V00` is `0-0-V0`)."""
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        pass
     return f"{maintype}-{subtype}-V{version}".upper()
 
 
@@ -125,7 +130,12 @@ def _features_rules(obj: Any) -> Any:
     if isinstance(simprints, dict):
         kept_sp = {}
         for key, chunks in simprints.items():
-            name = key.replace("_", "-").upper()
+            parts = re.split(r"[-_]", key)
+            name = (
+                _type_name(parts[0], parts[1], parts[2][1:])
+                if len(parts) == 3 and parts[2][:1] in ("V", "v")
+                else key.upper()
+            )
             if name not in seen:
                 seen.add(name)
                 kept_sp[key] = chunks

@@ -162,6 +162,15 @@ fn feature_mistakes_name_the_field() {
             "features go with one query",
         ),
         (r#"{"iscc_id": 5}"#.to_string(), "iscc_id: expected"),
+        // iscc_id wins, but what beside it must still be well-formed.
+        (
+            r#"{"iscc_id": "ISCC:MAIGGGMBT3LBUEH7", "units": -416}"#.to_string(),
+            "units: expected",
+        ),
+        (
+            r#"[{"iscc_id": "ISCC:MAIGGGMBT3LBUEH7", "units": 5}]"#.to_string(),
+            "queries[0]",
+        ),
         (
             r#"{"features": [{"maintype": "content", "subtype": "text", "simprints": ["AA"]}]}"#
                 .to_string(),
