@@ -72,7 +72,8 @@ pub struct ChunkMatch {
 
 impl IsccIndex {
     /// The entries sharing segments with `features`, best first (at most
-    /// `params.count`), leaving out the entry `exclude`. A simprint type
+    /// `params.count`), leaving out the entry `exclude` (a "more like this"
+    /// query: `features` are that entry's own). A simprint type
     /// the index does not hold matches nothing; one it holds with another
     /// bit length is an error.
     pub(super) fn search_chunks(
@@ -107,12 +108,9 @@ impl IsccIndex {
             }
             let hits = self.simprint_hits(f, threshold, params.exact, exclude)?;
             // An excluded entry ("more like this") is not one of the
-            // entries the query is weighed against.
-            let entries = if self.holds_type(exclude, &name)? {
-                row.entries.saturating_sub(1)
-            } else {
-                row.entries
-            };
+            // entries the query is weighed against; the query's features
+            // are its own, so it holds every queried type.
+            let entries = row.entries.saturating_sub(u64::from(exclude.is_some()));
             types.insert(name, type_hits(f, entries, hits));
         }
         let ranked = chunk_score::rank(&types, params.count);
@@ -120,17 +118,6 @@ impl IsccIndex {
             .into_iter()
             .map(|s| self.chunk_match(s, features, params.detail))
             .collect()
-    }
-
-    /// Whether the entry `id` has simprints of type `name`.
-    fn holds_type(&self, id: Option<u64>, name: &str) -> Result<bool, EngineError> {
-        let Some(id) = id else { return Ok(false) };
-        let Some(json) = self.store.get_entry(id)? else {
-            return Ok(false);
-        };
-        Ok(stored_features(&json)?
-            .iter()
-            .any(|f| f.kind.to_string() == name))
     }
 
     /// Per query simprint of `f`: its exact collisions (store) and near
