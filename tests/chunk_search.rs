@@ -15,6 +15,7 @@ use data_encoding::BASE64URL_NOPAD;
 use iscc_vdb::engine::{
     ChunkMatch, ErrorKind, FeatureSet, IndexOptions, IsccIndex, Query, SearchParams, SimprintType,
 };
+use iscc_vdb::index::ExactThreshold;
 use serde_json::{json, Value};
 
 const CODE: &str = "ISCC:KACYPXW445FTYNJ3CYSXHAFJMA2HUWULUNRFE3BLHRSCXYH2M5AEGQY";
@@ -158,18 +159,7 @@ fn every_shared_chunk_is_found_with_its_segment_and_unique_ones_are_not() {
     let mut query: Vec<Vec<u8>> = shared[..4].to_vec();
     query.extend((0..6).map(|_| random_print(&mut seed, 16)));
     let found = search(&idx, &query, &params(100));
-    // What a brute force over every document's chunks expects.
-    let mut want = BTreeSet::new();
-    for (q, print) in query.iter().enumerate() {
-        for d in &docs {
-            for (c, p) in d.prints.iter().enumerate() {
-                let dist: u32 = p.iter().zip(print).map(|(a, b)| (a ^ b).count_ones()).sum();
-                if dist <= 32 {
-                    want.insert((q, id(d.n), c as u64, Some(d.offset(c)), Some(d.size(c))));
-                }
-            }
-        }
-    }
+    let want = brute_force(&docs, &query, 32);
     assert!(want.len() >= 4 * 2, "the corpus shares segments: {want:?}");
     assert_eq!(segments(&found), want);
     // Unique query chunks are matched by nobody.
@@ -198,6 +188,61 @@ fn every_shared_chunk_is_found_with_its_segment_and_unique_ones_are_not() {
         .all(|m| m.types.values().all(|t| t.chunks.is_none())));
     // count cuts the list.
     assert_eq!(search(&idx, &query, &params(2)), found[..2].to_vec());
+}
+
+/// The segments within `max_bits` of each query chunk, by brute force over
+/// every document's chunks.
+fn brute_force(docs: &[Doc], query: &[Vec<u8>], max_bits: u32) -> BTreeSet<Segment> {
+    let mut want = BTreeSet::new();
+    for (q, print) in query.iter().enumerate() {
+        for d in docs {
+            for (c, p) in d.prints.iter().enumerate() {
+                let dist: u32 = p.iter().zip(print).map(|(a, b)| (a ^ b).count_ones()).sum();
+                if dist <= max_bits {
+                    want.insert((q, id(d.n), c as u64, Some(d.offset(c)), Some(d.size(c))));
+                }
+            }
+        }
+    }
+    want
+}
+
+#[test]
+fn chunk_matches_stay_complete_when_unit_indexes_are_told_to_walk_graphs() {
+    // Unit indexes with a graph from the first row: the simprint indexes
+    // still never walk one (a walk cannot promise every chunk in range).
+    let mut options = fast();
+    options.params.exact_threshold = ExactThreshold::Rows(0);
+    let dir = tempfile::tempdir().unwrap();
+    let idx = IsccIndex::open(Some(dir.path()), options).unwrap();
+    let (docs, shared) = corpus();
+    add(&idx, &docs.iter().collect::<Vec<_>>());
+    let query: Vec<Vec<u8>> = shared.clone();
+    let want = brute_force(&docs, &query, 32);
+    assert!(want.len() >= 8 * 2);
+    assert_eq!(segments(&search(&idx, &query, &params(100))), want);
+    // Saved and reopened: the simprint index's stored options say so too.
+    idx.close().unwrap();
+    drop(idx);
+    let idx = IsccIndex::open(Some(dir.path()), options).unwrap();
+    assert_eq!(segments(&search(&idx, &query, &params(100))), want);
+    drop(idx);
+    let sims: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("simprint-")
+        })
+        .collect();
+    assert_eq!(sims.len(), 1, "{sims:?}");
+    let sim = iscc_vdb::index::ShardedIndex::<[u8; 16]>::open_read_only(&sims[0]).unwrap();
+    assert_eq!(
+        sim.options().exact_threshold,
+        ExactThreshold::Rows(usize::MAX)
+    );
 }
 
 trait Detail {

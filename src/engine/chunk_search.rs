@@ -106,7 +106,7 @@ impl IsccIndex {
                     f.bits, row.bits
                 )));
             }
-            let hits = self.simprint_hits(f, threshold, params.exact, exclude)?;
+            let hits = self.simprint_hits(f, threshold, exclude)?;
             // An excluded entry ("more like this") is not one of the
             // entries the query is weighed against; the query's features
             // are its own, so it holds every queried type.
@@ -126,7 +126,6 @@ impl IsccIndex {
         &self,
         f: &FeatureSet,
         threshold: f32,
-        exact: bool,
         exclude: Option<u64>,
     ) -> Result<Vec<Vec<Hit>>, EngineError> {
         let name = f.kind.to_string();
@@ -149,8 +148,10 @@ impl IsccIndex {
                 .collect()
         })?;
         if let Some(idx) = self.simprint_index(&f.kind) {
+            // Always a scan: the near matches must be complete (see
+            // `simprint_options`), whatever `params.exact` asks of units.
             let options = SearchOptions {
-                exact: exact.then_some(true),
+                exact: Some(true),
                 max_distance: Some(max_bits as f32),
                 ..SearchOptions::count(CHUNK_CANDIDATES)
             };

@@ -10,9 +10,10 @@
 //!
 //! Files: `support.rs` (timing, recall, digests, RSS), one file per
 //! scenario (`unit.rs` with `crossover` and `bloom`, `sharded.rs`,
-//! `engine.rs`, `serve_load.rs`).
+//! `engine.rs`, `features.rs`, `serve_load.rs`).
 
 mod engine;
+mod features;
 mod serve_load;
 mod sharded;
 mod support;
@@ -25,6 +26,7 @@ use iscc_vdb::index::{SearchOptions, UnitIndex};
 use iscc_vdb::testing::dataset::Dataset;
 
 use self::engine::EngineArgs;
+use self::features::FeaturesArgs;
 use self::serve_load::ServeLoadArgs;
 use self::sharded::ShardedArgs;
 use self::support::peak_rss_mb;
@@ -57,6 +59,8 @@ enum Command {
     /// The ISCC index (engine): whole entries with META, CONTENT-TEXT, DATA
     /// and INSTANCE units.
     Engine(EngineArgs),
+    /// The ISCC index with granular features: add and chunk search.
+    Features(FeaturesArgs),
     /// The sharded index on the nphd-clusters dataset.
     Sharded(ShardedArgs),
     /// Open a saved sharded index (read-only), search Q dataset queries,
@@ -89,6 +93,7 @@ fn main() {
         Command::Bloom { n } => unit::bloom(n),
         Command::Sharded(args) => sharded::sharded(&args),
         Command::Engine(args) => engine::engine(&args),
+        Command::Features(args) => features::features(&args),
         Command::ServeLoad(args) => serve_load::serve_load(&args),
         Command::ShardedOpen { path, q, n } => {
             let idx = iscc_vdb::index::ShardedIndex::<u64>::open_read_only(&path).expect("open");
