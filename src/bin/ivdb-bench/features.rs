@@ -142,10 +142,12 @@ pub(crate) fn features(args: &FeaturesArgs) {
         count: 10,
         ..SearchParams::default()
     };
-    for threads in [1usize, 2] {
+    // 0: from this (non-pool) thread into rayon's global pool, as every
+    // binding calls the library.
+    for threads in [1usize, 2, 0] {
         let mut runs = Vec::new();
         let mut own_first = 0;
-        pool(threads).install(|| {
+        let mut run = || {
             for _ in 0..3 {
                 own_first = 0;
                 let t = Instant::now();
@@ -162,13 +164,28 @@ pub(crate) fn features(args: &FeaturesArgs) {
                 }
                 runs.push(queries.len() as f64 / t.elapsed().as_secs_f64());
             }
-        });
+        };
+        if threads == 0 {
+            run();
+        } else {
+            pool(threads).install(run);
+        }
+        let label = if threads == 0 {
+            "global pool, caller outside it".to_string()
+        } else {
+            format!("{threads} thread(s)")
+        };
         println!(
-            "chunk search count 10, {threads} thread(s): {:.1} q/s (median of 3); {own_first}/{} queries found a whole match first",
+            "chunk search count 10, {label}: {:.1} q/s (median of 3); {own_first}/{} queries found a whole match first",
             median(runs.clone()),
             queries.len()
         );
-        summary.add(format!("search_{threads}t_qps"), median(runs));
+        let name = if threads == 0 {
+            "search_global_qps".to_string()
+        } else {
+            format!("search_{threads}t_qps")
+        };
+        summary.add(name, median(runs));
     }
     println!("peak RSS: {:.0} MB", peak_rss_mb());
     summary.print();
