@@ -24,7 +24,7 @@ impl IsccIndex {
         params.check()?;
         let _view = self.view.read_or_recover();
         if query.is_granular() {
-            return self.search_granular(query, params, "query");
+            return cost::on_pool(|| self.search_granular(query, params, "query"));
         }
         let units = query_units(query.iscc_code.as_deref(), query.units.as_deref(), "query")?;
         // Concurrent searches with the same parameters are answered as one
