@@ -153,6 +153,16 @@ fn updates_identical_re_adds_and_removals_keep_the_rows_exact() {
         idx.simprint_types().unwrap(),
         types(&[("SEMANTIC-TEXT-V0", 64, 2, 4)])
     );
+    // An update keeping a chunk in place (its row deleted and put again in
+    // one transaction: the row changes apply in order) keeps it.
+    add(&idx, &[entry(1, &[5, 6, 3]), entry(3, &[6, 5])]).unwrap();
+    assert_eq!(chunks(&idx, 5).chunks, refs(&[(1, 0), (3, 1)]));
+    assert_eq!(chunks(&idx, 6).chunks, refs(&[(1, 1), (3, 0)]));
+    assert_eq!(chunks(&idx, 3).chunks, refs(&[(1, 2), (2, 0)]));
+    add(&idx, &[entry(1, &[5, 3]), entry(3, &[])]).unwrap();
+    assert_eq!(chunks(&idx, 5).chunks, refs(&[(1, 0)]));
+    assert_eq!(chunks(&idx, 6).chunks, vec![]);
+    assert_eq!(chunks(&idx, 3).chunks, refs(&[(1, 1), (2, 0)]));
     // An update without features drops them.
     add(
         &idx,

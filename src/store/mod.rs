@@ -149,6 +149,9 @@ impl std::fmt::Debug for Store {
 pub struct StoreTxn<'s, 't> {
     store: &'s Store,
     txn: &'s mut RwTxn<'t>,
+    /// Simprint row changes of this transaction, applied in key order just
+    /// before it commits (see [`simprints`]).
+    simprint_ops: simprints::PendingOps,
 }
 
 /// A read transaction of the store (see [`Store::read`]).
@@ -379,10 +382,13 @@ impl Store {
             let attempt = {
                 let _g = self.guard();
                 let mut txn = self.env.write_txn().map_err(|e| self.lmdb(e))?;
-                let result = f(&mut StoreTxn {
+                let mut w = StoreTxn {
                     store: self,
                     txn: &mut txn,
-                });
+                    simprint_ops: simprints::PendingOps::default(),
+                };
+                let result = f(&mut w).and_then(|v| w.apply_simprint_ops().map(|()| v));
+                drop(w);
                 match result {
                     Ok(v) => txn.commit().map(|()| v).map_err(|e| self.lmdb(e)),
                     Err(e) => Err(e),

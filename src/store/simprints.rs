@@ -9,6 +9,15 @@
 //! * `simprint_types`: type name → bits, entries and chunks (3 × u64 BE):
 //!   the one bit length of the type's simprints (fixed by its first entry)
 //!   and how many entries and chunks have it, for IDF and for checks.
+//!
+//! A batch's chunk rows land at random places of the `simprints` tree (a
+//! simprint is a hash), so putting them as entries come made every put a
+//! walk from the root through cold pages. A transaction instead collects
+//! its row changes and applies them sorted by key just before it commits
+//! ([`StoreTxn::apply_simprint_ops`]): neighbouring puts share the pages of
+//! their path. The sort is stable, so changes of one row keep their order
+//! and the result is that of applying them as they came; nothing reads the
+//! rows inside a write transaction before they are applied.
 
 use std::collections::BTreeMap;
 
@@ -77,6 +86,11 @@ fn value(id: u64, chunk: u32) -> [u8; 12] {
 
 /// A chunk's row: key (type, 0, simprint) and value (ISCC-ID, chunk).
 type ChunkRow = (Vec<u8>, [u8; 12]);
+
+/// Row changes a write transaction has yet to apply: a row and whether it
+/// is put (else deleted).
+#[derive(Debug, Default)]
+pub(crate) struct PendingOps(Vec<(ChunkRow, bool)>);
 
 /// The row of each chunk of one entry's simprints.
 fn chunk_rows(
@@ -183,9 +197,9 @@ impl StoreTxn<'_, '_> {
         simprints: &[Vec<u8>],
     ) -> Result<(), StoreError> {
         let s = self.store;
-        let (rows, kinds) = self.simprint_dbs()?;
-        for (k, v) in chunk_rows(s, kind, id, simprints)? {
-            rows.put(self.txn, &k, &v).map_err(|e| s.lmdb(e))?;
+        let (_, kinds) = self.simprint_dbs()?;
+        for row in chunk_rows(s, kind, id, simprints)? {
+            self.simprint_ops.0.push((row, true));
         }
         let old = match kinds.get(self.txn, kind).map_err(|e| s.lmdb(e))? {
             Some(b) => SimprintTypeRow::decode(s, kind, b)?,
@@ -214,10 +228,9 @@ impl StoreTxn<'_, '_> {
         simprints: &[Vec<u8>],
     ) -> Result<(), StoreError> {
         let s = self.store;
-        let (rows, kinds) = self.simprint_dbs()?;
-        for (k, v) in chunk_rows(s, kind, id, simprints)? {
-            rows.delete_one_duplicate(self.txn, &k, &v)
-                .map_err(|e| s.lmdb(e))?;
+        let (_, kinds) = self.simprint_dbs()?;
+        for row in chunk_rows(s, kind, id, simprints)? {
+            self.simprint_ops.0.push((row, false));
         }
         let Some(bytes) = kinds.get(self.txn, kind).map_err(|e| s.lmdb(e))? else {
             return Err(StoreError::Corrupt {
@@ -254,7 +267,33 @@ impl StoreTxn<'_, '_> {
     pub fn clear_simprints(&mut self) -> Result<(), StoreError> {
         let s = self.store;
         let (rows, kinds) = self.simprint_dbs()?;
+        // Changes not yet applied would be cleared with the rest.
+        self.simprint_ops.0.clear();
         rows.clear(self.txn).map_err(|e| s.lmdb(e))?;
         kinds.clear(self.txn).map_err(|e| s.lmdb(e))
+    }
+}
+
+impl StoreTxn<'_, '_> {
+    /// Apply the transaction's pending simprint row changes in key order
+    /// (see the module docs); [`super::Store::write`] calls it before
+    /// every commit.
+    pub(super) fn apply_simprint_ops(&mut self) -> Result<(), StoreError> {
+        if self.simprint_ops.0.is_empty() {
+            return Ok(());
+        }
+        let s = self.store;
+        let (rows, _) = self.simprint_dbs()?;
+        let mut ops = std::mem::take(&mut self.simprint_ops.0);
+        ops.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((k, v), put) in ops {
+            if put {
+                rows.put(self.txn, &k, &v).map_err(|e| s.lmdb(e))?;
+            } else {
+                rows.delete_one_duplicate(self.txn, &k, &v)
+                    .map_err(|e| s.lmdb(e))?;
+            }
+        }
+        Ok(())
     }
 }
