@@ -7,6 +7,7 @@
 //! then only stored); otherwise the code is decomposed. The stored form
 //! holds canonical strings: `{"iscc_id", "iscc_code"?, "units", …}`.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::codec::{Iscc, IsccId, Kind, Unit, UnitType};
@@ -30,26 +31,30 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// The stored JSON object for an ISCC-ID.
-    pub(crate) fn to_json(&self, id: IsccId) -> Map<String, Value> {
-        let mut out = Map::new();
-        out.insert("iscc_id".into(), Value::String(id.to_string()));
-        if let Some(code) = &self.code {
-            out.insert("iscc_code".into(), Value::String(code.clone()));
+    /// The stored JSON of the entry under an ISCC-ID:
+    /// `{"iscc_id", "iscc_code"?, "units", …every other field in order}`,
+    /// serialised straight from the fields (copying them into a map first
+    /// cost a batch with features a copy of every simprint).
+    pub(crate) fn stored_json(&self, id: IsccId) -> Vec<u8> {
+        struct Stored<'a>(&'a Prepared, IsccId);
+        impl Serialize for Stored<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let p = self.0;
+                let mut m = s.serialize_map(None)?;
+                m.serialize_entry("iscc_id", &self.1.to_string())?;
+                if let Some(code) = &p.code {
+                    m.serialize_entry("iscc_code", code)?;
+                }
+                let units: Vec<String> = p.units.iter().map(Unit::to_string).collect();
+                m.serialize_entry("units", &units)?;
+                for (k, v) in &p.extra {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
         }
-        out.insert(
-            "units".into(),
-            Value::Array(
-                self.units
-                    .iter()
-                    .map(|u| Value::String(u.to_string()))
-                    .collect(),
-            ),
-        );
-        for (k, v) in &self.extra {
-            out.insert(k.clone(), v.clone());
-        }
-        out
+        // Strings and JSON values always serialise.
+        serde_json::to_vec(&Stored(self, id)).unwrap_or_default()
     }
 }
 

@@ -162,8 +162,7 @@ impl IsccStore {
                 )));
             }
         }
-        // Serialising a `Value` cannot fail.
-        let json = serde_json::to_vec(&Value::Object(p.to_json(id))).unwrap_or_default();
+        let json = p.stored_json(id);
         self.store.write(|w| {
             if fixed.is_none() {
                 w.set_meta(meta::REALM_ID, &realm.id())?;

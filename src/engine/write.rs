@@ -338,12 +338,7 @@ fn rows_to_write<'a>(
     ids.iter()
         .enumerate()
         .filter(|(i, id)| last.get(&id.value()) == Some(i))
-        .map(|(i, id)| {
-            let json = Value::Object(prepared[i].to_json(*id));
-            // Serialising a `Value` cannot fail.
-            let bytes = serde_json::to_vec(&json).unwrap_or_default();
-            (id.value(), bytes, &prepared[i])
-        })
+        .map(|(i, id)| (id.value(), prepared[i].stored_json(*id), &prepared[i]))
         .collect()
 }
 
