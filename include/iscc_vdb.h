@@ -129,6 +129,19 @@ typedef struct ivdb_error ivdb_error;
 typedef struct ivdb_index ivdb_index;
 
 /**
+ * An open sharded vector index (opaque): made by `ivdb_sharded_open`,
+ * released by `ivdb_sharded_close`.
+ */
+typedef struct ivdb_sharded ivdb_sharded;
+
+/**
+ * A lazy walk over every live (key, vector) of an index (opaque), as it was
+ * when made (rows removed meanwhile are skipped). It does not borrow the
+ * index: it may outlive the handle. Free with `ivdb_sharded_iter_free`.
+ */
+typedef struct ivdb_sharded_iter ivdb_sharded_iter;
+
+/**
  * An open store (opaque).
  */
 typedef struct ivdb_store ivdb_store;
@@ -381,6 +394,128 @@ typedef struct {
    */
   size_t instance_len;
 } ivdb_matches;
+
+/**
+ * Rows: keys with vectors (or with none: length 0). Row `i`'s vector is
+ * `lengths[i]` bytes at `bytes + offsets[i]`. Free with `ivdb_rows_free`.
+ */
+typedef struct {
+  /**
+   * Number of rows.
+   */
+  size_t len;
+  /**
+   * Bytes per key: 8 or 16.
+   */
+  size_t key_bytes;
+  /**
+   * `len * key_bytes` bytes of keys.
+   */
+  uint8_t *keys;
+  /**
+   * Vector length per row in bytes (0: no vector, e.g. a missing key).
+   */
+  size_t *lengths;
+  /**
+   * Where each row's vector starts in `bytes`.
+   */
+  size_t *offsets;
+  /**
+   * The vectors, concatenated.
+   */
+  uint8_t *bytes;
+  /**
+   * Length of `bytes`.
+   */
+  size_t bytes_len;
+} ivdb_rows;
+
+/**
+ * Per-call search options; a NULL pointer means all defaults.
+ */
+typedef struct {
+  /**
+   * Hits per query (0: 10).
+   */
+  size_t count;
+  /**
+   * -1: the index chooses (by measured cost); 0: walk the graph
+   * (approximate); 1: exact scan.
+   */
+  int32_t exact;
+  /**
+   * Graph expansion for this call (0: the index's `expansion_search`).
+   */
+  size_t expansion;
+  /**
+   * Only hits at most this far (negative or NaN: no limit).
+   */
+  float max_distance;
+} ivdb_search_options;
+
+/**
+ * Search results of one or more queries, best first per query. Query `q`'s
+ * hits are items `offsets[q] .. offsets[q] + counts[q]` of `keys`
+ * (`key_bytes` each) and `distances`. Free with `ivdb_hits_free`.
+ */
+typedef struct {
+  /**
+   * Number of queries (`counts`, `offsets`).
+   */
+  size_t queries;
+  /**
+   * Hits per query.
+   */
+  size_t *counts;
+  /**
+   * Index of each query's first hit.
+   */
+  size_t *offsets;
+  /**
+   * Hits over all queries.
+   */
+  size_t total;
+  /**
+   * Bytes per key: 8 or 16.
+   */
+  size_t key_bytes;
+  /**
+   * `total * key_bytes` bytes of keys.
+   */
+  uint8_t *keys;
+  /**
+   * `total` distances: NPHD (0.0-1.0) or Hamming bits, by vector kind.
+   */
+  float *distances;
+} ivdb_hits;
+
+/**
+ * A maintenance step of the index (`IVDB_SHARDED_*`).
+ */
+typedef uint32_t ivdb_sharded_task;
+
+/**
+ * Write everything durably (rotated shards, the active shard, the bloom
+ * filter, tombstones) and commit it with one manifest swap.
+ */
+#define IVDB_SHARDED_SAVE 0
+
+/**
+ * Rewrite shards without removed and replaced rows, rebuild the bloom
+ * filter, save; the count is the rows dropped.
+ */
+#define IVDB_SHARDED_COMPACT 1
+
+/**
+ * Rebuild the bloom filter from the live keys and save it; the count is
+ * the keys.
+ */
+#define IVDB_SHARDED_REBUILD_BLOOM 2
+
+/**
+ * Wait for background rotations and merges; report a failed one.
+ */
+#define IVDB_SHARDED_DRAIN 3
 
 #ifdef __cplusplus
 extern "C" {
@@ -708,6 +843,230 @@ ivdb_status ivdb_refresh(const ivdb_index *index, bool *out_changed, ivdb_error 
  * `index` is a live handle; `out` writable; `err` NULL or writable.
  */
 ivdb_status ivdb_copy(const ivdb_index *index, ivdb_index **out, ivdb_error **err);
+
+/**
+ * Open the sharded index in directory `path`, or create it there.
+ *
+ * `options_json` may be NULL or a JSON object with `keys` (`"u64"`, the
+ * default for a new index, or `"u128"`; an existing index keeps its own
+ * and a different one is `IVDB_INVALID_ARGUMENT`), `read_only` (every
+ * shard memory-mapped, no lock; writes return `IVDB_READ_ONLY`) and, for a
+ * new index, its parameters: `vectors` (`{"kind": "nphd", "max_dim": 256}`
+ * or `{"kind": "hamming", "bits": 64}`), `connectivity`, `expansion_add`,
+ * `expansion_search`, `exact_threshold` (`"auto"` or rows), `shard_size`
+ * (bytes), `bloom_error_rate`, `background_rotation`,
+ * `max_pending_rotations`, `merge_factor`, `max_merged_size`,
+ * `max_pending_merges`. Unknown names are errors. A second writer of the
+ * directory gets `IVDB_LOCKED`. Release with `ivdb_sharded_close`.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `options_json` NULL or one; `out`
+ * writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_sharded_open(const char *path,
+                              const char *options_json,
+                              ivdb_sharded **out,
+                              ivdb_error **err);
+
+/**
+ * Finish background work, save (when writable and changed) and release the
+ * index. NULL is a no-op. The handle is freed even when saving fails.
+ *
+ * # Safety
+ * `index` is NULL or a live handle, used by no other thread during or
+ * after this call.
+ */
+ivdb_status ivdb_sharded_close(ivdb_sharded *index, ivdb_error **err);
+
+/**
+ * Bytes per key of the index: 8 (64-bit keys) or 16; 0 for NULL.
+ *
+ * # Safety
+ * `index` is NULL or a live handle.
+ */
+size_t ivdb_sharded_key_bytes(const ivdb_sharded *index);
+
+/**
+ * Add `n` vectors under keys not live anywhere in the index: a live key
+ * (and a repeat in the batch) is skipped, first write wins, across every
+ * shard (the reference's `add` checks only its active shard, its
+ * `add_once` all: both are this). Vector `i` is `lengths[i]` bytes of
+ * `vectors` (concatenated); every vector is checked before anything is
+ * written (an NPHD code must be 64, 128, 192 or 256 bits and at most
+ * `max_dim`; a Hamming vector exactly `bits`: never truncated). On success
+ * `*out_added` (may be NULL) is how many were added.
+ *
+ * # Safety
+ * `index` is a live handle; `keys` holds `n` keys of
+ * `ivdb_sharded_key_bytes` bytes; `lengths` `n` lengths; `vectors` their
+ * sum of bytes; `out_added` and `err` NULL or writable.
+ */
+ivdb_status ivdb_sharded_add(const ivdb_sharded *index,
+                             const uint8_t *keys,
+                             const uint8_t *vectors,
+                             const size_t *lengths,
+                             size_t n,
+                             size_t *out_added,
+                             ivdb_error **err);
+
+/**
+ * Insert or replace: each vector becomes its key's only live copy (last
+ * write wins, also within the batch); an identical vector is left alone.
+ * Arguments as `ivdb_sharded_add`; `*out_written` (may be NULL) is how
+ * many keys were written.
+ *
+ * # Safety
+ * As `ivdb_sharded_add`.
+ */
+ivdb_status ivdb_sharded_upsert(const ivdb_sharded *index,
+                                const uint8_t *keys,
+                                const uint8_t *vectors,
+                                const size_t *lengths,
+                                size_t n,
+                                size_t *out_written,
+                                ivdb_error **err);
+
+/**
+ * Remove `n` keys; `*out_removed` (may be NULL) is how many were live.
+ * Removed keys stay removed (no resurrection by a later `compact`).
+ *
+ * # Safety
+ * `index` is a live handle; `keys` holds `n` keys; `out_removed` and
+ * `err` NULL or writable.
+ */
+ivdb_status ivdb_sharded_remove(const ivdb_sharded *index,
+                                const uint8_t *keys,
+                                size_t n,
+                                size_t *out_removed,
+                                ivdb_error **err);
+
+/**
+ * The vectors of `n` keys, in order: row `i` is key `i` with its vector,
+ * or with length 0 when the key is not live. Free `*out` with
+ * `ivdb_rows_free`.
+ *
+ * # Safety
+ * `index` is a live handle; `keys` holds `n` keys; `out` writable; `err`
+ * NULL or writable.
+ */
+ivdb_status ivdb_sharded_get(const ivdb_sharded *index,
+                             const uint8_t *keys,
+                             size_t n,
+                             ivdb_rows **out,
+                             ivdb_error **err);
+
+/**
+ * How many live vectors each of `n` keys has (0 or 1: a key is live at
+ * most once), written to `out_counts[0..n]` (caller storage); "contains"
+ * is a count above 0.
+ *
+ * # Safety
+ * `index` is a live handle; `keys` holds `n` keys; `out_counts` has room
+ * for `n` counts; `err` NULL or writable.
+ */
+ivdb_status ivdb_sharded_count(const ivdb_sharded *index,
+                               const uint8_t *keys,
+                               size_t n,
+                               size_t *out_counts,
+                               ivdb_error **err);
+
+/**
+ * Live vectors in the index (exact: removed and replaced keys are not
+ * counted), written to `*out_len`.
+ *
+ * # Safety
+ * `index` is a live handle; `out_len` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_sharded_len(const ivdb_sharded *index, size_t *out_len, ivdb_error **err);
+
+/**
+ * Search `n` queries (packed as the vectors of `ivdb_sharded_add`; an
+ * NPHD query may be shorter or longer than the stored codes: they are
+ * compared over the common prefix). `options` may be NULL (defaults). On
+ * success `*out` holds the hits of every query; free it with
+ * `ivdb_hits_free`.
+ *
+ * # Safety
+ * `index` is a live handle; `lengths` holds `n` lengths and `queries`
+ * their sum of bytes; `options` NULL or readable; `out` writable; `err`
+ * NULL or writable.
+ */
+ivdb_status ivdb_sharded_search(const ivdb_sharded *index,
+                                const uint8_t *queries,
+                                const size_t *lengths,
+                                size_t n,
+                                const ivdb_search_options *options,
+                                ivdb_hits **out,
+                                ivdb_error **err);
+
+/**
+ * Run a maintenance task; `*out_count` (may be NULL) receives its count
+ * (see `ivdb_sharded_task`; 0 where it has none).
+ *
+ * # Safety
+ * `index` is a live handle; `out_count` and `err` NULL or writable.
+ */
+ivdb_status ivdb_sharded_maintain(const ivdb_sharded *index,
+                                  ivdb_sharded_task task,
+                                  size_t *out_count,
+                                  ivdb_error **err);
+
+/**
+ * The index's figures as JSON (vectors, shards, sizes, dirty count,
+ * tombstones, bloom filter, parameters). Free `*out_json` with
+ * `ivdb_free_string`.
+ *
+ * # Safety
+ * `index` is a live handle; `out_json` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_sharded_stats_json(const ivdb_sharded *index, char **out_json, ivdb_error **err);
+
+/**
+ * Start a walk over the index's live rows.
+ *
+ * # Safety
+ * `index` is a live handle; `out` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_sharded_iter_new(const ivdb_sharded *index,
+                                  ivdb_sharded_iter **out,
+                                  ivdb_error **err);
+
+/**
+ * The next rows of the walk, at most `max` (0: 1,024); none at the end
+ * (`len` 0). Free `*out` with `ivdb_rows_free`.
+ *
+ * # Safety
+ * `iter` is a live walk used by no other thread meanwhile; `out` writable;
+ * `err` NULL or writable.
+ */
+ivdb_status ivdb_sharded_iter_next(ivdb_sharded_iter *iter,
+                                   size_t max,
+                                   ivdb_rows **out,
+                                   ivdb_error **err);
+
+/**
+ * Free a walk. NULL is a no-op.
+ *
+ * # Safety
+ * `iter` is NULL or a walk from `ivdb_sharded_iter_new`, freed once.
+ */
+void ivdb_sharded_iter_free(ivdb_sharded_iter *iter);
+
+/**
+ * Free search results. NULL is a no-op.
+ *
+ * # Safety
+ * `hits` is NULL or came from this library and is freed once.
+ */
+void ivdb_hits_free(ivdb_hits *hits);
+
+/**
+ * Free rows. NULL is a no-op.
+ *
+ * # Safety
+ * `rows` is NULL or came from this library and is freed once.
+ */
+void ivdb_rows_free(ivdb_rows *rows);
 
 /**
  * Open (or create) the store of the index directory `path` (its LMDB

@@ -1,7 +1,8 @@
 //! The C ABI from C: `tests/c/ffi_smoke.c` is compiled with
 //! `-Wall -Wextra -Werror` as C and as C++, linked against the shared and
 //! the static library, and run (under AddressSanitizer for the shared build:
-//! no leak, no invalid access).
+//! no leak, no invalid access); `tests/c/ffi_sharded.c` (the low-level
+//! sharded index ABI) as C against the shared library under ASan.
 
 mod common;
 
@@ -120,6 +121,21 @@ fn c_program_against_shared_and_static_library() {
     );
     let out = run_args(&exe, &["2", "7"], &[("ASAN_OPTIONS", "detect_leaks=1")]);
     assert!(out.starts_with("fuzz: "), "{out}");
+    // The low-level sharded index ABI, under AddressSanitizer.
+    let exe = tmp.path().join("sharded");
+    compile_file(
+        "tests/c/ffi_sharded.c",
+        &exe,
+        &dynamic,
+        &["-fsanitize=address", "-fno-omit-frame-pointer"],
+    );
+    let dir = tmp.path().join("sharded-indexes");
+    let out = run_args(
+        &exe,
+        &[&dir.to_string_lossy()],
+        &[("ASAN_OPTIONS", "detect_leaks=1")],
+    );
+    assert!(out.contains("all checks passed"), "{out}");
     // C against the static library.
     let exe = tmp.path().join("smoke_static");
     let archive = lib.join("libiscc_vdb.a").to_string_lossy().into_owned();

@@ -17,6 +17,7 @@ mod columns;
 mod index;
 mod maintain;
 mod matches;
+mod sharded;
 mod status;
 mod store;
 
@@ -29,6 +30,7 @@ pub use self::columns::*;
 pub use self::index::*;
 pub use self::maintain::*;
 pub use self::matches::{ivdb_match, ivdb_matches, ivdb_unit_score};
+pub use self::sharded::*;
 pub use self::status::*;
 pub use self::store::*;
 

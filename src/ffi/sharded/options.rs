@@ -1,0 +1,114 @@
+//! Options of the low-level index ABI: the JSON of `ivdb_sharded_open` and
+//! the per-call [`ivdb_search_options`].
+
+use serde_json::Value;
+
+use super::super::boundary::Failure;
+use super::super::status::{IVDB_INVALID_ARGUMENT, IVDB_INVALID_JSON};
+use crate::index::{SearchOptions, ShardedOptions, DEFAULT_COUNT};
+
+/// How `ivdb_sharded_open` opens, from the keys of its JSON that are not
+/// index parameters.
+#[derive(Debug, Default)]
+pub(crate) struct OpenMode {
+    /// `"keys": "u128"` (default `"u64"`); `None`: as the index on disk has.
+    pub(crate) wide_keys: Option<bool>,
+    /// `"read_only": true`.
+    pub(crate) read_only: bool,
+}
+
+/// Parse the options JSON (NULL: defaults): index parameters over
+/// [`ShardedOptions::default`], unknown names an error naming them.
+pub(crate) fn open_options(json: Option<&str>) -> Result<(ShardedOptions, OpenMode), Failure> {
+    let mut mode = OpenMode::default();
+    let Some(json) = json else {
+        return Ok((ShardedOptions::default(), mode));
+    };
+    let bad = |why: String| Failure::new(IVDB_INVALID_ARGUMENT, format!("options_json: {why}"));
+    let given: Value = serde_json::from_str(json)
+        .map_err(|e| Failure::new(IVDB_INVALID_JSON, format!("options_json: {e}")))?;
+    let Value::Object(given) = given else {
+        return Err(bad("expected a JSON object".into()));
+    };
+    let Ok(Value::Object(mut merged)) = serde_json::to_value(ShardedOptions::default()) else {
+        return Err(bad("defaults are not an object (a bug)".into()));
+    };
+    let names: Vec<String> = merged.keys().cloned().collect();
+    for (k, v) in given {
+        match k.as_str() {
+            "keys" => {
+                mode.wide_keys = Some(match v.as_str() {
+                    Some("u64") => false,
+                    Some("u128") => true,
+                    _ => return Err(bad(format!("keys {v} (expected \"u64\" or \"u128\")"))),
+                })
+            }
+            "read_only" => {
+                mode.read_only = v
+                    .as_bool()
+                    .ok_or_else(|| bad(format!("read_only {v} (expected true or false)")))?
+            }
+            _ if merged.contains_key(&k) => {
+                merged.insert(k, v);
+            }
+            _ => {
+                return Err(bad(format!(
+                    "unknown option {k:?} (expected keys, read_only, {})",
+                    names.join(", ")
+                )))
+            }
+        }
+    }
+    let options: ShardedOptions =
+        serde_json::from_value(Value::Object(merged)).map_err(|e| bad(e.to_string()))?;
+    Ok((options, mode))
+}
+
+/// Per-call search options; a NULL pointer means all defaults.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ivdb_search_options {
+    /// Hits per query (0: 10).
+    pub count: usize,
+    /// -1: the index chooses (by measured cost); 0: walk the graph
+    /// (approximate); 1: exact scan.
+    pub exact: i32,
+    /// Graph expansion for this call (0: the index's `expansion_search`).
+    pub expansion: usize,
+    /// Only hits at most this far (negative or NaN: no limit).
+    pub max_distance: f32,
+}
+
+/// The library's search options from the caller's (NULL: defaults).
+pub(crate) fn search_options(ptr: *const ivdb_search_options) -> Result<SearchOptions, Failure> {
+    if ptr.is_null() {
+        return Ok(SearchOptions::default());
+    }
+    // SAFETY: non-NULL, and by the contract a readable struct.
+    let o = unsafe { *ptr };
+    let max = crate::engine::MAX_SEARCH_COUNT;
+    if o.count > max {
+        return Err(Failure::new(
+            IVDB_INVALID_ARGUMENT,
+            format!("options.count {} (at most {max})", o.count),
+        ));
+    }
+    let exact = match o.exact {
+        -1 => None,
+        0 => Some(false),
+        1 => Some(true),
+        n => {
+            return Err(Failure::new(
+                IVDB_INVALID_ARGUMENT,
+                format!("options.exact {n} (expected -1, 0 or 1)"),
+            ))
+        }
+    };
+    Ok(SearchOptions {
+        count: if o.count == 0 { DEFAULT_COUNT } else { o.count },
+        exact,
+        expansion_search: (o.expansion > 0).then_some(o.expansion),
+        max_distance: (o.max_distance >= 0.0).then_some(o.max_distance),
+        threads: None,
+    })
+}

@@ -1,0 +1,322 @@
+/* C test of the low-level sharded index ABI (ivdb_sharded_*): 64-bit keys
+ * with NPHD vectors and 128-bit keys with Hamming vectors; add, upsert,
+ * remove, get, count, search (single, batch, prefix queries), maintenance,
+ * iteration, reopen read-only, error paths, every free with NULL. Exits
+ * non-zero on the first failed run. Usage: ffi_sharded EMPTY_DIR */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iscc_vdb.h"
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, \
+                    #cond);                                                   \
+            fprintf(stderr, __VA_ARGS__);                                     \
+            fprintf(stderr, "\n");                                            \
+            failures++;                                                       \
+        }                                                                     \
+    } while (0)
+
+/* A call that must succeed; prints the error otherwise. Calls pass `&e_`
+ * (declared here) as their error slot. */
+#define OK(call)                                                              \
+    do {                                                                      \
+        ivdb_error *e_ = NULL;                                                \
+        ivdb_status s_ = (call);                                              \
+        CHECK(s_ == IVDB_OK, "%s: %s", ivdb_status_str(s_),                   \
+              e_ ? ivdb_error_message(e_) : "");                              \
+        ivdb_error_free(e_);                                                  \
+    } while (0)
+
+static void expect_error(ivdb_status status, ivdb_error *err, ivdb_status want,
+                         const char *needle, const char *what) {
+    CHECK(status == want, "%s: got %s, want %s", what, ivdb_status_str(status),
+          ivdb_status_str(want));
+    CHECK(err != NULL, "%s: no error object", what);
+    if (err != NULL) {
+        CHECK(strstr(ivdb_error_message(err), needle) != NULL,
+              "%s: message \"%s\" lacks \"%s\"", what, ivdb_error_message(err),
+              needle);
+        ivdb_error_free(err);
+    }
+}
+
+static uint64_t state = 42;
+static uint8_t next_byte(void) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint8_t)(state >> 56);
+}
+
+#define N 1000
+#define BYTES 8
+
+static void nphd_u64(const char *dir) {
+    ivdb_sharded *idx = NULL;
+    ivdb_error *err = NULL;
+    ivdb_status st;
+
+    /* Bad options: nothing is created. */
+    st = ivdb_sharded_open(dir, "{\"shard_sise\": 4096}", &idx, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "unknown option \"shard_sise\"",
+                 "misspelt option");
+    CHECK(idx == NULL, "handle written on failure");
+    err = NULL;
+    st = ivdb_sharded_open(dir, "{\"keys\": \"u32\"}", &idx, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "keys", "bad key kind");
+    err = NULL;
+    st = ivdb_sharded_open(dir, "{\"vectors\": {\"kind\": \"nphd\", \"max_dim\": 100}}", &idx, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "max_dim 100", "bad max_dim");
+
+    OK(ivdb_sharded_open(dir, "{\"shard_size\": 16384, \"merge_factor\": 0}", &idx, &e_));
+    if (idx == NULL) return;
+    CHECK(ivdb_sharded_key_bytes(idx) == 8, "key bytes %zu", ivdb_sharded_key_bytes(idx));
+
+    static uint64_t keys[N];
+    static uint8_t vectors[N * BYTES];
+    static size_t lengths[N];
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = i + 1;
+        lengths[i] = BYTES;
+        for (size_t b = 0; b < BYTES; b++) vectors[i * BYTES + b] = next_byte();
+    }
+    size_t added = 0;
+    OK(ivdb_sharded_add(idx, (const uint8_t *)keys, vectors, lengths, N, &added, &e_));
+    CHECK(added == N, "added %zu", added);
+    OK(ivdb_sharded_add(idx, (const uint8_t *)keys, vectors, lengths, N, &added, &e_));
+    CHECK(added == 0, "re-added %zu", added);
+    size_t len = 0;
+    OK(ivdb_sharded_len(idx, &len, &e_));
+    CHECK(len == N, "len %zu", len);
+
+    /* count and get: a live key and a missing one. */
+    uint64_t probe[2] = {7, 5000};
+    size_t counts[2] = {9, 9};
+    OK(ivdb_sharded_count(idx, (const uint8_t *)probe, 2, counts, &e_));
+    CHECK(counts[0] == 1 && counts[1] == 0, "counts %zu %zu", counts[0], counts[1]);
+    ivdb_rows *rows = NULL;
+    OK(ivdb_sharded_get(idx, (const uint8_t *)probe, 2, &rows, &e_));
+    if (rows) {
+        CHECK(rows->len == 2 && rows->key_bytes == 8, "rows %zu", rows->len);
+        CHECK(rows->lengths[0] == BYTES && rows->lengths[1] == 0, "lengths %zu %zu",
+              rows->lengths[0], rows->lengths[1]);
+        CHECK(memcmp(rows->bytes + rows->offsets[0], vectors + 6 * BYTES, BYTES) == 0,
+              "vector of key 7");
+        uint64_t k0;
+        memcpy(&k0, rows->keys, 8);
+        CHECK(k0 == 7, "row key %llu", (unsigned long long)k0);
+    }
+    ivdb_rows_free(rows);
+
+    /* Exact search: each query finds its own vector first, at distance 0;
+     * a 128-bit query whose first 64 bits are a stored code matches it at
+     * 0 over the common prefix. */
+    uint8_t queries[BYTES * 2 + 16];
+    size_t qlen[3] = {BYTES, BYTES, 16};
+    memcpy(queries, vectors + 10 * BYTES, BYTES);
+    memcpy(queries + BYTES, vectors + 20 * BYTES, BYTES);
+    memcpy(queries + 2 * BYTES, vectors + 30 * BYTES, BYTES);
+    memset(queries + 3 * BYTES, 0xA5, 8);
+    ivdb_search_options opts = {5, 1, 0, -1.0f};
+    ivdb_hits *hits = NULL;
+    OK(ivdb_sharded_search(idx, queries, qlen, 3, &opts, &hits, &e_));
+    if (hits) {
+        CHECK(hits->queries == 3 && hits->key_bytes == 8, "queries %zu", hits->queries);
+        const uint64_t want[3] = {11, 21, 31};
+        for (size_t q = 0; q < hits->queries; q++) {
+            CHECK(hits->counts[q] == 5, "query %zu: %zu hits", q, hits->counts[q]);
+            uint64_t k;
+            memcpy(&k, hits->keys + hits->offsets[q] * 8, 8);
+            CHECK(k == want[q], "query %zu: first key %llu", q, (unsigned long long)k);
+            CHECK(hits->distances[hits->offsets[q]] == 0.0f, "query %zu: distance %f", q,
+                  hits->distances[hits->offsets[q]]);
+            for (size_t j = 1; j < hits->counts[q]; j++)
+                CHECK(hits->distances[hits->offsets[q] + j] >=
+                          hits->distances[hits->offsets[q] + j - 1],
+                      "query %zu: not sorted", q);
+        }
+    }
+    ivdb_hits_free(hits);
+    hits = NULL;
+    /* NULL options: defaults (10 hits); max_distance 0 keeps exact ones. */
+    OK(ivdb_sharded_search(idx, queries, qlen, 1, NULL, &hits, &e_));
+    if (hits) CHECK(hits->total == 10, "default count: %zu", hits->total);
+    ivdb_hits_free(hits);
+    hits = NULL;
+    ivdb_search_options near = {10, 1, 0, 0.0f};
+    OK(ivdb_sharded_search(idx, queries, qlen, 1, &near, &hits, &e_));
+    if (hits) CHECK(hits->total == 1, "max_distance 0: %zu hits", hits->total);
+    ivdb_hits_free(hits);
+
+    /* upsert replaces; remove counts live keys only. */
+    uint64_t k7 = 7;
+    uint8_t v7[BYTES] = {1, 2, 3, 4, 5, 6, 7, 8};
+    size_t l7 = BYTES, written = 0;
+    OK(ivdb_sharded_upsert(idx, (const uint8_t *)&k7, v7, &l7, 1, &written, &e_));
+    CHECK(written == 1, "upserted %zu", written);
+    rows = NULL;
+    OK(ivdb_sharded_get(idx, (const uint8_t *)&k7, 1, &rows, &e_));
+    if (rows) CHECK(memcmp(rows->bytes, v7, BYTES) == 0, "upserted vector");
+    ivdb_rows_free(rows);
+    size_t removed = 0;
+    OK(ivdb_sharded_remove(idx, (const uint8_t *)probe, 2, &removed, &e_));
+    CHECK(removed == 1, "removed %zu", removed);
+    OK(ivdb_sharded_len(idx, &len, &e_));
+    CHECK(len == N - 1, "len after remove %zu", len);
+
+    /* Bad input: clear errors, nothing written. */
+    uint8_t three[3] = {1, 2, 3};
+    size_t l3 = 3;
+    uint64_t k_new = 777777;
+    err = NULL;
+    st = ivdb_sharded_add(idx, (const uint8_t *)&k_new, three, &l3, 1, NULL, &err);
+    expect_error(st, err, IVDB_INVALID_ISCC, "24 bits", "3-byte vector");
+    err = NULL;
+    st = ivdb_sharded_add(idx, NULL, vectors, lengths, 2, NULL, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "keys is NULL", "NULL keys");
+    size_t zero = 0;
+    err = NULL;
+    st = ivdb_sharded_add(idx, (const uint8_t *)&k_new, vectors, &zero, 1, NULL, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "vectors[0] is empty", "empty vector");
+    ivdb_search_options bad = {10, 5, 0, -1.0f};
+    err = NULL;
+    hits = NULL;
+    st = ivdb_sharded_search(idx, queries, qlen, 1, &bad, &hits, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "options.exact 5", "bad exact");
+    CHECK(hits == NULL, "hits written on failure");
+    err = NULL;
+    st = ivdb_sharded_maintain(idx, 99, NULL, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "task 99", "bad task");
+    OK(ivdb_sharded_count(idx, (const uint8_t *)&k_new, 1, counts, &e_));
+    CHECK(counts[0] == 0, "a failed add wrote key %llu", (unsigned long long)k_new);
+
+    /* Maintenance and figures. */
+    size_t n = 0;
+    OK(ivdb_sharded_maintain(idx, IVDB_SHARDED_SAVE, &n, &e_));
+    OK(ivdb_sharded_maintain(idx, IVDB_SHARDED_COMPACT, &n, &e_));
+    OK(ivdb_sharded_maintain(idx, IVDB_SHARDED_REBUILD_BLOOM, &n, &e_));
+    CHECK(n == N - 1, "bloom rebuilt from %zu keys", n);
+    OK(ivdb_sharded_maintain(idx, IVDB_SHARDED_DRAIN, NULL, &e_));
+    char *json = NULL;
+    OK(ivdb_sharded_stats_json(idx, &json, &e_));
+    CHECK(json != NULL && json[0] == '{', "stats %s", json ? json : "(null)");
+    ivdb_free_string(json);
+
+    /* Iteration sees every live row once. */
+    ivdb_sharded_iter *it = NULL;
+    OK(ivdb_sharded_iter_new(idx, &it, &e_));
+    size_t seen = 0;
+    uint64_t key_sum = 0;
+    for (;;) {
+        ivdb_rows *batch = NULL;
+        OK(ivdb_sharded_iter_next(it, 97, &batch, &e_));
+        size_t got = batch ? batch->len : 0;
+        for (size_t i = 0; i < got; i++) {
+            uint64_t k;
+            memcpy(&k, batch->keys + i * 8, 8);
+            key_sum += k;
+            CHECK(batch->lengths[i] == BYTES, "row %zu length %zu", i, batch->lengths[i]);
+        }
+        ivdb_rows_free(batch);
+        seen += got;
+        if (got == 0) break;
+    }
+    ivdb_sharded_iter_free(it);
+    CHECK(seen == N - 1, "iterated %zu rows", seen);
+    CHECK(key_sum == (uint64_t)N * (N + 1) / 2 - 7, "key sum %llu",
+          (unsigned long long)key_sum);
+    OK(ivdb_sharded_close(idx, &e_));
+
+    /* A second open by options naming other keys is refused; read-only
+     * reopening keeps everything and refuses writes. */
+    idx = NULL;
+    err = NULL;
+    st = ivdb_sharded_open(dir, "{\"keys\": \"u128\"}", &idx, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "128-bit", "wrong key kind");
+    OK(ivdb_sharded_open(dir, "{\"read_only\": true}", &idx, &e_));
+    if (idx == NULL) return;
+    OK(ivdb_sharded_len(idx, &len, &e_));
+    CHECK(len == N - 1, "len after reopen %zu", len);
+    err = NULL;
+    st = ivdb_sharded_add(idx, (const uint8_t *)&k_new, vectors, lengths, 1, NULL, &err);
+    expect_error(st, err, IVDB_READ_ONLY, "read-only", "add to read-only");
+    OK(ivdb_sharded_close(idx, &e_));
+}
+
+static void hamming_u128(const char *dir) {
+    ivdb_sharded *idx = NULL;
+    OK(ivdb_sharded_open(dir, "{\"keys\": \"u128\", \"vectors\": {\"kind\": \"hamming\", \"bits\": 32}}",
+                         &idx, &e_));
+    if (idx == NULL) return;
+    CHECK(ivdb_sharded_key_bytes(idx) == 16, "key bytes %zu", ivdb_sharded_key_bytes(idx));
+    uint8_t keys[3][16];
+    uint8_t vecs[3][4] = {{0, 0, 0, 0}, {0, 0, 0, 1}, {0xff, 0xff, 0xff, 0xff}};
+    size_t lengths[3] = {4, 4, 4};
+    for (int i = 0; i < 3; i++) {
+        memset(keys[i], 0, 16);
+        keys[i][0] = 0xAB;
+        keys[i][15] = (uint8_t)i;
+    }
+    size_t added = 0;
+    OK(ivdb_sharded_add(idx, &keys[0][0], &vecs[0][0], lengths, 3, &added, &e_));
+    CHECK(added == 3, "added %zu", added);
+    ivdb_hits *hits = NULL;
+    ivdb_search_options opts = {3, 1, 0, -1.0f};
+    OK(ivdb_sharded_search(idx, &vecs[0][0], lengths, 1, &opts, &hits, &e_));
+    if (hits) {
+        CHECK(hits->total == 3 && hits->key_bytes == 16, "hits %zu", hits->total);
+        if (hits->total == 3) {
+            CHECK(memcmp(hits->keys, keys[0], 16) == 0, "first key");
+            CHECK(memcmp(hits->keys + 16, keys[1], 16) == 0, "second key");
+            CHECK(hits->distances[0] == 0.0f && hits->distances[1] == 1.0f &&
+                      hits->distances[2] == 32.0f,
+                  "hamming distances %f %f %f", hits->distances[0], hits->distances[1],
+                  hits->distances[2]);
+        }
+    }
+    ivdb_hits_free(hits);
+    /* A vector of another length is an error naming both lengths. */
+    uint8_t five[5] = {0};
+    size_t l5 = 5;
+    ivdb_error *err = NULL;
+    ivdb_status st = ivdb_sharded_add(idx, &keys[0][0], five, &l5, 1, NULL, &err);
+    expect_error(st, err, IVDB_INVALID_ISCC, "40 bits", "hamming length");
+    OK(ivdb_sharded_close(idx, &e_));
+    /* Reopened without saying which keys: as on disk. */
+    idx = NULL;
+    OK(ivdb_sharded_open(dir, NULL, &idx, &e_));
+    CHECK(idx != NULL && ivdb_sharded_key_bytes(idx) == 16, "reopened key bytes");
+    size_t len = 0;
+    if (idx) OK(ivdb_sharded_len(idx, &len, &e_));
+    CHECK(len == 3, "len %zu", len);
+    OK(ivdb_sharded_close(idx, &e_));
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s EMPTY_DIR\n", argv[0]);
+        return 2;
+    }
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/nphd", argv[1]);
+    snprintf(b, sizeof b, "%s/hamming", argv[1]);
+    nphd_u64(a);
+    hamming_u128(b);
+    /* NULL is harmless everywhere a library object is released. */
+    ivdb_hits_free(NULL);
+    ivdb_rows_free(NULL);
+    ivdb_sharded_iter_free(NULL);
+    CHECK(ivdb_sharded_close(NULL, NULL) == IVDB_OK, "close NULL");
+    CHECK(ivdb_sharded_key_bytes(NULL) == 0, "key bytes of NULL");
+    if (failures) {
+        fprintf(stderr, "%d checks failed\n", failures);
+        return 1;
+    }
+    printf("all checks passed\n");
+    return 0;
+}
