@@ -33,12 +33,21 @@ from .matches import (
     UnitMatches,
     UnitScore,
 )
+from .sharded import (
+    BatchMatches,
+    Matches,
+    ShardedIndex,
+    ShardedIndex128,
+    ShardedNphdIndex,
+    ShardedNphdIndex128,
+)
 from .store import IsccStore, iscc_id_key
 
 __all__ = [
     "ABI_VERSION",
     "DEFAULT_COUNT",
     "STATUS",
+    "BatchMatches",
     "ChunkMatch",
     "ClosedError",
     "CorruptError",
@@ -57,8 +66,13 @@ __all__ = [
     "IsccVdbError",
     "LockedError",
     "MatchedChunk",
+    "Matches",
     "NotFoundError",
     "ReadOnlyError",
+    "ShardedIndex",
+    "ShardedIndex128",
+    "ShardedNphdIndex",
+    "ShardedNphdIndex128",
     "TypeChunkScore",
     "UnitMatches",
     "UnitScore",

@@ -76,6 +76,19 @@ _TYPES: dict[str, Any] = {
     "const ivdb_store*": ctypes.c_void_p,
     "ivdb_store**": _VOIDP_PP,
     "ivdb_columns**": _VOIDP_PP,
+    "const uint8_t*": ctypes.c_void_p,
+    "const size_t*": ctypes.c_void_p,
+    "ivdb_sharded*": ctypes.c_void_p,
+    "const ivdb_sharded*": ctypes.c_void_p,
+    "ivdb_sharded**": _VOIDP_PP,
+    "ivdb_sharded_iter*": ctypes.c_void_p,
+    "ivdb_sharded_iter**": _VOIDP_PP,
+    "ivdb_hits*": ctypes.c_void_p,
+    "ivdb_hits**": _VOIDP_PP,
+    "ivdb_rows*": ctypes.c_void_p,
+    "ivdb_rows**": _VOIDP_PP,
+    "const ivdb_search_options*": ctypes.c_void_p,
+    "ivdb_sharded_task": ctypes.c_uint32,
 }
 
 # Struct fields: strings in columns are fixed-width buffers, not
@@ -92,6 +105,11 @@ _FIELD_TYPES: dict[str, Any] = {
     "const uint32_t*": ctypes.c_void_p,
     "const int64_t*": ctypes.c_void_p,
     "const ivdb_chunk_columns*": ctypes.c_void_p,
+    "size_t*": ctypes.c_void_p,
+    "uint8_t*": ctypes.c_void_p,
+    "float*": ctypes.c_void_p,
+    "int32_t": ctypes.c_int32,
+    "float": ctypes.c_float,
 }
 
 
@@ -182,12 +200,34 @@ class _C:
     store_put_metadata_json = declare("ivdb_store_put_metadata_json")
     store_info_json = declare("ivdb_store_info_json")
     iscc_id_key = declare("ivdb_iscc_id_key")
+    sharded_open = declare("ivdb_sharded_open")
+    sharded_close = declare("ivdb_sharded_close")
+    sharded_key_bytes = declare("ivdb_sharded_key_bytes")
+    sharded_add = declare("ivdb_sharded_add")
+    sharded_upsert = declare("ivdb_sharded_upsert")
+    sharded_remove = declare("ivdb_sharded_remove")
+    sharded_get = declare("ivdb_sharded_get")
+    sharded_count = declare("ivdb_sharded_count")
+    sharded_len = declare("ivdb_sharded_len")
+    sharded_search = declare("ivdb_sharded_search")
+    sharded_maintain = declare("ivdb_sharded_maintain")
+    sharded_stats_json = declare("ivdb_sharded_stats_json")
+    sharded_iter_new = declare("ivdb_sharded_iter_new")
+    sharded_iter_next = declare("ivdb_sharded_iter_next")
+    sharded_iter_free = declare("ivdb_sharded_iter_free")
+    hits_free = declare("ivdb_hits_free")
+    rows_free = declare("ivdb_rows_free")
 
 
 C = _C
 
 #: The header's `ivdb_columns`.
 Columns = struct("ivdb_columns")
+
+#: The header's `ivdb_hits`, `ivdb_rows` and `ivdb_search_options`.
+Hits = struct("ivdb_hits")
+Rows = struct("ivdb_rows")
+SearchOptions = struct("ivdb_search_options")
 
 #: Bytes of one ISCC-ID in the columns' fixed-width ID buffers.
 ISCC_ID_LEN: int = DEFINES["IVDB_ISCC_ID_LEN"]

@@ -1,0 +1,557 @@
+"""The low-level sharded vector index: iscc-usearch's ``ShardedNphdIndex``,
+``ShardedNphdIndex128``, ``ShardedIndex`` and ``ShardedIndex128`` with their
+names and call shapes, over the library's ``ivdb_sharded`` handle.
+
+``from iscc_vdb import ShardedNphdIndex`` replaces
+``from iscc_usearch import ShardedNphdIndex`` for the common calls: numpy
+``uint8`` vectors (one, a 2-D batch, or a list of variable length) and
+``uint64`` keys (``bytes`` of 16 / numpy ``V16`` for the 128 variants) in;
+:class:`Matches` / :class:`BatchMatches` with ``keys``, ``distances`` and
+``counts`` out. Where we differ on purpose:
+
+* a vector is never truncated: an NPHD code must be 64, 128, 192 or 256 bits
+  and at most ``max_dim``, else ``InvalidIsccError`` (the reference cuts
+  longer vectors silently);
+* ``add`` is first-write-wins across every shard, as ``add_once`` (the
+  reference's ``add`` checks only its active shard and leaves duplicates);
+* a removed key stays removed (no resurrection after upsert + remove), and
+  ``len`` is exact without ``compact``;
+* rotated shards are visible to reads at once; a writer holds a lock on the
+  directory (a second writer process gets ``LockedError``), and one object
+  may be used from many threads;
+* one live vector per key (``multi=True`` is refused), and a bloom filter is
+  always kept (``bloom_filter=False`` is accepted and ignored).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._ffi import DEFINES, C, Hits, Rows, SearchOptions
+from ._handle import Closable, Handle, check, encode_json
+
+#: The reference's default shard size (1 GiB).
+DEFAULT_SHARD_SIZE = 1024 * 1024 * 1024
+_ROWS_PER_CALL = 4096
+
+
+class Matches:
+    """The hits of one query, nearest first: ``keys`` and ``distances``
+    (NPHD 0.0-1.0, or Hamming bits)."""
+
+    __slots__ = ("distances", "keys")
+
+    def __init__(self, keys: NDArray[Any], distances: NDArray[np.float32]) -> None:
+        self.keys = keys
+        self.distances = distances
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> tuple[Any, float]:
+        return self._key(self.keys[i]), float(self.distances[i])
+
+    @staticmethod
+    def _key(k: Any) -> Any:
+        return k.tobytes() if isinstance(k, np.void) else int(k)
+
+    def to_list(self) -> list[tuple[Any, float]]:
+        """``[(key, distance), ...]``."""
+        return [self[i] for i in range(len(self))]
+
+    def __repr__(self) -> str:
+        return f"Matches({len(self)})"
+
+
+class BatchMatches:
+    """The hits of several queries: ``keys`` and ``distances`` of shape
+    (queries, count), query ``i``'s first ``counts[i]`` valid (the rest: key
+    0, distance ``inf``)."""
+
+    __slots__ = ("counts", "distances", "keys")
+
+    def __init__(
+        self, keys: NDArray[Any], distances: NDArray[np.float32], counts: NDArray[np.uint64]
+    ) -> None:
+        self.keys = keys
+        self.distances = distances
+        self.counts = counts
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def __getitem__(self, i: int) -> Matches:
+        n = int(self.counts[i])
+        return Matches(self.keys[i, :n], self.distances[i, :n])
+
+    def to_list(self) -> list[list[tuple[Any, float]]]:
+        """Per query ``[(key, distance), ...]``."""
+        return [self[i].to_list() for i in range(len(self))]
+
+    def __repr__(self) -> str:
+        return f"BatchMatches({len(self)} queries)"
+
+
+def _address(ptr: ctypes.c_void_p) -> int:
+    """The address of a result the library wrote (never NULL on success)."""
+    if not ptr.value:
+        raise RuntimeError("iscc_vdb: the library returned no result (a bug)")
+    return int(ptr.value)
+
+
+def _uint8(v: Any, what: str) -> NDArray[np.uint8]:
+    if isinstance(v, bytes | bytearray | memoryview):
+        return np.frombuffer(bytes(v), dtype=np.uint8)
+    a = np.asarray(v)
+    if a.dtype != np.uint8:
+        raise TypeError(f"{what}: vectors must be numpy uint8 (packed bits), not {a.dtype}")
+    return a
+
+
+def _packed(vectors: Any, what: str) -> tuple[bool, bytes, NDArray[np.uintp]]:
+    """(single, concatenated bytes, lengths) of one vector, a 2-D batch or a
+    list of vectors."""
+    if isinstance(vectors, bytes | bytearray | memoryview):
+        one = _uint8(vectors, what)
+        return True, one.tobytes(), np.array([one.size], dtype=np.uintp)
+    if isinstance(vectors, np.ndarray) and vectors.ndim in (1, 2):
+        a = _uint8(vectors, what)
+        if a.ndim == 1:
+            return True, a.tobytes(), np.array([a.size], dtype=np.uintp)
+        rows, width = a.shape
+        return False, np.ascontiguousarray(a).tobytes(), np.full(rows, width, dtype=np.uintp)
+    if isinstance(vectors, Sequence):
+        parts = [_uint8(v, what).ravel() for v in vectors]
+        lengths = np.array([p.size for p in parts], dtype=np.uintp)
+        return False, b"".join(p.tobytes() for p in parts), lengths
+    raise TypeError(f"{what}: expected a uint8 vector, a 2-D uint8 array or a list of vectors")
+
+
+class ShardedIndex(Closable):
+    """A sharded index of fixed-length bit vectors (``ndim`` bits, Hamming
+    distance in bits) under 64-bit keys, in the directory ``path``; see the
+    module docs for what differs from iscc-usearch's ``ShardedIndex`` (which
+    also takes float vectors: this one stores bits only)."""
+
+    _wide = False
+
+    def __init__(
+        self,
+        *,
+        ndim: int | None = None,
+        metric: Any = None,
+        dtype: Any = None,
+        connectivity: int | None = None,
+        expansion_add: int | None = None,
+        expansion_search: int | None = None,
+        multi: bool = False,
+        path: str | os.PathLike[str],
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        bloom_filter: bool = True,
+        read_only: bool = False,
+        background_rotation: bool = False,
+        max_pending_rotations: int = 2,
+    ) -> None:
+        for name, value, allowed in (("metric", metric, "hamming"), ("dtype", dtype, "b1")):
+            if value is not None and not str(value).lower().endswith(allowed):
+                raise ValueError(f"{name} {value}: this index stores bit vectors ({allowed})")
+        vectors = None
+        if ndim is not None:
+            vectors = {"kind": "hamming", "bits": int(ndim)}
+        self._open(
+            path, vectors, connectivity, expansion_add, expansion_search, multi,
+            shard_size, read_only, background_rotation, max_pending_rotations,
+        )  # fmt: skip
+
+    def _open(
+        self,
+        path: str | os.PathLike[str],
+        vectors: dict[str, Any] | None,
+        connectivity: int | None,
+        expansion_add: int | None,
+        expansion_search: int | None,
+        multi: bool,
+        shard_size: int,
+        read_only: bool,
+        background_rotation: bool,
+        max_pending_rotations: int,
+    ) -> None:
+        if multi:
+            raise ValueError("multi=True: this index keeps one live vector per key")
+        options: dict[str, Any] = {
+            "keys": "u128" if self._wide else "u64",
+            "read_only": bool(read_only),
+            "shard_size": int(shard_size),
+            "background_rotation": bool(background_rotation),
+            "max_pending_rotations": int(max_pending_rotations),
+        }
+        for name, value in (
+            ("vectors", vectors),
+            ("connectivity", connectivity),
+            ("expansion_add", expansion_add),
+            ("expansion_search", expansion_search),
+        ):
+            if value is not None:
+                options[name] = value
+        self._path = os.fspath(path)
+        handle = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        check(
+            C.sharded_open(
+                os.fsencode(self._path),
+                encode_json(options, "options"),
+                ctypes.byref(handle),
+                ctypes.byref(err),
+            ),
+            err,
+        )
+        self._h = Handle(handle, C.sharded_close)
+        self._read_only = bool(read_only)
+
+    # ---- keys -----------------------------------------------------------
+
+    @property
+    def _key_dtype(self) -> np.dtype[Any]:
+        return np.dtype("V16") if self._wide else np.dtype(np.uint64)
+
+    def _is_single_key(self, keys: Any) -> bool:
+        if self._wide:
+            return isinstance(keys, bytes | bytearray)
+        return isinstance(keys, int | np.integer)
+
+    def _keys(self, keys: Any) -> tuple[bool, NDArray[Any]]:
+        """(single, keys as a contiguous array of the key dtype)."""
+        single = self._is_single_key(keys)
+        if self._wide:
+            items = [keys] if single else keys
+            if isinstance(items, np.ndarray) and items.dtype == np.dtype("V16"):
+                return single, np.ascontiguousarray(items)
+            out = []
+            for k in items:
+                b = bytes(k)
+                if len(b) != 16:
+                    raise ValueError(f"key {k!r}: a 128-bit key is 16 bytes, not {len(b)}")
+                out.append(b)
+            return single, np.frombuffer(b"".join(out), dtype="V16")
+        try:
+            arr = np.asarray([keys] if single else keys)
+            if arr.size and arr.dtype.kind == "i" and (arr < 0).any():
+                raise ValueError("keys must be unsigned 64-bit integers")
+            if arr.size and arr.dtype.kind not in "ui":
+                raise ValueError(f"keys must be unsigned 64-bit integers, not {arr.dtype}")
+            return single, np.ascontiguousarray(arr, dtype=np.uint64).reshape(-1)
+        except OverflowError:
+            raise ValueError("keys must be unsigned 64-bit integers") from None
+
+    def _key_out(self, raw: bytes, n: int) -> NDArray[Any]:
+        return np.frombuffer(raw, dtype=self._key_dtype, count=n).copy()
+
+    # ---- writes ---------------------------------------------------------
+
+    def _write(self, fn: Any, keys: Any, vectors: Any) -> tuple[bool, NDArray[Any], int]:
+        if keys is None:
+            raise ValueError("keys are required (no key generation)")
+        single, karr = self._keys(keys)
+        vsingle, data, lengths = _packed(vectors, "vectors")
+        if len(karr) != len(lengths):
+            raise ValueError(f"{len(karr)} keys for {len(lengths)} vectors")
+        done = ctypes.c_size_t()
+        self._h.call(
+            fn,
+            karr.ctypes.data,
+            data,
+            lengths.ctypes.data,
+            len(karr),
+            ctypes.byref(done),
+        )
+        return single and vsingle, karr, int(done.value)
+
+    def add(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
+        """Add vectors under keys not live anywhere in the index (first
+        write wins, across every shard); returns the keys given."""
+        single, karr, _ = self._write(C.sharded_add, keys, vectors)
+        return keys if single else karr
+
+    def add_once(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
+        """:meth:`add` returning what was added: the key or None for one key,
+        else the array of added keys (judged just before the write: exact
+        while this object is the only writer, as the reference requires)."""
+        if keys is None:
+            raise ValueError("keys are required (no key generation)")
+        single, karr = self._keys(keys)
+        before = self.contains(karr)
+        _, first = np.unique(karr, return_index=True)
+        fresh = np.zeros(len(karr), dtype=bool)
+        fresh[first] = True
+        fresh &= ~np.asarray(before, dtype=bool)
+        self._write(C.sharded_add, karr, vectors if not single else [_uint8(vectors, "vectors")])
+        if single:
+            return keys if bool(fresh[0]) else None
+        return karr[fresh]
+
+    def upsert(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
+        """Insert or replace (last write wins); returns the keys given."""
+        single, karr, _ = self._write(C.sharded_upsert, keys, vectors)
+        return keys if single else karr
+
+    def remove(self, keys: Any, *, compact: bool = False) -> int:
+        """Remove keys; returns how many were live."""
+        _, karr = self._keys(keys)
+        removed = ctypes.c_size_t()
+        self._h.call(C.sharded_remove, karr.ctypes.data, len(karr), ctypes.byref(removed))
+        if compact:
+            self.compact()
+        return int(removed.value)
+
+    def __delitem__(self, keys: Any) -> None:
+        self.remove(keys)
+
+    # ---- reads ----------------------------------------------------------
+
+    def _rows(self, ptr: ctypes.c_void_p) -> list[tuple[Any, NDArray[np.uint8] | None]]:
+        """Decode and free an ``ivdb_rows``."""
+        try:
+            r = Rows.from_address(_address(ptr))
+            n = int(r.len)
+            keys: NDArray[Any] | list[Any] = (
+                self._key_out(ctypes.string_at(r.keys, n * r.key_bytes), n) if n else []
+            )
+            lengths = np.frombuffer(ctypes.string_at(r.lengths, n * 8), dtype=np.uint64)
+            data = ctypes.string_at(r.bytes, r.bytes_len) if r.bytes_len else b""
+        finally:
+            C.rows_free(ptr)
+        out: list[tuple[Any, NDArray[np.uint8] | None]] = []
+        at = 0
+        for i in range(n):
+            size = int(lengths[i])
+            vec = np.frombuffer(data, dtype=np.uint8, count=size, offset=at).copy()
+            out.append((keys[i], vec if size else None))
+            at += size
+        return out
+
+    def get(self, keys: Any, dtype: Any = None) -> Any:
+        """The vector of a key (None when absent), or for several keys a list
+        with None for each absent one."""
+        single, karr = self._keys(keys)
+        out = ctypes.c_void_p()
+        self._h.call(C.sharded_get, karr.ctypes.data, len(karr), ctypes.byref(out))
+        vecs = [v if v is None or dtype is None else v.astype(dtype) for _, v in self._rows(out)]
+        return vecs[0] if single else vecs
+
+    def count(self, keys: Any) -> Any:
+        """Live vectors per key (0 or 1): an int for one key, else an array."""
+        single, karr = self._keys(keys)
+        counts = np.zeros(len(karr), dtype=np.uintp)
+        self._h.call(
+            C.sharded_count,
+            karr.ctypes.data,
+            len(karr),
+            counts.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t)),
+        )
+        return int(counts[0]) if single else counts.astype(np.uint64)
+
+    def contains(self, keys: Any) -> Any:
+        """Whether each key is live: a bool for one key, else an array."""
+        c = self.count(keys)
+        return bool(c) if isinstance(c, int) else c > 0
+
+    def __contains__(self, keys: Any) -> Any:
+        return self.contains(keys)
+
+    def search(
+        self,
+        vectors: Any,
+        count: int = 10,
+        *,
+        radius: float = float("inf"),
+        threads: int = 0,
+        exact: bool = False,
+        expansion: int = 0,
+        **_ignored: Any,
+    ) -> Matches | BatchMatches:
+        """The ``count`` nearest vectors of one query (:class:`Matches`) or
+        of each of a batch (:class:`BatchMatches`); ``exact`` scans every
+        row, else the index chooses by measured cost; ``radius`` keeps hits
+        at most that far."""
+        if count < 1:
+            raise ValueError(f"count {count}: must be at least 1")
+        single, data, lengths = _packed(vectors, "vectors")
+        opts = SearchOptions(
+            count=count,
+            exact=1 if exact else -1,
+            expansion=int(expansion),
+            max_distance=-1.0 if radius == float("inf") else float(radius),
+        )
+        out = ctypes.c_void_p()
+        self._h.call(
+            C.sharded_search,
+            data,
+            lengths.ctypes.data,
+            len(lengths),
+            ctypes.byref(opts),
+            ctypes.byref(out),
+        )
+        try:
+            h = Hits.from_address(_address(out))
+            q, total = int(h.queries), int(h.total)
+            counts = np.frombuffer(ctypes.string_at(h.counts, q * 8), dtype=np.uint64).copy()
+            keys = self._key_out(ctypes.string_at(h.keys, total * h.key_bytes), total)
+            dists = np.frombuffer(ctypes.string_at(h.distances, total * 4), dtype=np.float32)
+        finally:
+            C.hits_free(out)
+        if single:
+            return Matches(keys, dists.copy())
+        width = int(counts.max()) if q else 0
+        kout = np.zeros((q, width), dtype=self._key_dtype)
+        dout = np.full((q, width), np.inf, dtype=np.float32)
+        at = 0
+        for i, c in enumerate(counts):
+            c = int(c)
+            kout[i, :c] = keys[at : at + c]
+            dout[i, :c] = dists[at : at + c]
+            at += c
+        return BatchMatches(kout, dout, counts)
+
+    # ---- size, figures, iteration ----------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Live vectors (exact)."""
+        n = ctypes.c_size_t()
+        self._h.call(C.sharded_len, ctypes.byref(n))
+        return int(n.value)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def stats(self) -> dict[str, Any]:
+        """The library's figures of the index (vectors, shards, sizes, dirty
+        count, tombstones, bloom filter, parameters)."""
+        stats: dict[str, Any] = self._h.json(C.sharded_stats_json)
+        return stats
+
+    @property
+    def dirty(self) -> int:
+        """Changes since the last save (0 when read-only)."""
+        return int(self.stats().get("dirty", 0))
+
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only (writes raise ``ReadOnlyError``)."""
+        return self._read_only
+
+    @property
+    def path(self) -> str:
+        """The index directory."""
+        return self._path
+
+    @property
+    def ndim(self) -> int:
+        """Bits per vector (NPHD: the longest, ``max_dim``)."""
+        return int(self.stats()["dimensions"])
+
+    def _walk(self) -> Iterator[tuple[Any, NDArray[np.uint8]]]:
+        it = ctypes.c_void_p()
+        self._h.call(C.sharded_iter_new, ctypes.byref(it))
+        try:
+            while True:
+                out = ctypes.c_void_p()
+                err = ctypes.c_void_p()
+                check(
+                    C.sharded_iter_next(it, _ROWS_PER_CALL, ctypes.byref(out), ctypes.byref(err)),
+                    err,
+                )
+                rows = self._rows(out)
+                if not rows:
+                    return
+                for k, v in rows:
+                    if v is not None:
+                        yield k, v
+        finally:
+            C.sharded_iter_free(it)
+
+    @property
+    def keys(self) -> Iterator[Any]:
+        """Every live key, lazily: an int, or 16 bytes for 128-bit keys."""
+        return (Matches._key(k) for k, _ in self._walk())
+
+    @property
+    def vectors(self) -> Iterator[NDArray[np.uint8]]:
+        """Every live vector, lazily (the order of :attr:`keys`)."""
+        return (v for _, v in self._walk())
+
+    # ---- maintenance ------------------------------------------------------
+
+    def _task(self, task: str) -> int:
+        n = ctypes.c_size_t()
+        self._h.call(C.sharded_maintain, DEFINES[f"IVDB_SHARDED_{task}"], ctypes.byref(n))
+        return int(n.value)
+
+    def save(self, *_ignored: Any, **_kw: Any) -> None:
+        """Write everything durably and commit it with one manifest swap."""
+        self._task("SAVE")
+
+    def compact(self) -> int:
+        """Rewrite shards without removed and replaced rows; returns how
+        many rows were dropped."""
+        return self._task("COMPACT")
+
+    def rebuild_bloom(self, save: bool = True, log_progress: bool = False) -> int:
+        """Rebuild the bloom filter from the live keys (and save it);
+        returns how many keys it holds."""
+        return self._task("REBUILD_BLOOM")
+
+    def drain_rotations(self, timeout: float | None = None) -> None:
+        """Wait for background rotations and merges (a failed one raises)."""
+        self._task("DRAIN")
+
+
+class ShardedIndex128(ShardedIndex):
+    """:class:`ShardedIndex` under 128-bit keys (16 ``bytes`` / numpy ``V16``)."""
+
+    _wide = True
+
+
+class ShardedNphdIndex(ShardedIndex):
+    """A sharded index of ISCC unit bodies of 64-``max_dim`` bits (mixed
+    lengths; NPHD over the common prefix) under 64-bit keys, in the
+    directory ``path``. ``max_dim`` None: the index's own (256 for a new
+    one). See the module docs for what differs from iscc-usearch."""
+
+    def __init__(
+        self,
+        *,
+        max_dim: int | None = None,
+        path: str | os.PathLike[str],
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        connectivity: int | None = None,
+        expansion_add: int | None = None,
+        expansion_search: int | None = None,
+        read_only: bool = False,
+        background_rotation: bool = False,
+        max_pending_rotations: int = 2,
+        multi: bool = False,
+        bloom_filter: bool = True,
+    ) -> None:
+        vectors = None if max_dim is None else {"kind": "nphd", "max_dim": int(max_dim)}
+        self._open(
+            path, vectors, connectivity, expansion_add, expansion_search, multi,
+            shard_size, read_only, background_rotation, max_pending_rotations,
+        )  # fmt: skip
+
+    @property
+    def max_dim(self) -> int:
+        """Longest code in bits."""
+        return int(self.stats()["dimensions"])
+
+
+class ShardedNphdIndex128(ShardedNphdIndex):
+    """:class:`ShardedNphdIndex` under 128-bit keys."""
+
+    _wide = True

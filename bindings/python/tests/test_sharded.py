@@ -1,0 +1,144 @@
+"""The low-level sharded index from Python: iscc-usearch's class names and
+call shapes (numpy in, Matches / BatchMatches out), and where we differ on
+purpose (no truncation, first write wins across shards, exact len)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import iscc_vdb
+from iscc_vdb import (
+    BatchMatches,
+    InvalidArgumentError,
+    InvalidIsccError,
+    LockedError,
+    Matches,
+    ReadOnlyError,
+    ShardedIndex128,
+    ShardedNphdIndex,
+    ShardedNphdIndex128,
+)
+
+
+def codes(n: int, nbytes: int = 8, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, nbytes), dtype=np.uint8)
+
+
+def nphd(a: np.ndarray, b: np.ndarray) -> float:
+    m = min(a.size, b.size)
+    return float(np.unpackbits(a[:m] ^ b[:m]).sum()) / (8 * m)
+
+
+def test_add_search_get_count_remove_like_iscc_usearch(tmp_path: Path) -> None:
+    vecs = codes(500)
+    keys = np.arange(1, 501, dtype=np.uint64)
+    with ShardedNphdIndex(max_dim=256, path=tmp_path / "ix", shard_size=64 * 1024) as idx:
+        idx.add(keys, vecs)
+        assert len(idx) == 500 and idx.size == 500
+        # A single query: Matches, nearest first, its own vector at 0.
+        m = idx.search(vecs[41], count=5, exact=True)
+        assert isinstance(m, Matches) and len(m) == 5
+        assert int(m.keys[0]) == 42 and m.distances[0] == 0.0
+        assert list(m.distances) == sorted(m.distances)
+        # Distances are true NPHD.
+        for k, d in m.to_list():
+            assert d == pytest.approx(nphd(vecs[41], vecs[k - 1]))
+        # A batch of mixed lengths: a 256-bit query matches the 64-bit code
+        # it starts with at 0 (common prefix).
+        long_q = np.concatenate([vecs[9], codes(1, 24, seed=9)[0]])
+        b = idx.search([vecs[3], long_q], count=3, exact=True)
+        assert isinstance(b, BatchMatches) and len(b) == 2
+        assert b.keys.shape == (2, 3) and list(b.counts) == [3, 3]
+        assert int(b.keys[0, 0]) == 4 and int(b[1].keys[0]) == 10
+        assert b.distances[1, 0] == 0.0
+        # get / count / contains, one key and several.
+        assert np.array_equal(idx.get(7), vecs[6])
+        got = idx.get(np.array([7, 9999], dtype=np.uint64))
+        assert np.array_equal(got[0], vecs[6]) and got[1] is None
+        assert idx.count(7) == 1 and idx.contains(9999) is False
+        assert list(idx.contains(np.array([1, 2, 9999], dtype=np.uint64))) == [True, True, False]
+        assert 7 in idx
+        # First write wins across every shard; add_once reports what it added.
+        idx.add(np.array([7], dtype=np.uint64), codes(1, seed=5))
+        assert np.array_equal(idx.get(7), vecs[6])
+        added = idx.add_once(np.array([7, 600, 600], dtype=np.uint64), codes(3, seed=6))
+        assert list(added) == [600]
+        assert idx.add_once(601, codes(1, seed=7)[0]) == 601
+        assert idx.add_once(601, codes(1, seed=8)[0]) is None
+        # upsert replaces; remove counts live keys; len stays exact.
+        new = codes(1, seed=11)[0]
+        idx.upsert(7, new)
+        assert np.array_equal(idx.get(7), new)
+        assert idx.remove(np.array([7, 8, 99999], dtype=np.uint64)) == 2
+        assert len(idx) == 500 and 7 not in idx
+        idx.upsert(8, new)
+        assert idx.remove(8) == 1 and 8 not in idx
+        idx.save()
+        assert idx.dirty == 0
+        assert idx.compact() >= 0
+        assert idx.rebuild_bloom() == len(idx)
+        assert sorted(int(k) for k in idx.keys) == sorted(
+            [k for k in range(1, 501) if k not in (7, 8)] + [600, 601]
+        )
+        assert all(v.dtype == np.uint8 and v.size == 8 for v in idx.vectors)
+        assert idx.max_dim == 256 and idx.stats()["total_vectors"] == len(idx)
+    # Reopened without max_dim: the index's own; read-only refuses writes.
+    ro = ShardedNphdIndex(path=tmp_path / "ix", read_only=True)
+    assert len(ro) == 500 and ro.max_dim == 256
+    with pytest.raises(ReadOnlyError):
+        ro.add(1234, codes(1)[0])
+    ro.close()
+
+
+def test_bad_input_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
+    with ShardedNphdIndex(max_dim=128, path=tmp_path / "ix") as idx:
+        # Never truncated: a 256-bit code in a 128-bit index, a 3-byte code.
+        with pytest.raises(InvalidIsccError, match="exceeds this index's max_dim"):
+            idx.add(np.array([1, 2], dtype=np.uint64), [codes(1)[0], codes(1, 32)[0]])
+        with pytest.raises(InvalidIsccError, match="24 bits"):
+            idx.add(3, np.zeros(3, dtype=np.uint8))
+        assert len(idx) == 0
+        with pytest.raises(TypeError, match="uint8"):
+            idx.add(4, np.zeros(8, dtype=np.int64))
+        with pytest.raises(ValueError, match="keys"):
+            idx.add(None, codes(1)[0])
+        with pytest.raises(ValueError, match="unsigned"):
+            idx.add(-1, codes(1)[0])
+        with pytest.raises(ValueError, match="2 keys for 1 vectors"):
+            idx.add(np.array([1, 2], dtype=np.uint64), codes(1))
+        with pytest.raises(ValueError, match="count"):
+            idx.search(codes(1)[0], count=0)
+        assert len(idx) == 0
+        # A second writer of the directory is locked out.
+        with pytest.raises(LockedError):
+            ShardedNphdIndex(path=tmp_path / "ix")
+    with pytest.raises(InvalidArgumentError, match="max_dim 100"):
+        ShardedNphdIndex(max_dim=100, path=tmp_path / "other")
+    with pytest.raises(ValueError, match="multi"):
+        ShardedNphdIndex(max_dim=64, path=tmp_path / "multi", multi=True)
+    with pytest.raises(iscc_vdb.ClosedError):
+        idx.search(codes(1)[0])
+
+
+def test_128_bit_keys_and_hamming_vectors(tmp_path: Path) -> None:
+    ids = [bytes([i]) * 16 for i in range(1, 4)]
+    with ShardedNphdIndex128(max_dim=64, path=tmp_path / "n") as idx:
+        idx.add(np.frombuffer(b"".join(ids), dtype="V16"), codes(3))
+        m = idx.search(codes(3)[1], count=1, exact=True)
+        assert m.to_list() == [(ids[1], 0.0)]
+        assert idx.contains(ids[2]) is True and idx.get(b"\0" * 16) is None
+        with pytest.raises(ValueError, match="16 bytes"):
+            idx.add([b"short"], codes(1))
+        assert sorted(idx.keys) == ids
+    with ShardedIndex128(ndim=32, metric="hamming", path=tmp_path / "h") as idx:
+        vecs = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [255, 255, 255, 255]], dtype=np.uint8)
+        idx.add(ids, vecs)
+        m = idx.search(vecs[0], count=3, exact=True)
+        assert list(m.distances) == [0.0, 1.0, 32.0] and m[1][0] == ids[1]
+        with pytest.raises(InvalidIsccError, match="40 bits"):
+            idx.add(ids[0], np.zeros(5, dtype=np.uint8))
+    with pytest.raises(ValueError, match="bit vectors"):
+        ShardedIndex128(ndim=32, metric="cos", path=tmp_path / "f")
