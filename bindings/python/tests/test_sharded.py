@@ -142,3 +142,36 @@ def test_128_bit_keys_and_hamming_vectors(tmp_path: Path) -> None:
             idx.add(ids[0], np.zeros(5, dtype=np.uint8))
     with pytest.raises(ValueError, match="bit vectors"):
         ShardedIndex128(ndim=32, metric="cos", path=tmp_path / "f")
+
+
+def test_lazy_views_repr_and_reference_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_dim is required"):
+        ShardedNphdIndex(path=tmp_path / "new")
+    idx = ShardedNphdIndex(max_dim=192, path=tmp_path / "ix", shard_size=4096)
+    vecs = codes(1000)
+    for i in range(0, 1000, 10):
+        idx.add(np.arange(i, i + 10, dtype=np.uint64), vecs[i : i + 10])
+    assert idx.max_bytes == 24 and idx.shard_count >= 2
+    assert repr(idx).startswith("ShardedNphdIndex(1000 vectors, max_dim=192, shards=")
+    keys = idx.keys
+    assert len(keys) == 1000 and isinstance(keys[0], int)
+    assert np.asarray(keys).dtype == np.uint64 and sorted(np.asarray(keys)) == list(range(1000))
+    assert keys[-1] == list(keys)[-1] and len(keys[10:20]) == 10
+    vectors = idx.vectors
+    assert repr(vectors) == "ShardedNphdIndexedVectors(count=1000)"
+    by_key = dict(zip(keys, vectors, strict=True))
+    assert all(np.array_equal(by_key[k], vecs[k]) for k in range(1000))
+    assert np.asarray(vectors).shape == (1000, 8)
+    idx.add(5000, codes(1, 16)[0])
+    with pytest.raises(ValueError, match="different lengths"):
+        np.asarray(idx.vectors)
+    with pytest.raises(IndexError):
+        idx.keys[1001]
+    idx.close()
+    # As the reference: closed and read-only are RuntimeErrors.
+    with pytest.raises(RuntimeError, match="index is closed"):
+        idx.add_once(2, codes(1)[0])
+    ro = ShardedNphdIndex(path=tmp_path / "ix", read_only=True)
+    with pytest.raises(RuntimeError, match="read-only"):
+        ro.remove(1)
+    ro.close()

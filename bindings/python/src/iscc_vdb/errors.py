@@ -54,12 +54,14 @@ class IncompatibleFormatError(IsccVdbError):
     """Files of another on-disk format version."""
 
 
-class ReadOnlyError(IsccVdbError):
-    """A write to an index opened read-only."""
+class ReadOnlyError(IsccVdbError, RuntimeError):
+    """A write to an index opened read-only (a ``RuntimeError`` too, as
+    iscc-usearch raises)."""
 
 
-class ClosedError(IsccVdbError):
-    """A call on a closed index."""
+class ClosedError(IsccVdbError, RuntimeError):
+    """A call on a closed index (a ``RuntimeError`` too, as iscc-usearch
+    raises)."""
 
 
 class CorruptError(IsccVdbError):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,11 @@ class BatchMatches:
         return f"BatchMatches({len(self)} queries)"
 
 
+def _exists(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a sharded index (its manifest)."""
+    return os.path.isfile(os.path.join(os.fspath(path), "manifest.json"))
+
+
 def _address(ptr: ctypes.c_void_p) -> int:
     """The address of a result the library wrote (never NULL on success)."""
     if not ptr.value:
@@ -164,6 +170,8 @@ class ShardedIndex(Closable):
         vectors = None
         if ndim is not None:
             vectors = {"kind": "hamming", "bits": int(ndim)}
+        elif not read_only and not _exists(path):
+            raise ValueError("ndim is required for a new index")
         self._open(
             path, vectors, connectivity, expansion_add, expansion_search, multi,
             shard_size, read_only, background_rotation, max_pending_rotations,
@@ -477,14 +485,32 @@ class ShardedIndex(Closable):
             C.sharded_iter_free(it)
 
     @property
-    def keys(self) -> Iterator[Any]:
-        """Every live key, lazily: an int, or 16 bytes for 128-bit keys."""
-        return (Matches._key(k) for k, _ in self._walk())
+    def keys(self) -> ShardedIndexedKeys:
+        """Every live key, lazily: an int, or 16 bytes for 128-bit keys
+        (iterate, index, slice, ``len``, ``np.asarray``)."""
+        return ShardedIndexedKeys(self)
 
     @property
-    def vectors(self) -> Iterator[NDArray[np.uint8]]:
-        """Every live vector, lazily (the order of :attr:`keys`)."""
-        return (v for _, v in self._walk())
+    def vectors(self) -> ShardedIndexedVectors:
+        """Every live vector, lazily, in the order of :attr:`keys`."""
+        return ShardedIndexedVectors(self)
+
+    @property
+    def shard_count(self) -> int:
+        """Shards: sealed ones plus the active one, if any."""
+        st = self.stats()
+        return int(st["view_shards"]) + (1 if st["active_shard_vectors"] else 0)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"{type(self).__name__}(closed, path={self._path!r})"
+        return (
+            f"{type(self).__name__}({len(self)} vectors, {self._dims_text()}, "
+            f"shards={self.shard_count}, path={self._path!r})"
+        )
+
+    def _dims_text(self) -> str:
+        return f"ndim={self.ndim}"
 
     # ---- maintenance ------------------------------------------------------
 
@@ -540,6 +566,8 @@ class ShardedNphdIndex(ShardedIndex):
         bloom_filter: bool = True,
     ) -> None:
         vectors = None if max_dim is None else {"kind": "nphd", "max_dim": int(max_dim)}
+        if max_dim is None and not read_only and not _exists(path):
+            raise ValueError("max_dim is required for a new index")
         self._open(
             path, vectors, connectivity, expansion_add, expansion_search, multi,
             shard_size, read_only, background_rotation, max_pending_rotations,
@@ -550,8 +578,86 @@ class ShardedNphdIndex(ShardedIndex):
         """Longest code in bits."""
         return int(self.stats()["dimensions"])
 
+    @property
+    def max_bytes(self) -> int:
+        """Longest code in bytes."""
+        return self.max_dim // 8
+
+    @property
+    def vectors(self) -> ShardedNphdIndexedVectors:
+        """Every live code, unpadded, lazily, in the order of :attr:`keys`."""
+        return ShardedNphdIndexedVectors(self)
+
+    def _dims_text(self) -> str:
+        return f"max_dim={self.max_dim}"
+
 
 class ShardedNphdIndex128(ShardedNphdIndex):
     """:class:`ShardedNphdIndex` under 128-bit keys."""
 
     _wide = True
+
+
+class _Lazy:
+    """A lazy view over an index's live rows: iterate (one walk), ``len``,
+    index and slice (a walk up to the item), ``np.asarray``."""
+
+    _index: ShardedIndex
+
+    def __init__(self, index: ShardedIndex) -> None:
+        self._index = index
+
+    def _item(self, key: Any, vector: NDArray[np.uint8]) -> Any:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self._item(k, v) for k, v in self._index._walk())
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i: int | slice) -> Any:
+        n = len(self)
+        if isinstance(i, slice):
+            wanted = range(n)[i]
+            if not wanted:
+                return []
+            items = list(islice(iter(self), max(wanted) + 1))
+            return [items[j] for j in wanted]
+        j = i + n if i < 0 else i
+        if not 0 <= j < n:
+            raise IndexError(f"index {i} out of range for {n} rows")
+        return next(islice(iter(self), j, None))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(count={len(self)})"
+
+
+class ShardedIndexedKeys(_Lazy):
+    """The live keys of a sharded index, lazily."""
+
+    def _item(self, key: Any, vector: NDArray[np.uint8]) -> Any:
+        return Matches._key(key)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
+        keys = [k for k, _ in self._index._walk()]
+        out = np.array(keys, dtype=self._index._key_dtype).reshape(-1)
+        return out if dtype is None else out.astype(dtype)
+
+
+class ShardedIndexedVectors(_Lazy):
+    """The live vectors of a sharded index, lazily."""
+
+    def _item(self, key: Any, vector: NDArray[np.uint8]) -> Any:
+        return vector
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
+        vecs = list(self)
+        if len({v.size for v in vecs}) > 1:
+            raise ValueError("vectors of different lengths: no 2-D array")
+        out = np.array(vecs, dtype=np.uint8).reshape(len(vecs), -1)
+        return out if dtype is None else out.astype(dtype)
+
+
+class ShardedNphdIndexedVectors(ShardedIndexedVectors):
+    """The live codes of a sharded NPHD index, unpadded, lazily."""
