@@ -147,6 +147,12 @@ typedef struct ivdb_sharded_iter ivdb_sharded_iter;
 typedef struct ivdb_store ivdb_store;
 
 /**
+ * One unit index (opaque): made by `ivdb_unit_new`, `ivdb_unit_restore`
+ * or `ivdb_unit_copy`, released by `ivdb_unit_free`.
+ */
+typedef struct ivdb_unit ivdb_unit;
+
+/**
  * The result of every fallible `ivdb_*` function (`IVDB_OK` on success).
  */
 typedef uint32_t ivdb_status;
@@ -396,6 +402,42 @@ typedef struct {
 } ivdb_matches;
 
 /**
+ * Search results of one or more queries, best first per query. Query `q`'s
+ * hits are items `offsets[q] .. offsets[q] + counts[q]` of `keys`
+ * (`key_bytes` each) and `distances`. Free with `ivdb_hits_free`.
+ */
+typedef struct {
+  /**
+   * Number of queries (`counts`, `offsets`).
+   */
+  size_t queries;
+  /**
+   * Hits per query.
+   */
+  size_t *counts;
+  /**
+   * Index of each query's first hit.
+   */
+  size_t *offsets;
+  /**
+   * Hits over all queries.
+   */
+  size_t total;
+  /**
+   * Bytes per key: 8 or 16.
+   */
+  size_t key_bytes;
+  /**
+   * `total * key_bytes` bytes of keys.
+   */
+  uint8_t *keys;
+  /**
+   * `total` distances: NPHD (0.0-1.0) or Hamming bits, by vector kind.
+   */
+  float *distances;
+} ivdb_hits;
+
+/**
  * Rows: keys with vectors (or with none: length 0). Row `i`'s vector is
  * `lengths[i]` bytes at `bytes + offsets[i]`. Free with `ivdb_rows_free`.
  */
@@ -454,45 +496,14 @@ typedef struct {
 } ivdb_search_options;
 
 /**
- * Search results of one or more queries, best first per query. Query `q`'s
- * hits are items `offsets[q] .. offsets[q] + counts[q]` of `keys`
- * (`key_bytes` each) and `distances`. Free with `ivdb_hits_free`.
- */
-typedef struct {
-  /**
-   * Number of queries (`counts`, `offsets`).
-   */
-  size_t queries;
-  /**
-   * Hits per query.
-   */
-  size_t *counts;
-  /**
-   * Index of each query's first hit.
-   */
-  size_t *offsets;
-  /**
-   * Hits over all queries.
-   */
-  size_t total;
-  /**
-   * Bytes per key: 8 or 16.
-   */
-  size_t key_bytes;
-  /**
-   * `total * key_bytes` bytes of keys.
-   */
-  uint8_t *keys;
-  /**
-   * `total` distances: NPHD (0.0-1.0) or Hamming bits, by vector kind.
-   */
-  float *distances;
-} ivdb_hits;
-
-/**
  * A maintenance step of the index (`IVDB_SHARDED_*`).
  */
 typedef uint32_t ivdb_sharded_task;
+
+/**
+ * A whole-index file operation (`IVDB_UNIT_*`).
+ */
+typedef uint32_t ivdb_unit_file_op;
 
 /**
  * Write everything durably (rotated shards, the active shard, the bloom
@@ -516,6 +527,23 @@ typedef uint32_t ivdb_sharded_task;
  * Wait for background rotations and merges; report a failed one.
  */
 #define IVDB_SHARDED_DRAIN 3
+
+/**
+ * Write the index to `path` (and `path.hnsw`), each replaced atomically
+ * and durably; resets the dirty count.
+ */
+#define IVDB_UNIT_SAVE 0
+
+/**
+ * Replace the index's contents with the file at `path`, read into memory.
+ */
+#define IVDB_UNIT_LOAD 1
+
+/**
+ * Replace the index's contents with the file at `path`, memory-mapped
+ * read-only.
+ */
+#define IVDB_UNIT_VIEW 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -783,66 +811,20 @@ void ivdb_free_matches(ivdb_matches *matches);
 void ivdb_free_matches_batch(ivdb_matches *matches, size_t len);
 
 /**
- * Persist the unit indexes (entries are durable on every add already).
+ * Free search results. NULL is a no-op.
  *
  * # Safety
- * `index` is a live handle; `err` NULL or writable.
+ * `hits` is NULL or came from this library and is freed once.
  */
-ivdb_status ivdb_save(const ivdb_index *index, ivdb_error **err);
+void ivdb_hits_free(ivdb_hits *hits);
 
 /**
- * Recreate every derived index from the stored entries, crash-atomically,
- * then save.
+ * Free rows. NULL is a no-op.
  *
  * # Safety
- * `index` is a live handle; `err` NULL or writable.
+ * `rows` is NULL or came from this library and is freed once.
  */
-ivdb_status ivdb_rebuild(const ivdb_index *index, ivdb_error **err);
-
-/**
- * Rebuild the unit indexes of the `len` named unit types only (e.g.
- * `"CONTENT-TEXT-V0"`), crash-atomically, then save. A name that is no
- * unit type gives `IVDB_INVALID_ISCC` naming it, and nothing is rebuilt.
- *
- * # Safety
- * `index` is a live handle; `unit_types` holds `len` NUL-terminated
- * strings (or is NULL when `len` is 0); `err` NULL or writable.
- */
-ivdb_status ivdb_rebuild_unit_types(const ivdb_index *index,
-                                    const char *const *unit_types,
-                                    size_t len,
-                                    ivdb_error **err);
-
-/**
- * Rewrite every unit index without its dead rows (left by updates and
- * removals), then save. `*out_dropped` (may be NULL) receives the number
- * of rows dropped.
- *
- * # Safety
- * `index` is a live handle; `out_dropped` NULL or writable; `err` NULL or
- * writable.
- */
-ivdb_status ivdb_compact(const ivdb_index *index, size_t *out_dropped, ivdb_error **err);
-
-/**
- * Bring a read-only handle up to date with what the writer committed and
- * saved since it was opened (a writable handle is always current).
- * `*out_changed` (may be NULL) receives whether anything changed.
- *
- * # Safety
- * `index` is a live handle; `out_changed` NULL or writable; `err` NULL or
- * writable.
- */
-ivdb_status ivdb_refresh(const ivdb_index *index, bool *out_changed, ivdb_error **err);
-
-/**
- * A new in-memory index (removed on close) with the same parameters, realm
- * and entries. `*out` receives its handle; release it with `ivdb_close`.
- *
- * # Safety
- * `index` is a live handle; `out` writable; `err` NULL or writable.
- */
-ivdb_status ivdb_copy(const ivdb_index *index, ivdb_index **out, ivdb_error **err);
+void ivdb_rows_free(ivdb_rows *rows);
 
 /**
  * Open the sharded index in directory `path`, or create it there.
@@ -1053,20 +1035,251 @@ ivdb_status ivdb_sharded_iter_next(ivdb_sharded_iter *iter,
 void ivdb_sharded_iter_free(ivdb_sharded_iter *iter);
 
 /**
- * Free search results. NULL is a no-op.
+ * A new, empty index in memory. `options_json` may be NULL or a JSON
+ * object with `max_dim` (64, 128, 192 or 256; default 256),
+ * `connectivity`, `expansion_add`, `expansion_search`, `exact_threshold`
+ * (`"auto"`, the default, or rows); unknown names are errors. Release with
+ * `ivdb_unit_free`.
  *
  * # Safety
- * `hits` is NULL or came from this library and is freed once.
+ * `options_json` is NULL or a NUL-terminated string; `out` writable; `err`
+ * NULL or writable.
  */
-void ivdb_hits_free(ivdb_hits *hits);
+ivdb_status ivdb_unit_new(const char *options_json, ivdb_unit **out, ivdb_error **err);
 
 /**
- * Free rows. NULL is a no-op.
+ * Open an index saved at `path` (by `ivdb_unit_save`): read into memory,
+ * or with `view` memory-mapped read-only (writes then return
+ * `IVDB_READ_ONLY`). Its parameters come from the file.
  *
  * # Safety
- * `rows` is NULL or came from this library and is freed once.
+ * `path` is a NUL-terminated string; `out` writable; `err` NULL or
+ * writable.
  */
-void ivdb_rows_free(ivdb_rows *rows);
+ivdb_status ivdb_unit_restore(const char *path, bool view, ivdb_unit **out, ivdb_error **err);
+
+/**
+ * Release an index without saving it. NULL is a no-op.
+ *
+ * # Safety
+ * `index` is NULL or a live handle, used by no other thread during or
+ * after this call.
+ */
+void ivdb_unit_free(ivdb_unit *index);
+
+/**
+ * Add `n` bodies under keys not stored yet (a stored key and a repeat in
+ * the batch are skipped); `lengths[i]` bytes of `vectors` each
+ * (concatenated), every one checked before anything is added (64, 128,
+ * 192 or 256 bits, at most `max_dim`: never truncated). `*out_added` (may
+ * be NULL) is how many were added.
+ *
+ * # Safety
+ * `index` is a live handle; `keys` holds `n` keys, `lengths` `n` lengths
+ * and `vectors` their sum of bytes; `out_added` and `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_unit_add(const ivdb_unit *index,
+                          const uint64_t *keys,
+                          const uint8_t *vectors,
+                          const size_t *lengths,
+                          size_t n,
+                          size_t *out_added,
+                          ivdb_error **err);
+
+/**
+ * Insert or replace `n` bodies (last write wins, also within the batch).
+ * Arguments as `ivdb_unit_add`.
+ *
+ * # Safety
+ * As `ivdb_unit_add`.
+ */
+ivdb_status ivdb_unit_upsert(const ivdb_unit *index,
+                             const uint64_t *keys,
+                             const uint8_t *vectors,
+                             const size_t *lengths,
+                             size_t n,
+                             ivdb_error **err);
+
+/**
+ * Remove `n` keys; `*out_removed` (may be NULL) is how many were stored.
+ *
+ * # Safety
+ * `index` is a live handle; `keys` holds `n` keys; `out_removed` and
+ * `err` NULL or writable.
+ */
+ivdb_status ivdb_unit_remove(const ivdb_unit *index,
+                             const uint64_t *keys,
+                             size_t n,
+                             size_t *out_removed,
+                             ivdb_error **err);
+
+/**
+ * The bodies of `n` keys, in order (length 0: not stored). Free `*out`
+ * with `ivdb_rows_free`.
+ *
+ * # Safety
+ * `index` is a live handle; `keys` holds `n` keys; `out` writable; `err`
+ * NULL or writable.
+ */
+ivdb_status ivdb_unit_get(const ivdb_unit *index,
+                          const uint64_t *keys,
+                          size_t n,
+                          ivdb_rows **out,
+                          ivdb_error **err);
+
+/**
+ * Rows `start .. start + max` of the index (in its storage order; 0:
+ * 1,024) with their bodies: walk the index by calling until `len` is 0.
+ * Free `*out` with `ivdb_rows_free`.
+ *
+ * # Safety
+ * `index` is a live handle; `out` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_unit_rows(const ivdb_unit *index,
+                           size_t start,
+                           size_t max,
+                           ivdb_rows **out,
+                           ivdb_error **err);
+
+/**
+ * How many rows each of `n` keys has (0 or 1), into `out_counts[0..n]`.
+ *
+ * # Safety
+ * `index` is a live handle; `keys` holds `n` keys; `out_counts` has room
+ * for `n` counts; `err` NULL or writable.
+ */
+ivdb_status ivdb_unit_count(const ivdb_unit *index,
+                            const uint64_t *keys,
+                            size_t n,
+                            size_t *out_counts,
+                            ivdb_error **err);
+
+/**
+ * Rows in the index, into `*out_len`.
+ *
+ * # Safety
+ * `index` is a live handle; `out_len` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_unit_len(const ivdb_unit *index, size_t *out_len, ivdb_error **err);
+
+/**
+ * Search `n` queries (packed as in `ivdb_unit_add`; an NPHD query may be
+ * shorter or longer than stored codes: the common prefix is compared).
+ * `options` may be NULL. Free `*out` with `ivdb_hits_free`.
+ *
+ * # Safety
+ * `index` is a live handle; `lengths` holds `n` lengths and `queries`
+ * their sum of bytes; `options` NULL or readable; `out` writable; `err`
+ * NULL or writable.
+ */
+ivdb_status ivdb_unit_search(const ivdb_unit *index,
+                             const uint8_t *queries,
+                             const size_t *lengths,
+                             size_t n,
+                             const ivdb_search_options *options,
+                             ivdb_hits **out,
+                             ivdb_error **err);
+
+/**
+ * Save to, load from or view the file at `path`.
+ *
+ * # Safety
+ * `index` is a live handle; `path` a NUL-terminated string; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_unit_file(const ivdb_unit *index,
+                           ivdb_unit_file_op op,
+                           const char *path,
+                           ivdb_error **err);
+
+/**
+ * A deep, writable copy in memory (dirty count 0). Release with
+ * `ivdb_unit_free`.
+ *
+ * # Safety
+ * `index` is a live handle; `out` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_unit_copy(const ivdb_unit *index, ivdb_unit **out, ivdb_error **err);
+
+/**
+ * Remove every row (the parameters stay).
+ *
+ * # Safety
+ * `index` is a live handle; `err` NULL or writable.
+ */
+ivdb_status ivdb_unit_reset(const ivdb_unit *index, ivdb_error **err);
+
+/**
+ * The index's figures as JSON (rows by length, graph rows, parameters,
+ * memory, dirty count). Free `*out_json` with `ivdb_free_string`.
+ *
+ * # Safety
+ * `index` is a live handle; `out_json` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_unit_stats_json(const ivdb_unit *index, char **out_json, ivdb_error **err);
+
+/**
+ * Persist the unit indexes (entries are durable on every add already).
+ *
+ * # Safety
+ * `index` is a live handle; `err` NULL or writable.
+ */
+ivdb_status ivdb_save(const ivdb_index *index, ivdb_error **err);
+
+/**
+ * Recreate every derived index from the stored entries, crash-atomically,
+ * then save.
+ *
+ * # Safety
+ * `index` is a live handle; `err` NULL or writable.
+ */
+ivdb_status ivdb_rebuild(const ivdb_index *index, ivdb_error **err);
+
+/**
+ * Rebuild the unit indexes of the `len` named unit types only (e.g.
+ * `"CONTENT-TEXT-V0"`), crash-atomically, then save. A name that is no
+ * unit type gives `IVDB_INVALID_ISCC` naming it, and nothing is rebuilt.
+ *
+ * # Safety
+ * `index` is a live handle; `unit_types` holds `len` NUL-terminated
+ * strings (or is NULL when `len` is 0); `err` NULL or writable.
+ */
+ivdb_status ivdb_rebuild_unit_types(const ivdb_index *index,
+                                    const char *const *unit_types,
+                                    size_t len,
+                                    ivdb_error **err);
+
+/**
+ * Rewrite every unit index without its dead rows (left by updates and
+ * removals), then save. `*out_dropped` (may be NULL) receives the number
+ * of rows dropped.
+ *
+ * # Safety
+ * `index` is a live handle; `out_dropped` NULL or writable; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_compact(const ivdb_index *index, size_t *out_dropped, ivdb_error **err);
+
+/**
+ * Bring a read-only handle up to date with what the writer committed and
+ * saved since it was opened (a writable handle is always current).
+ * `*out_changed` (may be NULL) receives whether anything changed.
+ *
+ * # Safety
+ * `index` is a live handle; `out_changed` NULL or writable; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_refresh(const ivdb_index *index, bool *out_changed, ivdb_error **err);
+
+/**
+ * A new in-memory index (removed on close) with the same parameters, realm
+ * and entries. `*out` receives its handle; release it with `ivdb_close`.
+ *
+ * # Safety
+ * `index` is a live handle; `out` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_copy(const ivdb_index *index, ivdb_index **out, ivdb_error **err);
 
 /**
  * Open (or create) the store of the index directory `path` (its LMDB

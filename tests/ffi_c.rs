@@ -1,8 +1,8 @@
 //! The C ABI from C: `tests/c/ffi_smoke.c` is compiled with
 //! `-Wall -Wextra -Werror` as C and as C++, linked against the shared and
 //! the static library, and run (under AddressSanitizer for the shared build:
-//! no leak, no invalid access); `tests/c/ffi_sharded.c` (the low-level
-//! sharded index ABI) as C against the shared library under ASan.
+//! no leak, no invalid access); `tests/c/ffi_lowlevel.c` (the low-level
+//! index ABI) as C against the shared library under ASan.
 
 mod common;
 
@@ -121,15 +121,15 @@ fn c_program_against_shared_and_static_library() {
     );
     let out = run_args(&exe, &["2", "7"], &[("ASAN_OPTIONS", "detect_leaks=1")]);
     assert!(out.starts_with("fuzz: "), "{out}");
-    // The low-level sharded index ABI, under AddressSanitizer.
-    let exe = tmp.path().join("sharded");
+    // The low-level index ABI (sharded and unit), under AddressSanitizer.
+    let exe = tmp.path().join("lowlevel");
     compile_file(
-        "tests/c/ffi_sharded.c",
+        "tests/c/ffi_lowlevel.c",
         &exe,
         &dynamic,
         &["-fsanitize=address", "-fno-omit-frame-pointer"],
     );
-    let dir = tmp.path().join("sharded-indexes");
+    let dir = tmp.path().join("lowlevel-indexes");
     let out = run_args(
         &exe,
         &[&dir.to_string_lossy()],

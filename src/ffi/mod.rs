@@ -15,9 +15,9 @@ mod boundary;
 mod chunk_columns;
 mod columns;
 mod index;
+mod lowlevel;
 mod maintain;
 mod matches;
-mod sharded;
 mod status;
 mod store;
 
@@ -28,9 +28,9 @@ use self::boundary::{c_string, guard, out_arg, str_arg, Failure};
 pub use self::chunk_columns::ivdb_chunk_columns;
 pub use self::columns::*;
 pub use self::index::*;
+pub use self::lowlevel::*;
 pub use self::maintain::*;
 pub use self::matches::{ivdb_match, ivdb_matches, ivdb_unit_score};
-pub use self::sharded::*;
 pub use self::status::*;
 pub use self::store::*;
 

@@ -2,6 +2,7 @@
 iscc_vdb's classes, so iscc-usearch's own test suite runs against them
 (``run_iscc_usearch_tests.sh``). Not installed with the package."""
 
+from iscc_vdb.nphd import NphdIndex
 from iscc_vdb.sharded import (
     ShardedIndex,
     ShardedIndex128,
@@ -9,4 +10,10 @@ from iscc_vdb.sharded import (
     ShardedNphdIndex128,
 )
 
-__all__ = ["ShardedIndex", "ShardedIndex128", "ShardedNphdIndex", "ShardedNphdIndex128"]
+__all__ = [
+    "NphdIndex",
+    "ShardedIndex",
+    "ShardedIndex128",
+    "ShardedNphdIndex",
+    "ShardedNphdIndex128",
+]

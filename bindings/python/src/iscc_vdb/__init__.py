@@ -6,6 +6,7 @@ beneath it. See :class:`IsccIndex`.
 """
 
 from ._ffi import ABI_VERSION, STATUS
+from ._vectors import BatchMatches, Matches
 from .errors import (
     ClosedError,
     CorruptError,
@@ -33,9 +34,8 @@ from .matches import (
     UnitMatches,
     UnitScore,
 )
+from .nphd import NphdIndex
 from .sharded import (
-    BatchMatches,
-    Matches,
     ShardedIndex,
     ShardedIndex128,
     ShardedNphdIndex,
@@ -68,6 +68,7 @@ __all__ = [
     "MatchedChunk",
     "Matches",
     "NotFoundError",
+    "NphdIndex",
     "ReadOnlyError",
     "ShardedIndex",
     "ShardedIndex128",

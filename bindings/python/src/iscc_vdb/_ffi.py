@@ -89,6 +89,11 @@ _TYPES: dict[str, Any] = {
     "ivdb_rows**": _VOIDP_PP,
     "const ivdb_search_options*": ctypes.c_void_p,
     "ivdb_sharded_task": ctypes.c_uint32,
+    "ivdb_unit*": ctypes.c_void_p,
+    "const ivdb_unit*": ctypes.c_void_p,
+    "ivdb_unit**": _VOIDP_PP,
+    "ivdb_unit_file_op": ctypes.c_uint32,
+    "const uint64_t*": ctypes.POINTER(ctypes.c_uint64),
 }
 
 # Struct fields: strings in columns are fixed-width buffers, not
@@ -215,6 +220,21 @@ class _C:
     sharded_iter_new = declare("ivdb_sharded_iter_new")
     sharded_iter_next = declare("ivdb_sharded_iter_next")
     sharded_iter_free = declare("ivdb_sharded_iter_free")
+    unit_new = declare("ivdb_unit_new")
+    unit_restore = declare("ivdb_unit_restore")
+    unit_free = declare("ivdb_unit_free")
+    unit_add = declare("ivdb_unit_add")
+    unit_upsert = declare("ivdb_unit_upsert")
+    unit_remove = declare("ivdb_unit_remove")
+    unit_get = declare("ivdb_unit_get")
+    unit_rows = declare("ivdb_unit_rows")
+    unit_count = declare("ivdb_unit_count")
+    unit_len = declare("ivdb_unit_len")
+    unit_search = declare("ivdb_unit_search")
+    unit_file = declare("ivdb_unit_file")
+    unit_copy = declare("ivdb_unit_copy")
+    unit_reset = declare("ivdb_unit_reset")
+    unit_stats_json = declare("ivdb_unit_stats_json")
     hits_free = declare("ivdb_hits_free")
     rows_free = declare("ivdb_rows_free")
 

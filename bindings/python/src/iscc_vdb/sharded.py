@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
@@ -36,107 +36,16 @@ from numpy.typing import NDArray
 
 from ._ffi import DEFINES, C, Hits, Rows, SearchOptions
 from ._handle import Closable, Handle, check, encode_json
+from ._vectors import BatchMatches, Matches, address, packed, uint8
 
 #: The reference's default shard size (1 GiB).
 DEFAULT_SHARD_SIZE = 1024 * 1024 * 1024
 _ROWS_PER_CALL = 4096
 
 
-class Matches:
-    """The hits of one query, nearest first: ``keys`` and ``distances``
-    (NPHD 0.0-1.0, or Hamming bits)."""
-
-    __slots__ = ("distances", "keys")
-
-    def __init__(self, keys: NDArray[Any], distances: NDArray[np.float32]) -> None:
-        self.keys = keys
-        self.distances = distances
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def __getitem__(self, i: int) -> tuple[Any, float]:
-        return self._key(self.keys[i]), float(self.distances[i])
-
-    @staticmethod
-    def _key(k: Any) -> Any:
-        return k.tobytes() if isinstance(k, np.void) else int(k)
-
-    def to_list(self) -> list[tuple[Any, float]]:
-        """``[(key, distance), ...]``."""
-        return [self[i] for i in range(len(self))]
-
-    def __repr__(self) -> str:
-        return f"Matches({len(self)})"
-
-
-class BatchMatches:
-    """The hits of several queries: ``keys`` and ``distances`` of shape
-    (queries, count), query ``i``'s first ``counts[i]`` valid (the rest: key
-    0, distance ``inf``)."""
-
-    __slots__ = ("counts", "distances", "keys")
-
-    def __init__(
-        self, keys: NDArray[Any], distances: NDArray[np.float32], counts: NDArray[np.uint64]
-    ) -> None:
-        self.keys = keys
-        self.distances = distances
-        self.counts = counts
-
-    def __len__(self) -> int:
-        return len(self.counts)
-
-    def __getitem__(self, i: int) -> Matches:
-        n = int(self.counts[i])
-        return Matches(self.keys[i, :n], self.distances[i, :n])
-
-    def to_list(self) -> list[list[tuple[Any, float]]]:
-        """Per query ``[(key, distance), ...]``."""
-        return [self[i].to_list() for i in range(len(self))]
-
-    def __repr__(self) -> str:
-        return f"BatchMatches({len(self)} queries)"
-
-
 def _exists(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` holds a sharded index (its manifest)."""
     return os.path.isfile(os.path.join(os.fspath(path), "manifest.json"))
-
-
-def _address(ptr: ctypes.c_void_p) -> int:
-    """The address of a result the library wrote (never NULL on success)."""
-    if not ptr.value:
-        raise RuntimeError("iscc_vdb: the library returned no result (a bug)")
-    return int(ptr.value)
-
-
-def _uint8(v: Any, what: str) -> NDArray[np.uint8]:
-    if isinstance(v, bytes | bytearray | memoryview):
-        return np.frombuffer(bytes(v), dtype=np.uint8)
-    a = np.asarray(v)
-    if a.dtype != np.uint8:
-        raise TypeError(f"{what}: vectors must be numpy uint8 (packed bits), not {a.dtype}")
-    return a
-
-
-def _packed(vectors: Any, what: str) -> tuple[bool, bytes, NDArray[np.uintp]]:
-    """(single, concatenated bytes, lengths) of one vector, a 2-D batch or a
-    list of vectors."""
-    if isinstance(vectors, bytes | bytearray | memoryview):
-        one = _uint8(vectors, what)
-        return True, one.tobytes(), np.array([one.size], dtype=np.uintp)
-    if isinstance(vectors, np.ndarray) and vectors.ndim in (1, 2):
-        a = _uint8(vectors, what)
-        if a.ndim == 1:
-            return True, a.tobytes(), np.array([a.size], dtype=np.uintp)
-        rows, width = a.shape
-        return False, np.ascontiguousarray(a).tobytes(), np.full(rows, width, dtype=np.uintp)
-    if isinstance(vectors, Sequence):
-        parts = [_uint8(v, what).ravel() for v in vectors]
-        lengths = np.array([p.size for p in parts], dtype=np.uintp)
-        return False, b"".join(p.tobytes() for p in parts), lengths
-    raise TypeError(f"{what}: expected a uint8 vector, a 2-D uint8 array or a list of vectors")
 
 
 class ShardedIndex(Closable):
@@ -266,7 +175,7 @@ class ShardedIndex(Closable):
         if keys is None:
             raise ValueError("keys are required (no key generation)")
         single, karr = self._keys(keys)
-        vsingle, data, lengths = _packed(vectors, "vectors")
+        vsingle, data, lengths = packed(vectors, "vectors")
         if len(karr) != len(lengths):
             raise ValueError(f"{len(karr)} keys for {len(lengths)} vectors")
         done = ctypes.c_size_t()
@@ -298,7 +207,7 @@ class ShardedIndex(Closable):
         fresh = np.zeros(len(karr), dtype=bool)
         fresh[first] = True
         fresh &= ~np.asarray(before, dtype=bool)
-        self._write(C.sharded_add, karr, vectors if not single else [_uint8(vectors, "vectors")])
+        self._write(C.sharded_add, karr, vectors if not single else [uint8(vectors, "vectors")])
         if single:
             return keys if bool(fresh[0]) else None
         return karr[fresh]
@@ -325,7 +234,7 @@ class ShardedIndex(Closable):
     def _rows(self, ptr: ctypes.c_void_p) -> list[tuple[Any, NDArray[np.uint8] | None]]:
         """Decode and free an ``ivdb_rows``."""
         try:
-            r = Rows.from_address(_address(ptr))
+            r = Rows.from_address(address(ptr))
             n = int(r.len)
             keys: NDArray[Any] | list[Any] = (
                 self._key_out(ctypes.string_at(r.keys, n * r.key_bytes), n) if n else []
@@ -389,7 +298,7 @@ class ShardedIndex(Closable):
         at most that far."""
         if count < 1:
             raise ValueError(f"count {count}: must be at least 1")
-        single, data, lengths = _packed(vectors, "vectors")
+        single, data, lengths = packed(vectors, "vectors")
         opts = SearchOptions(
             count=count,
             exact=1 if exact else -1,
@@ -406,7 +315,7 @@ class ShardedIndex(Closable):
             ctypes.byref(out),
         )
         try:
-            h = Hits.from_address(_address(out))
+            h = Hits.from_address(address(out))
             q, total = int(h.queries), int(h.total)
             counts = np.frombuffer(ctypes.string_at(h.counts, q * 8), dtype=np.uint64).copy()
             keys = self._key_out(ctypes.string_at(h.keys, total * h.key_bytes), total)
@@ -415,16 +324,7 @@ class ShardedIndex(Closable):
             C.hits_free(out)
         if single:
             return Matches(keys, dists.copy())
-        width = int(counts.max()) if q else 0
-        kout = np.zeros((q, width), dtype=self._key_dtype)
-        dout = np.full((q, width), np.inf, dtype=np.float32)
-        at = 0
-        for i, c in enumerate(counts):
-            c = int(c)
-            kout[i, :c] = keys[at : at + c]
-            dout[i, :c] = dists[at : at + c]
-            at += c
-        return BatchMatches(kout, dout, counts)
+        return BatchMatches.packed(keys, dists, counts, self._key_dtype)
 
     # ---- size, figures, iteration ----------------------------------------
 

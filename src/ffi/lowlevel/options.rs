@@ -1,11 +1,11 @@
 //! Options of the low-level index ABI: the JSON of `ivdb_sharded_open` and
-//! the per-call [`ivdb_search_options`].
+//! `ivdb_unit_new`, and the per-call [`ivdb_search_options`].
 
 use serde_json::Value;
 
-use super::super::boundary::Failure;
-use super::super::status::{IVDB_INVALID_ARGUMENT, IVDB_INVALID_JSON};
-use crate::index::{SearchOptions, ShardedOptions, DEFAULT_COUNT};
+use crate::ffi::boundary::Failure;
+use crate::ffi::status::{IVDB_INVALID_ARGUMENT, IVDB_INVALID_JSON};
+use crate::index::{SearchOptions, ShardedOptions, UnitIndexOptions, DEFAULT_COUNT};
 
 /// How `ivdb_sharded_open` opens, from the keys of its JSON that are not
 /// index parameters.
@@ -17,51 +17,77 @@ pub(crate) struct OpenMode {
     pub(crate) read_only: bool,
 }
 
-/// Parse the options JSON (NULL: defaults): index parameters over
-/// [`ShardedOptions::default`], unknown names an error naming them.
-pub(crate) fn open_options(json: Option<&str>) -> Result<(ShardedOptions, OpenMode), Failure> {
-    let mut mode = OpenMode::default();
+/// `json` (NULL: nothing) over `T::default()`: every name of the object
+/// must be a field of `T`, or taken by `extra` (which returns false for a
+/// name it does not know); errors name the option.
+fn merged<T: serde::Serialize + serde::de::DeserializeOwned + Default>(
+    json: Option<&str>,
+    mut extra: impl FnMut(&str, &Value) -> Result<bool, Failure>,
+    extra_names: &str,
+) -> Result<T, Failure> {
     let Some(json) = json else {
-        return Ok((ShardedOptions::default(), mode));
+        return Ok(T::default());
     };
-    let bad = |why: String| Failure::new(IVDB_INVALID_ARGUMENT, format!("options_json: {why}"));
     let given: Value = serde_json::from_str(json)
         .map_err(|e| Failure::new(IVDB_INVALID_JSON, format!("options_json: {e}")))?;
     let Value::Object(given) = given else {
         return Err(bad("expected a JSON object".into()));
     };
-    let Ok(Value::Object(mut merged)) = serde_json::to_value(ShardedOptions::default()) else {
+    let Ok(Value::Object(mut all)) = serde_json::to_value(T::default()) else {
         return Err(bad("defaults are not an object (a bug)".into()));
     };
-    let names: Vec<String> = merged.keys().cloned().collect();
+    let names: Vec<String> = all.keys().cloned().collect();
     for (k, v) in given {
-        match k.as_str() {
+        if extra(&k, &v)? {
+            continue;
+        }
+        if !all.contains_key(&k) {
+            return Err(bad(format!(
+                "unknown option {k:?} (expected {extra_names}{})",
+                names.join(", ")
+            )));
+        }
+        all.insert(k, v);
+    }
+    serde_json::from_value(Value::Object(all)).map_err(|e| bad(e.to_string()))
+}
+
+fn bad(why: String) -> Failure {
+    Failure::new(IVDB_INVALID_ARGUMENT, format!("options_json: {why}"))
+}
+
+/// Parse the options JSON of `ivdb_sharded_open` (NULL: defaults): index
+/// parameters over [`ShardedOptions::default`] plus `keys` and `read_only`.
+pub(crate) fn open_options(json: Option<&str>) -> Result<(ShardedOptions, OpenMode), Failure> {
+    let mut mode = OpenMode::default();
+    let options = merged(
+        json,
+        |k, v| match k {
             "keys" => {
                 mode.wide_keys = Some(match v.as_str() {
                     Some("u64") => false,
                     Some("u128") => true,
                     _ => return Err(bad(format!("keys {v} (expected \"u64\" or \"u128\")"))),
-                })
+                });
+                Ok(true)
             }
             "read_only" => {
                 mode.read_only = v
                     .as_bool()
-                    .ok_or_else(|| bad(format!("read_only {v} (expected true or false)")))?
+                    .ok_or_else(|| bad(format!("read_only {v} (expected true or false)")))?;
+                Ok(true)
             }
-            _ if merged.contains_key(&k) => {
-                merged.insert(k, v);
-            }
-            _ => {
-                return Err(bad(format!(
-                    "unknown option {k:?} (expected keys, read_only, {})",
-                    names.join(", ")
-                )))
-            }
-        }
-    }
-    let options: ShardedOptions =
-        serde_json::from_value(Value::Object(merged)).map_err(|e| bad(e.to_string()))?;
+            _ => Ok(false),
+        },
+        "keys, read_only, ",
+    )?;
     Ok((options, mode))
+}
+
+/// Parse the options JSON of `ivdb_unit_new` (NULL: defaults) over
+/// [`UnitIndexOptions::default`].
+pub(crate) fn unit_options(json: Option<&str>) -> Result<UnitIndexOptions, Failure> {
+    merged(json, |_, _| Ok(false), "")
 }
 
 /// Per-call search options; a NULL pointer means all defaults.

@@ -1,8 +1,10 @@
-/* C test of the low-level sharded index ABI (ivdb_sharded_*): 64-bit keys
- * with NPHD vectors and 128-bit keys with Hamming vectors; add, upsert,
- * remove, get, count, search (single, batch, prefix queries), maintenance,
- * iteration, reopen read-only, error paths, every free with NULL. Exits
- * non-zero on the first failed run. Usage: ffi_sharded EMPTY_DIR */
+/* C test of the low-level index ABI. The sharded index (ivdb_sharded_*):
+ * 64-bit keys with NPHD vectors and 128-bit keys with Hamming vectors; add,
+ * upsert, remove, get, count, search (single, batch, prefix queries),
+ * maintenance, iteration, reopen read-only, error paths. The unit index
+ * (ivdb_unit_*): new, add, search, get, rows, save, restore, view, load,
+ * copy, reset, errors. Every free with NULL. Exits non-zero when a check
+ * failed. Usage: ffi_lowlevel EMPTY_DIR */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +299,104 @@ static void hamming_u128(const char *dir) {
     OK(ivdb_sharded_close(idx, &e_));
 }
 
+static void unit_index(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/unit.ivdb", dir);
+    ivdb_unit *idx = NULL;
+    ivdb_error *err = NULL;
+    ivdb_status st = ivdb_unit_new("{\"max_dim\": 128, \"conectivity\": 8}", &idx, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "unknown option \"conectivity\"", "misspelt");
+    CHECK(idx == NULL, "handle written on failure");
+    OK(ivdb_unit_new("{\"max_dim\": 128}", &idx, &e_));
+    if (idx == NULL) return;
+    uint64_t keys[3] = {10, 20, 30};
+    uint8_t vecs[8 + 16 + 8];
+    for (size_t i = 0; i < sizeof vecs; i++) vecs[i] = next_byte();
+    size_t lengths[3] = {8, 16, 8};
+    size_t added = 0;
+    OK(ivdb_unit_add(idx, keys, vecs, lengths, 3, &added, &e_));
+    CHECK(added == 3, "added %zu", added);
+    /* 256 bits exceed max_dim 128: an error, nothing added. */
+    uint8_t wide[32] = {0};
+    size_t l32 = 32;
+    uint64_t k40 = 40;
+    err = NULL;
+    st = ivdb_unit_add(idx, &k40, wide, &l32, 1, NULL, &err);
+    expect_error(st, err, IVDB_INVALID_ISCC, "256", "too wide");
+    size_t len = 0;
+    OK(ivdb_unit_len(idx, &len, &e_));
+    CHECK(len == 3, "len %zu", len);
+    /* The 128-bit code's first 64 bits find it at 0. */
+    ivdb_hits *hits = NULL;
+    ivdb_search_options opts = {3, 1, 0, -1.0f};
+    size_t l8 = 8;
+    OK(ivdb_unit_search(idx, vecs + 8, &l8, 1, &opts, &hits, &e_));
+    if (hits) {
+        uint64_t k;
+        memcpy(&k, hits->keys, 8);
+        CHECK(hits->total == 3 && k == 20 && hits->distances[0] == 0.0f, "unit search");
+    }
+    ivdb_hits_free(hits);
+    ivdb_rows *rows = NULL;
+    OK(ivdb_unit_get(idx, &keys[1], 1, &rows, &e_));
+    if (rows) CHECK(rows->lengths[0] == 16 && memcmp(rows->bytes, vecs + 8, 16) == 0, "get");
+    ivdb_rows_free(rows);
+    /* Save, restore (in memory and viewed), copy, load, reset. */
+    OK(ivdb_unit_file(idx, IVDB_UNIT_SAVE, path, &e_));
+    ivdb_unit *viewed = NULL;
+    OK(ivdb_unit_restore(path, true, &viewed, &e_));
+    if (viewed) {
+        OK(ivdb_unit_len(viewed, &len, &e_));
+        CHECK(len == 3, "viewed len %zu", len);
+        err = NULL;
+        st = ivdb_unit_add(viewed, &k40, vecs, lengths, 1, NULL, &err);
+        expect_error(st, err, IVDB_READ_ONLY, "read-only", "add to a viewed index");
+        ivdb_unit *copy = NULL;
+        OK(ivdb_unit_copy(viewed, &copy, &e_));
+        if (copy) {
+            OK(ivdb_unit_add(copy, &k40, vecs, lengths, 1, &added, &e_));
+            CHECK(added == 1, "copy is writable");
+        }
+        ivdb_unit_free(copy);
+    }
+    ivdb_unit_free(viewed);
+    uint64_t k10 = 10;
+    size_t removed = 0;
+    OK(ivdb_unit_remove(idx, &k10, 1, &removed, &e_));
+    CHECK(removed == 1, "removed %zu", removed);
+    OK(ivdb_unit_file(idx, IVDB_UNIT_LOAD, path, &e_));
+    size_t counts[1] = {0};
+    OK(ivdb_unit_count(idx, &k10, 1, counts, &e_));
+    CHECK(counts[0] == 1, "load brought key 10 back: %zu", counts[0]);
+    size_t walked = 0;
+    for (size_t start = 0;; start += 2) {
+        rows = NULL;
+        OK(ivdb_unit_rows(idx, start, 2, &rows, &e_));
+        size_t got = rows ? rows->len : 0;
+        walked += got;
+        ivdb_rows_free(rows);
+        if (got == 0) break;
+    }
+    CHECK(walked == 3, "walked %zu rows", walked);
+    char *json = NULL;
+    OK(ivdb_unit_stats_json(idx, &json, &e_));
+    CHECK(json != NULL && strstr(json, "\"dirty\":0") != NULL, "stats %s", json ? json : "");
+    ivdb_free_string(json);
+    err = NULL;
+    st = ivdb_unit_file(idx, 7, path, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "op 7", "bad file op");
+    err = NULL;
+    snprintf(path, sizeof path, "%s/missing.ivdb", dir);
+    ivdb_unit *none = NULL;
+    st = ivdb_unit_restore(path, false, &none, &err);
+    CHECK(st != IVDB_OK && none == NULL, "restore of a missing file");
+    ivdb_error_free(err);
+    OK(ivdb_unit_reset(idx, &e_));
+    OK(ivdb_unit_len(idx, &len, &e_));
+    CHECK(len == 0, "len after reset %zu", len);
+    ivdb_unit_free(idx);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s EMPTY_DIR\n", argv[0]);
@@ -307,10 +407,12 @@ int main(int argc, char **argv) {
     snprintf(b, sizeof b, "%s/hamming", argv[1]);
     nphd_u64(a);
     hamming_u128(b);
+    unit_index(argv[1]);
     /* NULL is harmless everywhere a library object is released. */
     ivdb_hits_free(NULL);
     ivdb_rows_free(NULL);
     ivdb_sharded_iter_free(NULL);
+    ivdb_unit_free(NULL);
     CHECK(ivdb_sharded_close(NULL, NULL) == IVDB_OK, "close NULL");
     CHECK(ivdb_sharded_key_bytes(NULL) == 0, "key bytes of NULL");
     if (failures) {

@@ -8,8 +8,8 @@
 //! one length per vector. Results the library allocates ([`ivdb_hits`],
 //! [`ivdb_rows`]) are released whole by their free function.
 
-use super::super::boundary::Failure;
-use super::super::status::IVDB_INVALID_ARGUMENT;
+use crate::ffi::boundary::Failure;
+use crate::ffi::status::IVDB_INVALID_ARGUMENT;
 use crate::index::ShardKey;
 
 /// A key type as the C ABI passes it.

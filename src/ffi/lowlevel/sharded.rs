@@ -1,29 +1,24 @@
-//! The low-level sharded vector index over the C ABI (`ivdb_sharded_*`):
+//! The sharded vector index over the C ABI (`ivdb_sharded_*`):
 //! iscc-usearch's `ShardedNphdIndex` / `ShardedIndex` (and their 128-bit key
-//! variants) for C, C++, Go, Node and Python, on [`ShardedIndex`].
+//! variants), on [`ShardedIndex`].
 //!
 //! One opaque handle, `ivdb_sharded`, for both key widths: keys cross as
-//! bytes, [`ivdb_sharded_key_bytes`] per key (see [`buffers`]). The vector
-//! kind (NPHD over ISCC bodies of 64-256 bits, or fixed-length Hamming) is
-//! an option of the index, stored in its manifest. Conventions are the
-//! engine ABI's: a status per call, detail in `ivdb_error`, outputs written
-//! only on success, every body inside the panic guard, NULL-safe frees. A
-//! handle may be used from many threads at once (the index locks inside).
-
-mod buffers;
-mod options;
+//! bytes, [`ivdb_sharded_key_bytes`] per key (see [`super::buffers`]). The
+//! vector kind (NPHD over ISCC bodies of 64-256 bits, or fixed-length
+//! Hamming) is an option of the index, stored in its manifest. A handle may
+//! be used from many threads at once (the index locks inside).
 
 use std::ffi::c_char;
 use std::path::Path;
 
-use super::boundary::{c_string, guard, ivdb_error, opt_str_arg, out_arg, str_arg, Failure};
-use super::index::to_json;
-use super::status::*;
+use super::buffers::{hits, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg, CKey};
+use super::options::{ivdb_search_options, open_options, search_options};
+use crate::ffi::boundary::{
+    c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
+};
+use crate::ffi::index::to_json;
+use crate::ffi::status::*;
 use crate::index::{ShardedError, ShardedIndex, ShardedIter};
-use buffers::{hits, keys_arg, rows, vectors_arg, CKey};
-pub use buffers::{ivdb_hits, ivdb_hits_free, ivdb_rows, ivdb_rows_free};
-pub use options::ivdb_search_options;
-use options::{open_options, search_options};
 
 impl From<ShardedError> for Failure {
     fn from(e: ShardedError) -> Failure {
@@ -197,7 +192,7 @@ pub unsafe extern "C" fn ivdb_sharded_add(
     guard(err, || {
         let h = handle(index)?;
         let added = with_index!(h, i => write(i, keys, vectors, lengths, n, false))?;
-        if let Some(out) = super::boundary::opt_out_arg(out_added) {
+        if let Some(out) = opt_out_arg(out_added) {
             out.write(added);
         }
         Ok(())
@@ -224,7 +219,7 @@ pub unsafe extern "C" fn ivdb_sharded_upsert(
     guard(err, || {
         let h = handle(index)?;
         let written = with_index!(h, i => write(i, keys, vectors, lengths, n, true))?;
-        if let Some(out) = super::boundary::opt_out_arg(out_written) {
+        if let Some(out) = opt_out_arg(out_written) {
             out.write(written);
         }
         Ok(())
@@ -248,7 +243,7 @@ pub unsafe extern "C" fn ivdb_sharded_remove(
     guard(err, || {
         let h = handle(index)?;
         let removed = with_index!(h, i => i.remove(&keys_arg(keys, n)?))?;
-        if let Some(out) = super::boundary::opt_out_arg(out_removed) {
+        if let Some(out) = opt_out_arg(out_removed) {
             out.write(removed);
         }
         Ok(())
@@ -432,7 +427,7 @@ pub unsafe extern "C" fn ivdb_sharded_maintain(
             IVDB_SHARDED_REBUILD_BLOOM => i.rebuild_bloom(),
             _ => i.drain_rotations().and_then(|()| i.drain_merges()).map(|()| 0),
         })?;
-        if let Some(out) = super::boundary::opt_out_arg(out_count) {
+        if let Some(out) = opt_out_arg(out_count) {
             out.write(n);
         }
         Ok(())

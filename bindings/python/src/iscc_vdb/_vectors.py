@@ -1,0 +1,126 @@
+"""What the low-level index classes share: search results
+(:class:`Matches`, :class:`BatchMatches`) and packing numpy vectors into
+the library's buffers."""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class Matches:
+    """The hits of one query, nearest first: ``keys`` and ``distances``
+    (NPHD 0.0-1.0, or Hamming bits)."""
+
+    __slots__ = ("distances", "keys")
+
+    def __init__(self, keys: NDArray[Any], distances: NDArray[np.float32]) -> None:
+        self.keys = keys
+        self.distances = distances
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> tuple[Any, float]:
+        return self._key(self.keys[i]), float(self.distances[i])
+
+    @staticmethod
+    def _key(k: Any) -> Any:
+        return k.tobytes() if isinstance(k, np.void) else int(k)
+
+    def to_list(self) -> list[tuple[Any, float]]:
+        """``[(key, distance), ...]``."""
+        return [self[i] for i in range(len(self))]
+
+    def __repr__(self) -> str:
+        return f"Matches({len(self)})"
+
+
+class BatchMatches:
+    """The hits of several queries: ``keys`` and ``distances`` of shape
+    (queries, count), query ``i``'s first ``counts[i]`` valid (the rest: key
+    0, distance ``inf``)."""
+
+    __slots__ = ("counts", "distances", "keys")
+
+    def __init__(
+        self, keys: NDArray[Any], distances: NDArray[np.float32], counts: NDArray[np.uint64]
+    ) -> None:
+        self.keys = keys
+        self.distances = distances
+        self.counts = counts
+
+    @classmethod
+    def packed(
+        cls,
+        keys: NDArray[Any],
+        distances: NDArray[np.float32],
+        counts: NDArray[np.uint64],
+        key_dtype: np.dtype[Any],
+    ) -> BatchMatches:
+        """From the library's flat hits: query ``i``'s ``counts[i]`` hits
+        follow the previous queries' in ``keys`` and ``distances``."""
+        q = len(counts)
+        width = int(counts.max()) if q else 0
+        kout = np.zeros((q, width), dtype=key_dtype)
+        dout = np.full((q, width), np.inf, dtype=np.float32)
+        at = 0
+        for i, c in enumerate(counts):
+            c = int(c)
+            kout[i, :c] = keys[at : at + c]
+            dout[i, :c] = distances[at : at + c]
+            at += c
+        return cls(kout, dout, counts)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def __getitem__(self, i: int) -> Matches:
+        n = int(self.counts[i])
+        return Matches(self.keys[i, :n], self.distances[i, :n])
+
+    def to_list(self) -> list[list[tuple[Any, float]]]:
+        """Per query ``[(key, distance), ...]``."""
+        return [self[i].to_list() for i in range(len(self))]
+
+    def __repr__(self) -> str:
+        return f"BatchMatches({len(self)} queries)"
+
+
+def address(ptr: ctypes.c_void_p) -> int:
+    """The address of a result the library wrote (never NULL on success)."""
+    if not ptr.value:
+        raise RuntimeError("iscc_vdb: the library returned no result (a bug)")
+    return int(ptr.value)
+
+
+def uint8(v: Any, what: str) -> NDArray[np.uint8]:
+    if isinstance(v, bytes | bytearray | memoryview):
+        return np.frombuffer(bytes(v), dtype=np.uint8)
+    a = np.asarray(v)
+    if a.dtype != np.uint8:
+        raise TypeError(f"{what}: vectors must be numpy uint8 (packed bits), not {a.dtype}")
+    return a
+
+
+def packed(vectors: Any, what: str) -> tuple[bool, bytes, NDArray[np.uintp]]:
+    """(single, concatenated bytes, lengths) of one vector, a 2-D batch or a
+    list of vectors."""
+    if isinstance(vectors, bytes | bytearray | memoryview):
+        one = uint8(vectors, what)
+        return True, one.tobytes(), np.array([one.size], dtype=np.uintp)
+    if isinstance(vectors, np.ndarray) and vectors.ndim in (1, 2):
+        a = uint8(vectors, what)
+        if a.ndim == 1:
+            return True, a.tobytes(), np.array([a.size], dtype=np.uintp)
+        rows, width = a.shape
+        return False, np.ascontiguousarray(a).tobytes(), np.full(rows, width, dtype=np.uintp)
+    if isinstance(vectors, Sequence):
+        parts = [uint8(v, what).ravel() for v in vectors]
+        lengths = np.array([p.size for p in parts], dtype=np.uintp)
+        return False, b"".join(p.tobytes() for p in parts), lengths
+    raise TypeError(f"{what}: expected a uint8 vector, a 2-D uint8 array or a list of vectors")

@@ -1,0 +1,313 @@
+"""``NphdIndex``: iscc-usearch's single in-memory NPHD index with its names and
+call shapes, over the library's ``ivdb_unit`` handle.
+
+ISCC unit bodies of 64-``max_dim`` bits (mixed lengths, compared over the
+common prefix) under 64-bit keys; ``save`` / ``load`` / ``view`` /
+``restore`` / ``copy`` as in iscc-usearch. Where we differ on purpose: a
+vector is never truncated (64, 128, 192 or 256 bits, at most ``max_dim``,
+else ``InvalidIsccError``), ``add`` skips keys already stored (one vector per
+key; ``upsert`` replaces), a viewed index refuses writes with
+``ReadOnlyError`` (a ``RuntimeError``), and keys are never generated.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._ffi import DEFINES, C, Hits, Rows, SearchOptions
+from ._handle import Closable, Handle, check, encode_json
+from ._vectors import BatchMatches, Matches, address, packed
+
+_ROWS_PER_CALL = 4096
+
+
+def _keys(keys: Any) -> tuple[bool, NDArray[np.uint64]]:
+    single = isinstance(keys, int | np.integer)
+    arr = np.asarray([keys] if single else keys)
+    if arr.size and (arr.dtype.kind not in "ui" or (arr.dtype.kind == "i" and (arr < 0).any())):
+        raise ValueError("keys must be unsigned 64-bit integers")
+    return single, np.ascontiguousarray(arr, dtype=np.uint64).reshape(-1)
+
+
+def _u64p(a: NDArray[np.uint64]) -> Any:
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_uint64))
+
+
+def _rows(ptr: ctypes.c_void_p) -> list[tuple[int, NDArray[np.uint8] | None]]:
+    """Decode and free an ``ivdb_rows``."""
+    try:
+        r = Rows.from_address(address(ptr))
+        n = int(r.len)
+        keys: NDArray[np.uint64] | list[int] = (
+            np.frombuffer(ctypes.string_at(r.keys, n * 8), dtype=np.uint64) if n else []
+        )
+        lengths = np.frombuffer(ctypes.string_at(r.lengths, n * 8), dtype=np.uint64)
+        data = ctypes.string_at(r.bytes, r.bytes_len) if r.bytes_len else b""
+    finally:
+        C.rows_free(ptr)
+    out: list[tuple[int, NDArray[np.uint8] | None]] = []
+    at = 0
+    for i in range(n):
+        size = int(lengths[i])
+        vec = np.frombuffer(data, dtype=np.uint8, count=size, offset=at).copy()
+        out.append((int(keys[i]), vec if size else None))
+        at += size
+    return out
+
+
+def _free(handle: ctypes.c_void_p, err: Any) -> int:
+    """Release a unit handle (nothing is saved; it cannot fail)."""
+    C.unit_free(handle)
+    return 0
+
+
+class NphdIndex(Closable):
+    """One in-memory index of ISCC unit bodies under 64-bit keys (see the
+    module docs for what differs from iscc-usearch's ``NphdIndex``)."""
+
+    def __init__(
+        self,
+        max_dim: int = 256,
+        connectivity: int | None = None,
+        expansion_add: int | None = None,
+        expansion_search: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for bad in ("ndim", "metric", "dtype"):
+            if bad in kwargs:
+                raise TypeError(f"NphdIndex computes {bad} from max_dim; do not pass it")
+        if kwargs.pop("multi", False):
+            raise ValueError("multi=True: this index keeps one vector per key")
+        options: dict[str, Any] = {"max_dim": int(max_dim)}
+        for name, value in (
+            ("connectivity", connectivity),
+            ("expansion_add", expansion_add),
+            ("expansion_search", expansion_search),
+        ):
+            if value is not None:
+                options[name] = int(value)
+        handle = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        check(
+            C.unit_new(encode_json(options, "options"), ctypes.byref(handle), ctypes.byref(err)),
+            err,
+        )
+        self._adopt(handle)
+
+    def _adopt(self, handle: ctypes.c_void_p) -> None:
+        self._h = Handle(handle, _free)
+
+    @staticmethod
+    def restore(path: str | os.PathLike[str], view: bool = False) -> NphdIndex:
+        """The index saved at ``path``: read into memory, or memory-mapped
+        read-only with ``view``."""
+        handle = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        check(
+            C.unit_restore(
+                os.fsencode(os.fspath(path)), bool(view), ctypes.byref(handle), ctypes.byref(err)
+            ),
+            err,
+        )
+        idx = NphdIndex.__new__(NphdIndex)
+        idx._adopt(handle)
+        return idx
+
+    # ---- writes -----------------------------------------------------------
+
+    def _write(self, fn: Any, keys: Any, vectors: Any, out: Any) -> tuple[bool, NDArray[Any]]:
+        if keys is None:
+            raise ValueError("keys are required (no key generation)")
+        single, karr = _keys(keys)
+        vsingle, data, lengths = packed(vectors, "vectors")
+        if len(karr) != len(lengths):
+            raise ValueError(f"{len(karr)} keys for {len(lengths)} vectors")
+        args = [_u64p(karr), data, lengths.ctypes.data, len(karr)]
+        if out is not None:
+            args.append(ctypes.byref(out))
+        self._h.call(fn, *args)
+        return single and vsingle, karr
+
+    def add(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
+        """Add vectors under keys not stored yet (others are skipped);
+        returns the keys given."""
+        single, karr = self._write(C.unit_add, keys, vectors, ctypes.c_size_t())
+        return keys if single else karr
+
+    def upsert(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
+        """Insert or replace (last write wins); returns the keys given."""
+        single, karr = self._write(C.unit_upsert, keys, vectors, None)
+        return keys if single else karr
+
+    def remove(self, keys: Any, **_ignored: Any) -> int:
+        """Remove keys; returns how many were stored."""
+        _, karr = _keys(keys)
+        removed = ctypes.c_size_t()
+        self._h.call(C.unit_remove, _u64p(karr), len(karr), ctypes.byref(removed))
+        return int(removed.value)
+
+    def reset(self) -> None:
+        """Remove every vector (the parameters stay)."""
+        self._h.call(C.unit_reset)
+
+    # ---- reads ------------------------------------------------------------
+
+    def get(self, keys: Any, dtype: Any = None) -> Any:
+        """The vector of a key (None when absent), or a list for several."""
+        single, karr = _keys(keys)
+        out = ctypes.c_void_p()
+        self._h.call(C.unit_get, _u64p(karr), len(karr), ctypes.byref(out))
+        vecs = [v if v is None or dtype is None else v.astype(dtype) for _, v in _rows(out)]
+        return vecs[0] if single else vecs
+
+    def count(self, keys: Any) -> Any:
+        """Vectors per key (0 or 1): an int for one key, else an array."""
+        single, karr = _keys(keys)
+        counts = np.zeros(len(karr), dtype=np.uintp)
+        self._h.call(
+            C.unit_count,
+            _u64p(karr),
+            len(karr),
+            counts.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t)),
+        )
+        return int(counts[0]) if single else counts.astype(np.uint64)
+
+    def contains(self, keys: Any) -> Any:
+        """Whether each key is stored: a bool for one key, else an array."""
+        c = self.count(keys)
+        return bool(c) if isinstance(c, int) else c > 0
+
+    def __contains__(self, keys: Any) -> Any:
+        return self.contains(keys)
+
+    def search(
+        self,
+        vectors: Any,
+        count: int = 10,
+        *,
+        radius: float = float("inf"),
+        exact: bool = False,
+        expansion: int = 0,
+        **_ignored: Any,
+    ) -> Matches | BatchMatches:
+        """The ``count`` nearest vectors of one query (:class:`Matches`) or of
+        each of a batch (:class:`BatchMatches`)."""
+        if count < 1:
+            raise ValueError(f"count {count}: must be at least 1")
+        single, data, lengths = packed(vectors, "vectors")
+        opts = SearchOptions(
+            count=count,
+            exact=1 if exact else -1,
+            expansion=int(expansion),
+            max_distance=-1.0 if radius == float("inf") else float(radius),
+        )
+        out = ctypes.c_void_p()
+        self._h.call(
+            C.unit_search,
+            data,
+            lengths.ctypes.data,
+            len(lengths),
+            ctypes.byref(opts),
+            ctypes.byref(out),
+        )
+        try:
+            h = Hits.from_address(address(out))
+            q, total = int(h.queries), int(h.total)
+            counts = np.frombuffer(ctypes.string_at(h.counts, q * 8), dtype=np.uint64).copy()
+            keys = np.frombuffer(ctypes.string_at(h.keys, total * 8), dtype=np.uint64).copy()
+            dists = np.frombuffer(ctypes.string_at(h.distances, total * 4), dtype=np.float32)
+        finally:
+            C.hits_free(out)
+        if single:
+            return Matches(keys, dists.copy())
+        return BatchMatches.packed(keys, dists, counts, np.dtype(np.uint64))
+
+    @property
+    def size(self) -> int:
+        """Vectors stored."""
+        n = ctypes.c_size_t()
+        self._h.call(C.unit_len, ctypes.byref(n))
+        return int(n.value)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def stats(self) -> dict[str, Any]:
+        """The library's figures of the index."""
+        stats: dict[str, Any] = self._h.json(C.unit_stats_json)
+        return stats
+
+    @property
+    def dirty(self) -> int:
+        """Changes since the last save, load or view."""
+        return int(self.stats()["dirty"])
+
+    @property
+    def max_dim(self) -> int:
+        """Longest code in bits."""
+        return int(self.stats()["options"]["max_dim"])
+
+    @property
+    def max_bytes(self) -> int:
+        """Longest code in bytes."""
+        return self.max_dim // 8
+
+    def _walk(self) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+        start = 0
+        while True:
+            out = ctypes.c_void_p()
+            self._h.call(C.unit_rows, start, _ROWS_PER_CALL, ctypes.byref(out))
+            rows = _rows(out)
+            if not rows:
+                return
+            start += len(rows)
+            for k, v in rows:
+                if v is not None:
+                    yield k, v
+
+    @property
+    def keys(self) -> list[int]:
+        """Every key (a snapshot)."""
+        return [k for k, _ in self._walk()]
+
+    @property
+    def vectors(self) -> list[NDArray[np.uint8]]:
+        """Every vector, unpadded, in the order of :attr:`keys` (a snapshot)."""
+        return [v for _, v in self._walk()]
+
+    # ---- files ------------------------------------------------------------
+
+    def _file(self, op: str, path: str | os.PathLike[str]) -> None:
+        self._h.call(C.unit_file, DEFINES[f"IVDB_UNIT_{op}"], os.fsencode(os.fspath(path)))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to ``path`` (and ``path.hnsw``), atomically and durably."""
+        self._file("SAVE", path)
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Replace the contents with the index saved at ``path``, in memory."""
+        self._file("LOAD", path)
+
+    def view(self, path: str | os.PathLike[str]) -> None:
+        """Replace the contents with the index saved at ``path``,
+        memory-mapped read-only."""
+        self._file("VIEW", path)
+
+    def copy(self) -> NphdIndex:
+        """A deep, writable copy in memory."""
+        handle = ctypes.c_void_p()
+        self._h.call(C.unit_copy, ctypes.byref(handle))
+        idx = NphdIndex.__new__(NphdIndex)
+        idx._adopt(handle)
+        return idx
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "NphdIndex(closed)"
+        return f"NphdIndex({len(self)} vectors, max_dim={self.max_dim})"

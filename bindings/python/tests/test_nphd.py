@@ -1,0 +1,100 @@
+"""``NphdIndex`` (one in-memory unit index over ``ivdb_unit``) from Python:
+iscc-usearch's call shapes, save / load / view / restore / copy, and bad
+input refused without a trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iscc_vdb import (
+    BatchMatches,
+    InvalidIsccError,
+    IsccVdbError,
+    Matches,
+    NphdIndex,
+    ReadOnlyError,
+)
+
+
+def codes(n: int, nbytes: int = 8, seed: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, nbytes), dtype=np.uint8)
+
+
+def nphd(a: np.ndarray, b: np.ndarray) -> float:
+    m = min(a.size, b.size)
+    return float(np.unpackbits(a[:m] ^ b[:m]).sum()) / (8 * m)
+
+
+def test_add_search_and_the_file_operations(tmp_path: Path) -> None:
+    idx = NphdIndex(max_dim=128)
+    short, long = codes(300), codes(100, 16, seed=4)
+    idx.add(np.arange(300, dtype=np.uint64), short)
+    idx.add(np.arange(300, 400, dtype=np.uint64), list(long))
+    assert len(idx) == 400 and idx.max_dim == 128 and idx.max_bytes == 16
+    m = idx.search(short[5], count=4, exact=True)
+    assert isinstance(m, Matches) and int(m.keys[0]) == 5 and m.distances[0] == 0.0
+    for k, d in m.to_list():
+        stored = short[k] if k < 300 else long[k - 300]
+        assert d == pytest.approx(nphd(short[5], stored))
+    # A 64-bit prefix of a stored 128-bit code finds it at 0.
+    b = idx.search([long[7][:8], short[9]], count=2, exact=True)
+    assert isinstance(b, BatchMatches) and int(b.keys[0, 0]) == 307 and int(b[1].keys[0]) == 9
+    assert np.array_equal(idx.get(307), long[7]) and idx.get(999) is None
+    assert idx.count(5) == 1 and list(idx.contains(np.array([5, 999], dtype=np.uint64))) == [
+        True,
+        False,
+    ]
+    # add skips stored keys; upsert replaces; remove counts stored keys.
+    idx.add(5, codes(1, seed=9)[0])
+    assert np.array_equal(idx.get(5), short[5])
+    idx.upsert(5, codes(1, seed=9)[0])
+    assert np.array_equal(idx.get(5), codes(1, seed=9)[0])
+    assert idx.remove(np.array([5, 999], dtype=np.uint64)) == 1 and len(idx) == 399
+    assert idx.dirty > 0
+    path = tmp_path / "unit.ivdb"
+    idx.save(path)
+    assert idx.dirty == 0
+    # restore, view (read-only), copy (writable), load, reset.
+    again = NphdIndex.restore(path)
+    assert len(again) == 399 and sorted(again.keys) == sorted(idx.keys)
+    viewed = NphdIndex.restore(path, view=True)
+    with pytest.raises(ReadOnlyError):
+        viewed.add(1000, short[0])
+    with pytest.raises(RuntimeError):
+        viewed.remove(1)
+    copy = viewed.copy()
+    copy.add(1000, short[0])
+    assert len(copy) == 400 and len(viewed) == 399
+    idx.reset()
+    assert len(idx) == 0
+    idx.load(path)
+    assert len(idx) == 399 and all(v.size in (8, 16) for v in idx.vectors)
+    idx.view(path)
+    with pytest.raises(ReadOnlyError):
+        idx.upsert(1, short[0])
+    for i in (idx, again, viewed, copy):
+        i.close()
+    assert "closed" in repr(idx)
+
+
+def test_bad_input_is_refused_and_writes_nothing() -> None:
+    idx = NphdIndex(max_dim=64)
+    with pytest.raises(InvalidIsccError, match="exceeds"):
+        idx.add(np.array([1, 2], dtype=np.uint64), [codes(1)[0], codes(1, 16)[0]])
+    with pytest.raises(InvalidIsccError, match="24 bits"):
+        idx.add(3, np.zeros(3, dtype=np.uint8))
+    assert len(idx) == 0
+    with pytest.raises(TypeError, match="ndim"):
+        NphdIndex(max_dim=64, ndim=72)
+    with pytest.raises(ValueError, match="keys"):
+        idx.add(None, codes(1)[0])
+    with pytest.raises(ValueError, match="unsigned"):
+        idx.add(-3, codes(1)[0])
+    with pytest.raises(ValueError, match="count"):
+        idx.search(codes(1)[0], count=0)
+    with pytest.raises(IsccVdbError, match="nonexistent"):
+        NphdIndex.restore("/nonexistent/unit.ivdb")
+    idx.close()
