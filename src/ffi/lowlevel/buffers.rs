@@ -107,6 +107,22 @@ pub(crate) fn vectors_arg<'a>(
     Ok(out)
 }
 
+/// Copy `counts` into the caller's `out_counts` (room for `counts.len()`;
+/// may be NULL only when there are none).
+pub(crate) fn write_counts(out_counts: *mut usize, counts: &[usize]) -> Result<(), Failure> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    if out_counts.is_null() {
+        return Err(Failure::null("out_counts"));
+    }
+    // SAFETY: non-NULL, and by every function's contract room for one count
+    // per key.
+    let slots = unsafe { std::slice::from_raw_parts_mut(out_counts, counts.len()) };
+    slots.copy_from_slice(counts);
+    Ok(())
+}
+
 /// Search results of one or more queries, best first per query. Query `q`'s
 /// hits are items `offsets[q] .. offsets[q] + counts[q]` of `keys`
 /// (`key_bytes` each) and `distances`. Free with `ivdb_hits_free`.

@@ -11,7 +11,7 @@
 use std::ffi::c_char;
 use std::path::Path;
 
-use super::buffers::{hits, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg, CKey};
+use super::buffers::{hits, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg, write_counts, CKey};
 use super::options::{ivdb_search_options, open_options, search_options};
 use crate::ffi::boundary::{
     c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
@@ -305,14 +305,7 @@ pub unsafe extern "C" fn ivdb_sharded_count(
     guard(err, || {
         let h = handle(index)?;
         let counts = with_index!(h, i => count(i, keys, n))?;
-        if n > 0 {
-            if out_counts.is_null() {
-                return Err(Failure::null("out_counts"));
-            }
-            // SAFETY: non-NULL, and by the contract room for `n` counts.
-            let slots = unsafe { std::slice::from_raw_parts_mut(out_counts, n) };
-            slots.copy_from_slice(&counts);
-        }
+        write_counts(out_counts, &counts)?;
         Ok(())
     })
 }

@@ -6,7 +6,7 @@
 
 use std::ffi::c_char;
 
-use super::buffers::{hits, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg};
+use super::buffers::{hits, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg, write_counts};
 use super::options::{ivdb_search_options, search_options, unit_options};
 use crate::ffi::boundary::{
     c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
@@ -239,16 +239,8 @@ pub unsafe extern "C" fn ivdb_unit_count(
     guard(err, || {
         let i = handle(index)?;
         let keys = keys_arg::<u64>(keys.cast(), n)?;
-        if n > 0 {
-            if out_counts.is_null() {
-                return Err(Failure::null("out_counts"));
-            }
-            // SAFETY: non-NULL, and by the contract room for `n` counts.
-            let slots = unsafe { std::slice::from_raw_parts_mut(out_counts, n) };
-            for (slot, k) in slots.iter_mut().zip(keys) {
-                *slot = i.count(k);
-            }
-        }
+        let counts: Vec<usize> = keys.iter().map(|&k| i.count(k)).collect();
+        write_counts(out_counts, &counts)?;
         Ok(())
     })
 }

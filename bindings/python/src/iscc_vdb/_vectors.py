@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._ffi import C, Hits, Rows, SearchOptions
+
 
 class Matches:
     """The hits of one query, nearest first: ``keys`` and ``distances``
@@ -124,3 +126,55 @@ def packed(vectors: Any, what: str) -> tuple[bool, bytes, NDArray[np.uintp]]:
         lengths = np.array([p.size for p in parts], dtype=np.uintp)
         return False, b"".join(p.tobytes() for p in parts), lengths
     raise TypeError(f"{what}: expected a uint8 vector, a 2-D uint8 array or a list of vectors")
+
+
+def search_options(count: int, radius: float, exact: bool, expansion: int) -> Any:
+    """The library's ``ivdb_search_options`` (ValueError for a count below 1)."""
+    if count < 1:
+        raise ValueError(f"count {count}: must be at least 1")
+    return SearchOptions(
+        count=count,
+        exact=1 if exact else -1,
+        expansion=int(expansion),
+        max_distance=-1.0 if radius == float("inf") else float(radius),
+    )
+
+
+def take_hits(ptr: ctypes.c_void_p, key_dtype: np.dtype[Any], single: bool) -> Any:
+    """Decode and free an ``ivdb_hits``: :class:`Matches` for one query,
+    else :class:`BatchMatches`."""
+    try:
+        h = Hits.from_address(address(ptr))
+        q, total = int(h.queries), int(h.total)
+        counts = np.frombuffer(ctypes.string_at(h.counts, q * 8), dtype=np.uint64).copy()
+        raw = ctypes.string_at(h.keys, total * h.key_bytes)
+        keys = np.frombuffer(raw, dtype=key_dtype, count=total).copy()
+        dists = np.frombuffer(ctypes.string_at(h.distances, total * 4), dtype=np.float32).copy()
+    finally:
+        C.hits_free(ptr)
+    if single:
+        return Matches(keys, dists)
+    return BatchMatches.packed(keys, dists, counts, key_dtype)
+
+
+def take_rows(
+    ptr: ctypes.c_void_p, key_dtype: np.dtype[Any]
+) -> list[tuple[Any, NDArray[np.uint8] | None]]:
+    """Decode and free an ``ivdb_rows``: (key, vector or None) per row."""
+    try:
+        r = Rows.from_address(address(ptr))
+        n = int(r.len)
+        raw = ctypes.string_at(r.keys, n * r.key_bytes) if n else b""
+        keys = np.frombuffer(raw, dtype=key_dtype, count=n)
+        lengths = np.frombuffer(ctypes.string_at(r.lengths, n * 8), dtype=np.uint64)
+        data = ctypes.string_at(r.bytes, r.bytes_len) if r.bytes_len else b""
+    finally:
+        C.rows_free(ptr)
+    out: list[tuple[Any, NDArray[np.uint8] | None]] = []
+    at = 0
+    for i in range(n):
+        size = int(lengths[i])
+        vec = np.frombuffer(data, dtype=np.uint8, count=size, offset=at).copy()
+        out.append((keys[i], vec if size else None))
+        at += size
+    return out

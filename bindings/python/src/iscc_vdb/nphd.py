@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._ffi import DEFINES, C, Hits, Rows, SearchOptions
+from ._ffi import DEFINES, C
 from ._handle import Closable, Handle, check, encode_json
-from ._vectors import BatchMatches, Matches, address, packed
+from ._vectors import BatchMatches, Matches, packed, search_options, take_hits, take_rows
 
 _ROWS_PER_CALL = 4096
 
@@ -40,25 +40,7 @@ def _u64p(a: NDArray[np.uint64]) -> Any:
 
 
 def _rows(ptr: ctypes.c_void_p) -> list[tuple[int, NDArray[np.uint8] | None]]:
-    """Decode and free an ``ivdb_rows``."""
-    try:
-        r = Rows.from_address(address(ptr))
-        n = int(r.len)
-        keys: NDArray[np.uint64] | list[int] = (
-            np.frombuffer(ctypes.string_at(r.keys, n * 8), dtype=np.uint64) if n else []
-        )
-        lengths = np.frombuffer(ctypes.string_at(r.lengths, n * 8), dtype=np.uint64)
-        data = ctypes.string_at(r.bytes, r.bytes_len) if r.bytes_len else b""
-    finally:
-        C.rows_free(ptr)
-    out: list[tuple[int, NDArray[np.uint8] | None]] = []
-    at = 0
-    for i in range(n):
-        size = int(lengths[i])
-        vec = np.frombuffer(data, dtype=np.uint8, count=size, offset=at).copy()
-        out.append((int(keys[i]), vec if size else None))
-        at += size
-    return out
+    return [(int(k), v) for k, v in take_rows(ptr, np.dtype(np.uint64))]
 
 
 def _free(handle: ctypes.c_void_p, err: Any) -> int:
@@ -198,15 +180,8 @@ class NphdIndex(Closable):
     ) -> Matches | BatchMatches:
         """The ``count`` nearest vectors of one query (:class:`Matches`) or of
         each of a batch (:class:`BatchMatches`)."""
-        if count < 1:
-            raise ValueError(f"count {count}: must be at least 1")
         single, data, lengths = packed(vectors, "vectors")
-        opts = SearchOptions(
-            count=count,
-            exact=1 if exact else -1,
-            expansion=int(expansion),
-            max_distance=-1.0 if radius == float("inf") else float(radius),
-        )
+        opts = search_options(count, radius, exact, expansion)
         out = ctypes.c_void_p()
         self._h.call(
             C.unit_search,
@@ -216,17 +191,8 @@ class NphdIndex(Closable):
             ctypes.byref(opts),
             ctypes.byref(out),
         )
-        try:
-            h = Hits.from_address(address(out))
-            q, total = int(h.queries), int(h.total)
-            counts = np.frombuffer(ctypes.string_at(h.counts, q * 8), dtype=np.uint64).copy()
-            keys = np.frombuffer(ctypes.string_at(h.keys, total * 8), dtype=np.uint64).copy()
-            dists = np.frombuffer(ctypes.string_at(h.distances, total * 4), dtype=np.float32)
-        finally:
-            C.hits_free(out)
-        if single:
-            return Matches(keys, dists.copy())
-        return BatchMatches.packed(keys, dists, counts, np.dtype(np.uint64))
+        hits: Matches | BatchMatches = take_hits(out, np.dtype(np.uint64), single)
+        return hits
 
     @property
     def size(self) -> int:

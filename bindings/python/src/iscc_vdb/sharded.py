@@ -34,9 +34,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._ffi import DEFINES, C, Hits, Rows, SearchOptions
+from ._ffi import DEFINES, C
 from ._handle import Closable, Handle, check, encode_json
-from ._vectors import BatchMatches, Matches, address, packed, uint8
+from ._vectors import (
+    BatchMatches,
+    Matches,
+    packed,
+    search_options,
+    take_hits,
+    take_rows,
+    uint8,
+)
 
 #: The reference's default shard size (1 GiB).
 DEFAULT_SHARD_SIZE = 1024 * 1024 * 1024
@@ -166,9 +174,6 @@ class ShardedIndex(Closable):
         except OverflowError:
             raise ValueError("keys must be unsigned 64-bit integers") from None
 
-    def _key_out(self, raw: bytes, n: int) -> NDArray[Any]:
-        return np.frombuffer(raw, dtype=self._key_dtype, count=n).copy()
-
     # ---- writes ---------------------------------------------------------
 
     def _write(self, fn: Any, keys: Any, vectors: Any) -> tuple[bool, NDArray[Any], int]:
@@ -232,25 +237,7 @@ class ShardedIndex(Closable):
     # ---- reads ----------------------------------------------------------
 
     def _rows(self, ptr: ctypes.c_void_p) -> list[tuple[Any, NDArray[np.uint8] | None]]:
-        """Decode and free an ``ivdb_rows``."""
-        try:
-            r = Rows.from_address(address(ptr))
-            n = int(r.len)
-            keys: NDArray[Any] | list[Any] = (
-                self._key_out(ctypes.string_at(r.keys, n * r.key_bytes), n) if n else []
-            )
-            lengths = np.frombuffer(ctypes.string_at(r.lengths, n * 8), dtype=np.uint64)
-            data = ctypes.string_at(r.bytes, r.bytes_len) if r.bytes_len else b""
-        finally:
-            C.rows_free(ptr)
-        out: list[tuple[Any, NDArray[np.uint8] | None]] = []
-        at = 0
-        for i in range(n):
-            size = int(lengths[i])
-            vec = np.frombuffer(data, dtype=np.uint8, count=size, offset=at).copy()
-            out.append((keys[i], vec if size else None))
-            at += size
-        return out
+        return take_rows(ptr, self._key_dtype)
 
     def get(self, keys: Any, dtype: Any = None) -> Any:
         """The vector of a key (None when absent), or for several keys a list
@@ -296,15 +283,8 @@ class ShardedIndex(Closable):
         of each of a batch (:class:`BatchMatches`); ``exact`` scans every
         row, else the index chooses by measured cost; ``radius`` keeps hits
         at most that far."""
-        if count < 1:
-            raise ValueError(f"count {count}: must be at least 1")
         single, data, lengths = packed(vectors, "vectors")
-        opts = SearchOptions(
-            count=count,
-            exact=1 if exact else -1,
-            expansion=int(expansion),
-            max_distance=-1.0 if radius == float("inf") else float(radius),
-        )
+        opts = search_options(count, radius, exact, expansion)
         out = ctypes.c_void_p()
         self._h.call(
             C.sharded_search,
@@ -314,17 +294,8 @@ class ShardedIndex(Closable):
             ctypes.byref(opts),
             ctypes.byref(out),
         )
-        try:
-            h = Hits.from_address(address(out))
-            q, total = int(h.queries), int(h.total)
-            counts = np.frombuffer(ctypes.string_at(h.counts, q * 8), dtype=np.uint64).copy()
-            keys = self._key_out(ctypes.string_at(h.keys, total * h.key_bytes), total)
-            dists = np.frombuffer(ctypes.string_at(h.distances, total * 4), dtype=np.float32)
-        finally:
-            C.hits_free(out)
-        if single:
-            return Matches(keys, dists.copy())
-        return BatchMatches.packed(keys, dists, counts, self._key_dtype)
+        hits: Matches | BatchMatches = take_hits(out, self._key_dtype, single)
+        return hits
 
     # ---- size, figures, iteration ----------------------------------------
 
