@@ -13,7 +13,8 @@ add (batches of ``--batch``), save, reopen (open plus one search), exact
 search (``exact=True``) and default search q/s (one query per call, count
 10), and recall@10 of each search against the exact NPHD top 10 computed
 here with numpy (tie-aware: a key counts when its true distance is at most
-the true 10th best).
+the true 10th best); then the reference's graph at larger ``expansion_search``
+values (``--ef``), to compare the two at equal recall.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def run(
     kth: list[float],
     batch: int,
     fig: dict[str, float],
+    expansions: tuple[int, ...] = (),
 ) -> None:
     keys = np.arange(len(codes), dtype=np.uint64)
     with tempfile.TemporaryDirectory() as d:
@@ -157,6 +159,18 @@ def run(
 
             fig[f"{name}_{mode}_qps"] = len(queries) / timed(search)
             fig[f"{name}_{mode}_recall"] = recall(codes, queries, kth, found)
+        # The graph at larger expansions (where the index has one to walk):
+        # the speed each pays for its recall, to compare at equal recall.
+        for ef in expansions:
+            idx.expansion_search = ef
+            found = []
+
+            def walk(found: list[list[int]] = found) -> None:
+                for qv in queries:
+                    found.append([int(k) for k in idx.search(qv, count=10).keys])
+
+            fig[f"{name}_ef{ef}_qps"] = len(queries) / timed(walk)
+            fig[f"{name}_ef{ef}_recall"] = recall(codes, queries, kth, found)
         idx.close()
 
 
@@ -165,6 +179,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000, help="codes")
     ap.add_argument("--q", type=int, default=1_000, help="queries")
     ap.add_argument("--batch", type=int, default=10_000, help="codes per add call")
+    ap.add_argument(
+        "--ef",
+        type=int,
+        nargs="*",
+        default=[512, 2048],
+        help="iscc-usearch's expansion_search values also measured (recall against speed)",
+    )
     args = ap.parse_args()
 
     import iscc_usearch
@@ -205,6 +226,7 @@ def main() -> None:
         kth,
         args.batch,
         fig,
+        tuple(args.ef),
     )
     for what in ("add_per_s", "exact_qps", "default_qps"):
         v, r = fig[f"vdb_{what}"], fig[f"ref_{what}"]
@@ -217,6 +239,12 @@ def main() -> None:
         print(
             f"recall@10 {mode}: iscc_vdb {fig[f'vdb_{mode}_recall']:.3f}, "
             f"iscc-usearch {fig[f'ref_{mode}_recall']:.3f}"
+        )
+    for ef in args.ef:
+        r = fig[f"ref_ef{ef}_qps"]
+        print(
+            f"iscc-usearch expansion_search {ef}: {r:,.1f} q/s at recall@10 "
+            f"{fig[f'ref_ef{ef}_recall']:.3f} (iscc_vdb default: x{fig['vdb_default_qps'] / r:.2f})"
         )
     print("summary: " + " ".join(f"{k}={v:.4g}" for k, v in fig.items()))
 
