@@ -178,3 +178,18 @@ def take_rows(
         out.append((keys[i], vec if size else None))
         at += size
     return out
+
+
+def u64_keys(keys: Any) -> tuple[bool, NDArray[np.uint64]]:
+    """(single, keys as a contiguous ``uint64`` array) of one int or many
+    (ValueError for anything that is not an unsigned 64-bit integer)."""
+    single = isinstance(keys, int | np.integer)
+    try:
+        arr = np.asarray([keys] if single else keys)
+        if arr.size and arr.dtype.kind == "i" and (arr < 0).any():
+            raise ValueError("keys must be unsigned 64-bit integers")
+        if arr.size and arr.dtype.kind not in "ui":
+            raise ValueError(f"keys must be unsigned 64-bit integers, not {arr.dtype}")
+        return single, np.ascontiguousarray(arr, dtype=np.uint64).reshape(-1)
+    except OverflowError:
+        raise ValueError("keys must be unsigned 64-bit integers") from None

@@ -22,17 +22,17 @@ from numpy.typing import NDArray
 
 from ._ffi import DEFINES, C
 from ._handle import Closable, Handle, check, encode_json
-from ._vectors import BatchMatches, Matches, packed, search_options, take_hits, take_rows
+from ._vectors import (
+    BatchMatches,
+    Matches,
+    packed,
+    search_options,
+    take_hits,
+    take_rows,
+    u64_keys,
+)
 
 _ROWS_PER_CALL = 4096
-
-
-def _keys(keys: Any) -> tuple[bool, NDArray[np.uint64]]:
-    single = isinstance(keys, int | np.integer)
-    arr = np.asarray([keys] if single else keys)
-    if arr.size and (arr.dtype.kind not in "ui" or (arr.dtype.kind == "i" and (arr < 0).any())):
-        raise ValueError("keys must be unsigned 64-bit integers")
-    return single, np.ascontiguousarray(arr, dtype=np.uint64).reshape(-1)
 
 
 def _u64p(a: NDArray[np.uint64]) -> Any:
@@ -106,7 +106,7 @@ class NphdIndex(Closable):
     def _write(self, fn: Any, keys: Any, vectors: Any, out: Any) -> tuple[bool, NDArray[Any]]:
         if keys is None:
             raise ValueError("keys are required (no key generation)")
-        single, karr = _keys(keys)
+        single, karr = u64_keys(keys)
         vsingle, data, lengths = packed(vectors, "vectors")
         if len(karr) != len(lengths):
             raise ValueError(f"{len(karr)} keys for {len(lengths)} vectors")
@@ -129,7 +129,7 @@ class NphdIndex(Closable):
 
     def remove(self, keys: Any, **_ignored: Any) -> int:
         """Remove keys; returns how many were stored."""
-        _, karr = _keys(keys)
+        _, karr = u64_keys(keys)
         removed = ctypes.c_size_t()
         self._h.call(C.unit_remove, _u64p(karr), len(karr), ctypes.byref(removed))
         return int(removed.value)
@@ -142,7 +142,7 @@ class NphdIndex(Closable):
 
     def get(self, keys: Any, dtype: Any = None) -> Any:
         """The vector of a key (None when absent), or a list for several."""
-        single, karr = _keys(keys)
+        single, karr = u64_keys(keys)
         out = ctypes.c_void_p()
         self._h.call(C.unit_get, _u64p(karr), len(karr), ctypes.byref(out))
         vecs = [v if v is None or dtype is None else v.astype(dtype) for _, v in _rows(out)]
@@ -150,7 +150,7 @@ class NphdIndex(Closable):
 
     def count(self, keys: Any) -> Any:
         """Vectors per key (0 or 1): an int for one key, else an array."""
-        single, karr = _keys(keys)
+        single, karr = u64_keys(keys)
         counts = np.zeros(len(karr), dtype=np.uintp)
         self._h.call(
             C.unit_count,

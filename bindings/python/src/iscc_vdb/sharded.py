@@ -43,6 +43,7 @@ from ._vectors import (
     search_options,
     take_hits,
     take_rows,
+    u64_keys,
     uint8,
 )
 
@@ -164,15 +165,7 @@ class ShardedIndex(Closable):
                     raise ValueError(f"key {k!r}: a 128-bit key is 16 bytes, not {len(b)}")
                 out.append(b)
             return single, np.frombuffer(b"".join(out), dtype="V16")
-        try:
-            arr = np.asarray([keys] if single else keys)
-            if arr.size and arr.dtype.kind == "i" and (arr < 0).any():
-                raise ValueError("keys must be unsigned 64-bit integers")
-            if arr.size and arr.dtype.kind not in "ui":
-                raise ValueError(f"keys must be unsigned 64-bit integers, not {arr.dtype}")
-            return single, np.ascontiguousarray(arr, dtype=np.uint64).reshape(-1)
-        except OverflowError:
-            raise ValueError("keys must be unsigned 64-bit integers") from None
+        return u64_keys(keys)
 
     # ---- writes ---------------------------------------------------------
 
