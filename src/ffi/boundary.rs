@@ -51,16 +51,6 @@ impl From<EngineError> for Failure {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_string()
-    }
-}
-
 /// Run `f`, catching panics; report a failure through `err` (when not NULL).
 pub(crate) fn guard(
     err: *mut *mut ivdb_error,
@@ -71,7 +61,7 @@ pub(crate) fn guard(
             IVDB_PANIC,
             format!(
                 "internal panic (a bug in iscc-vdb): {}",
-                panic_message(&*payload)
+                crate::sync::panic_message(&*payload)
             ),
         ))
     });

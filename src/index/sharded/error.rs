@@ -65,6 +65,10 @@ pub enum ShardedError {
     /// searchable, and the next `save`/`drain_rotations` retries.
     #[error("writing rotated shard {id} failed (its rows stay in memory; save retries): {source}")]
     Rotation { id: u32, source: Box<ShardedError> },
+    /// A background task (rotation writer, merger) panicked: a bug, reported
+    /// to whoever waits for the task instead of leaving them waiting.
+    #[error("the {task} panicked: {message}")]
+    Panicked { task: &'static str, message: String },
 }
 
 impl ShardedError {
@@ -88,6 +92,7 @@ impl ShardedError {
             ShardedError::ReadOnly => ErrorKind::ReadOnly,
             ShardedError::Closed => ErrorKind::Closed,
             ShardedError::Rotation { source, .. } => source.kind(),
+            ShardedError::Panicked { .. } => ErrorKind::Internal,
         }
     }
 }

@@ -40,7 +40,7 @@ use super::shard::{self, Shard};
 use super::tombstones::Tombstones;
 use super::{io_at, Inner, ShardedError, ShardedIndex, State};
 use crate::index::UnitIndex;
-use crate::sync::{lock, wait, RwLockExt};
+use crate::sync::{catch_panic, lock, wait, RwLockExt};
 
 /// Rows added to a merged shard per call: a stop request is seen between
 /// chunks.
@@ -386,7 +386,9 @@ impl<K: ShardKey> ShardedIndex<K> {
             if let Some(e) = m.error.take() {
                 return Err(e);
             }
-            Ok(())
+            drop(m);
+            // A close meanwhile stopped the merger with the pass undone.
+            self.check_open()
         } else {
             self.inner.merge_tiers()
         }
@@ -443,7 +445,12 @@ impl<K: ShardKey> ShardedIndex<K> {
             lock(&self.inner.merge).stop = true;
             self.inner.merge_cv.notify_all();
             let _ = handle.join();
-            lock(&self.inner.merge).stop = false;
+            let mut m = lock(&self.inner.merge);
+            // A pass asked for and never run is off: no thread is left to
+            // run it, and drain_merges waits while one is wanted.
+            m.stop = false;
+            m.wanted = false;
+            self.inner.merge_cv.notify_all();
         }
     }
 }
@@ -462,7 +469,14 @@ fn merger_loop(inner: &Inner) {
             m.wanted = false;
             m.running = true;
         }
-        let result = inner.merge_tiers();
+        // A panic must still clear `running`: force_merge and back-pressure
+        // wait for it.
+        let result = catch_panic(|| inner.merge_tiers()).unwrap_or_else(|message| {
+            Err(ShardedError::Panicked {
+                task: "merger thread",
+                message,
+            })
+        });
         let mut m = lock(&inner.merge);
         m.running = false;
         if let Err(e) = result {

@@ -4,7 +4,7 @@
 use super::key::ShardKey;
 use super::shard::Shard;
 use super::{io_at, ShardedError, ShardedIndex};
-use crate::sync::{lock, wait, RwLockExt};
+use crate::sync::{catch_panic, lock, wait, RwLockExt};
 use std::sync::{mpsc, Arc};
 
 impl<K: ShardKey> ShardedIndex<K> {
@@ -46,7 +46,17 @@ impl<K: ShardKey> ShardedIndex<K> {
                     .spawn(move || {
                         for shard in rx {
                             let id = shard.id;
-                            if let Err(e) = inner.persist(&shard) {
+                            // A panic must still count the shard done
+                            // (drain waits for the count) and keep its rows
+                            // in memory for the next save to retry.
+                            let result =
+                                catch_panic(|| inner.persist(&shard)).unwrap_or_else(|message| {
+                                    Err(ShardedError::Panicked {
+                                        task: "rotation writer",
+                                        message,
+                                    })
+                                });
+                            if let Err(e) = result {
                                 let mut st = inner.state.write_or_recover();
                                 st.rotation_error = Some(ShardedError::Rotation {
                                     id,
