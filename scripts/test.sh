@@ -13,6 +13,20 @@ if [ ! -d ../shared/testdata ] && [ -z "${IVDB_TESTDATA:-}" ]; then
     exit 1
 fi
 
+# Each long step runs under a deadline: a hang fails the suite at once,
+# naming the step, instead of running into CI's limit. (Normal durations on
+# 2 cores: cargo test ~10 min with its builds, each binding's step < 2 min.)
+bounded() {
+    local secs=$1
+    shift
+    local rc=0
+    timeout --kill-after=30 "$secs" "$@" || rc=$?
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        echo "test: '$*' did not finish within $secs s; stopped" >&2
+    fi
+    return "$rc"
+}
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -21,19 +35,19 @@ cargo clippy --locked --all-targets --all-features -- -D warnings
 # support) must be warning-free too.
 cargo clippy --locked --lib --no-default-features -- -D warnings
 echo "== cargo test"
-cargo test --locked --all-features
+bounded 2700 cargo test --locked --all-features
 echo "== REST contract fuzz (schemathesis against the server's /openapi.json)"
-bash tests/contract/run.sh
+bounded 900 bash tests/contract/run.sh
 echo "== go test (bindings/go)"
 cargo build --locked --lib --quiet
 if [ -n "$(cd bindings/go && gofmt -l .)" ]; then
     echo "test: gofmt would change: $(cd bindings/go && gofmt -l .)" >&2
     exit 1
 fi
-(cd bindings/go && go vet ./... && go test -count=1 ./...)
+(cd bindings/go && go vet ./... && bounded 900 go test -count=1 ./...)
 (cd examples/go && go run . >/dev/null)
 echo "== node --test (bindings/node)"
-(cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && node --test)
+(cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && bounded 900 node --test)
 node examples/node/quickstart.js >/dev/null
 echo "== pytest (bindings/python)"
 # A virtual environment under target/; the package installs as a user's
@@ -43,5 +57,5 @@ venv=target/python-venv
 ISCC_VDB_LIB="$PWD/target/debug/libiscc_vdb.so" \
     "$venv/bin/pip" install --quiet --disable-pip-version-check "./bindings/python[test]"
 (cd bindings/python && "../../$venv/bin/ruff" format --check . && "../../$venv/bin/ruff" check . \
-    && "../../$venv/bin/mypy" && "../../$venv/bin/python" -m pytest -q)
+    && "../../$venv/bin/mypy" && bounded 900 "../../$venv/bin/python" -m pytest -q)
 "$venv/bin/python" examples/python/quickstart.py >/dev/null

@@ -8,19 +8,42 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::child::output_within;
+
+/// Longest a C program of these tests may run (they take seconds; a hang
+/// fails the test with the program's stacks instead of stalling the suite).
+const PROGRAM_LIMIT: Duration = Duration::from_secs(300);
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Build the cdylib and staticlib (`cargo test` builds only the rlib).
+/// Build the cdylib and staticlib (`cargo test` builds only the rlib), once
+/// per test binary: the tests run in parallel and would otherwise queue
+/// three builds on cargo's lock.
 fn build_libraries() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(build_libraries_now).clone()
+}
+
+fn build_libraries_now() -> PathBuf {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
         .args(["build", "--lib", "--quiet"])
         .current_dir(root())
-        .status()
-        .expect("run cargo build --lib");
-    assert!(status.success(), "cargo build --lib failed");
+        // A jobserver of whatever runs the suite is not this build's.
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("CARGO_MAKEFLAGS");
+    let o = output_within(&mut cargo, Duration::from_secs(1800));
+    assert!(
+        o.status.success(),
+        "cargo build --lib failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))
@@ -60,7 +83,7 @@ fn compile_source(
         .arg("-o")
         .arg(out)
         .args(link);
-    let o = cmd.output().expect("run the C compiler");
+    let o = output_within(&mut cmd, PROGRAM_LIMIT);
     assert!(
         o.status.success(),
         "{compiler} failed:\n{}",
@@ -76,11 +99,10 @@ fn run(exe: &Path, env: &[(&str, &str)]) {
 
 /// Run a program with arguments; it must exit 0. Returns its stdout.
 fn run_args(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let o = Command::new(exe)
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run the C program");
+    let o = output_within(
+        Command::new(exe).args(args).envs(env.iter().copied()),
+        PROGRAM_LIMIT,
+    );
     assert!(
         o.status.success(),
         "{} failed:\nstdout:\n{}\nstderr:\n{}",
@@ -179,16 +201,17 @@ fn c_example_builds_with_make_and_runs() {
     let lib = build_libraries();
     let tmp = tempfile::tempdir().unwrap();
     let exe = tmp.path().join("search_jsonl");
-    let out = Command::new("make")
-        .arg("-s")
-        .arg("-C")
-        .arg(root().join("examples/c"))
-        .arg(format!("LIBDIR={}", lib.display()))
-        .arg(format!("ROOT={}", root().display()))
-        .arg("search_jsonl")
-        .env("MAKEFLAGS", "")
-        .output()
-        .expect("run make");
+    let out = output_within(
+        Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(root().join("examples/c"))
+            .arg(format!("LIBDIR={}", lib.display()))
+            .arg(format!("ROOT={}", root().display()))
+            .arg("search_jsonl")
+            .env("MAKEFLAGS", ""),
+        PROGRAM_LIMIT,
+    );
     assert!(
         out.status.success(),
         "make failed: {}",
@@ -205,13 +228,14 @@ fn c_example_builds_with_make_and_runs() {
     )
     .unwrap();
     let code = first["iscc_code"].as_str().unwrap();
-    let o = Command::new(&exe)
-        .arg(tmp.path().join("index"))
-        .arg(&corpus)
-        .arg(code)
-        .arg("3")
-        .output()
-        .unwrap();
+    let o = output_within(
+        Command::new(&exe)
+            .arg(tmp.path().join("index"))
+            .arg(&corpus)
+            .arg(code)
+            .arg("3"),
+        PROGRAM_LIMIT,
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
@@ -228,12 +252,13 @@ fn c_example_builds_with_make_and_runs() {
     );
     // The index was saved by ivdb_close: a second run reopens it (re-adding
     // identical entries changes nothing) and finds the same.
-    let o = Command::new(&exe)
-        .arg(tmp.path().join("index"))
-        .arg(&corpus)
-        .arg("ISCC:NOT-AN-ISCC")
-        .output()
-        .unwrap();
+    let o = output_within(
+        Command::new(&exe)
+            .arg(tmp.path().join("index"))
+            .arg(&corpus)
+            .arg("ISCC:NOT-AN-ISCC"),
+        PROGRAM_LIMIT,
+    );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("IVDB_INVALID_ISCC"));
 }
