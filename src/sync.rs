@@ -1,5 +1,6 @@
-//! Poison-tolerant locking: the one place that decides what a poisoned lock
-//! means.
+//! Locking: the one place that decides what a poisoned lock means, how a
+//! reader-writer lock treats rayon's pool threads ([`rwlock`]), and how a
+//! background thread's panic reaches those waiting for it ([`catch_panic`]).
 //!
 //! A panic while a lock is held poisons it. The C ABI and the server catch
 //! panics at their boundary and keep the index open, so a poisoned lock must
@@ -9,73 +10,34 @@
 //! reaches disk goes through the store or a durable rename), so taking the
 //! guard of a poisoned lock is sound.
 
-use std::sync::{
-    Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
-};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
-/// [`RwLock::read`]/[`RwLock::write`] that recover the guard of a
-/// poisoned lock.
+mod rwlock;
+pub(crate) use rwlock::{ReadGuard, RwLock, WriteGuard};
+
+/// Shared and exclusive access to an [`RwLock`] (ours cannot be poisoned;
+/// the names say that no caller has a poisoned lock to handle).
 pub(crate) trait RwLockExt<T: ?Sized> {
     /// Shared access.
-    fn read_or_recover(&self) -> RwLockReadGuard<'_, T>;
+    fn read_or_recover(&self) -> ReadGuard<'_, T>;
     /// Exclusive access.
-    fn write_or_recover(&self) -> RwLockWriteGuard<'_, T>;
+    fn write_or_recover(&self) -> WriteGuard<'_, T>;
 }
 
 impl<T: ?Sized> RwLockExt<T> for RwLock<T> {
-    fn read_or_recover(&self) -> RwLockReadGuard<'_, T> {
-        if rayon::current_thread_index().is_some() {
-            return on_pool_thread(|| self.try_read());
-        }
-        self.read().unwrap_or_else(|p| p.into_inner())
+    fn read_or_recover(&self) -> ReadGuard<'_, T> {
+        self.read()
     }
-    fn write_or_recover(&self) -> RwLockWriteGuard<'_, T> {
-        if rayon::current_thread_index().is_some() {
-            return on_pool_thread(|| self.try_write());
-        }
-        self.write().unwrap_or_else(|p| p.into_inner())
+    fn write_or_recover(&self) -> WriteGuard<'_, T> {
+        self.write()
     }
 }
 
-/// [`Mutex::lock`], recovering the guard of a poisoned mutex.
+/// [`Mutex::lock`], recovering the guard of a poisoned mutex. No mutex of
+/// ours is held across parallel work (a pool thread blocked on it could be
+/// the work its holder waits for: see [`rwlock`]).
 pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    if rayon::current_thread_index().is_some() {
-        return on_pool_thread(|| m.try_lock());
-    }
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Take a lock on a thread of a rayon pool without blocking that thread:
-/// while the lock is unavailable, run the pool's pending work.
-///
-/// A pool thread blocked on a lock can deadlock the process. A caller
-/// outside the pool holds a read guard of an index while its search runs in
-/// parallel on the pool; a writer waits for the write guard (std's locks
-/// then refuse new readers, so writers are not starved); a pool thread,
-/// running another caller's search, asks for a read guard of the same index
-/// and blocks — and the first caller's parallel work, which would end its
-/// read, waits for that pool thread forever. Seen as a hang of 8 C threads
-/// searching beside a writer (`tests/c/ffi_smoke.c`, about 1 run in 100
-/// under load). Running pending work instead lets the first caller finish;
-/// `try_*` still refuses readers while a writer waits.
-fn on_pool_thread<G>(mut attempt: impl FnMut() -> Result<G, TryLockError<G>>) -> G {
-    let mut idle = 0u32;
-    loop {
-        match attempt() {
-            Ok(guard) => return guard,
-            Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-            Err(TryLockError::WouldBlock) => match rayon::yield_now() {
-                Some(rayon::Yield::Executed) => idle = 0,
-                _ if idle < 64 => {
-                    idle += 1;
-                    std::thread::yield_now();
-                }
-                // Nothing to run for a while: the holder is busy outside
-                // the pool; poll gently.
-                _ => std::thread::sleep(std::time::Duration::from_micros(50)),
-            },
-        }
-    }
 }
 
 /// [`Condvar::wait`], recovering the guard of a poisoned mutex.
@@ -105,86 +67,143 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
     use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
-    fn a_poisoned_lock_still_gives_its_guard() {
+    fn a_poisoned_mutex_still_gives_its_guard_and_a_panic_releases_a_lock() {
         let m = Arc::new(Mutex::new(1));
         let rw = Arc::new(RwLock::new(2));
         let (m2, rw2) = (Arc::clone(&m), Arc::clone(&rw));
         let _ = std::thread::spawn(move || {
             let _g = m2.lock().unwrap();
-            let _w = rw2.write().unwrap();
+            let _w = rw2.write_or_recover();
             panic!("poison both");
         })
         .join();
-        assert!(m.is_poisoned() && rw.is_poisoned());
+        assert!(m.is_poisoned());
         *lock(&m) += 1;
         *rw.write_or_recover() += 1;
         assert_eq!((*lock(&m), *rw.read_or_recover()), (2, 3));
     }
 
-    /// The deadlock of [`on_pool_thread`]'s docs, made to happen: a reader
-    /// outside the pool needs the pool's only thread, which asks for a read
-    /// guard while a writer waits. With blocking reads on pool threads this
-    /// never finishes.
-    #[test]
-    fn a_pool_thread_waiting_for_a_lock_runs_the_work_its_holder_waits_for() {
-        use std::sync::mpsc;
-        use std::time::Duration;
+    /// Wait until `lock` has a writer waiting (and `readers` readers).
+    fn until_writer_waits<T>(lock: &RwLock<T>, readers: usize) {
+        for _ in 0..10_000 {
+            if lock.counts() == (readers, 1) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("no writer waiting: {:?}", lock.counts());
+    }
 
+    /// Spawn a writer that increments `lock`, sending "writer" when done.
+    fn writer(lock: &Arc<RwLock<u32>>, done: &mpsc::Sender<&'static str>) {
+        let (lock, done) = (Arc::clone(lock), done.clone());
+        std::thread::spawn(move || {
+            *lock.write_or_recover() += 1;
+            let _ = done.send("writer");
+        });
+    }
+
+    /// The deadlock of the `rwlock` module's docs, holder outside the pool:
+    /// a reader holds the lock while its work runs on the pool's only
+    /// thread, a writer waits, and that thread first runs a job that asks
+    /// for a read guard. With std's RwLock this never finishes.
+    #[test]
+    fn a_pool_reader_is_admitted_beside_a_holder_outside_the_pool() {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .unwrap();
         let lock = Arc::new(RwLock::new(0u32));
-        let (done_tx, done_rx) = mpsc::channel::<&str>();
-        let scenario = {
-            let lock = Arc::clone(&lock);
-            let done = done_tx.clone();
+        let (done, finished) = mpsc::channel::<&str>();
+        {
+            let (lock, done) = (Arc::clone(&lock), done.clone());
             std::thread::spawn(move || {
                 let held = lock.read_or_recover();
-                let writer = {
-                    let (lock, done) = (Arc::clone(&lock), done.clone());
-                    std::thread::spawn(move || {
-                        *lock.write_or_recover() += 1;
-                        let _ = done.send("writer");
-                    })
-                };
-                // Until the writer waits (new readers are then refused).
-                while lock.try_read().is_ok() {
-                    std::thread::yield_now();
-                }
-                let (started_tx, started_rx) = mpsc::channel();
+                writer(&lock, &done);
+                until_writer_waits(&lock, 1);
+                let (started_tx, started) = mpsc::channel();
                 {
                     let (lock, done) = (Arc::clone(&lock), done.clone());
                     pool.spawn(move || {
                         let _ = started_tx.send(());
                         drop(lock.read_or_recover());
-                        let _ = done.send("reader");
+                        let _ = done.send("pool reader");
                     });
                 }
-                started_rx.recv().unwrap();
-                std::thread::sleep(Duration::from_millis(20));
-                // Work on the pool while holding the read guard: the pool's
-                // one thread is inside the job above, asking for the lock.
+                started.recv().unwrap();
                 let sum = pool.install(|| (1..=10).sum::<u32>());
                 drop(held);
-                let _ = writer.join();
                 let _ = done.send(if sum == 55 { "holder" } else { "bad sum" });
-                drop(pool);
-            })
-        };
+            });
+        }
         let mut seen: Vec<&str> = (0..3)
             .map(|_| {
-                done_rx
+                finished
                     .recv_timeout(Duration::from_secs(20))
                     .expect("deadlocked")
             })
             .collect();
         seen.sort_unstable();
-        assert_eq!(seen, ["holder", "reader", "writer"]);
-        scenario.join().unwrap();
+        assert_eq!(seen, ["holder", "pool reader", "writer"]);
+        assert_eq!(*lock.read_or_recover(), 1);
+    }
+
+    /// Holder on a pool thread: the work it waits for asks for the lock on
+    /// a pool thread (here the same one, as a stolen job would) while a
+    /// writer waits; a reader outside the pool queues behind the writer.
+    #[test]
+    fn a_pool_reader_is_admitted_beside_a_pool_holder_and_others_queue() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let lock = Arc::new(RwLock::new(0u32));
+        let (done, finished) = mpsc::channel::<&str>();
+        {
+            let (lock, done) = (Arc::clone(&lock), done.clone());
+            std::thread::spawn(move || {
+                pool.install(|| {
+                    let held = lock.read_or_recover();
+                    writer(&lock, &done);
+                    until_writer_waits(&lock, 1);
+                    // Outside the pool: waits for the writer.
+                    let outside = {
+                        let (lock, done) = (Arc::clone(&lock), done.clone());
+                        std::thread::spawn(move || {
+                            let value = *lock.read_or_recover();
+                            let _ = done.send(if value == 1 {
+                                "outside after writer"
+                            } else {
+                                "outside early"
+                            });
+                        })
+                    };
+                    std::thread::sleep(Duration::from_millis(20));
+                    let (a, b) =
+                        rayon::join(|| *lock.read_or_recover(), || *lock.read_or_recover());
+                    assert_eq!((a, b), (0, 0), "pool readers saw the writer");
+                    drop(held);
+                    let _ = done.send("holder");
+                    outside
+                })
+                .join()
+                .unwrap();
+            });
+        }
+        let mut seen: Vec<&str> = (0..3)
+            .map(|_| {
+                finished
+                    .recv_timeout(Duration::from_secs(20))
+                    .expect("deadlocked")
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, ["holder", "outside after writer", "writer"]);
     }
 
     #[test]

@@ -78,7 +78,7 @@ mod write;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -86,7 +86,7 @@ use crate::codec::{IdGenerator, IsccId, Realm, Unit, UnitType};
 use crate::index::ShardedIndex;
 use crate::lockfile::DirLock;
 use crate::store::Store;
-use crate::sync::{lock, RwLockExt};
+use crate::sync::{lock, RwLock, RwLockExt};
 
 pub use self::chunk_score::CHUNK_CANDIDATES;
 pub use self::chunk_search::{

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
+
+use crate::sync::RwLock;
 
 use super::{io, meta, recovery, EngineError, IndexOptions, IndexParams, IsccIndex};
 use crate::codec::{IdGenerator, Realm};

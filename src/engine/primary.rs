@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
 
 use serde_json::Value;
 
@@ -26,7 +26,7 @@ use super::{meta, recovery, EngineError, IndexOptions};
 use crate::codec::{IsccId, Realm};
 use crate::lockfile::DirLock;
 use crate::store::{Store, StoreOptions};
-use crate::sync::{lock, RwLockExt};
+use crate::sync::{lock, RwLock, RwLockExt};
 
 /// The primary store of an index directory; see the module docs.
 pub struct IsccStore {

@@ -78,7 +78,7 @@ pub(super) fn recorded_dirs(
 /// directory (name under the index root) the store records for it.
 #[derive(Default)]
 pub(super) struct SimprintIndexes {
-    pub(super) open: std::sync::RwLock<BTreeMap<SimprintType, Arc<SimprintIndex>>>,
+    pub(super) open: crate::sync::RwLock<BTreeMap<SimprintType, Arc<SimprintIndex>>>,
     pub(super) dirs: std::sync::Mutex<BTreeMap<SimprintType, String>>,
 }
 

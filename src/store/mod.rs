@@ -26,9 +26,8 @@ pub(crate) mod simprints;
 mod txn;
 
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
 
-use crate::sync::RwLockExt;
+use crate::sync::{ReadGuard, RwLock, RwLockExt};
 use heed::byteorder::BE;
 use heed::types::{Bytes, Str, U64};
 use heed::{
@@ -330,7 +329,7 @@ impl Store {
         }
     }
 
-    fn guard(&self) -> RwLockReadGuard<'_, ()> {
+    fn guard(&self) -> ReadGuard<'_, ()> {
         self.map_guard.read_or_recover()
     }
 

@@ -62,12 +62,12 @@ mod stats;
 pub(crate) mod tombstones;
 mod write;
 
-use crate::sync::RwLockExt;
+use crate::sync::{ReadGuard, RwLock, RwLockExt, WriteGuard};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 pub(crate) use self::error::io_at;
 pub use self::error::ShardedError;
@@ -262,11 +262,11 @@ const BYTES_PER_ROW_GUESS: u64 = 240;
 const INSERT_CHUNK: usize = 2048;
 
 impl<K: ShardKey> ShardedIndex<K> {
-    fn read(&self) -> RwLockReadGuard<'_, State> {
+    fn read(&self) -> ReadGuard<'_, State> {
         self.inner.state.read_or_recover()
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
+    fn write(&self) -> WriteGuard<'_, State> {
         self.inner.state.write_or_recover()
     }
 

@@ -7,7 +7,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::commit::acquire_lock;
 use super::key::{bloom_hash, KeyKind};
@@ -19,7 +19,7 @@ use super::{io_at, Inner, ShardKey, ShardedError, ShardedIndex, ShardedOptions, 
 use crate::combine::Combiner;
 use crate::index::bloom::{BloomError, ScalableBloom};
 use crate::lockfile::DirLock;
-use crate::sync::RwLockExt;
+use crate::sync::{RwLock, RwLockExt};
 
 /// How an index directory is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,13 +3,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::RwLock;
 
 use super::key::{KeyKind, KeyTable};
 use super::manifest::{shard_stem, ShardEntry};
 use super::ShardedError;
 use crate::index::{durable, UnitIndex, UnitIndexOptions};
-use crate::sync::RwLockExt;
+use crate::sync::{RwLock, RwLockExt};
 
 pub(crate) struct Shard {
     pub(crate) id: u32,

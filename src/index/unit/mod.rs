@@ -44,14 +44,13 @@ pub use file::graph_path;
 pub use options::{ExactThreshold, SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::flat::{FlatStore, Hit, Words};
 use super::graph::Graph;
 use super::hnsw::Hnsw;
 use crate::metric::scan::Kernel;
 use crate::metric::Row;
-use crate::sync::RwLockExt;
+use crate::sync::{ReadGuard, RwLock, RwLockExt, WriteGuard};
 use slots::Slots;
 
 struct State {
@@ -129,15 +128,15 @@ impl UnitIndex {
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, State> {
+    fn read(&self) -> ReadGuard<'_, State> {
         self.state.read_or_recover()
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
+    fn write(&self) -> WriteGuard<'_, State> {
         self.state.write_or_recover()
     }
 
-    fn writable(&self) -> Result<RwLockWriteGuard<'_, State>, IndexError> {
+    fn writable(&self) -> Result<WriteGuard<'_, State>, IndexError> {
         let state = self.write();
         if state.read_only {
             return Err(IndexError::ReadOnly);
