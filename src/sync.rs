@@ -88,6 +88,26 @@ mod tests {
         assert_eq!((*lock(&m), *rw.read_or_recover()), (2, 3));
     }
 
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    /// The first `n` outcomes sent, sorted; a deadlock fails after 20 s.
+    fn outcomes(finished: &mpsc::Receiver<&'static str>, n: usize) -> Vec<&'static str> {
+        let mut seen: Vec<&str> = (0..n)
+            .map(|_| {
+                finished
+                    .recv_timeout(Duration::from_secs(20))
+                    .expect("deadlocked")
+            })
+            .collect();
+        seen.sort_unstable();
+        seen
+    }
+
     /// Wait until `lock` has a writer waiting (and `readers` readers).
     fn until_writer_waits<T>(lock: &RwLock<T>, readers: usize) {
         for _ in 0..10_000 {
@@ -114,10 +134,7 @@ mod tests {
     /// for a read guard. With std's RwLock this never finishes.
     #[test]
     fn a_pool_reader_is_admitted_beside_a_holder_outside_the_pool() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
+        let pool = pool(1);
         let lock = Arc::new(RwLock::new(0u32));
         let (done, finished) = mpsc::channel::<&str>();
         {
@@ -141,15 +158,7 @@ mod tests {
                 let _ = done.send(if sum == 55 { "holder" } else { "bad sum" });
             });
         }
-        let mut seen: Vec<&str> = (0..3)
-            .map(|_| {
-                finished
-                    .recv_timeout(Duration::from_secs(20))
-                    .expect("deadlocked")
-            })
-            .collect();
-        seen.sort_unstable();
-        assert_eq!(seen, ["holder", "pool reader", "writer"]);
+        assert_eq!(outcomes(&finished, 3), ["holder", "pool reader", "writer"]);
         assert_eq!(*lock.read_or_recover(), 1);
     }
 
@@ -158,10 +167,7 @@ mod tests {
     /// writer waits; a reader outside the pool queues behind the writer.
     #[test]
     fn a_pool_reader_is_admitted_beside_a_pool_holder_and_others_queue() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let pool = pool(2);
         let lock = Arc::new(RwLock::new(0u32));
         let (done, finished) = mpsc::channel::<&str>();
         {
@@ -195,15 +201,10 @@ mod tests {
                 .unwrap();
             });
         }
-        let mut seen: Vec<&str> = (0..3)
-            .map(|_| {
-                finished
-                    .recv_timeout(Duration::from_secs(20))
-                    .expect("deadlocked")
-            })
-            .collect();
-        seen.sort_unstable();
-        assert_eq!(seen, ["holder", "outside after writer", "writer"]);
+        assert_eq!(
+            outcomes(&finished, 3),
+            ["holder", "outside after writer", "writer"]
+        );
     }
 
     #[test]
