@@ -730,10 +730,11 @@ fn bad_input_gets_clear_errors_and_writes_nothing() {
         shard_size: 10,
         ..ShardedOptions::default()
     };
-    assert!(matches!(
-        ShardedIndex::<u64>::create(dir.path().join("x"), bad),
-        Err(ShardedError::Option(_))
-    ));
+    let err = ShardedIndex::<u64>::create(dir.path().join("x"), bad).unwrap_err();
+    assert!(
+        matches!(err, ShardedError::Option(_)) && err.to_string().contains("at least 256"),
+        "{err}"
+    );
     assert!(matches!(
         ShardedIndex::<u64>::create(dir.path(), ShardedOptions::default()),
         Err(ShardedError::Locked { .. }) | Err(ShardedError::AlreadyExists { .. })
@@ -744,6 +745,35 @@ fn bad_input_gets_clear_errors_and_writes_nothing() {
         idx.search(&good, &exact(1)),
         Err(ShardedError::Closed)
     ));
+}
+
+/// Shards far smaller than a unit index file (iscc-usearch's tests use
+/// 500 bytes): every shard still takes rows, and every row stays found.
+#[test]
+fn tiny_shards_rotate_and_keep_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ShardedOptions {
+        shard_size: 500,
+        vectors: VectorKind::Nphd { max_dim: 64 },
+        ..ShardedOptions::default()
+    };
+    let idx = ShardedIndex::<u64>::create(dir.path().join("t"), options).unwrap();
+    let mut seed = 9;
+    let rows: Vec<Vec<u8>> = (0..100)
+        .map(|_| common::lcg(&mut seed).to_le_bytes().to_vec())
+        .collect();
+    for (k, row) in rows.iter().enumerate() {
+        idx.add(&[k as u64], &[row]).unwrap();
+    }
+    let shards = idx.stats().view_shards;
+    assert!(shards >= 2, "{shards} shards");
+    for (k, row) in rows.iter().enumerate() {
+        let hits = idx.search(row, &exact(1)).unwrap();
+        assert_eq!((hits[0].key, hits[0].distance), (k as u64, 0.0), "row {k}");
+    }
+    idx.close().unwrap();
+    let reopened = ShardedIndex::<u64>::open(dir.path().join("t")).unwrap();
+    assert_eq!(reopened.len(), 100);
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub use counters::SearchCounters;
 pub use flat::Hit;
 pub use sharded::{
     BloomStats, KeyKind, Match, MergeReport, ShardKey, ShardedError, ShardedIndex, ShardedIndex128,
-    ShardedIter, ShardedOptions, ShardedStats, VectorKind, SHARDED_FORMAT_VERSION,
+    ShardedIter, ShardedOptions, ShardedStats, VectorKind, MIN_SHARD_SIZE, SHARDED_FORMAT_VERSION,
 };
 pub use unit::{
     graph_path, ExactThreshold, IndexError, SearchOptions, UnitIndex, UnitIndexOptions,

@@ -76,7 +76,7 @@ use self::key::bloom_hash;
 pub use self::key::{KeyKind, ShardKey};
 pub use self::manifest::SHARDED_FORMAT_VERSION;
 pub use self::merge::MergeReport;
-pub use self::options::{ShardedOptions, VectorKind};
+pub use self::options::{ShardedOptions, VectorKind, MIN_SHARD_SIZE};
 pub use self::search::Match;
 use self::shard::Shard;
 pub use self::stats::{BloomStats, ShardedStats};

@@ -181,12 +181,18 @@ impl Default for ShardedOptions {
     }
 }
 
+/// The smallest `shard_size` accepted. A shard always takes at least one row
+/// before it rotates, so any size works; the bound only catches a size
+/// given in other units (256 meant as MiB would make a shard per row).
+/// iscc-usearch's tests use 500-byte shards to force rotations.
+pub const MIN_SHARD_SIZE: u64 = 256;
+
 impl ShardedOptions {
     pub(crate) fn validate(&self) -> Result<(), ShardedError> {
         self.vectors.validate().map_err(ShardedError::Option)?;
-        if self.shard_size < 4096 {
+        if self.shard_size < MIN_SHARD_SIZE {
             return Err(ShardedError::Option(format!(
-                "shard_size {} (at least 4096 bytes)",
+                "shard_size {} (in bytes: at least {MIN_SHARD_SIZE})",
                 self.shard_size
             )));
         }
