@@ -15,24 +15,6 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 mod rwlock;
 pub(crate) use rwlock::{ReadGuard, RwLock, WriteGuard};
 
-/// Shared and exclusive access to an [`RwLock`] (ours cannot be poisoned;
-/// the names say that no caller has a poisoned lock to handle).
-pub(crate) trait RwLockExt<T: ?Sized> {
-    /// Shared access.
-    fn read_or_recover(&self) -> ReadGuard<'_, T>;
-    /// Exclusive access.
-    fn write_or_recover(&self) -> WriteGuard<'_, T>;
-}
-
-impl<T: ?Sized> RwLockExt<T> for RwLock<T> {
-    fn read_or_recover(&self) -> ReadGuard<'_, T> {
-        self.read()
-    }
-    fn write_or_recover(&self) -> WriteGuard<'_, T> {
-        self.write()
-    }
-}
-
 /// [`Mutex::lock`], recovering the guard of a poisoned mutex. No mutex of
 /// ours is held across parallel work (a pool thread blocked on it could be
 /// the work its holder waits for: see [`rwlock`]).
@@ -78,14 +60,14 @@ mod tests {
         let (m2, rw2) = (Arc::clone(&m), Arc::clone(&rw));
         let _ = std::thread::spawn(move || {
             let _g = m2.lock().unwrap();
-            let _w = rw2.write_or_recover();
+            let _w = rw2.write();
             panic!("poison both");
         })
         .join();
         assert!(m.is_poisoned());
         *lock(&m) += 1;
-        *rw.write_or_recover() += 1;
-        assert_eq!((*lock(&m), *rw.read_or_recover()), (2, 3));
+        *rw.write() += 1;
+        assert_eq!((*lock(&m), *rw.read()), (2, 3));
     }
 
     fn pool(threads: usize) -> rayon::ThreadPool {
@@ -123,7 +105,7 @@ mod tests {
     fn writer(lock: &Arc<RwLock<u32>>, done: &mpsc::Sender<&'static str>) {
         let (lock, done) = (Arc::clone(lock), done.clone());
         std::thread::spawn(move || {
-            *lock.write_or_recover() += 1;
+            *lock.write() += 1;
             let _ = done.send("writer");
         });
     }
@@ -140,7 +122,7 @@ mod tests {
         {
             let (lock, done) = (Arc::clone(&lock), done.clone());
             std::thread::spawn(move || {
-                let held = lock.read_or_recover();
+                let held = lock.read();
                 writer(&lock, &done);
                 until_writer_waits(&lock, 1);
                 let (started_tx, started) = mpsc::channel();
@@ -148,7 +130,7 @@ mod tests {
                     let (lock, done) = (Arc::clone(&lock), done.clone());
                     pool.spawn(move || {
                         let _ = started_tx.send(());
-                        drop(lock.read_or_recover());
+                        drop(lock.read());
                         let _ = done.send("pool reader");
                     });
                 }
@@ -159,7 +141,7 @@ mod tests {
             });
         }
         assert_eq!(outcomes(&finished, 3), ["holder", "pool reader", "writer"]);
-        assert_eq!(*lock.read_or_recover(), 1);
+        assert_eq!(*lock.read(), 1);
     }
 
     /// Holder on a pool thread: the work it waits for asks for the lock on
@@ -174,14 +156,14 @@ mod tests {
             let (lock, done) = (Arc::clone(&lock), done.clone());
             std::thread::spawn(move || {
                 pool.install(|| {
-                    let held = lock.read_or_recover();
+                    let held = lock.read();
                     writer(&lock, &done);
                     until_writer_waits(&lock, 1);
                     // Outside the pool: waits for the writer.
                     let outside = {
                         let (lock, done) = (Arc::clone(&lock), done.clone());
                         std::thread::spawn(move || {
-                            let value = *lock.read_or_recover();
+                            let value = *lock.read();
                             let _ = done.send(if value == 1 {
                                 "outside after writer"
                             } else {
@@ -190,8 +172,7 @@ mod tests {
                         })
                     };
                     std::thread::sleep(Duration::from_millis(20));
-                    let (a, b) =
-                        rayon::join(|| *lock.read_or_recover(), || *lock.read_or_recover());
+                    let (a, b) = rayon::join(|| *lock.read(), || *lock.read());
                     assert_eq!((a, b), (0, 0), "pool readers saw the writer");
                     drop(held);
                     let _ = done.send("holder");

@@ -33,7 +33,7 @@ use super::{
 use crate::codec::{Realm, UnitType};
 use crate::index::ShardedIndex;
 use crate::store::{StoreError, StoreTxn};
-use crate::sync::{lock, RwLockExt};
+use crate::sync::lock;
 
 /// Refill every simprint row and type from the entries' features, in one
 /// store transaction (a rebuild, and the upgrade from format 2).
@@ -363,14 +363,14 @@ impl IsccIndex {
         // Now in memory: the old indexes are dropped unsaved (their
         // directories are deleted), the new ones take their place.
         {
-            let mut units = self.units.write_or_recover();
+            let mut units = self.units.write();
             units.retain(|t, _| !target.wants(*t));
             for (t, (_, idx)) in fresh {
                 units.insert(t, Arc::new(idx));
             }
         }
         {
-            let mut open = self.sims.open.write_or_recover();
+            let mut open = self.sims.open.write();
             open.retain(|k, _| !target.wants_simprint(k));
             for (k, (_, idx)) in fresh_sims {
                 open.insert(k, Arc::new(idx));
@@ -439,7 +439,7 @@ impl IsccIndex {
             None,
             IndexOptions {
                 params: self.params,
-                realm: self.realm.read_or_recover().map(Realm::id),
+                realm: self.realm.read().map(Realm::id),
                 read_only: false,
                 ..self.options
             },

@@ -86,7 +86,7 @@ use crate::codec::{IdGenerator, IsccId, Realm, Unit, UnitType};
 use crate::index::ShardedIndex;
 use crate::lockfile::DirLock;
 use crate::store::Store;
-use crate::sync::{lock, RwLock, RwLockExt};
+use crate::sync::{lock, RwLock};
 
 pub use self::chunk_score::CHUNK_CANDIDATES;
 pub use self::chunk_search::{
@@ -215,13 +215,13 @@ impl IsccIndex {
     }
 
     fn realm(&self) -> Realm {
-        self.realm.read_or_recover().unwrap_or(Realm::R0)
+        self.realm.read().unwrap_or(Realm::R0)
     }
 
     /// The open unit indexes.
     fn unit_indexes(&self) -> Vec<(UnitType, Arc<ShardedIndex<u64>>)> {
         self.units
-            .read_or_recover()
+            .read()
             .iter()
             .map(|(t, i)| (*t, Arc::clone(i)))
             .collect()
@@ -229,11 +229,11 @@ impl IsccIndex {
 
     /// Unit types with an open unit index.
     fn open_unit_types(&self) -> Vec<UnitType> {
-        self.units.read_or_recover().keys().copied().collect()
+        self.units.read().keys().copied().collect()
     }
 
     fn unit_index(&self, t: UnitType) -> Option<Arc<ShardedIndex<u64>>> {
-        self.units.read_or_recover().get(&t).cloned()
+        self.units.read().get(&t).cloned()
     }
 
     /// The unit index of `t`, created when there is none: in the index
@@ -243,7 +243,7 @@ impl IsccIndex {
         if let Some(i) = self.unit_index(t) {
             return Ok(i);
         }
-        let mut units = self.units.write_or_recover();
+        let mut units = self.units.write();
         if let Some(i) = units.get(&t) {
             return Ok(Arc::clone(i));
         }
@@ -299,7 +299,7 @@ impl IsccIndex {
             context: context.to_string(),
             source,
         })?;
-        let realm = *self.realm.read_or_recover();
+        let realm = *self.realm.read();
         if let Some(r) = realm {
             if id.realm() != r {
                 return Err(EngineError::Realm {
@@ -380,7 +380,7 @@ impl IsccIndex {
     /// Figures of the index.
     pub fn info(&self) -> Result<IndexInfo, EngineError> {
         self.check_open()?;
-        let _view = self.view.read_or_recover();
+        let _view = self.view.read();
         let counts = self.counts()?;
         let units: BTreeMap<String, UnitTypeInfo> = self
             .unit_indexes()
@@ -403,7 +403,7 @@ impl IsccIndex {
             size: self.store.len()?,
             unit_types: self.unit_types_of(counts)?,
             units,
-            realm: self.realm.read_or_recover().map(Realm::id),
+            realm: self.realm.read().map(Realm::id),
             max_dim: self.params.max_dim,
             read_only: self.options.read_only,
             in_memory: lock(&self.temp).is_some(),
@@ -452,11 +452,10 @@ impl IsccIndex {
             self.save_locked()
         };
         self.closed.store(true, Ordering::Release);
-        let units: Vec<Arc<ShardedIndex<u64>>> =
-            std::mem::take(&mut *self.units.write_or_recover())
-                .into_values()
-                .collect();
-        let sims: Vec<_> = std::mem::take(&mut *self.sims.open.write_or_recover())
+        let units: Vec<Arc<ShardedIndex<u64>>> = std::mem::take(&mut *self.units.write())
+            .into_values()
+            .collect();
+        let sims: Vec<_> = std::mem::take(&mut *self.sims.open.write())
             .into_values()
             .collect();
         if !(in_memory || self.options.read_only) {

@@ -26,7 +26,7 @@ use super::{meta, recovery, EngineError, IndexOptions};
 use crate::codec::{IsccId, Realm};
 use crate::lockfile::DirLock;
 use crate::store::{Store, StoreOptions};
-use crate::sync::{lock, RwLock, RwLockExt};
+use crate::sync::{lock, RwLock};
 
 /// The primary store of an index directory; see the module docs.
 pub struct IsccStore {
@@ -132,7 +132,7 @@ impl IsccStore {
 
     /// The ISCC-ID of a key in this store's realm.
     pub fn iscc_id(&self, key: u64) -> IsccId {
-        IsccId::from_u64(key, self.realm.read_or_recover().unwrap_or(self.wanted))
+        IsccId::from_u64(key, self.realm.read().unwrap_or(self.wanted))
     }
 
     /// Store `entry` (an object with `iscc_code` and/or `units`, optionally
@@ -144,7 +144,7 @@ impl IsccStore {
         let p = prepare(entry, "entry")?;
         let _w = lock(&self.writer);
         self.check_writable()?;
-        let fixed = *self.realm.read_or_recover();
+        let fixed = *self.realm.read();
         let realm = fixed.unwrap_or(self.wanted);
         let id = IsccId::from_u64(key, realm);
         if let Some(given) = p.id {
@@ -169,7 +169,7 @@ impl IsccStore {
             }
             write_entry(w, key, &json, &p).map(|_| ())
         })?;
-        *self.realm.write_or_recover() = Some(realm);
+        *self.realm.write() = Some(realm);
         Ok(id)
     }
 
@@ -240,7 +240,7 @@ impl IsccStore {
         Ok(StoreInfo {
             path: self.root.clone(),
             size: self.store.len()?,
-            realm: self.realm.read_or_recover().map(Realm::id),
+            realm: self.realm.read().map(Realm::id),
             read_only: self.read_only,
             durable: self.durable,
             journal_pending: self.store.journal_len()?,

@@ -37,7 +37,7 @@ use crate::codec::UnitType;
 use crate::index::{ShardedError, ShardedIndex};
 use crate::kind::ErrorKind;
 use crate::store::{Store, StoreError, StoreRead};
-use crate::sync::{lock, RwLockExt};
+use crate::sync::lock;
 
 /// The store's state that the unit indexes are checked against, read in
 /// one snapshot.
@@ -273,7 +273,7 @@ impl IsccIndex {
         for (t, name) in &dirs {
             match ShardedIndex::<u64>::open(self.root.join(name)) {
                 Ok(idx) => {
-                    self.units.write_or_recover().insert(*t, Arc::new(idx));
+                    self.units.write().insert(*t, Arc::new(idx));
                 }
                 Err(e) if is_damage(&e) => {
                     damaged.units.insert(*t, format!("cannot be opened ({e})"));
@@ -284,10 +284,7 @@ impl IsccIndex {
         for (k, name) in &sim_dirs {
             match SimprintIndex::open(self.root.join(name)) {
                 Ok(idx) => {
-                    self.sims
-                        .open
-                        .write_or_recover()
-                        .insert(k.clone(), Arc::new(idx));
+                    self.sims.open.write().insert(k.clone(), Arc::new(idx));
                 }
                 Err(e) if is_damage(&e) => {
                     damaged
@@ -371,8 +368,8 @@ impl IsccIndex {
             if legacy {
                 *lock(&self.legacy_counts) = Some(snap.counts.clone());
             }
-            *self.units.write_or_recover() = opened;
-            *self.sims.open.write_or_recover() = opened_sims;
+            *self.units.write() = opened;
+            *self.sims.open.write() = opened_sims;
             *lock(&self.dirs) = dirs.clone();
             *lock(&self.sims.dirs) = sim_dirs.clone();
             *lock(&self.seen) = (snap.floor, snap.last);
@@ -517,11 +514,11 @@ impl IsccIndex {
 
     /// Take damaged indexes out of the open set (dropped unsaved).
     fn drop_damaged(&self, damaged: &Damaged) {
-        let mut units = self.units.write_or_recover();
+        let mut units = self.units.write();
         for t in damaged.units.keys() {
             units.remove(t);
         }
-        let mut open = self.sims.open.write_or_recover();
+        let mut open = self.sims.open.write();
         for k in damaged.sims.keys() {
             open.remove(k);
         }
@@ -604,11 +601,11 @@ impl IsccIndex {
             }
             Ok(())
         })?;
-        let mut units = self.units.write_or_recover();
+        let mut units = self.units.write();
         for (t, idx) in fresh {
             units.insert(t, Arc::new(idx));
         }
-        let mut open = self.sims.open.write_or_recover();
+        let mut open = self.sims.open.write();
         for (k, idx) in fresh_sims {
             open.insert(k, Arc::new(idx));
         }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use super::recovery::recorded_dirs;
 use super::simprint_index as sims;
 use super::{EngineError, IsccIndex};
-use crate::sync::{lock, RwLockExt};
+use crate::sync::lock;
 
 impl IsccIndex {
     /// For a read-only open: catch up with the writer. Cheap when nothing
@@ -50,12 +50,12 @@ impl IsccIndex {
                 }
                 Ok((out, r.journal_last()?))
             })?;
-            let _view = self.view.write_or_recover();
+            let _view = self.view.write();
             self.replay(&changed, &Default::default(), &Default::default())?;
             *lock(&self.seen) = (floor, last);
             return Ok(true);
         }
-        let _view = self.view.write_or_recover();
+        let _view = self.view.write();
         self.open_units_read_only()?;
         Ok(true)
     }

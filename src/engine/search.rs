@@ -12,7 +12,6 @@ use super::{BatchMatches, EngineError, IsccIndex, IsccMatches, Query, SearchPara
 use crate::codec::{Unit, UnitType};
 use crate::combine::Combiner;
 use crate::index::{cost, CoalesceStats, SearchCounters, SearchOptions, ShardedIndex};
-use crate::sync::RwLockExt;
 
 impl IsccIndex {
     // ---- search ------------------------------------------------------------
@@ -22,7 +21,7 @@ impl IsccIndex {
     pub fn search(&self, query: &Query, params: &SearchParams) -> Result<IsccMatches, EngineError> {
         self.check_open()?;
         params.check()?;
-        let _view = self.view.read_or_recover();
+        let _view = self.view.read();
         if query.is_granular() {
             return cost::on_pool(|| self.search_granular(query, params, "query"));
         }
@@ -65,7 +64,7 @@ impl IsccIndex {
     ) -> Result<BatchMatches, EngineError> {
         self.check_open()?;
         params.check()?;
-        let _view = self.view.read_or_recover();
+        let _view = self.view.read();
         // Unit-only queries are answered together; granular ones (features
         // or "more like this") one by one.
         let mut plain: Vec<usize> = Vec::new();

@@ -24,7 +24,7 @@ use super::features::{features_of, FeatureSet, SimprintType};
 use super::{io, meta, EngineError, IsccIndex};
 use crate::index::{ExactThreshold, ShardedIndex, ShardedOptions, VectorKind};
 use crate::store::StoreRead;
-use crate::sync::{lock, RwLockExt};
+use crate::sync::lock;
 
 /// A simprint type's similarity index.
 pub(super) type SimprintIndex = ShardedIndex<[u8; 16]>;
@@ -127,14 +127,14 @@ impl IsccIndex {
 
     /// The open simprint index of `kind`.
     pub(super) fn simprint_index(&self, kind: &SimprintType) -> Option<Arc<SimprintIndex>> {
-        self.sims.open.read_or_recover().get(kind).cloned()
+        self.sims.open.read().get(kind).cloned()
     }
 
     /// Every open simprint index.
     pub(super) fn simprint_indexes(&self) -> Vec<(SimprintType, Arc<SimprintIndex>)> {
         self.sims
             .open
-            .read_or_recover()
+            .read()
             .iter()
             .map(|(t, i)| (t.clone(), Arc::clone(i)))
             .collect()
@@ -150,7 +150,7 @@ impl IsccIndex {
         if let Some(i) = self.simprint_index(kind) {
             return Ok(i);
         }
-        let mut open = self.sims.open.write_or_recover();
+        let mut open = self.sims.open.write();
         if let Some(i) = open.get(kind) {
             return Ok(Arc::clone(i));
         }
@@ -192,7 +192,7 @@ impl IsccIndex {
         changes: &[FeatureChange],
         skip: &BTreeSet<SimprintType>,
     ) -> Result<(), EngineError> {
-        let open: Vec<SimprintType> = self.sims.open.read_or_recover().keys().cloned().collect();
+        let open: Vec<SimprintType> = self.sims.open.read().keys().cloned().collect();
         let mut work: BTreeMap<SimprintType, TypeWork> = BTreeMap::new();
         for c in changes {
             let old_of = |kind: &SimprintType| {
@@ -276,7 +276,7 @@ impl IsccIndex {
         kind: &SimprintType,
         bits: u16,
     ) -> Result<Arc<SimprintIndex>, EngineError> {
-        let mut open = self.sims.open.write_or_recover();
+        let mut open = self.sims.open.write();
         let options = self.simprint_options(bits);
         let err = EngineError::simprint_index(kind);
         let idx = if self.options.read_only {

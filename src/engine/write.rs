@@ -16,7 +16,7 @@ use super::{
 };
 use crate::codec::{IdGenerator, IsccId, Realm, Unit, UnitType};
 use crate::store::{StoreError, StoreTxn};
-use crate::sync::{lock, RwLockExt};
+use crate::sync::lock;
 
 /// A change to apply to the unit indexes.
 pub(super) struct Change {
@@ -83,7 +83,7 @@ impl IsccIndex {
         let _w = lock(&self.writer);
         self.check_writable()?;
         self.check_simprint_bits(&prepared)?;
-        let fixed = *self.realm.read_or_recover();
+        let fixed = *self.realm.read();
         let realm = self.batch_realm(&prepared, fixed)?;
         let ids = self.assign_ids(&prepared, realm, fixed.is_none())?;
         let rows = rows_to_write(&ids, &prepared);
@@ -97,7 +97,7 @@ impl IsccIndex {
                 .collect()
         })?;
         if set_realm {
-            *self.realm.write_or_recover() = Some(realm);
+            *self.realm.write() = Some(realm);
         }
         let ids: Vec<String> = ids.iter().map(IsccId::to_string).collect();
         self.apply_committed(changes, || ids.clone())?;

@@ -27,7 +27,7 @@ mod txn;
 
 use std::path::{Path, PathBuf};
 
-use crate::sync::{ReadGuard, RwLock, RwLockExt};
+use crate::sync::{ReadGuard, RwLock};
 use heed::byteorder::BE;
 use heed::types::{Bytes, Str, U64};
 use heed::{
@@ -330,7 +330,7 @@ impl Store {
     }
 
     fn guard(&self) -> ReadGuard<'_, ()> {
-        self.map_guard.read_or_recover()
+        self.map_guard.read()
     }
 
     /// Run `f` on a read transaction (one consistent snapshot).
@@ -361,7 +361,7 @@ impl Store {
     /// Another process grew the map beyond ours: adopt its size (no
     /// transaction of this process may be open meanwhile).
     fn adopt_map_size(&self) -> Result<(), StoreError> {
-        let _g = self.map_guard.write_or_recover();
+        let _g = self.map_guard.write();
         // SAFETY: the exclusive guard is held, so no transaction of this
         // process is open; size 0 tells LMDB to adopt the file's map size.
         unsafe { self.env.resize(0) }.map_err(|e| self.lmdb(e))
@@ -410,7 +410,7 @@ impl Store {
     /// Double the map (no transaction may be open: the exclusive guard
     /// waits for all of them).
     fn grow(&self) -> Result<(), StoreError> {
-        let _g = self.map_guard.write_or_recover();
+        let _g = self.map_guard.write();
         let size = self.env.info().map_size;
         // SAFETY: the exclusive guard is held, so no transaction of this
         // process is open (every transaction holds the shared guard).

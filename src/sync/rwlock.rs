@@ -7,7 +7,7 @@
 //! it waits) asks for a read guard of the same index and is refused; the
 //! holder waits for that pool thread, the writer for the holder. Seen as a
 //! hang of 8 C threads searching beside a writer (`tests/c/ffi_smoke.c`,
-//! about 1 run in 100 under load: the CI timeout of 2026-12-03).
+//! 1 run in 15 to 1 in 100 under load: the CI timeout of 2026-12-03).
 //!
 //! Here a reader on a pool thread is admitted while other readers hold the
 //! lock even when a writer waits — it may be the work those readers wait
@@ -32,8 +32,7 @@ struct Count {
     writers_waiting: usize,
 }
 
-/// A reader-writer lock (see the module documentation); take it through
-/// [`super::RwLockExt`].
+/// A reader-writer lock (see the module documentation).
 pub(crate) struct RwLock<T: ?Sized> {
     count: Mutex<Count>,
     readers_cv: Condvar,
@@ -105,7 +104,7 @@ impl<T: Default> Default for RwLock<T> {
     }
 }
 
-impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for RwLock<T> {
+impl<T: ?Sized> std::fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RwLock").finish_non_exhaustive()
     }

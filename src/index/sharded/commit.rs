@@ -15,7 +15,7 @@ use super::{io_at, Inner, ShardedError};
 use crate::index::bloom::ScalableBloom;
 use crate::index::durable;
 use crate::lockfile::{DirLock, LockError};
-use crate::sync::{lock, RwLockExt};
+use crate::sync::lock;
 
 /// The writer lock of a sharded index directory.
 pub(super) fn acquire_lock(dir: &Path) -> Result<DirLock, ShardedError> {
@@ -41,7 +41,7 @@ impl Inner {
         frozen.save(&self.dir, gen)?;
         let mapped = Arc::new(Shard::open(&self.dir, &frozen.entry(), self.kind, true)?);
         {
-            let mut st = self.state.write_or_recover();
+            let mut st = self.state.write();
             if let Some(slot) = st.sealed.iter_mut().find(|s| s.id == frozen.id) {
                 *slot = mapped;
             }
@@ -64,12 +64,12 @@ impl Inner {
             Ok(old) => old,
             Err(e) => {
                 // Nothing was committed: the files stay doomed for later.
-                self.state.write_or_recover().garbage.extend(plan.garbage);
+                self.state.write().garbage.extend(plan.garbage);
                 return Err(e);
             }
         };
         {
-            let mut st = self.state.write_or_recover();
+            let mut st = self.state.write();
             if plan.bloom.is_some() {
                 st.bloom_saved = plan.bloom_version;
             }
@@ -93,7 +93,7 @@ impl Inner {
     /// of the latest durable files, the bloom filter and tombstones when
     /// they changed since last saved, and the files to delete after.
     fn plan_commit(&self) -> CommitPlan {
-        let mut st = self.state.write_or_recover();
+        let mut st = self.state.write();
         // The latest files of every shard: a shard still rotating is
         // listed with its last saved version, so nothing durable is ever
         // dropped from the manifest.

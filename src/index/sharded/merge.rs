@@ -40,7 +40,7 @@ use super::shard::{self, Shard};
 use super::tombstones::Tombstones;
 use super::{io_at, Inner, ShardedError, ShardedIndex, State};
 use crate::index::UnitIndex;
-use crate::sync::{catch_panic, lock, wait, RwLockExt};
+use crate::sync::{catch_panic, lock, wait};
 
 /// Rows added to a merged shard per call: a stop request is seen between
 /// chunks.
@@ -259,7 +259,7 @@ impl Inner {
     ) -> Result<Option<(usize, u64)>, ShardedError> {
         let _m = lock(&self.maintenance);
         let (run, tomb, dead_before) = {
-            let st = self.state.read_or_recover();
+            let st = self.state.read();
             let Some(range) = plan(&st) else {
                 return Ok(None);
             };
@@ -281,7 +281,7 @@ impl Inner {
             return Ok(None);
         };
         {
-            let mut st = self.state.write_or_recover();
+            let mut st = self.state.write();
             let pos = st.sealed.iter().position(|s| Arc::ptr_eq(s, &run[0]));
             let intact = pos.is_some_and(|p| {
                 st.sealed.len() >= p + run.len()
@@ -339,7 +339,7 @@ impl Inner {
 
     /// Merges the tiers owe now.
     pub(super) fn merge_backlog(&self) -> usize {
-        backlog(&self.state.read_or_recover().sealed, &self.options)
+        backlog(&self.state.read().sealed, &self.options)
     }
 }
 

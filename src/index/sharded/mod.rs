@@ -62,7 +62,7 @@ mod stats;
 pub(crate) mod tombstones;
 mod write;
 
-use crate::sync::{ReadGuard, RwLock, RwLockExt, WriteGuard};
+use crate::sync::{ReadGuard, RwLock, WriteGuard};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -263,11 +263,11 @@ const INSERT_CHUNK: usize = 2048;
 
 impl<K: ShardKey> ShardedIndex<K> {
     fn read(&self) -> ReadGuard<'_, State> {
-        self.inner.state.read_or_recover()
+        self.inner.state.read()
     }
 
     fn write(&self) -> WriteGuard<'_, State> {
-        self.inner.state.write_or_recover()
+        self.inner.state.write()
     }
 
     fn check_open(&self) -> Result<(), ShardedError> {

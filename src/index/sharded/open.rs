@@ -19,7 +19,7 @@ use super::{io_at, Inner, ShardKey, ShardedError, ShardedIndex, ShardedOptions, 
 use crate::combine::Combiner;
 use crate::index::bloom::{BloomError, ScalableBloom};
 use crate::lockfile::DirLock;
-use crate::sync::{RwLock, RwLockExt};
+use crate::sync::RwLock;
 
 /// How an index directory is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,7 +319,7 @@ fn next_label<'a>(saved: u64, shards: impl Iterator<Item = &'a Arc<Shard>>) -> u
     let mut next = saved;
     for s in shards {
         if let Some(t) = &s.table {
-            if let Some(max) = t.read_or_recover().max_label() {
+            if let Some(max) = t.read().max_label() {
                 next = next.max(max + 1);
             }
         }

@@ -4,7 +4,7 @@
 use super::key::ShardKey;
 use super::shard::Shard;
 use super::{io_at, ShardedError, ShardedIndex};
-use crate::sync::{catch_panic, lock, wait, RwLockExt};
+use crate::sync::{catch_panic, lock, wait};
 use std::sync::{mpsc, Arc};
 
 impl<K: ShardKey> ShardedIndex<K> {
@@ -57,7 +57,7 @@ impl<K: ShardKey> ShardedIndex<K> {
                                     })
                                 });
                             if let Err(e) = result {
-                                let mut st = inner.state.write_or_recover();
+                                let mut st = inner.state.write();
                                 st.rotation_error = Some(ShardedError::Rotation {
                                     id,
                                     source: Box::new(e),

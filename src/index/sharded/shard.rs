@@ -8,7 +8,7 @@ use super::key::{KeyKind, KeyTable};
 use super::manifest::{shard_stem, ShardEntry};
 use super::ShardedError;
 use crate::index::{durable, UnitIndex, UnitIndexOptions};
-use crate::sync::{RwLock, RwLockExt};
+use crate::sync::RwLock;
 
 pub(crate) struct Shard {
     pub(crate) id: u32,
@@ -140,7 +140,7 @@ impl Shard {
                 let k = key as u64;
                 self.index.contains(k).then_some(k)
             }
-            Some(t) => t.read_or_recover().label(key),
+            Some(t) => t.read().label(key),
         }
     }
 
@@ -149,7 +149,7 @@ impl Shard {
     pub(crate) fn key(&self, label: u64) -> Option<u128> {
         match &self.table {
             None => Some(u128::from(label)),
-            Some(t) => t.read_or_recover().key(label),
+            Some(t) => t.read().key(label),
         }
     }
 
@@ -157,7 +157,7 @@ impl Shard {
     /// table; each durably) and record it.
     pub(crate) fn save(&self, dir: &Path, gen: u64) -> Result<(), ShardedError> {
         if let Some(t) = &self.table {
-            let bytes = t.read_or_recover().encode();
+            let bytes = t.read().encode();
             let path = keys_path(dir, self.id, gen);
             durable::write(&path, &bytes).map_err(|source| ShardedError::Io { path, source })?;
         }

@@ -6,7 +6,7 @@ use super::key::ShardKey;
 use super::shard::Shard;
 use super::{shard, Fresh, Mode, ShardedError, ShardedIndex, BYTES_PER_ROW_GUESS, INSERT_CHUNK};
 use crate::index::UnitIndex;
-use crate::sync::{lock, RwLockExt};
+use crate::sync::lock;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -129,7 +129,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         }
         let path = shard::main_path(&self.inner.dir, active.id, active.gen());
         let index = UnitIndex::restore(&path, false)?;
-        let table = active.table.as_ref().map(|t| t.read_or_recover().clone());
+        let table = active.table.as_ref().map(|t| t.read().clone());
         let promoted = Shard::from_parts(active.id, index, table);
         promoted.adopt_files(&active);
         let mut st = self.write();
@@ -180,7 +180,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         let labels: Vec<u64> = match &active.table {
             None => chunk.iter().map(|f| f.key as u64).collect(),
             Some(t) => {
-                let mut t = t.write_or_recover();
+                let mut t = t.write();
                 let mut st = self.write();
                 chunk
                     .iter()
@@ -201,7 +201,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         let result = active.index.upsert_batch(&labels, &bodies);
         if let (Err(_), Some(t)) = (&result, &active.table) {
             // Drop labels whose rows did not make it in.
-            let mut t = t.write_or_recover();
+            let mut t = t.write();
             for (l, f) in labels.iter().zip(chunk) {
                 if !active.index.contains(*l) {
                     t.remove_key(f.key);
@@ -243,7 +243,7 @@ impl<K: ShardKey> ShardedIndex<K> {
                 active.mark_changed();
                 live |= active.index.remove(label)?;
                 if let Some(t) = &active.table {
-                    t.write_or_recover().remove_key(key);
+                    t.write().remove_key(key);
                 }
             }
             live |= st.kill_sealed(key);

@@ -50,7 +50,7 @@ use super::graph::Graph;
 use super::hnsw::Hnsw;
 use crate::metric::scan::Kernel;
 use crate::metric::Row;
-use crate::sync::{ReadGuard, RwLock, RwLockExt, WriteGuard};
+use crate::sync::{ReadGuard, RwLock, WriteGuard};
 use slots::Slots;
 
 struct State {
@@ -129,11 +129,11 @@ impl UnitIndex {
     }
 
     fn read(&self) -> ReadGuard<'_, State> {
-        self.state.read_or_recover()
+        self.state.read()
     }
 
     fn write(&self) -> WriteGuard<'_, State> {
-        self.state.write_or_recover()
+        self.state.write()
     }
 
     fn writable(&self) -> Result<WriteGuard<'_, State>, IndexError> {
