@@ -435,6 +435,16 @@ typedef struct {
    * `total` distances: NPHD (0.0-1.0) or Hamming bits, by vector kind.
    */
   float *distances;
+  /**
+   * Per query: members (rows, graph nodes) the search looked at, as
+   * usearch's `visited_members`.
+   */
+  uint64_t *visited;
+  /**
+   * Per query: distances the search computed, as usearch's
+   * `computed_distances`.
+   */
+  uint64_t *computed;
 } ivdb_hits;
 
 /**
@@ -874,8 +884,8 @@ size_t ivdb_sharded_key_bytes(const ivdb_sharded *index);
  * shard (the reference's `add` checks only its active shard, its
  * `add_once` all: both are this). Vector `i` is `lengths[i]` bytes of
  * `vectors` (concatenated); every vector is checked before anything is
- * written (an NPHD code must be 64, 128, 192 or 256 bits and at most
- * `max_dim`; a Hamming vector exactly `bits`: never truncated). On success
+ * written (an NPHD vector must have 1 to `max_dim / 8` bytes; a Hamming
+ * vector exactly `bits`: never truncated). On success
  * `*out_added` (may be NULL) is how many were added.
  *
  * # Safety
@@ -1036,7 +1046,7 @@ void ivdb_sharded_iter_free(ivdb_sharded_iter *iter);
 
 /**
  * A new, empty index in memory. `options_json` may be NULL or a JSON
- * object with `max_dim` (64, 128, 192 or 256; default 256),
+ * object with `max_dim` (a multiple of 8 up to 256; default 256),
  * `connectivity`, `expansion_add`, `expansion_search`, `exact_threshold`
  * (`"auto"`, the default, or rows); unknown names are errors. Release with
  * `ivdb_unit_free`.
@@ -1070,9 +1080,9 @@ void ivdb_unit_free(ivdb_unit *index);
 /**
  * Add `n` bodies under keys not stored yet (a stored key and a repeat in
  * the batch are skipped); `lengths[i]` bytes of `vectors` each
- * (concatenated), every one checked before anything is added (64, 128,
- * 192 or 256 bits, at most `max_dim`: never truncated). `*out_added` (may
- * be NULL) is how many were added.
+ * (concatenated), every one checked before anything is added (1 to
+ * `max_dim / 8` bytes: never truncated; ISCC units are 8, 16, 24 or 32).
+ * `*out_added` (may be NULL) is how many were added.
  *
  * # Safety
  * `index` is a live handle; `keys` holds `n` keys, `lengths` `n` lengths

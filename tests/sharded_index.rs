@@ -710,9 +710,11 @@ fn bad_input_gets_clear_errors_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let idx = ShardedIndex::create(dir.path(), small(1 << 20)).unwrap();
     let good = vec![1u8; 8];
+    // Any whole number of bytes up to max_dim is a vector (a 7-byte one
+    // below); empty and longer ones are errors, never truncated.
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (vec![], "empty"),
-        (vec![1u8; 7], "56 bits"),
+        (vec![1u8; 33], "264 bits"),
         (vec![1u8; 40], "320 bits"),
     ];
     for (bad, word) in cases {
@@ -726,13 +728,17 @@ fn bad_input_gets_clear_errors_and_writes_nothing() {
         Err(ShardedError::BatchMismatch { .. })
     ));
     assert!(idx.search(&[], &exact(1)).is_err());
+    assert_eq!(idx.add(&[3], &[vec![1u8; 7]]).unwrap(), 1);
+    let hits = idx.search(&[1u8; 9], &exact(1)).unwrap();
+    assert_eq!((hits[0].key, hits[0].distance), (3, 0.0));
+    assert_eq!(idx.remove(&[3]).unwrap(), 1);
     let bad = ShardedOptions {
-        shard_size: 10,
+        shard_size: 0,
         ..ShardedOptions::default()
     };
     let err = ShardedIndex::<u64>::create(dir.path().join("x"), bad).unwrap_err();
     assert!(
-        matches!(err, ShardedError::Option(_)) && err.to_string().contains("at least 256"),
+        matches!(err, ShardedError::Option(_)) && err.to_string().contains("at least 1"),
         "{err}"
     );
     assert!(matches!(

@@ -76,7 +76,9 @@ fn bad_bodies_are_errors_never_truncated() {
         ..UnitIndexOptions::default()
     })
     .unwrap();
-    for bad in [vec![], vec![0u8; 4], vec![0u8; 12], vec![0u8; 40]] {
+    // Empty, or longer than 256 bits (never truncated); any whole number of
+    // bytes up to max_dim is a vector (see `byte_granular_vectors_*`).
+    for bad in [vec![], vec![0u8; 33], vec![0u8; 40]] {
         assert!(matches!(
             idx.add(1, &bad),
             Err(IndexError::Body { key: Some(1), .. })
@@ -91,7 +93,7 @@ fn bad_bodies_are_errors_never_truncated() {
     assert!(err.to_string().contains("key 5"));
     // A bad body in a batch adds nothing.
     assert!(idx
-        .add_batch(&[1, 2], &[vec![0u8; 8], vec![0u8; 9]])
+        .add_batch(&[1, 2], &[vec![0u8; 8], vec![0u8; 17]])
         .is_err());
     assert_eq!(idx.len(), 0);
     assert!(matches!(
@@ -675,4 +677,67 @@ fn a_view_keeps_its_graph_when_a_writer_replaces_the_file() {
         )
         .unwrap();
     assert_eq!(hits[0].distance, 0.0);
+}
+
+#[test]
+fn byte_granular_vectors_search_exactly_and_through_the_graph() {
+    // iscc-usearch takes vectors of any whole number of bytes; so do we,
+    // compared over the common prefix of bytes.
+    let mut seed = 2024;
+    let idx = UnitIndex::new(UnitIndexOptions {
+        exact_threshold: 0.into(),
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    let rows: Vec<(u64, Vec<u8>)> = (0..2000u64)
+        .map(|key| {
+            let len = 1 + (lcg(&mut seed) % 32) as usize;
+            (key, (0..len).map(|_| lcg(&mut seed) as u8).collect())
+        })
+        .collect();
+    let (keys, bodies): (Vec<u64>, Vec<Vec<u8>>) = rows.iter().cloned().unzip();
+    assert_eq!(idx.add_batch(&keys, &bodies).unwrap(), rows.len());
+    assert!(!idx.graph_deferred());
+    let check = |idx: &UnitIndex| {
+        for (key, body) in rows.iter().step_by(97) {
+            assert_eq!(idx.get(*key).as_deref(), Some(&body[..]));
+            assert_eq!(
+                idx.search_exact(body, 10).unwrap(),
+                brute_force(&rows, body, 10)
+            );
+            let approx = idx
+                .search_with(
+                    body,
+                    &SearchOptions {
+                        exact: Some(false),
+                        ..SearchOptions::count(10)
+                    },
+                )
+                .unwrap();
+            // Every distance the graph gives is the byte-exact NPHD.
+            for h in &approx {
+                let stored = &rows[h.key as usize].1;
+                assert_eq!(h.distance, nphd(body, stored).unwrap(), "key {}", h.key);
+            }
+            assert_eq!(approx[0].distance, 0.0);
+        }
+    };
+    check(&idx);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bytes.ivu");
+    idx.save(&path).unwrap();
+    for view in [false, true] {
+        check(&UnitIndex::restore(&path, view).unwrap());
+    }
+    // Longer than max_dim stays an error, never truncated.
+    let short = UnitIndex::new(UnitIndexOptions {
+        max_dim: 64,
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    assert!(short.add(1, &[1, 2, 3, 4]).is_ok());
+    assert!(matches!(
+        short.add(2, &[0u8; 9]),
+        Err(IndexError::TooLong { bits: 72, .. })
+    ));
 }

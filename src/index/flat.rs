@@ -6,7 +6,9 @@
 //! bytes `8w..8w+8` of the body) of every row. A query of `q` words compares
 //! `min(q, g + 1)` words with group `g`, so the scan reads only the columns
 //! that matter (see [`crate::metric::scan`]). Removal swaps the last row of
-//! the group into the hole; `slots` maps each key to its place.
+//! the group into the hole; `slots` maps each key to its place. Rows and
+//! queries of other byte lengths (low-level indexes only) are compared
+//! byte-exactly (see [`odd`]).
 //!
 //! Columns are either owned vectors or slices of a memory-mapped file
 //! (read-only view); the file layout is the in-memory layout, so a view
@@ -18,7 +20,10 @@ use std::sync::{Arc, OnceLock};
 use memmap2::Mmap;
 
 use crate::metric::scan::{Kernel, MANY};
-use crate::metric::Row;
+use crate::metric::{whole_words, Row};
+
+mod odd;
+use odd::OddRows;
 
 /// Rows scanned per block before the threshold is tightened (and, in
 /// batch scans, the block all queries of a chunk visit while it is cached).
@@ -113,33 +118,47 @@ pub(crate) type Keep<'a> = &'a (dyn Fn(u64) -> bool + Sync);
 #[derive(Debug, Clone)]
 pub(crate) struct FlatStore {
     pub(crate) groups: [Group; 4],
-    /// key -> (group, index); built on first use (a memory-mapped view
-    /// opens without it).
+    /// Rows whose length is not a whole number of words (see [`odd`]).
+    pub(crate) odd: OddRows,
+    /// key -> (group, index), group [`ODD`] for `odd`; built on first use
+    /// (a memory-mapped view opens without it).
     slots: OnceLock<HashMap<u64, (u8, u32)>>,
 }
+
+/// The group number of [`FlatStore::odd`] in `slots`.
+const ODD: u8 = 4;
 
 impl Default for FlatStore {
     fn default() -> FlatStore {
         FlatStore {
             groups: [Group::new(1), Group::new(2), Group::new(3), Group::new(4)],
+            odd: OddRows::default(),
             slots: OnceLock::from(HashMap::new()),
         }
     }
 }
 
-/// A prepared query: words, length in words.
+/// A prepared query: words, length in words (a partial last word counts),
+/// length in bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ScanQuery {
     pub(crate) words: [u64; 4],
     pub(crate) len: usize,
+    pub(crate) bytes: usize,
 }
 
 impl ScanQuery {
     pub(crate) fn new(row: &Row) -> ScanQuery {
         ScanQuery {
             words: row.words(),
-            len: row.len() / 8,
+            len: row.len().div_ceil(8),
+            bytes: row.len(),
         }
+    }
+
+    /// True when the word kernels can compare it (whole words).
+    fn whole(&self) -> bool {
+        whole_words(self.bytes)
     }
 }
 
@@ -198,7 +217,7 @@ impl TopK {
 impl FlatStore {
     /// Number of rows.
     pub(crate) fn len(&self) -> usize {
-        self.groups.iter().map(Group::len).sum()
+        self.groups.iter().map(Group::len).sum::<usize>() + self.odd.len()
     }
 
     /// The 64-bit words a scan by a query of `query_words` words reads at
@@ -209,7 +228,8 @@ impl FlatStore {
         self.groups
             .iter()
             .map(|g| (g.len() * g.cols.len().min(query_words)) as u64)
-            .sum()
+            .sum::<u64>()
+            + self.odd.words(query_words)
     }
 
     fn build_slots(&self) -> HashMap<u64, (u8, u32)> {
@@ -218,6 +238,9 @@ impl FlatStore {
             for (i, key) in group.keys.as_slice().iter().enumerate() {
                 map.insert(*key, (g as u8, i as u32));
             }
+        }
+        for (i, key) in self.odd.keys.iter().enumerate() {
+            map.insert(*key, (ODD, i as u32));
         }
         map
     }
@@ -257,6 +280,9 @@ impl FlatStore {
     /// The row of a key.
     pub(crate) fn get(&self, key: u64) -> Option<Row> {
         let &(g, i) = self.slots().get(&key)?;
+        if g == ODD {
+            return self.odd.rows.get(i as usize).copied();
+        }
         let group = &self.groups[usize::from(g)];
         let mut body = Vec::with_capacity(32);
         for col in &group.cols {
@@ -267,6 +293,12 @@ impl FlatStore {
 
     /// Insert a row for a key that is not stored.
     pub(crate) fn insert(&mut self, key: u64, row: &Row) {
+        if !whole_words(row.len()) {
+            let index = self.odd.len() as u32;
+            self.odd.push(key, *row);
+            self.slots_mut().insert(key, (ODD, index));
+            return;
+        }
         let g = row.len() / 8 - 1;
         let words = row.words();
         let group = &mut self.groups[g];
@@ -283,8 +315,14 @@ impl FlatStore {
         let Some((g, i)) = self.slots_mut().remove(&key) else {
             return false;
         };
-        let group = &mut self.groups[usize::from(g)];
         let i = i as usize;
+        if g == ODD {
+            if let Some(moved) = self.odd.swap_remove(i) {
+                self.slots_mut().insert(moved, (ODD, i as u32));
+            }
+            return true;
+        }
+        let group = &mut self.groups[usize::from(g)];
         let keys = group.keys.owned();
         keys.swap_remove(i);
         let moved = keys.get(i).copied();
@@ -325,6 +363,47 @@ impl FlatStore {
             // Carry the stride across groups.
             skip = i - keys.len();
         }
+        out.extend(
+            (skip..self.odd.len())
+                .step_by(step)
+                .map(|i| (self.odd.keys[i], self.odd.rows[i])),
+        );
+        out
+    }
+
+    /// Rows `start..start + n` in group order, then the byte-granular ones,
+    /// as (key, body) (a page of [`FlatStore::all_rows`] without building
+    /// it whole).
+    pub(crate) fn page(&self, start: usize, n: usize) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::with_capacity(n.min(self.len().saturating_sub(start)));
+        let mut skip = start;
+        for group in &self.groups {
+            let len = group.len();
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let keys = group.keys.as_slice();
+            let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
+            for i in skip..len {
+                if out.len() == n {
+                    return out;
+                }
+                let mut body = Vec::with_capacity(8 * cols.len());
+                for col in &cols {
+                    body.extend_from_slice(&col[i].to_le_bytes());
+                }
+                out.push((keys[i], body));
+            }
+            skip = 0;
+        }
+        let odd = &self.odd;
+        let room = n - out.len();
+        out.extend(
+            (skip.min(odd.len())..odd.len())
+                .take(room)
+                .map(|i| (odd.keys[i], odd.rows[i].body().to_vec())),
+        );
         out
     }
 
@@ -333,6 +412,7 @@ impl FlatStore {
         self.groups
             .iter()
             .flat_map(|group| group.keys.as_slice().iter().copied())
+            .chain(self.odd.keys.iter().copied())
     }
 
     /// Exact top-`k` of one query, ordered by distance then key.
@@ -379,6 +459,15 @@ impl FlatStore {
                 &mut vec![Vec::new(); MANY],
             ),
         });
+        // Byte-granular rows and queries (none in an index of ISCC units).
+        for (query, top) in queries.iter().zip(tops.iter_mut()) {
+            if !query.whole() {
+                odd::scan_groups(&self.groups, query, top, keep);
+            }
+            if self.odd.len() > 0 {
+                self.odd.scan(query, top, keep);
+            }
+        }
         tops.into_iter().map(TopK::into_sorted).collect()
     }
 
@@ -395,6 +484,8 @@ impl FlatStore {
         candidates: &mut [Vec<(u32, u32)>],
     ) {
         let k = tops.iter().map(|t| t.k).max().unwrap_or(0);
+        // Byte-granular queries are compared elsewhere (see `odd`).
+        let whole = |j: usize| queries[j].whole();
         // Queries by the words they compare with this group.
         let mut by_words: [Vec<usize>; 4] = Default::default();
         for group in &self.groups {
@@ -409,7 +500,7 @@ impl FlatStore {
             }
             for (j, query) in queries.iter().enumerate() {
                 let m = query.len.min(cols.len());
-                if m > 0 && tops[j].k > 0 {
+                if m > 0 && tops[j].k > 0 && whole(j) {
                     by_words[m - 1].push(j);
                 }
             }
@@ -420,7 +511,7 @@ impl FlatStore {
                 // before the long blocks (each row offered costs a heap
                 // comparison; a full first block of 8,192 offers dominated
                 // small indexes).
-                let filling = tops.iter().any(|t| t.heap.len() < t.k);
+                let filling = (0..tops.len()).any(|j| whole(j) && tops[j].heap.len() < tops[j].k);
                 let step = if filling {
                     (k * 4).clamp(64, BLOCK)
                 } else {
@@ -479,158 +570,4 @@ impl FlatStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::metric::nphd;
-
-    fn lcg(seed: &mut u64) -> u64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        *seed >> 11
-    }
-
-    fn body(seed: &mut u64) -> Vec<u8> {
-        let len = 8 * (1 + (lcg(seed) % 4) as usize);
-        (0..len).map(|_| lcg(seed) as u8).collect()
-    }
-
-    #[test]
-    fn exact_search_equals_brute_force_with_key_ties() {
-        let mut seed = 3;
-        let mut store = FlatStore::default();
-        let mut rows: Vec<(u64, Vec<u8>)> = Vec::new();
-        for key in 0..3000u64 {
-            // Many duplicates of few bodies make ties common.
-            let b = if key % 3 == 0 && key > 0 {
-                rows[(key as usize) / 2].1.clone()
-            } else {
-                body(&mut seed)
-            };
-            store.insert(key * 7 % 3001, &Row::new(&b).unwrap());
-            rows.push((key * 7 % 3001, b));
-        }
-        for kernel in Kernel::available() {
-            for _ in 0..20 {
-                let q = body(&mut seed);
-                let row = Row::new(&q).unwrap();
-                for k in [1, 10, 100] {
-                    let mut want: Vec<Hit> = rows
-                        .iter()
-                        .map(|(key, b)| Hit {
-                            distance: nphd(&q, b).unwrap(),
-                            key: *key,
-                        })
-                        .collect();
-                    want.sort();
-                    want.truncate(k);
-                    assert_eq!(
-                        store.search(kernel, &ScanQuery::new(&row), k, None, None),
-                        want,
-                        "{kernel:?}"
-                    );
-                }
-                let capped = store.search(kernel, &ScanQuery::new(&row), 50, Some(0.40), None);
-                assert!(capped.iter().all(|h| h.distance <= 0.40));
-            }
-        }
-    }
-
-    #[test]
-    fn many_queries_in_one_pass_equal_one_at_a_time() {
-        let mut seed = 5;
-        let mut store = FlatStore::default();
-        for key in 0..20_000u64 {
-            store.insert(key, &Row::new(&body(&mut seed)).unwrap());
-        }
-        // More queries than one kernel pass takes, of every length, some
-        // rows' own bodies (distance 0) among them.
-        let queries: Vec<ScanQuery> = (0..2 * MANY as u64 + 3)
-            .map(|i| {
-                let row = if i % 5 == 0 {
-                    store.get(i * 97).unwrap()
-                } else {
-                    Row::new(&body(&mut seed)).unwrap()
-                };
-                ScanQuery::new(&row)
-            })
-            .collect();
-        let odd = |key: u64| key % 2 == 1;
-        for kernel in Kernel::available() {
-            for (k, cap, keep) in [
-                (10, None, None),
-                (1, None, Some(&odd as Keep<'_>)),
-                (100, Some(0.3), None),
-            ] {
-                let many = store.search_many(kernel, &queries, k, cap, keep);
-                for (q, got) in queries.iter().zip(&many) {
-                    assert_eq!(
-                        got,
-                        &store.search(kernel, q, k, cap, keep),
-                        "{kernel:?} k={k}"
-                    );
-                    assert!(got.len() <= k);
-                    assert!(keep.is_none() || got.iter().all(|h| h.key % 2 == 1));
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_sample_of_every_step_th_row_spans_the_groups() {
-        let mut seed = 9;
-        let mut store = FlatStore::default();
-        for key in 0..1000u64 {
-            store.insert(key, &Row::new(&body(&mut seed)).unwrap());
-        }
-        let all = store.all_rows();
-        assert_eq!(all.len(), 1000);
-        let sample = store.rows_every(7);
-        // Every 7th row of the concatenated groups, lengths in proportion.
-        let want: Vec<(u64, Row)> = all.iter().copied().step_by(7).collect();
-        assert_eq!(sample, want);
-        let lengths: std::collections::HashSet<usize> =
-            sample.iter().map(|(_, r)| r.len()).collect();
-        assert_eq!(lengths.len(), 4);
-        assert_eq!(store.rows_every(0), all);
-    }
-
-    #[test]
-    fn words_counts_what_a_query_of_each_length_reads() {
-        let mut store = FlatStore::default();
-        // 3 rows of 64 bits, 2 of 128, 1 of 256.
-        for (key, bytes) in [(1, 8), (2, 8), (3, 8), (4, 16), (5, 16), (6, 32)] {
-            store.insert(key, &Row::new(&vec![0xA5; bytes]).unwrap());
-        }
-        assert_eq!(store.words(1), 6);
-        assert_eq!(store.words(2), 3 + 2 * 2 + 2);
-        assert_eq!(store.words(4), 3 + 2 * 2 + 4);
-        assert_eq!(FlatStore::default().words(4), 0);
-    }
-
-    #[test]
-    fn insert_remove_get_keep_slots_consistent() {
-        let mut seed = 11;
-        let mut store = FlatStore::default();
-        let mut model = HashMap::new();
-        for step in 0..5000u64 {
-            let key = lcg(&mut seed) % 500;
-            if step % 3 == 0 {
-                assert_eq!(store.remove(key), model.remove(&key).is_some());
-            } else if let std::collections::hash_map::Entry::Vacant(slot) = model.entry(key) {
-                let b = body(&mut seed);
-                store.insert(key, &Row::new(&b).unwrap());
-                slot.insert(b);
-            }
-        }
-        assert_eq!(store.len(), model.len());
-        for (key, b) in &model {
-            assert_eq!(store.get(*key).unwrap().body(), &b[..]);
-        }
-        let mut listed: Vec<u64> = store.keys().collect();
-        listed.sort();
-        let mut keys: Vec<u64> = model.keys().copied().collect();
-        keys.sort();
-        assert_eq!(listed, keys);
-    }
-}
+mod tests;

@@ -1,9 +1,11 @@
 //! NPHD, the normalized prefix Hamming distance, and its kernels.
 //!
 //! `NPHD(a, b) = popcount(a[..m] XOR b[..m]) / (8·m)` with `m = min(len a,
-//! len b)` bytes; bodies are 8, 16, 24 or 32 bytes (64–256 bits). A shorter
-//! code therefore compares on the common prefix, so a 64-bit unit and the
-//! 256-bit unit it starts are at distance 0.
+//! len b)` bytes; bodies are 1 to 32 bytes. A shorter code therefore compares
+//! on the common prefix, so a 64-bit unit and the 256-bit unit it starts are
+//! at distance 0. ISCC unit bodies are 8, 16, 24 or 32 bytes (the codec
+//! refuses others before they reach an index); the low-level indexes also
+//! take any whole number of bytes, as iscc-usearch does.
 //!
 //! Three forms:
 //! * [`nphd`]: the scalar reference over unpadded bodies (the definition);
@@ -27,21 +29,28 @@ pub const ROW_BITS: usize = ROW_BYTES * 8;
 /// Errors for bodies the metric cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
-    /// Empty body: it would match everything at distance 0.
-    #[error("empty code: a code must have 64, 128, 192 or 256 bits")]
+    /// Empty body: it has no prefix to compare.
+    #[error("empty code: a code needs at least one byte (ISCC units have 64 to 256 bits)")]
     Empty,
-    /// Not a multiple of 64 bits, or longer than 256 bits.
-    #[error("a code of {0} bits: a code must have 64, 128, 192 or 256 bits (never truncated)")]
+    /// Longer than 256 bits.
+    #[error("a code of {0} bits: longer than 256 bits (never truncated)")]
     Length(usize),
 }
 
-/// Check a body length: 8, 16, 24 or 32 bytes.
+/// Check a body length: 1 to 32 bytes.
 pub fn check_body(body: &[u8]) -> Result<(), BodyError> {
     match body.len() {
         0 => Err(BodyError::Empty),
-        8 | 16 | 24 | 32 => Ok(()),
+        1..=MAX_BODY_BYTES => Ok(()),
         n => Err(BodyError::Length(n * 8)),
     }
+}
+
+/// True for a body of whole 64-bit words (every ISCC unit): the word
+/// kernels compare those; other lengths take the byte-exact paths.
+#[inline]
+pub fn whole_words(bytes: usize) -> bool {
+    bytes.is_multiple_of(8)
 }
 
 /// The scalar reference: NPHD of two unpadded bodies.
@@ -116,21 +125,42 @@ impl fmt::Debug for Row {
 /// zero length byte are at distance 1 from everything.
 #[inline(always)]
 pub fn nphd_rows(a: &[u8; ROW_BYTES], b: &[u8; ROW_BYTES]) -> f32 {
-    let m = usize::from(a[0].min(b[0])).min(MAX_BODY_BYTES) / 8;
-    if m == 0 {
+    let bytes = usize::from(a[0].min(b[0])).min(MAX_BODY_BYTES);
+    if bytes == 0 {
         return 1.0;
     }
-    let mut diff = 0u32;
-    for w in 0..4 {
+    let word = |r: &[u8; ROW_BYTES], w: usize| {
         let mut x = [0u8; 8];
-        let mut y = [0u8; 8];
-        x.copy_from_slice(&a[1 + 8 * w..9 + 8 * w]);
-        y.copy_from_slice(&b[1 + 8 * w..9 + 8 * w]);
-        let bits = (u64::from_le_bytes(x) ^ u64::from_le_bytes(y)).count_ones();
-        // Branch-free prefix mask: words past the common prefix count 0.
-        diff += if w < m { bits } else { 0 };
+        x.copy_from_slice(&r[1 + 8 * w..9 + 8 * w]);
+        u64::from_le_bytes(x)
+    };
+    let mut diff = 0u32;
+    if whole_words(bytes) {
+        let m = bytes / 8;
+        for w in 0..4 {
+            let bits = (word(a, w) ^ word(b, w)).count_ones();
+            // Branch-free prefix mask: words past the common prefix count 0.
+            diff += if w < m { bits } else { 0 };
+        }
+    } else {
+        // A prefix that ends inside a word (byte-granular vectors): the
+        // bytes of the last word past it are masked off.
+        for w in 0..4 {
+            diff += ((word(a, w) ^ word(b, w)) & prefix_mask(bytes, w)).count_ones();
+        }
     }
-    diff as f32 / (64 * m) as f32
+    diff as f32 / (8 * bytes) as f32
+}
+
+/// The bits of word `w` (little-endian bytes `8w..8w+8`) inside a prefix of
+/// `bytes` bytes.
+#[inline(always)]
+pub(crate) fn prefix_mask(bytes: usize, w: usize) -> u64 {
+    match bytes.saturating_sub(8 * w) {
+        0 => 0,
+        n if n >= 8 => u64::MAX,
+        n => (1u64 << (8 * n)) - 1,
+    }
 }
 
 thread_local! {
@@ -240,9 +270,17 @@ mod tests {
             (seed >> 33) as u8
         };
         let metrics: Vec<UsearchMetric> = vec![usearch_metric(), usearch_nphd_portable];
-        for _ in 0..2000 {
-            let la = 8 * (1 + usize::from(next()) % 4);
-            let lb = 8 * (1 + usize::from(next()) % 4);
+        for i in 0..4000 {
+            // Whole words first, then any byte length (1–32).
+            let len = |r: u8| {
+                if i < 2000 {
+                    8 * (1 + usize::from(r) % 4)
+                } else {
+                    1 + usize::from(r) % 32
+                }
+            };
+            let la = len(next());
+            let lb = len(next());
             let a: Vec<u8> = (0..la).map(|_| next()).collect();
             let b: Vec<u8> = (0..lb).map(|_| next()).collect();
             let (ra, rb) = (Row::new(&a).unwrap(), Row::new(&b).unwrap());
@@ -257,8 +295,36 @@ mod tests {
     #[test]
     fn bad_bodies_are_errors() {
         assert_eq!(Row::new(&[]), Err(BodyError::Empty));
-        assert_eq!(Row::new(&[0; 4]), Err(BodyError::Length(32)));
-        assert_eq!(Row::new(&[0; 12]), Err(BodyError::Length(96)));
+        assert_eq!(Row::new(&[0; 33]), Err(BodyError::Length(264)));
         assert_eq!(Row::new(&[0; 40]), Err(BodyError::Length(320)));
+        // Any whole number of bytes up to 32 is a body (never padded into
+        // the distance: see `byte_prefixes_compare_only_their_bytes`).
+        for n in 1..=32 {
+            assert_eq!(Row::new(&vec![7; n]).unwrap().len(), n);
+        }
+    }
+
+    #[test]
+    fn byte_prefixes_compare_only_their_bytes() {
+        // [1, 2] against [1, 2, 255, ...]: the common prefix is 2 bytes.
+        let a = Row::new(&[1, 2]).unwrap();
+        let b = Row::new(&[1, 2, 255, 255, 255, 255]).unwrap();
+        assert_eq!(nphd_rows(&a.0, &b.0), 0.0);
+        // One bit of 16 differs.
+        let c = Row::new(&[1, 3]).unwrap();
+        assert_eq!(nphd_rows(&a.0, &c.0), 1.0 / 16.0);
+        // 10 bytes vs 12: bytes 8 and 9 count, 10 and 11 do not.
+        let mut x = vec![0u8; 12];
+        x[9] = 0x01;
+        x[11] = 0xFF;
+        let y = Row::new(&x[..10]).unwrap();
+        assert_eq!(nphd_rows(&Row::new(&x).unwrap().0, &y.0), 0.0);
+        assert_eq!(
+            nphd_rows(&Row::new(&[0u8; 12]).unwrap().0, &y.0),
+            1.0 / 80.0
+        );
+        assert_eq!(prefix_mask(10, 0), u64::MAX);
+        assert_eq!(prefix_mask(10, 1), 0xFFFF);
+        assert_eq!(prefix_mask(10, 2), 0);
     }
 }

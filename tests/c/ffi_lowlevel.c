@@ -132,6 +132,9 @@ static void nphd_u64(const char *dir) {
         const uint64_t want[3] = {11, 21, 31};
         for (size_t q = 0; q < hits->queries; q++) {
             CHECK(hits->counts[q] == 5, "query %zu: %zu hits", q, hits->counts[q]);
+            /* What the search cost: at least the 5 rows it returned. */
+            CHECK(hits->visited[q] >= 5 && hits->computed[q] >= 5, "query %zu: visited %llu", q,
+                  (unsigned long long)hits->visited[q]);
             uint64_t k;
             memcpy(&k, hits->keys + hits->offsets[q] * 8, 8);
             CHECK(k == want[q], "query %zu: first key %llu", q, (unsigned long long)k);
@@ -172,12 +175,12 @@ static void nphd_u64(const char *dir) {
     CHECK(len == N - 1, "len after remove %zu", len);
 
     /* Bad input: clear errors, nothing written. */
-    uint8_t three[3] = {1, 2, 3};
-    size_t l3 = 3;
+    uint8_t wide[33] = {1, 2, 3};
+    size_t l33 = 33;
     uint64_t k_new = 777777;
     err = NULL;
-    st = ivdb_sharded_add(idx, (const uint8_t *)&k_new, three, &l3, 1, NULL, &err);
-    expect_error(st, err, IVDB_INVALID_ISCC, "24 bits", "3-byte vector");
+    st = ivdb_sharded_add(idx, (const uint8_t *)&k_new, wide, &l33, 1, NULL, &err);
+    expect_error(st, err, IVDB_INVALID_ISCC, "264 bits", "33-byte vector");
     err = NULL;
     st = ivdb_sharded_add(idx, NULL, vectors, lengths, 2, NULL, &err);
     expect_error(st, err, IVDB_INVALID_ARGUMENT, "keys is NULL", "NULL keys");

@@ -17,6 +17,7 @@ from iscc_vdb import (
     NphdIndex,
     ReadOnlyError,
 )
+from iscc_vdb.nphd import pad_vectors, unpad_vectors
 
 
 def codes(n: int, nbytes: int = 8, seed: int = 3) -> np.ndarray:
@@ -84,8 +85,8 @@ def test_bad_input_is_refused_and_writes_nothing() -> None:
     idx = NphdIndex(max_dim=64)
     with pytest.raises(InvalidIsccError, match="exceeds"):
         idx.add(np.array([1, 2], dtype=np.uint64), [codes(1)[0], codes(1, 16)[0]])
-    with pytest.raises(InvalidIsccError, match="24 bits"):
-        idx.add(3, np.zeros(3, dtype=np.uint8))
+    with pytest.raises(InvalidIsccError, match="264 bits"):
+        idx.add(3, np.zeros(33, dtype=np.uint8))
     assert len(idx) == 0
     with pytest.raises(TypeError, match="ndim"):
         NphdIndex(max_dim=64, ndim=72)
@@ -98,3 +99,30 @@ def test_bad_input_is_refused_and_writes_nothing() -> None:
     with pytest.raises(IsccVdbError, match="nonexistent"):
         NphdIndex.restore("/nonexistent/unit.ivdb")
     idx.close()
+
+
+def test_iscc_usearch_shapes_bytes_counters_and_rows() -> None:
+    """What iscc-usearch's own tests ask of ``NphdIndex`` beyond search:
+    any byte length, ``add`` returning a key array, usearch's cost counters,
+    ``ndim``, ``max_dim`` in whole bytes and its row layout helpers."""
+    idx = NphdIndex(max_dim=32)
+    assert (idx.max_dim, idx.max_bytes, idx.ndim) == (32, 4, 40)
+    added = idx.add(7, np.array([1, 2, 3], dtype=np.uint8))
+    assert isinstance(added, np.ndarray) and added.dtype == np.uint64 and added.tolist() == [7]
+    idx.add([8, 9], [np.array([1, 2], dtype=np.uint8), np.array([0, 2, 3, 4], dtype=np.uint8)])
+    with pytest.raises(InvalidIsccError, match="exceeds"):
+        idx.add(10, np.zeros(5, dtype=np.uint8))
+    m = idx.search(np.array([1, 2, 3, 4], dtype=np.uint8), count=3, exact=True)
+    assert [(int(k), float(d)) for k, d in m.to_list()] == [(7, 0.0), (8, 0.0), (9, 1 / 32)]
+    assert m.visited_members >= 3 and m.computed_distances >= 3
+    b = idx.search([np.array([1, 2], dtype=np.uint8), np.array([255], dtype=np.uint8)], count=2)
+    assert b.visited_members == int(b.visited.sum()) >= 4
+    assert b[0].visited_members == int(b.visited[0])
+    for bad, match in ((264, "must be <= 256"), (100, "multiple of 8")):
+        with pytest.raises(ValueError, match=match):
+            NphdIndex(max_dim=bad)
+    rows = pad_vectors([np.array([9, 8], dtype=np.uint8), np.array([7], dtype=np.uint8)], nbytes=3)
+    assert rows.tolist() == [[2, 9, 8, 0], [1, 7, 0, 0]]
+    assert [v.tolist() for v in unpad_vectors(rows)] == [[9, 8], [7]]
+    with pytest.raises(ValueError, match="never truncated"):
+        pad_vectors([np.zeros(4, dtype=np.uint8)], nbytes=3)

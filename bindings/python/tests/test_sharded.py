@@ -111,13 +111,41 @@ def test_compact_drops_exactly_the_removed_rows_of_sealed_shards(tmp_path: Path)
         assert int(idx.search(vecs[399], count=1).keys[0]) == 400
 
 
+def test_vectors_of_any_byte_length_compare_over_their_common_prefix(
+    tmp_path: Path,
+) -> None:
+    """Vectors of 1-32 bytes, as iscc-usearch takes them (its tests use 2-,
+    4- and 6-byte vectors): exact search equals NPHD over the common bytes,
+    through small shards, after reopening, and approximately."""
+    rng = np.random.default_rng(7)
+    vecs = [rng.integers(0, 256, size=int(n), dtype=np.uint8) for n in rng.integers(1, 33, 300)]
+    path = tmp_path / "ix"
+    with ShardedNphdIndex(max_dim=256, path=path, shard_size=256) as idx:
+        for k, v in enumerate(vecs):
+            idx.add(k, v)
+        assert len(idx) == 300
+        assert idx.get(5).tolist() == vecs[5].tolist()
+    with ShardedNphdIndex(path=path) as idx:
+        assert idx.stats()["view_shards"] > 1
+        assert (idx.max_dim, idx.max_bytes, idx.ndim) == (256, 32, 264)
+        for q in (vecs[0], vecs[17][:3], np.array([1, 2], dtype=np.uint8)):
+            want = sorted((nphd(q, v), k) for k, v in enumerate(vecs))[:10]
+            m = idx.search(q, count=10, exact=True)
+            assert [(float(d), int(k)) for d, k in zip(m.distances, m.keys, strict=True)] == [
+                (pytest.approx(d), k) for d, k in want
+            ]
+            approx = idx.search(q, count=10)
+            for d, k in zip(approx.distances, approx.keys, strict=True):
+                assert float(d) == pytest.approx(nphd(q, vecs[int(k)]))
+
+
 def test_bad_input_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
     with ShardedNphdIndex(max_dim=128, path=tmp_path / "ix") as idx:
-        # Never truncated: a 256-bit code in a 128-bit index, a 3-byte code.
+        # Never truncated: a 256-bit code in a 128-bit index, a 33-byte one.
         with pytest.raises(InvalidIsccError, match="exceeds this index's max_dim"):
             idx.add(np.array([1, 2], dtype=np.uint64), [codes(1)[0], codes(1, 32)[0]])
-        with pytest.raises(InvalidIsccError, match="24 bits"):
-            idx.add(3, np.zeros(3, dtype=np.uint8))
+        with pytest.raises(InvalidIsccError, match="264 bits"):
+            idx.add(3, np.zeros(33, dtype=np.uint8))
         assert len(idx) == 0
         with pytest.raises(TypeError, match="uint8"):
             idx.add(4, np.zeros(8, dtype=np.int64))

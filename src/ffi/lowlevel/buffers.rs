@@ -10,7 +10,7 @@
 
 use crate::ffi::boundary::Failure;
 use crate::ffi::status::IVDB_INVALID_ARGUMENT;
-use crate::index::ShardKey;
+use crate::index::{SearchCounters, ShardKey};
 
 /// A key type as the C ABI passes it.
 pub(crate) trait CKey: ShardKey {
@@ -142,6 +142,12 @@ pub struct ivdb_hits {
     pub keys: *mut u8,
     /// `total` distances: NPHD (0.0-1.0) or Hamming bits, by vector kind.
     pub distances: *mut f32,
+    /// Per query: members (rows, graph nodes) the search looked at, as
+    /// usearch's `visited_members`.
+    pub visited: *mut u64,
+    /// Per query: distances the search computed, as usearch's
+    /// `computed_distances`.
+    pub computed: *mut u64,
 }
 
 /// Rows: keys with vectors (or with none: length 0). Row `i`'s vector is
@@ -193,8 +199,19 @@ fn offsets(counts: &[usize]) -> Vec<usize> {
 }
 
 /// Hits for C from per-query (key, distance) lists.
-pub(crate) fn hits<K: CKey>(found: Vec<Vec<(K, f32)>>) -> *mut ivdb_hits {
+pub(crate) fn hits<K: CKey>(
+    found: Vec<Vec<(K, f32)>>,
+    counters: &[SearchCounters],
+) -> *mut ivdb_hits {
     let counts: Vec<usize> = found.iter().map(Vec::len).collect();
+    // One pair of counters per query (missing ones count 0).
+    let per_query = |f: fn(&SearchCounters) -> u64| -> Vec<u64> {
+        (0..counts.len())
+            .map(|q| counters.get(q).map_or(0, f))
+            .collect()
+    };
+    let visited = per_query(SearchCounters::visited);
+    let computed = per_query(SearchCounters::computed);
     let total = counts.iter().sum();
     let mut keys = Vec::with_capacity(total * K::BYTES);
     let mut distances = Vec::with_capacity(total);
@@ -210,6 +227,8 @@ pub(crate) fn hits<K: CKey>(found: Vec<Vec<(K, f32)>>) -> *mut ivdb_hits {
         key_bytes: K::BYTES,
         keys: leak(keys),
         distances: leak(distances),
+        visited: leak(visited),
+        computed: leak(computed),
     }))
 }
 
@@ -254,6 +273,8 @@ pub unsafe extern "C" fn ivdb_hits_free(hits: *mut ivdb_hits) {
         unleak(h.offsets, h.queries);
         unleak(h.keys, h.total * h.key_bytes);
         unleak(h.distances, h.total);
+        unleak(h.visited, h.queries);
+        unleak(h.computed, h.queries);
     }
 }
 

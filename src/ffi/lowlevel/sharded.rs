@@ -18,7 +18,7 @@ use crate::ffi::boundary::{
 };
 use crate::ffi::index::to_json;
 use crate::ffi::status::*;
-use crate::index::{ShardedError, ShardedIndex, ShardedIter};
+use crate::index::{SearchCounters, ShardedError, ShardedIndex, ShardedIter};
 
 impl From<ShardedError> for Failure {
     fn from(e: ShardedError) -> Failure {
@@ -171,8 +171,8 @@ fn write<K: CKey>(
 /// shard (the reference's `add` checks only its active shard, its
 /// `add_once` all: both are this). Vector `i` is `lengths[i]` bytes of
 /// `vectors` (concatenated); every vector is checked before anything is
-/// written (an NPHD code must be 64, 128, 192 or 256 bits and at most
-/// `max_dim`; a Hamming vector exactly `bits`: never truncated). On success
+/// written (an NPHD vector must have 1 to `max_dim / 8` bytes; a Hamming
+/// vector exactly `bits`: never truncated). On success
 /// `*out_added` (may be NULL) is how many were added.
 ///
 /// # Safety
@@ -338,16 +338,18 @@ fn search<K: CKey>(
 ) -> Result<*mut ivdb_hits, Failure> {
     let queries = vectors_arg(queries, lengths, n, "queries")?;
     let options = search_options(options)?;
+    let counters: Vec<SearchCounters> = queries.iter().map(|_| Default::default()).collect();
     let found = if let [one] = queries.as_slice() {
-        vec![i.search(one, &options)?]
+        vec![i.search_counted(one, &options, &counters[0])?]
     } else {
-        i.search_batch(&queries, &options)?
+        i.search_batch_counted(&queries, &options, &counters)?
     };
     Ok(hits(
         found
             .into_iter()
             .map(|l| l.into_iter().map(|m| (m.key, m.distance)).collect())
             .collect(),
+        &counters,
     ))
 }
 

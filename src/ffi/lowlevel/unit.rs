@@ -1,5 +1,5 @@
 //! One unit index over the C ABI (`ivdb_unit_*`): iscc-usearch's
-//! `NphdIndex` on [`UnitIndex`] — ISCC unit bodies of 64-`max_dim` bits under
+//! `NphdIndex` on [`UnitIndex`] — vectors of 1 to `max_dim / 8` bytes under
 //! 64-bit keys, in memory, saved to and loaded from one file (plus its graph
 //! file), memory-mapped read-only (`view`) or copied. A handle may be used
 //! from many threads at once (the index locks inside).
@@ -13,7 +13,7 @@ use crate::ffi::boundary::{
 };
 use crate::ffi::index::to_json;
 use crate::ffi::status::*;
-use crate::index::{IndexError, UnitIndex};
+use crate::index::{IndexError, SearchCounters, UnitIndex};
 
 impl From<IndexError> for Failure {
     fn from(e: IndexError) -> Failure {
@@ -41,7 +41,7 @@ fn boxed(inner: UnitIndex) -> *mut ivdb_unit {
 }
 
 /// A new, empty index in memory. `options_json` may be NULL or a JSON
-/// object with `max_dim` (64, 128, 192 or 256; default 256),
+/// object with `max_dim` (a multiple of 8 up to 256; default 256),
 /// `connectivity`, `expansion_add`, `expansion_search`, `exact_threshold`
 /// (`"auto"`, the default, or rows); unknown names are errors. Release with
 /// `ivdb_unit_free`.
@@ -100,9 +100,9 @@ pub unsafe extern "C" fn ivdb_unit_free(index: *mut ivdb_unit) {
 
 /// Add `n` bodies under keys not stored yet (a stored key and a repeat in
 /// the batch are skipped); `lengths[i]` bytes of `vectors` each
-/// (concatenated), every one checked before anything is added (64, 128,
-/// 192 or 256 bits, at most `max_dim`: never truncated). `*out_added` (may
-/// be NULL) is how many were added.
+/// (concatenated), every one checked before anything is added (1 to
+/// `max_dim / 8` bytes: never truncated; ISCC units are 8, 16, 24 or 32).
+/// `*out_added` (may be NULL) is how many were added.
 ///
 /// # Safety
 /// `index` is a live handle; `keys` holds `n` keys, `lengths` `n` lengths
@@ -285,16 +285,18 @@ pub unsafe extern "C" fn ivdb_unit_search(
         let out = out_arg(out, "out")?;
         let queries = vectors_arg(queries, lengths, n, "queries")?;
         let options = search_options(options)?;
+        let counters: Vec<SearchCounters> = queries.iter().map(|_| Default::default()).collect();
         let found = if let [one] = queries.as_slice() {
-            vec![i.search_with(one, &options)?]
+            vec![i.search_counted(one, &options, None, &counters[0])?]
         } else {
-            i.search_batch(&queries, &options)?
+            i.search_batch_counted(&queries, &options, None, &counters)?
         };
         out.write(hits::<u64>(
             found
                 .into_iter()
                 .map(|l| l.into_iter().map(|h| (h.key, h.distance)).collect())
                 .collect(),
+            &counters,
         ));
         Ok(())
     })

@@ -6,14 +6,16 @@ use crate::metric::Row;
 
 use serde::{Deserialize, Serialize};
 
+use crate::index::unit::check_max_dim;
 use crate::index::{ExactThreshold, UnitIndex, UnitIndexOptions};
 
 /// What the vectors are and how they are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum VectorKind {
-    /// ISCC unit bodies of 64–`max_dim` bits (multiples of 64, mixed
-    /// lengths), compared by NPHD (distance 0.0–1.0).
+    /// Vectors of 1 to `max_dim / 8` bytes (`max_dim` a multiple of 8 up to
+    /// 256; ISCC unit bodies are 8, 16, 24 or 32 bytes), mixed lengths,
+    /// compared by NPHD over their common prefix (distance 0.0–1.0).
     Nphd { max_dim: usize },
     /// Bit vectors of exactly `bits` bits (a multiple of 8, at most 256),
     /// compared by Hamming distance (a bit count).
@@ -23,10 +25,7 @@ pub enum VectorKind {
 impl VectorKind {
     pub(crate) fn validate(&self) -> Result<(), String> {
         match *self {
-            VectorKind::Nphd { max_dim } if [64, 128, 192, 256].contains(&max_dim) => Ok(()),
-            VectorKind::Nphd { max_dim } => {
-                Err(format!("max_dim {max_dim} (expected 64, 128, 192 or 256)"))
-            }
+            VectorKind::Nphd { max_dim } => check_max_dim(max_dim),
             VectorKind::Hamming { bits } if bits > 0 && bits <= 256 && bits % 8 == 0 => Ok(()),
             VectorKind::Hamming { bits } => Err(format!(
                 "hamming bits {bits} (expected a multiple of 8 from 8 to 256)"
@@ -181,11 +180,11 @@ impl Default for ShardedOptions {
     }
 }
 
-/// The smallest `shard_size` accepted. A shard always takes at least one row
-/// before it rotates, so any size works; the bound only catches a size
-/// given in other units (256 meant as MiB would make a shard per row).
-/// iscc-usearch's tests use 500-byte shards to force rotations.
-pub const MIN_SHARD_SIZE: u64 = 256;
+/// The smallest `shard_size` accepted (bytes). A shard always takes at
+/// least one row before it rotates, so any size works: 1 makes a shard per
+/// row (iscc-usearch's tests use 1 and 500 to force rotations; tiered
+/// merging then folds such shards together). Only 0 is refused.
+pub const MIN_SHARD_SIZE: u64 = 1;
 
 impl ShardedOptions {
     pub(crate) fn validate(&self) -> Result<(), ShardedError> {

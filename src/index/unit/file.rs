@@ -1,8 +1,10 @@
 //! The on-disk format of a unit index: `path` holds a magic, the format
 //! version, a JSON header (parameters, rows per length group, the graph
 //! file's size and xxh3) and the flat store laid out as in memory (so `view`
-//! maps it without copying); `path.hnsw` holds the usearch graph. Both are
-//! replaced durably (see `index::durable`), graph first.
+//! maps it without copying), then the byte-granular rows (format 2 only: a
+//! key word and a row padded to five words each, copied into RAM on open);
+//! `path.hnsw` holds the usearch graph. Both are replaced durably (see
+//! `index::durable`), graph first.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -18,11 +20,20 @@ use super::{IndexError, State, UnitIndex, UnitIndexOptions};
 use crate::index::durable;
 use crate::index::flat::{FlatStore, Group, Words};
 use crate::index::graph::{checksum, Graph, GraphFile, LazyGraph};
+use crate::metric::{whole_words, Row, ROW_BYTES};
 
 /// File magic of a saved unit index.
 const MAGIC: &[u8; 8] = b"IVDBUNIT";
-/// On-disk format version; bump on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// On-disk format version; bump on any incompatible change. A file without
+/// byte-granular rows is written as format 1, so earlier readers still open
+/// every index of ISCC units; one with such rows as 2, which they refuse by
+/// its number rather than misread.
+pub const FORMAT_VERSION: u32 = 2;
+/// The format of files without byte-granular rows (read and written).
+const FORMAT_WHOLE_WORDS: u32 = 1;
+/// Words per byte-granular row on disk: the key, then the 33-byte row
+/// zero-padded to 40 bytes.
+pub(super) const ODD_ROW_WORDS: usize = 6;
 
 /// The JSON header of a saved unit index.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +51,9 @@ struct FileHeader {
     /// (absent in files written before checksums were kept).
     #[serde(default)]
     graph_xxh3: Option<u64>,
+    /// Byte-granular rows after the groups (format 2).
+    #[serde(default)]
+    odd: usize,
 }
 
 /// `path` + ".hnsw": the usearch graph beside the main file.
@@ -95,19 +109,26 @@ impl UnitIndex {
         };
 
         let g = &state.flat.groups;
+        let odd = &state.flat.odd;
+        let format = if odd.len() > 0 {
+            FORMAT_VERSION
+        } else {
+            FORMAT_WHOLE_WORDS
+        };
         let header = FileHeader {
-            format: FORMAT_VERSION,
+            format,
             options: state.options,
             groups: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
             graph_bytes,
             deferred: state.deferred,
             graph_xxh3: Some(graph_xxh3),
+            odd: odd.len(),
         };
         let json = serde_json::to_vec(&header).map_err(|e| IndexError::Native(e.to_string()))?;
         let tmp = durable::write_beside(path, |f| {
             let mut head = Vec::with_capacity(16 + json.len() + 8);
             head.extend_from_slice(MAGIC);
-            head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+            head.extend_from_slice(&format.to_le_bytes());
             head.extend_from_slice(&(json.len() as u32).to_le_bytes());
             head.extend_from_slice(&json);
             head.resize(head.len().next_multiple_of(8), b' ');
@@ -117,6 +138,12 @@ impl UnitIndex {
                 for col in &group.cols {
                     f.write_all(u64s_as_bytes(col.as_slice()))?;
                 }
+            }
+            for (key, row) in odd.keys.iter().zip(&odd.rows) {
+                let mut rec = [0u8; ODD_ROW_WORDS * 8];
+                rec[..8].copy_from_slice(&key.to_le_bytes());
+                rec[8..8 + row.0.len()].copy_from_slice(&row.0);
+                f.write_all(&rec)?;
             }
             Ok(())
         })
@@ -138,7 +165,7 @@ impl UnitIndex {
             return Err(corrupt("missing IVDBUNIT magic"));
         }
         let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != FORMAT_WHOLE_WORDS {
             return Err(IndexError::IncompatibleFormat {
                 path: path.to_path_buf(),
                 found: version,
@@ -152,13 +179,17 @@ impl UnitIndex {
         let header: FileHeader =
             serde_json::from_slice(json).map_err(|e| corrupt(&format!("bad header: {e}")))?;
         header.options.validate()?;
+        if header.format != version || (version == FORMAT_WHOLE_WORDS && header.odd > 0) {
+            return Err(corrupt("header and format version disagree"));
+        }
         let offset = (16 + json_len).next_multiple_of(8);
         let words: usize = header
             .groups
             .iter()
             .enumerate()
             .map(|(g, n)| n * (g + 2))
-            .sum();
+            .sum::<usize>()
+            + header.odd * ODD_ROW_WORDS;
         if bytes.len() != offset + words * 8 {
             return Err(corrupt(&format!(
                 "{} bytes, expected {} (truncated or padded)",
@@ -170,7 +201,13 @@ impl UnitIndex {
     }
 
     /// The flat store over file bytes: owned copies, or slices of the map.
-    fn flat_from(header: &FileHeader, offset: usize, map: &Arc<Mmap>, copy: bool) -> FlatStore {
+    fn flat_from(
+        path: &Path,
+        header: &FileHeader,
+        offset: usize,
+        map: &Arc<Mmap>,
+        copy: bool,
+    ) -> Result<FlatStore, IndexError> {
         let mut flat = FlatStore::default();
         let mut pos = offset;
         let mut take = |len: usize| {
@@ -199,8 +236,25 @@ impl UnitIndex {
             let cols = (0..=g).map(|_| take(n)).collect();
             flat.groups[g] = Group { keys, cols };
         }
+        for rec in map[pos..pos + header.odd * ODD_ROW_WORDS * 8].chunks_exact(ODD_ROW_WORDS * 8) {
+            let mut key = [0u8; 8];
+            key.copy_from_slice(&rec[..8]);
+            let mut row = Row([0u8; ROW_BYTES]);
+            row.0.copy_from_slice(&rec[8..8 + ROW_BYTES]);
+            // A row must read back as it was written: a length of 1–31
+            // bytes, not whole words, zeros past it.
+            let len = usize::from(row.0[0]);
+            if len == 0 || len >= 32 || whole_words(len) || row.0[1 + len..].iter().any(|&b| b != 0)
+            {
+                return Err(IndexError::Corrupt {
+                    path: path.to_path_buf(),
+                    why: format!("a byte-granular row of length byte {len}"),
+                });
+            }
+            flat.odd.push(u64::from_le_bytes(key), row);
+        }
         flat.reindex();
-        flat
+        Ok(flat)
     }
 
     fn open_file(path: &Path, view: bool) -> Result<State, IndexError> {
@@ -216,7 +270,7 @@ impl UnitIndex {
                 why: "unit index files are little-endian".into(),
             });
         }
-        let flat = Self::flat_from(&header, offset, &map, !view);
+        let flat = Self::flat_from(path, &header, offset, &map, !view)?;
         let graph_rows = if header.deferred { 0 } else { flat.len() };
         let file = GraphFile::open(&graph_path(path), header.graph_bytes, header.graph_xxh3)?;
         let graph = if view {
@@ -296,7 +350,12 @@ mod tests {
     fn bodies(n: usize) -> Vec<(u64, Vec<u8>)> {
         (0..n as u64)
             .map(|k| {
-                let len = 8 * (1 + (k as usize % 4));
+                // Every seventh row byte-granular (format 2).
+                let len = if k % 7 == 3 {
+                    1 + (k as usize % 31)
+                } else {
+                    8 * (1 + (k as usize % 4))
+                };
                 let body = (0..len)
                     .map(|i| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (i % 8 * 8)) as u8 ^ i as u8)
                     .collect();
@@ -331,6 +390,7 @@ mod tests {
                 assert_eq!(back.graph_deferred(), !graph);
                 assert_eq!(back.is_read_only(), view);
                 assert_eq!(back.rows(0, 1_000), index.rows(0, 1_000));
+                assert_eq!(back.rows(0, 1_000).len(), 200);
                 for (k, b) in bodies(200).iter().step_by(17) {
                     assert_eq!(back.get(*k).as_deref(), Some(&b[..]));
                     assert_eq!(back.search(b, 5).unwrap(), index.search(b, 5).unwrap());
@@ -344,6 +404,21 @@ mod tests {
             names.sort();
             assert_eq!(names, ["unit.ivdb", "unit.ivdb.hnsw"]);
         }
+    }
+
+    #[test]
+    fn files_of_whole_word_rows_keep_format_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unit.ivdb");
+        let index = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+        for (k, b) in bodies(100).into_iter().filter(|(_, b)| b.len() % 8 == 0) {
+            index.add(k, &b).unwrap();
+        }
+        index.save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes[8..12], FORMAT_WHOLE_WORDS.to_le_bytes());
+        let back = UnitIndex::restore(&path, true).unwrap();
+        assert_eq!(back.rows(0, 1_000), index.rows(0, 1_000));
     }
 
     #[test]
@@ -374,6 +449,24 @@ mod tests {
         let err = refused(&good[..good.len() - 8]);
         assert!(
             matches!(&err, IndexError::Corrupt { why, .. } if why.contains("truncated")),
+            "{err}"
+        );
+        // Byte-granular rows make a format 2 file; one labelled 1 is refused,
+        // and so is a row that does not read back as written.
+        assert_eq!(good[8..12], FORMAT_VERSION.to_le_bytes());
+        let mut relabelled = good.clone();
+        relabelled[8..12].copy_from_slice(&FORMAT_WHOLE_WORDS.to_le_bytes());
+        let err = refused(&relabelled);
+        assert!(
+            matches!(&err, IndexError::Corrupt { why, .. } if why.contains("disagree")),
+            "{err}"
+        );
+        let mut row = good.clone();
+        let at = row.len() - ODD_ROW_WORDS * 8 + 8;
+        row[at] = 8;
+        let err = refused(&row);
+        assert!(
+            matches!(&err, IndexError::Corrupt { why, .. } if why.contains("length byte 8")),
             "{err}"
         );
         std::fs::write(&path, &good).unwrap();

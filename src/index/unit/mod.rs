@@ -41,11 +41,12 @@ mod slots;
 
 pub use error::IndexError;
 pub use file::graph_path;
+pub(crate) use options::check_max_dim;
 pub use options::{ExactThreshold, SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::flat::{FlatStore, Hit, Words};
+use super::flat::{FlatStore, Hit};
 use super::graph::Graph;
 use super::hnsw::Hnsw;
 use crate::metric::scan::Kernel;
@@ -254,30 +255,7 @@ impl UnitIndex {
     /// Up to `n` rows (key, unpadded body) from storage position `start`,
     /// for chunked iteration (positions are stable while nothing is removed).
     pub fn rows(&self, start: usize, n: usize) -> Vec<(u64, Vec<u8>)> {
-        let state = self.read();
-        let mut out = Vec::with_capacity(n.min(state.flat.len().saturating_sub(start)));
-        let mut skip = start;
-        for group in &state.flat.groups {
-            let len = group.len();
-            if skip >= len {
-                skip -= len;
-                continue;
-            }
-            let keys = group.keys.as_slice();
-            let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
-            for i in skip..len {
-                if out.len() == n {
-                    return out;
-                }
-                let mut body = Vec::with_capacity(8 * cols.len());
-                for col in &cols {
-                    body.extend_from_slice(&col[i].to_le_bytes());
-                }
-                out.push((keys[i], body));
-            }
-            skip = 0;
-        }
-        out
+        self.read().flat.page(start, n)
     }
 
     /// Bytes `save` would write (main file and graph), within a few hundred
@@ -289,7 +267,8 @@ impl UnitIndex {
             .groups
             .iter()
             .map(|g| g.len() * (1 + g.cols.len()))
-            .sum();
+            .sum::<usize>()
+            + state.flat.odd.len() * file::ODD_ROW_WORDS;
         let graph = state.graph.loaded().map_or(0, Hnsw::serialized_length);
         (512 + words * 8 + graph) as u64
     }

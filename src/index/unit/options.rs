@@ -122,12 +122,7 @@ impl UnitIndexOptions {
         if self.expansion_add == 0 || self.expansion_search == 0 {
             return Err(IndexError::Option("expansions must be at least 1".into()));
         }
-        if ![64, 128, 192, 256].contains(&self.max_dim) {
-            return Err(IndexError::Option(format!(
-                "max_dim {} (expected 64, 128, 192 or 256)",
-                self.max_dim
-            )));
-        }
+        check_max_dim(self.max_dim).map_err(IndexError::Option)?;
         Ok(())
     }
 
@@ -201,4 +196,18 @@ pub struct UnitIndexStats {
     pub read_only: bool,
     /// Changes since the last save/load/view/reset.
     pub dirty: u64,
+}
+
+/// A longest vector of whole bytes, 8 to 256 bits (iscc-usearch's rule,
+/// in its words).
+pub(crate) fn check_max_dim(bits: usize) -> Result<(), String> {
+    if bits > 256 {
+        Err(format!("max_dim {bits}: `max_dim` must be <= 256"))
+    } else if bits == 0 || !bits.is_multiple_of(8) {
+        Err(format!(
+            "max_dim {bits}: `max_dim` must be a multiple of 8 (from 8 to 256)"
+        ))
+    } else {
+        Ok(())
+    }
 }

@@ -166,7 +166,7 @@ impl UnitIndex {
             let scanned: u64 = samples
                 .iter()
                 .take(4)
-                .map(|r| state.flat.words(r.len() / 8))
+                .map(|r| state.flat.words(r.len().div_ceil(8)))
                 .sum();
             self.paths
                 .scan_ns_per_word

@@ -82,7 +82,7 @@ impl UnitIndex {
         let exact = |state: &State| {
             // The scan compares the query with every row.
             let rows = state.flat.len() as u64;
-            let words = state.flat.words(row.len() / 8);
+            let words = state.flat.words(row.len().div_ceil(8));
             counters.add(rows, rows);
             let t = Instant::now();
             // The CPU clock is a system call: read it only for scans whose
@@ -108,7 +108,7 @@ impl UnitIndex {
         if options.count == 0 || state.flat.len() == 0 {
             return Ok(Vec::new());
         }
-        if self.use_exact(state, options, row.len() / 8) || state.deferred {
+        if self.use_exact(state, options, row.len().div_ceil(8)) || state.deferred {
             return Ok(exact(state));
         }
         let graph = state.graph.get()?;
@@ -244,7 +244,7 @@ impl UnitIndex {
         keep: Option<Keep<'_>>,
         counters: &[SearchCounters],
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
-        let widest = rows.iter().map(|r| r.len() / 8).max().unwrap_or(4);
+        let widest = rows.iter().map(|r| r.len().div_ceil(8)).max().unwrap_or(4);
         if (self.use_exact(state, options, widest) || state.deferred) && options.count > 0 {
             let scanned = state.flat.len() as u64;
             for c in counters {

@@ -113,6 +113,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "size_t*": ctypes.c_void_p,
     "uint8_t*": ctypes.c_void_p,
     "float*": ctypes.c_void_p,
+    "uint64_t*": ctypes.c_void_p,
     "int32_t": ctypes.c_int32,
     "float": ctypes.c_float,
 }

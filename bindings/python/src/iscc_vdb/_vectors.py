@@ -16,13 +16,23 @@ from ._ffi import C, Hits, Rows, SearchOptions
 
 class Matches:
     """The hits of one query, nearest first: ``keys`` and ``distances``
-    (NPHD 0.0-1.0, or Hamming bits)."""
+    (NPHD 0.0-1.0, or Hamming bits); ``visited_members`` and
+    ``computed_distances`` say what the search cost, as in usearch (rows
+    or graph nodes looked at, distances computed)."""
 
-    __slots__ = ("distances", "keys")
+    __slots__ = ("computed_distances", "distances", "keys", "visited_members")
 
-    def __init__(self, keys: NDArray[Any], distances: NDArray[np.float32]) -> None:
+    def __init__(
+        self,
+        keys: NDArray[Any],
+        distances: NDArray[np.float32],
+        visited_members: int = 0,
+        computed_distances: int = 0,
+    ) -> None:
         self.keys = keys
         self.distances = distances
+        self.visited_members = visited_members
+        self.computed_distances = computed_distances
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -45,16 +55,35 @@ class Matches:
 class BatchMatches:
     """The hits of several queries: ``keys`` and ``distances`` of shape
     (queries, count), query ``i``'s first ``counts[i]`` valid (the rest: key
-    0, distance ``inf``)."""
+    0, distance ``inf``); ``visited_members`` and ``computed_distances``
+    per query (their sums, as usearch gives them, by ``sum()``)."""
 
-    __slots__ = ("counts", "distances", "keys")
+    __slots__ = ("computed", "counts", "distances", "keys", "visited")
 
     def __init__(
-        self, keys: NDArray[Any], distances: NDArray[np.float32], counts: NDArray[np.uint64]
+        self,
+        keys: NDArray[Any],
+        distances: NDArray[np.float32],
+        counts: NDArray[np.uint64],
+        visited: NDArray[np.uint64] | None = None,
+        computed: NDArray[np.uint64] | None = None,
     ) -> None:
         self.keys = keys
         self.distances = distances
         self.counts = counts
+        zeros = np.zeros(len(counts), dtype=np.uint64)
+        self.visited = zeros if visited is None else visited
+        self.computed = zeros if computed is None else computed
+
+    @property
+    def visited_members(self) -> int:
+        """Members looked at over every query (usearch's total)."""
+        return int(self.visited.sum())
+
+    @property
+    def computed_distances(self) -> int:
+        """Distances computed over every query (usearch's total)."""
+        return int(self.computed.sum())
 
     @classmethod
     def packed(
@@ -63,6 +92,8 @@ class BatchMatches:
         distances: NDArray[np.float32],
         counts: NDArray[np.uint64],
         key_dtype: np.dtype[Any],
+        visited: NDArray[np.uint64] | None = None,
+        computed: NDArray[np.uint64] | None = None,
     ) -> BatchMatches:
         """From the library's flat hits: query ``i``'s ``counts[i]`` hits
         follow the previous queries' in ``keys`` and ``distances``."""
@@ -76,14 +107,19 @@ class BatchMatches:
             kout[i, :c] = keys[at : at + c]
             dout[i, :c] = distances[at : at + c]
             at += c
-        return cls(kout, dout, counts)
+        return cls(kout, dout, counts, visited, computed)
 
     def __len__(self) -> int:
         return len(self.counts)
 
     def __getitem__(self, i: int) -> Matches:
         n = int(self.counts[i])
-        return Matches(self.keys[i, :n], self.distances[i, :n])
+        return Matches(
+            self.keys[i, :n],
+            self.distances[i, :n],
+            int(self.visited[i]),
+            int(self.computed[i]),
+        )
 
     def to_list(self) -> list[list[tuple[Any, float]]]:
         """Per query ``[(key, distance), ...]``."""
@@ -131,7 +167,7 @@ def packed(vectors: Any, what: str) -> tuple[bool, bytes, NDArray[np.uintp]]:
 def search_options(count: int, radius: float, exact: bool, expansion: int) -> Any:
     """The library's ``ivdb_search_options`` (ValueError for a count below 1)."""
     if count < 1:
-        raise ValueError(f"count {count}: must be at least 1")
+        raise ValueError(f"`count` must be >= 1 (got {count})")
     return SearchOptions(
         count=count,
         exact=1 if exact else -1,
@@ -150,11 +186,13 @@ def take_hits(ptr: ctypes.c_void_p, key_dtype: np.dtype[Any], single: bool) -> A
         raw = ctypes.string_at(h.keys, total * h.key_bytes)
         keys = np.frombuffer(raw, dtype=key_dtype, count=total).copy()
         dists = np.frombuffer(ctypes.string_at(h.distances, total * 4), dtype=np.float32).copy()
+        visited = np.frombuffer(ctypes.string_at(h.visited, q * 8), dtype=np.uint64).copy()
+        computed = np.frombuffer(ctypes.string_at(h.computed, q * 8), dtype=np.uint64).copy()
     finally:
         C.hits_free(ptr)
     if single:
-        return Matches(keys, dists)
-    return BatchMatches.packed(keys, dists, counts, key_dtype)
+        return Matches(keys, dists, int(visited[0]), int(computed[0]))
+    return BatchMatches.packed(keys, dists, counts, key_dtype, visited, computed)
 
 
 def take_rows(

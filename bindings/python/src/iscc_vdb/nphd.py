@@ -1,13 +1,14 @@
 """``NphdIndex``: iscc-usearch's single in-memory NPHD index with its names and
 call shapes, over the library's ``ivdb_unit`` handle.
 
-ISCC unit bodies of 64-``max_dim`` bits (mixed lengths, compared over the
-common prefix) under 64-bit keys; ``save`` / ``load`` / ``view`` /
-``restore`` / ``copy`` as in iscc-usearch. Where we differ on purpose: a
-vector is never truncated (64, 128, 192 or 256 bits, at most ``max_dim``,
-else ``InvalidIsccError``), ``add`` skips keys already stored (one vector per
-key; ``upsert`` replaces), a viewed index refuses writes with
-``ReadOnlyError`` (a ``RuntimeError``), and keys are never generated.
+Vectors of 1 to ``max_dim / 8`` bytes (mixed lengths, compared over the
+common prefix of bytes; ISCC unit bodies are 8, 16, 24 or 32) under 64-bit
+keys; ``save`` / ``load`` / ``view`` / ``restore`` / ``copy`` as in
+iscc-usearch. Where we differ on purpose: a vector is never truncated
+(longer than ``max_dim / 8`` bytes is an ``InvalidIsccError``), ``add``
+skips keys already stored (one vector per key; ``upsert`` replaces), a
+viewed index refuses writes with ``ReadOnlyError`` (a ``RuntimeError``), and
+keys are never generated.
 """
 
 from __future__ import annotations
@@ -33,6 +34,33 @@ from ._vectors import (
 )
 
 _ROWS_PER_CALL = 4096
+
+
+def pad_vectors(vectors: Any, nbytes: int) -> NDArray[np.uint8]:
+    """Rows as iscc-usearch lays them out (and as the library stores them):
+    a length byte, then the vector, zero-padded to ``nbytes``; shape
+    ``(n, nbytes + 1)``. A vector longer than ``nbytes`` is a ``ValueError``
+    (iscc-usearch cuts it and keeps the longer length byte)."""
+    if isinstance(vectors, np.ndarray) and vectors.ndim == 2:
+        items = list(vectors)
+    else:
+        items = [np.asarray(v, dtype=np.uint8).reshape(-1) for v in vectors]
+    out = np.zeros((len(items), nbytes + 1), dtype=np.uint8)
+    for i, v in enumerate(items):
+        if v.size > min(nbytes, 255):
+            raise ValueError(
+                f"vectors[{i}] has {v.size} bytes, more than {nbytes} (never truncated)"
+            )
+        out[i, 0] = v.size
+        out[i, 1 : 1 + v.size] = v
+    return out
+
+
+def unpad_vectors(padded: NDArray[np.uint8]) -> list[NDArray[np.uint8]]:
+    """The vectors of rows made by :func:`pad_vectors`: each row's first
+    ``length byte`` bytes after it."""
+    rows = np.asarray(padded, dtype=np.uint8)
+    return [row[1 : 1 + int(row[0])].copy() for row in rows]
 
 
 def _u64p(a: NDArray[np.uint64]) -> Any:
@@ -61,9 +89,14 @@ class NphdIndex(Closable):
         expansion_search: int | None = None,
         **kwargs: Any,
     ) -> None:
-        for bad in ("ndim", "metric", "dtype"):
+        # iscc-usearch's words, so code that catches them keeps working.
+        for bad, why in (
+            ("ndim", "`ndim` is calculated from `max_dim`"),
+            ("metric", "`metric` is set automatically"),
+            ("dtype", "`dtype` is set automatically"),
+        ):
             if bad in kwargs:
-                raise TypeError(f"NphdIndex computes {bad} from max_dim; do not pass it")
+                raise TypeError(f"{why}; do not pass it")
         if kwargs.pop("multi", False):
             raise ValueError("multi=True: this index keeps one vector per key")
         options: dict[str, Any] = {"max_dim": int(max_dim)}
@@ -105,11 +138,13 @@ class NphdIndex(Closable):
 
     def _write(self, fn: Any, keys: Any, vectors: Any, out: Any) -> tuple[bool, NDArray[Any]]:
         if keys is None:
-            raise ValueError("keys are required (no key generation)")
+            raise ValueError(
+                "keys are required: this index requires explicit keys (no key generation)"
+            )
         single, karr = u64_keys(keys)
         vsingle, data, lengths = packed(vectors, "vectors")
         if len(karr) != len(lengths):
-            raise ValueError(f"{len(karr)} keys for {len(lengths)} vectors")
+            raise ValueError(f"{len(karr)} keys for {len(lengths)} vectors: the counts must match")
         args = [_u64p(karr), data, lengths.ctypes.data, len(karr)]
         if out is not None:
             args.append(ctypes.byref(out))
@@ -118,9 +153,9 @@ class NphdIndex(Closable):
 
     def add(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
         """Add vectors under keys not stored yet (others are skipped);
-        returns the keys given."""
-        single, karr = self._write(C.unit_add, keys, vectors, ctypes.c_size_t())
-        return keys if single else karr
+        returns the keys given, as a ``uint64`` array (one key: shape 1)."""
+        _, karr = self._write(C.unit_add, keys, vectors, ctypes.c_size_t())
+        return karr
 
     def upsert(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
         """Insert or replace (last write wins); returns the keys given."""
@@ -223,6 +258,12 @@ class NphdIndex(Closable):
     def max_bytes(self) -> int:
         """Longest code in bytes."""
         return self.max_dim // 8
+
+    @property
+    def ndim(self) -> int:
+        """``max_dim + 8``, as in iscc-usearch: the bits of a stored row,
+        the length byte and the code."""
+        return self.max_dim + 8
 
     def _walk(self) -> Iterator[tuple[int, NDArray[np.uint8]]]:
         start = 0

@@ -9,9 +9,10 @@ names and call shapes, over the library's ``ivdb_sharded`` handle.
 :class:`Matches` / :class:`BatchMatches` with ``keys``, ``distances`` and
 ``counts`` out. Where we differ on purpose:
 
-* a vector is never truncated: an NPHD code must be 64, 128, 192 or 256 bits
-  and at most ``max_dim``, else ``InvalidIsccError`` (the reference cuts
-  longer vectors silently);
+* a vector is never truncated: an NPHD vector of more than ``max_dim / 8``
+  bytes is an ``InvalidIsccError`` (the reference cuts longer vectors
+  silently); vectors of any byte length up to that are compared over their
+  common prefix of bytes, as in the reference;
 * ``add`` is first-write-wins across every shard, as ``add_once`` (the
   reference's ``add`` checks only its active shard and leaves duplicates);
 * a removed key stays removed (no resurrection after upsert + remove), and
@@ -171,11 +172,13 @@ class ShardedIndex(Closable):
 
     def _write(self, fn: Any, keys: Any, vectors: Any) -> tuple[bool, NDArray[Any], int]:
         if keys is None:
-            raise ValueError("keys are required (no key generation)")
+            raise ValueError(
+                "keys are required: this index requires explicit keys (no key generation)"
+            )
         single, karr = self._keys(keys)
         vsingle, data, lengths = packed(vectors, "vectors")
         if len(karr) != len(lengths):
-            raise ValueError(f"{len(karr)} keys for {len(lengths)} vectors")
+            raise ValueError(f"{len(karr)} keys for {len(lengths)} vectors: the counts must match")
         done = ctypes.c_size_t()
         self._h.call(
             fn,
@@ -189,16 +192,19 @@ class ShardedIndex(Closable):
 
     def add(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
         """Add vectors under keys not live anywhere in the index (first
-        write wins, across every shard); returns the keys given."""
-        single, karr, _ = self._write(C.sharded_add, keys, vectors)
-        return keys if single else karr
+        write wins, across every shard); returns the keys given, as an array
+        (one key: shape 1), as iscc-usearch does."""
+        _, karr, _ = self._write(C.sharded_add, keys, vectors)
+        return karr
 
     def add_once(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
         """:meth:`add` returning what was added: the key or None for one key,
         else the array of added keys (judged just before the write: exact
         while this object is the only writer, as the reference requires)."""
         if keys is None:
-            raise ValueError("keys are required (no key generation)")
+            raise ValueError(
+                "keys are required: this index requires explicit keys (no key generation)"
+            )
         single, karr = self._keys(keys)
         before = self.contains(karr)
         _, first = np.unique(karr, return_index=True)
@@ -314,6 +320,12 @@ class ShardedIndex(Closable):
         return int(self.stats().get("dirty", 0))
 
     @property
+    def tombstone_count(self) -> int:
+        """Keys removed or replaced whose old rows still sit in sealed
+        shards (until ``compact`` or a merge drops them)."""
+        return int(self.stats().get("tombstones", 0))
+
+    @property
     def read_only(self) -> bool:
         """Opened read-only (writes raise ``ReadOnlyError``)."""
         return self._read_only
@@ -409,10 +421,11 @@ class ShardedIndex128(ShardedIndex):
 
 
 class ShardedNphdIndex(ShardedIndex):
-    """A sharded index of ISCC unit bodies of 64-``max_dim`` bits (mixed
-    lengths; NPHD over the common prefix) under 64-bit keys, in the
-    directory ``path``. ``max_dim`` None: the index's own (256 for a new
-    one). See the module docs for what differs from iscc-usearch."""
+    """A sharded index of vectors of 1 to ``max_dim / 8`` bytes (ISCC unit
+    bodies: 8, 16, 24 or 32; mixed lengths, NPHD over the common prefix of
+    bytes) under 64-bit keys, in the directory ``path``. ``max_dim`` None:
+    the index's own (256 for a new one). See the module docs for what
+    differs from iscc-usearch."""
 
     def __init__(
         self,
@@ -446,6 +459,12 @@ class ShardedNphdIndex(ShardedIndex):
     def max_bytes(self) -> int:
         """Longest code in bytes."""
         return self.max_dim // 8
+
+    @property
+    def ndim(self) -> int:
+        """``max_dim + 8``, as in iscc-usearch: the bits of a stored row,
+        the length byte and the code."""
+        return self.max_dim + 8
 
     @property
     def vectors(self) -> ShardedNphdIndexedVectors:
@@ -519,7 +538,12 @@ class ShardedIndexedVectors(_Lazy):
         vecs = list(self)
         if len({v.size for v in vecs}) > 1:
             raise ValueError("vectors of different lengths: no 2-D array")
-        out = np.array(vecs, dtype=np.uint8).reshape(len(vecs), -1)
+        # No vectors: shape (0,), as iscc-usearch gives (no width to tell).
+        out: NDArray[np.uint8] = (
+            np.array(vecs, dtype=np.uint8).reshape(len(vecs), -1)
+            if vecs
+            else np.zeros((0,), dtype=np.uint8)
+        )
         return out if dtype is None else out.astype(dtype)
 
 
