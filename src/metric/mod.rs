@@ -126,29 +126,39 @@ impl fmt::Debug for Row {
 #[inline(always)]
 pub fn nphd_rows(a: &[u8; ROW_BYTES], b: &[u8; ROW_BYTES]) -> f32 {
     let bytes = usize::from(a[0].min(b[0])).min(MAX_BODY_BYTES);
-    if bytes == 0 {
+    if !whole_words(bytes) {
+        return nphd_rows_bytes(a, b, bytes);
+    }
+    let m = bytes / 8;
+    if m == 0 {
         return 1.0;
     }
-    let word = |r: &[u8; ROW_BYTES], w: usize| {
-        let mut x = [0u8; 8];
-        x.copy_from_slice(&r[1 + 8 * w..9 + 8 * w]);
-        u64::from_le_bytes(x)
-    };
     let mut diff = 0u32;
-    if whole_words(bytes) {
-        let m = bytes / 8;
-        for w in 0..4 {
-            let bits = (word(a, w) ^ word(b, w)).count_ones();
-            // Branch-free prefix mask: words past the common prefix count 0.
-            diff += if w < m { bits } else { 0 };
-        }
-    } else {
-        // A prefix that ends inside a word (byte-granular vectors): the
-        // bytes of the last word past it are masked off.
-        for w in 0..4 {
-            diff += ((word(a, w) ^ word(b, w)) & prefix_mask(bytes, w)).count_ones();
-        }
+    for w in 0..4 {
+        let bits = (row_word(a, w) ^ row_word(b, w)).count_ones();
+        // Branch-free prefix mask: words past the common prefix count 0.
+        diff += if w < m { bits } else { 0 };
     }
+    diff as f32 / (64 * m) as f32
+}
+
+/// Word `w` of a row's body.
+#[inline(always)]
+fn row_word(r: &[u8; ROW_BYTES], w: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&r[1 + 8 * w..9 + 8 * w]);
+    u64::from_le_bytes(x)
+}
+
+/// [`nphd_rows`] over a common prefix that ends inside a word
+/// (byte-granular vectors): the bytes of the last word past it are masked
+/// off. Kept out of line so the ISCC-unit path stays as small as before.
+#[cold]
+#[inline(never)]
+fn nphd_rows_bytes(a: &[u8; ROW_BYTES], b: &[u8; ROW_BYTES], bytes: usize) -> f32 {
+    let diff: u32 = (0..4)
+        .map(|w| ((row_word(a, w) ^ row_word(b, w)) & prefix_mask(bytes, w)).count_ones())
+        .sum();
     diff as f32 / (8 * bytes) as f32
 }
 
