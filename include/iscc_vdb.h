@@ -117,6 +117,12 @@
 #define IVDB_ISCC_ID_LEN 21
 
 /**
+ * One bloom filter (opaque): made by `ivdb_bloom_new` or
+ * `ivdb_bloom_load`, released by `ivdb_bloom_free`.
+ */
+typedef struct ivdb_bloom ivdb_bloom;
+
+/**
  * An error: a status code and a UTF-8 message naming the problem. Made by
  * the library, read with `ivdb_error_code`/`ivdb_error_message`, freed
  * with `ivdb_error_free`.
@@ -819,6 +825,96 @@ void ivdb_free_matches(ivdb_matches *matches);
  * once.
  */
 void ivdb_free_matches_batch(ivdb_matches *matches, size_t len);
+
+/**
+ * A new, empty filter. `options_json` may be NULL or a JSON object with
+ * `initial_capacity` (keys of the first link, default 100000),
+ * `error_rate` (the compound false positive rate, default 0.01) and
+ * `growth` (each further link this many times the last, default 2);
+ * unknown names are errors. Release with `ivdb_bloom_free`.
+ *
+ * # Safety
+ * `options_json` is NULL or a NUL-terminated string; `out` writable; `err`
+ * NULL or writable.
+ */
+ivdb_status ivdb_bloom_new(const char *options_json, ivdb_bloom **out, ivdb_error **err);
+
+/**
+ * Read a filter saved by `ivdb_bloom_save` (or a sharded index's
+ * `bloom` file). A file that is not one is `IVDB_CORRUPT`, naming what is
+ * wrong.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `out` writable; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_bloom_load(const char *path, ivdb_bloom **out, ivdb_error **err);
+
+/**
+ * Write the filter to `path`, replaced atomically and durably.
+ *
+ * # Safety
+ * `bloom` is a live handle; `path` a NUL-terminated string; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_bloom_save(const ivdb_bloom *bloom, const char *path, ivdb_error **err);
+
+/**
+ * Release a filter (nothing is saved). NULL is a no-op.
+ *
+ * # Safety
+ * `bloom` is NULL or a live handle, used by no other thread during or
+ * after this call.
+ */
+void ivdb_bloom_free(ivdb_bloom *bloom);
+
+/**
+ * Add `n` keys of `key_bytes` (8 or 16) bytes each.
+ *
+ * # Safety
+ * `bloom` is a live handle; `keys` holds `n * key_bytes` bytes (NULL only
+ * when `n` is 0); `err` NULL or writable.
+ */
+ivdb_status ivdb_bloom_add(const ivdb_bloom *bloom,
+                           const uint8_t *keys,
+                           size_t key_bytes,
+                           size_t n,
+                           ivdb_error **err);
+
+/**
+ * For each of `n` keys, whether it may have been added (`false`: certainly
+ * not), into `out_found[i]`.
+ *
+ * # Safety
+ * `bloom` is a live handle; `keys` holds `n * key_bytes` bytes and
+ * `out_found` room for `n` bools (both NULL only when `n` is 0); `err`
+ * NULL or writable.
+ */
+ivdb_status ivdb_bloom_contains(const ivdb_bloom *bloom,
+                                const uint8_t *keys,
+                                size_t key_bytes,
+                                size_t n,
+                                bool *out_found,
+                                ivdb_error **err);
+
+/**
+ * Forget every key (one empty link of the first link's capacity).
+ *
+ * # Safety
+ * `bloom` is a live handle; `err` NULL or writable.
+ */
+ivdb_status ivdb_bloom_clear(const ivdb_bloom *bloom, ivdb_error **err);
+
+/**
+ * The filter's figures as a JSON object: `count` (keys added, distinct as
+ * far as the filter can tell), `filters` (links), `capacity` (keys before
+ * the next link), `initial_capacity`, `error_rate`, `growth`,
+ * `size_bytes`. Free with `ivdb_free_string`.
+ *
+ * # Safety
+ * `bloom` is a live handle; `out` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_bloom_stats_json(const ivdb_bloom *bloom, char **out, ivdb_error **err);
 
 /**
  * Free search results. NULL is a no-op.

@@ -154,6 +154,67 @@ impl ScalableBloom {
         }
     }
 
+    /// An empty filter whose first link holds `initial_capacity` keys (no
+    /// lower bound, unlike [`ScalableBloom::new`]) and each further link
+    /// `growth` times the last, with a compound false positive rate under
+    /// `error_rate`: iscc-usearch's `ScalableBloomFilter(initial_capacity,
+    /// fpr, growth_factor)` for whole growth factors.
+    pub fn with_growth(
+        initial_capacity: u64,
+        error_rate: f64,
+        growth: u32,
+    ) -> Result<ScalableBloom, String> {
+        if initial_capacity == 0 {
+            return Err("initial_capacity 0: must be at least 1".into());
+        }
+        if !(error_rate > 0.0 && error_rate < 1.0) {
+            return Err(format!("error rate {error_rate}: expected 0 < rate < 1"));
+        }
+        if growth == 0 {
+            return Err("growth 0: must be at least 1".into());
+        }
+        let tightening = 0.5;
+        Ok(ScalableBloom {
+            error_rate,
+            growth,
+            tightening,
+            filters: vec![Filter::new(
+                initial_capacity,
+                error_rate * (1.0 - tightening),
+            )],
+        })
+    }
+
+    /// Forget every key: one empty link of the first link's capacity.
+    pub fn clear(&mut self) {
+        let first = self.filters.first().map_or(MIN_CAPACITY, |f| f.capacity);
+        self.filters = vec![Filter::new(
+            first,
+            self.error_rate * (1.0 - self.tightening),
+        )];
+    }
+
+    /// Keys the chain holds before it adds a link (the sum of its links'
+    /// capacities).
+    pub fn capacity(&self) -> u64 {
+        self.filters.iter().map(|f| f.capacity).sum()
+    }
+
+    /// Capacity of the first link.
+    pub fn initial_capacity(&self) -> u64 {
+        self.filters.first().map_or(0, |f| f.capacity)
+    }
+
+    /// The compound false positive rate asked for.
+    pub fn error_rate(&self) -> f64 {
+        self.error_rate
+    }
+
+    /// How much larger each link is than the one before.
+    pub fn growth(&self) -> u32 {
+        self.growth
+    }
+
     /// The hash of a 64-bit key.
     #[inline]
     pub fn hash64(key: u64) -> u64 {
@@ -421,6 +482,27 @@ pub(crate) fn checksum(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_first_link_grows_and_clear_starts_over() {
+        let mut b = ScalableBloom::with_growth(10, 0.01, 3).unwrap();
+        assert_eq!(
+            (b.initial_capacity(), b.capacity(), b.growth()),
+            (10, 10, 3)
+        );
+        for k in 0..100u64 {
+            b.insert(k);
+        }
+        // Links of 10, 30, 90: every key found, no link past what it needs.
+        assert_eq!((b.filters(), b.capacity()), (3, 130));
+        assert!((0..100).all(|k| b.contains(k)));
+        b.clear();
+        assert_eq!((b.filters(), b.capacity(), b.count()), (1, 10, 0));
+        assert!(!b.contains(5));
+        assert!(ScalableBloom::with_growth(0, 0.01, 2).is_err());
+        assert!(ScalableBloom::with_growth(10, 1.0, 2).is_err());
+        assert!(ScalableBloom::with_growth(10, 0.01, 0).is_err());
+    }
 
     #[test]
     fn no_false_negatives_and_bounded_false_positives_while_scaling() {

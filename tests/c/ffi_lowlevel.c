@@ -3,8 +3,10 @@
  * upsert, remove, get, count, search (single, batch, prefix queries),
  * maintenance, iteration, reopen read-only, error paths. The unit index
  * (ivdb_unit_*): new, add, search, get, rows, save, restore, view, load,
- * copy, reset, errors. Every free with NULL. Exits non-zero when a check
+ * copy, reset, errors. The bloom filter (ivdb_bloom_*). Every free with
+ * NULL. Exits non-zero when a check
  * failed. Usage: ffi_lowlevel EMPTY_DIR */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,6 +402,72 @@ static void unit_index(const char *dir) {
     ivdb_unit_free(idx);
 }
 
+/* The standalone bloom filter: growth past its first link, no false
+ * negatives, 8- and 16-byte keys, save and load, clear, errors. */
+static void bloom_filter(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/keys.bloom", dir);
+    ivdb_bloom *bf = NULL;
+    OK(ivdb_bloom_new("{\"initial_capacity\": 100, \"error_rate\": 0.01}", &bf, &e_));
+    if (!bf) return;
+    uint64_t keys[500];
+    for (size_t i = 0; i < 500; i++) keys[i] = i * 7919u;
+    OK(ivdb_bloom_add(bf, (const uint8_t *)keys, 8, 500, &e_));
+    uint8_t wide[2][16];
+    memset(wide, 0xAB, sizeof wide);
+    wide[1][15] = 0;
+    OK(ivdb_bloom_add(bf, &wide[0][0], 16, 1, &e_));
+    bool found[500];
+    OK(ivdb_bloom_contains(bf, (const uint8_t *)keys, 8, 500, found, &e_));
+    size_t hits = 0;
+    for (size_t i = 0; i < 500; i++) hits += found[i];
+    CHECK(hits == 500, "false negatives: %zu of 500 found", hits);
+    bool w[2] = {false, true};
+    OK(ivdb_bloom_contains(bf, &wide[0][0], 16, 2, w, &e_));
+    CHECK(w[0], "a 16-byte key added is found");
+    char *json = NULL;
+    OK(ivdb_bloom_stats_json(bf, &json, &e_));
+    CHECK(json && strstr(json, "\"initial_capacity\":100") && !strstr(json, "\"filters\":1,"),
+          "stats after growth: %s", json ? json : "(null)");
+    ivdb_free_string(json);
+    OK(ivdb_bloom_save(bf, path, &e_));
+    ivdb_bloom *back = NULL;
+    OK(ivdb_bloom_load(path, &back, &e_));
+    if (back) {
+        bool again[500];
+        OK(ivdb_bloom_contains(back, (const uint8_t *)keys, 8, 500, again, &e_));
+        CHECK(memcmp(again, found, sizeof again) == 0, "loaded filter answers differently");
+        OK(ivdb_bloom_clear(back, &e_));
+        OK(ivdb_bloom_contains(back, (const uint8_t *)keys, 8, 1, again, &e_));
+        CHECK(!again[0], "a cleared filter holds nothing");
+    }
+    ivdb_error *err = NULL;
+    ivdb_status st = ivdb_bloom_add(bf, (const uint8_t *)keys, 4, 1, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "key_bytes 4", "4-byte keys");
+    err = NULL;
+    st = ivdb_bloom_contains(bf, (const uint8_t *)keys, 8, 1, NULL, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "out_found", "NULL out_found");
+    ivdb_bloom *none = NULL;
+    err = NULL;
+    st = ivdb_bloom_new("{\"error_rate\": 1.5}", &none, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "error rate", "bad error rate");
+    CHECK(none == NULL, "no filter on error");
+    err = NULL;
+    st = ivdb_bloom_new("{\"fpr\": 0.1}", &none, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "fpr", "unknown option");
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fputs("not a bloom filter", f);
+        fclose(f);
+    }
+    err = NULL;
+    st = ivdb_bloom_load(path, &none, &err);
+    expect_error(st, err, IVDB_CORRUPT, "magic", "damaged file");
+    ivdb_bloom_free(back);
+    ivdb_bloom_free(bf);
+    ivdb_bloom_free(NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s EMPTY_DIR\n", argv[0]);
@@ -411,6 +479,7 @@ int main(int argc, char **argv) {
     nphd_u64(a);
     hamming_u128(b);
     unit_index(argv[1]);
+    bloom_filter(argv[1]);
     /* NULL is harmless everywhere a library object is released. */
     ivdb_hits_free(NULL);
     ivdb_rows_free(NULL);

@@ -138,3 +138,29 @@ pub(crate) fn search_options(ptr: *const ivdb_search_options) -> Result<SearchOp
         threads: None,
     })
 }
+
+/// The parameters of a standalone bloom filter (`ivdb_bloom_new`).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BloomOptions {
+    /// Keys the first link holds.
+    pub(crate) initial_capacity: u64,
+    /// Compound false positive rate (0 < rate < 1).
+    pub(crate) error_rate: f64,
+    /// Each further link this many times the last.
+    pub(crate) growth: u32,
+}
+
+impl Default for BloomOptions {
+    fn default() -> BloomOptions {
+        BloomOptions {
+            initial_capacity: 100_000,
+            error_rate: 0.01,
+            growth: 2,
+        }
+    }
+}
+
+/// Parse the options JSON of `ivdb_bloom_new` (NULL: defaults).
+pub(crate) fn bloom_options(json: Option<&str>) -> Result<BloomOptions, Failure> {
+    merged(json, |_, _| Ok(false), "")
+}

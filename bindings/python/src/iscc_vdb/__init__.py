@@ -7,6 +7,7 @@ beneath it. See :class:`IsccIndex`.
 
 from ._ffi import ABI_VERSION, STATUS
 from ._vectors import BatchMatches, Matches
+from .bloom import ScalableBloomFilter
 from .errors import (
     ClosedError,
     CorruptError,
@@ -70,6 +71,7 @@ __all__ = [
     "NotFoundError",
     "NphdIndex",
     "ReadOnlyError",
+    "ScalableBloomFilter",
     "ShardedIndex",
     "ShardedIndex128",
     "ShardedNphdIndex",

@@ -94,6 +94,9 @@ _TYPES: dict[str, Any] = {
     "ivdb_unit**": _VOIDP_PP,
     "ivdb_unit_file_op": ctypes.c_uint32,
     "const uint64_t*": ctypes.POINTER(ctypes.c_uint64),
+    "ivdb_bloom*": ctypes.c_void_p,
+    "const ivdb_bloom*": ctypes.c_void_p,
+    "ivdb_bloom**": _VOIDP_PP,
 }
 
 # Struct fields: strings in columns are fixed-width buffers, not
@@ -236,6 +239,14 @@ class _C:
     unit_copy = declare("ivdb_unit_copy")
     unit_reset = declare("ivdb_unit_reset")
     unit_stats_json = declare("ivdb_unit_stats_json")
+    bloom_new = declare("ivdb_bloom_new")
+    bloom_load = declare("ivdb_bloom_load")
+    bloom_save = declare("ivdb_bloom_save")
+    bloom_free = declare("ivdb_bloom_free")
+    bloom_add = declare("ivdb_bloom_add")
+    bloom_contains = declare("ivdb_bloom_contains")
+    bloom_clear = declare("ivdb_bloom_clear")
+    bloom_stats_json = declare("ivdb_bloom_stats_json")
     hits_free = declare("ivdb_hits_free")
     rows_free = declare("ivdb_rows_free")
 

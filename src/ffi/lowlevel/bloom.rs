@@ -1,0 +1,259 @@
+//! A standalone scalable bloom filter over the C ABI (`ivdb_bloom_*`):
+//! iscc-usearch's `ScalableBloomFilter` on [`ScalableBloom`] (the filter
+//! every sharded index keeps). Keys are 8 bytes (a `uint64_t` in native
+//! byte order) or 16 bytes, given per call; one filter may hold both. A
+//! handle may be used from many threads at once (it locks inside).
+
+use std::ffi::c_char;
+use std::path::Path;
+
+use super::options::bloom_options;
+use crate::ffi::boundary::{c_string, guard, ivdb_error, opt_str_arg, out_arg, str_arg, Failure};
+use crate::ffi::status::*;
+use crate::index::bloom::{BloomError, ScalableBloom};
+use crate::sync::RwLock;
+
+impl From<BloomError> for Failure {
+    fn from(e: BloomError) -> Failure {
+        Failure::new(status_of(e.kind()), e.to_string())
+    }
+}
+
+/// One bloom filter (opaque): made by `ivdb_bloom_new` or
+/// `ivdb_bloom_load`, released by `ivdb_bloom_free`.
+pub struct ivdb_bloom {
+    inner: RwLock<ScalableBloom>,
+}
+
+fn handle<'a>(ptr: *const ivdb_bloom) -> Result<&'a RwLock<ScalableBloom>, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null("bloom"));
+    }
+    // SAFETY: non-NULL, and by the API contract a handle not yet freed; the
+    // lock makes it Sync.
+    Ok(unsafe { &(*ptr).inner })
+}
+
+fn boxed(inner: ScalableBloom) -> *mut ivdb_bloom {
+    Box::into_raw(Box::new(ivdb_bloom {
+        inner: RwLock::new(inner),
+    }))
+}
+
+/// The hashes of `n` keys of `key_bytes` (8 or 16) bytes each at `keys`.
+fn hashes(keys: *const u8, key_bytes: usize, n: usize) -> Result<Vec<u64>, Failure> {
+    if key_bytes != 8 && key_bytes != 16 {
+        return Err(Failure::new(
+            IVDB_INVALID_ARGUMENT,
+            format!("key_bytes {key_bytes} (expected 8 or 16)"),
+        ));
+    }
+    let total = n
+        .checked_mul(key_bytes)
+        .ok_or_else(|| Failure::new(IVDB_INVALID_ARGUMENT, format!("keys: {n} items overflow")))?;
+    if total == 0 {
+        return Ok(Vec::new());
+    }
+    if keys.is_null() {
+        return Err(Failure::null("keys"));
+    }
+    // SAFETY: non-NULL, and by the contract `n` keys of `key_bytes` bytes.
+    let raw = unsafe { std::slice::from_raw_parts(keys, total) };
+    Ok(raw
+        .chunks_exact(key_bytes)
+        .map(|k| match k.len() {
+            8 => {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(k);
+                ScalableBloom::hash64(u64::from_ne_bytes(w))
+            }
+            _ => {
+                let mut w = [0u8; 16];
+                w.copy_from_slice(k);
+                ScalableBloom::hash128(&w)
+            }
+        })
+        .collect())
+}
+
+/// A new, empty filter. `options_json` may be NULL or a JSON object with
+/// `initial_capacity` (keys of the first link, default 100000),
+/// `error_rate` (the compound false positive rate, default 0.01) and
+/// `growth` (each further link this many times the last, default 2);
+/// unknown names are errors. Release with `ivdb_bloom_free`.
+///
+/// # Safety
+/// `options_json` is NULL or a NUL-terminated string; `out` writable; `err`
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_bloom_new(
+    options_json: *const c_char,
+    out: *mut *mut ivdb_bloom,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let out = out_arg(out, "out")?;
+        let o = bloom_options(opt_str_arg(options_json, "options_json")?)?;
+        let bloom = ScalableBloom::with_growth(o.initial_capacity, o.error_rate, o.growth)
+            .map_err(|why| Failure::new(IVDB_INVALID_ARGUMENT, format!("options_json: {why}")))?;
+        out.write(boxed(bloom));
+        Ok(())
+    })
+}
+
+/// Read a filter saved by `ivdb_bloom_save` (or a sharded index's
+/// `bloom` file). A file that is not one is `IVDB_CORRUPT`, naming what is
+/// wrong.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `out` writable; `err` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_bloom_load(
+    path: *const c_char,
+    out: *mut *mut ivdb_bloom,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let out = out_arg(out, "out")?;
+        let path = str_arg(path, "path")?;
+        out.write(boxed(ScalableBloom::load(Path::new(path))?));
+        Ok(())
+    })
+}
+
+/// Write the filter to `path`, replaced atomically and durably.
+///
+/// # Safety
+/// `bloom` is a live handle; `path` a NUL-terminated string; `err` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_bloom_save(
+    bloom: *const ivdb_bloom,
+    path: *const c_char,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let b = handle(bloom)?;
+        let path = str_arg(path, "path")?;
+        b.read().save(Path::new(path))?;
+        Ok(())
+    })
+}
+
+/// Release a filter (nothing is saved). NULL is a no-op.
+///
+/// # Safety
+/// `bloom` is NULL or a live handle, used by no other thread during or
+/// after this call.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_bloom_free(bloom: *mut ivdb_bloom) {
+    if !bloom.is_null() {
+        // SAFETY: the caller hands back ownership of a live handle.
+        drop(unsafe { Box::from_raw(bloom) });
+    }
+}
+
+/// Add `n` keys of `key_bytes` (8 or 16) bytes each.
+///
+/// # Safety
+/// `bloom` is a live handle; `keys` holds `n * key_bytes` bytes (NULL only
+/// when `n` is 0); `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_bloom_add(
+    bloom: *const ivdb_bloom,
+    keys: *const u8,
+    key_bytes: usize,
+    n: usize,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let b = handle(bloom)?;
+        let hashes = hashes(keys, key_bytes, n)?;
+        let mut f = b.write();
+        for h in hashes {
+            f.insert_hash(h);
+        }
+        Ok(())
+    })
+}
+
+/// For each of `n` keys, whether it may have been added (`false`: certainly
+/// not), into `out_found[i]`.
+///
+/// # Safety
+/// `bloom` is a live handle; `keys` holds `n * key_bytes` bytes and
+/// `out_found` room for `n` bools (both NULL only when `n` is 0); `err`
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_bloom_contains(
+    bloom: *const ivdb_bloom,
+    keys: *const u8,
+    key_bytes: usize,
+    n: usize,
+    out_found: *mut bool,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let b = handle(bloom)?;
+        let hashes = hashes(keys, key_bytes, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if out_found.is_null() {
+            return Err(Failure::null("out_found"));
+        }
+        let f = b.read();
+        // SAFETY: non-NULL, and by the contract room for `n` bools.
+        let found = unsafe { std::slice::from_raw_parts_mut(out_found, n) };
+        for (slot, h) in found.iter_mut().zip(hashes) {
+            *slot = f.contains_hash(h);
+        }
+        Ok(())
+    })
+}
+
+/// Forget every key (one empty link of the first link's capacity).
+///
+/// # Safety
+/// `bloom` is a live handle; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_bloom_clear(
+    bloom: *const ivdb_bloom,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        handle(bloom)?.write().clear();
+        Ok(())
+    })
+}
+
+/// The filter's figures as a JSON object: `count` (keys added, distinct as
+/// far as the filter can tell), `filters` (links), `capacity` (keys before
+/// the next link), `initial_capacity`, `error_rate`, `growth`,
+/// `size_bytes`. Free with `ivdb_free_string`.
+///
+/// # Safety
+/// `bloom` is a live handle; `out` writable; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_bloom_stats_json(
+    bloom: *const ivdb_bloom,
+    out: *mut *mut c_char,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let out = out_arg(out, "out")?;
+        let f = handle(bloom)?.read();
+        let json = serde_json::json!({
+            "count": f.count(),
+            "filters": f.filters(),
+            "capacity": f.capacity(),
+            "initial_capacity": f.initial_capacity(),
+            "error_rate": f.error_rate(),
+            "growth": f.growth(),
+            "size_bytes": f.size_bytes(),
+        });
+        out.write(c_string(json.to_string()));
+        Ok(())
+    })
+}
