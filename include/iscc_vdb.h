@@ -869,30 +869,34 @@ ivdb_status ivdb_bloom_save(const ivdb_bloom *bloom, const char *path, ivdb_erro
 void ivdb_bloom_free(ivdb_bloom *bloom);
 
 /**
- * Add `n` keys of `key_bytes` (8 or 16) bytes each.
+ * Add `n` keys: `key_bytes` (8 or 16) bytes each, or with `key_bytes` 0
+ * `lengths[i]` bytes each (any length; a 16-byte key is the same key
+ * either way).
  *
  * # Safety
- * `bloom` is a live handle; `keys` holds `n * key_bytes` bytes (NULL only
- * when `n` is 0); `err` NULL or writable.
+ * `bloom` is a live handle; `keys` holds the keys' bytes (NULL only when
+ * there are none); `lengths` NULL or `n` lengths (needed when `key_bytes`
+ * is 0); `err` NULL or writable.
  */
 ivdb_status ivdb_bloom_add(const ivdb_bloom *bloom,
                            const uint8_t *keys,
                            size_t key_bytes,
+                           const size_t *lengths,
                            size_t n,
                            ivdb_error **err);
 
 /**
- * For each of `n` keys, whether it may have been added (`false`: certainly
- * not), into `out_found[i]`.
+ * For each of `n` keys (given as to `ivdb_bloom_add`), whether it may
+ * have been added (`false`: certainly not), into `out_found[i]`.
  *
  * # Safety
- * `bloom` is a live handle; `keys` holds `n * key_bytes` bytes and
- * `out_found` room for `n` bools (both NULL only when `n` is 0); `err`
- * NULL or writable.
+ * As `ivdb_bloom_add`; `out_found` has room for `n` bools (NULL only when
+ * `n` is 0).
  */
 ivdb_status ivdb_bloom_contains(const ivdb_bloom *bloom,
                                 const uint8_t *keys,
                                 size_t key_bytes,
+                                const size_t *lengths,
                                 size_t n,
                                 bool *out_found,
                                 ivdb_error **err);

@@ -231,6 +231,16 @@ impl ScalableBloom {
         mix64(Self::hash64(u64::from_le_bytes(hi)) ^ u64::from_le_bytes(lo))
     }
 
+    /// The hash of a key given as bytes: a 16-byte key as a 128-bit key
+    /// ([`ScalableBloom::hash128`], so a sharded index's keys and their
+    /// bytes agree), any other length (0 included) by xxh3 of the bytes.
+    pub fn hash_bytes(key: &[u8]) -> u64 {
+        match <&[u8; 16]>::try_from(key) {
+            Ok(wide) => Self::hash128(wide),
+            Err(_) => mix64(xxhash_rust::xxh3::xxh3_64(key) ^ 0x2545_F491_4F6C_DD1D),
+        }
+    }
+
     /// Add a key by its hash.
     pub fn insert_hash(&mut self, hash: u64) {
         if self.contains_hash(hash) {

@@ -412,19 +412,30 @@ static void bloom_filter(const char *dir) {
     if (!bf) return;
     uint64_t keys[500];
     for (size_t i = 0; i < 500; i++) keys[i] = i * 7919u;
-    OK(ivdb_bloom_add(bf, (const uint8_t *)keys, 8, 500, &e_));
+    OK(ivdb_bloom_add(bf, (const uint8_t *)keys, 8, NULL, 500, &e_));
     uint8_t wide[2][16];
     memset(wide, 0xAB, sizeof wide);
     wide[1][15] = 0;
-    OK(ivdb_bloom_add(bf, &wide[0][0], 16, 1, &e_));
+    OK(ivdb_bloom_add(bf, &wide[0][0], 16, NULL, 1, &e_));
     bool found[500];
-    OK(ivdb_bloom_contains(bf, (const uint8_t *)keys, 8, 500, found, &e_));
+    OK(ivdb_bloom_contains(bf, (const uint8_t *)keys, 8, NULL, 500, found, &e_));
     size_t hits = 0;
     for (size_t i = 0; i < 500; i++) hits += found[i];
     CHECK(hits == 500, "false negatives: %zu of 500 found", hits);
     bool w[2] = {false, true};
-    OK(ivdb_bloom_contains(bf, &wide[0][0], 16, 2, w, &e_));
+    OK(ivdb_bloom_contains(bf, &wide[0][0], 16, NULL, 2, w, &e_));
     CHECK(w[0], "a 16-byte key added is found");
+    /* Keys of any length (an empty one too); a 16-byte key is the same key
+     * given with its length. */
+    const uint8_t text[] = "isccvdb";
+    size_t lens[3] = {4, 3, 0};
+    OK(ivdb_bloom_add(bf, text, 0, lens, 3, &e_));
+    size_t l16 = 16;
+    bool v[3] = {false, false, false};
+    OK(ivdb_bloom_contains(bf, text, 0, lens, 3, v, &e_));
+    CHECK(v[0] && v[1] && v[2], "variable-length keys found: %d %d %d", v[0], v[1], v[2]);
+    OK(ivdb_bloom_contains(bf, &wide[0][0], 0, &l16, 1, v, &e_));
+    CHECK(v[0], "a 16-byte key given with its length is the same key");
     char *json = NULL;
     OK(ivdb_bloom_stats_json(bf, &json, &e_));
     CHECK(json && strstr(json, "\"initial_capacity\":100") && !strstr(json, "\"filters\":1,"),
@@ -435,18 +446,21 @@ static void bloom_filter(const char *dir) {
     OK(ivdb_bloom_load(path, &back, &e_));
     if (back) {
         bool again[500];
-        OK(ivdb_bloom_contains(back, (const uint8_t *)keys, 8, 500, again, &e_));
+        OK(ivdb_bloom_contains(back, (const uint8_t *)keys, 8, NULL, 500, again, &e_));
         CHECK(memcmp(again, found, sizeof again) == 0, "loaded filter answers differently");
         OK(ivdb_bloom_clear(back, &e_));
-        OK(ivdb_bloom_contains(back, (const uint8_t *)keys, 8, 1, again, &e_));
+        OK(ivdb_bloom_contains(back, (const uint8_t *)keys, 8, NULL, 1, again, &e_));
         CHECK(!again[0], "a cleared filter holds nothing");
     }
     ivdb_error *err = NULL;
-    ivdb_status st = ivdb_bloom_add(bf, (const uint8_t *)keys, 4, 1, &err);
+    ivdb_status st = ivdb_bloom_add(bf, (const uint8_t *)keys, 4, NULL, 1, &err);
     expect_error(st, err, IVDB_INVALID_ARGUMENT, "key_bytes 4", "4-byte keys");
     err = NULL;
-    st = ivdb_bloom_contains(bf, (const uint8_t *)keys, 8, 1, NULL, &err);
+    st = ivdb_bloom_contains(bf, (const uint8_t *)keys, 8, NULL, 1, NULL, &err);
     expect_error(st, err, IVDB_INVALID_ARGUMENT, "out_found", "NULL out_found");
+    err = NULL;
+    st = ivdb_bloom_add(bf, text, 0, NULL, 2, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "lengths", "NULL lengths");
     ivdb_bloom *none = NULL;
     err = NULL;
     st = ivdb_bloom_new("{\"error_rate\": 1.5}", &none, &err);

@@ -1,12 +1,14 @@
 //! A standalone scalable bloom filter over the C ABI (`ivdb_bloom_*`):
 //! iscc-usearch's `ScalableBloomFilter` on [`ScalableBloom`] (the filter
 //! every sharded index keeps). Keys are 8 bytes (a `uint64_t` in native
-//! byte order) or 16 bytes, given per call; one filter may hold both. A
-//! handle may be used from many threads at once (it locks inside).
+//! byte order), 16 bytes, or bytes of any length with their lengths, given
+//! per call; one filter may hold all kinds. A handle may be used from many
+//! threads at once (it locks inside).
 
 use std::ffi::c_char;
 use std::path::Path;
 
+use super::buffers::byte_strings_arg;
 use super::options::bloom_options;
 use crate::ffi::boundary::{c_string, guard, ivdb_error, opt_str_arg, out_arg, str_arg, Failure};
 use crate::ffi::status::*;
@@ -40,12 +42,26 @@ fn boxed(inner: ScalableBloom) -> *mut ivdb_bloom {
     }))
 }
 
-/// The hashes of `n` keys of `key_bytes` (8 or 16) bytes each at `keys`.
-fn hashes(keys: *const u8, key_bytes: usize, n: usize) -> Result<Vec<u64>, Failure> {
+/// The hashes of `n` keys at `keys`: each `key_bytes` long (8: a
+/// `uint64_t` in machine byte order; 16: a 128-bit key), or with
+/// `key_bytes` 0 each `lengths[i]` bytes long (keys of any length,
+/// concatenated).
+fn hashes(
+    keys: *const u8,
+    key_bytes: usize,
+    lengths: *const usize,
+    n: usize,
+) -> Result<Vec<u64>, Failure> {
+    if key_bytes == 0 {
+        return Ok(byte_strings_arg(keys, lengths, n, "keys")?
+            .into_iter()
+            .map(ScalableBloom::hash_bytes)
+            .collect());
+    }
     if key_bytes != 8 && key_bytes != 16 {
         return Err(Failure::new(
             IVDB_INVALID_ARGUMENT,
-            format!("key_bytes {key_bytes} (expected 8 or 16)"),
+            format!("key_bytes {key_bytes} (expected 8, 16, or 0 with lengths)"),
         ));
     }
     let total = n
@@ -67,11 +83,7 @@ fn hashes(keys: *const u8, key_bytes: usize, n: usize) -> Result<Vec<u64>, Failu
                 w.copy_from_slice(k);
                 ScalableBloom::hash64(u64::from_ne_bytes(w))
             }
-            _ => {
-                let mut w = [0u8; 16];
-                w.copy_from_slice(k);
-                ScalableBloom::hash128(&w)
-            }
+            _ => ScalableBloom::hash_bytes(k),
         })
         .collect())
 }
@@ -154,22 +166,26 @@ pub unsafe extern "C" fn ivdb_bloom_free(bloom: *mut ivdb_bloom) {
     }
 }
 
-/// Add `n` keys of `key_bytes` (8 or 16) bytes each.
+/// Add `n` keys: `key_bytes` (8 or 16) bytes each, or with `key_bytes` 0
+/// `lengths[i]` bytes each (any length; a 16-byte key is the same key
+/// either way).
 ///
 /// # Safety
-/// `bloom` is a live handle; `keys` holds `n * key_bytes` bytes (NULL only
-/// when `n` is 0); `err` NULL or writable.
+/// `bloom` is a live handle; `keys` holds the keys' bytes (NULL only when
+/// there are none); `lengths` NULL or `n` lengths (needed when `key_bytes`
+/// is 0); `err` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn ivdb_bloom_add(
     bloom: *const ivdb_bloom,
     keys: *const u8,
     key_bytes: usize,
+    lengths: *const usize,
     n: usize,
     err: *mut *mut ivdb_error,
 ) -> ivdb_status {
     guard(err, || {
         let b = handle(bloom)?;
-        let hashes = hashes(keys, key_bytes, n)?;
+        let hashes = hashes(keys, key_bytes, lengths, n)?;
         let mut f = b.write();
         for h in hashes {
             f.insert_hash(h);
@@ -178,25 +194,25 @@ pub unsafe extern "C" fn ivdb_bloom_add(
     })
 }
 
-/// For each of `n` keys, whether it may have been added (`false`: certainly
-/// not), into `out_found[i]`.
+/// For each of `n` keys (given as to `ivdb_bloom_add`), whether it may
+/// have been added (`false`: certainly not), into `out_found[i]`.
 ///
 /// # Safety
-/// `bloom` is a live handle; `keys` holds `n * key_bytes` bytes and
-/// `out_found` room for `n` bools (both NULL only when `n` is 0); `err`
-/// NULL or writable.
+/// As `ivdb_bloom_add`; `out_found` has room for `n` bools (NULL only when
+/// `n` is 0).
 #[no_mangle]
 pub unsafe extern "C" fn ivdb_bloom_contains(
     bloom: *const ivdb_bloom,
     keys: *const u8,
     key_bytes: usize,
+    lengths: *const usize,
     n: usize,
     out_found: *mut bool,
     err: *mut *mut ivdb_error,
 ) -> ivdb_status {
     guard(err, || {
         let b = handle(bloom)?;
-        let hashes = hashes(keys, key_bytes, n)?;
+        let hashes = hashes(keys, key_bytes, lengths, n)?;
         if n == 0 {
             return Ok(());
         }

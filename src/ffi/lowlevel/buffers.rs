@@ -70,12 +70,33 @@ pub(crate) fn keys_arg<K: CKey>(keys: *const u8, n: usize) -> Result<Vec<K>, Fai
         .collect())
 }
 
-/// The `n` vectors packed at `data`, `lengths[i]` bytes each.
+/// The `n` vectors packed at `data`, `lengths[i]` bytes each (none empty).
 pub(crate) fn vectors_arg<'a>(
     data: *const u8,
     lengths: *const usize,
     n: usize,
     name: &str,
+) -> Result<Vec<&'a [u8]>, Failure> {
+    packed_arg(data, lengths, n, name, false)
+}
+
+/// The `n` byte strings packed at `data`, `lengths[i]` bytes each (empty
+/// ones too: bloom filter keys).
+pub(crate) fn byte_strings_arg<'a>(
+    data: *const u8,
+    lengths: *const usize,
+    n: usize,
+    name: &str,
+) -> Result<Vec<&'a [u8]>, Failure> {
+    packed_arg(data, lengths, n, name, true)
+}
+
+fn packed_arg<'a>(
+    data: *const u8,
+    lengths: *const usize,
+    n: usize,
+    name: &str,
+    empty_ok: bool,
 ) -> Result<Vec<&'a [u8]>, Failure> {
     if n == 0 {
         return Ok(Vec::new());
@@ -87,7 +108,7 @@ pub(crate) fn vectors_arg<'a>(
     let lengths = unsafe { std::slice::from_raw_parts(lengths, n) };
     let mut total = 0usize;
     for (i, &len) in lengths.iter().enumerate() {
-        if len == 0 {
+        if len == 0 && !empty_ok {
             return Err(Failure::new(
                 IVDB_INVALID_ARGUMENT,
                 format!("{name}[{i}] is empty (lengths[{i}] = 0)"),

@@ -2,7 +2,8 @@
 names and call shapes, over the library's ``ivdb_bloom`` handle (the same
 filter every sharded index keeps).
 
-Keys are ``int`` (0 to 2**64 - 1) or 16 ``bytes`` (UUIDs, 128-bit keys).
+Keys are ``int`` (0 to 2**64 - 1) or ``bytes`` of any length (16 bytes:
+UUIDs, 128-bit keys, the same keys as a sharded index's).
 Where we differ on purpose: ``growth_factor`` must be a whole number (links
 grow by whole multiples), ``count`` counts the keys the filter took as new
 (a repeat, or a key it already answers "maybe" for, is not counted twice),
@@ -29,27 +30,37 @@ def _free(handle: ctypes.c_void_p, err: Any) -> int:
     return 0
 
 
-def _packed(keys: Iterable[Any]) -> list[tuple[int, bytes, int]]:
-    """Runs of (key_bytes, packed keys, count): ints as native uint64,
-    16-byte keys as given, in order."""
-    runs: list[tuple[int, bytes, int]] = []
+def _packed(keys: Iterable[Any]) -> list[tuple[int, bytes, Any, int]]:
+    """Runs of (key_bytes, packed keys, lengths, count), in order: ints as
+    native ``uint64`` (key_bytes 8), bytes of any length with their lengths
+    (key_bytes 0; 16 bytes are the same key as a 128-bit key)."""
+    runs: list[tuple[int, bytes, Any, int]] = []
+    lengths: list[list[int]] = []
     for k in keys:
         if isinstance(k, bytes | bytearray | memoryview | np.void):
             raw = k.tobytes() if isinstance(k, np.void) else bytes(k)
-            if len(raw) != 16:
-                raise ValueError(f"a key of {len(raw)} bytes (expected an int or 16 bytes)")
-            width = 16
+            width = 0
         else:
             value = int(k)
             if not 0 <= value < 1 << 64:
                 raise ValueError(f"key {value} is outside 0 to 2**64 - 1")
             raw, width = np.uint64(value).tobytes(), 8
         if runs and runs[-1][0] == width:
-            w, data, n = runs[-1]
-            runs[-1] = (w, data + raw, n + 1)
+            w, data, _, n = runs[-1]
+            runs[-1] = (w, data + raw, None, n + 1)
+            lengths[-1].append(len(raw))
         else:
-            runs.append((width, raw, 1))
-    return runs
+            runs.append((width, raw, None, 1))
+            lengths.append([len(raw)])
+    return [
+        (w, data, None if w else np.array(lens, dtype=np.uintp), n)
+        for (w, data, _, n), lens in zip(runs, lengths, strict=True)
+    ]
+
+
+def _lengths(lens: Any) -> Any:
+    """The lengths argument: NULL for fixed-width keys."""
+    return None if lens is None else lens.ctypes.data
 
 
 class ScalableBloomFilter(Closable):
@@ -105,8 +116,8 @@ class ScalableBloomFilter(Closable):
 
     def add_batch(self, keys: Iterable[Any]) -> None:
         """Add keys (every key is checked before any is added)."""
-        for width, data, n in _packed(keys):
-            self._h.call(C.bloom_add, data, width, n)
+        for width, data, lens, n in _packed(keys):
+            self._h.call(C.bloom_add, data, width, _lengths(lens), n)
 
     def contains(self, key: Any) -> bool:
         """False: certainly never added; True: maybe added."""
@@ -115,9 +126,9 @@ class ScalableBloomFilter(Closable):
     def contains_batch(self, keys: Iterable[Any]) -> list[bool]:
         """:meth:`contains` of each key."""
         out: list[bool] = []
-        for width, data, n in _packed(keys):
+        for width, data, lens, n in _packed(keys):
             found = (ctypes.c_bool * n)()
-            self._h.call(C.bloom_contains, data, width, n, found)
+            self._h.call(C.bloom_contains, data, width, _lengths(lens), n, found)
             out.extend(bool(f) for f in found)
         return out
 
