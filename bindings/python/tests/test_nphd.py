@@ -105,8 +105,10 @@ def test_iscc_usearch_shapes_bytes_counters_and_rows() -> None:
     """What iscc-usearch's own tests ask of ``NphdIndex`` beyond search:
     any byte length, ``add`` returning a key array, usearch's cost counters,
     ``ndim``, ``max_dim`` in whole bytes and its row layout helpers."""
-    idx = NphdIndex(max_dim=32)
+    idx = NphdIndex(max_dim=32, connectivity=8, expansion_add=40, expansion_search=50)
     assert (idx.max_dim, idx.max_bytes, idx.ndim) == (32, 4, 40)
+    assert (idx.connectivity, idx.expansion_add, idx.expansion_search) == (8, 40, 50)
+    assert idx.copy().connectivity == 8
     added = idx.add(7, np.array([1, 2, 3], dtype=np.uint8))
     assert isinstance(added, np.ndarray) and added.dtype == np.uint64 and added.tolist() == [7]
     idx.add([8, 9], [np.array([1, 2], dtype=np.uint8), np.array([0, 2, 3, 4], dtype=np.uint8)])

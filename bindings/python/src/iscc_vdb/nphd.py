@@ -260,6 +260,21 @@ class NphdIndex(Closable):
         return self.max_dim // 8
 
     @property
+    def connectivity(self) -> int:
+        """Graph connectivity (M)."""
+        return int(self.stats()["options"]["connectivity"])
+
+    @property
+    def expansion_add(self) -> int:
+        """Graph expansion while adding."""
+        return int(self.stats()["options"]["expansion_add"])
+
+    @property
+    def expansion_search(self) -> int:
+        """Graph expansion of a search (a call may pass its own)."""
+        return int(self.stats()["options"]["expansion_search"])
+
+    @property
     def ndim(self) -> int:
         """``max_dim + 8``, as in iscc-usearch: the bits of a stored row,
         the length byte and the code."""
