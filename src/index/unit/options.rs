@@ -178,7 +178,8 @@ impl SearchOptions {
 pub struct UnitIndexStats {
     /// Rows stored.
     pub len: usize,
-    /// Rows per length: 64, 128, 192, 256 bits.
+    /// Rows per length: 64, 128, 192, 256 bits (rows of other byte lengths,
+    /// low-level indexes only, count in `len` alone).
     pub len_by_bits: [usize; 4],
     /// Graph capacity (rows).
     pub capacity: usize,
