@@ -178,6 +178,10 @@ def test_128_bit_keys_and_hamming_vectors(tmp_path: Path) -> None:
         assert idx.contains(ids[2]) is True and idx.get(b"\0" * 16) is None
         with pytest.raises(ValueError, match="16 bytes"):
             idx.add([b"short"], codes(1))
+        # An int is no 128-bit key (bytes(16) would be 16 zero bytes).
+        for bad in (16, [16]):
+            with pytest.raises(ValueError, match="not int"):
+                idx.add(bad, codes(1))
         assert sorted(idx.keys) == ids
     with ShardedIndex128(ndim=32, metric="hamming", path=tmp_path / "h") as idx:
         vecs = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [255, 255, 255, 255]], dtype=np.uint8)

@@ -2,6 +2,7 @@
 
 from iscc_vdb.sharded import (
     DEFAULT_SHARD_SIZE,
+    UUID_DTYPE,
     ShardedIndex,
     ShardedIndex128,
     ShardedIndexedKeys,
@@ -10,6 +11,7 @@ from iscc_vdb.sharded import (
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
+    "UUID_DTYPE",
     "ShardedIndex",
     "ShardedIndex128",
     "ShardedIndexedKeys",

@@ -138,9 +138,7 @@ class NphdIndex(Closable):
 
     def _write(self, fn: Any, keys: Any, vectors: Any, out: Any) -> tuple[bool, NDArray[Any]]:
         if keys is None:
-            raise ValueError(
-                "keys are required: this index requires explicit keys (no key generation)"
-            )
+            raise ValueError("Auto-key generation not supported: this index requires explicit keys")
         single, karr = u64_keys(keys)
         vsingle, data, lengths = packed(vectors, "vectors")
         if len(karr) != len(lengths):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -50,6 +50,8 @@ from ._vectors import (
 
 #: The reference's default shard size (1 GiB).
 DEFAULT_SHARD_SIZE = 1024 * 1024 * 1024
+#: The numpy dtype of 128-bit keys (16 raw bytes), as iscc-usearch names it.
+UUID_DTYPE = np.dtype("V16")
 _ROWS_PER_CALL = 4096
 
 
@@ -145,7 +147,7 @@ class ShardedIndex(Closable):
 
     @property
     def _key_dtype(self) -> np.dtype[Any]:
-        return np.dtype("V16") if self._wide else np.dtype(np.uint64)
+        return UUID_DTYPE if self._wide else np.dtype(np.uint64)
 
     def _is_single_key(self, keys: Any) -> bool:
         if self._wide:
@@ -157,24 +159,33 @@ class ShardedIndex(Closable):
         single = self._is_single_key(keys)
         if self._wide:
             items = [keys] if single else keys
-            if isinstance(items, np.ndarray) and items.dtype == np.dtype("V16"):
+            if isinstance(items, np.ndarray) and items.dtype == UUID_DTYPE:
                 return single, np.ascontiguousarray(items)
+            if not isinstance(items, Iterable):
+                items = [items]
             out = []
             for k in items:
-                b = bytes(k)
+                # bytes(n) of an int would be n zero bytes: refuse ints.
+                if not isinstance(k, bytes | bytearray | memoryview | np.void):
+                    kind = type(k).__name__
+                    raise ValueError(
+                        f"key {k!r}: a 128-bit key must be bytes of length 16, not {kind}"
+                    )
+                b = k.tobytes() if isinstance(k, np.void) else bytes(k)
                 if len(b) != 16:
-                    raise ValueError(f"key {k!r}: a 128-bit key is 16 bytes, not {len(b)}")
+                    raise ValueError(
+                        f"key {k!r}: a 128-bit key must be bytes of length 16 (exactly 16 bytes), "
+                        f"not {len(b)}"
+                    )
                 out.append(b)
-            return single, np.frombuffer(b"".join(out), dtype="V16")
+            return single, np.frombuffer(b"".join(out), dtype=UUID_DTYPE)
         return u64_keys(keys)
 
     # ---- writes ---------------------------------------------------------
 
     def _write(self, fn: Any, keys: Any, vectors: Any) -> tuple[bool, NDArray[Any], int]:
         if keys is None:
-            raise ValueError(
-                "keys are required: this index requires explicit keys (no key generation)"
-            )
+            raise ValueError("Auto-key generation not supported: this index requires explicit keys")
         single, karr = self._keys(keys)
         vsingle, data, lengths = packed(vectors, "vectors")
         if len(karr) != len(lengths):
@@ -202,9 +213,7 @@ class ShardedIndex(Closable):
         else the array of added keys (judged just before the write: exact
         while this object is the only writer, as the reference requires)."""
         if keys is None:
-            raise ValueError(
-                "keys are required: this index requires explicit keys (no key generation)"
-            )
+            raise ValueError("Auto-key generation not supported: this index requires explicit keys")
         single, karr = self._keys(keys)
         before = self.contains(karr)
         _, first = np.unique(karr, return_index=True)
@@ -441,7 +450,11 @@ class ShardedNphdIndex(ShardedIndex):
         max_pending_rotations: int = 2,
         multi: bool = False,
         bloom_filter: bool = True,
+        key_kind: str | None = None,
     ) -> None:
+        # iscc-usearch's key_kind: accepted when it names this class's keys.
+        if key_kind is not None and key_kind != ("uuid" if self._wide else "uint64"):
+            raise ValueError(f"key_kind {key_kind!r} does not match {type(self).__name__}")
         vectors = None if max_dim is None else {"kind": "nphd", "max_dim": int(max_dim)}
         if max_dim is None and not read_only and not _exists(path):
             raise ValueError("max_dim is required for a new index")
