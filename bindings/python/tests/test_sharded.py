@@ -66,7 +66,7 @@ def test_add_search_get_count_remove_like_iscc_usearch(tmp_path: Path) -> None:
         assert np.array_equal(idx.get(7), vecs[6])
         added = idx.add_once(np.array([7, 600, 600], dtype=np.uint64), codes(3, seed=6))
         assert list(added) == [600]
-        assert idx.add_once(601, codes(1, seed=7)[0]) == 601
+        assert idx.add_once(601, codes(1, seed=7)[0]).tolist() == [601]
         assert idx.add_once(601, codes(1, seed=8)[0]) is None
         # upsert replaces; remove counts live keys; len stays exact.
         new = codes(1, seed=11)[0]

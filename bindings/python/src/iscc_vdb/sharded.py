@@ -209,11 +209,14 @@ class ShardedIndex(Closable):
         return karr
 
     def add_once(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
-        """:meth:`add` returning what was added: the key or None for one key,
-        else the array of added keys (judged just before the write: exact
-        while this object is the only writer, as the reference requires)."""
+        """:meth:`add` returning what was added: the array of added keys, or
+        None for one key that was not added (judged just before the write:
+        exact while this object is the only writer, as the reference
+        requires)."""
         if keys is None:
-            raise ValueError("Auto-key generation not supported: this index requires explicit keys")
+            raise ValueError(
+                "add_once: Auto-key generation not supported: this index requires explicit keys"
+            )
         single, karr = self._keys(keys)
         before = self.contains(karr)
         _, first = np.unique(karr, return_index=True)
@@ -221,8 +224,8 @@ class ShardedIndex(Closable):
         fresh[first] = True
         fresh &= ~np.asarray(before, dtype=bool)
         self._write(C.sharded_add, karr, vectors if not single else [uint8(vectors, "vectors")])
-        if single:
-            return keys if bool(fresh[0]) else None
+        if single and not bool(fresh[0]):
+            return None
         return karr[fresh]
 
     def upsert(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
