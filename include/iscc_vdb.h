@@ -408,6 +408,21 @@ typedef struct {
 } ivdb_matches;
 
 /**
+ * Bytes the library made (a serialized index). Free with
+ * `ivdb_buffer_free`.
+ */
+typedef struct {
+  /**
+   * `len` bytes.
+   */
+  uint8_t *bytes;
+  /**
+   * Number of bytes.
+   */
+  size_t len;
+} ivdb_buffer;
+
+/**
  * Search results of one or more queries, best first per query. Query `q`'s
  * hits are items `offsets[q] .. offsets[q] + counts[q]` of `keys`
  * (`key_bytes` each) and `distances`. Free with `ivdb_hits_free`.
@@ -921,6 +936,14 @@ ivdb_status ivdb_bloom_clear(const ivdb_bloom *bloom, ivdb_error **err);
 ivdb_status ivdb_bloom_stats_json(const ivdb_bloom *bloom, char **out, ivdb_error **err);
 
 /**
+ * Free a buffer. NULL is a no-op.
+ *
+ * # Safety
+ * `buffer` is NULL or came from this library and is freed once.
+ */
+void ivdb_buffer_free(ivdb_buffer *buffer);
+
+/**
  * Free search results. NULL is a no-op.
  *
  * # Safety
@@ -1302,6 +1325,31 @@ ivdb_status ivdb_unit_file(const ivdb_unit *index,
                            ivdb_unit_file_op op,
                            const char *path,
                            ivdb_error **err);
+
+/**
+ * The whole index as one buffer in memory (iscc-usearch's `save()`
+ * without a path): the bytes `IVDB_UNIT_SAVE` writes to `path`, then
+ * those of `path.hnsw`. The dirty count is left as it is. Free with
+ * `ivdb_buffer_free`.
+ *
+ * # Safety
+ * `index` is a live handle; `out` writable; `err` NULL or writable.
+ */
+ivdb_status ivdb_unit_to_buffer(const ivdb_unit *index, ivdb_buffer **out, ivdb_error **err);
+
+/**
+ * An index from `len` bytes made by `ivdb_unit_to_buffer`, read into
+ * memory (the bytes are not kept). A damaged or cut buffer is
+ * `IVDB_CORRUPT`. Release with `ivdb_unit_free`.
+ *
+ * # Safety
+ * `bytes` holds `len` readable bytes; `out` writable; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_unit_from_buffer(const uint8_t *bytes,
+                                  size_t len,
+                                  ivdb_unit **out,
+                                  ivdb_error **err);
 
 /**
  * A deep, writable copy in memory (dirty count 0). Release with

@@ -198,6 +198,13 @@ impl Hnsw {
         native(self.native.save(path))
     }
 
+    /// The graph serialized into bytes (what `save` writes to a file).
+    pub(crate) fn to_bytes(&self) -> NativeResult<Vec<u8>> {
+        let mut buffer = vec![0u8; self.serialized_length()];
+        native(self.native.save_to_buffer(&mut buffer))?;
+        Ok(buffer)
+    }
+
     /// Load a saved graph from bytes into RAM (metric re-installed).
     pub(crate) fn load_buffer(&mut self, bytes: &[u8], params: GraphParams) -> NativeResult<()> {
         native(self.native.load_from_buffer(bytes))?;
@@ -233,8 +240,7 @@ impl Hnsw {
     /// A deep copy through usearch's serialization.
     pub(crate) fn copy(&self) -> NativeResult<Hnsw> {
         let params = self.params();
-        let mut buffer = vec![0u8; self.serialized_length()];
-        native(self.native.save_to_buffer(&mut buffer))?;
+        let buffer = self.to_bytes()?;
         let mut copy = Hnsw::new(params)?;
         native(copy.native.load_from_buffer(&buffer))?;
         copy.after_replace(params)?;

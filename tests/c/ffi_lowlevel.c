@@ -346,6 +346,29 @@ static void unit_index(const char *dir) {
     OK(ivdb_unit_get(idx, &keys[1], 1, &rows, &e_));
     if (rows) CHECK(rows->lengths[0] == 16 && memcmp(rows->bytes, vecs + 8, 16) == 0, "get");
     ivdb_rows_free(rows);
+    /* One buffer in memory and back; a cut buffer is refused. */
+    ivdb_buffer *buf = NULL;
+    OK(ivdb_unit_to_buffer(idx, &buf, &e_));
+    if (buf) {
+        ivdb_unit *from = NULL;
+        OK(ivdb_unit_from_buffer(buf->bytes, buf->len, &from, &e_));
+        if (from) {
+            OK(ivdb_unit_len(from, &len, &e_));
+            CHECK(len == 3, "len from a buffer %zu", len);
+            ivdb_rows *again = NULL;
+            OK(ivdb_unit_get(from, &keys[1], 1, &again, &e_));
+            if (again) CHECK(memcmp(again->bytes, vecs + 8, 16) == 0, "get from a buffer");
+            ivdb_rows_free(again);
+        }
+        ivdb_unit_free(from);
+        ivdb_unit *cut = NULL;
+        err = NULL;
+        st = ivdb_unit_from_buffer(buf->bytes, buf->len - 1, &cut, &err);
+        expect_error(st, err, IVDB_CORRUPT, "truncated", "a cut buffer");
+        CHECK(cut == NULL, "no index from a cut buffer");
+    }
+    ivdb_buffer_free(buf);
+    ivdb_buffer_free(NULL);
     /* Save, restore (in memory and viewed), copy, load, reset. */
     OK(ivdb_unit_file(idx, IVDB_UNIT_SAVE, path, &e_));
     ivdb_unit *viewed = NULL;

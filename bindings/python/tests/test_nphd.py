@@ -128,3 +128,23 @@ def test_iscc_usearch_shapes_bytes_counters_and_rows() -> None:
     assert [v.tolist() for v in unpad_vectors(rows)] == [[9, 8], [7]]
     with pytest.raises(ValueError, match="never truncated"):
         pad_vectors([np.zeros(4, dtype=np.uint8)], nbytes=3)
+
+
+def test_a_buffer_in_memory_round_trips_and_damage_is_refused() -> None:
+    """``save()`` without a path gives the index as bytes; ``restore``,
+    ``load`` and ``view`` take them back (read into memory)."""
+    idx = NphdIndex(max_dim=128)
+    vecs = [codes(1, n, seed=n)[0] for n in (3, 8, 16)]
+    idx.add([1, 2, 3], vecs)
+    data = idx.save()
+    assert isinstance(data, bytes) and len(data) > 0
+    back = NphdIndex.restore(data)
+    assert len(back) == 3 and back.get(1).tolist() == vecs[0].tolist()
+    assert back.search(vecs[2], count=1).to_list() == [(3, 0.0)]
+    other = NphdIndex(max_dim=64)
+    other.view(bytearray(data))
+    assert other.max_dim == 128 and len(other) == 3
+    other.add(4, vecs[1])  # read into memory: writable
+    with pytest.raises(IsccVdbError, match="truncated"):
+        other.load(data[:-1])
+    assert len(other) == 4, "a failed load leaves the contents as they were"

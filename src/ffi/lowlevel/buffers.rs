@@ -171,6 +171,45 @@ pub struct ivdb_hits {
     pub computed: *mut u64,
 }
 
+/// Bytes the library made (a serialized index). Free with
+/// `ivdb_buffer_free`.
+#[repr(C)]
+pub struct ivdb_buffer {
+    /// `len` bytes.
+    pub bytes: *mut u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+/// A buffer for C from bytes.
+pub(crate) fn buffer(v: Vec<u8>) -> *mut ivdb_buffer {
+    let len = v.len();
+    Box::into_raw(Box::new(ivdb_buffer {
+        bytes: leak(v),
+        len,
+    }))
+}
+
+/// Free a buffer. NULL is a no-op.
+///
+/// # Safety
+/// `buffer` is NULL or came from this library and is freed once.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_buffer_free(buffer: *mut ivdb_buffer) {
+    if buffer.is_null() {
+        return;
+    }
+    // SAFETY: the caller hands back a live buffer made by `buffer`.
+    let b = unsafe { Box::from_raw(buffer) };
+    // SAFETY: the bytes were made by `leak` with this length.
+    unsafe { unleak(b.bytes, b.len) };
+}
+
+/// The `len` bytes at `ptr` (NULL only when `len` is 0).
+pub(crate) fn bytes_arg<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8], Failure> {
+    bytes(ptr, len, 1, name)
+}
+
 /// Rows: keys with vectors (or with none: length 0). Row `i`'s vector is
 /// `lengths[i]` bytes at `bytes + offsets[i]`. Free with `ivdb_rows_free`.
 #[repr(C)]

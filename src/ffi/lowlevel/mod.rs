@@ -22,7 +22,9 @@ pub(crate) mod sharded;
 pub(crate) mod unit;
 
 pub use bloom::*;
-pub use buffers::{ivdb_hits, ivdb_hits_free, ivdb_rows, ivdb_rows_free};
+pub use buffers::{
+    ivdb_buffer, ivdb_buffer_free, ivdb_hits, ivdb_hits_free, ivdb_rows, ivdb_rows_free,
+};
 pub use options::ivdb_search_options;
 pub use sharded::*;
 pub use unit::*;

@@ -6,7 +6,10 @@
 
 use std::ffi::c_char;
 
-use super::buffers::{hits, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg, write_counts};
+use super::buffers::{
+    buffer, bytes_arg, hits, ivdb_buffer, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg,
+    write_counts,
+};
 use super::options::{ivdb_search_options, search_options, unit_options};
 use crate::ffi::boundary::{
     c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
@@ -339,6 +342,49 @@ pub unsafe extern "C" fn ivdb_unit_file(
                 ))
             }
         }
+        Ok(())
+    })
+}
+
+/// The whole index as one buffer in memory (iscc-usearch's `save()`
+/// without a path): the bytes `IVDB_UNIT_SAVE` writes to `path`, then
+/// those of `path.hnsw`. The dirty count is left as it is. Free with
+/// `ivdb_buffer_free`.
+///
+/// # Safety
+/// `index` is a live handle; `out` writable; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_unit_to_buffer(
+    index: *const ivdb_unit,
+    out: *mut *mut ivdb_buffer,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let i = handle(index)?;
+        let out = out_arg(out, "out")?;
+        out.write(buffer(i.to_bytes()?));
+        Ok(())
+    })
+}
+
+/// An index from `len` bytes made by `ivdb_unit_to_buffer`, read into
+/// memory (the bytes are not kept). A damaged or cut buffer is
+/// `IVDB_CORRUPT`. Release with `ivdb_unit_free`.
+///
+/// # Safety
+/// `bytes` holds `len` readable bytes; `out` writable; `err` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_unit_from_buffer(
+    bytes: *const u8,
+    len: usize,
+    out: *mut *mut ivdb_unit,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let out = out_arg(out, "out")?;
+        let bytes = bytes_arg(bytes, len, "bytes")?;
+        out.write(boxed(UnitIndex::from_bytes(bytes)?));
         Ok(())
     })
 }

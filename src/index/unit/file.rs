@@ -37,23 +37,23 @@ pub(super) const ODD_ROW_WORDS: usize = 6;
 
 /// The JSON header of a saved unit index.
 #[derive(Debug, Serialize, Deserialize)]
-struct FileHeader {
-    format: u32,
-    options: UnitIndexOptions,
+pub(super) struct FileHeader {
+    pub(super) format: u32,
+    pub(super) options: UnitIndexOptions,
     /// Rows per group (64, 128, 192, 256 bits).
-    groups: [usize; 4],
+    pub(super) groups: [usize; 4],
     /// Size of the graph file written with it.
-    graph_bytes: u64,
+    pub(super) graph_bytes: u64,
     /// The graph is deferred (empty): see the module docs.
     #[serde(default)]
-    deferred: bool,
+    pub(super) deferred: bool,
     /// xxh3-64 of the graph file, verified before usearch reads it
     /// (absent in files written before checksums were kept).
     #[serde(default)]
-    graph_xxh3: Option<u64>,
+    pub(super) graph_xxh3: Option<u64>,
     /// Byte-granular rows after the groups (format 2).
     #[serde(default)]
-    odd: usize,
+    pub(super) odd: usize,
 }
 
 /// `path` + ".hnsw": the usearch graph beside the main file.
@@ -108,6 +108,25 @@ impl UnitIndex {
             (map.len() as u64, checksum(&map))
         };
 
+        let tmp = durable::write_beside(path, |f| {
+            Self::write_main(f, &state, graph_bytes, graph_xxh3)
+        })
+        .map_err(io_err(path))?;
+        // Graph first, then the main file that names its size.
+        durable::commit(&graph_tmp, &graph).map_err(io_err(&graph))?;
+        durable::commit(&tmp, path).map_err(io_err(path))?;
+        self.dirty.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Write the main file (magic, version, JSON header, flat store) for a
+    /// graph of `graph_bytes` bytes with checksum `graph_xxh3`.
+    pub(super) fn write_main<W: Write>(
+        f: &mut W,
+        state: &State,
+        graph_bytes: u64,
+        graph_xxh3: u64,
+    ) -> io::Result<()> {
         let g = &state.flat.groups;
         let odd = &state.flat.odd;
         let format = if odd.len() > 0 {
@@ -124,39 +143,35 @@ impl UnitIndex {
             graph_xxh3: Some(graph_xxh3),
             odd: odd.len(),
         };
-        let json = serde_json::to_vec(&header).map_err(|e| IndexError::Native(e.to_string()))?;
-        let tmp = durable::write_beside(path, |f| {
-            let mut head = Vec::with_capacity(16 + json.len() + 8);
-            head.extend_from_slice(MAGIC);
-            head.extend_from_slice(&format.to_le_bytes());
-            head.extend_from_slice(&(json.len() as u32).to_le_bytes());
-            head.extend_from_slice(&json);
-            head.resize(head.len().next_multiple_of(8), b' ');
-            f.write_all(&head)?;
-            for group in g {
-                f.write_all(u64s_as_bytes(group.keys.as_slice()))?;
-                for col in &group.cols {
-                    f.write_all(u64s_as_bytes(col.as_slice()))?;
-                }
+        let json = serde_json::to_vec(&header).map_err(io::Error::other)?;
+        let mut head = Vec::with_capacity(16 + json.len() + 8);
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&format.to_le_bytes());
+        head.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        head.extend_from_slice(&json);
+        head.resize(head.len().next_multiple_of(8), b' ');
+        f.write_all(&head)?;
+        for group in g {
+            f.write_all(u64s_as_bytes(group.keys.as_slice()))?;
+            for col in &group.cols {
+                f.write_all(u64s_as_bytes(col.as_slice()))?;
             }
-            for (key, row) in odd.keys.iter().zip(&odd.rows) {
-                let mut rec = [0u8; ODD_ROW_WORDS * 8];
-                rec[..8].copy_from_slice(&key.to_le_bytes());
-                rec[8..8 + row.0.len()].copy_from_slice(&row.0);
-                f.write_all(&rec)?;
-            }
-            Ok(())
-        })
-        .map_err(io_err(path))?;
-        // Graph first, then the main file that names its size.
-        durable::commit(&graph_tmp, &graph).map_err(io_err(&graph))?;
-        durable::commit(&tmp, path).map_err(io_err(path))?;
-        self.dirty.store(0, Ordering::Relaxed);
+        }
+        for (key, row) in odd.keys.iter().zip(&odd.rows) {
+            let mut rec = [0u8; ODD_ROW_WORDS * 8];
+            rec[..8].copy_from_slice(&key.to_le_bytes());
+            rec[8..8 + row.0.len()].copy_from_slice(&row.0);
+            f.write_all(&rec)?;
+        }
         Ok(())
     }
 
-    /// Read and check the header; returns it and the data offset.
-    fn read_header(path: &Path, bytes: &[u8]) -> Result<(FileHeader, usize), IndexError> {
+    /// Read and check the header; returns it, the data offset and the
+    /// length of the main file.
+    pub(super) fn read_header(
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<(FileHeader, usize, usize), IndexError> {
         let corrupt = |why: &str| IndexError::Corrupt {
             path: path.to_path_buf(),
             why: why.to_string(),
@@ -182,6 +197,9 @@ impl UnitIndex {
         if header.format != version || (version == FORMAT_WHOLE_WORDS && header.odd > 0) {
             return Err(corrupt("header and format version disagree"));
         }
+        if !cfg!(target_endian = "little") {
+            return Err(corrupt("unit index files are little-endian"));
+        }
         let offset = (16 + json_len).next_multiple_of(8);
         let words: usize = header
             .groups
@@ -190,29 +208,30 @@ impl UnitIndex {
             .map(|(g, n)| n * (g + 2))
             .sum::<usize>()
             + header.odd * ODD_ROW_WORDS;
-        if bytes.len() != offset + words * 8 {
-            return Err(corrupt(&format!(
-                "{} bytes, expected {} (truncated or padded)",
-                bytes.len(),
-                offset + words * 8
-            )));
-        }
-        Ok((header, offset))
+        Ok((header, offset, offset + words * 8))
     }
 
-    /// The flat store over file bytes: owned copies, or slices of the map.
-    fn flat_from(
+    /// The flat store over a main file's `bytes` (checked to be as long as
+    /// the header says): owned copies, or slices of `mapped` (the map that
+    /// holds `bytes`).
+    pub(super) fn flat_from(
         path: &Path,
         header: &FileHeader,
         offset: usize,
-        map: &Arc<Mmap>,
-        copy: bool,
+        bytes: &[u8],
+        mapped: Option<&Arc<Mmap>>,
     ) -> Result<FlatStore, IndexError> {
         let mut flat = FlatStore::default();
         let mut pos = offset;
         let mut take = |len: usize| {
-            let words = if copy {
-                let bytes = &map[pos..pos + len * 8];
+            let words = if let Some(map) = mapped {
+                Words::Mapped {
+                    map: Arc::clone(map),
+                    offset: pos,
+                    len,
+                }
+            } else {
+                let bytes = &bytes[pos..pos + len * 8];
                 Words::Owned(
                     bytes
                         .chunks_exact(8)
@@ -221,12 +240,6 @@ impl UnitIndex {
                         })
                         .collect(),
                 )
-            } else {
-                Words::Mapped {
-                    map: Arc::clone(map),
-                    offset: pos,
-                    len,
-                }
             };
             pos += len * 8;
             words
@@ -236,7 +249,8 @@ impl UnitIndex {
             let cols = (0..=g).map(|_| take(n)).collect();
             flat.groups[g] = Group { keys, cols };
         }
-        for rec in map[pos..pos + header.odd * ODD_ROW_WORDS * 8].chunks_exact(ODD_ROW_WORDS * 8) {
+        for rec in bytes[pos..pos + header.odd * ODD_ROW_WORDS * 8].chunks_exact(ODD_ROW_WORDS * 8)
+        {
             let mut key = [0u8; 8];
             key.copy_from_slice(&rec[..8]);
             let mut row = Row([0u8; ROW_BYTES]);
@@ -263,14 +277,17 @@ impl UnitIndex {
         // replaced by rename, never modified in place, so the mapping's
         // contents do not change under us.
         let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(io_err(path))?);
-        let (header, offset) = Self::read_header(path, &map)?;
-        if !cfg!(target_endian = "little") {
+        let (header, offset, main_len) = Self::read_header(path, &map)?;
+        if map.len() != main_len {
             return Err(IndexError::Corrupt {
                 path: path.to_path_buf(),
-                why: "unit index files are little-endian".into(),
+                why: format!(
+                    "{} bytes, expected {main_len} (truncated or padded)",
+                    map.len()
+                ),
             });
         }
-        let flat = Self::flat_from(path, &header, offset, &map, !view)?;
+        let flat = Self::flat_from(path, &header, offset, &map, view.then_some(&map))?;
         let graph_rows = if header.deferred { 0 } else { flat.len() };
         let file = GraphFile::open(&graph_path(path), header.graph_bytes, header.graph_xxh3)?;
         let graph = if view {

@@ -32,6 +32,7 @@
 //! `search.rs` (exact and graph search), `file.rs` (the on-disk format).
 //! Lock order: `state` before a thread slot; never the other way round.
 
+mod buffer;
 mod error;
 mod file;
 mod options;

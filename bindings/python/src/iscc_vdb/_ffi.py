@@ -94,6 +94,8 @@ _TYPES: dict[str, Any] = {
     "ivdb_unit**": _VOIDP_PP,
     "ivdb_unit_file_op": ctypes.c_uint32,
     "const uint64_t*": ctypes.POINTER(ctypes.c_uint64),
+    "ivdb_buffer*": ctypes.c_void_p,
+    "ivdb_buffer**": _VOIDP_PP,
     "ivdb_bloom*": ctypes.c_void_p,
     "const ivdb_bloom*": ctypes.c_void_p,
     "ivdb_bloom**": _VOIDP_PP,
@@ -239,6 +241,9 @@ class _C:
     unit_copy = declare("ivdb_unit_copy")
     unit_reset = declare("ivdb_unit_reset")
     unit_stats_json = declare("ivdb_unit_stats_json")
+    unit_to_buffer = declare("ivdb_unit_to_buffer")
+    unit_from_buffer = declare("ivdb_unit_from_buffer")
+    buffer_free = declare("ivdb_buffer_free")
     bloom_new = declare("ivdb_bloom_new")
     bloom_load = declare("ivdb_bloom_load")
     bloom_save = declare("ivdb_bloom_save")
@@ -259,6 +264,7 @@ Columns = struct("ivdb_columns")
 #: The header's `ivdb_hits`, `ivdb_rows` and `ivdb_search_options`.
 Hits = struct("ivdb_hits")
 Rows = struct("ivdb_rows")
+Buffer = struct("ivdb_buffer")
 SearchOptions = struct("ivdb_search_options")
 
 #: Bytes of one ISCC-ID in the columns' fixed-width ID buffers.

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._ffi import DEFINES, C
+from ._ffi import DEFINES, Buffer, C
 from ._handle import Closable, Handle, check, encode_json
 from ._vectors import (
     BatchMatches,
     Matches,
+    address,
     packed,
     search_options,
     take_hits,
@@ -34,6 +35,27 @@ from ._vectors import (
 )
 
 _ROWS_PER_CALL = 4096
+
+_Buffer = bytes | bytearray | memoryview
+_BUFFERS = (bytes, bytearray, memoryview)
+
+
+def _from_buffer(data: _Buffer) -> ctypes.c_void_p:
+    """A new unit handle from a buffer made by ``ivdb_unit_to_buffer``."""
+    raw = bytes(data)
+    handle = ctypes.c_void_p()
+    err = ctypes.c_void_p()
+    check(C.unit_from_buffer(raw, len(raw), ctypes.byref(handle), ctypes.byref(err)), err)
+    return handle
+
+
+def _take_buffer(ptr: ctypes.c_void_p) -> bytes:
+    """Copy and free an ``ivdb_buffer``."""
+    try:
+        b = Buffer.from_address(address(ptr))
+        return ctypes.string_at(b.bytes, b.len) if b.len else b""
+    finally:
+        C.buffer_free(ptr)
 
 
 def pad_vectors(vectors: Any, nbytes: int) -> NDArray[np.uint8]:
@@ -119,17 +141,26 @@ class NphdIndex(Closable):
         self._h = Handle(handle, _free)
 
     @staticmethod
-    def restore(path: str | os.PathLike[str], view: bool = False) -> NphdIndex:
+    def restore(path: str | os.PathLike[str] | _Buffer, view: bool = False) -> NphdIndex:
         """The index saved at ``path``: read into memory, or memory-mapped
-        read-only with ``view``."""
-        handle = ctypes.c_void_p()
-        err = ctypes.c_void_p()
-        check(
-            C.unit_restore(
-                os.fsencode(os.fspath(path)), bool(view), ctypes.byref(handle), ctypes.byref(err)
-            ),
-            err,
-        )
+        read-only with ``view``; or the index in a buffer made by
+        :meth:`save` without a path (always read into memory: a Python
+        buffer cannot be mapped). A missing or damaged file is an error,
+        never None."""
+        if isinstance(path, _BUFFERS):
+            handle = _from_buffer(path)
+        else:
+            handle = ctypes.c_void_p()
+            err = ctypes.c_void_p()
+            check(
+                C.unit_restore(
+                    os.fsencode(os.fspath(path)),
+                    bool(view),
+                    ctypes.byref(handle),
+                    ctypes.byref(err),
+                ),
+                err,
+            )
         idx = NphdIndex.__new__(NphdIndex)
         idx._adopt(handle)
         return idx
@@ -306,17 +337,34 @@ class NphdIndex(Closable):
     def _file(self, op: str, path: str | os.PathLike[str]) -> None:
         self._h.call(C.unit_file, DEFINES[f"IVDB_UNIT_{op}"], os.fsencode(os.fspath(path)))
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write to ``path`` (and ``path.hnsw``), atomically and durably."""
+    def save(self, path: str | os.PathLike[str] | None = None) -> bytes | None:
+        """Write to ``path`` (and ``path.hnsw``), atomically and durably; or
+        without a path, return the whole index as one ``bytes`` buffer (the
+        two files' bytes, for :meth:`restore` / :meth:`load`)."""
+        if path is None:
+            out = ctypes.c_void_p()
+            self._h.call(C.unit_to_buffer, ctypes.byref(out))
+            return _take_buffer(out)
         self._file("SAVE", path)
+        return None
 
-    def load(self, path: str | os.PathLike[str]) -> None:
-        """Replace the contents with the index saved at ``path``, in memory."""
+    def load(self, path: str | os.PathLike[str] | _Buffer) -> None:
+        """Replace the contents with the index saved at ``path`` (or in a
+        buffer from :meth:`save`), in memory. When it cannot be read, the
+        contents stay as they were."""
+        if isinstance(path, _BUFFERS):
+            handle = _from_buffer(path)
+            self._h.replace(lambda: handle)
+            return
         self._file("LOAD", path)
 
-    def view(self, path: str | os.PathLike[str]) -> None:
+    def view(self, path: str | os.PathLike[str] | _Buffer) -> None:
         """Replace the contents with the index saved at ``path``,
-        memory-mapped read-only."""
+        memory-mapped read-only; a buffer from :meth:`save` is read into
+        memory instead (and stays writable: nothing is mapped)."""
+        if isinstance(path, _BUFFERS):
+            self.load(path)
+            return
         self._file("VIEW", path)
 
     def copy(self) -> NphdIndex:
