@@ -52,15 +52,11 @@ func NewBloom(opts *BloomOptions) (*Bloom, error) {
 	if errABI != nil {
 		return nil, errABI
 	}
-	var copts *C.char
-	if opts != nil {
-		raw, err := json.Marshal(opts)
-		if err != nil {
-			return nil, err
-		}
-		copts = C.CString(string(raw))
-		defer C.free(unsafe.Pointer(copts))
+	copts, err := optionsJSON(opts)
+	if err != nil {
+		return nil, err
 	}
+	defer C.free(unsafe.Pointer(copts))
 	var h *C.ivdb_bloom
 	if err := call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_bloom_new(copts, &h, e) }); err != nil {
 		return nil, err

@@ -132,6 +132,19 @@ type Index struct {
 	h handle[*C.ivdb_index]
 }
 
+// optionsJSON is opts as a C string of JSON (NULL for nil opts: the
+// library's defaults); free it with C.free.
+func optionsJSON[T any](opts *T) (*C.char, error) {
+	if opts == nil {
+		return nil, nil
+	}
+	raw, err := json.Marshal(opts)
+	if err != nil {
+		return nil, err
+	}
+	return C.CString(string(raw)), nil
+}
+
 func open(path *string, opts *Options, readOnly bool) (*Index, error) {
 	if errABI != nil {
 		return nil, errABI
@@ -141,17 +154,13 @@ func open(path *string, opts *Options, readOnly bool) (*Index, error) {
 		cpath = C.CString(*path)
 		defer C.free(unsafe.Pointer(cpath))
 	}
-	var copts *C.char
-	if opts != nil {
-		raw, err := json.Marshal(opts)
-		if err != nil {
-			return nil, err
-		}
-		copts = C.CString(string(raw))
-		defer C.free(unsafe.Pointer(copts))
+	copts, err := optionsJSON(opts)
+	if err != nil {
+		return nil, err
 	}
+	defer C.free(unsafe.Pointer(copts))
 	var h *C.ivdb_index
-	err := call(func(e **C.ivdb_error) C.ivdb_status {
+	err = call(func(e **C.ivdb_error) C.ivdb_status {
 		if readOnly {
 			return C.ivdb_open_read_only(cpath, &h, e)
 		}

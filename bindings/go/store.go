@@ -37,15 +37,11 @@ func OpenStore(path string, opts *StoreOptions) (*Store, error) {
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	var copts *C.char
-	if opts != nil {
-		raw, err := json.Marshal(opts)
-		if err != nil {
-			return nil, err
-		}
-		copts = C.CString(string(raw))
-		defer C.free(unsafe.Pointer(copts))
+	copts, err := optionsJSON(opts)
+	if err != nil {
+		return nil, err
 	}
+	defer C.free(unsafe.Pointer(copts))
 	var h *C.ivdb_store
 	if err := call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_store_open(cpath, copts, &h, e) }); err != nil {
 		return nil, err

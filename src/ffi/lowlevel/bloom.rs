@@ -8,7 +8,7 @@
 use std::ffi::c_char;
 use std::path::Path;
 
-use super::buffers::byte_strings_arg;
+use super::buffers::{byte_strings_arg, keys_arg};
 use super::options::bloom_options;
 use crate::ffi::boundary::{c_string, guard, ivdb_error, opt_str_arg, out_arg, str_arg, Failure};
 use crate::ffi::status::*;
@@ -58,34 +58,20 @@ fn hashes(
             .map(ScalableBloom::hash_bytes)
             .collect());
     }
-    if key_bytes != 8 && key_bytes != 16 {
-        return Err(Failure::new(
+    match key_bytes {
+        8 => Ok(keys_arg::<u64>(keys, n)?
+            .into_iter()
+            .map(ScalableBloom::hash64)
+            .collect()),
+        16 => Ok(keys_arg::<[u8; 16]>(keys, n)?
+            .iter()
+            .map(ScalableBloom::hash128)
+            .collect()),
+        _ => Err(Failure::new(
             IVDB_INVALID_ARGUMENT,
             format!("key_bytes {key_bytes} (expected 8, 16, or 0 with lengths)"),
-        ));
+        )),
     }
-    let total = n
-        .checked_mul(key_bytes)
-        .ok_or_else(|| Failure::new(IVDB_INVALID_ARGUMENT, format!("keys: {n} items overflow")))?;
-    if total == 0 {
-        return Ok(Vec::new());
-    }
-    if keys.is_null() {
-        return Err(Failure::null("keys"));
-    }
-    // SAFETY: non-NULL, and by the contract `n` keys of `key_bytes` bytes.
-    let raw = unsafe { std::slice::from_raw_parts(keys, total) };
-    Ok(raw
-        .chunks_exact(key_bytes)
-        .map(|k| match k.len() {
-            8 => {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(k);
-                ScalableBloom::hash64(u64::from_ne_bytes(w))
-            }
-            _ => ScalableBloom::hash_bytes(k),
-        })
-        .collect())
 }
 
 /// A new, empty filter. `options_json` may be NULL or a JSON object with
