@@ -197,6 +197,47 @@ fn exact_search_equals_brute_force_on_mixed_lengths() {
 }
 
 #[test]
+fn exact_scans_split_over_threads_equal_one_scan() {
+    // 150,000 rows: big enough that a pool of several threads cuts one
+    // query's scan into row ranges sharing the top-k bound.
+    let data = Dataset::generate(150_000, 40, 42);
+    let idx = UnitIndex::new(UnitIndexOptions {
+        exact_threshold: ExactThreshold::Rows(usize::MAX),
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    let keys: Vec<u64> = (0..data.codes.len() as u64).collect();
+    idx.add_batch(&keys, &data.codes).unwrap();
+    let rows: Vec<(u64, Vec<u8>)> = keys.iter().copied().zip(data.codes.clone()).collect();
+    let pool = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    let (one, four) = (pool(1), pool(4));
+    for (i, q) in data.queries.iter().enumerate() {
+        for k in [1, 10, 100] {
+            let opts = SearchOptions {
+                max_distance: (i % 4 == 0).then_some(0.2),
+                ..SearchOptions::count(k)
+            };
+            let alone = one.install(|| idx.search_with(q, &opts)).unwrap();
+            let split = four.install(|| idx.search_with(q, &opts)).unwrap();
+            // Called from outside the pool too (a REST or C ABI thread).
+            let outside = four.install(|| {
+                std::thread::scope(|s| s.spawn(|| idx.search_with(q, &opts)).join().unwrap())
+            });
+            let mut want = brute_force(&rows, q, k);
+            want.retain(|h| opts.max_distance.is_none_or(|m| h.distance <= m));
+            assert_eq!(alone, want, "query {i} k={k}");
+            assert_eq!(split, want, "query {i} k={k}");
+            assert_eq!(outside.unwrap(), want, "query {i} k={k}");
+        }
+    }
+}
+
+#[test]
 fn bench_dataset_matches_spec_and_hnsw_recall_is_high() {
     let data = Dataset::generate(100_000, 1_000, 42);
     assert_eq!(hex(&data.codes[0]), "71180e75c5ef72e2");

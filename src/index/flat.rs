@@ -14,16 +14,21 @@
 //! (read-only view); the file layout is the in-memory layout, so a view
 //! opens without copying or parsing rows.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use memmap2::Mmap;
+use rayon::prelude::*;
 
 use crate::metric::scan::{Kernel, MANY};
 use crate::metric::{whole_words, Row};
 
 mod odd;
+mod topk;
 use odd::OddRows;
+pub(crate) use topk::SharedBound;
+use topk::TopK;
 
 /// Rows scanned per block before the threshold is tightened (and, in
 /// batch scans, the block all queries of a chunk visit while it is cached).
@@ -159,58 +164,6 @@ impl ScanQuery {
     /// True when the word kernels can compare it (whole words).
     fn whole(&self) -> bool {
         whole_words(self.bytes)
-    }
-}
-
-/// Top-k of one query's scan.
-struct TopK {
-    k: usize,
-    max_distance: f32,
-    heap: BinaryHeap<Hit>,
-}
-
-impl TopK {
-    fn new(k: usize, max_distance: Option<f32>) -> TopK {
-        TopK {
-            k,
-            max_distance: max_distance.unwrap_or(f32::INFINITY),
-            // A large `k` with a distance bound (a range search) mostly
-            // stays far from full: grow as hits come, not all up front.
-            heap: BinaryHeap::with_capacity(k.min(1024) + 1),
-        }
-    }
-
-    /// The largest Hamming count that could still enter, for `bits` compared.
-    fn threshold(&self, bits: u32) -> u32 {
-        let worst = match self.heap.peek() {
-            Some(w) if self.heap.len() >= self.k => w.distance.min(self.max_distance),
-            _ => self.max_distance,
-        };
-        if worst >= 1.0 {
-            return bits;
-        }
-        // The epsilon keeps exact ties (decided by key) despite rounding.
-        ((worst * bits as f32) + 1e-3)
-            .floor()
-            .clamp(0.0, bits as f32) as u32
-    }
-
-    fn offer(&mut self, hit: Hit) {
-        if hit.distance > self.max_distance {
-            return;
-        }
-        if self.heap.len() < self.k {
-            self.heap.push(hit);
-        } else if let Some(mut top) = self.heap.peek_mut() {
-            if hit < *top {
-                // Replace in place: one sift instead of a pop and a push.
-                *top = hit;
-            }
-        }
-    }
-
-    fn into_sorted(self) -> Vec<Hit> {
-        self.heap.into_sorted_vec()
     }
 }
 
@@ -424,9 +377,50 @@ impl FlatStore {
         max_distance: Option<f32>,
         keep: Option<Keep<'_>>,
     ) -> Vec<Hit> {
-        let mut results =
-            self.search_many(kernel, std::slice::from_ref(query), k, max_distance, keep);
-        results.pop().unwrap_or_default()
+        self.search_split(kernel, query, k, max_distance, keep, None, 1)
+            .0
+    }
+
+    /// Exact top-`k` of one query, its rows cut into `parts` ranges scanned
+    /// in parallel on the thread pool; the scans share one bound (`shared`,
+    /// or one of their own), so together they read about what one scan
+    /// reads. Results equal [`FlatStore::search`]'s (see [`SharedBound`]).
+    /// Also returns the time the parts took together (the work, not the
+    /// wait: what the scan costs a loaded machine).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn search_split(
+        &self,
+        kernel: Kernel,
+        query: &ScanQuery,
+        k: usize,
+        max_distance: Option<f32>,
+        keep: Option<Keep<'_>>,
+        shared: Option<&SharedBound>,
+        parts: usize,
+    ) -> (Vec<Hit>, Duration) {
+        let queries = std::slice::from_ref(query);
+        let part = |p: usize, bound: Option<&SharedBound>| {
+            let t = Instant::now();
+            let top = TopK::shared(k, max_distance, bound);
+            let hits = self
+                .search_part(kernel, queries, vec![top], keep, (p, parts.max(1)))
+                .pop()
+                .unwrap_or_default();
+            (hits, t.elapsed())
+        };
+        if parts <= 1 {
+            return part(0, shared);
+        }
+        let own = SharedBound::default();
+        let bound = shared.unwrap_or(&own);
+        let (found, times): (Vec<Vec<Hit>>, Vec<Duration>) = (0..parts)
+            .into_par_iter()
+            .map(|p| part(p, Some(bound)))
+            .unzip();
+        let mut hits: Vec<Hit> = found.into_iter().flatten().collect();
+        hits.sort_unstable();
+        hits.truncate(k);
+        (hits, times.into_iter().sum())
     }
 
     /// Exact top-`k` of several queries in one pass: each block of rows is
@@ -439,8 +433,22 @@ impl FlatStore {
         max_distance: Option<f32>,
         keep: Option<Keep<'_>>,
     ) -> Vec<Vec<Hit>> {
-        let mut tops: Vec<TopK> = queries.iter().map(|_| TopK::new(k, max_distance)).collect();
-        if k == 0 {
+        let tops = queries.iter().map(|_| TopK::new(k, max_distance)).collect();
+        self.search_part(kernel, queries, tops, keep, (0, 1))
+    }
+
+    /// Part `part.0` of `part.1` equal row ranges of every group, scanned
+    /// for each query into its `tops` (byte-granular rows and queries,
+    /// compared elsewhere, go with part 0).
+    fn search_part(
+        &self,
+        kernel: Kernel,
+        queries: &[ScanQuery],
+        mut tops: Vec<TopK<'_>>,
+        keep: Option<Keep<'_>>,
+        part: (usize, usize),
+    ) -> Vec<Vec<Hit>> {
+        if tops.iter().all(|t| t.k == 0) {
             return tops.into_iter().map(TopK::into_sorted).collect();
         }
         // Candidate buffers per thread, reused across searches (a fresh
@@ -450,22 +458,26 @@ impl FlatStore {
                 std::cell::RefCell::new((0..MANY).map(|_| Vec::with_capacity(BLOCK)).collect());
         }
         CANDIDATES.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buf) => self.scan_groups(kernel, queries, &mut tops, keep, &mut buf),
+            Ok(mut buf) => self.scan_groups(kernel, queries, &mut tops, keep, part, &mut buf),
             Err(_) => self.scan_groups(
                 kernel,
                 queries,
                 &mut tops,
                 keep,
+                part,
                 &mut vec![Vec::new(); MANY],
             ),
         });
         // Byte-granular rows and queries (none in an index of ISCC units).
-        for (query, top) in queries.iter().zip(tops.iter_mut()) {
-            if !query.whole() {
-                odd::scan_groups(&self.groups, query, top, keep);
-            }
-            if self.odd.len() > 0 {
-                self.odd.scan(query, top, keep);
+        if part.0 == 0 {
+            for (query, top) in queries.iter().zip(tops.iter_mut()) {
+                if !query.whole() {
+                    odd::scan_groups(&self.groups, query, top, keep);
+                }
+                if self.odd.len() > 0 {
+                    self.odd.scan(query, top, keep);
+                }
+                top.publish();
             }
         }
         tops.into_iter().map(TopK::into_sorted).collect()
@@ -479,8 +491,9 @@ impl FlatStore {
         &self,
         kernel: Kernel,
         queries: &[ScanQuery],
-        tops: &mut [TopK],
+        tops: &mut [TopK<'_>],
         keep: Option<Keep<'_>>,
+        (part, parts): (usize, usize),
         candidates: &mut [Vec<(u32, u32)>],
     ) {
         let k = tops.iter().map(|t| t.k).max().unwrap_or(0);
@@ -504,20 +517,20 @@ impl FlatStore {
                     by_words[m - 1].push(j);
                 }
             }
-            let mut start = 0;
-            while start < n {
+            let (mut start, stop) = (n * part / parts, n * (part + 1) / parts);
+            while start < stop {
                 // While a heap is not full its threshold admits every row:
                 // scan a short block first, so the threshold tightens
                 // before the long blocks (each row offered costs a heap
                 // comparison; a full first block of 8,192 offers dominated
                 // small indexes).
-                let filling = (0..tops.len()).any(|j| whole(j) && tops[j].heap.len() < tops[j].k);
+                let filling = (0..tops.len()).any(|j| whole(j) && tops[j].filling());
                 let step = if filling {
                     (k * 4).clamp(64, BLOCK)
                 } else {
                     BLOCK
                 };
-                let end = (start + step).min(n);
+                let end = (start + step).min(stop);
                 for (w, list) in by_words.iter().enumerate() {
                     if list.is_empty() {
                         continue;
@@ -560,6 +573,7 @@ impl FlatStore {
                                     });
                                 }
                             }
+                            top.publish();
                         }
                     }
                 }

@@ -139,9 +139,14 @@ pub(crate) fn unit(args: &UnitArgs) {
         ..SearchOptions::count(10)
     };
     let single_n = args.q.min(300);
-    let (exact_single, _) = qps_single(&idx, &data.queries[..single_n], &exact);
+    let (exact_single, _) = pool(1).install(|| qps_single(&idx, &data.queries[..single_n], &exact));
     println!("exact scan single-query 1 thread: {exact_single:.0} q/s");
     summary.add("exact_qps_1t", exact_single);
+    // A pool of 2: one query's scan split over both threads.
+    let (exact_single2, _) =
+        pool(2).install(|| qps_single(&idx, &data.queries[..single_n], &exact));
+    println!("exact scan single-query 2 threads: {exact_single2:.0} q/s");
+    summary.add("exact_qps_2t", exact_single2);
     let t = Instant::now();
     let truth = idx
         .search_batch(

@@ -68,7 +68,7 @@ impl OddRows {
     pub(super) fn scan(&self, query: &ScanQuery, top: &mut TopK, keep: Option<Keep<'_>>) {
         for (&key, row) in self.keys.iter().zip(&self.rows) {
             if keep.is_none_or(|keep| keep(key)) {
-                top.offer(hit(query, &row.words(), row.len(), key));
+                top.offer_unfiltered(hit(query, &row.words(), row.len(), key));
             }
         }
     }
@@ -93,7 +93,7 @@ pub(super) fn scan_groups(
             for (w, col) in words.iter_mut().zip(&cols) {
                 *w = col[i];
             }
-            top.offer(hit(query, &words, row_bytes, key));
+            top.offer_unfiltered(hit(query, &words, row_bytes, key));
         }
     }
 }

@@ -244,3 +244,104 @@ fn byte_granular_rows_and_queries_equal_the_reference() {
         brute(&rows, q, 10, |_| true)
     );
 }
+
+/// Rows in clusters (near-duplicates of a few centres, of every length, with
+/// exact duplicates for key ties), so a query's top-k is tight and shared
+/// bounds prune: the case where a wrong bound would drop true neighbours.
+fn clustered(seed: &mut u64, n: u64, first_key: u64) -> Vec<(u64, Vec<u8>)> {
+    let centres: Vec<Vec<u8>> = (0..40)
+        .map(|_| (0..32).map(|_| lcg(seed) as u8).collect())
+        .collect();
+    (0..n)
+        .map(|i| {
+            let mut b = centres[(lcg(seed) % 40) as usize].clone();
+            for _ in 0..lcg(seed) % 12 {
+                let bit = (lcg(seed) % 256) as usize;
+                b[bit / 8] ^= 1 << (bit % 8);
+            }
+            b.truncate(8 * (1 + (lcg(seed) % 4) as usize));
+            if i % 97 == 5 {
+                // A byte-granular row (compared in part 0 only).
+                b.truncate(b.len() - 3);
+            }
+            (first_key + i, b)
+        })
+        .collect()
+}
+
+#[test]
+fn split_scans_with_a_shared_bound_equal_one_scan() {
+    let mut seed = 17;
+    let rows = clustered(&mut seed, 30_000, 0);
+    let mut store = FlatStore::default();
+    for (key, b) in &rows {
+        store.insert(*key, &Row::new(b).unwrap());
+    }
+    let third = |key: u64| !key.is_multiple_of(3);
+    for kernel in Kernel::available() {
+        for i in 0..24 {
+            let q = if i % 3 == 0 {
+                rows[i * 1000].1.clone()
+            } else {
+                clustered(&mut seed, 1, 0).pop().unwrap().1
+            };
+            let sq = ScanQuery::new(&Row::new(&q).unwrap());
+            for (k, cap, keep) in [
+                (1, None, None),
+                (10, None, None),
+                (100, None, Some(&third as Keep<'_>)),
+                (10, Some(0.1), None),
+            ] {
+                let want = store.search(kernel, &sq, k, cap, keep);
+                let mut brute_want = brute(&rows, &q, k, |key| keep.is_none_or(|f| f(key)));
+                brute_want.retain(|h| cap.is_none_or(|c| h.distance <= c));
+                assert_eq!(want, brute_want, "{kernel:?} k={k}");
+                for parts in [2, 3, 7] {
+                    let (got, _) = store.search_split(kernel, &sq, k, cap, keep, None, parts);
+                    assert_eq!(got, want, "{kernel:?} k={k} parts={parts}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn stores_sharing_one_bound_find_the_global_top_k() {
+    // Two "shards" of one query: each scan prunes by the other's k-th
+    // distance; their union, merged, is the top-k of all rows.
+    let mut seed = 23;
+    let a_rows = clustered(&mut seed, 12_000, 0);
+    let b_rows = clustered(&mut seed, 12_000, 1_000_000);
+    let build = |rows: &[(u64, Vec<u8>)]| {
+        let mut s = FlatStore::default();
+        for (key, b) in rows {
+            s.insert(*key, &Row::new(b).unwrap());
+        }
+        s
+    };
+    let (a, b) = (build(&a_rows), build(&b_rows));
+    let all: Vec<(u64, Vec<u8>)> = a_rows.iter().chain(&b_rows).cloned().collect();
+    let kernel = Kernel::detect();
+    let mut pruned_somewhere = false;
+    for i in 0..30 {
+        let q = all[i * 797].1.clone();
+        let sq = ScanQuery::new(&Row::new(&q).unwrap());
+        for k in [1, 10, 50] {
+            let bound = SharedBound::default();
+            // One after the other, so the second certainly starts with the
+            // first one's bound (in parallel they interleave).
+            let (mut got, _) = a.search_split(kernel, &sq, k, None, None, Some(&bound), 1);
+            let (second, _) = b.search_split(kernel, &sq, k, None, None, Some(&bound), 2);
+            let alone = b.search(kernel, &sq, k, None, None);
+            pruned_somewhere |= second.len() < alone.len();
+            got.extend(second);
+            got.sort();
+            got.truncate(k);
+            assert_eq!(got, brute(&all, &q, k, |_| true), "query {i} k={k}");
+        }
+    }
+    assert!(
+        pruned_somewhere,
+        "the bound never kept a row of the second store out of its heap"
+    );
+}

@@ -11,6 +11,7 @@ use super::shard::Shard;
 use super::tombstones::Tombstones;
 use super::{ShardKey, ShardedError, ShardedIndex};
 use crate::combine::{CoalesceStats, Combiner};
+use crate::index::flat::SharedBound;
 use crate::index::{cost, Hit, SearchCounters, SearchOptions};
 
 impl<K: ShardKey> ShardedIndex<K> {
@@ -146,6 +147,10 @@ impl<K: ShardKey> ShardedIndex<K> {
         counters: &SearchCounters,
     ) -> Result<Vec<(f32, u128)>, ShardedError> {
         let (shards, tomb, dead) = self.snapshot();
+        // The shards' exact scans share the query's top-k bound: a shard's
+        // rows out of reach of what the others already found are not read
+        // further (results as without it; see `SharedBound`).
+        let bound = SharedBound::default();
         let one = |s: &Arc<Shard>| {
             let keep = |label: u64| s.key(label).is_some_and(|k| !tomb.is_dead(k, s.id));
             let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = if dead.contains(&s.id) {
@@ -154,7 +159,7 @@ impl<K: ShardKey> ShardedIndex<K> {
                 None
             };
             s.index
-                .search_counted(body, unit, filter, counters)
+                .search_shared(body, unit, filter, counters, Some(&bound))
                 .map(|hits| (Arc::clone(s), hits))
         };
         // Shards in parallel where that pays for the hand-off (see

@@ -1,13 +1,14 @@
 //! Searching a unit index: the exact SIMD scan below the threshold, the
 //! HNSW graph above it, one query or a batch in parallel.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
 
 use super::{hits, row_of, IndexError, SearchOptions, State, UnitIndex};
 use crate::index::cost::{self, Work};
-use crate::index::flat::{Hit, Keep, ScanQuery};
+use crate::index::flat::{Hit, Keep, ScanQuery, SharedBound};
 use crate::index::SearchCounters;
 use crate::metric::Row;
 
@@ -58,9 +59,24 @@ impl UnitIndex {
         keep: Option<Keep<'_>>,
         counters: &SearchCounters,
     ) -> Result<Vec<Hit>, IndexError> {
+        self.search_shared(query, options, keep, counters, None)
+    }
+
+    /// [`UnitIndex::search_counted`] for one of several scans of one query
+    /// running at once (the shards of a sharded index): an exact scan reads
+    /// and lowers `shared`, so rows out of reach of the query's top `count`
+    /// over all the scans are not read further. Results as alone.
+    pub(crate) fn search_shared(
+        &self,
+        query: &[u8],
+        options: &SearchOptions,
+        keep: Option<Keep<'_>>,
+        counters: &SearchCounters,
+        shared: Option<&SharedBound>,
+    ) -> Result<Vec<Hit>, IndexError> {
         let row = row_of(None, query, 256)?;
         self.ensure_graph(options)?;
-        let search = |state: &State| self.search_row(state, &row, options, keep, counters);
+        let search = |state: &State| self.search_row(state, &row, options, keep, counters, shared);
         if let Some(ef) = options
             .expansion_search
             .filter(|_| options.exact != Some(true))
@@ -78,25 +94,32 @@ impl UnitIndex {
         options: &SearchOptions,
         keep: Option<Keep<'_>>,
         counters: &SearchCounters,
+        shared: Option<&SharedBound>,
     ) -> Result<Vec<Hit>, IndexError> {
         let exact = |state: &State| {
             // The scan compares the query with every row.
             let rows = state.flat.len() as u64;
             let words = state.flat.words(row.len().div_ceil(8));
             counters.add(rows, rows);
-            let t = Instant::now();
+            let _in_flight = (rows >= 2 * PART_ROWS).then(BigScan::start);
+            let parts = scan_parts(rows, words);
             // The CPU clock is a system call: read it only for scans whose
-            // figure is recorded (see `cost::record_scan_cpu`).
-            let cpu = (rows >= cost::LARGE_SCAN).then(cost::thread_cpu).flatten();
-            let hits = state.flat.search(
+            // figure is recorded (see `cost::record_scan_cpu`), and only
+            // for a scan this thread does alone.
+            let cpu = (rows >= cost::LARGE_SCAN && parts == 1)
+                .then(cost::thread_cpu)
+                .flatten();
+            let (hits, elapsed) = state.flat.search_split(
                 self.kernel,
                 &ScanQuery::new(row),
                 options.count,
                 options.max_distance,
                 keep,
+                shared,
+                parts,
             );
-            let elapsed = t.elapsed();
             cost::record_scan_cpu(rows, words, 1, cpu);
+            // Priced by the parts' time together: what the scan costs.
             cost::record(Work::Scan { rows, words }, elapsed);
             if rows >= cost::LARGE_SCAN {
                 self.paths
@@ -280,7 +303,49 @@ impl UnitIndex {
         }
         rows.par_iter()
             .zip(counters)
-            .map(|(row, c)| self.search_row(state, row, options, keep, c))
+            .map(|(row, c)| self.search_row(state, row, options, keep, c, None))
             .collect()
+    }
+}
+
+/// Rows of one part of a split scan, at least: a shorter part costs about
+/// as much in hand-off to the pool as it saves.
+const PART_ROWS: u64 = 1 << 16;
+
+/// How many row ranges one exact scan of `rows` rows (`words` words) is cut
+/// into, scanned in parallel (see [`FlatStore::search_split`]): the pool's
+/// threads shared among the big scans running at once (under load every
+/// thread is busy anyway, and a split only adds hand-offs — measured with 8
+/// concurrent callers on 2 cores, splitting every scan cost ~10 %), where
+/// the estimated scan pays for the hand-off.
+///
+/// [`FlatStore::search_split`]: crate::index::flat::FlatStore::search_split
+fn scan_parts(rows: u64, words: u64) -> usize {
+    let most = usize::try_from(rows / PART_ROWS).unwrap_or(usize::MAX);
+    let share = rayon::current_num_threads() / BIG_SCANS.load(Ordering::Relaxed).max(1);
+    let parts = most.min(share);
+    if parts > 1 && cost::worth_splitting(parts, || cost::estimate_ns(Work::Scan { rows, words })) {
+        parts
+    } else {
+        1
+    }
+}
+
+/// Exact scans of at least two parts' rows running now, in this process.
+static BIG_SCANS: AtomicUsize = AtomicUsize::new(0);
+
+/// One of [`BIG_SCANS`], from `start` until dropped.
+struct BigScan;
+
+impl BigScan {
+    fn start() -> BigScan {
+        BIG_SCANS.fetch_add(1, Ordering::Relaxed);
+        BigScan
+    }
+}
+
+impl Drop for BigScan {
+    fn drop(&mut self) {
+        BIG_SCANS.fetch_sub(1, Ordering::Relaxed);
     }
 }
