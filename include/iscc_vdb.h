@@ -560,6 +560,12 @@ typedef uint32_t ivdb_unit_file_op;
 #define IVDB_SHARDED_DRAIN 3
 
 /**
+ * Remove every key, durably at once (one manifest commit, then the old
+ * shard files are deleted); the count is the keys removed.
+ */
+#define IVDB_SHARDED_RESET 4
+
+/**
  * Write the index to `path` (and `path.hnsw`), each replaced atomically
  * and durably; resets the dirty count.
  */

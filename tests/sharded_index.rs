@@ -974,3 +974,69 @@ fn coalesced_searches_return_exactly_what_each_gets_alone() {
         rayon::current_num_threads()
     );
 }
+
+#[test]
+fn reset_removes_every_key_durably_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 53;
+    let keys: Vec<u64> = (0..400).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    let idx = ShardedIndex::create(dir.path(), small(16 << 10)).unwrap();
+    idx.add(&keys, &bodies).unwrap();
+    assert_eq!(idx.remove(&keys[..10]).unwrap(), 10);
+    // An upsert replacing a live key counts a removal and an add.
+    let dirty = idx.dirty();
+    idx.upsert(&[20], &[body(&mut seed)]).unwrap();
+    assert_eq!(idx.dirty(), dirty + 2);
+    idx.save().unwrap();
+    assert!(idx.shard_count() >= 3, "{} shards", idx.shard_count());
+
+    // A reset whose commit fails changes nothing on disk: a crash then
+    // reopens the old index, every key there.
+    fault::fail_next_write(&dir.path().join("manifest").to_string_lossy());
+    assert!(idx.reset().unwrap_err().to_string().contains("injected"));
+    let copy = tempfile::tempdir().unwrap();
+    for f in files(dir.path()).into_iter().filter(|f| f != "LOCK") {
+        std::fs::copy(dir.path().join(&f), copy.path().join(&f)).unwrap();
+    }
+    let old = ShardedIndex::<u64>::open_read_only(copy.path()).unwrap();
+    assert_eq!(old.len(), 390);
+    assert_eq!(old.get(100).unwrap().as_ref(), Some(&bodies[100]));
+    drop(old);
+
+    // The retry commits: nothing left, in memory or on disk.
+    assert_eq!(
+        idx.reset().unwrap(),
+        0,
+        "the failed reset already emptied memory"
+    );
+    assert_eq!(idx.len(), 0);
+    assert_eq!(idx.dirty(), 0);
+    for k in [0u64, 20, 100, 399] {
+        assert!(!idx.contains(k).unwrap());
+        assert_eq!(idx.get(k).unwrap(), None);
+    }
+    assert!(idx.search(&bodies[100], &exact(10)).unwrap().is_empty());
+    let left = files(dir.path());
+    assert!(
+        left.iter()
+            .all(|f| !f.starts_with("shard_") && !f.starts_with("tombstones")),
+        "{left:?}"
+    );
+
+    // New keys after a reset; a reopen sees only them.
+    idx.add(&[1000, 1001], &[bodies[0].clone(), bodies[1].clone()])
+        .unwrap();
+    assert_eq!(found(&idx, &bodies[0], 1), vec![(1000, 0.0)]);
+    idx.close().unwrap();
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    assert_eq!(idx.len(), 2);
+    assert!(!idx.contains(100).unwrap());
+    assert_eq!(idx.get(1001).unwrap().as_ref(), Some(&bodies[1]));
+    // And a reset of that, reopened: empty.
+    assert_eq!(idx.reset().unwrap(), 2);
+    idx.close().unwrap();
+    let ro = ShardedIndex::<u64>::open_read_only(dir.path()).unwrap();
+    assert_eq!(ro.len(), 0);
+    assert!(matches!(ro.reset(), Err(ShardedError::ReadOnly)));
+}

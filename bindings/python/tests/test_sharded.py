@@ -111,6 +111,28 @@ def test_compact_drops_exactly_the_removed_rows_of_sealed_shards(tmp_path: Path)
         assert int(idx.search(vecs[399], count=1).keys[0]) == 400
 
 
+def test_reset_empties_the_index_durably_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "ix"
+    with ShardedNphdIndex(max_dim=256, path=path, shard_size=4096) as idx:
+        vecs = codes(300, seed=5)
+        idx.add(np.arange(1, 301, dtype=np.uint64), vecs)
+        idx.upsert(7, codes(1, seed=6)[0])
+        assert idx.shard_count >= 2 and idx.dirty == 302  # the upsert: a removal and an add
+        assert idx.reset() == 300
+        assert len(idx) == 0 and idx.dirty == 0 and 1 not in idx and idx.get(1) is None
+        assert idx.search(vecs[0], count=5).keys.size == 0
+        assert not list(path.glob("shard_*"))
+        idx.add(1000, vecs[0])
+    # Reopened: only what came after the reset (iscc-usearch's rows return).
+    with ShardedNphdIndex(max_dim=256, path=path) as idx:
+        assert len(idx) == 1 and 1000 in idx and 1 not in idx
+    with (
+        ShardedNphdIndex(max_dim=256, path=path, read_only=True) as ro,
+        pytest.raises(ReadOnlyError),
+    ):
+        ro.reset()
+
+
 def test_vectors_of_any_byte_length_compare_over_their_common_prefix(
     tmp_path: Path,
 ) -> None:

@@ -395,6 +395,9 @@ pub const IVDB_SHARDED_COMPACT: ivdb_sharded_task = 1;
 pub const IVDB_SHARDED_REBUILD_BLOOM: ivdb_sharded_task = 2;
 /// Wait for background rotations and merges; report a failed one.
 pub const IVDB_SHARDED_DRAIN: ivdb_sharded_task = 3;
+/// Remove every key, durably at once (one manifest commit, then the old
+/// shard files are deleted); the count is the keys removed.
+pub const IVDB_SHARDED_RESET: ivdb_sharded_task = 4;
 
 /// Run a maintenance task; `*out_count` (may be NULL) receives its count
 /// (see `ivdb_sharded_task`; 0 where it has none).
@@ -410,7 +413,7 @@ pub unsafe extern "C" fn ivdb_sharded_maintain(
 ) -> ivdb_status {
     guard(err, || {
         let h = handle(index)?;
-        if task > IVDB_SHARDED_DRAIN {
+        if task > IVDB_SHARDED_RESET {
             return Err(Failure::new(
                 IVDB_INVALID_ARGUMENT,
                 format!("task {task} (expected an IVDB_SHARDED_* task)"),
@@ -420,6 +423,7 @@ pub unsafe extern "C" fn ivdb_sharded_maintain(
             IVDB_SHARDED_SAVE => i.save().map(|()| 0),
             IVDB_SHARDED_COMPACT => i.compact(),
             IVDB_SHARDED_REBUILD_BLOOM => i.rebuild_bloom(),
+            IVDB_SHARDED_RESET => i.reset(),
             _ => i.drain_rotations().and_then(|()| i.drain_merges()).map(|()| 0),
         })?;
         if let Some(out) = opt_out_arg(out_count) {

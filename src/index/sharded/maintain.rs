@@ -1,5 +1,5 @@
 //! Persistence and upkeep: save (optionally tagged with the engine's journal
-//! position), the bloom filter rebuild, compaction and close.
+//! position), the bloom filter rebuild, compaction, reset and close.
 
 use super::key::ShardKey;
 use super::shard::Shard;
@@ -141,6 +141,58 @@ impl<K: ShardKey> ShardedIndex<K> {
         self.rebuild_bloom_locked();
         self.save_locked(None)?;
         Ok(removed as usize)
+    }
+
+    /// Remove every key, durably at once: one manifest commit names no
+    /// shard, then the old shard files are deleted (a crash before the
+    /// commit leaves the old index, after it an empty one). Returns the
+    /// number of live keys removed. Unlike iscc-usearch's `reset`, which
+    /// empties only memory (the rows come back when the directory is opened
+    /// again), nothing removed here ever returns. If the commit fails, the
+    /// index is already empty in memory and the next save (or reset)
+    /// commits that.
+    pub fn reset(&self) -> Result<usize, ShardedError> {
+        self.check_owner()?;
+        let _w = lock(&self.inner.writer);
+        self.drain_rotations()?;
+        // No merge or compaction runs beside it.
+        let _m = lock(&self.inner.maintenance);
+        let next_id = {
+            let st = self.read();
+            st.shards().iter().map(|s| s.id + 1).max().unwrap_or(0)
+        };
+        let fresh = Arc::new(Shard::new(
+            next_id,
+            self.inner.kind,
+            self.inner.options.unit(),
+        )?);
+        let removed = {
+            let mut st = self.write();
+            let removed = st.len();
+            for s in st.shards() {
+                if s.gen() > 0 {
+                    st.garbage.extend(shard::file_names(s.id, s.gen()));
+                }
+            }
+            st.sealed.clear();
+            st.active = Some(fresh);
+            st.dead.clear();
+            st.tombstones = Arc::new(Tombstones::default());
+            st.tomb_version += 1;
+            st.bloom = Self::build_bloom(
+                self.inner.kind,
+                self.inner.options.bloom_error_rate,
+                std::iter::empty(),
+                |_, _| true,
+            );
+            st.bloom_version += 1;
+            st.active_bytes = 0;
+            st.since_measure = usize::MAX / 2;
+            removed
+        };
+        self.inner.commit()?;
+        self.inner.dirty.store(0, Ordering::Relaxed);
+        Ok(removed)
     }
 
     /// Drain rotations, save (when writable and changed) and close; later

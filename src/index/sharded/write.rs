@@ -101,6 +101,8 @@ impl<K: ShardKey> ShardedIndex<K> {
                 .collect()
         };
         let written = fresh.len();
+        // An upsert replacing a live key is a removal and an add.
+        let changes = written + fresh.iter().filter(|f| f.hide).count();
         let mut rest = &fresh[..];
         while !rest.is_empty() {
             let room = self.room()?;
@@ -114,7 +116,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         }
         self.inner
             .dirty
-            .fetch_add(written as u64, Ordering::Relaxed);
+            .fetch_add(changes as u64, Ordering::Relaxed);
         Ok(written)
     }
 

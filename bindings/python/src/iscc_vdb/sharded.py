@@ -416,6 +416,15 @@ class ShardedIndex(Closable):
         many rows were dropped."""
         return self._task("COMPACT")
 
+    def reset(self) -> int:
+        """Remove every key, durably at once (one manifest commit, then the
+        old shard files are deleted); returns how many keys were removed.
+
+        Differs on purpose from iscc-usearch, whose ``reset`` empties only
+        memory and keeps the files, so the rows come back on the next open.
+        """
+        return self._task("RESET")
+
     def rebuild_bloom(self, save: bool = True, log_progress: bool = False) -> int:
         """Rebuild the bloom filter from the live keys (and save it);
         returns how many keys it holds."""
