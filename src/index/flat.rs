@@ -119,6 +119,16 @@ impl PartialOrd for Hit {
 /// A row filter: true keeps the key.
 pub(crate) type Keep<'a> = &'a (dyn Fn(u64) -> bool + Sync);
 
+/// What an exact scan of one query asks for: the kernel, how many rows,
+/// the largest distance taken and the row filter.
+#[derive(Clone, Copy)]
+pub(crate) struct Scan<'a> {
+    pub(crate) kernel: Kernel,
+    pub(crate) k: usize,
+    pub(crate) max_distance: Option<f32>,
+    pub(crate) keep: Option<Keep<'a>>,
+}
+
 /// Every row of an index, by length group.
 #[derive(Debug, Clone)]
 pub(crate) struct FlatStore {
@@ -377,8 +387,13 @@ impl FlatStore {
         max_distance: Option<f32>,
         keep: Option<Keep<'_>>,
     ) -> Vec<Hit> {
-        self.search_split(kernel, query, k, max_distance, keep, None, 1)
-            .0
+        let scan = Scan {
+            kernel,
+            k,
+            max_distance,
+            keep,
+        };
+        self.search_split(query, scan, None, 1).0
     }
 
     /// Exact top-`k` of one query, its rows cut into `parts` ranges scanned
@@ -387,23 +402,25 @@ impl FlatStore {
     /// reads. Results equal [`FlatStore::search`]'s (see [`SharedBound`]).
     /// Also returns the time the parts took together (the work, not the
     /// wait: what the scan costs a loaded machine).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn search_split(
         &self,
-        kernel: Kernel,
         query: &ScanQuery,
-        k: usize,
-        max_distance: Option<f32>,
-        keep: Option<Keep<'_>>,
+        scan: Scan<'_>,
         shared: Option<&SharedBound>,
         parts: usize,
     ) -> (Vec<Hit>, Duration) {
         let queries = std::slice::from_ref(query);
         let part = |p: usize, bound: Option<&SharedBound>| {
             let t = Instant::now();
-            let top = TopK::shared(k, max_distance, bound);
+            let top = TopK::shared(scan.k, scan.max_distance, bound);
             let hits = self
-                .search_part(kernel, queries, vec![top], keep, (p, parts.max(1)))
+                .search_part(
+                    scan.kernel,
+                    queries,
+                    vec![top],
+                    scan.keep,
+                    (p, parts.max(1)),
+                )
                 .pop()
                 .unwrap_or_default();
             (hits, t.elapsed())
@@ -419,7 +436,7 @@ impl FlatStore {
             .unzip();
         let mut hits: Vec<Hit> = found.into_iter().flatten().collect();
         hits.sort_unstable();
-        hits.truncate(k);
+        hits.truncate(scan.k);
         (hits, times.into_iter().sum())
     }
 

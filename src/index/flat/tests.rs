@@ -297,7 +297,13 @@ fn split_scans_with_a_shared_bound_equal_one_scan() {
                 brute_want.retain(|h| cap.is_none_or(|c| h.distance <= c));
                 assert_eq!(want, brute_want, "{kernel:?} k={k}");
                 for parts in [2, 3, 7] {
-                    let (got, _) = store.search_split(kernel, &sq, k, cap, keep, None, parts);
+                    let scan = Scan {
+                        kernel,
+                        k,
+                        max_distance: cap,
+                        keep,
+                    };
+                    let (got, _) = store.search_split(&sq, scan, None, parts);
                     assert_eq!(got, want, "{kernel:?} k={k} parts={parts}");
                 }
             }
@@ -330,8 +336,14 @@ fn stores_sharing_one_bound_find_the_global_top_k() {
             let bound = SharedBound::default();
             // One after the other, so the second certainly starts with the
             // first one's bound (in parallel they interleave).
-            let (mut got, _) = a.search_split(kernel, &sq, k, None, None, Some(&bound), 1);
-            let (second, _) = b.search_split(kernel, &sq, k, None, None, Some(&bound), 2);
+            let scan = Scan {
+                kernel,
+                k,
+                max_distance: None,
+                keep: None,
+            };
+            let (mut got, _) = a.search_split(&sq, scan, Some(&bound), 1);
+            let (second, _) = b.search_split(&sq, scan, Some(&bound), 2);
             let alone = b.search(kernel, &sq, k, None, None);
             pruned_somewhere |= second.len() < alone.len();
             got.extend(second);

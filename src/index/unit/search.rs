@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::{hits, row_of, IndexError, SearchOptions, State, UnitIndex};
 use crate::index::cost::{self, Work};
-use crate::index::flat::{Hit, Keep, ScanQuery, SharedBound};
+use crate::index::flat::{Hit, Keep, Scan, ScanQuery, SharedBound};
 use crate::index::SearchCounters;
 use crate::metric::Row;
 
@@ -109,15 +109,16 @@ impl UnitIndex {
             let cpu = (rows >= cost::LARGE_SCAN && parts == 1)
                 .then(cost::thread_cpu)
                 .flatten();
-            let (hits, elapsed) = state.flat.search_split(
-                self.kernel,
-                &ScanQuery::new(row),
-                options.count,
-                options.max_distance,
+            let scan = Scan {
+                kernel: self.kernel,
+                k: options.count,
+                max_distance: options.max_distance,
                 keep,
-                shared,
-                parts,
-            );
+            };
+            let (hits, elapsed) =
+                state
+                    .flat
+                    .search_split(&ScanQuery::new(row), scan, shared, parts);
             cost::record_scan_cpu(rows, words, 1, cpu);
             // Priced by the parts' time together: what the scan costs.
             cost::record(Work::Scan { rows, words }, elapsed);
