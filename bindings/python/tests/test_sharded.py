@@ -206,8 +206,11 @@ def test_128_bit_keys_and_hamming_vectors(tmp_path: Path) -> None:
                 idx.add(bad, codes(1))
         assert sorted(idx.keys) == ids
     with ShardedIndex128(ndim=32, metric="hamming", path=tmp_path / "h") as idx:
+        # Fixed-length vectors stack: empty is (0, 4), a slice a 2-D array.
+        assert np.asarray(idx.vectors).shape == (0, 4) and idx.vectors[:5].shape == (0, 4)
         vecs = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [255, 255, 255, 255]], dtype=np.uint8)
         idx.add(ids, vecs)
+        assert idx.vectors[:2].shape == (2, 4) and np.asarray(idx.vectors).shape == (3, 4)
         m = idx.search(vecs[0], count=3, exact=True)
         assert list(m.distances) == [0.0, 1.0, 32.0] and m[1][0] == ids[1]
         with pytest.raises(InvalidIsccError, match="40 bits"):

@@ -554,23 +554,41 @@ class ShardedIndexedKeys(_Lazy):
 
 
 class ShardedIndexedVectors(_Lazy):
-    """The live vectors of a sharded index, lazily."""
+    """The live vectors of a sharded index, lazily; a slice or
+    ``np.asarray`` gives a 2-D ``uint8`` array (``(0, ndim / 8)`` when
+    empty), as iscc-usearch's."""
 
     def _item(self, key: Any, vector: NDArray[np.uint8]) -> Any:
         return vector
 
-    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
-        vecs = list(self)
+    def _width(self) -> int | None:
+        """Bytes per vector, when every vector has the same length."""
+        return self._index.ndim // 8
+
+    def _stack(self, vecs: list[NDArray[np.uint8]]) -> NDArray[np.uint8]:
+        if not vecs:
+            width = self._width()
+            return np.zeros((0,) if width is None else (0, width), dtype=np.uint8)
         if len({v.size for v in vecs}) > 1:
             raise ValueError("vectors of different lengths: no 2-D array")
-        # No vectors: shape (0,), as iscc-usearch gives (no width to tell).
-        out: NDArray[np.uint8] = (
-            np.array(vecs, dtype=np.uint8).reshape(len(vecs), -1)
-            if vecs
-            else np.zeros((0,), dtype=np.uint8)
-        )
+        return np.array(vecs, dtype=np.uint8).reshape(len(vecs), -1)
+
+    def __getitem__(self, i: int | slice) -> Any:
+        got = super().__getitem__(i)
+        return self._stack(got) if isinstance(i, slice) else got
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
+        out = self._stack(list(self))
         return out if dtype is None else out.astype(dtype)
 
 
 class ShardedNphdIndexedVectors(ShardedIndexedVectors):
-    """The live codes of a sharded NPHD index, unpadded, lazily."""
+    """The live codes of a sharded NPHD index, unpadded, lazily: codes of
+    many lengths, so a slice is a list and an empty index converts to shape
+    ``(0,)`` (no width to tell), as iscc-usearch's."""
+
+    def _width(self) -> int | None:
+        return None
+
+    def __getitem__(self, i: int | slice) -> Any:
+        return _Lazy.__getitem__(self, i)
