@@ -211,6 +211,7 @@ def test_128_bit_keys_and_hamming_vectors(tmp_path: Path) -> None:
         vecs = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [255, 255, 255, 255]], dtype=np.uint8)
         idx.add(ids, vecs)
         assert idx.vectors[:2].shape == (2, 4) and np.asarray(idx.vectors).shape == (3, 4)
+        assert idx.keys[:2].dtype == np.dtype("V16") and len(idx.keys[:2]) == 2
         m = idx.search(vecs[0], count=3, exact=True)
         assert list(m.distances) == [0.0, 1.0, 32.0] and m[1][0] == ids[1]
         with pytest.raises(InvalidIsccError, match="40 bits"):

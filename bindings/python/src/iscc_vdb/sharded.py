@@ -534,7 +534,7 @@ class _Lazy:
             return [items[j] for j in wanted]
         j = i + n if i < 0 else i
         if not 0 <= j < n:
-            raise IndexError(f"index {i} out of range for {n} rows")
+            raise IndexError(f"index out of range: {i} of {n} rows")
         return next(islice(iter(self), j, None))
 
     def __repr__(self) -> str:
@@ -542,14 +542,21 @@ class _Lazy:
 
 
 class ShardedIndexedKeys(_Lazy):
-    """The live keys of a sharded index, lazily."""
+    """The live keys of a sharded index, lazily; a slice or ``np.asarray``
+    gives an array of the index's key dtype (``uint64`` or ``V16``)."""
 
     def _item(self, key: Any, vector: NDArray[np.uint8]) -> Any:
         return Matches._key(key)
 
+    def _stack(self, keys: list[Any]) -> NDArray[Any]:
+        return np.array(keys, dtype=self._index._key_dtype).reshape(-1)
+
+    def __getitem__(self, i: int | slice) -> Any:
+        got = super().__getitem__(i)
+        return self._stack(got) if isinstance(i, slice) else got
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
-        keys = [k for k, _ in self._index._walk()]
-        out = np.array(keys, dtype=self._index._key_dtype).reshape(-1)
+        out = self._stack([k for k, _ in self._index._walk()])
         return out if dtype is None else out.astype(dtype)
 
 
