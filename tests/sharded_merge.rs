@@ -391,3 +391,63 @@ fn a_merge_killed_anywhere_leaves_a_complete_set_of_shards() {
     // The kills caught the run at many stages.
     assert!(outcomes.len() >= KILLS / 2, "{outcomes:?}");
 }
+
+/// The child of `a_reset_killed_anywhere_leaves_the_old_or_an_empty_index`.
+#[test]
+fn child_process_reset_entry() {
+    let Some(dir) = std::env::var_os("IVDB_RESET_CHILD") else {
+        return;
+    };
+    let idx = ShardedIndex::<u64>::open(&dir).unwrap();
+    println!("opened");
+    idx.reset().unwrap();
+    println!("reset");
+    idx.close().unwrap();
+}
+
+#[test]
+fn a_reset_killed_anywhere_leaves_the_old_or_an_empty_index() {
+    use std::io::BufRead;
+    let base = tempfile::tempdir().unwrap();
+    let built = base.path().join("built");
+    let (model, used) = build_unmerged(&built, 20_000);
+    let empty = Model::new();
+    let mut outcomes = Vec::new();
+    // Kill i lands i × 2 ms after the child opened the index: before,
+    // during and after the reset's commit.
+    for i in 0..12u64 {
+        let dir = base.path().join(format!("kill{i}"));
+        copy_dir(&built, &dir);
+        let mut process = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_process_reset_entry",
+                "--nocapture",
+                "--quiet",
+            ])
+            .env("IVDB_RESET_CHILD", &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(process.stdout.take().unwrap()).lines();
+        let _opened = lines.next();
+        std::thread::sleep(std::time::Duration::from_millis(2 * i));
+        // SIGKILL (std's kill), then reap.
+        let _ = process.kill();
+        let _ = process.wait();
+        let label = format!("reset killed {i} × 2 ms after open");
+        // Whole or empty, never between: a read-only open sees one of them.
+        let reader = ShardedIndex::<u64>::open_read_only(&dir).unwrap();
+        let was_reset = reader.len() == 0;
+        let want = if was_reset { &empty } else { &model };
+        check(&reader, want, used, 60 + i, &label);
+        drop(reader);
+        // A writable open cleans up and agrees.
+        let idx = ShardedIndex::<u64>::open(&dir).unwrap();
+        check(&idx, want, used, 80 + i, &label);
+        idx.close().unwrap();
+        outcomes.push(was_reset);
+    }
+    eprintln!("kills that found the reset committed: {outcomes:?}");
+}
