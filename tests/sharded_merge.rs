@@ -439,7 +439,7 @@ fn a_reset_killed_anywhere_leaves_the_old_or_an_empty_index() {
         let label = format!("reset killed {i} × 2 ms after open");
         // Whole or empty, never between: a read-only open sees one of them.
         let reader = ShardedIndex::<u64>::open_read_only(&dir).unwrap();
-        let was_reset = reader.len() == 0;
+        let was_reset = reader.is_empty();
         let want = if was_reset { &empty } else { &model };
         check(&reader, want, used, 60 + i, &label);
         drop(reader);
