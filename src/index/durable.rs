@@ -28,11 +28,6 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// fsync a file written by someone else (usearch writes its own graph file).
-pub(crate) fn sync_file(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
-}
-
 /// Write the temporary file of `path` through `fill` and fsync it; nothing
 /// is replaced until [`commit`]. Returns the temporary path.
 pub(crate) fn write_beside(

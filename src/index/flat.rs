@@ -22,7 +22,7 @@ use memmap2::Mmap;
 use rayon::prelude::*;
 
 use crate::metric::scan::{Kernel, MANY};
-use crate::metric::{whole_words, Row};
+use crate::metric::{whole_words, Row, ROW_BYTES};
 
 mod odd;
 mod topk;
@@ -252,6 +252,36 @@ impl FlatStore {
             body.extend_from_slice(&col.as_slice()[i as usize].to_le_bytes());
         }
         Row::new(&body).ok()
+    }
+
+    /// The place of a key's row in group order (the order of
+    /// [`FlatStore::all_rows`] and of a saved file's rows).
+    pub(crate) fn position(&self, key: u64) -> Option<usize> {
+        let &(g, i) = self.slots().get(&key)?;
+        let before: usize = self.groups[..usize::from(g).min(4)]
+            .iter()
+            .map(Group::len)
+            .sum();
+        Some(before + i as usize)
+    }
+
+    /// The key and row at place `pos` in group order (see
+    /// [`FlatStore::position`]).
+    #[inline]
+    pub(crate) fn entry_at(&self, mut pos: usize) -> Option<(u64, Row)> {
+        for group in &self.groups {
+            let n = group.len();
+            if pos < n {
+                let mut row = Row([0; ROW_BYTES]);
+                row.0[0] = (8 * group.cols.len()) as u8;
+                for (w, col) in group.cols.iter().enumerate() {
+                    row.0[1 + 8 * w..9 + 8 * w].copy_from_slice(&col.as_slice()[pos].to_le_bytes());
+                }
+                return Some((group.keys.as_slice()[pos], row));
+            }
+            pos -= n;
+        }
+        Some((*self.odd.keys.get(pos)?, *self.odd.rows.get(pos)?))
     }
 
     /// Insert a row for a key that is not stored.

@@ -35,7 +35,23 @@ pub(crate) struct Hnsw {
     native: UniquePtr<NativeIndex>,
     /// The bytes a view points into; declared after `native`, so it is
     /// dropped after the index that reads it.
-    backing: Option<Arc<Mmap>>,
+    backing: Option<Backing>,
+}
+
+/// Bytes usearch views: a mapped graph file, or a graph assembled in RAM
+/// (a compact file's; a `Vec`'s heap block does not move with the `Vec`).
+pub(crate) enum Backing {
+    Map(Arc<Mmap>),
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Map(map) => map,
+            Backing::Owned(bytes) => bytes,
+        }
+    }
 }
 
 // SAFETY: usearch's dense index supports concurrent `add`, `search`,
@@ -194,10 +210,6 @@ impl Hnsw {
         self.native.memory_usage()
     }
 
-    pub(crate) fn save(&self, path: &str) -> NativeResult<()> {
-        native(self.native.save(path))
-    }
-
     /// The graph serialized into bytes (what `save` writes to a file).
     pub(crate) fn to_bytes(&self) -> NativeResult<Vec<u8>> {
         let mut buffer = vec![0u8; self.serialized_length()];
@@ -213,16 +225,12 @@ impl Hnsw {
     }
 
     /// View a saved graph in mapped bytes, which this graph keeps alive.
-    pub(crate) fn view_buffer(
-        &mut self,
-        bytes: Arc<Mmap>,
-        params: GraphParams,
-    ) -> NativeResult<()> {
-        // usearch reads `bytes` for as long as the view lives: the mapping
-        // is kept in `self.backing` until the index is dropped (after the
+    pub(crate) fn view_buffer(&mut self, bytes: Backing, params: GraphParams) -> NativeResult<()> {
+        // usearch reads `bytes` for as long as the view lives: they are
+        // kept in `self.backing` until the index is dropped (after the
         // native index, by field order) or replaced by another load, and
         // mapped graph files are never modified in place.
-        native(self.native.view_from_buffer(&bytes))?;
+        native(self.native.view_from_buffer(bytes.bytes()))?;
         self.backing = Some(bytes);
         self.after_replace(params)
     }

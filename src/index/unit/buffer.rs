@@ -5,8 +5,9 @@
 
 use std::path::Path;
 
+use super::file::SavedGraph;
 use super::{IndexError, State, UnitIndex};
-use crate::index::graph::{checksum, Graph};
+use crate::index::graph::{checksum, expand, Graph};
 use crate::index::hnsw::Hnsw;
 
 /// The name errors give a buffer.
@@ -17,15 +18,15 @@ impl UnitIndex {
     /// is left as it is (nothing was written anywhere).
     pub fn to_bytes(&self) -> Result<Vec<u8>, IndexError> {
         let state = self.read();
-        let graph = state.graph.get()?.to_bytes().map_err(IndexError::Native)?;
+        let graph = SavedGraph::of(&state)?;
         let mut out = Vec::new();
-        Self::write_main(&mut out, &state, graph.len() as u64, checksum(&graph)).map_err(
-            |source| IndexError::Io {
-                path: BUFFER.into(),
-                source,
-            },
-        )?;
-        out.extend_from_slice(&graph);
+        Self::write_main(&mut out, &state, &graph).map_err(|source| IndexError::Io {
+            path: BUFFER.into(),
+            source,
+        })?;
+        for part in graph.parts() {
+            out.extend_from_slice(part);
+        }
         Ok(out)
     }
 
@@ -58,7 +59,12 @@ impl UnitIndex {
         let flat = Self::flat_from(path, &header, offset, main, None)?;
         let params = header.options.graph();
         let mut hnsw = Hnsw::new(params).map_err(IndexError::Native)?;
-        hnsw.load_buffer(graph, params).map_err(corrupt)?;
+        if header.graph_is_compact() {
+            let full = expand(graph, &flat).map_err(corrupt)?;
+            hnsw.load_buffer(&full, params).map_err(corrupt)?;
+        } else {
+            hnsw.load_buffer(graph, params).map_err(corrupt)?;
+        }
         let graph_rows = if header.deferred { 0 } else { flat.len() };
         if hnsw.size() != graph_rows {
             return Err(corrupt(format!(

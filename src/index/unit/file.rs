@@ -3,8 +3,9 @@
 //! file's size and xxh3) and the flat store laid out as in memory (so `view`
 //! maps it without copying), then the byte-granular rows (format 2 only: a
 //! key word and a row padded to five words each, copied into RAM on open);
-//! `path.hnsw` holds the usearch graph. Both are replaced durably (see
-//! `index::durable`), graph first.
+//! `path.hnsw` holds the usearch graph — compact (format 3: the flat
+//! store's rows are not repeated in it, see `index::graph`) when it has
+//! rows. Both are replaced durably (see `index::durable`), graph first.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -19,18 +20,21 @@ use super::error::io_err;
 use super::{IndexError, State, UnitIndex, UnitIndexOptions};
 use crate::index::durable;
 use crate::index::flat::{FlatStore, Group, Words};
-use crate::index::graph::{checksum, Graph, GraphFile, LazyGraph};
+use crate::index::graph::{Graph, GraphFile, LazyGraph};
 use crate::metric::{whole_words, Row, ROW_BYTES};
 
 /// File magic of a saved unit index.
 const MAGIC: &[u8; 8] = b"IVDBUNIT";
-/// On-disk format version; bump on any incompatible change. A file without
-/// byte-granular rows is written as format 1, so earlier readers still open
-/// every index of ISCC units; one with such rows as 2, which they refuse by
-/// its number rather than misread.
-pub const FORMAT_VERSION: u32 = 2;
-/// The format of files without byte-granular rows (read and written).
+/// On-disk format version; bump on any incompatible change. A file is
+/// written in the oldest format that holds it, so earlier readers open what
+/// they can and refuse the rest by its number rather than misread it: 1
+/// without byte-granular rows or graph rows (every scan-only index of ISCC
+/// units), 2 with byte-granular rows, 3 with a compact graph.
+pub const FORMAT_VERSION: u32 = 3;
+/// Files without byte-granular rows or a compact graph.
 const FORMAT_WHOLE_WORDS: u32 = 1;
+/// Files with byte-granular rows and a graph file in usearch's own form.
+const FORMAT_BYTE_GRANULAR: u32 = 2;
 /// Words per byte-granular row on disk: the key, then the 33-byte row
 /// zero-padded to 40 bytes.
 pub(super) const ODD_ROW_WORDS: usize = 6;
@@ -56,18 +60,18 @@ pub(super) struct FileHeader {
     pub(super) odd: usize,
 }
 
+impl FileHeader {
+    /// The graph file is compact (format 3).
+    pub(super) fn graph_is_compact(&self) -> bool {
+        self.format == FORMAT_VERSION
+    }
+}
+
 /// `path` + ".hnsw": the usearch graph beside the main file.
 pub fn graph_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".hnsw");
     PathBuf::from(p)
-}
-
-fn path_str(path: &Path) -> Result<&str, IndexError> {
-    path.to_str().ok_or_else(|| IndexError::Io {
-        path: path.to_path_buf(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"),
-    })
 }
 
 fn u64s_as_bytes(words: &[u64]) -> &[u8] {
@@ -76,42 +80,81 @@ fn u64s_as_bytes(words: &[u64]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), std::mem::size_of_val(words)) }
 }
 
+/// The graph as it is saved: compact when it has rows and usearch's layout
+/// is the one this build knows (else in usearch's form, which every format
+/// reads).
+pub(super) struct SavedGraph {
+    full: Vec<u8>,
+    /// The compact file's prefix, and where usearch's tail starts in `full`.
+    compact: Option<(Vec<u8>, usize)>,
+}
+
+impl SavedGraph {
+    pub(super) fn of(state: &State) -> Result<SavedGraph, IndexError> {
+        let hnsw = state.graph.get(&state.flat)?;
+        let full = hnsw.to_bytes().map_err(IndexError::Native)?;
+        let compact = if hnsw.size() > 0 {
+            crate::index::graph::compact(&full, &state.flat)
+                .ok()
+                .map(|c| (c.prefix, full.len() - c.tail.len()))
+        } else {
+            None
+        };
+        Ok(SavedGraph { full, compact })
+    }
+
+    /// The graph in usearch's form, as files of formats 1 and 2 hold it.
+    #[cfg(test)]
+    pub(super) fn usearch_form(state: &State) -> Result<SavedGraph, IndexError> {
+        let full = state
+            .graph
+            .get(&state.flat)?
+            .to_bytes()
+            .map_err(IndexError::Native)?;
+        Ok(SavedGraph {
+            full,
+            compact: None,
+        })
+    }
+
+    pub(super) fn is_compact(&self) -> bool {
+        self.compact.is_some()
+    }
+
+    /// The file's bytes, in two parts.
+    pub(super) fn parts(&self) -> [&[u8]; 2] {
+        match &self.compact {
+            Some((prefix, tail)) => [prefix, &self.full[*tail..]],
+            None => [&[], &self.full],
+        }
+    }
+
+    pub(super) fn len(&self) -> u64 {
+        self.parts().iter().map(|p| p.len() as u64).sum()
+    }
+
+    pub(super) fn checksum(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+        for part in self.parts() {
+            h.update(part);
+        }
+        h.digest()
+    }
+}
+
 impl UnitIndex {
     /// Save to `path` and `path.hnsw` (atomic replace, fsync'd); resets `dirty`.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let path = path.as_ref();
         let state = self.read();
         let graph = graph_path(path);
-        let graph_tmp = durable::tmp_path(&graph);
-        state
-            .graph
-            .get()?
-            .save(path_str(&graph_tmp)?)
-            .map_err(|why| {
-                // usearch reports a failed write as text: a full disk is
-                // told apart by looking at the free space.
-                if crate::kind::disk_is_full(&graph_tmp) {
-                    IndexError::Io {
-                        path: graph_tmp.clone(),
-                        source: io::Error::from_raw_os_error(libc::ENOSPC),
-                    }
-                } else {
-                    IndexError::Native(why)
-                }
-            })?;
-        durable::sync_file(&graph_tmp).map_err(io_err(&graph_tmp))?;
-        let (graph_bytes, graph_xxh3) = {
-            let f = File::open(&graph_tmp).map_err(io_err(&graph_tmp))?;
-            // SAFETY: a private temporary file this call just wrote and
-            // synced; nothing else writes it.
-            let map = unsafe { Mmap::map(&f) }.map_err(io_err(&graph_tmp))?;
-            (map.len() as u64, checksum(&map))
-        };
-
-        let tmp = durable::write_beside(path, |f| {
-            Self::write_main(f, &state, graph_bytes, graph_xxh3)
+        let saved = SavedGraph::of(&state)?;
+        let graph_tmp = durable::write_beside(&graph, |f| {
+            saved.parts().iter().try_for_each(|part| f.write_all(part))
         })
-        .map_err(io_err(path))?;
+        .map_err(io_err(&graph))?;
+        let tmp = durable::write_beside(path, |f| Self::write_main(f, &state, &saved))
+            .map_err(io_err(path))?;
         // Graph first, then the main file that names its size.
         durable::commit(&graph_tmp, &graph).map_err(io_err(&graph))?;
         durable::commit(&tmp, path).map_err(io_err(path))?;
@@ -119,21 +162,23 @@ impl UnitIndex {
         Ok(())
     }
 
-    /// Write the main file (magic, version, JSON header, flat store) for a
-    /// graph of `graph_bytes` bytes with checksum `graph_xxh3`.
+    /// Write the main file (magic, version, JSON header, flat store) for
+    /// the graph saved as `graph`.
     pub(super) fn write_main<W: Write>(
         f: &mut W,
         state: &State,
-        graph_bytes: u64,
-        graph_xxh3: u64,
+        graph: &SavedGraph,
     ) -> io::Result<()> {
         let g = &state.flat.groups;
         let odd = &state.flat.odd;
-        let format = if odd.len() > 0 {
+        let format = if graph.is_compact() {
             FORMAT_VERSION
+        } else if odd.len() > 0 {
+            FORMAT_BYTE_GRANULAR
         } else {
             FORMAT_WHOLE_WORDS
         };
+        let (graph_bytes, graph_xxh3) = (graph.len(), graph.checksum());
         let header = FileHeader {
             format,
             options: state.options,
@@ -180,7 +225,7 @@ impl UnitIndex {
             return Err(corrupt("missing IVDBUNIT magic"));
         }
         let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != FORMAT_VERSION && version != FORMAT_WHOLE_WORDS {
+        if !(FORMAT_WHOLE_WORDS..=FORMAT_VERSION).contains(&version) {
             return Err(IndexError::IncompatibleFormat {
                 path: path.to_path_buf(),
                 found: version,
@@ -289,7 +334,12 @@ impl UnitIndex {
         }
         let flat = Self::flat_from(path, &header, offset, &map, view.then_some(&map))?;
         let graph_rows = if header.deferred { 0 } else { flat.len() };
-        let file = GraphFile::open(&graph_path(path), header.graph_bytes, header.graph_xxh3)?;
+        let file = GraphFile::open(
+            &graph_path(path),
+            header.graph_bytes,
+            header.graph_xxh3,
+            header.graph_is_compact(),
+        )?;
         let graph = if view {
             Graph::Lazy(LazyGraph {
                 file,
@@ -298,7 +348,7 @@ impl UnitIndex {
                 cell: std::sync::OnceLock::new(),
             })
         } else {
-            let hnsw = file.load(header.options.graph())?;
+            let hnsw = file.load(header.options.graph(), &flat)?;
             if hnsw.size() != graph_rows {
                 return Err(IndexError::Corrupt {
                     path: file.path.clone(),
@@ -348,7 +398,11 @@ impl UnitIndex {
         let state = self.read();
         let mut flat = state.flat.clone();
         flat.make_owned();
-        let hnsw = state.graph.get()?.copy().map_err(IndexError::Native)?;
+        let hnsw = state
+            .graph
+            .get(&state.flat)?
+            .copy()
+            .map_err(IndexError::Native)?;
         Ok(UnitIndex::from_state(State {
             graph: Graph::Ready(hnsw),
             flat,

@@ -33,6 +33,8 @@
 //! Lock order: `state` before a thread slot; never the other way round.
 
 mod buffer;
+#[cfg(test)]
+mod compact_tests;
 mod error;
 mod file;
 mod options;
@@ -332,7 +334,11 @@ impl UnitIndex {
             }
             if state.flat.remove(*k) {
                 if !state.deferred {
-                    state.graph.get()?.remove(*k).map_err(IndexError::Native)?;
+                    state
+                        .graph
+                        .get(&state.flat)?
+                        .remove(*k)
+                        .map_err(IndexError::Native)?;
                 }
                 removed += 1;
             }
@@ -356,7 +362,11 @@ impl UnitIndex {
         for &key in keys {
             if state.flat.remove(key) {
                 if !state.deferred {
-                    state.graph.get()?.remove(key).map_err(IndexError::Native)?;
+                    state
+                        .graph
+                        .get(&state.flat)?
+                        .remove(key)
+                        .map_err(IndexError::Native)?;
                 }
                 removed += 1;
             }
@@ -412,7 +422,7 @@ impl UnitIndex {
         // each row be checked against the graph.
         let mut added = 0;
         for (key, row) in rows {
-            if result.is_ok() || state.graph.get()?.contains(*key) {
+            if result.is_ok() || state.graph.get(&state.flat)?.contains(*key) {
                 state.flat.insert(*key, row);
                 added += 1;
             }
@@ -428,12 +438,12 @@ impl UnitIndex {
         }
         state
             .graph
-            .get_mut()?
+            .get_mut(&state.flat)?
             .ensure_capacity(rows.len())
             .map_err(IndexError::Native)?;
         let threads = rayon::current_num_threads().clamp(1, Hnsw::THREAD_SLOTS);
         let chunk = rows.len().div_ceil(threads).max(64);
-        let hnsw = state.graph.get()?;
+        let hnsw = state.graph.get(&state.flat)?;
         let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = rows
                 .chunks(chunk)

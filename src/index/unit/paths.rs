@@ -126,7 +126,7 @@ impl UnitIndex {
     /// Measure this index's graph and scan on its own rows (see the module
     /// docs); returns nanoseconds per graph search.
     fn calibrate(&self, state: &State) -> f64 {
-        let Ok(graph) = state.graph.get() else {
+        let Ok(graph) = state.graph.get(&state.flat) else {
             return f64::INFINITY;
         };
         let rows = state.flat.len();

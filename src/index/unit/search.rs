@@ -135,7 +135,7 @@ impl UnitIndex {
         if self.use_exact(state, options, row.len().div_ceil(8)) || state.deferred {
             return Ok(exact(state));
         }
-        let graph = state.graph.get()?;
+        let graph = state.graph.get(&state.flat)?;
         let _slot = self.slots.acquire();
         let t = Instant::now();
         Ok(match graph.search(&row.0, options.count, keep) {

@@ -8,6 +8,14 @@
 //! mapping, so a writer that later replaces or deletes the file (renames
 //! only, never in-place writes) cannot pull it from under the reader, and a
 //! failure to open the graph is never cached: a later call tries again.
+//!
+//! A graph file saved with rows is compact (see [`compact`]): it names the
+//! flat store's rows instead of repeating them, and opening it assembles
+//! usearch's form from the flat store saved beside it.
+
+mod compact;
+
+pub(crate) use compact::{compact, expand};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -15,7 +23,8 @@ use std::sync::{Arc, OnceLock};
 
 use memmap2::Mmap;
 
-use super::hnsw::{GraphParams, Hnsw};
+use super::flat::FlatStore;
+use super::hnsw::{Backing, GraphParams, Hnsw};
 use super::IndexError;
 
 /// The checksum of graph file bytes.
@@ -29,12 +38,19 @@ pub(crate) struct GraphFile {
     pub(crate) path: PathBuf,
     map: Arc<Mmap>,
     sum: Option<u64>,
+    /// The file is compact (the format of the unit index says so).
+    compact: bool,
 }
 
 impl GraphFile {
     /// Map `path` and check its length (the checksum is checked by
     /// [`GraphFile::verified`], when the bytes are first needed).
-    pub(crate) fn open(path: &Path, len: u64, sum: Option<u64>) -> Result<GraphFile, IndexError> {
+    pub(crate) fn open(
+        path: &Path,
+        len: u64,
+        sum: Option<u64>,
+        compact: bool,
+    ) -> Result<GraphFile, IndexError> {
         let io = |source| IndexError::Io {
             path: path.to_path_buf(),
             source,
@@ -55,6 +71,7 @@ impl GraphFile {
             path: path.to_path_buf(),
             map: Arc::new(map),
             sum,
+            compact,
         })
     }
 
@@ -75,19 +92,31 @@ impl GraphFile {
         Ok(&self.map)
     }
 
+    /// The verified bytes as usearch reads them: the mapping itself, or
+    /// for a compact file the form assembled from `flat`.
+    fn usearch_bytes(&self, flat: &FlatStore) -> Result<Backing, IndexError> {
+        let map = self.verified()?;
+        if !self.compact {
+            return Ok(Backing::Map(Arc::clone(map)));
+        }
+        compact::expand(map, flat)
+            .map(Backing::Owned)
+            .map_err(|why| self.corrupt(why))
+    }
+
     /// Read the verified graph into RAM.
-    pub(crate) fn load(&self, params: GraphParams) -> Result<Hnsw, IndexError> {
-        let bytes = self.verified()?;
+    pub(crate) fn load(&self, params: GraphParams, flat: &FlatStore) -> Result<Hnsw, IndexError> {
+        let bytes = self.usearch_bytes(flat)?;
         let mut hnsw = Hnsw::new(params).map_err(IndexError::Native)?;
-        hnsw.load_buffer(bytes, params)
+        hnsw.load_buffer(bytes.bytes(), params)
             .map_err(|why| self.corrupt(why))?;
         Ok(hnsw)
     }
 
-    /// View the verified graph in place (the mapping lives as long as the
+    /// View the verified graph in place (the bytes live as long as the
     /// graph).
-    fn view(&self, params: GraphParams) -> Result<Hnsw, IndexError> {
-        let bytes = Arc::clone(self.verified()?);
+    fn view(&self, params: GraphParams, flat: &FlatStore) -> Result<Hnsw, IndexError> {
+        let bytes = self.usearch_bytes(flat)?;
         let mut hnsw = Hnsw::new(params).map_err(IndexError::Native)?;
         hnsw.view_buffer(bytes, params)
             .map_err(|why| self.corrupt(why))?;
@@ -118,8 +147,8 @@ pub(crate) struct LazyGraph {
 }
 
 impl LazyGraph {
-    fn open(&self) -> Result<Hnsw, IndexError> {
-        let hnsw = self.file.view(self.params)?;
+    fn open(&self, flat: &FlatStore) -> Result<Hnsw, IndexError> {
+        let hnsw = self.file.view(self.params, flat)?;
         if hnsw.size() != self.rows {
             return Err(self.file.corrupt(format!(
                 "{} rows, but the flat store has {}",
@@ -132,7 +161,9 @@ impl LazyGraph {
 }
 
 impl Graph {
-    pub(crate) fn get(&self) -> Result<&Hnsw, IndexError> {
+    /// The graph, mapped (or assembled from `flat`, the flat store saved
+    /// with it) on first use.
+    pub(crate) fn get(&self, flat: &FlatStore) -> Result<&Hnsw, IndexError> {
         match self {
             Graph::Ready(h) => Ok(h),
             Graph::Lazy(lazy) => {
@@ -141,7 +172,7 @@ impl Graph {
                 }
                 // Not cached on failure: a later call tries again. Two
                 // racing callers may both open; one result is kept.
-                let hnsw = lazy.open()?;
+                let hnsw = lazy.open(flat)?;
                 let _ = lazy.cell.set(hnsw);
                 lazy.cell
                     .get()
@@ -150,8 +181,8 @@ impl Graph {
         }
     }
 
-    pub(crate) fn get_mut(&mut self) -> Result<&mut Hnsw, IndexError> {
-        self.get()?;
+    pub(crate) fn get_mut(&mut self, flat: &FlatStore) -> Result<&mut Hnsw, IndexError> {
+        self.get(flat)?;
         match self {
             Graph::Ready(h) => Ok(h),
             Graph::Lazy(lazy) => {
