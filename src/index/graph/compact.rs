@@ -142,46 +142,67 @@ pub(crate) fn compact<'a>(full: &'a [u8], flat: &FlatStore) -> Result<Compact<'a
     Ok(Compact { prefix, tail })
 }
 
-/// usearch's serialization again from a compact graph file's `bytes` and
-/// the flat store saved with it. An error says what is wrong with the file.
-pub(crate) fn expand(bytes: &[u8], flat: &FlatStore) -> Result<Vec<u8>, String> {
-    if bytes.get(..8) != Some(&MAGIC[..]) {
+/// Where a compact file's tail (usearch's bytes from its head on) starts,
+/// read from its first [`PREFIX_HEAD`] bytes (or more).
+pub(crate) fn tail_offset(head: &[u8]) -> Result<usize, String> {
+    if head.get(..8) != Some(&MAGIC[..]) {
         return Err("missing IVDBGRC1 magic".into());
     }
-    let cols = u32_at(bytes, 8).ok_or("cut header")? as usize;
-    let rows = u64_at(bytes, 16).ok_or("cut header")?;
-    let inline = u64_at(bytes, 24).ok_or("cut header")?;
+    let cols = u32_at(head, 8).ok_or("a cut header")? as usize;
+    let rows = u64_at(head, 16).ok_or("a cut header")?;
+    let inline = u64_at(head, 24).ok_or("a cut header")?;
     if cols != ROW_BYTES || rows >= u64::from(INLINE) || inline > rows {
         return Err(format!(
             "a header of {rows} slots, {inline} inline rows of {cols} bytes"
         ));
     }
-    let (rows, inline) = (rows as usize, inline as usize);
-    let refs_end = PREFIX + 4 * rows;
-    let inline_end = refs_end + cols * inline;
-    let tail_at = inline_end.next_multiple_of(8);
-    if bytes.len() < tail_at {
-        return Err(format!("{} bytes: cut before the graph", bytes.len()));
+    Ok((PREFIX + 4 * rows as usize + cols * inline as usize).next_multiple_of(8))
+}
+
+/// Bytes [`tail_offset`] reads.
+pub(crate) const PREFIX_HEAD: usize = PREFIX;
+
+/// usearch's serialization again from a compact file's `prefix` (its bytes
+/// before the tail, checked by [`tail_offset`]) and its tail of `tail_len`
+/// bytes, which `fill_tail` writes into the slice it is given (from a file
+/// or a buffer; it may check them there, e.g. their checksum), with the
+/// flat store saved with it. An error says what is wrong with the file.
+pub(crate) fn expand_with(
+    prefix: &[u8],
+    tail_len: usize,
+    fill_tail: impl FnOnce(&mut [u8]) -> Result<(), String>,
+    flat: &FlatStore,
+) -> Result<Vec<u8>, String> {
+    let tail_at = tail_offset(prefix)?;
+    if prefix.len() != tail_at {
+        return Err(format!("a prefix of {} bytes, not {tail_at}", prefix.len()));
     }
-    let refs = &bytes[PREFIX..refs_end];
-    let inline_rows = &bytes[refs_end..inline_end];
-    let tail = &bytes[tail_at..];
+    let cols = ROW_BYTES;
+    let rows = u64_at(prefix, 16).ok_or("a cut header")? as usize;
+    let inline = u64_at(prefix, 24).ok_or("a cut header")? as usize;
+    let refs_end = PREFIX + 4 * rows;
+    let refs = &prefix[PREFIX..refs_end];
+    let inline_rows = &prefix[refs_end..refs_end + cols * inline];
+
+    let matrix_end = 8 + rows * cols;
+    let mut full = vec![0u8; matrix_end + tail_len];
+    full[..4].copy_from_slice(&(rows as u32).to_le_bytes());
+    full[4..8].copy_from_slice(&(cols as u32).to_le_bytes());
+    let (head, tail) = full.split_at_mut(matrix_end);
+    fill_tail(tail)?;
     // The keys in usearch's tapes must be the flat rows' keys: a graph
     // paired with another flat store is refused, never walked over the
     // wrong vectors.
     let keys = slot_keys(tail, rows)?;
-
-    let mut full = Vec::with_capacity(8 + rows * cols + tail.len());
-    full.extend_from_slice(&(rows as u32).to_le_bytes());
-    full.extend_from_slice(&(cols as u32).to_le_bytes());
-    for ((slot, r), key) in refs.chunks_exact(4).enumerate().zip(keys) {
+    let matrix = head[8..].chunks_exact_mut(cols);
+    for (((slot, r), key), out) in refs.chunks_exact(4).enumerate().zip(keys).zip(matrix) {
         let r = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
         if r & INLINE != 0 {
             let i = (r & !INLINE) as usize;
             let row = inline_rows
                 .get(i * cols..(i + 1) * cols)
                 .ok_or_else(|| format!("slot {slot} names inline row {i} of {inline}"))?;
-            full.extend_from_slice(row);
+            out.copy_from_slice(row);
         } else {
             let (stored, row) = flat.entry_at(r as usize).ok_or_else(|| {
                 format!(
@@ -194,9 +215,27 @@ pub(crate) fn expand(bytes: &[u8], flat: &FlatStore) -> Result<Vec<u8>, String> 
                     "slot {slot} is key {key}, but flat row {r} is key {stored}"
                 ));
             }
-            full.extend_from_slice(&row.0);
+            out.copy_from_slice(&row.0);
         }
     }
-    full.extend_from_slice(tail);
     Ok(full)
+}
+
+/// usearch's serialization again from a compact graph file's `bytes` (in
+/// memory) and the flat store saved with it.
+pub(crate) fn expand(bytes: &[u8], flat: &FlatStore) -> Result<Vec<u8>, String> {
+    let tail_at = tail_offset(bytes)?;
+    if bytes.len() < tail_at {
+        return Err(format!("{} bytes: cut before the graph", bytes.len()));
+    }
+    let (prefix, tail) = bytes.split_at(tail_at);
+    expand_with(
+        prefix,
+        tail.len(),
+        |out| {
+            out.copy_from_slice(tail);
+            Ok(())
+        },
+        flat,
+    )
 }

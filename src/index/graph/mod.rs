@@ -27,24 +27,53 @@ use super::flat::FlatStore;
 use super::hnsw::{Backing, GraphParams, Hnsw};
 use super::IndexError;
 
+/// Read `buf.len()` bytes at `offset` (no shared file position: racing
+/// readers of one file do not disturb each other).
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.seek_read(&mut buf[done..], offset + done as u64)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => done += n,
+        }
+    }
+    Ok(())
+}
+
 /// The checksum of graph file bytes.
 pub(crate) fn checksum(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
-/// A graph file, mapped read-only and checked against its saved length and
-/// checksum (older files without a checksum are checked by length only).
+/// A graph file, checked against its saved length and checksum (older
+/// files without a checksum are checked by length only) before usearch
+/// sees it. A file in usearch's form is mapped (usearch views it in place);
+/// a compact one is kept open and read once, into the form usearch reads.
+/// Either way the file is held from `open` on, so a writer that replaces
+/// or deletes it later (by rename) cannot pull it from under the reader.
 pub(crate) struct GraphFile {
     pub(crate) path: PathBuf,
-    map: Arc<Mmap>,
+    source: Source,
+    len: u64,
     sum: Option<u64>,
-    /// The file is compact (the format of the unit index says so).
-    compact: bool,
+}
+
+enum Source {
+    Mapped(Arc<Mmap>),
+    /// A compact file (the format of the unit index says so).
+    Compact(File),
 }
 
 impl GraphFile {
-    /// Map `path` and check its length (the checksum is checked by
-    /// [`GraphFile::verified`], when the bytes are first needed).
+    /// Open `path` and check its length (the checksum is checked when the
+    /// bytes are first needed).
     pub(crate) fn open(
         path: &Path,
         len: u64,
@@ -63,45 +92,80 @@ impl GraphFile {
                 why: format!("{actual} bytes, but {len} were saved"),
             });
         }
-        // SAFETY: the file is opened read-only and graph files are only
-        // ever replaced by rename, never modified in place, so the mapped
-        // bytes do not change under us (a replaced file stays mapped).
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let source = if compact {
+            Source::Compact(file)
+        } else {
+            // SAFETY: the file is opened read-only and graph files are only
+            // ever replaced by rename, never modified in place, so the
+            // mapped bytes do not change under us (a replaced file stays
+            // mapped).
+            let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+            Source::Mapped(Arc::new(map))
+        };
         Ok(GraphFile {
             path: path.to_path_buf(),
-            map: Arc::new(map),
+            source,
+            len,
             sum,
-            compact,
         })
     }
 
-    /// The bytes, once their checksum matches.
-    fn verified(&self) -> Result<&Arc<Mmap>, IndexError> {
-        if let Some(sum) = self.sum {
-            let actual = checksum(&self.map);
-            if actual != sum {
-                return Err(IndexError::Corrupt {
-                    path: self.path.clone(),
-                    why: format!(
-                        "checksum {actual:016x}, but {sum:016x} was saved: the graph file is \
-                         damaged (rebuild the index from its store)"
-                    ),
-                });
-            }
+    /// Compare a checksum with the saved one.
+    fn check(&self, actual: u64) -> Result<(), String> {
+        match self.sum {
+            Some(sum) if sum != actual => Err(format!(
+                "checksum {actual:016x}, but {sum:016x} was saved: the graph file is damaged \
+                 (rebuild the index from its store)"
+            )),
+            _ => Ok(()),
         }
-        Ok(&self.map)
     }
 
     /// The verified bytes as usearch reads them: the mapping itself, or
     /// for a compact file the form assembled from `flat`.
     fn usearch_bytes(&self, flat: &FlatStore) -> Result<Backing, IndexError> {
-        let map = self.verified()?;
-        if !self.compact {
-            return Ok(Backing::Map(Arc::clone(map)));
+        let file = match &self.source {
+            Source::Mapped(map) => {
+                self.check(checksum(map)).map_err(|why| self.corrupt(why))?;
+                return Ok(Backing::Map(Arc::clone(map)));
+            }
+            Source::Compact(file) => file,
+        };
+        let io = |source| IndexError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut head = [0u8; compact::PREFIX_HEAD];
+        read_at(file, &mut head, 0).map_err(io)?;
+        let tail_at = compact::tail_offset(&head).map_err(|why| self.corrupt(why))?;
+        let tail_len = usize::try_from(self.len)
+            .ok()
+            .and_then(|len| len.checked_sub(tail_at))
+            .ok_or_else(|| self.corrupt(format!("{} bytes: cut before the graph", self.len)))?;
+        let mut prefix = vec![0u8; tail_at];
+        read_at(file, &mut prefix, 0).map_err(io)?;
+        let mut failed_read = None;
+        let full = compact::expand_with(
+            &prefix,
+            tail_len,
+            |tail| {
+                read_at(file, tail, tail_at as u64).map_err(|e| {
+                    let why = e.to_string();
+                    failed_read = Some(e);
+                    why
+                })?;
+                let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+                h.update(&prefix);
+                h.update(tail);
+                self.check(h.digest())
+            },
+            flat,
+        );
+        match (full, failed_read) {
+            (_, Some(e)) => Err(io(e)),
+            (Ok(full), None) => Ok(Backing::Owned(full)),
+            (Err(why), None) => Err(self.corrupt(why)),
         }
-        compact::expand(map, flat)
-            .map(Backing::Owned)
-            .map_err(|why| self.corrupt(why))
     }
 
     /// Read the verified graph into RAM.
