@@ -1031,6 +1031,26 @@ ivdb_status ivdb_sharded_add(const ivdb_sharded *index,
                              ivdb_error **err);
 
 /**
+ * Add `n` vectors under keys the index chooses (iscc-usearch's
+ * `add(None, …)`; 64-bit keys only): counting up from the number of live
+ * keys, skipping every key live in any shard, so a generated key never
+ * collides with a stored one. The keys are written to `out_keys` (room
+ * for `n`), in order. `vectors` and `lengths` as `ivdb_sharded_add`;
+ * every vector is checked before anything is written.
+ *
+ * # Safety
+ * `index` is a live handle; `lengths` holds `n` lengths and `vectors`
+ * their sum of bytes; `out_keys` has room for `n` keys; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_sharded_add_generated(const ivdb_sharded *index,
+                                       const uint8_t *vectors,
+                                       const size_t *lengths,
+                                       size_t n,
+                                       uint64_t *out_keys,
+                                       ivdb_error **err);
+
+/**
  * Insert or replace: each vector becomes its key's only live copy (last
  * write wins, also within the batch); an identical vector is left alone.
  * Arguments as `ivdb_sharded_add`; `*out_written` (may be NULL) is how
@@ -1225,6 +1245,26 @@ ivdb_status ivdb_unit_add(const ivdb_unit *index,
                           size_t n,
                           size_t *out_added,
                           ivdb_error **err);
+
+/**
+ * Add `n` bodies under keys the index chooses (iscc-usearch's
+ * `add(None, …)`): counting up from the number of stored rows, skipping
+ * keys in use, so a generated key never collides with a stored one. The
+ * keys are written to `out_keys` (room for `n`), in order. `vectors` and
+ * `lengths` as `ivdb_unit_add`; every body is checked before anything is
+ * added.
+ *
+ * # Safety
+ * `index` is a live handle; `lengths` holds `n` lengths and `vectors`
+ * their sum of bytes; `out_keys` has room for `n` keys; `err` NULL or
+ * writable.
+ */
+ivdb_status ivdb_unit_add_generated(const ivdb_unit *index,
+                                    const uint8_t *vectors,
+                                    const size_t *lengths,
+                                    size_t n,
+                                    uint64_t *out_keys,
+                                    ivdb_error **err);
 
 /**
  * Insert or replace `n` bodies (last write wins, also within the batch).

@@ -1040,3 +1040,59 @@ fn reset_removes_every_key_durably_at_once() {
     assert_eq!(ro.len(), 0);
     assert!(matches!(ro.reset(), Err(ShardedError::ReadOnly)));
 }
+
+#[test]
+fn generated_keys_count_up_from_len_and_never_repeat_a_live_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ShardedIndex::create(dir.path(), small(8 << 10)).unwrap();
+    let mut seed = 41;
+    // Explicit keys ahead of the counter, in several sealed shards.
+    let explicit: Vec<u64> = (0..300).map(|k| k * 2).collect();
+    let bodies: Vec<Vec<u8>> = explicit.iter().map(|_| body(&mut seed)).collect();
+    assert_eq!(idx.add(&explicit, &bodies).unwrap(), 300);
+    assert!(idx.stats().view_shards > 2, "the test needs sealed shards");
+    let more: Vec<Vec<u8>> = (0..400).map(|_| body(&mut seed)).collect();
+    let keys = idx.add_generated(&more).unwrap();
+    // From len() = 300 upwards, skipping the even keys in use below 600.
+    let mut expected = Vec::new();
+    let mut next = 300u64;
+    while expected.len() < 400 {
+        if !(next < 600 && next.is_multiple_of(2)) {
+            expected.push(next);
+        }
+        next += 1;
+    }
+    assert_eq!(keys, expected);
+    for (k, b) in keys.iter().zip(&more) {
+        assert_eq!(idx.get(*k).unwrap().as_ref(), Some(b));
+    }
+    for (k, b) in explicit.iter().zip(&bodies) {
+        assert_eq!(
+            idx.get(*k).unwrap().as_ref(),
+            Some(b),
+            "explicit key {k} kept"
+        );
+    }
+    assert_eq!(idx.len(), 700);
+    // A removal makes len() a key in use: it is skipped, not reused.
+    assert!(idx.remove(&[0]).unwrap() == 1);
+    let one = idx.add_generated(&[body(&mut seed)]).unwrap();
+    assert!(one[0] >= 699 && idx.get(one[0]).unwrap().is_some());
+    assert_eq!(idx.len(), 700);
+    // A bad vector anywhere: nothing is written, the error says why.
+    let before = idx.len();
+    let err = idx
+        .add_generated(&[body(&mut seed), vec![0u8; 40]])
+        .unwrap_err();
+    assert!(
+        matches!(err, ShardedError::Vector { key: None, .. }),
+        "{err}"
+    );
+    assert_eq!(idx.len(), before);
+    // Survives a reopen: the keys stay where they were written.
+    idx.close().unwrap();
+    let back = ShardedIndex::open(dir.path()).unwrap();
+    for (k, b) in keys.iter().zip(&more) {
+        assert_eq!(back.get(*k).unwrap().as_ref(), Some(b));
+    }
+}

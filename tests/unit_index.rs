@@ -789,3 +789,41 @@ fn byte_granular_vectors_search_exactly_and_through_the_graph() {
         Err(IndexError::TooLong { bits: 72, .. })
     ));
 }
+
+#[test]
+fn generated_keys_count_up_from_len_and_skip_keys_in_use() {
+    let idx = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    let mut seed = 7;
+    assert_eq!(
+        idx.add_generated(&[random_body(&mut seed), random_body(&mut seed)])
+            .unwrap(),
+        [0, 1]
+    );
+    idx.add(3, &random_body(&mut seed)).unwrap();
+    // len() is 3, which is in use: 4, then 5.
+    assert_eq!(
+        idx.add_generated(&[random_body(&mut seed), random_body(&mut seed)])
+            .unwrap(),
+        [4, 5]
+    );
+    // After a removal len() is 4 again (in use): the generator skips it.
+    assert!(idx.remove(0).unwrap());
+    let bodies = [random_body(&mut seed)];
+    assert_eq!(idx.add_generated(&bodies).unwrap(), [6]);
+    assert_eq!(idx.get(6).as_deref(), Some(&bodies[0][..]));
+    assert_eq!(idx.len(), 5);
+    // Validated before anything is added.
+    let err = idx
+        .add_generated(&[random_body(&mut seed), vec![]])
+        .unwrap_err();
+    assert!(matches!(err, IndexError::Body { key: None, .. }), "{err}");
+    assert_eq!(idx.len(), 5);
+    // A read-only index refuses.
+    let dir = tempfile::tempdir().unwrap();
+    idx.save(dir.path().join("u.ivdb")).unwrap();
+    let view = UnitIndex::restore(dir.path().join("u.ivdb"), true).unwrap();
+    assert!(matches!(
+        view.add_generated(&[random_body(&mut seed)]),
+        Err(IndexError::ReadOnly)
+    ));
+}

@@ -129,6 +129,22 @@ pub(crate) fn opt_out_arg<T>(ptr: *mut T) -> Option<Out<T>> {
     NonNull::new(ptr).map(Out)
 }
 
+/// Caller storage for `n` results (NULL refused unless `n` is 0).
+pub(crate) fn out_slice_arg<'a, T>(
+    ptr: *mut T,
+    n: usize,
+    name: &str,
+) -> Result<&'a mut [T], Failure> {
+    if n == 0 {
+        return Ok(&mut []);
+    }
+    let ptr = NonNull::new(ptr).ok_or_else(|| Failure::null(name))?;
+    // SAFETY: non-NULL and, by every function's contract, writable and
+    // aligned storage for `n` values of `T` that nothing else touches
+    // during the call.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), n) })
+}
+
 /// A string handed to C (freed with `ivdb_free_string`).
 pub(crate) fn c_string(s: String) -> *mut c_char {
     CString::new(s.replace('\0', " "))

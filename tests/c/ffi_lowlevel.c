@@ -97,6 +97,13 @@ static void nphd_u64(const char *dir) {
     size_t len = 0;
     OK(ivdb_sharded_len(idx, &len, &e_));
     CHECK(len == N, "len %zu", len);
+    /* Generated keys start at len() = N, which is in use (keys 1..N): N + 1
+     * and N + 2; removed again so the checks below see keys 1..N. */
+    uint64_t gen[2] = {0, 0};
+    OK(ivdb_sharded_add_generated(idx, vectors, lengths, 2, gen, &e_));
+    CHECK(gen[0] == N + 1 && gen[1] == N + 2, "generated %llu %llu",
+          (unsigned long long)gen[0], (unsigned long long)gen[1]);
+    OK(ivdb_sharded_remove(idx, (const uint8_t *)gen, 2, NULL, &e_));
 
     /* count and get: a live key and a missing one. */
     uint64_t probe[2] = {7, 5000};
@@ -293,6 +300,11 @@ static void hamming_u128(const char *dir) {
     ivdb_error *err = NULL;
     ivdb_status st = ivdb_sharded_add(idx, &keys[0][0], five, &l5, 1, NULL, &err);
     expect_error(st, err, IVDB_INVALID_ISCC, "40 bits", "hamming length");
+    /* Keys are generated for 64-bit indexes only. */
+    uint64_t gen = 0;
+    err = NULL;
+    st = ivdb_sharded_add_generated(idx, &vecs[0][0], lengths, 1, &gen, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "64-bit keys", "u128 generated");
     OK(ivdb_sharded_close(idx, &e_));
     /* Reopened without saying which keys: as on disk. */
     idx = NULL;
@@ -329,6 +341,24 @@ static void unit_index(const char *dir) {
     st = ivdb_unit_add(idx, &k40, wide, &l32, 1, NULL, &err);
     expect_error(st, err, IVDB_INVALID_ISCC, "256", "too wide");
     size_t len = 0;
+    OK(ivdb_unit_len(idx, &len, &e_));
+    CHECK(len == 3, "len %zu", len);
+    /* Generated keys: from len() = 3 up, keys in use skipped; a bad vector
+     * anywhere adds nothing; NULL out_keys is refused. */
+    uint64_t gen[2] = {0, 0};
+    OK(ivdb_unit_add_generated(idx, vecs, lengths, 2, gen, &e_));
+    CHECK(gen[0] == 3 && gen[1] == 4, "generated %llu %llu", (unsigned long long)gen[0],
+          (unsigned long long)gen[1]);
+    size_t bad_lengths[2] = {8, 32};
+    uint8_t bad[40] = {0};
+    err = NULL;
+    st = ivdb_unit_add_generated(idx, bad, bad_lengths, 2, gen, &err);
+    expect_error(st, err, IVDB_INVALID_ISCC, "256", "generated, too wide");
+    err = NULL;
+    st = ivdb_unit_add_generated(idx, vecs, lengths, 1, NULL, &err);
+    expect_error(st, err, IVDB_INVALID_ARGUMENT, "out_keys", "generated, NULL out_keys");
+    uint64_t gone[2] = {3, 4};
+    OK(ivdb_unit_remove(idx, gone, 2, NULL, &e_));
     OK(ivdb_unit_len(idx, &len, &e_));
     CHECK(len == 3, "len %zu", len);
     /* The 128-bit code's first 64 bits find it at 0. */

@@ -91,7 +91,7 @@ def test_bad_input_is_refused_and_writes_nothing() -> None:
     with pytest.raises(TypeError, match="ndim"):
         NphdIndex(max_dim=64, ndim=72)
     with pytest.raises(ValueError, match="keys"):
-        idx.add(None, codes(1)[0])
+        idx.upsert(None, codes(1)[0])
     with pytest.raises(ValueError, match="unsigned"):
         idx.add(-3, codes(1)[0])
     with pytest.raises(ValueError, match="count"):
@@ -148,3 +148,21 @@ def test_a_buffer_in_memory_round_trips_and_damage_is_refused() -> None:
     with pytest.raises(IsccVdbError, match="truncated"):
         other.load(data[:-1])
     assert len(other) == 4, "a failed load leaves the contents as they were"
+
+
+def test_keys_none_generates_keys_that_never_collide() -> None:
+    idx = NphdIndex(max_dim=64)
+    assert idx.add(None, codes(1)[0]).tolist() == [0]
+    idx.add(100, codes(1, seed=4)[0])
+    got = idx.add(None, codes(2, seed=5))
+    assert got.dtype == np.uint64 and got.tolist() == [2, 3]
+    # After a removal len() names a stored key: skipped, never overwritten.
+    idx.remove(0)
+    stored = idx.get(3)
+    assert idx.add(None, codes(1, seed=6)[0]).tolist() == [4]
+    assert np.array_equal(idx.get(3), stored)
+    assert len(idx) == 4
+    # A bad vector anywhere: an error, nothing added.
+    with pytest.raises(InvalidIsccError):
+        idx.add(None, [codes(1)[0], np.zeros(9, dtype=np.uint8)])
+    assert len(idx) == 4

@@ -172,7 +172,7 @@ def test_bad_input_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
         with pytest.raises(TypeError, match="uint8"):
             idx.add(4, np.zeros(8, dtype=np.int64))
         with pytest.raises(ValueError, match="keys"):
-            idx.add(None, codes(1)[0])
+            idx.upsert(None, codes(1)[0])
         with pytest.raises(ValueError, match="unsigned"):
             idx.add(-1, codes(1)[0])
         with pytest.raises(ValueError, match="2 keys for 1 vectors"):
@@ -251,3 +251,18 @@ def test_lazy_views_repr_and_reference_errors(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="read-only"):
         ro.remove(1)
     ro.close()
+
+
+def test_keys_none_generates_keys_unused_in_every_shard(tmp_path: Path) -> None:
+    with ShardedNphdIndex(max_dim=64, path=tmp_path / "g", shard_size=1) as idx:
+        idx.add([1, 2, 3], codes(3))
+        got = idx.add(None, codes(3, seed=2))
+        # From len() = 3 up: 3 is live in a sealed shard, so 4, 5, 6.
+        assert got.dtype == np.uint64 and got.tolist() == [4, 5, 6]
+        assert np.array_equal(idx.get(3), codes(3)[2])
+        assert len(idx) == 6
+    with (
+        ShardedNphdIndex128(max_dim=64, path=tmp_path / "w") as wide,
+        pytest.raises(ValueError, match="requires explicit keys"),
+    ):
+        wide.add(None, codes(1)[0])

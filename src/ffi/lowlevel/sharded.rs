@@ -14,7 +14,7 @@ use std::path::Path;
 use super::buffers::{hits, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg, write_counts, CKey};
 use super::options::{ivdb_search_options, open_options, search_options};
 use crate::ffi::boundary::{
-    c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
+    c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, out_slice_arg, str_arg, Failure,
 };
 use crate::ffi::index::to_json;
 use crate::ffi::status::*;
@@ -195,6 +195,42 @@ pub unsafe extern "C" fn ivdb_sharded_add(
         if let Some(out) = opt_out_arg(out_added) {
             out.write(added);
         }
+        Ok(())
+    })
+}
+
+/// Add `n` vectors under keys the index chooses (iscc-usearch's
+/// `add(None, …)`; 64-bit keys only): counting up from the number of live
+/// keys, skipping every key live in any shard, so a generated key never
+/// collides with a stored one. The keys are written to `out_keys` (room
+/// for `n`), in order. `vectors` and `lengths` as `ivdb_sharded_add`;
+/// every vector is checked before anything is written.
+///
+/// # Safety
+/// `index` is a live handle; `lengths` holds `n` lengths and `vectors`
+/// their sum of bytes; `out_keys` has room for `n` keys; `err` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_sharded_add_generated(
+    index: *const ivdb_sharded,
+    vectors: *const u8,
+    lengths: *const usize,
+    n: usize,
+    out_keys: *mut u64,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let h = handle(index)?;
+        let Keys::U64(i) = &h.inner else {
+            return Err(Failure::new(
+                IVDB_INVALID_ARGUMENT,
+                "key generation needs 64-bit keys: this index has 128-bit keys",
+            ));
+        };
+        let vectors = vectors_arg(vectors, lengths, n, "vectors")?;
+        let out = out_slice_arg(out_keys, n, "out_keys")?;
+        let keys = i.add_generated(&vectors)?;
+        out.copy_from_slice(&keys);
         Ok(())
     })
 }

@@ -12,7 +12,7 @@ use super::buffers::{
 };
 use super::options::{ivdb_search_options, search_options, unit_options};
 use crate::ffi::boundary::{
-    c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
+    c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, out_slice_arg, str_arg, Failure,
 };
 use crate::ffi::index::to_json;
 use crate::ffi::status::*;
@@ -129,6 +129,36 @@ pub unsafe extern "C" fn ivdb_unit_add(
         if let Some(out) = opt_out_arg(out_added) {
             out.write(added);
         }
+        Ok(())
+    })
+}
+
+/// Add `n` bodies under keys the index chooses (iscc-usearch's
+/// `add(None, …)`): counting up from the number of stored rows, skipping
+/// keys in use, so a generated key never collides with a stored one. The
+/// keys are written to `out_keys` (room for `n`), in order. `vectors` and
+/// `lengths` as `ivdb_unit_add`; every body is checked before anything is
+/// added.
+///
+/// # Safety
+/// `index` is a live handle; `lengths` holds `n` lengths and `vectors`
+/// their sum of bytes; `out_keys` has room for `n` keys; `err` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_unit_add_generated(
+    index: *const ivdb_unit,
+    vectors: *const u8,
+    lengths: *const usize,
+    n: usize,
+    out_keys: *mut u64,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let i = handle(index)?;
+        let vectors = vectors_arg(vectors, lengths, n, "vectors")?;
+        let out = out_slice_arg(out_keys, n, "out_keys")?;
+        let keys = i.add_generated(&vectors)?;
+        out.copy_from_slice(&keys);
         Ok(())
     })
 }

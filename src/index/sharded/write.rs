@@ -38,6 +38,19 @@ impl<K: ShardKey> ShardedIndex<K> {
         self.write_batch(keys, vectors, Mode::Upsert)
     }
 
+    /// A vector checked against the index's vector kind, as stored.
+    fn body(&self, key: Option<u128>, vector: &[u8]) -> Result<Vec<u8>, ShardedError> {
+        let kind = self.inner.kind;
+        self.inner
+            .options
+            .vectors
+            .body(vector)
+            .map_err(|why| ShardedError::Vector {
+                key: key.map(|k| key_text(kind, k)),
+                why,
+            })
+    }
+
     fn write_batch<B: AsRef<[u8]>>(
         &self,
         keys: &[K],
@@ -52,15 +65,10 @@ impl<K: ShardKey> ShardedIndex<K> {
             });
         }
         let kind = self.inner.kind;
-        let vk = self.inner.options.vectors;
         let mut items: Vec<(u128, Vec<u8>)> = Vec::with_capacity(keys.len());
         for (k, v) in keys.iter().zip(vectors) {
             let key = k.to_u128();
-            let body = vk.body(v.as_ref()).map_err(|why| ShardedError::Vector {
-                key: Some(key_text(kind, key)),
-                why,
-            })?;
-            items.push((key, body));
+            items.push((key, self.body(Some(key), v.as_ref())?));
         }
         // One occurrence per key: the first (add) or the last (upsert).
         let mut seen = HashSet::with_capacity(items.len());
@@ -100,10 +108,16 @@ impl<K: ShardKey> ShardedIndex<K> {
                 })
                 .collect()
         };
+        self.write_fresh(&fresh)
+    }
+
+    /// Write decided rows (under the writer lock), rotating as shards
+    /// fill. Returns how many were written.
+    fn write_fresh(&self, fresh: &[Fresh]) -> Result<usize, ShardedError> {
         let written = fresh.len();
         // An upsert replacing a live key is a removal and an add.
         let changes = written + fresh.iter().filter(|f| f.hide).count();
-        let mut rest = &fresh[..];
+        let mut rest = fresh;
         while !rest.is_empty() {
             let room = self.room()?;
             if room == 0 {
@@ -255,5 +269,52 @@ impl<K: ShardKey> ShardedIndex<K> {
             .dirty
             .fetch_add(removed as u64, Ordering::Relaxed);
         Ok(removed)
+    }
+}
+
+impl ShardedIndex<u64> {
+    /// Add vectors under keys the index chooses (iscc-usearch's
+    /// `add(None, …)`): counting up from the number of live keys and
+    /// skipping every key live in any shard, so a generated key never
+    /// collides with a stored one (the reference takes the active shard's
+    /// size, which repeats keys of sealed shards and keys added explicitly).
+    /// Every vector is validated before anything is written. Returns the
+    /// keys, one per vector, in order.
+    pub fn add_generated<B: AsRef<[u8]>>(&self, vectors: &[B]) -> Result<Vec<u64>, ShardedError> {
+        self.check_writable()?;
+        let bodies = vectors
+            .iter()
+            .map(|v| self.body(None, v.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let _w = lock(&self.inner.writer);
+        self.check_writable()?;
+        self.promote_active()?;
+        let kind = self.inner.kind;
+        // Writers are serialised by the lock held here: the count and the
+        // live keys cannot change until the rows are in.
+        let mut next = self.len() as u128;
+        let fresh: Vec<Fresh> = {
+            let st = self.read();
+            let mut fresh = Vec::with_capacity(bodies.len());
+            for body in bodies {
+                while st.locate(kind, next).is_some() {
+                    next += 1;
+                }
+                if next > u128::from(u64::MAX) {
+                    return Err(ShardedError::Option(
+                        "no free key left to generate (every key up to 2**64 - 1 is in use)".into(),
+                    ));
+                }
+                fresh.push(Fresh {
+                    key: next,
+                    body,
+                    hide: false,
+                });
+                next += 1;
+            }
+            fresh
+        };
+        self.write_fresh(&fresh)?;
+        Ok(fresh.iter().map(|f| f.key as u64).collect())
     }
 }

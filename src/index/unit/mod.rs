@@ -304,6 +304,40 @@ impl UnitIndex {
         Ok(added)
     }
 
+    /// Add a batch under keys the index chooses (iscc-usearch's
+    /// `add(None, …)`): counting up from the number of stored rows and
+    /// skipping keys in use, so a generated key never collides with a
+    /// stored one (usearch's rule, keys from the current size, does after a
+    /// removal). Every body is validated before anything is added. Returns
+    /// the keys, one per body, in order.
+    pub fn add_generated<B: AsRef<[u8]> + Sync>(
+        &self,
+        bodies: &[B],
+    ) -> Result<Vec<u64>, IndexError> {
+        self.trial_first(bodies.len());
+        let mut state = self.writable()?;
+        let max_dim = state.options.max_dim;
+        let rows = bodies
+            .iter()
+            .map(|b| row_of(None, b.as_ref(), max_dim))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut next = state.flat.len() as u128;
+        let mut fresh = Vec::with_capacity(rows.len());
+        for row in rows {
+            while next <= u128::from(u64::MAX) && state.flat.contains(next as u64) {
+                next += 1;
+            }
+            let key = u64::try_from(next).map_err(|_| {
+                IndexError::Option("no free key left to generate (every key is in use)".into())
+            })?;
+            fresh.push((key, row));
+            next += 1;
+        }
+        let added = Self::insert(&mut state, &fresh)?;
+        self.dirty.fetch_add(added as u64, Ordering::Relaxed);
+        Ok(fresh.into_iter().map(|(k, _)| k).collect())
+    }
+
     /// Insert or replace one body (last write wins).
     pub fn upsert(&self, key: u64, body: &[u8]) -> Result<(), IndexError> {
         self.upsert_batch(&[key], &[body])

@@ -231,3 +231,18 @@ def u64_keys(keys: Any) -> tuple[bool, NDArray[np.uint64]]:
         return single, np.ascontiguousarray(arr, dtype=np.uint64).reshape(-1)
     except OverflowError:
         raise ValueError("keys must be unsigned 64-bit integers") from None
+
+
+def add_generated(handle: Any, fn: Any, vectors: Any) -> NDArray[np.uint64]:
+    """Add `vectors` through `fn` (an `ivdb_*_add_generated`): the keys the
+    index chose, in order."""
+    _, data, lengths = packed(vectors, "vectors")
+    keys = np.zeros(len(lengths), dtype=np.uint64)
+    handle.call(
+        fn,
+        data,
+        lengths.ctypes.data,
+        len(lengths),
+        keys.ctypes.data_as(ctypes.POINTER(ctypes.c_uint64)),
+    )
+    return keys

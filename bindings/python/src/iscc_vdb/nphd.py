@@ -8,7 +8,9 @@ iscc-usearch. Where we differ on purpose: a vector is never truncated
 (longer than ``max_dim / 8`` bytes is an ``InvalidIsccError``), ``add``
 skips keys already stored (one vector per key; ``upsert`` replaces), a
 viewed index refuses writes with ``ReadOnlyError`` (a ``RuntimeError``), and
-keys are never generated.
+``add(None, …)`` generates keys that never collide with stored ones (from
+``len()`` up, skipping keys in use; iscc-usearch's keys from the current size
+repeat a stored key after a removal).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ._handle import Closable, Handle, check, encode_json
 from ._vectors import (
     BatchMatches,
     Matches,
+    add_generated,
     address,
     packed,
     search_options,
@@ -182,7 +185,13 @@ class NphdIndex(Closable):
 
     def add(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
         """Add vectors under keys not stored yet (others are skipped);
-        returns the keys given, as a ``uint64`` array (one key: shape 1)."""
+        returns the keys given, as a ``uint64`` array (one key: shape 1).
+
+        ``keys=None`` lets the index choose them: counting up from ``len()``
+        and skipping keys in use (iscc-usearch takes the current size, which
+        repeats a stored key after a removal); returns the chosen keys."""
+        if keys is None:
+            return add_generated(self._h, C.unit_add_generated, vectors)
         _, karr = self._write(C.unit_add, keys, vectors, ctypes.c_size_t())
         return karr
 

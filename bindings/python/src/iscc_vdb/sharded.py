@@ -15,6 +15,9 @@ names and call shapes, over the library's ``ivdb_sharded`` handle.
   common prefix of bytes, as in the reference;
 * ``add`` is first-write-wins across every shard, as ``add_once`` (the
   reference's ``add`` checks only its active shard and leaves duplicates);
+* ``add(None, …)`` (64-bit keys) generates keys live in no shard, counting
+  up from ``len()`` (the reference takes its active shard's size, which
+  repeats keys of sealed shards);
 * a removed key stays removed (no resurrection after upsert + remove), and
   ``len`` is exact without ``compact``;
 * rotated shards are visible to reads at once; a writer holds a lock on the
@@ -40,6 +43,7 @@ from ._handle import Closable, Handle, check, encode_json
 from ._vectors import (
     BatchMatches,
     Matches,
+    add_generated,
     packed,
     search_options,
     take_hits,
@@ -204,7 +208,14 @@ class ShardedIndex(Closable):
     def add(self, keys: Any, vectors: Any, **_ignored: Any) -> Any:
         """Add vectors under keys not live anywhere in the index (first
         write wins, across every shard); returns the keys given, as an array
-        (one key: shape 1), as iscc-usearch does."""
+        (one key: shape 1), as iscc-usearch does.
+
+        ``keys=None`` (64-bit keys only) lets the index choose them:
+        counting up from ``len()`` and skipping keys live in any shard
+        (iscc-usearch takes the active shard's size, which repeats keys of
+        sealed shards); returns the chosen keys."""
+        if keys is None and self._key_dtype == np.dtype(np.uint64):
+            return add_generated(self._h, C.sharded_add_generated, vectors)
         _, karr, _ = self._write(C.sharded_add, keys, vectors)
         return karr
 
