@@ -8,7 +8,7 @@
 //! one length per vector. Results the library allocates ([`ivdb_hits`],
 //! [`ivdb_rows`]) are released whole by their free function.
 
-use crate::ffi::boundary::Failure;
+use crate::ffi::boundary::{out_slice_arg, Failure};
 use crate::ffi::status::IVDB_INVALID_ARGUMENT;
 use crate::index::{SearchCounters, ShardKey};
 
@@ -78,6 +78,25 @@ pub(crate) fn vectors_arg<'a>(
     name: &str,
 ) -> Result<Vec<&'a [u8]>, Failure> {
     packed_arg(data, lengths, n, name, false)
+}
+
+/// Add the `n` vectors packed at `vectors` under keys `add` generates and
+/// write those keys to `out_keys` (room for `n`): the body of both
+/// `ivdb_*_add_generated`.
+pub(crate) fn add_generated<E>(
+    vectors: *const u8,
+    lengths: *const usize,
+    n: usize,
+    out_keys: *mut u64,
+    add: impl FnOnce(&[&[u8]]) -> Result<Vec<u64>, E>,
+) -> Result<(), Failure>
+where
+    Failure: From<E>,
+{
+    let vectors = vectors_arg(vectors, lengths, n, "vectors")?;
+    let out = out_slice_arg(out_keys, n, "out_keys")?;
+    out.copy_from_slice(&add(&vectors)?);
+    Ok(())
 }
 
 /// The `n` byte strings packed at `data`, `lengths[i]` bytes each (empty

@@ -11,10 +11,12 @@
 use std::ffi::c_char;
 use std::path::Path;
 
-use super::buffers::{hits, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg, write_counts, CKey};
+use super::buffers::{
+    add_generated, hits, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg, write_counts, CKey,
+};
 use super::options::{ivdb_search_options, open_options, search_options};
 use crate::ffi::boundary::{
-    c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, out_slice_arg, str_arg, Failure,
+    c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
 };
 use crate::ffi::index::to_json;
 use crate::ffi::status::*;
@@ -227,11 +229,7 @@ pub unsafe extern "C" fn ivdb_sharded_add_generated(
                 "key generation needs 64-bit keys: this index has 128-bit keys",
             ));
         };
-        let vectors = vectors_arg(vectors, lengths, n, "vectors")?;
-        let out = out_slice_arg(out_keys, n, "out_keys")?;
-        let keys = i.add_generated(&vectors)?;
-        out.copy_from_slice(&keys);
-        Ok(())
+        add_generated(vectors, lengths, n, out_keys, |v| i.add_generated(v))
     })
 }
 

@@ -7,12 +7,12 @@
 use std::ffi::c_char;
 
 use super::buffers::{
-    buffer, bytes_arg, hits, ivdb_buffer, ivdb_hits, ivdb_rows, keys_arg, rows, vectors_arg,
-    write_counts,
+    add_generated, buffer, bytes_arg, hits, ivdb_buffer, ivdb_hits, ivdb_rows, keys_arg, rows,
+    vectors_arg, write_counts,
 };
 use super::options::{ivdb_search_options, search_options, unit_options};
 use crate::ffi::boundary::{
-    c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, out_slice_arg, str_arg, Failure,
+    c_string, guard, ivdb_error, opt_out_arg, opt_str_arg, out_arg, str_arg, Failure,
 };
 use crate::ffi::index::to_json;
 use crate::ffi::status::*;
@@ -155,11 +155,7 @@ pub unsafe extern "C" fn ivdb_unit_add_generated(
 ) -> ivdb_status {
     guard(err, || {
         let i = handle(index)?;
-        let vectors = vectors_arg(vectors, lengths, n, "vectors")?;
-        let out = out_slice_arg(out_keys, n, "out_keys")?;
-        let keys = i.add_generated(&vectors)?;
-        out.copy_from_slice(&keys);
-        Ok(())
+        add_generated(vectors, lengths, n, out_keys, |v| i.add_generated(v))
     })
 }
 
