@@ -89,6 +89,17 @@ impl Group {
     pub(crate) fn len(&self) -> usize {
         self.keys.as_slice().len()
     }
+
+    /// Row `i` (in bounds) as stored: its words, little-endian.
+    #[inline]
+    fn row(&self, i: usize) -> Row {
+        let mut row = Row([0; ROW_BYTES]);
+        row.0[0] = (8 * self.cols.len()) as u8;
+        for (w, col) in self.cols.iter().enumerate() {
+            row.0[1 + 8 * w..9 + 8 * w].copy_from_slice(&col.as_slice()[i].to_le_bytes());
+        }
+        row
+    }
 }
 
 /// One search hit: distance, then key (the order of results).
@@ -246,12 +257,7 @@ impl FlatStore {
         if g == ODD {
             return self.odd.rows.get(i as usize).copied();
         }
-        let group = &self.groups[usize::from(g)];
-        let mut body = Vec::with_capacity(32);
-        for col in &group.cols {
-            body.extend_from_slice(&col.as_slice()[i as usize].to_le_bytes());
-        }
-        Row::new(&body).ok()
+        Some(self.groups[usize::from(g)].row(i as usize))
     }
 
     /// The place of a key's row in group order (the order of
@@ -272,12 +278,7 @@ impl FlatStore {
         for group in &self.groups {
             let n = group.len();
             if pos < n {
-                let mut row = Row([0; ROW_BYTES]);
-                row.0[0] = (8 * group.cols.len()) as u8;
-                for (w, col) in group.cols.iter().enumerate() {
-                    row.0[1 + 8 * w..9 + 8 * w].copy_from_slice(&col.as_slice()[pos].to_le_bytes());
-                }
-                return Some((group.keys.as_slice()[pos], row));
+                return Some((group.keys.as_slice()[pos], group.row(pos)));
             }
             pos -= n;
         }
@@ -340,17 +341,10 @@ impl FlatStore {
         let mut out = Vec::with_capacity(self.len() / step + 1);
         let mut skip = 0;
         for group in &self.groups {
-            let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
             let keys = group.keys.as_slice();
             let mut i = skip;
             while i < keys.len() {
-                let mut body = [0u8; 32];
-                for (w, col) in cols.iter().enumerate() {
-                    body[8 * w..8 * w + 8].copy_from_slice(&col[i].to_le_bytes());
-                }
-                if let Ok(row) = Row::new(&body[..8 * cols.len()]) {
-                    out.push((keys[i], row));
-                }
+                out.push((keys[i], group.row(i)));
                 i += step;
             }
             // Carry the stride across groups.
@@ -376,17 +370,11 @@ impl FlatStore {
                 skip -= len;
                 continue;
             }
-            let keys = group.keys.as_slice();
-            let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
-            for i in skip..len {
+            for (i, key) in group.keys.as_slice().iter().enumerate().skip(skip) {
                 if out.len() == n {
                     return out;
                 }
-                let mut body = Vec::with_capacity(8 * cols.len());
-                for col in &cols {
-                    body.extend_from_slice(&col[i].to_le_bytes());
-                }
-                out.push((keys[i], body));
+                out.push((*key, group.row(i).body().to_vec()));
             }
             skip = 0;
         }
