@@ -10,7 +10,7 @@
 //! reaches disk goes through the store or a durable rename), so taking the
 //! guard of a poisoned lock is sound.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, RwLockReadGuard, RwLockWriteGuard};
 
 mod rwlock;
 pub(crate) use rwlock::{ReadGuard, RwLock, WriteGuard};
@@ -20,6 +20,20 @@ pub(crate) use rwlock::{ReadGuard, RwLock, WriteGuard};
 /// the work its holder waits for: see [`rwlock`]).
 pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// [`std::sync::RwLock::read`], recovering the guard of a poisoned lock. Hold it only
+/// for a short sequential section: never across parallel work (a pool
+/// thread waiting for it could be the work its holder waits for, and std's
+/// lock queues readers behind a waiting writer).
+pub(crate) fn read_lock<T: ?Sized>(l: &std::sync::RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// [`std::sync::RwLock::write`], recovering the guard of a poisoned lock; the same
+/// rule as [`read_lock`].
+pub(crate) fn write_lock<T: ?Sized>(l: &std::sync::RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// [`Condvar::wait`], recovering the guard of a poisoned mutex.

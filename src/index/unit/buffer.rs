@@ -17,7 +17,8 @@ impl UnitIndex {
     /// The whole index as one buffer (see the module docs); the dirty count
     /// is left as it is (nothing was written anywhere).
     pub fn to_bytes(&self) -> Result<Vec<u8>, IndexError> {
-        let state = self.read();
+        let writer = super::state::Writer::new(self);
+        let state = writer.state();
         let graph = SavedGraph::of(&state)?;
         let mut out = Vec::new();
         Self::write_main(&mut out, &state, &graph).map_err(|source| IndexError::Io {
@@ -72,13 +73,13 @@ impl UnitIndex {
                 hnsw.size()
             )));
         }
-        Ok(UnitIndex::from_state(State {
-            graph: Graph::Ready(hnsw),
+        Ok(UnitIndex::from_state(State::new(
+            Graph::Ready(hnsw),
             flat,
-            options: header.options,
-            read_only: false,
-            deferred: header.deferred,
-        }))
+            header.options,
+            false,
+            header.deferred,
+        )))
     }
 }
 

@@ -52,7 +52,11 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 fn a_compact_graph_expands_to_the_bytes_usearch_wrote() {
     let index = churned();
     let state = index.read();
-    let full = state.graph.get(&state.flat).unwrap().to_bytes().unwrap();
+    let full = state
+        .graph
+        .with(&state.flat, |g| g.to_bytes())
+        .unwrap()
+        .unwrap();
     let c = compact(&full, &state.flat).unwrap();
     let file = [&c.prefix[..], c.tail].concat();
     let slots = u64_at(&file, 16) as usize;
@@ -79,7 +83,11 @@ fn a_compact_graph_expands_to_the_bytes_usearch_wrote() {
 fn a_compact_graph_refuses_another_flat_store_and_damage() {
     let index = churned();
     let state = index.read();
-    let full = state.graph.get(&state.flat).unwrap().to_bytes().unwrap();
+    let full = state
+        .graph
+        .with(&state.flat, |g| g.to_bytes())
+        .unwrap()
+        .unwrap();
     let c = compact(&full, &state.flat).unwrap();
     let file = [&c.prefix[..], c.tail].concat();
 
@@ -142,7 +150,10 @@ fn saved_graphs_are_compact_and_files_of_the_older_forms_still_open() {
     assert_eq!(std::fs::read(&path).unwrap()[8..12], 3u32.to_le_bytes());
     let full_len = {
         let state = index.read();
-        state.graph.get(&state.flat).unwrap().serialized_length()
+        state
+            .graph
+            .with(&state.flat, |g| g.serialized_length())
+            .unwrap()
     };
     assert!(
         graph.len() + 20 * 500 < full_len,

@@ -17,6 +17,7 @@ use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
 use super::error::io_err;
+use super::state::Writer;
 use super::{IndexError, State, UnitIndex, UnitIndexOptions};
 use crate::index::durable;
 use crate::index::flat::{FlatStore, Group, Words};
@@ -91,9 +92,11 @@ pub(super) struct SavedGraph {
 
 impl SavedGraph {
     pub(super) fn of(state: &State) -> Result<SavedGraph, IndexError> {
-        let hnsw = state.graph.get(&state.flat)?;
-        let full = hnsw.to_bytes().map_err(IndexError::Native)?;
-        let compact = if hnsw.size() > 0 {
+        let (full, size) = state
+            .graph
+            .with(&state.flat, |g| (g.to_bytes(), g.size()))?;
+        let full = full.map_err(IndexError::Native)?;
+        let compact = if size > 0 {
             crate::index::graph::compact(&full, &state.flat)
                 .ok()
                 .map(|c| (c.prefix, full.len() - c.tail.len()))
@@ -108,8 +111,7 @@ impl SavedGraph {
     pub(super) fn usearch_form(state: &State) -> Result<SavedGraph, IndexError> {
         let full = state
             .graph
-            .get(&state.flat)?
-            .to_bytes()
+            .with(&state.flat, crate::index::hnsw::Hnsw::to_bytes)?
             .map_err(IndexError::Native)?;
         Ok(SavedGraph {
             full,
@@ -146,7 +148,10 @@ impl UnitIndex {
     /// Save to `path` and `path.hnsw` (atomic replace, fsync'd); resets `dirty`.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let path = path.as_ref();
-        let state = self.read();
+        // The writer's turn: the graph then holds exactly the state's rows
+        // (a compact graph names them), and `dirty` counts what came after.
+        let writer = Writer::new(self);
+        let state = writer.state();
         let graph = graph_path(path);
         let saved = SavedGraph::of(&state)?;
         let graph_tmp = durable::write_beside(&graph, |f| {
@@ -361,19 +366,19 @@ impl UnitIndex {
             }
             Graph::Ready(hnsw)
         };
-        Ok(State {
+        Ok(State::new(
             graph,
             flat,
-            options: header.options,
-            read_only: view,
-            deferred: header.deferred,
-        })
+            header.options,
+            view,
+            header.deferred,
+        ))
     }
 
     /// Replace this index with the one saved at `path`, read into RAM.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let state = Self::open_file(path.as_ref(), false)?;
-        *self.write() = state;
+        Writer::new(self).publish(state);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -382,7 +387,7 @@ impl UnitIndex {
     /// read-only (writes then return [`IndexError::ReadOnly`]).
     pub fn view(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let state = Self::open_file(path.as_ref(), true)?;
-        *self.write() = state;
+        Writer::new(self).publish(state);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -395,21 +400,21 @@ impl UnitIndex {
 
     /// A deep, writable copy in RAM (dirty 0).
     pub fn copy(&self) -> Result<UnitIndex, IndexError> {
-        let state = self.read();
-        let mut flat = state.flat.clone();
+        let writer = Writer::new(self);
+        let state = writer.state();
+        let mut flat = FlatStore::clone(&state.flat);
         flat.make_owned();
         let hnsw = state
             .graph
-            .get(&state.flat)?
-            .copy()
+            .with(&state.flat, crate::index::hnsw::Hnsw::copy)?
             .map_err(IndexError::Native)?;
-        Ok(UnitIndex::from_state(State {
-            graph: Graph::Ready(hnsw),
+        Ok(UnitIndex::from_state(State::new(
+            Graph::Ready(hnsw),
             flat,
-            options: state.options,
-            read_only: false,
-            deferred: state.deferred,
-        }))
+            state.options,
+            false,
+            state.deferred,
+        )))
     }
 }
 

@@ -3,11 +3,12 @@
 //! flat store for exact search, `get` and iteration.
 //!
 //! Concurrency: the index is `Send + Sync`. Searches, `get` and `contains`
-//! run in parallel under a shared lock (each HNSW search takes one of
-//! usearch's thread slots through a semaphore); writes take the exclusive
-//! lock, grow capacity as needed and add a batch to the graph on several
-//! threads. A search with its own `expansion_search` also takes the
-//! exclusive lock, since usearch keeps that setting per index.
+//! read a snapshot of the index and hold no lock while they run (see
+//! `state.rs`); writers take turns, add a batch to the graph on several
+//! threads beside the searches and publish the next snapshot in one swap.
+//! Each HNSW search or insertion takes one of usearch's thread slots
+//! through a semaphore. A search with its own `expansion_search` has the
+//! graph alone for its walk (usearch keeps that setting per index).
 //!
 //! Duplicate keys: `add` skips a key that is already stored (and later
 //! repeats of a key within one batch), as iscc-usearch does, and reports how
@@ -29,8 +30,10 @@
 //!
 //! Files of this module: `error.rs` (what can go wrong), `options.rs`
 //! (parameters and figures), `slots.rs` (the thread-slot semaphore),
-//! `search.rs` (exact and graph search), `file.rs` (the on-disk format).
-//! Lock order: `state` before a thread slot; never the other way round.
+//! `search.rs` (exact and graph search), `file.rs` (the on-disk format),
+//! `state.rs` (snapshots, the graph's lock and the writer's turn).
+//! Lock order: the writer's turn, then the swap lock or a thread slot, then
+//! the graph's lock; never the other way round.
 
 mod buffer;
 #[cfg(test)]
@@ -41,6 +44,7 @@ mod options;
 mod paths;
 mod search;
 mod slots;
+mod state;
 
 pub use error::IndexError;
 pub use file::graph_path;
@@ -48,27 +52,24 @@ pub(crate) use options::check_max_dim;
 pub use options::{ExactThreshold, SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT};
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::flat::{FlatStore, Hit};
 use super::graph::Graph;
 use super::hnsw::Hnsw;
 use crate::metric::scan::Kernel;
 use crate::metric::Row;
-use crate::sync::{ReadGuard, RwLock, WriteGuard};
+use crate::sync::read_lock;
 use slots::Slots;
-
-struct State {
-    graph: Graph,
-    flat: FlatStore,
-    options: UnitIndexOptions,
-    read_only: bool,
-    /// No graph yet (see the module docs): the graph holds no rows.
-    deferred: bool,
-}
+use state::{GraphCell, State, Writer};
 
 /// One NPHD similarity index of unit bodies; see the module docs.
 pub struct UnitIndex {
-    state: RwLock<State>,
+    /// The published snapshot; its lock is held only to clone or replace
+    /// the `Arc` (see `state.rs`).
+    current: std::sync::RwLock<Arc<State>>,
+    /// Writers take turns on it; searches never do.
+    writer: Mutex<()>,
     slots: Slots,
     dirty: AtomicU64,
     kernel: Kernel,
@@ -113,18 +114,19 @@ impl UnitIndex {
     pub fn new(options: UnitIndexOptions) -> Result<UnitIndex, IndexError> {
         options.validate()?;
         let hnsw = Hnsw::new(options.graph()).map_err(IndexError::Native)?;
-        Ok(UnitIndex::from_state(State {
-            graph: Graph::Ready(hnsw),
-            flat: FlatStore::default(),
+        Ok(UnitIndex::from_state(State::new(
+            Graph::Ready(hnsw),
+            FlatStore::default(),
             options,
-            read_only: false,
-            deferred: options.exact_threshold != ExactThreshold::Rows(0),
-        }))
+            false,
+            options.exact_threshold != ExactThreshold::Rows(0),
+        )))
     }
 
     fn from_state(state: State) -> UnitIndex {
         UnitIndex {
-            state: RwLock::new(state),
+            current: std::sync::RwLock::new(Arc::new(state)),
+            writer: Mutex::new(()),
             slots: Slots::new(Hnsw::THREAD_SLOTS),
             dirty: AtomicU64::new(0),
             kernel: Kernel::detect(),
@@ -132,20 +134,18 @@ impl UnitIndex {
         }
     }
 
-    fn read(&self) -> ReadGuard<'_, State> {
-        self.state.read()
+    /// The current snapshot (see `state.rs`): hold it, not a lock.
+    fn read(&self) -> Arc<State> {
+        Arc::clone(&read_lock(&self.current))
     }
 
-    fn write(&self) -> WriteGuard<'_, State> {
-        self.state.write()
-    }
-
-    fn writable(&self) -> Result<WriteGuard<'_, State>, IndexError> {
-        let state = self.write();
-        if state.read_only {
+    /// The writer's turn, refused on a read-only view.
+    fn writable(&self) -> Result<Writer<'_>, IndexError> {
+        let writer = Writer::new(self);
+        if writer.state().read_only {
             return Err(IndexError::ReadOnly);
         }
-        Ok(state)
+        Ok(writer)
     }
 
     /// The parameters.
@@ -160,9 +160,9 @@ impl UnitIndex {
                 "expansion_search must be at least 1".into(),
             ));
         }
-        let mut state = self.write();
-        state.options.expansion_search = n;
-        state.graph.set_expansion_search(n);
+        let mut writer = Writer::new(self);
+        writer.state().graph.set_expansion_search(n);
+        writer.edit(0, |state| state.options.expansion_search = n);
         Ok(())
     }
 
@@ -172,10 +172,13 @@ impl UnitIndex {
         &self,
         threshold: impl Into<ExactThreshold>,
     ) -> Result<(), IndexError> {
-        let mut state = self.write();
-        state.options.exact_threshold = threshold.into();
+        let threshold = threshold.into();
+        let mut writer = Writer::new(self);
+        writer.edit(0, |state| state.options.exact_threshold = threshold);
+        let state = writer.state();
         if state.deferred && !state.read_only && Self::graph_wanted(&state) {
-            Self::build_graph(&mut state)?;
+            drop(state);
+            self.build_graph(&mut writer)?;
         }
         Ok(())
     }
@@ -185,25 +188,31 @@ impl UnitIndex {
         self.read().deferred
     }
 
-    /// Build the deferred graph from every row.
-    fn build_graph(state: &mut State) -> Result<(), IndexError> {
+    /// Build the deferred graph from every row, beside the searches (they
+    /// scan the current state meanwhile), and publish it when complete.
+    fn build_graph(&self, writer: &mut Writer<'_>) -> Result<(), IndexError> {
+        let state = writer.state();
         if !state.deferred {
             return Ok(());
         }
         let rows = state.flat.all_rows();
         let hnsw = Hnsw::new(state.options.graph()).map_err(IndexError::Native)?;
-        state.graph = Graph::Ready(hnsw);
-        Self::graph_insert(state, &rows)?;
-        state.deferred = false;
+        let graph = Arc::new(GraphCell::new(Graph::Ready(hnsw)));
+        self.graph_insert(&graph, &state.flat, &rows)?;
+        drop(state);
+        writer.edit(0, |state| {
+            state.graph = graph;
+            state.deferred = false;
+        });
         Ok(())
     }
 
     /// Make sure a graph exists before an explicitly approximate search.
     fn ensure_graph(&self, options: &SearchOptions) -> Result<(), IndexError> {
         if options.exact == Some(false) && self.read().deferred {
-            let mut state = self.write();
-            if !state.read_only {
-                Self::build_graph(&mut state)?;
+            let mut writer = Writer::new(self);
+            if !writer.state().read_only {
+                self.build_graph(&mut writer)?;
             }
         }
         Ok(())
@@ -272,7 +281,7 @@ impl UnitIndex {
             .map(|g| g.len() * (1 + g.cols.len()))
             .sum::<usize>()
             + state.flat.odd.len() * file::ODD_ROW_WORDS;
-        let graph = state.graph.loaded().map_or(0, Hnsw::serialized_length);
+        let graph = state.graph.loaded(|g| g.map_or(0, Hnsw::serialized_length));
         (512 + words * 8 + graph) as u64
     }
 
@@ -290,7 +299,8 @@ impl UnitIndex {
         bodies: &[B],
     ) -> Result<usize, IndexError> {
         self.trial_first(keys.len());
-        let mut state = self.writable()?;
+        let mut writer = self.writable()?;
+        let state = writer.state();
         let rows = Self::checked_rows(keys, bodies, state.options.max_dim)?;
         let mut seen = std::collections::HashSet::with_capacity(keys.len());
         let fresh: Vec<(u64, Row)> = keys
@@ -299,7 +309,8 @@ impl UnitIndex {
             .filter(|(k, _)| seen.insert(**k) && !state.flat.contains(**k))
             .map(|(k, r)| (*k, r))
             .collect();
-        let added = Self::insert(&mut state, &fresh)?;
+        drop(state);
+        let added = self.insert(&mut writer, &fresh)?;
         self.dirty.fetch_add(added as u64, Ordering::Relaxed);
         Ok(added)
     }
@@ -315,7 +326,8 @@ impl UnitIndex {
         bodies: &[B],
     ) -> Result<Vec<u64>, IndexError> {
         self.trial_first(bodies.len());
-        let mut state = self.writable()?;
+        let mut writer = self.writable()?;
+        let state = writer.state();
         let max_dim = state.options.max_dim;
         let rows = bodies
             .iter()
@@ -333,7 +345,8 @@ impl UnitIndex {
             fresh.push((key, row));
             next += 1;
         }
-        let added = Self::insert(&mut state, &fresh)?;
+        drop(state);
+        let added = self.insert(&mut writer, &fresh)?;
         self.dirty.fetch_add(added as u64, Ordering::Relaxed);
         Ok(fresh.into_iter().map(|(k, _)| k).collect())
     }
@@ -351,36 +364,31 @@ impl UnitIndex {
         bodies: &[B],
     ) -> Result<(), IndexError> {
         self.trial_first(keys.len());
-        let mut state = self.writable()?;
+        let mut writer = self.writable()?;
+        let state = writer.state();
         let rows = Self::checked_rows(keys, bodies, state.options.max_dim)?;
         let mut last = std::collections::HashMap::with_capacity(keys.len());
         for (i, k) in keys.iter().enumerate() {
             last.insert(*k, i);
         }
-        let mut removed = 0u64;
+        let mut replaced = Vec::new();
         let mut fresh = Vec::with_capacity(last.len());
         for (i, (k, row)) in keys.iter().zip(rows).enumerate() {
             if last.get(k) != Some(&i) {
                 continue;
             }
-            if state.flat.get(*k) == Some(row) {
-                continue; // identical: nothing to do
-            }
-            if state.flat.remove(*k) {
-                if !state.deferred {
-                    state
-                        .graph
-                        .get(&state.flat)?
-                        .remove(*k)
-                        .map_err(IndexError::Native)?;
-                }
-                removed += 1;
+            match state.flat.get(*k) {
+                Some(old) if old == row => continue, // identical: nothing to do
+                Some(_) => replaced.push(*k),
+                None => {}
             }
             fresh.push((*k, row));
         }
-        let added = Self::insert(&mut state, &fresh)?;
+        drop(state);
+        self.remove_present(&mut writer, &replaced)?;
+        let added = self.insert(&mut writer, &fresh)?;
         self.dirty
-            .fetch_add(removed + added as u64, Ordering::Relaxed);
+            .fetch_add(replaced.len() as u64 + added as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -391,30 +399,59 @@ impl UnitIndex {
 
     /// Remove keys; returns how many were stored.
     pub fn remove_batch(&self, keys: &[u64]) -> Result<usize, IndexError> {
-        let mut state = self.writable()?;
-        let mut removed = 0;
-        for &key in keys {
-            if state.flat.remove(key) {
-                if !state.deferred {
-                    state
-                        .graph
-                        .get(&state.flat)?
-                        .remove(key)
-                        .map_err(IndexError::Native)?;
-                }
-                removed += 1;
+        let mut writer = self.writable()?;
+        let state = writer.state();
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        let present: Vec<u64> = keys
+            .iter()
+            .copied()
+            .filter(|k| seen.insert(*k) && state.flat.contains(*k))
+            .collect();
+        drop(state);
+        self.remove_present(&mut writer, &present)?;
+        self.dirty
+            .fetch_add(present.len() as u64, Ordering::Relaxed);
+        Ok(present.len())
+    }
+
+    /// Remove stored keys (no repeats): from the graph first (a search
+    /// between sees them in its state but not in the graph, and misses them
+    /// there as it would after), then from the flat store.
+    fn remove_present(&self, writer: &mut Writer<'_>, keys: &[u64]) -> Result<(), IndexError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let state = writer.state();
+        if !state.deferred {
+            for &key in keys {
+                state
+                    .graph
+                    .with(&state.flat, |g| g.remove(key))?
+                    .map_err(IndexError::Native)?;
             }
         }
-        self.dirty.fetch_add(removed as u64, Ordering::Relaxed);
-        Ok(removed)
+        drop(state);
+        writer.edit(keys.len(), |state| {
+            let flat = Arc::make_mut(&mut state.flat);
+            for &key in keys {
+                flat.remove(key);
+            }
+        });
+        Ok(())
     }
 
     /// Remove everything (the parameters stay).
     pub fn reset(&self) -> Result<(), IndexError> {
-        let mut state = self.writable()?;
-        state.graph = Graph::Ready(Hnsw::new(state.options.graph()).map_err(IndexError::Native)?);
-        state.flat = FlatStore::default();
-        state.deferred = state.options.exact_threshold != ExactThreshold::Rows(0);
+        let mut writer = self.writable()?;
+        let options = writer.state().options;
+        let hnsw = Hnsw::new(options.graph()).map_err(IndexError::Native)?;
+        writer.publish(State::new(
+            Graph::Ready(hnsw),
+            FlatStore::default(),
+            options,
+            false,
+            options.exact_threshold != ExactThreshold::Rows(0),
+        ));
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -436,55 +473,77 @@ impl UnitIndex {
             .collect()
     }
 
-    /// Add new rows to graph and flat store; the graph part runs on all
-    /// cores (the exclusive lock is held, so every usearch thread slot is free).
-    fn insert(state: &mut State, rows: &[(u64, Row)]) -> Result<usize, IndexError> {
+    /// Add new rows (keys not stored) to graph and flat store: the graph
+    /// first, on several threads beside the searches, then the flat store
+    /// in one published edit.
+    fn insert(&self, writer: &mut Writer<'_>, rows: &[(u64, Row)]) -> Result<usize, IndexError> {
         if rows.is_empty() {
             return Ok(0);
         }
+        let state = writer.state();
         if state.deferred {
-            for (key, row) in rows {
-                state.flat.insert(*key, row);
-            }
-            if Self::graph_wanted(state) {
-                Self::build_graph(state)?;
+            drop(state);
+            Self::flat_insert(writer, rows.iter());
+            if Self::graph_wanted(&writer.state()) {
+                self.build_graph(writer)?;
             }
             return Ok(rows.len());
         }
-        let result = Self::graph_insert(state, rows);
+        let result = self.graph_insert(&state.graph, &state.flat, rows);
         // Keep the flat store equal to the graph; only after a failure must
         // each row be checked against the graph.
-        let mut added = 0;
-        for (key, row) in rows {
-            if result.is_ok() || state.graph.get(&state.flat)?.contains(*key) {
-                state.flat.insert(*key, row);
-                added += 1;
+        let mut taken = Vec::with_capacity(rows.len());
+        for row in rows {
+            if result.is_ok() || state.graph.with(&state.flat, |g| g.contains(row.0))? {
+                taken.push(row);
             }
         }
+        drop(state);
+        let added = taken.len();
+        Self::flat_insert(writer, taken.into_iter());
         result.map(|()| added)
     }
 
-    /// Add rows to the graph on all cores. On failure, rows the graph did
-    /// not take are dropped from the flat store too (the two stay equal).
-    fn graph_insert(state: &mut State, rows: &[(u64, Row)]) -> Result<(), IndexError> {
+    /// Add rows to the flat store in one edit.
+    fn flat_insert<'r>(
+        writer: &mut Writer<'_>,
+        rows: impl ExactSizeIterator<Item = &'r (u64, Row)>,
+    ) {
+        writer.edit(rows.len(), |state| {
+            let flat = Arc::make_mut(&mut state.flat);
+            for (key, row) in rows {
+                flat.insert(*key, row);
+            }
+        });
+    }
+
+    /// Add rows to `graph` on several threads (each holding a usearch
+    /// thread slot, so searches of the same graph run beside them). On
+    /// failure some rows may be in the graph and others not.
+    fn graph_insert(
+        &self,
+        graph: &GraphCell,
+        flat: &FlatStore,
+        rows: &[(u64, Row)],
+    ) -> Result<(), IndexError> {
         if rows.is_empty() {
             return Ok(());
         }
-        state
-            .graph
-            .get_mut(&state.flat)?
-            .ensure_capacity(rows.len())
+        graph
+            .with_mut(flat, |g| g.ensure_capacity(rows.len()))?
             .map_err(IndexError::Native)?;
         let threads = rayon::current_num_threads().clamp(1, Hnsw::THREAD_SLOTS);
         let chunk = rows.len().div_ceil(threads).max(64);
-        let hnsw = state.graph.get(&state.flat)?;
-        let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+        let results: Vec<Result<(), IndexError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = rows
                 .chunks(chunk)
                 .map(|part| {
                     scope.spawn(move || {
+                        let _slot = self.slots.acquire();
                         for (key, row) in part {
-                            hnsw.add(*key, &row.0)?;
+                            graph
+                                .with(flat, |g| g.add(*key, &row.0))?
+                                .map_err(IndexError::Native)?;
                         }
                         Ok(())
                     })
@@ -493,29 +552,39 @@ impl UnitIndex {
             handles
                 .into_iter()
                 .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("a graph insertion thread panicked".into()))
+                    h.join().unwrap_or_else(|_| {
+                        Err(IndexError::Native(
+                            "a graph insertion thread panicked".into(),
+                        ))
+                    })
                 })
                 .collect()
         });
-        match results.into_iter().find_map(Result::err) {
-            Some(why) => Err(IndexError::Native(why)),
-            None => Ok(()),
-        }
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 
     /// Figures of the index.
     pub fn stats(&self) -> UnitIndexStats {
         let state = self.read();
         let g = &state.flat.groups;
+        let (capacity, graph_len, graph_memory, graph_serialized) = state.graph.loaded(|graph| {
+            graph.map_or((0, 0, 0, 0), |h| {
+                (
+                    h.capacity(),
+                    h.size(),
+                    h.memory_usage(),
+                    h.serialized_length(),
+                )
+            })
+        });
         UnitIndexStats {
             len: state.flat.len(),
             len_by_bits: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
-            capacity: state.graph.loaded().map_or(0, Hnsw::capacity),
-            graph_len: state.graph.loaded().map_or(0, Hnsw::size),
+            capacity,
+            graph_len,
             options: state.options,
-            graph_memory: state.graph.loaded().map_or(0, Hnsw::memory_usage),
-            graph_serialized: state.graph.loaded().map_or(0, Hnsw::serialized_length),
+            graph_memory,
+            graph_serialized,
             kernel: self.kernel.name(),
             read_only: state.read_only,
             dirty: self.dirty(),

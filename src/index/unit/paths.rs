@@ -126,9 +126,6 @@ impl UnitIndex {
     /// Measure this index's graph and scan on its own rows (see the module
     /// docs); returns nanoseconds per graph search.
     fn calibrate(&self, state: &State) -> f64 {
-        let Ok(graph) = state.graph.get(&state.flat) else {
-            return f64::INFINITY;
-        };
         let rows = state.flat.len();
         let step = (rows / 16).max(1);
         let samples: Vec<Row> = state
@@ -145,10 +142,13 @@ impl UnitIndex {
         let t = Instant::now();
         {
             let _slot = self.slots.acquire();
-            for row in &samples {
-                if graph.search(&row.0, count, None).is_err() {
-                    return f64::INFINITY;
-                }
+            let walked = state.graph.with(&state.flat, |graph| {
+                samples
+                    .iter()
+                    .all(|row| graph.search(&row.0, count, None).is_ok())
+            });
+            if !matches!(walked, Ok(true)) {
+                return f64::INFINITY;
             }
         }
         let graph_ns = t.elapsed().as_nanos() as f64 / samples.len() as f64;

@@ -1,7 +1,9 @@
 //! Searching a unit index: the exact SIMD scan below the threshold, the
 //! HNSW graph above it, one query or a batch in parallel.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -75,16 +77,20 @@ impl UnitIndex {
         shared: Option<&SharedBound>,
     ) -> Result<Vec<Hit>, IndexError> {
         let row = row_of(None, query, 256)?;
+        Self::check_expansion(options)?;
         self.ensure_graph(options)?;
-        let search = |state: &State| self.search_row(state, &row, options, keep, counters, shared);
-        if let Some(ef) = options
-            .expansion_search
-            .filter(|_| options.exact != Some(true))
-        {
-            return self.with_expansion(ef, search);
-        }
         let state = self.read();
-        search(&state)
+        self.search_row(&state, &row, options, keep, counters, shared)
+    }
+
+    /// A per-call `expansion_search` of 0 is refused before any work.
+    fn check_expansion(options: &SearchOptions) -> Result<(), IndexError> {
+        if options.expansion_search == Some(0) && options.exact != Some(true) {
+            return Err(IndexError::Option(
+                "expansion_search must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn search_row(
@@ -135,11 +141,31 @@ impl UnitIndex {
         if self.use_exact(state, options, row.len().div_ceil(8)) || state.deferred {
             return Ok(exact(state));
         }
-        let graph = state.graph.get(&state.flat)?;
         let _slot = self.slots.acquire();
         let t = Instant::now();
-        Ok(match graph.search(&row.0, options.count, keep) {
-            Ok(found) => {
+        let walk = |g: &crate::index::hnsw::Hnsw| g.search(&row.0, options.count, keep);
+        let found = match options.expansion_search {
+            Some(ef) => {
+                state
+                    .graph
+                    .with_expansion(&state.flat, ef, state.options.expansion_search, walk)?
+            }
+            None => state.graph.with(&state.flat, walk)?,
+        };
+        Ok(match found {
+            Ok(mut found) => {
+                // The graph is shared with newer states: a key added or
+                // removed since this state was taken is not this search's.
+                if found.keys.iter().any(|k| !state.flat.contains(*k)) {
+                    let kept: Vec<(u64, f32)> = found
+                        .keys
+                        .iter()
+                        .zip(&found.distances)
+                        .filter(|(k, _)| state.flat.contains(**k))
+                        .map(|(k, d)| (*k, *d))
+                        .collect();
+                    (found.keys, found.distances) = kept.into_iter().unzip();
+                }
                 let elapsed = t.elapsed();
                 cost::record(Work::Graph(found.computed), elapsed);
                 if options.expansion_search.is_none()
@@ -173,26 +199,6 @@ impl UnitIndex {
         }
         let walk = 2 * Self::walk(&state, options) as u64;
         cost::estimate_ns(Work::Graph(walk.min(rows)))
-    }
-
-    /// Run `f` with a per-call `expansion_search` under the exclusive lock
-    /// (usearch keeps the setting per index), restoring the default after.
-    fn with_expansion<T>(
-        &self,
-        ef: usize,
-        f: impl FnOnce(&State) -> Result<T, IndexError>,
-    ) -> Result<T, IndexError> {
-        if ef == 0 {
-            return Err(IndexError::Option(
-                "expansion_search must be at least 1".into(),
-            ));
-        }
-        let mut state = self.write();
-        let default = state.options.expansion_search;
-        state.graph.set_expansion_search(ef);
-        let result = f(&state);
-        state.graph.set_expansion_search(default);
-        result
     }
 
     /// Search many query bodies in one call, in parallel over cores (or
@@ -237,25 +243,12 @@ impl UnitIndex {
             .iter()
             .map(|q| row_of(None, q.as_ref(), 256))
             .collect::<Result<_, _>>()?;
+        Self::check_expansion(options)?;
         self.ensure_graph(options)?;
-        let run = || -> Result<Vec<Vec<Hit>>, IndexError> {
-            if let Some(ef) = options
-                .expansion_search
-                .filter(|_| options.exact != Some(true))
-            {
-                return self.with_expansion(ef, |state| {
-                    self.batch_rows(state, &rows, options, keep, counters)
-                });
-            }
-            let state = self.read();
-            self.batch_rows(&state, &rows, options, keep, counters)
-        };
+        let state = self.read();
+        let run = || self.batch_rows(&state, &rows, options, keep, counters);
         match options.threads {
-            Some(n) => rayon::ThreadPoolBuilder::new()
-                .num_threads(n.max(1))
-                .build()
-                .map_err(|e| IndexError::Option(format!("threads: {e}")))?
-                .install(run),
+            Some(n) => pool_of(n)?.install(run),
             None => run(),
         }
     }
@@ -307,6 +300,28 @@ impl UnitIndex {
             .map(|(row, c)| self.search_row(state, row, options, keep, c, None))
             .collect()
     }
+}
+
+/// A pool of `n` threads (at least 1) for batches that ask for their own
+/// thread count: made once per count in this process and kept, as making
+/// a pool per call costs thread starts each time.
+fn pool_of(n: usize) -> Result<Arc<rayon::ThreadPool>, IndexError> {
+    static POOLS: Mutex<BTreeMap<usize, Arc<rayon::ThreadPool>>> = Mutex::new(BTreeMap::new());
+    let n = n.max(1);
+    let mut pools = crate::sync::lock(&POOLS);
+    if let Some(pool) = pools.get(&n) {
+        return Ok(Arc::clone(pool));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map_err(|e| IndexError::Option(format!("threads: {e}")))?;
+    let pool = Arc::new(pool);
+    // A few counts are kept; a caller cycling through many pays per call.
+    if pools.len() < 4 {
+        pools.insert(n, Arc::clone(&pool));
+    }
+    Ok(pool)
 }
 
 /// Rows of one part of a split scan, at least: a shorter part costs about

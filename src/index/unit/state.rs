@@ -1,0 +1,170 @@
+//! What a unit index holds, published as immutable snapshots.
+//!
+//! A search clones the current [`State`] (an `Arc`, under a lock held only
+//! for the clone) and runs on it holding nothing: its scans may go parallel
+//! on rayon's pool without any guard crossing into that work. A writer
+//! (one at a time, under [`UnitIndex::writer`]) makes the next state and
+//! publishes it in one swap; searches that started before keep the state
+//! they cloned.
+//!
+//! - The flat store is copy-on-write: a write edits it in place while no
+//!   search holds the current state (the swap lock held for the edit, which
+//!   is short and sequential), otherwise it edits a copy and publishes it.
+//! - The graph is shared by consecutive states and changed in place:
+//!   usearch serves concurrent `add`, `remove` and `search` calls (one
+//!   thread slot each), so only what it cannot serve concurrently —
+//!   growing capacity, changing the expansion — takes [`GraphCell`]'s lock
+//!   exclusively, and every holder of that lock runs one sequential usearch
+//!   call, never parallel work. A graph may thus hold a few keys a search's
+//!   state does not (added or removed after the state was cloned); graph
+//!   hits are checked against the state's flat store.
+//! - Building a deferred graph reads a state's rows and runs beside the
+//!   searches; the state that has it is published when it is complete.
+//!
+//! [`UnitIndex::writer`]: super::UnitIndex
+
+use std::sync::{Arc, MutexGuard, RwLock};
+
+use super::{IndexError, UnitIndex, UnitIndexOptions};
+use crate::index::flat::FlatStore;
+use crate::index::graph::Graph;
+use crate::index::hnsw::Hnsw;
+use crate::sync::{read_lock, write_lock};
+
+/// Rows a write may add to a flat store in place while holding the swap
+/// lock (searches wait for that edit to take their snapshot); a larger
+/// batch edits a copy beside them and is published by the swap.
+const IN_PLACE_ROWS: usize = 16_384;
+
+/// One snapshot of a unit index (see the module docs).
+#[derive(Clone)]
+pub(super) struct State {
+    pub(super) graph: Arc<GraphCell>,
+    pub(super) flat: Arc<FlatStore>,
+    pub(super) options: UnitIndexOptions,
+    pub(super) read_only: bool,
+    /// No graph yet (see the module docs of `unit`): the graph holds no rows.
+    pub(super) deferred: bool,
+}
+
+impl State {
+    pub(super) fn new(
+        graph: Graph,
+        flat: FlatStore,
+        options: UnitIndexOptions,
+        read_only: bool,
+        deferred: bool,
+    ) -> State {
+        State {
+            graph: Arc::new(GraphCell::new(graph)),
+            flat: Arc::new(flat),
+            options,
+            read_only,
+            deferred,
+        }
+    }
+}
+
+/// The graph of one or more consecutive states (see the module docs).
+pub(super) struct GraphCell(RwLock<Graph>);
+
+impl GraphCell {
+    pub(super) fn new(graph: Graph) -> GraphCell {
+        GraphCell(RwLock::new(graph))
+    }
+
+    /// Run `f` on the graph (mapped or assembled from `flat`, the flat
+    /// store saved with it, on first use), shared with other callers.
+    /// `f` must be one sequential usearch call or a few: the lock is held
+    /// while it runs.
+    pub(super) fn with<R>(
+        &self,
+        flat: &FlatStore,
+        f: impl FnOnce(&Hnsw) -> R,
+    ) -> Result<R, IndexError> {
+        let graph = read_lock(&self.0);
+        Ok(f(graph.get(flat)?))
+    }
+
+    /// Run `f` on the graph alone (reserving capacity): searches of this
+    /// graph wait for it, so `f` must be short and sequential.
+    pub(super) fn with_mut<R>(
+        &self,
+        flat: &FlatStore,
+        f: impl FnOnce(&mut Hnsw) -> R,
+    ) -> Result<R, IndexError> {
+        let mut graph = write_lock(&self.0);
+        Ok(f(graph.get_mut(flat)?))
+    }
+
+    /// Run `f` on the graph with `expansion_search` set to `ef` (usearch
+    /// keeps it per index), restoring `default` after: alone, since other
+    /// searches would read the changed setting. One graph walk long.
+    pub(super) fn with_expansion<R>(
+        &self,
+        flat: &FlatStore,
+        ef: usize,
+        default: usize,
+        f: impl FnOnce(&Hnsw) -> R,
+    ) -> Result<R, IndexError> {
+        let mut graph = write_lock(&self.0);
+        graph.get(flat)?;
+        graph.set_expansion_search(ef);
+        let result = graph.get(flat).map(f);
+        graph.set_expansion_search(default);
+        result
+    }
+
+    /// `f` of the graph if it is in memory or already mapped.
+    pub(super) fn loaded<R>(&self, f: impl FnOnce(Option<&Hnsw>) -> R) -> R {
+        f(read_lock(&self.0).loaded())
+    }
+
+    /// Change the default `expansion_search`.
+    pub(super) fn set_expansion_search(&self, n: usize) {
+        write_lock(&self.0).set_expansion_search(n);
+    }
+}
+
+/// A write in progress: holds the writer lock (writers take turns), so
+/// the current state is the one this writer last saw or published.
+pub(super) struct Writer<'a> {
+    index: &'a UnitIndex,
+    _turn: MutexGuard<'a, ()>,
+}
+
+impl<'a> Writer<'a> {
+    pub(super) fn new(index: &'a UnitIndex) -> Writer<'a> {
+        Writer {
+            index,
+            _turn: crate::sync::lock(&index.writer),
+        }
+    }
+
+    /// The current state. Drop it before [`Writer::edit`]: a state still
+    /// held makes the edit copy the flat store.
+    pub(super) fn state(&self) -> Arc<State> {
+        self.index.read()
+    }
+
+    /// Change the state by `f`: in place when no search holds it and the
+    /// change is small (`rows` rows), else on a copy published after.
+    /// `f` must be sequential; in place it runs under the swap lock.
+    pub(super) fn edit<R>(&mut self, rows: usize, f: impl FnOnce(&mut State) -> R) -> R {
+        if rows <= IN_PLACE_ROWS {
+            let mut current = write_lock(&self.index.current);
+            if let Some(state) = Arc::get_mut(&mut current) {
+                return f(state);
+            }
+        }
+        let mut next = State::clone(&self.state());
+        let result = f(&mut next);
+        self.publish(next);
+        result
+    }
+
+    /// Publish `next` as the current state.
+    pub(super) fn publish(&mut self, next: State) {
+        *write_lock(&self.index.current) = Arc::new(next);
+    }
+}
