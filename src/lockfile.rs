@@ -1,6 +1,7 @@
 //! The advisory writer lock of an index directory (`{dir}/LOCK`).
 //!
-//! `flock(LOCK_EX | LOCK_NB)` on an open file: a second writer — another
+//! An exclusive, non-blocking lock on an open file (std's
+//! `File::try_lock`: `flock` on Unix, `LockFileEx` on Windows): a second writer — another
 //! process, or another open in this one — fails at once instead of
 //! corrupting the files, and the kernel releases the lock when the file is
 //! closed, also when the process dies. Readers take no lock. Locks this
@@ -46,16 +47,10 @@ impl DirLock {
         if held.as_ref().is_some_and(|h| h.contains(&canonical)) {
             return Err(LockError::HeldHere);
         }
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
-            return Err(if err.kind() == io::ErrorKind::WouldBlock {
-                LockError::Held
-            } else {
-                LockError::Io(err)
-            });
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(LockError::Held),
+            Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
         }
         held.get_or_insert_with(HashSet::new)
             .insert(canonical.clone());

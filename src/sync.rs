@@ -1,6 +1,16 @@
-//! Locking: the one place that decides what a poisoned lock means, how a
-//! reader-writer lock treats rayon's pool threads ([`rwlock`]), and how a
-//! background thread's panic reaches those waiting for it ([`catch_panic`]).
+//! Locking: the one place that decides what a poisoned lock means, the rule
+//! for holding a lock near rayon's pool, and how a background thread's panic
+//! reaches those waiting for it ([`catch_panic`]).
+//!
+//! The rule: **no guard is held across parallel work.** A pool thread that
+//! blocks on a lock may be the very thread the holder's parallel work waits
+//! for (a stolen job), and std's reader-writer lock queues new readers
+//! behind a waiting writer, so a read guard held across `par_iter` /
+//! `rayon::join` / `install` can deadlock against any writer. Searches
+//! therefore clone a snapshot (an `Arc`) under a short guard and run with
+//! none held (see `index::unit::state`, `engine::view`); every guard of
+//! ours covers a short sequential section. `tests/lock_rule.rs` checks the
+//! source for guards named next to parallel calls.
 //!
 //! A panic while a lock is held poisons it. The C ABI and the server catch
 //! panics at their boundary and keep the index open, so a poisoned lock must
@@ -12,12 +22,36 @@
 
 use std::sync::{Condvar, Mutex, MutexGuard, RwLockReadGuard, RwLockWriteGuard};
 
-mod rwlock;
-pub(crate) use rwlock::{ReadGuard, RwLock, WriteGuard};
+pub(crate) use std::sync::RwLockReadGuard as ReadGuard;
+pub(crate) use std::sync::RwLockWriteGuard as WriteGuard;
+
+/// std's reader-writer lock whose guards are taken whatever a panic left
+/// (see the module docs for what a poisoned lock means here, and the rule
+/// for holding its guards).
+#[derive(Debug, Default)]
+pub(crate) struct RwLock<T: ?Sized>(std::sync::RwLock<T>);
+
+impl<T> RwLock<T> {
+    /// A lock holding `value`.
+    pub(crate) fn new(value: T) -> RwLock<T> {
+        RwLock(std::sync::RwLock::new(value))
+    }
+}
+
+impl<T: ?Sized> RwLock<T> {
+    /// Shared access, for a short sequential section.
+    pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+        read_lock(&self.0)
+    }
+
+    /// Exclusive access, for a short sequential section.
+    pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+        write_lock(&self.0)
+    }
+}
 
 /// [`Mutex::lock`], recovering the guard of a poisoned mutex. No mutex of
-/// ours is held across parallel work (a pool thread blocked on it could be
-/// the work its holder waits for: see [`rwlock`]).
+/// ours is held across parallel work (see the module docs).
 pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -63,12 +97,10 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
     use std::sync::Arc;
-    use std::time::Duration;
 
     #[test]
-    fn a_poisoned_mutex_still_gives_its_guard_and_a_panic_releases_a_lock() {
+    fn a_poisoned_lock_still_gives_its_guard_and_a_panic_releases_it() {
         let m = Arc::new(Mutex::new(1));
         let rw = Arc::new(RwLock::new(2));
         let (m2, rw2) = (Arc::clone(&m), Arc::clone(&rw));
@@ -82,124 +114,6 @@ mod tests {
         *lock(&m) += 1;
         *rw.write() += 1;
         assert_eq!((*lock(&m), *rw.read()), (2, 3));
-    }
-
-    fn pool(threads: usize) -> rayon::ThreadPool {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-    }
-
-    /// The first `n` outcomes sent, sorted; a deadlock fails after 20 s.
-    fn outcomes(finished: &mpsc::Receiver<&'static str>, n: usize) -> Vec<&'static str> {
-        let mut seen: Vec<&str> = (0..n)
-            .map(|_| {
-                finished
-                    .recv_timeout(Duration::from_secs(20))
-                    .expect("deadlocked")
-            })
-            .collect();
-        seen.sort_unstable();
-        seen
-    }
-
-    /// Wait until `lock` has a writer waiting (and `readers` readers).
-    fn until_writer_waits<T>(lock: &RwLock<T>, readers: usize) {
-        for _ in 0..10_000 {
-            if lock.counts() == (readers, 1) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        panic!("no writer waiting: {:?}", lock.counts());
-    }
-
-    /// Spawn a writer that increments `lock`, sending "writer" when done.
-    fn writer(lock: &Arc<RwLock<u32>>, done: &mpsc::Sender<&'static str>) {
-        let (lock, done) = (Arc::clone(lock), done.clone());
-        std::thread::spawn(move || {
-            *lock.write() += 1;
-            let _ = done.send("writer");
-        });
-    }
-
-    /// The deadlock of the `rwlock` module's docs, holder outside the pool:
-    /// a reader holds the lock while its work runs on the pool's only
-    /// thread, a writer waits, and that thread first runs a job that asks
-    /// for a read guard. With std's RwLock this never finishes.
-    #[test]
-    fn a_pool_reader_is_admitted_beside_a_holder_outside_the_pool() {
-        let pool = pool(1);
-        let lock = Arc::new(RwLock::new(0u32));
-        let (done, finished) = mpsc::channel::<&str>();
-        {
-            let (lock, done) = (Arc::clone(&lock), done.clone());
-            std::thread::spawn(move || {
-                let held = lock.read();
-                writer(&lock, &done);
-                until_writer_waits(&lock, 1);
-                let (started_tx, started) = mpsc::channel();
-                {
-                    let (lock, done) = (Arc::clone(&lock), done.clone());
-                    pool.spawn(move || {
-                        let _ = started_tx.send(());
-                        drop(lock.read());
-                        let _ = done.send("pool reader");
-                    });
-                }
-                started.recv().unwrap();
-                let sum = pool.install(|| (1..=10).sum::<u32>());
-                drop(held);
-                let _ = done.send(if sum == 55 { "holder" } else { "bad sum" });
-            });
-        }
-        assert_eq!(outcomes(&finished, 3), ["holder", "pool reader", "writer"]);
-        assert_eq!(*lock.read(), 1);
-    }
-
-    /// Holder on a pool thread: the work it waits for asks for the lock on
-    /// a pool thread (here the same one, as a stolen job would) while a
-    /// writer waits; a reader outside the pool queues behind the writer.
-    #[test]
-    fn a_pool_reader_is_admitted_beside_a_pool_holder_and_others_queue() {
-        let pool = pool(2);
-        let lock = Arc::new(RwLock::new(0u32));
-        let (done, finished) = mpsc::channel::<&str>();
-        {
-            let (lock, done) = (Arc::clone(&lock), done.clone());
-            std::thread::spawn(move || {
-                pool.install(|| {
-                    let held = lock.read();
-                    writer(&lock, &done);
-                    until_writer_waits(&lock, 1);
-                    // Outside the pool: waits for the writer.
-                    let outside = {
-                        let (lock, done) = (Arc::clone(&lock), done.clone());
-                        std::thread::spawn(move || {
-                            let value = *lock.read();
-                            let _ = done.send(if value == 1 {
-                                "outside after writer"
-                            } else {
-                                "outside early"
-                            });
-                        })
-                    };
-                    std::thread::sleep(Duration::from_millis(20));
-                    let (a, b) = rayon::join(|| *lock.read(), || *lock.read());
-                    assert_eq!((a, b), (0, 0), "pool readers saw the writer");
-                    drop(held);
-                    let _ = done.send("holder");
-                    outside
-                })
-                .join()
-                .unwrap();
-            });
-        }
-        assert_eq!(
-            outcomes(&finished, 3),
-            ["holder", "outside after writer", "writer"]
-        );
     }
 
     #[test]

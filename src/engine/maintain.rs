@@ -30,7 +30,7 @@ use super::{
     io, stored_features_in_txn, stored_units, stored_units_in_txn, EngineError, IndexOptions,
     IsccIndex,
 };
-use crate::codec::{Realm, UnitType};
+use crate::codec::UnitType;
 use crate::index::ShardedIndex;
 use crate::store::{StoreError, StoreTxn};
 use crate::sync::lock;
@@ -439,7 +439,7 @@ impl IsccIndex {
             None,
             IndexOptions {
                 params: self.params,
-                realm: self.realm.read().map(Realm::id),
+                realm: self.realm.get().map(|r| r.id()),
                 read_only: false,
                 ..self.options
             },

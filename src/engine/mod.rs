@@ -39,13 +39,16 @@
 //! (`Locked` for a second one); read-only opens see the store's committed
 //! entries and the unit indexes as they were when opened.
 //!
-//! Lock order (take them in this order, never back): `writer` (serialises
-//! writes, maintenance and read-only refreshes) → `view` (shared by
-//! searches, exclusive while a read-only open swaps its unit indexes) →
-//! `units` → `dirs`, and `view` → `sims.open` → `sims.dirs`. `realm`, `seen`, `temp`, `scratch`, `lock`,
-//! `legacy_counts` and `repairs` are leaves: nothing is taken while one is
-//! held. A unit index's own locks (see `index::sharded`) and the store's
-//! map guard come after all of these.
+//! Searches hold no lock while they run: they clone each unit index's
+//! `Arc` under a short guard, and a read-only open's refresh, which
+//! changes the set, makes a search that overlapped it run again (`view`,
+//! see `view.rs`); `realm` is set once. Lock order (take them in this
+//! order, never back): `writer` (serialises writes, maintenance and
+//! read-only refreshes) → `units` → `dirs`, and `sims.open` → `sims.dirs`.
+//! `seen`, `temp`, `scratch`, `lock`, `legacy_counts` and `repairs` are
+//! leaves: nothing is taken while one is held. A unit index's own locks
+//! (see `index::sharded`) and the store's map guard come after all of
+//! these. No guard is held across parallel work (see `crate::sync`).
 //!
 //! Files: `open.rs` (placing, locking, opening), `recovery.rs` (format
 //! check, the self-checking open), `write.rs`, `search.rs`, `maintain.rs`,
@@ -54,7 +57,8 @@
 //! `chunk_search.rs` and `chunk_score.rs` (search by granular features),
 //! `chunks.rs` (what the store knows of simprints),
 //! `primary.rs` (`IsccStore`: the store of a directory on its own),
-//! `entry.rs`, `matches.rs`, `types.rs`, `meta.rs`, `error.rs`.
+//! `entry.rs`, `matches.rs`, `types.rs`, `meta.rs`, `error.rs`, `view.rs`
+//! (one set of unit indexes per search).
 
 mod chunk_score;
 mod chunk_search;
@@ -73,12 +77,13 @@ pub(crate) mod request;
 mod search;
 mod simprint_index;
 mod types;
+mod view;
 mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -115,7 +120,8 @@ pub struct IsccIndex {
     /// store records it (writable opens).
     dirs: Mutex<BTreeMap<UnitType, String>>,
     params: IndexParams,
-    realm: RwLock<Option<Realm>>,
+    /// Fixed by the first entry (or the store at open); never changes.
+    realm: OnceLock<Realm>,
     ids: IdGenerator,
     options: IndexOptions,
     writer: Mutex<()>,
@@ -134,9 +140,9 @@ pub struct IsccIndex {
     /// Read-only opens: the journal floor and newest sequence number the
     /// unit indexes reflect (see [`IsccIndex::refresh`]).
     seen: Mutex<(u64, u64)>,
-    /// Held shared by searches and `info`, exclusively by a refresh while
-    /// it swaps the unit indexes, so no search sees a half-refreshed set.
-    view: RwLock<()>,
+    /// The generation of the unit index set: a refresh counts it up, a
+    /// search that overlapped one runs again (see `view.rs`).
+    view: view::View,
     /// Concurrent single searches, coalesced into batches.
     combiner: search::SearchCombiner,
     /// The simprint types' similarity indexes (granular features).
@@ -215,7 +221,7 @@ impl IsccIndex {
     }
 
     fn realm(&self) -> Realm {
-        self.realm.read().unwrap_or(Realm::R0)
+        self.realm.get().copied().unwrap_or(Realm::R0)
     }
 
     /// The open unit indexes.
@@ -299,8 +305,7 @@ impl IsccIndex {
             context: context.to_string(),
             source,
         })?;
-        let realm = *self.realm.read();
-        if let Some(r) = realm {
+        if let Some(&r) = self.realm.get() {
             if id.realm() != r {
                 return Err(EngineError::Realm {
                     context: context.to_string(),
@@ -380,7 +385,11 @@ impl IsccIndex {
     /// Figures of the index.
     pub fn info(&self) -> Result<IndexInfo, EngineError> {
         self.check_open()?;
-        let _view = self.view.read();
+        self.view.consistent(|| self.info_in_view())
+    }
+
+    /// [`IsccIndex::info`] from one set of unit indexes.
+    fn info_in_view(&self) -> Result<IndexInfo, EngineError> {
         let counts = self.counts()?;
         let units: BTreeMap<String, UnitTypeInfo> = self
             .unit_indexes()
@@ -403,7 +412,7 @@ impl IsccIndex {
             size: self.store.len()?,
             unit_types: self.unit_types_of(counts)?,
             units,
-            realm: self.realm.read().map(Realm::id),
+            realm: self.realm.get().map(|r| r.id()),
             max_dim: self.params.max_dim,
             read_only: self.options.read_only,
             in_memory: lock(&self.temp).is_some(),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use crate::sync::RwLock;
 
@@ -58,7 +58,7 @@ impl IsccIndex {
             units: RwLock::new(BTreeMap::new()),
             dirs: Mutex::new(BTreeMap::new()),
             params,
-            realm: RwLock::new(realm),
+            realm: realm.map(OnceLock::from).unwrap_or_default(),
             ids,
             options: IndexOptions { durable, ..options },
             writer: Mutex::new(()),
@@ -69,7 +69,7 @@ impl IsccIndex {
             legacy_counts: Mutex::new(None),
             repairs: Mutex::new(Vec::new()),
             seen: Mutex::new((0, 0)),
-            view: RwLock::new(()),
+            view: Default::default(),
             combiner: crate::combine::Combiner::per_core(),
             sims: Default::default(),
         };
@@ -96,7 +96,7 @@ impl IsccIndex {
     }
 
     pub(super) fn check_params(p: &IndexParams) -> Result<(), EngineError> {
-        if ![64, 128, 192, 256].contains(&p.max_dim) {
+        if !crate::codec::INDEX_BITS.contains(&p.max_dim) {
             return Err(EngineError::Invalid(format!(
                 "max_dim {} (expected 64, 128, 192 or 256)",
                 p.max_dim

@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -26,14 +26,14 @@ use super::{meta, recovery, EngineError, IndexOptions};
 use crate::codec::{IsccId, Realm};
 use crate::lockfile::DirLock;
 use crate::store::{Store, StoreOptions};
-use crate::sync::{lock, RwLock};
+use crate::sync::lock;
 
 /// The primary store of an index directory; see the module docs.
 pub struct IsccStore {
     root: PathBuf,
     store: Store,
     /// The realm of the entries: stored, or fixed by the first `put`.
-    realm: RwLock<Option<Realm>>,
+    realm: OnceLock<Realm>,
     /// The realm a new store takes (the `realm` option, else 0).
     wanted: Realm,
     read_only: bool,
@@ -105,7 +105,7 @@ impl IsccStore {
         Ok(IsccStore {
             root: path.to_path_buf(),
             store,
-            realm: RwLock::new(realm),
+            realm: realm.map(OnceLock::from).unwrap_or_default(),
             wanted,
             read_only: options.read_only,
             durable: options.durable,
@@ -132,7 +132,7 @@ impl IsccStore {
 
     /// The ISCC-ID of a key in this store's realm.
     pub fn iscc_id(&self, key: u64) -> IsccId {
-        IsccId::from_u64(key, self.realm.read().unwrap_or(self.wanted))
+        IsccId::from_u64(key, self.realm.get().copied().unwrap_or(self.wanted))
     }
 
     /// Store `entry` (an object with `iscc_code` and/or `units`, optionally
@@ -144,7 +144,7 @@ impl IsccStore {
         let p = prepare(entry, "entry")?;
         let _w = lock(&self.writer);
         self.check_writable()?;
-        let fixed = *self.realm.read();
+        let fixed = self.realm.get().copied();
         let realm = fixed.unwrap_or(self.wanted);
         let id = IsccId::from_u64(key, realm);
         if let Some(given) = p.id {
@@ -169,7 +169,8 @@ impl IsccStore {
             }
             write_entry(w, key, &json, &p).map(|_| ())
         })?;
-        *self.realm.write() = Some(realm);
+        // Set once, under the writer lock: no other set can race it.
+        let _ = self.realm.set(realm);
         Ok(id)
     }
 
@@ -240,7 +241,7 @@ impl IsccStore {
         Ok(StoreInfo {
             path: self.root.clone(),
             size: self.store.len()?,
-            realm: self.realm.read().map(Realm::id),
+            realm: self.realm.get().map(|r| r.id()),
             read_only: self.read_only,
             durable: self.durable,
             journal_pending: self.store.journal_len()?,

@@ -16,8 +16,8 @@ impl IsccIndex {
     /// replayed into memory; when the writer saved or rebuilt since (the
     /// journal floor or the unit index directories changed), the unit
     /// indexes are opened again from their new files and checked like on
-    /// open. Searches wait while the new set is swapped in, so none sees a
-    /// half-refreshed one. Returns whether anything changed. A writable
+    /// open. A search that overlapped the change runs again (see
+    /// `view.rs`), so none answers from a half-refreshed set. Returns whether anything changed. A writable
     /// index is always current: `Ok(false)`.
     pub fn refresh(&self) -> Result<bool, EngineError> {
         self.check_open()?;
@@ -50,13 +50,12 @@ impl IsccIndex {
                 }
                 Ok((out, r.journal_last()?))
             })?;
-            let _view = self.view.write();
-            self.replay(&changed, &Default::default(), &Default::default())?;
+            self.view
+                .changing(|| self.replay(&changed, &Default::default(), &Default::default()))?;
             *lock(&self.seen) = (floor, last);
             return Ok(true);
         }
-        let _view = self.view.write();
-        self.open_units_read_only()?;
+        self.view.changing(|| self.open_units_read_only())?;
         Ok(true)
     }
 }

@@ -21,15 +21,26 @@ impl IsccIndex {
     pub fn search(&self, query: &Query, params: &SearchParams) -> Result<IsccMatches, EngineError> {
         self.check_open()?;
         params.check()?;
-        let _view = self.view.read();
         if query.is_granular() {
-            return cost::on_pool(|| self.search_granular(query, params, "query"));
+            return self
+                .view
+                .consistent(|| cost::on_pool(|| self.search_granular(query, params, "query")));
         }
         let units = query_units(query.iscc_code.as_deref(), query.units.as_deref(), "query")?;
         // Concurrent searches with the same parameters are answered as one
-        // batch while every core is busy (see `crate::combine`); the view
-        // guard each caller holds keeps the unit indexes fixed for a batch
-        // led by another caller, so the leader takes no guard of its own.
+        // batch while every core is busy (see `crate::combine`); each caller
+        // checks that no refresh overlapped the batch that answered it (see
+        // `view.rs`).
+        self.view
+            .consistent(|| self.search_coalesced(units.clone(), params))
+    }
+
+    /// [`IsccIndex::search`] of one unit-only query, through the combiner.
+    fn search_coalesced(
+        &self,
+        units: Vec<Unit>,
+        params: &SearchParams,
+    ) -> Result<IsccMatches, EngineError> {
         self.combiner.run(
             (units, *params),
             |a, b| a.1 == b.1,
@@ -64,7 +75,16 @@ impl IsccIndex {
     ) -> Result<BatchMatches, EngineError> {
         self.check_open()?;
         params.check()?;
-        let _view = self.view.read();
+        self.view
+            .consistent(|| self.search_batch_in_view(queries, params))
+    }
+
+    /// [`IsccIndex::search_batch`] on one set of unit indexes.
+    fn search_batch_in_view(
+        &self,
+        queries: &[Query],
+        params: &SearchParams,
+    ) -> Result<BatchMatches, EngineError> {
         // Unit-only queries are answered together; granular ones (features
         // or "more like this") one by one.
         let mut plain: Vec<usize> = Vec::new();

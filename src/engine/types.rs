@@ -41,7 +41,7 @@ impl Default for IndexParams {
     fn default() -> IndexParams {
         let s = ShardedOptions::default();
         IndexParams {
-            max_dim: 256,
+            max_dim: crate::metric::MAX_BITS,
             connectivity: s.connectivity,
             expansion_add: s.expansion_add,
             expansion_search: s.expansion_search,

@@ -83,7 +83,7 @@ impl IsccIndex {
         let _w = lock(&self.writer);
         self.check_writable()?;
         self.check_simprint_bits(&prepared)?;
-        let fixed = *self.realm.read();
+        let fixed = self.realm.get().copied();
         let realm = self.batch_realm(&prepared, fixed)?;
         let ids = self.assign_ids(&prepared, realm, fixed.is_none())?;
         let rows = rows_to_write(&ids, &prepared);
@@ -97,7 +97,8 @@ impl IsccIndex {
                 .collect()
         })?;
         if set_realm {
-            *self.realm.write() = Some(realm);
+            // Set once, under the writer lock: no other set can race it.
+            let _ = self.realm.set(realm);
         }
         let ids: Vec<String> = ids.iter().map(IsccId::to_string).collect();
         self.apply_committed(changes, || ids.clone())?;

@@ -23,6 +23,8 @@ use std::fmt;
 pub const ROW_BYTES: usize = 33;
 /// Longest body in bytes (256 bits).
 pub const MAX_BODY_BYTES: usize = 32;
+/// Longest body in bits: the most a code, a query or `max_dim` may have.
+pub const MAX_BITS: usize = MAX_BODY_BYTES * 8;
 /// Dimensions (bits) of the usearch `b1x8` vector holding a row.
 pub const ROW_BITS: usize = ROW_BYTES * 8;
 

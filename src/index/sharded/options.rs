@@ -2,7 +2,7 @@
 //! shards, rotates and filters.
 
 use super::ShardedError;
-use crate::metric::Row;
+use crate::metric::{Row, MAX_BITS};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +26,9 @@ impl VectorKind {
     pub(crate) fn validate(&self) -> Result<(), String> {
         match *self {
             VectorKind::Nphd { max_dim } => check_max_dim(max_dim),
-            VectorKind::Hamming { bits } if bits > 0 && bits <= 256 && bits % 8 == 0 => Ok(()),
+            VectorKind::Hamming { bits } if bits > 0 && bits <= MAX_BITS && bits % 8 == 0 => Ok(()),
             VectorKind::Hamming { bits } => Err(format!(
-                "hamming bits {bits} (expected a multiple of 8 from 8 to 256)"
+                "hamming bits {bits} (expected a multiple of 8 from 8 to {MAX_BITS})"
             )),
         }
     }

@@ -51,7 +51,7 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 #[test]
 fn a_compact_graph_expands_to_the_bytes_usearch_wrote() {
     let index = churned();
-    let state = index.read();
+    let state = index.snapshot();
     let full = state
         .graph
         .with(&state.flat, |g| g.to_bytes())
@@ -82,7 +82,7 @@ fn a_compact_graph_expands_to_the_bytes_usearch_wrote() {
 #[test]
 fn a_compact_graph_refuses_another_flat_store_and_damage() {
     let index = churned();
-    let state = index.read();
+    let state = index.snapshot();
     let full = state
         .graph
         .with(&state.flat, |g| g.to_bytes())
@@ -149,7 +149,7 @@ fn saved_graphs_are_compact_and_files_of_the_older_forms_still_open() {
     assert_eq!(&graph[..8], b"IVDBGRC1");
     assert_eq!(std::fs::read(&path).unwrap()[8..12], 3u32.to_le_bytes());
     let full_len = {
-        let state = index.read();
+        let state = index.snapshot();
         state
             .graph
             .with(&state.flat, |g| g.serialized_length())
@@ -165,7 +165,7 @@ fn saved_graphs_are_compact_and_files_of_the_older_forms_still_open() {
     // byte-granular rows), as earlier builds wrote it.
     let old = dir.path().join("old.ivdb");
     {
-        let state = index.read();
+        let state = index.snapshot();
         let saved = SavedGraph::usearch_form(&state).unwrap();
         let mut main = Vec::new();
         UnitIndex::write_main(&mut main, &state, &saved).unwrap();
@@ -208,10 +208,10 @@ fn a_compact_graph_saved_with_another_flat_store_is_refused_on_open() {
     for (k, body) in &rows {
         b.add(*k, body).unwrap();
     }
-    let state = b.read();
+    let state = b.snapshot();
     let graph = std::fs::read(graph_path(&path)).unwrap();
     let mut main = Vec::new();
-    let saved = SavedGraph::of(&a.read()).unwrap();
+    let saved = SavedGraph::of(&a.snapshot()).unwrap();
     UnitIndex::write_main(&mut main, &state, &saved).unwrap();
     std::fs::write(&path, &main).unwrap();
     assert_eq!(saved.parts().concat(), graph);

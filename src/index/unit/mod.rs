@@ -135,7 +135,7 @@ impl UnitIndex {
     }
 
     /// The current snapshot (see `state.rs`): hold it, not a lock.
-    fn read(&self) -> Arc<State> {
+    fn snapshot(&self) -> Arc<State> {
         Arc::clone(&read_lock(&self.current))
     }
 
@@ -150,7 +150,7 @@ impl UnitIndex {
 
     /// The parameters.
     pub fn options(&self) -> UnitIndexOptions {
-        self.read().options
+        self.snapshot().options
     }
 
     /// Change the default `expansion_search` (persisted on save).
@@ -185,7 +185,7 @@ impl UnitIndex {
 
     /// True while the graph is deferred (see the module docs).
     pub fn graph_deferred(&self) -> bool {
-        self.read().deferred
+        self.snapshot().deferred
     }
 
     /// Build the deferred graph from every row, beside the searches (they
@@ -209,7 +209,7 @@ impl UnitIndex {
 
     /// Make sure a graph exists before an explicitly approximate search.
     fn ensure_graph(&self, options: &SearchOptions) -> Result<(), IndexError> {
-        if options.exact == Some(false) && self.read().deferred {
+        if options.exact == Some(false) && self.snapshot().deferred {
             let mut writer = Writer::new(self);
             if !writer.state().read_only {
                 self.build_graph(&mut writer)?;
@@ -220,7 +220,7 @@ impl UnitIndex {
 
     /// Rows stored.
     pub fn len(&self) -> usize {
-        self.read().flat.len()
+        self.snapshot().flat.len()
     }
 
     /// True when no row is stored.
@@ -236,7 +236,7 @@ impl UnitIndex {
 
     /// True when memory-mapped read-only (opened with `view`).
     pub fn is_read_only(&self) -> bool {
-        self.read().read_only
+        self.snapshot().read_only
     }
 
     /// The exact-scan kernel in use.
@@ -246,7 +246,7 @@ impl UnitIndex {
 
     /// True when the key is stored.
     pub fn contains(&self, key: u64) -> bool {
-        self.read().flat.contains(key)
+        self.snapshot().flat.contains(key)
     }
 
     /// Rows stored under the key (0 or 1).
@@ -256,24 +256,24 @@ impl UnitIndex {
 
     /// The unpadded body stored under the key.
     pub fn get(&self, key: u64) -> Option<Vec<u8>> {
-        self.read().flat.get(key).map(|row| row.body().to_vec())
+        self.snapshot().flat.get(key).map(|row| row.body().to_vec())
     }
 
     /// Every key, in storage order.
     pub fn keys(&self) -> Vec<u64> {
-        self.read().flat.keys().collect()
+        self.snapshot().flat.keys().collect()
     }
 
     /// Up to `n` rows (key, unpadded body) from storage position `start`,
     /// for chunked iteration (positions are stable while nothing is removed).
     pub fn rows(&self, start: usize, n: usize) -> Vec<(u64, Vec<u8>)> {
-        self.read().flat.page(start, n)
+        self.snapshot().flat.page(start, n)
     }
 
     /// Bytes `save` would write (main file and graph), within a few hundred
     /// bytes of header. Walks the graph's node levels: O(rows).
     pub fn serialized_bytes(&self) -> u64 {
-        let state = self.read();
+        let state = self.snapshot();
         let words: usize = state
             .flat
             .groups
@@ -565,7 +565,7 @@ impl UnitIndex {
 
     /// Figures of the index.
     pub fn stats(&self) -> UnitIndexStats {
-        let state = self.read();
+        let state = self.snapshot();
         let g = &state.flat.groups;
         let (capacity, graph_len, graph_memory, graph_serialized) = state.graph.loaded(|graph| {
             graph.map_or((0, 0, 0, 0), |h| {

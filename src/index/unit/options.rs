@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::IndexError;
 use crate::index::hnsw::GraphParams;
+use crate::metric::MAX_BITS;
 
 /// When a search with no explicit `exact` is an exact scan.
 ///
@@ -105,7 +106,7 @@ impl Default for UnitIndexOptions {
             // At 1M codes of the bench dataset: recall@10 0.987 at ~2,400 q/s
             // (64 gives 0.97 at ~4,200 q/s); smaller indexes are exact anyway.
             expansion_search: 128,
-            max_dim: 256,
+            max_dim: MAX_BITS,
             exact_threshold: ExactThreshold::Auto,
         }
     }
@@ -202,11 +203,11 @@ pub struct UnitIndexStats {
 /// A longest vector of whole bytes, 8 to 256 bits (iscc-usearch's rule,
 /// in its words).
 pub(crate) fn check_max_dim(bits: usize) -> Result<(), String> {
-    if bits > 256 {
-        Err(format!("max_dim {bits}: `max_dim` must be <= 256"))
+    if bits > MAX_BITS {
+        Err(format!("max_dim {bits}: `max_dim` must be <= {MAX_BITS}"))
     } else if bits == 0 || !bits.is_multiple_of(8) {
         Err(format!(
-            "max_dim {bits}: `max_dim` must be a multiple of 8 (from 8 to 256)"
+            "max_dim {bits}: `max_dim` must be a multiple of 8 (from 8 to {MAX_BITS})"
         ))
     } else {
         Ok(())

@@ -58,7 +58,7 @@ impl UnitIndex {
     /// (the scan on a tie). The first call on an index with a graph
     /// measures it (see the module docs).
     pub fn path_estimates_ns(&self, options: &SearchOptions) -> (f64, Option<f64>) {
-        let state = self.read();
+        let state = self.snapshot();
         let (scan, graph) = self.path_estimates(&state, options, 4);
         (scan, graph.is_finite().then_some(graph))
     }
@@ -188,7 +188,7 @@ impl UnitIndex {
     /// not wait for it.
     pub(super) fn trial_first(&self, adding: usize) {
         let (sample, scan, connectivity, expansion_search) = {
-            let state = self.read();
+            let state = self.snapshot();
             let rows = state.flat.len().saturating_add(adding);
             let want = rows.min(TRIAL_ROWS);
             // Fewer rows than the trial wants: it runs under the lock

@@ -12,7 +12,7 @@ use super::{hits, row_of, IndexError, SearchOptions, State, UnitIndex};
 use crate::index::cost::{self, Work};
 use crate::index::flat::{Hit, Keep, Scan, ScanQuery, SharedBound};
 use crate::index::SearchCounters;
-use crate::metric::Row;
+use crate::metric::{Row, MAX_BITS};
 
 impl UnitIndex {
     /// Search one query body. Results are ordered by distance, then key.
@@ -76,10 +76,10 @@ impl UnitIndex {
         counters: &SearchCounters,
         shared: Option<&SharedBound>,
     ) -> Result<Vec<Hit>, IndexError> {
-        let row = row_of(None, query, 256)?;
+        let row = row_of(None, query, MAX_BITS)?;
         Self::check_expansion(options)?;
         self.ensure_graph(options)?;
-        let state = self.read();
+        let state = self.snapshot();
         self.search_row(&state, &row, options, keep, counters, shared)
     }
 
@@ -188,7 +188,7 @@ impl UnitIndex {
     /// computes at most (two neighbour lists of `connectivity` per node
     /// taken into the `expansion_search` candidates).
     pub fn search_estimate_ns(&self, options: &SearchOptions) -> Option<f64> {
-        let state = self.read();
+        let state = self.snapshot();
         let rows = state.flat.len() as u64;
         if rows == 0 || options.count == 0 {
             return Some(0.0);
@@ -241,11 +241,11 @@ impl UnitIndex {
         }
         let rows: Vec<Row> = queries
             .iter()
-            .map(|q| row_of(None, q.as_ref(), 256))
+            .map(|q| row_of(None, q.as_ref(), MAX_BITS))
             .collect::<Result<_, _>>()?;
         Self::check_expansion(options)?;
         self.ensure_graph(options)?;
-        let state = self.read();
+        let state = self.snapshot();
         let run = || self.batch_rows(&state, &rows, options, keep, counters);
         match options.threads {
             Some(n) => pool_of(n)?.install(run),

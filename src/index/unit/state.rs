@@ -144,7 +144,7 @@ impl<'a> Writer<'a> {
     /// The current state. Drop it before [`Writer::edit`]: a state still
     /// held makes the edit copy the flat store.
     pub(super) fn state(&self) -> Arc<State> {
-        self.index.read()
+        self.index.snapshot()
     }
 
     /// Change the state by `f`: in place when no search holds it and the
