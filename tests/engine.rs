@@ -534,8 +534,9 @@ fn bad_input_gets_clear_errors_and_writes_nothing() {
     );
 }
 
-/// Run by the tests below as a child process (not on its own).
+/// Run by the tests below as a child process (with `--ignored`).
 #[test]
+#[ignore = "child process of the engine's process tests"]
 fn child_process_helper() {
     let Ok(mode) = std::env::var("IVDB_ENGINE_CHILD") else {
         return;
@@ -576,6 +577,7 @@ fn child(mode: &str, dir: &Path) -> std::process::Child {
         .args([
             "child_process_helper",
             "--exact",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])

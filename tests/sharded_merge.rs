@@ -283,9 +283,9 @@ fn a_merge_whose_commit_fails_leaves_a_consistent_index_before_and_after_reopen(
 
 /// The child process of the SIGKILL test: merge the index named by
 /// `IVDB_MERGE_CHILD` one step at a time down to one sealed shard, printing
-/// a line after each committed step. Without the variable (a normal test
-/// run) there is nothing to do.
+/// a line after each committed step (run with `--ignored` by that test).
 #[test]
+#[ignore = "child process of the merge SIGKILL test"]
 fn child_process_merge_entry() {
     let Some(dir) = std::env::var_os("IVDB_MERGE_CHILD") else {
         return;
@@ -314,6 +314,7 @@ fn child(dir: &Path) -> Command {
     c.args([
         "--exact",
         "child_process_merge_entry",
+        "--ignored",
         "--nocapture",
         "--quiet",
     ])
@@ -392,14 +393,18 @@ fn a_merge_killed_anywhere_leaves_a_complete_set_of_shards() {
     assert!(outcomes.len() >= KILLS / 2, "{outcomes:?}");
 }
 
-/// The child of `a_reset_killed_anywhere_leaves_the_old_or_an_empty_index`.
+/// The child of `a_reset_killed_anywhere_leaves_the_old_or_an_empty_index`:
+/// opens, then resets when a line comes in on stdin.
 #[test]
+#[ignore = "child process of the reset SIGKILL test"]
 fn child_process_reset_entry() {
     let Some(dir) = std::env::var_os("IVDB_RESET_CHILD") else {
         return;
     };
     let idx = ShardedIndex::<u64>::open(&dir).unwrap();
     println!("opened");
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).unwrap();
     idx.reset().unwrap();
     println!("reset");
     idx.close().unwrap();
@@ -413,30 +418,52 @@ fn a_reset_killed_anywhere_leaves_the_old_or_an_empty_index() {
     let (model, used) = build_unmerged(&built, 20_000);
     let empty = Model::new();
     let mut outcomes = Vec::new();
-    // Kill i lands i × 2 ms after the child opened the index: before,
-    // during and after the reset's commit.
-    for i in 0..12u64 {
+    // Kill 0 lands before the reset starts (the child waits for a line);
+    // kill i of 1..=11 lands (i - 1) × 2 ms after it was told to start:
+    // during and after the commit; kill 12 after the child said it reset.
+    const KILLS: u64 = 13;
+    for i in 0..KILLS {
         let dir = base.path().join(format!("kill{i}"));
         copy_dir(&built, &dir);
         let mut process = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
                 "child_process_reset_entry",
+                "--ignored",
                 "--nocapture",
                 "--quiet",
             ])
             .env("IVDB_RESET_CHILD", &dir)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut lines = std::io::BufReader::new(process.stdout.take().unwrap()).lines();
-        let _opened = lines.next();
-        std::thread::sleep(std::time::Duration::from_millis(2 * i));
+        // libtest prints its own lines first: wait for the child's.
+        let opened = lines.find_map(|l| l.ok().filter(|l| l == "opened"));
+        assert_eq!(
+            opened.as_deref(),
+            Some("opened"),
+            "the child did not open the index"
+        );
+        let mut stdin = process.stdin.take().unwrap();
+        if i > 0 {
+            use std::io::Write;
+            writeln!(stdin, "go").unwrap();
+            stdin.flush().unwrap();
+        }
+        if i == KILLS - 1 {
+            let said = lines.find_map(|l| l.ok().filter(|l| l == "reset"));
+            assert_eq!(said.as_deref(), Some("reset"), "the child did not reset");
+        } else if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2 * (i - 1)));
+        }
         // SIGKILL (std's kill), then reap.
         let _ = process.kill();
         let _ = process.wait();
-        let label = format!("reset killed {i} × 2 ms after open");
+        drop(stdin);
+        let label = format!("reset kill {i}");
         // Whole or empty, never between: a read-only open sees one of them.
         let reader = ShardedIndex::<u64>::open_read_only(&dir).unwrap();
         let was_reset = reader.is_empty();
@@ -450,4 +477,12 @@ fn a_reset_killed_anywhere_leaves_the_old_or_an_empty_index() {
         outcomes.push(was_reset);
     }
     eprintln!("kills that found the reset committed: {outcomes:?}");
+    // The kill before the reset found the old index whole, the kill after
+    // it the empty one; those between found one or the other (checked).
+    assert_eq!(outcomes.len() as u64, KILLS);
+    assert!(!outcomes[0], "a kill before the reset found it committed");
+    assert!(
+        outcomes[KILLS as usize - 1],
+        "a kill after the reset found the old index"
+    );
 }
