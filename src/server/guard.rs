@@ -22,7 +22,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::envelope::ApiError;
+use super::envelope::{ApiError, ServerCode};
 use super::AppState;
 
 /// Who may talk to the server (see the module docs).
@@ -77,7 +77,7 @@ impl Access {
 }
 
 fn forbidden(message: String) -> Response {
-    ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", message).into_response()
+    ApiError::server(ServerCode::Forbidden, message).into_response()
 }
 
 /// The middleware of the module docs.

@@ -38,7 +38,24 @@ pub(crate) fn document(api_key: bool, realm: Option<u8>, limits: &Limits) -> Str
         doc["components"]["schemas"]["IsccId"]["pattern"] = Value::from(*pattern);
     }
     set_limits(&mut doc, limits);
+    doc["components"]["schemas"]["Error"]["properties"]["code"]["enum"] =
+        Value::from(error_codes());
     doc.to_string()
+}
+
+/// Every error code a response may carry: the engine's kinds, then the
+/// server's own (one spelling each; see `envelope.rs`).
+pub(crate) fn error_codes() -> Vec<&'static str> {
+    let mut codes: Vec<&str> = crate::engine::ErrorKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    for code in super::envelope::ServerCode::ALL {
+        if !codes.contains(&code.name()) {
+            codes.push(code.name());
+        }
+    }
+    codes
 }
 
 /// The template writes the default limits (10,000); put this server's.
@@ -75,6 +92,19 @@ mod tests {
             ..Limits::default()
         };
         serde_json::from_str(&document(api_key, realm, &limits)).unwrap()
+    }
+
+    #[test]
+    fn the_template_lists_exactly_the_engine_and_server_error_codes() {
+        // The served document's list is generated; the template's, which
+        // readers of the source see, must say the same.
+        let template: Value = serde_json::from_str(TEMPLATE).unwrap();
+        let listed = &template["components"]["schemas"]["Error"]["properties"]["code"]["enum"];
+        assert_eq!(listed, &Value::from(error_codes()));
+        assert_eq!(
+            doc(false, None)["components"]["schemas"]["Error"]["properties"]["code"]["enum"],
+            Value::from(error_codes())
+        );
     }
 
     #[test]

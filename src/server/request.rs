@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::envelope::ApiError;
+use super::envelope::{ApiError, ServerCode};
 use super::Limits;
 use crate::engine::{SearchParams, SearchRequest};
 
@@ -41,15 +41,13 @@ pub(crate) fn bytes(
 ) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if timed_out(&rejection) {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "REQUEST_TIMEOUT",
+            ApiError::server(
+                ServerCode::RequestTimeout,
                 "request body: not received in time (see --body-timeout)",
             )
         } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
+            ApiError::server(
+                ServerCode::PayloadTooLarge,
                 format!("request body larger than {} bytes", limits.max_body_bytes),
             )
         } else {
@@ -85,9 +83,8 @@ pub(crate) fn parse(bytes: &[u8], fields: &[&str]) -> Result<Map<String, Value>,
 /// 413 `BATCH_TOO_LARGE` when `n` exceeds the batch limit.
 pub(crate) fn check_batch(what: &str, n: usize, limits: &Limits) -> Result<(), ApiError> {
     if n > limits.max_batch {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "BATCH_TOO_LARGE",
+        return Err(ApiError::server(
+            ServerCode::BatchTooLarge,
             format!(
                 "{what}: {n} items, at most {} per request",
                 limits.max_batch

@@ -13,9 +13,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::envelope::{success, ApiError};
+use super::envelope::{success, ApiError, ServerCode};
 use super::request;
 use super::AppState;
+use crate::engine::ErrorKind;
 use crate::engine::IsccIndex;
 use crate::engine::SEARCH_FIELDS;
 
@@ -52,8 +53,7 @@ pub(crate) async fn auth(State(state): Shared, request: Request, next: Next) -> 
             } else {
                 "wrong API key"
             };
-            return ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
-                .into_response();
+            return ApiError::server(ServerCode::Unauthorized, message).into_response();
         }
     }
     next.run(request).await
@@ -81,9 +81,8 @@ pub(crate) async fn require_json(request: Request, next: Next) -> Response {
         .and_then(|v| v.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
     if has_body && !json {
-        return ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
+        return ApiError::server(
+            ServerCode::UnsupportedMediaType,
             "request body: Content-Type must be application/json",
         )
         .into_response();
@@ -320,9 +319,8 @@ pub(crate) async fn remove_one(
     })
     .await?;
     if let Some(missing) = report.not_found.first() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
+        return Err(ApiError::of_kind(
+            ErrorKind::NotFound,
             format!("not found: {missing}"),
         ));
     }
@@ -391,18 +389,16 @@ pub(crate) async fn openapi(State(state): Shared) -> Response {
 
 /// Any other path.
 pub(crate) async fn not_found(request: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
+    ApiError::server(
+        ServerCode::NoEndpoint,
         format!("no endpoint {} {}", request.method(), request.uri().path()),
     )
 }
 
 /// A known path with the wrong method.
 pub(crate) async fn method_not_allowed(request: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
+    ApiError::server(
+        ServerCode::MethodNotAllowed,
         format!(
             "{} is not allowed on {}",
             request.method(),
