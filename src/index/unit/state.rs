@@ -168,3 +168,33 @@ impl<'a> Writer<'a> {
         *write_lock(&self.index.current) = Arc::new(next);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{UnitIndex, UnitIndexOptions};
+    use std::sync::Arc;
+
+    fn flat_ptr(index: &UnitIndex) -> *const crate::index::flat::FlatStore {
+        Arc::as_ptr(&index.snapshot().flat)
+    }
+
+    #[test]
+    fn an_edit_is_in_place_unless_a_search_holds_the_state() {
+        let index = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+        index.add_batch(&[1], &[[1u8; 8]]).unwrap();
+        let before = flat_ptr(&index);
+        index.add_batch(&[2, 3], &[[2u8; 8], [3u8; 8]]).unwrap();
+        index.remove(1).unwrap();
+        assert_eq!(
+            flat_ptr(&index),
+            before,
+            "no reader: the store is edited in place"
+        );
+        // A search's snapshot keeps its rows; the write goes to a copy.
+        let held = index.snapshot();
+        index.add_batch(&[4], &[[4u8; 8]]).unwrap();
+        assert_ne!(flat_ptr(&index), before);
+        assert_eq!((held.flat.len(), index.len()), (2, 3));
+        assert!(!held.flat.contains(4) && index.contains(4));
+    }
+}
