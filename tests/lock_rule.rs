@@ -9,13 +9,6 @@
 
 use std::path::{Path, PathBuf};
 
-const TAKES: [&str; 5] = [
-    ".read();",
-    ".write();",
-    "lock(&",
-    "read_lock(",
-    "write_lock(",
-];
 const PARALLEL: [&str; 8] = [
     "par_iter",
     "par_chunks",
@@ -48,10 +41,9 @@ fn guard_bound(line: &str) -> Option<String> {
         return None; // a tuple of values read under a guard, not a guard
     }
     let value = value.trim_end();
-    let takes = TAKES.iter().any(|t| value.contains(t))
-        && (value.ends_with(".read();")
-            || value.ends_with(".write();")
-            || value.ends_with(");") && (value.contains("lock(&") || value.contains("_lock(")));
+    let takes = value.ends_with(".read();")
+        || value.ends_with(".write();")
+        || value.ends_with(");") && value.contains("lock(");
     takes.then(|| name.to_string())
 }
 

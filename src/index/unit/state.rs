@@ -108,11 +108,11 @@ impl GraphCell {
         f: impl FnOnce(&Hnsw) -> R,
     ) -> Result<R, IndexError> {
         let mut graph = write_lock(&self.0);
-        graph.get(flat)?;
-        graph.set_expansion_search(ef);
-        let result = graph.get(flat).map(f);
-        graph.set_expansion_search(default);
-        result
+        let hnsw = graph.get_mut(flat)?;
+        hnsw.set_expansion_search(ef);
+        let result = f(hnsw);
+        hnsw.set_expansion_search(default);
+        Ok(result)
     }
 
     /// `f` of the graph if it is in memory or already mapped.
