@@ -437,6 +437,169 @@ fn rebuild_equals_the_original_and_reopen_keeps_everything() {
     assert!(copy.info().unwrap().in_memory);
 }
 
+/// A read-only open follows its writer by `refresh` — new commits replayed,
+/// a save or a rebuild answered by reopening the index set — while two
+/// threads search it without a pause: every search answers, and the saved
+/// entry it looks for is always found with every one of its unit types
+/// (a search never sees a set half reopened). After each refresh the
+/// newest entry is found; at the end both handles hold the same rows. The
+/// reader is a child process (one process opens a store once), driven by
+/// lines on its stdin.
+#[test]
+fn a_read_only_open_follows_its_writer_while_it_is_searched() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let records = corpus();
+    let writer = IsccIndex::open(Some(dir.path()), fast()).unwrap();
+    let ids = add_all(&writer, &records[..600]);
+    writer.save().unwrap();
+    let mut proc = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "read_only_follower_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("IVDB_ENGINE_DIR", dir.path())
+        .env("IVDB_PROBE_ID", &ids[0])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let pid = proc.id();
+    // A hung child is killed, so the reads below end instead of hanging.
+    let (finished, deadline) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if deadline
+            .recv_timeout(std::time::Duration::from_secs(300))
+            .is_err()
+        {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    });
+    let mut to = proc.stdin.take().unwrap();
+    let mut from = BufReader::new(proc.stdout.take().unwrap()).lines();
+    let mut reply = |what: &str| -> String {
+        from.by_ref()
+            .map(|l| l.unwrap())
+            .find_map(|l| l.find("REPLY ").map(|at| l[at + 6..].to_string()))
+            .unwrap_or_else(|| panic!("the reader ended before answering {what}"))
+    };
+    assert_eq!(reply("open"), "open");
+    for round in 0..9usize {
+        let from = 600 + round * 60;
+        let added = add_all(&writer, &records[from..from + 60]);
+        match round % 3 {
+            0 => {} // new commits only: replayed
+            1 => writer.save().unwrap(),
+            _ => writer.rebuild().unwrap(),
+        }
+        let newest = added.last().unwrap();
+        writeln!(to, "refresh {} {newest}", from + 59).unwrap();
+        assert_eq!(
+            reply("refresh"),
+            format!("refreshed {newest}"),
+            "round {round}"
+        );
+    }
+    writeln!(to, "end").unwrap();
+    let w = writer.info().unwrap();
+    let mut rows: Vec<String> = w
+        .units
+        .iter()
+        .map(|(t, u)| format!("{t}={}", u.len))
+        .collect();
+    rows.insert(0, format!("size={}", w.size));
+    assert_eq!(reply("end"), rows.join(" "));
+    assert!(proc.wait().unwrap().success());
+    finished.send(()).unwrap();
+    watchdog.join().unwrap();
+}
+
+/// The reader of the test above (run with `--ignored` by it).
+#[test]
+#[ignore = "child process of a_read_only_open_follows_its_writer_while_it_is_searched"]
+fn read_only_follower_child() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let Ok(dir) = std::env::var("IVDB_ENGINE_DIR") else {
+        return;
+    };
+    let probe_id = std::env::var("IVDB_PROBE_ID").unwrap();
+    let records = corpus();
+    let reader = IsccIndex::open(
+        Some(Path::new(&dir)),
+        IndexOptions {
+            read_only: true,
+            ..fast()
+        },
+    )
+    .unwrap();
+    let params = SearchParams::default();
+    let probe = query_of(&records[0]);
+    let want = reader.search(&probe, &params).unwrap();
+    let top = want
+        .matches
+        .first()
+        .expect("the probe finds itself")
+        .clone();
+    assert_eq!(top.iscc_id, probe_id);
+    println!("REPLY open");
+    let done = AtomicBool::new(false);
+    let searches = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let (reader, probe, params, top, done, searches) =
+                (&reader, &probe, &params, &top, &done, &searches);
+            s.spawn(move || {
+                while !done.load(Ordering::Acquire) {
+                    let found = reader.search(probe, params).unwrap();
+                    let m = found
+                        .matches
+                        .iter()
+                        .find(|m| m.iscc_id == top.iscc_id)
+                        .expect("the saved probe entry is always found");
+                    assert_eq!(
+                        m.units.keys().collect::<Vec<_>>(),
+                        top.units.keys().collect::<Vec<_>>(),
+                        "every unit type of the probe answers"
+                    );
+                    searches.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        for line in std::io::stdin().lines() {
+            let line = line.unwrap();
+            let words: Vec<&str> = line.split(' ').collect();
+            match words[..] {
+                ["refresh", record, newest] => {
+                    assert!(reader.refresh().unwrap(), "the reader catches up");
+                    assert!(!reader.refresh().unwrap(), "then it is current");
+                    let record = &records[record.parse::<usize>().unwrap()];
+                    let found = reader.search(&query_of(record), &params).unwrap();
+                    assert!(
+                        found.matches.iter().any(|m| m.iscc_id == newest),
+                        "the newest entry is found after the refresh"
+                    );
+                    println!("REPLY refreshed {newest}");
+                }
+                _ => break,
+            }
+        }
+        done.store(true, Ordering::Release);
+    });
+    assert!(searches.load(Ordering::Relaxed) > 0);
+    let r = reader.info().unwrap();
+    let mut rows: Vec<String> = r
+        .units
+        .iter()
+        .map(|(t, u)| format!("{t}={}", u.len))
+        .collect();
+    rows.insert(0, format!("size={}", r.size));
+    eprintln!("reader: {} searches", searches.load(Ordering::Relaxed));
+    println!("REPLY {}", rows.join(" "));
+}
+
 #[test]
 fn a_damaged_unit_index_is_rebuilt_on_open() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::chunk_score::{self, Hit, Scored, TypeHits, CHUNK_CANDIDATES};
 use super::features::FeatureSet;
+use super::index_set::IndexSet;
 use super::simprint_index::{key_parts, stored_features};
 use super::{EngineError, IsccIndex, SearchParams};
 use crate::codec::IsccId;
@@ -78,6 +79,7 @@ impl IsccIndex {
     /// bit length is an error.
     pub(super) fn search_chunks(
         &self,
+        set: &IndexSet,
         features: &[FeatureSet],
         params: &SearchParams,
         exclude: Option<u64>,
@@ -106,7 +108,7 @@ impl IsccIndex {
                     f.bits, row.bits
                 )));
             }
-            let hits = self.simprint_hits(f, threshold, exclude)?;
+            let hits = self.simprint_hits(set, f, threshold, exclude)?;
             // An excluded entry ("more like this") is not one of the
             // entries the query is weighed against; the query's features
             // are its own, so it holds every queried type.
@@ -124,6 +126,7 @@ impl IsccIndex {
     /// matches (index) within `threshold`, without the entry `exclude`.
     fn simprint_hits(
         &self,
+        set: &IndexSet,
         f: &FeatureSet,
         threshold: f32,
         exclude: Option<u64>,
@@ -147,7 +150,7 @@ impl IsccIndex {
                 })
                 .collect()
         })?;
-        if let Some(idx) = self.simprint_index(&f.kind) {
+        if let Some(idx) = set.simprint(&f.kind) {
             // Always a scan: the near matches must be complete (see
             // `simprint_options`), whatever `params.exact` asks of units.
             let options = SearchOptions {

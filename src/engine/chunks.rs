@@ -51,6 +51,7 @@ impl IsccIndex {
     /// The simprint types of the index: bit length, entries and chunks.
     pub fn simprint_types(&self) -> Result<BTreeMap<String, SimprintTypeInfo>, EngineError> {
         self.check_open()?;
+        let set = self.indexes();
         Ok(self
             .store
             .read(|r| r.simprint_types())?
@@ -58,7 +59,7 @@ impl IsccIndex {
             .map(|(kind, row)| {
                 let stats = SimprintType::parse(&kind)
                     .ok()
-                    .and_then(|k| self.simprint_index(&k))
+                    .and_then(|k| set.simprint(&k))
                     .map(|i| i.stats());
                 let info = SimprintTypeInfo {
                     bits: row.bits,

@@ -17,21 +17,21 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::features::SimprintType;
+use super::index_set::{Family, Fresh, IndexSet, IndexType};
 use super::meta::{self, RebuildIntent};
-use super::recovery::dir_names;
-use super::simprint_index::{self as sims, SimprintIndex};
+use super::simprint_index as sims;
 use super::{
     io, stored_features_in_txn, stored_units, stored_units_in_txn, EngineError, IndexOptions,
     IsccIndex,
 };
 use crate::codec::UnitType;
-use crate::index::ShardedIndex;
+use crate::index::{ShardedIndex, ShardedOptions};
 use crate::store::{StoreError, StoreTxn};
 use crate::sync::lock;
 
@@ -73,20 +73,6 @@ pub(super) enum Target {
 impl Target {
     pub(super) fn is_none(&self) -> bool {
         matches!(self, Target::Some { units, simprints } if units.is_empty() && simprints.is_empty())
-    }
-
-    fn wants(&self, t: UnitType) -> bool {
-        match self {
-            Target::All => true,
-            Target::Some { units, .. } => units.contains(&t),
-        }
-    }
-
-    fn wants_simprint(&self, kind: &SimprintType) -> bool {
-        match self {
-            Target::All => true,
-            Target::Some { simprints, .. } => simprints.contains(kind),
-        }
     }
 
     /// Both targets' indexes.
@@ -144,6 +130,40 @@ impl Target {
     }
 }
 
+/// The engine's error for a failure of the index `label` names.
+fn index_error(label: String) -> impl FnOnce(crate::index::ShardedError) -> EngineError {
+    move |source| EngineError::Index {
+        unit_type: label,
+        source,
+    }
+}
+
+/// The index of `t` among `fresh`, created in its place when not yet there.
+fn fresh_index<'a, T: IndexType>(
+    fresh: &'a mut Fresh<T>,
+    t: &T,
+    options: ShardedOptions,
+    place: &impl Fn(&str) -> Result<(String, PathBuf), EngineError>,
+) -> Result<&'a ShardedIndex<T::Key>, EngineError> {
+    let (_, idx) = match fresh.entry(t.clone()) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => {
+            let (name, dir) = place(&t.dir_base())?;
+            let idx = ShardedIndex::<T::Key>::create(dir, options).map_err(t.error())?;
+            e.insert((name, idx))
+        }
+    };
+    Ok(idx)
+}
+
+/// Save rebuilt indexes, tagged with journal position `seq`.
+fn save_fresh<T: IndexType>(fresh: &Fresh<T>, seq: u64) -> Result<(), EngineError> {
+    for (t, (_, idx)) in fresh {
+        idx.save_tagged(seq).map_err(t.error())?;
+    }
+    Ok(())
+}
+
 /// Entries read per store transaction by the chunked walks.
 const CHUNK: usize = 10_000;
 
@@ -159,15 +179,8 @@ impl IsccIndex {
     /// tiered merges — is done (a merge failure is returned). Searches and
     /// writes may run meanwhile; this only waits.
     pub fn wait_background(&self) -> Result<(), EngineError> {
-        for (t, idx) in self.unit_indexes() {
-            idx.drain_rotations().map_err(EngineError::index(t))?;
-            idx.drain_merges().map_err(EngineError::index(t))?;
-        }
-        for (kind, idx) in self.simprint_indexes() {
-            idx.drain_rotations()
-                .map_err(EngineError::simprint_index(&kind))?;
-            idx.drain_merges()
-                .map_err(EngineError::simprint_index(&kind))?;
+        for (label, idx) in self.indexes().every() {
+            idx.drain().map_err(index_error(label))?;
         }
         Ok(())
     }
@@ -183,12 +196,8 @@ impl IsccIndex {
             self.unapplied.store(false, Ordering::Release);
         }
         let seq = self.store.journal_last()?;
-        for (t, idx) in self.unit_indexes() {
-            idx.save_tagged(seq).map_err(EngineError::index(t))?;
-        }
-        for (kind, idx) in self.simprint_indexes() {
-            idx.save_tagged(seq)
-                .map_err(EngineError::simprint_index(&kind))?;
+        for (label, idx) in self.indexes().every() {
+            idx.save_tagged(seq).map_err(index_error(label))?;
         }
         self.store.trim_journal(seq)?;
         Ok(())
@@ -201,7 +210,7 @@ impl IsccIndex {
         self.check_writable()?;
         let _w = lock(&self.writer);
         self.rebuild_store_rows()?;
-        self.rebuild_units(&Target::All)?;
+        self.change_indexes(|set| self.rebuild_units(set, &Target::All))?;
         self.save_locked()
     }
 
@@ -227,10 +236,11 @@ impl IsccIndex {
             return Err(EngineError::Invalid("no unit type to rebuild".into()));
         }
         let _w = lock(&self.writer);
-        self.rebuild_units(&Target::Some {
+        let target = Target::Some {
             units: set,
             simprints: BTreeSet::new(),
-        })?;
+        };
+        self.change_indexes(|set| self.rebuild_units(set, &target))?;
         self.save_locked()
     }
 
@@ -269,11 +279,17 @@ impl IsccIndex {
 
     /// Build the unit and simprint indexes of `target` afresh from the
     /// entries, each in a new directory (`content-text-v0.N`,
-    /// `simprint-semantic-text-v0.N`), save them, then switch to them in one
-    /// store transaction and delete the old directories. The intent is
-    /// recorded before anything is built and cleared by the switch. The
-    /// caller holds the writer lock (or is opening the index).
-    pub(super) fn rebuild_units(&self, target: &Target) -> Result<(), EngineError> {
+    /// `simprint-semantic-text-v0.N`), save them, then switch `set` to them
+    /// after one store transaction names them, and delete the old
+    /// directories. The intent is recorded before anything is built and
+    /// cleared by the switch. The caller holds the writer lock (or is
+    /// opening the index); searches use the set before until `set` is
+    /// published.
+    pub(super) fn rebuild_units(
+        &self,
+        set: &mut IndexSet,
+        target: &Target,
+    ) -> Result<(), EngineError> {
         let intent = target.intent();
         let gen = self.store.write(|w| {
             let gen = w.meta(meta::NEXT_DIR_GEN)?.unwrap_or(1);
@@ -282,112 +298,29 @@ impl IsccIndex {
             Ok(gen)
         })?;
         let seq = self.store.journal_last()?;
-        let options = Self::sharded_options(&self.params);
-        let fresh_dir = |name: &str| -> Result<std::path::PathBuf, EngineError> {
-            let dir = self.root.join(name);
+        let (units, sims) = self.build_fresh(target, |base| {
+            let name = format!("{base}.{gen}");
+            let dir = self.root.join(&name);
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
             }
-            Ok(dir)
-        };
-        let mut fresh: BTreeMap<UnitType, (String, ShardedIndex<u64>)> = BTreeMap::new();
-        let mut fresh_sims: BTreeMap<SimprintType, (String, SimprintIndex)> = BTreeMap::new();
-        self.for_each_chunk(|chunk| {
-            let mut by_type: BTreeMap<UnitType, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
-            for (key, json) in chunk {
-                for u in stored_units(json)? {
-                    let t = u.unit_type();
-                    if t.is_similarity() && target.wants(t) {
-                        let e = by_type.entry(t).or_default();
-                        e.0.push(*key);
-                        e.1.push(u.body().to_vec());
-                    }
-                }
-            }
-            for (t, (keys, bodies)) in by_type {
-                let (_, idx) = match fresh.entry(t) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => {
-                        let name = format!("{}.{gen}", t.dir_name());
-                        let idx = ShardedIndex::<u64>::create(fresh_dir(&name)?, options)
-                            .map_err(EngineError::index(t))?;
-                        e.insert((name, idx))
-                    }
-                };
-                idx.upsert(&keys, &bodies).map_err(EngineError::index(t))?;
-            }
-            for (kind, (bits, keys, prints)) in
-                sims::rows_of_entries(chunk, |k| target.wants_simprint(k))?
-            {
-                let err = || EngineError::simprint_index(&kind);
-                let (_, idx) = match fresh_sims.entry(kind.clone()) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => {
-                        let name = format!("{}.{gen}", sims::dir_base(&kind));
-                        let idx =
-                            SimprintIndex::create(fresh_dir(&name)?, self.simprint_options(bits))
-                                .map_err(err())?;
-                        e.insert((name, idx))
-                    }
-                };
-                idx.upsert(&keys, &prints).map_err(err())?;
-            }
-            Ok(())
+            Ok((name, dir))
         })?;
-        for (t, (_, idx)) in &fresh {
-            idx.save_tagged(seq).map_err(EngineError::index(*t))?;
-        }
-        for (kind, (_, idx)) in &fresh_sims {
-            idx.save_tagged(seq)
-                .map_err(EngineError::simprint_index(kind))?;
-        }
+        save_fresh(&units, seq)?;
+        save_fresh(&sims, seq)?;
         // The switch: one store transaction names the new directories.
-        let old_dirs = lock(&self.dirs).clone();
-        let mut new_dirs = old_dirs.clone();
-        new_dirs.retain(|t, _| !target.wants(*t));
-        for (t, (name, _)) in &fresh {
-            new_dirs.insert(*t, name.clone());
-        }
-        let old_sim_dirs = lock(&self.sims.dirs).clone();
-        let mut new_sim_dirs = old_sim_dirs.clone();
-        new_sim_dirs.retain(|k, _| !target.wants_simprint(k));
-        for (k, (name, _)) in &fresh_sims {
-            new_sim_dirs.insert(k.clone(), name.clone());
-        }
+        let unit_dirs = set.units.dirs_after(&units, target);
+        let sim_dirs = set.sims.dirs_after(&sims, target);
         self.store.write(|w| {
-            w.set_meta(meta::UNIT_DIRS, &dir_names(&new_dirs))?;
-            w.set_meta(meta::SIMPRINT_DIRS, &sims::dir_names(&new_sim_dirs))?;
+            w.set_meta(meta::UNIT_DIRS, &Family::dir_names(&unit_dirs))?;
+            w.set_meta(meta::SIMPRINT_DIRS, &Family::dir_names(&sim_dirs))?;
             w.delete_meta(meta::REBUILD)?;
             Ok(())
         })?;
         // Now in memory: the old indexes are dropped unsaved (their
         // directories are deleted), the new ones take their place.
-        {
-            let mut units = self.units.write();
-            units.retain(|t, _| !target.wants(*t));
-            for (t, (_, idx)) in fresh {
-                units.insert(t, Arc::new(idx));
-            }
-        }
-        {
-            let mut open = self.sims.open.write();
-            open.retain(|k, _| !target.wants_simprint(k));
-            for (k, (_, idx)) in fresh_sims {
-                open.insert(k, Arc::new(idx));
-            }
-        }
-        *lock(&self.dirs) = new_dirs.clone();
-        *lock(&self.sims.dirs) = new_sim_dirs.clone();
-        let stale = old_dirs
-            .into_iter()
-            .filter(|(t, name)| new_dirs.get(t) != Some(name))
-            .map(|(_, name)| name)
-            .chain(
-                old_sim_dirs
-                    .into_iter()
-                    .filter(|(k, name)| new_sim_dirs.get(k) != Some(name))
-                    .map(|(_, name)| name),
-            );
+        let mut stale = set.units.switch(units, target, unit_dirs);
+        stale.extend(set.sims.switch(sims, target, sim_dirs));
         for name in stale {
             // Best effort: a directory left here is removed as a leftover
             // on the next writable open.
@@ -396,17 +329,54 @@ impl IsccIndex {
         Ok(())
     }
 
+    /// The unit and simprint indexes of `target` built from the stored
+    /// entries, each created in the directory `place` gives for its base
+    /// name (returning the name to record and the path).
+    pub(super) fn build_fresh(
+        &self,
+        target: &Target,
+        place: impl Fn(&str) -> Result<(String, PathBuf), EngineError>,
+    ) -> Result<(Fresh<UnitType>, Fresh<SimprintType>), EngineError> {
+        let options = Self::sharded_options(&self.params);
+        let mut units: Fresh<UnitType> = BTreeMap::new();
+        let mut sims: Fresh<SimprintType> = BTreeMap::new();
+        self.for_each_chunk(|chunk| {
+            let mut by_type: BTreeMap<UnitType, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
+            for (key, json) in chunk {
+                for u in stored_units(json)? {
+                    let t = u.unit_type();
+                    if t.is_similarity() && t.targeted(target) {
+                        let e = by_type.entry(t).or_default();
+                        e.0.push(*key);
+                        e.1.push(u.body().to_vec());
+                    }
+                }
+            }
+            for (t, (keys, bodies)) in by_type {
+                fresh_index(&mut units, &t, options, &place)?
+                    .upsert(&keys, &bodies)
+                    .map_err(t.error())?;
+            }
+            for (kind, (bits, keys, prints)) in
+                sims::rows_of_entries(chunk, |k| k.targeted(target))?
+            {
+                fresh_index(&mut sims, &kind, self.simprint_options(bits), &place)?
+                    .upsert(&keys, &prints)
+                    .map_err(kind.error())?;
+            }
+            Ok(())
+        })?;
+        Ok((units, sims))
+    }
+
     /// Rewrite every unit and simprint index without its dead rows (tombstoned by
     /// updates and removals), then save. Returns the rows dropped.
     pub fn compact(&self) -> Result<usize, EngineError> {
         self.check_writable()?;
         let _w = lock(&self.writer);
         let mut removed = 0;
-        for (t, idx) in self.unit_indexes() {
-            removed += idx.compact().map_err(EngineError::index(t))?;
-        }
-        for (kind, idx) in self.simprint_indexes() {
-            removed += idx.compact().map_err(EngineError::simprint_index(&kind))?;
+        for (label, idx) in self.indexes().every() {
+            removed += idx.compact().map_err(index_error(label))?;
         }
         self.save_locked()?;
         Ok(removed)

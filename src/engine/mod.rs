@@ -39,16 +39,18 @@
 //! (`Locked` for a second one); read-only opens see the store's committed
 //! entries and the unit indexes as they were when opened.
 //!
-//! Searches hold no lock while they run: they clone each unit index's
-//! `Arc` under a short guard, and a read-only open's refresh, which
-//! changes the set, makes a search that overlapped it run again (`view`,
-//! see `view.rs`); `realm` is set once. Lock order (take them in this
-//! order, never back): `writer` (serialises writes, maintenance and
-//! read-only refreshes) → `units` → `dirs`, and `sims.open` → `sims.dirs`.
-//! `seen`, `temp`, `scratch`, `lock`, `legacy_counts` and `repairs` are
-//! leaves: nothing is taken while one is held. A unit index's own locks
-//! (see `index::sharded`) and the store's map guard come after all of
-//! these. No guard is held across parallel work (see `crate::sync`).
+//! Searches hold no lock while they run: each takes the current
+//! [`IndexSet`] (every unit and simprint index, cloned as one `Arc` under a
+//! guard held for that clone) and keeps it to its end; a write that creates
+//! an index, a rebuild's switch and a read-only refresh's reopen publish a
+//! new set in one swap (see `index_set.rs`). `realm` is set once. Lock order
+//! (take them in this order, never back): `writer` (serialises writes,
+//! maintenance, read-only refreshes and so every change of the index set)
+//! → the index set's swap lock. `seen`, `temp`, `scratch`, `lock`,
+//! `legacy_counts` and `repairs` are leaves: nothing is taken while one is
+//! held. A unit index's own locks (see `index::sharded`) and the store's
+//! map guard come after all of these. No guard is held across parallel
+//! work (see `crate::sync`).
 //!
 //! Files: `open.rs` (placing, locking, opening), `recovery.rs` (format
 //! check, the self-checking open), `write.rs`, `search.rs`, `maintain.rs`,
@@ -57,8 +59,8 @@
 //! `chunk_search.rs` and `chunk_score.rs` (search by granular features),
 //! `chunks.rs` (what the store knows of simprints),
 //! `primary.rs` (`IsccStore`: the store of a directory on its own),
-//! `entry.rs`, `matches.rs`, `types.rs`, `meta.rs`, `error.rs`, `view.rs`
-//! (one set of unit indexes per search).
+//! `index_set.rs` (the derived indexes as one set, swapped whole),
+//! `entry.rs`, `matches.rs`, `types.rs`, `meta.rs`, `error.rs`.
 
 mod chunk_score;
 mod chunk_search;
@@ -66,6 +68,7 @@ mod chunks;
 mod entry;
 mod error;
 pub mod features;
+mod index_set;
 mod maintain;
 mod matches;
 mod meta;
@@ -77,7 +80,6 @@ pub(crate) mod request;
 mod search;
 mod simprint_index;
 mod types;
-mod view;
 mod write;
 
 use std::collections::BTreeMap;
@@ -91,7 +93,9 @@ use crate::codec::{IdGenerator, IsccId, Realm, Unit, UnitType};
 use crate::index::ShardedIndex;
 use crate::lockfile::DirLock;
 use crate::store::Store;
-use crate::sync::{lock, RwLock};
+use crate::sync::lock;
+
+use self::index_set::{Family, IndexSet, IndexType};
 
 pub use self::chunk_score::CHUNK_CANDIDATES;
 pub use self::chunk_search::{
@@ -115,10 +119,9 @@ pub struct IsccIndex {
     root: PathBuf,
     temp: Mutex<Option<tempfile::TempDir>>,
     store: Store,
-    units: RwLock<BTreeMap<UnitType, Arc<ShardedIndex<u64>>>>,
-    /// The directory (name under `root`) of each unit type's index, as the
-    /// store records it (writable opens).
-    dirs: Mutex<BTreeMap<UnitType, String>>,
+    /// The unit and simprint indexes with their directories, swapped whole
+    /// (see `index_set.rs`).
+    indexes: index_set::Published,
     params: IndexParams,
     /// Fixed by the first entry (or the store at open); never changes.
     realm: OnceLock<Realm>,
@@ -140,13 +143,8 @@ pub struct IsccIndex {
     /// Read-only opens: the journal floor and newest sequence number the
     /// unit indexes reflect (see [`IsccIndex::refresh`]).
     seen: Mutex<(u64, u64)>,
-    /// The generation of the unit index set: a refresh counts it up, a
-    /// search that overlapped one runs again (see `view.rs`).
-    view: view::View,
     /// Concurrent single searches, coalesced into batches.
     combiner: search::SearchCombiner,
-    /// The simprint types' similarity indexes (granular features).
-    sims: simprint_index::SimprintIndexes,
 }
 
 impl std::fmt::Debug for IsccIndex {
@@ -224,62 +222,62 @@ impl IsccIndex {
         self.realm.get().copied().unwrap_or(Realm::R0)
     }
 
-    /// The open unit indexes.
-    fn unit_indexes(&self) -> Vec<(UnitType, Arc<ShardedIndex<u64>>)> {
-        self.units
-            .read()
-            .iter()
-            .map(|(t, i)| (*t, Arc::clone(i)))
-            .collect()
+    /// The current unit and simprint indexes: one set for a whole search.
+    fn indexes(&self) -> Arc<IndexSet> {
+        self.indexes.get()
     }
 
-    /// Unit types with an open unit index.
-    fn open_unit_types(&self) -> Vec<UnitType> {
-        self.units.read().keys().copied().collect()
+    /// Change the index set: `f` changes a copy of the current set, which
+    /// is then published in one swap — also when `f` fails, since what it
+    /// created the store may already name. Callers hold the writer's turn
+    /// (or are opening): changes are never concurrent. Nothing is held
+    /// while `f` runs, so searches go on with the set before.
+    fn change_indexes<R>(&self, f: impl FnOnce(&mut IndexSet) -> R) -> R {
+        let mut next = IndexSet::clone(&self.indexes());
+        let out = f(&mut next);
+        self.indexes.put(next);
+        out
     }
 
-    fn unit_index(&self, t: UnitType) -> Option<Arc<ShardedIndex<u64>>> {
-        self.units.read().get(&t).cloned()
-    }
-
-    /// The unit index of `t`, created when there is none: in the index
-    /// directory (recorded in the store), or for a read-only open in its
-    /// scratch directory.
-    fn unit_index_or_create(&self, t: UnitType) -> Result<Arc<ShardedIndex<u64>>, EngineError> {
-        if let Some(i) = self.unit_index(t) {
+    /// The index of `t` in `set`, created when there is none: in the index
+    /// directory (named in the store in one transaction), or for a
+    /// read-only open in its scratch directory.
+    fn index_or_create<T: IndexType>(
+        &self,
+        set: &mut IndexSet,
+        t: &T,
+        options: crate::index::ShardedOptions,
+    ) -> Result<Arc<ShardedIndex<T::Key>>, EngineError> {
+        let family = T::family_mut(set);
+        if let Some(i) = family.get(t) {
             return Ok(i);
         }
-        let mut units = self.units.write();
-        if let Some(i) = units.get(&t) {
-            return Ok(Arc::clone(i));
-        }
-        let options = Self::sharded_options(&self.params);
         let idx = if self.options.read_only {
-            let dir = self.scratch_dir()?.join(t.dir_name());
-            ShardedIndex::<u64>::create(&dir, options).map_err(EngineError::index(t))?
+            let dir = self.scratch_dir()?.join(t.dir_base());
+            ShardedIndex::<T::Key>::create(&dir, options).map_err(t.error())?
         } else {
-            let mut dirs = lock(&self.dirs);
-            if let Some(name) = dirs.get(&t) {
+            if let Some(name) = family.dirs.get(t) {
                 return Err(EngineError::Invalid(format!(
-                    "internal: the {t} index at {name} is recorded but not open"
+                    "internal: the {} index at {name} is recorded but not open",
+                    t.label()
                 )));
             }
-            let name = t.dir_name();
+            let name = t.dir_base();
             let dir = self.root.join(&name);
             // A directory the store does not name is a leftover.
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
             }
-            let idx = ShardedIndex::<u64>::create(&dir, options).map_err(EngineError::index(t))?;
-            let mut next = dirs.clone();
-            next.insert(t, name);
+            let idx = ShardedIndex::<T::Key>::create(&dir, options).map_err(t.error())?;
+            let mut next = family.dirs.clone();
+            next.insert(t.clone(), name);
             self.store
-                .write(|w| w.set_meta(meta::UNIT_DIRS, &recovery::dir_names(&next)))?;
-            *dirs = next;
+                .write(|w| w.set_meta(T::DIRS, &Family::dir_names(&next)))?;
+            family.dirs = next;
             idx
         };
         let idx = Arc::new(idx);
-        units.insert(t, Arc::clone(&idx));
+        family.open.insert(t.clone(), Arc::clone(&idx));
         Ok(idx)
     }
 
@@ -385,15 +383,12 @@ impl IsccIndex {
     /// Figures of the index.
     pub fn info(&self) -> Result<IndexInfo, EngineError> {
         self.check_open()?;
-        self.view.consistent(|| self.info_in_view())
-    }
-
-    /// [`IsccIndex::info`] from one set of unit indexes.
-    fn info_in_view(&self) -> Result<IndexInfo, EngineError> {
         let counts = self.counts()?;
         let units: BTreeMap<String, UnitTypeInfo> = self
-            .unit_indexes()
-            .into_iter()
+            .indexes()
+            .units
+            .open
+            .iter()
             .map(|(t, i)| {
                 let s = i.stats();
                 (
@@ -461,18 +456,10 @@ impl IsccIndex {
             self.save_locked()
         };
         self.closed.store(true, Ordering::Release);
-        let units: Vec<Arc<ShardedIndex<u64>>> = std::mem::take(&mut *self.units.write())
-            .into_values()
-            .collect();
-        let sims: Vec<_> = std::mem::take(&mut *self.sims.open.write())
-            .into_values()
-            .collect();
+        let set = self.indexes.take();
         if !(in_memory || self.options.read_only) {
-            for u in units {
-                let _ = u.close();
-            }
-            for s in sims {
-                let _ = s.close();
+            for (_, idx) in set.every() {
+                let _ = idx.close();
             }
         }
         lock(&self.lock).take();

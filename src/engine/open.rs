@@ -2,12 +2,9 @@
 //! writer lock, the store, its format and realm; then the self-checking
 //! open of the unit indexes ([`super::recovery`]).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, OnceLock};
-
-use crate::sync::RwLock;
 
 use super::{io, meta, recovery, EngineError, IndexOptions, IndexParams, IsccIndex};
 use crate::codec::{IdGenerator, Realm};
@@ -55,8 +52,7 @@ impl IsccIndex {
             root,
             temp: Mutex::new(temp),
             store,
-            units: RwLock::new(BTreeMap::new()),
-            dirs: Mutex::new(BTreeMap::new()),
+            indexes: Default::default(),
             params,
             realm: realm.map(OnceLock::from).unwrap_or_default(),
             ids,
@@ -69,9 +65,7 @@ impl IsccIndex {
             legacy_counts: Mutex::new(None),
             repairs: Mutex::new(Vec::new()),
             seen: Mutex::new((0, 0)),
-            view: Default::default(),
             combiner: crate::combine::Combiner::per_core(),
-            sims: Default::default(),
         };
         index.open_units()?;
         Ok(index)

@@ -22,22 +22,38 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::features::SimprintType;
+use super::index_set::{Family, IndexSet, IndexType};
 use super::maintain::Target;
 use super::meta::{self, RebuildIntent};
-use super::simprint_index::{self as sims, SimprintIndex};
+use super::simprint_index as sims;
 use super::write::Change;
 use super::{
     stored_units, stored_units_in_txn, EngineError, IndexOptions, IndexParams, IsccIndex,
     ENGINE_FORMAT_VERSION,
 };
 use crate::codec::UnitType;
-use crate::index::{ShardedError, ShardedIndex};
+use crate::index::ShardedError;
 use crate::kind::ErrorKind;
 use crate::store::{Store, StoreError, StoreRead};
 use crate::sync::lock;
+
+/// A changed entry: its ISCC-ID and its stored JSON (`None` when removed).
+pub(super) type Changed = (u64, Option<Vec<u8>>);
+
+/// The entries journal `records` (sequence number, ISCC-ID) name, each
+/// once, with their stored JSON as `r` sees it.
+fn changed_of(r: &StoreRead<'_>, records: Vec<(u64, u64)>) -> Result<Vec<Changed>, StoreError> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (_, key) in records {
+        if seen.insert(key) {
+            out.push((key, r.get_entry(key)?));
+        }
+    }
+    Ok(out)
+}
 
 /// The store's state that the unit indexes are checked against, read in
 /// one snapshot.
@@ -47,7 +63,7 @@ pub(super) struct Snapshot {
     pub(super) last: u64,
     /// Changed entries since the last save: (ISCC-ID, its stored JSON or
     /// `None` when removed), each once.
-    changed: Vec<(u64, Option<Vec<u8>>)>,
+    changed: Vec<Changed>,
     counts: BTreeMap<String, u64>,
     /// Chunks per simprint type, as the store counts them.
     chunks: BTreeMap<SimprintType, u64>,
@@ -74,23 +90,24 @@ impl Damaged {
         self.units.is_empty() && self.sims.is_empty()
     }
 
+    /// Take the damaged indexes out of `set` (dropped unsaved).
+    fn drop_from(&self, set: &mut IndexSet) {
+        set.units.drop_damaged(&self.units);
+        set.sims.drop_damaged(&self.sims);
+    }
+
     /// Each damaged index with its reason, for the notes.
     fn reasons(&self) -> Vec<String> {
         let units = self
             .units
             .iter()
-            .map(|(t, why)| format!("the {t} index {why}"));
+            .map(|(t, why)| format!("the {} index {why}", t.label()));
         let sims = self
             .sims
             .iter()
-            .map(|(k, why)| format!("the simprint {k} index {why}"));
+            .map(|(k, why)| format!("the {} index {why}", k.label()));
         units.chain(sims).collect()
     }
-}
-
-/// Unit type name → directory name, as stored.
-pub(super) fn dir_names(dirs: &BTreeMap<UnitType, String>) -> BTreeMap<String, String> {
-    dirs.iter().map(|(t, d)| (t.name(), d.clone())).collect()
 }
 
 /// Entries per similarity unit type, counted from the entries (format 1
@@ -161,7 +178,7 @@ pub(super) fn check_format(
                     if v < 3 {
                         super::maintain::refill_simprints(w)?;
                     }
-                    w.set_meta(meta::UNIT_DIRS, &dir_names(&dirs))?;
+                    w.set_meta(meta::UNIT_DIRS, &Family::dir_names(&dirs))?;
                     w.set_meta(meta::FORMAT_VERSION, &ENGINE_FORMAT_VERSION)
                 })?;
             }
@@ -195,7 +212,7 @@ pub(super) fn check_format(
 
 /// True when a unit index failed to open because it is damaged or missing
 /// (rebuild it), not because of the environment (report it).
-fn is_damage(e: &ShardedError) -> bool {
+pub(super) fn is_damage(e: &ShardedError) -> bool {
     match e.kind() {
         ErrorKind::NotFound | ErrorKind::Corrupt | ErrorKind::IncompatibleFormat => true,
         // A shard file the manifest names is gone.
@@ -234,13 +251,7 @@ impl IsccIndex {
     fn snapshot(&self) -> Result<Snapshot, EngineError> {
         let legacy = self.store.meta(meta::FORMAT_VERSION)? < Some(ENGINE_FORMAT_VERSION);
         Ok(self.store.read(|r| {
-            let mut seen = BTreeSet::new();
-            let mut changed = Vec::new();
-            for (_, key) in r.journal()? {
-                if seen.insert(key) {
-                    changed.push((key, r.get_entry(key)?));
-                }
-            }
+            let changed = changed_of(r, r.journal()?)?;
             let counts = if legacy {
                 count_entries(r)?
             } else {
@@ -263,39 +274,18 @@ impl IsccIndex {
     }
 
     fn open_units_writable(&self) -> Result<(), EngineError> {
-        let (dirs, sim_dirs) = self
+        let mut set = IndexSet::default();
+        (set.units.dirs, set.sims.dirs) = self
             .store
-            .read(|r| Ok((recorded_dirs(r)?, sims::recorded_dirs(r)?)))?;
-        *lock(&self.dirs) = dirs.clone();
-        *lock(&self.sims.dirs) = sim_dirs.clone();
-        self.remove_leftovers(&dirs, &sim_dirs)?;
+            .read(|r| Ok((UnitType::recorded(r)?, SimprintType::recorded(r)?)))?;
+        self.remove_leftovers(&set)?;
         let mut damaged = Damaged::default();
-        for (t, name) in &dirs {
-            match ShardedIndex::<u64>::open(self.root.join(name)) {
-                Ok(idx) => {
-                    self.units.write().insert(*t, Arc::new(idx));
-                }
-                Err(e) if is_damage(&e) => {
-                    damaged.units.insert(*t, format!("cannot be opened ({e})"));
-                }
-                Err(e) => return Err(EngineError::index(*t)(e)),
-            }
-        }
-        for (k, name) in &sim_dirs {
-            match SimprintIndex::open(self.root.join(name)) {
-                Ok(idx) => {
-                    self.sims.open.write().insert(k.clone(), Arc::new(idx));
-                }
-                Err(e) if is_damage(&e) => {
-                    damaged
-                        .sims
-                        .insert(k.clone(), format!("cannot be opened ({e})"));
-                }
-                Err(e) => return Err(EngineError::simprint_index(k)(e)),
-            }
-        }
+        set.units
+            .open_recorded(&self.root, false, &mut damaged.units)?;
+        set.sims
+            .open_recorded(&self.root, false, &mut damaged.sims)?;
         let snap = self.snapshot()?;
-        self.check_units(&snap, &mut damaged)?;
+        self.check_units(&mut set, &snap, &mut damaged)?;
         let mut target = damaged.target();
         for why in damaged.reasons() {
             self.note(format!("{why}; rebuilding it from the store"));
@@ -316,64 +306,41 @@ impl IsccIndex {
             target = target.union(Target::from_intent(intent));
         }
         if !target.is_none() {
-            self.rebuild_units(&target)?;
+            self.rebuild_units(&mut set, &target)?;
             self.note("rebuilt; the index is consistent with its store".into());
         }
+        self.indexes.put(set);
         Ok(())
     }
 
+    /// Open and check the unit indexes for a read-only open (or a refresh
+    /// after the writer saved or rebuilt): the next set is built whole —
+    /// opened, replayed, rebuilt in scratch where damaged — and published
+    /// in one swap, while searches use the set before.
     pub(super) fn open_units_read_only(&self) -> Result<(), EngineError> {
         // Format 1 kept no counts (a writable open would upgrade it).
         let legacy = self.store.meta(meta::FORMAT_VERSION)? < Some(ENGINE_FORMAT_VERSION);
         // A writer may save (and trim its journal) between our look at the
         // unit indexes and at the store: then look again.
         for attempt in 0..3 {
-            let (dirs, sim_dirs) = self
+            let mut set = IndexSet::default();
+            (set.units.dirs, set.sims.dirs) = self
                 .store
-                .read(|r| Ok((recorded_dirs(r)?, sims::recorded_dirs(r)?)))?;
-            let mut opened = BTreeMap::new();
-            let mut opened_sims = BTreeMap::new();
+                .read(|r| Ok((UnitType::recorded(r)?, SimprintType::recorded(r)?)))?;
             let mut damaged = Damaged::default();
-            for (t, name) in &dirs {
-                match ShardedIndex::<u64>::open_detached(self.root.join(name)) {
-                    Ok(idx) => {
-                        opened.insert(*t, Arc::new(idx));
-                    }
-                    Err(e) if is_damage(&e) => {
-                        damaged.units.insert(*t, format!("cannot be opened ({e})"));
-                    }
-                    Err(e) => return Err(EngineError::index(*t)(e)),
-                }
-            }
-            for (k, name) in &sim_dirs {
-                match SimprintIndex::open_detached(self.root.join(name)) {
-                    Ok(idx) => {
-                        opened_sims.insert(k.clone(), Arc::new(idx));
-                    }
-                    Err(e) if is_damage(&e) => {
-                        damaged
-                            .sims
-                            .insert(k.clone(), format!("cannot be opened ({e})"));
-                    }
-                    Err(e) => return Err(EngineError::simprint_index(k)(e)),
-                }
-            }
+            set.units
+                .open_recorded(&self.root, true, &mut damaged.units)?;
+            set.sims
+                .open_recorded(&self.root, true, &mut damaged.sims)?;
             let snap = self.snapshot()?;
-            let old = |tag: Option<u64>| tag.is_some_and(|tag| tag < snap.floor);
-            let stale =
-                opened.values().any(|i| old(i.tag())) || opened_sims.values().any(|i| old(i.tag()));
+            let stale = set.units.any_before(snap.floor) || set.sims.any_before(snap.floor);
             if stale && attempt < 2 {
                 continue;
             }
             if legacy {
                 *lock(&self.legacy_counts) = Some(snap.counts.clone());
             }
-            *self.units.write() = opened;
-            *self.sims.open.write() = opened_sims;
-            *lock(&self.dirs) = dirs.clone();
-            *lock(&self.sims.dirs) = sim_dirs.clone();
-            *lock(&self.seen) = (snap.floor, snap.last);
-            self.check_units(&snap, &mut damaged)?;
+            self.check_units(&mut set, &snap, &mut damaged)?;
             if !damaged.is_empty() {
                 for why in damaged.reasons() {
                     self.note(format!(
@@ -381,102 +348,55 @@ impl IsccIndex {
                          (open the index for writing to repair it on disk)"
                     ));
                 }
-                self.rebuild_in_scratch(&damaged)?;
+                self.rebuild_in_scratch(&mut set, &damaged)?;
             }
+            self.indexes.put(set);
+            *lock(&self.seen) = (snap.floor, snap.last);
             return Ok(());
         }
         Ok(())
     }
 
-    /// Steps 2–4 of the module docs on the open unit and simprint
-    /// indexes: drop stale ones, replay the journal into the rest, compare
-    /// row counts. What is wrong lands in `damaged` (and out of the open
-    /// set).
-    fn check_units(&self, snap: &Snapshot, damaged: &mut Damaged) -> Result<(), EngineError> {
-        let trimmed = |tag: u64| {
-            format!(
-                "was saved at journal position {tag}, but the store's journal is \
-                 trimmed through {}: the changes in between are missing",
-                snap.floor
-            )
-        };
-        for (t, idx) in self.unit_indexes() {
-            if let Some(tag) = idx.tag().filter(|tag| *tag < snap.floor) {
-                damaged.units.insert(t, trimmed(tag));
-            }
-        }
-        for (k, idx) in self.simprint_indexes() {
-            if let Some(tag) = idx.tag().filter(|tag| *tag < snap.floor) {
-                damaged.sims.insert(k, trimmed(tag));
-            }
-        }
-        self.drop_damaged(damaged);
+    /// Steps 2–4 of the module docs on the indexes of `set`: drop stale
+    /// ones, replay the journal into the rest, compare row counts. What is
+    /// wrong lands in `damaged` (and out of `set`).
+    fn check_units(
+        &self,
+        set: &mut IndexSet,
+        snap: &Snapshot,
+        damaged: &mut Damaged,
+    ) -> Result<(), EngineError> {
+        set.units.find_trimmed(snap.floor, &mut damaged.units);
+        set.sims.find_trimmed(snap.floor, &mut damaged.sims);
+        damaged.drop_from(set);
         let sim_skip: BTreeSet<SimprintType> = damaged.sims.keys().cloned().collect();
-        self.replay(&snap.changed, &damaged.units, &sim_skip)?;
-        let mut types: BTreeSet<UnitType> = self.open_unit_types().into_iter().collect();
-        types.extend(
-            snap.counts
-                .keys()
-                .filter_map(|n| n.parse::<UnitType>().ok()),
-        );
-        for t in types {
-            if damaged.units.contains_key(&t) || !t.is_similarity() {
-                continue;
-            }
-            let have = self.unit_index(t).map_or(0, |i| i.len() as u64);
-            let want = snap.counts.get(&t.name()).copied().unwrap_or(0);
-            if have != want {
-                let what = if self.unit_index(t).is_some() {
-                    format!("holds {have} rows")
-                } else {
-                    "is missing".to_string()
-                };
-                damaged.units.insert(
-                    t,
-                    format!("{what}, but the store has {want} entries with a {t} unit"),
-                );
-            }
-        }
-        let mut kinds: BTreeSet<SimprintType> = self
-            .simprint_indexes()
-            .into_iter()
-            .map(|(k, _)| k)
+        self.replay(set, &snap.changed, &damaged.units, &sim_skip)?;
+        let unit_counts: BTreeMap<UnitType, u64> = snap
+            .counts
+            .iter()
+            .filter_map(|(name, n)| {
+                let t = name.parse::<UnitType>().ok()?;
+                t.is_similarity().then_some((t, *n))
+            })
             .collect();
-        kinds.extend(snap.chunks.keys().cloned());
-        for k in kinds {
-            if damaged.sims.contains_key(&k) {
-                continue;
-            }
-            let idx = self.simprint_index(&k);
-            let have = idx.as_ref().map_or(0, |i| i.len() as u64);
-            let want = snap.chunks.get(&k).copied().unwrap_or(0);
-            if have != want {
-                let what = if idx.is_some() {
-                    format!("holds {have} rows")
-                } else {
-                    "is missing".to_string()
-                };
-                damaged.sims.insert(
-                    k.clone(),
-                    format!("{what}, but the store has {want} chunks of type {k}"),
-                );
-            }
-        }
-        self.drop_damaged(damaged);
+        set.units.find_miscounted(&unit_counts, &mut damaged.units);
+        set.sims.find_miscounted(&snap.chunks, &mut damaged.sims);
+        damaged.drop_from(set);
         Ok(())
     }
 
-    /// Bring the open unit and simprint indexes in line with changed
+    /// Bring the unit and simprint indexes of `set` in line with changed
     /// entries (each given with its stored JSON, `None` when removed):
     /// idempotent. Indexes of the types in `skip` and `sim_skip` are left
     /// out (those are rebuilt instead).
     pub(super) fn replay(
         &self,
-        changed: &[(u64, Option<Vec<u8>>)],
+        set: &mut IndexSet,
+        changed: &[Changed],
         skip: &BTreeMap<UnitType, String>,
         sim_skip: &BTreeSet<SimprintType>,
     ) -> Result<(), EngineError> {
-        let all = self.open_unit_types();
+        let all: Vec<UnitType> = set.units.open.keys().copied().collect();
         let features = Self::replayed_features(changed)?;
         let mut changes = Vec::with_capacity(changed.len());
         for ((key, json), features) in changed.iter().zip(features) {
@@ -494,45 +414,42 @@ impl IsccIndex {
                 features: Some(features),
             });
         }
-        self.apply_skipping(changes, sim_skip)
+        self.apply_to(set, changes, sim_skip)
     }
 
-    /// Replay every journaled change (writer lock held).
+    /// Replay every journaled change into the current set (writer lock
+    /// held).
     pub(super) fn replay_journal(&self) -> Result<(), EngineError> {
-        let changed = self.store.read(|r| {
-            let mut seen = BTreeSet::new();
-            let mut out = Vec::new();
-            for (_, key) in r.journal()? {
-                if seen.insert(key) {
-                    out.push((key, r.get_entry(key)?));
-                }
-            }
-            Ok(out)
-        })?;
-        self.replay(&changed, &BTreeMap::new(), &BTreeSet::new())
+        let (changed, _) = self.journaled_after(None)?;
+        self.change_indexes(|set| self.replay(set, &changed, &BTreeMap::new(), &BTreeSet::new()))
     }
 
-    /// Take damaged indexes out of the open set (dropped unsaved).
-    fn drop_damaged(&self, damaged: &Damaged) {
-        let mut units = self.units.write();
-        for t in damaged.units.keys() {
-            units.remove(t);
-        }
-        let mut open = self.sims.open.write();
-        for k in damaged.sims.keys() {
-            open.remove(k);
-        }
+    /// The entries the journal names (after sequence number `after`, or
+    /// all), each once with its stored JSON (`None` when removed), and the
+    /// newest sequence number read.
+    pub(super) fn journaled_after(
+        &self,
+        after: Option<u64>,
+    ) -> Result<(Vec<Changed>, u64), EngineError> {
+        Ok(self.store.read(|r| {
+            let records = match after {
+                Some(seq) => r.journal_after(seq)?,
+                None => r.journal()?,
+            };
+            Ok((changed_of(r, records)?, r.journal_last()?))
+        })?)
     }
 
     /// Delete directories of unit and simprint indexes the store does not
     /// name (left by an interrupted rebuild, or superseded by a finished
     /// one).
-    fn remove_leftovers(
-        &self,
-        dirs: &BTreeMap<UnitType, String>,
-        sim_dirs: &BTreeMap<SimprintType, String>,
-    ) -> Result<(), EngineError> {
-        let current: BTreeSet<&String> = dirs.values().chain(sim_dirs.values()).collect();
+    fn remove_leftovers(&self, set: &IndexSet) -> Result<(), EngineError> {
+        let current: BTreeSet<&String> = set
+            .units
+            .dirs
+            .values()
+            .chain(set.sims.dirs.values())
+            .collect();
         let entries = std::fs::read_dir(&self.root).map_err(super::io(&self.root))?;
         for e in entries {
             let e = e.map_err(super::io(&self.root))?;
@@ -555,60 +472,25 @@ impl IsccIndex {
         Ok(())
     }
 
-    /// Build the damaged unit and simprint indexes from the entries into
-    /// the scratch directory (read-only opens).
-    fn rebuild_in_scratch(&self, damaged: &Damaged) -> Result<(), EngineError> {
+    /// Build the damaged unit and simprint indexes of `set` from the
+    /// entries, in the scratch directory (read-only opens), each in a
+    /// directory of its own (a later refresh may rebuild again while
+    /// searches still use these).
+    fn rebuild_in_scratch(&self, set: &mut IndexSet, damaged: &Damaged) -> Result<(), EngineError> {
         let scratch = self.scratch_dir()?;
-        let options = Self::sharded_options(&self.params);
-        let mut fresh: BTreeMap<UnitType, ShardedIndex<u64>> = BTreeMap::new();
-        for t in damaged.units.keys() {
-            let dir = scratch.join(format!("{}.rebuilt", t.dir_name()));
-            let idx = ShardedIndex::<u64>::create(&dir, options).map_err(EngineError::index(*t))?;
-            fresh.insert(*t, idx);
-        }
-        let mut fresh_sims: BTreeMap<SimprintType, SimprintIndex> = BTreeMap::new();
-        self.for_each_chunk(|chunk| {
-            let mut by_type: BTreeMap<UnitType, (Vec<u64>, Vec<Vec<u8>>)> = BTreeMap::new();
-            for (key, json) in chunk {
-                for u in stored_units(json)? {
-                    if damaged.units.contains_key(&u.unit_type()) {
-                        let e = by_type.entry(u.unit_type()).or_default();
-                        e.0.push(*key);
-                        e.1.push(u.body().to_vec());
-                    }
+        let (units, sims) = self.build_fresh(&damaged.target(), |base| {
+            let mut n = 1u64;
+            loop {
+                let name = format!("{base}.rebuilt{n}");
+                let dir = scratch.join(&name);
+                if !dir.exists() {
+                    return Ok((name, dir));
                 }
+                n += 1;
             }
-            for (t, (keys, bodies)) in by_type {
-                if let Some(idx) = fresh.get(&t) {
-                    idx.upsert(&keys, &bodies).map_err(EngineError::index(t))?;
-                }
-            }
-            for (kind, (bits, keys, prints)) in
-                sims::rows_of_entries(chunk, |k| damaged.sims.contains_key(k))?
-            {
-                let err = || EngineError::simprint_index(&kind);
-                let idx = match fresh_sims.entry(kind.clone()) {
-                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(e) => {
-                        let dir = scratch.join(format!("{}.rebuilt", sims::dir_base(&kind)));
-                        e.insert(
-                            SimprintIndex::create(&dir, self.simprint_options(bits))
-                                .map_err(err())?,
-                        )
-                    }
-                };
-                idx.upsert(&keys, &prints).map_err(err())?;
-            }
-            Ok(())
         })?;
-        let mut units = self.units.write();
-        for (t, idx) in fresh {
-            units.insert(t, Arc::new(idx));
-        }
-        let mut open = self.sims.open.write();
-        for (k, idx) in fresh_sims {
-            open.insert(k, Arc::new(idx));
-        }
+        set.units.take_scratch(units);
+        set.sims.take_scratch(sims);
         Ok(())
     }
 }

@@ -3,11 +3,10 @@
 //! commits replayed in memory, or, after the writer saved (or rebuilt), its
 //! saved unit indexes opened afresh. Nothing is written.
 
-use std::collections::BTreeSet;
-
-use super::recovery::recorded_dirs;
-use super::simprint_index as sims;
+use super::features::SimprintType;
+use super::index_set::IndexType;
 use super::{EngineError, IsccIndex};
+use crate::codec::UnitType;
 use crate::sync::lock;
 
 impl IsccIndex {
@@ -16,9 +15,10 @@ impl IsccIndex {
     /// replayed into memory; when the writer saved or rebuilt since (the
     /// journal floor or the unit index directories changed), the unit
     /// indexes are opened again from their new files and checked like on
-    /// open. A search that overlapped the change runs again (see
-    /// `view.rs`), so none answers from a half-refreshed set. Returns whether anything changed. A writable
-    /// index is always current: `Ok(false)`.
+    /// open, into a new index set published in one swap (see
+    /// `index_set.rs`): no search answers from a half-reopened set. Returns
+    /// whether anything changed. A writable index is always current:
+    /// `Ok(false)`.
     pub fn refresh(&self) -> Result<bool, EngineError> {
         self.check_open()?;
         if !self.options.read_only {
@@ -30,32 +30,26 @@ impl IsccIndex {
             Ok((
                 r.journal_floor()?,
                 r.journal_last()?,
-                recorded_dirs(r)?,
-                sims::recorded_dirs(r)?,
+                UnitType::recorded(r)?,
+                SimprintType::recorded(r)?,
             ))
         })?;
         let (seen_floor, seen_last) = *lock(&self.seen);
-        if floor == seen_floor && dirs == *lock(&self.dirs) && sim_dirs == *lock(&self.sims.dirs) {
+        let current = self.indexes();
+        if floor == seen_floor && dirs == current.units.dirs && sim_dirs == current.sims.dirs {
             if last == seen_last {
                 return Ok(false);
             }
-            // Only new commits: replay them (idempotent).
-            let (changed, last) = self.store.read(|r| {
-                let mut seen = BTreeSet::new();
-                let mut out = Vec::new();
-                for (_, key) in r.journal_after(seen_last)? {
-                    if seen.insert(key) {
-                        out.push((key, r.get_entry(key)?));
-                    }
-                }
-                Ok((out, r.journal_last()?))
+            // Only new commits: replay them (idempotent) into the indexes
+            // in place, like a writer's adds.
+            let (changed, last) = self.journaled_after(Some(seen_last))?;
+            self.change_indexes(|set| {
+                self.replay(set, &changed, &Default::default(), &Default::default())
             })?;
-            self.view
-                .changing(|| self.replay(&changed, &Default::default(), &Default::default()))?;
             *lock(&self.seen) = (floor, last);
             return Ok(true);
         }
-        self.view.changing(|| self.open_units_read_only())?;
+        self.open_units_read_only()?;
         Ok(true)
     }
 }

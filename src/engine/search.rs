@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::entry::query_units;
+use super::index_set::IndexSet;
 use super::matches::Aggregator;
 use super::{BatchMatches, EngineError, IsccIndex, IsccMatches, Query, SearchParams};
 use crate::codec::{Unit, UnitType};
@@ -22,17 +23,13 @@ impl IsccIndex {
         self.check_open()?;
         params.check()?;
         if query.is_granular() {
-            return self
-                .view
-                .consistent(|| cost::on_pool(|| self.search_granular(query, params, "query")));
+            let set = self.indexes();
+            return cost::on_pool(|| self.search_granular(&set, query, params, "query"));
         }
         let units = query_units(query.iscc_code.as_deref(), query.units.as_deref(), "query")?;
         // Concurrent searches with the same parameters are answered as one
-        // batch while every core is busy (see `crate::combine`); each caller
-        // checks that no refresh overlapped the batch that answered it (see
-        // `view.rs`).
-        self.view
-            .consistent(|| self.search_coalesced(units.clone(), params))
+        // batch while every core is busy (see `crate::combine`).
+        self.search_coalesced(units, params)
     }
 
     /// [`IsccIndex::search`] of one unit-only query, through the combiner.
@@ -44,10 +41,12 @@ impl IsccIndex {
         self.combiner.run(
             (units, *params),
             |a, b| a.1 == b.1,
-            |(units, params)| self.search_units(&units, &params, None),
+            |(units, params)| self.search_units(&self.indexes(), &units, &params, None),
             |requests| {
                 let lists: Vec<&[Unit]> = requests.iter().map(|(u, _)| u.as_slice()).collect();
-                let found = self.search_unit_lists(&lists, &requests[0].1).ok()?;
+                let found = self
+                    .search_unit_lists(&self.indexes(), &lists, &requests[0].1)
+                    .ok()?;
                 Some(found.into_iter().map(Ok).collect())
             },
         )
@@ -75,13 +74,13 @@ impl IsccIndex {
     ) -> Result<BatchMatches, EngineError> {
         self.check_open()?;
         params.check()?;
-        self.view
-            .consistent(|| self.search_batch_in_view(queries, params))
+        self.search_batch_in(&self.indexes(), queries, params)
     }
 
-    /// [`IsccIndex::search_batch`] on one set of unit indexes.
-    fn search_batch_in_view(
+    /// [`IsccIndex::search_batch`] on one set of indexes.
+    fn search_batch_in(
         &self,
+        set: &IndexSet,
         queries: &[Query],
         params: &SearchParams,
     ) -> Result<BatchMatches, EngineError> {
@@ -93,7 +92,7 @@ impl IsccIndex {
         for (i, q) in queries.iter().enumerate() {
             let context = format!("queries[{i}]");
             if q.is_granular() {
-                out[i] = Some(self.search_granular(q, params, &context)?);
+                out[i] = Some(self.search_granular(set, q, params, &context)?);
             } else {
                 units.push(query_units(
                     q.iscc_code.as_deref(),
@@ -106,7 +105,7 @@ impl IsccIndex {
         let lists: Vec<&[Unit]> = units.iter().map(Vec::as_slice).collect();
         for (i, found) in plain
             .into_iter()
-            .zip(self.search_unit_lists(&lists, params)?)
+            .zip(self.search_unit_lists(set, &lists, params)?)
         {
             out[i] = Some(found);
         }
@@ -120,6 +119,7 @@ impl IsccIndex {
     /// indexes; "more like this" leaves the entry itself out of both.
     fn search_granular(
         &self,
+        set: &IndexSet,
         query: &Query,
         params: &SearchParams,
         context: &str,
@@ -145,8 +145,8 @@ impl IsccIndex {
                 None,
             ),
         };
-        let mut found = self.search_units(&units, params, exclude)?;
-        found.chunk_matches = self.search_chunks(&features, params, exclude)?;
+        let mut found = self.search_units(set, &units, params, exclude)?;
+        found.chunk_matches = self.search_chunks(set, &features, params, exclude)?;
         Ok(found)
     }
 
@@ -154,6 +154,7 @@ impl IsccIndex {
     /// answering its group in one batch.
     fn search_unit_lists(
         &self,
+        set: &IndexSet,
         units: &[&[Unit]],
         params: &SearchParams,
     ) -> Result<Vec<IsccMatches>, EngineError> {
@@ -176,7 +177,7 @@ impl IsccIndex {
             }
         }
         for (t, (owners, bodies)) in by_type {
-            let Some(idx) = self.unit_index(t) else {
+            let Some(idx) = set.unit(t) else {
                 continue;
             };
             let counters: Vec<SearchCounters> = owners.iter().map(|_| Default::default()).collect();
@@ -213,6 +214,7 @@ impl IsccIndex {
     /// (asked for one more, so `count` still comes back).
     fn search_units(
         &self,
+        set: &IndexSet,
         units: &[Unit],
         params: &SearchParams,
         exclude: Option<u64>,
@@ -231,7 +233,7 @@ impl IsccIndex {
         let similar: Vec<(&Unit, Arc<ShardedIndex<u64>>)> = units
             .iter()
             .filter(|u| !u.unit_type().is_instance())
-            .filter_map(|u| self.unit_index(u.unit_type()).map(|idx| (u, idx)))
+            .filter_map(|u| set.unit(u.unit_type()).map(|idx| (u, idx)))
             .collect();
         let counters = &agg.counters;
         let one = |(u, idx): &(&Unit, Arc<ShardedIndex<u64>>)| {

@@ -21,10 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::features::{features_of, FeatureSet, SimprintType};
+use super::index_set::{Family, IndexSet};
 use super::{io, meta, EngineError, IsccIndex};
 use crate::index::{ExactThreshold, ShardedIndex, ShardedOptions, VectorKind};
 use crate::store::StoreRead;
-use crate::sync::lock;
 
 /// A simprint type's similarity index.
 pub(super) type SimprintIndex = ShardedIndex<[u8; 16]>;
@@ -56,13 +56,6 @@ pub(super) fn dir_base(kind: &SimprintType) -> String {
     format!("simprint-{}", kind.to_string().to_ascii_lowercase())
 }
 
-/// Type name → directory name, as stored.
-pub(super) fn dir_names(dirs: &BTreeMap<SimprintType, String>) -> BTreeMap<String, String> {
-    dirs.iter()
-        .map(|(t, d)| (t.to_string(), d.clone()))
-        .collect()
-}
-
 /// The directories the store names for simprint indexes.
 pub(super) fn recorded_dirs(
     r: &StoreRead<'_>,
@@ -72,14 +65,6 @@ pub(super) fn recorded_dirs(
         .into_iter()
         .filter_map(|(t, d)| Some((SimprintType::parse(&t).ok()?, d)))
         .collect())
-}
-
-/// The simprint indexes of an open engine: each type's index and the
-/// directory (name under the index root) the store records for it.
-#[derive(Default)]
-pub(super) struct SimprintIndexes {
-    pub(super) open: crate::sync::RwLock<BTreeMap<SimprintType, Arc<SimprintIndex>>>,
-    pub(super) dirs: std::sync::Mutex<BTreeMap<SimprintType, String>>,
 }
 
 /// How an entry's features changed, for the simprint indexes.
@@ -125,74 +110,15 @@ impl IsccIndex {
         }
     }
 
-    /// The open simprint index of `kind`.
-    pub(super) fn simprint_index(&self, kind: &SimprintType) -> Option<Arc<SimprintIndex>> {
-        self.sims.open.read().get(kind).cloned()
-    }
-
-    /// Every open simprint index.
-    pub(super) fn simprint_indexes(&self) -> Vec<(SimprintType, Arc<SimprintIndex>)> {
-        self.sims
-            .open
-            .read()
-            .iter()
-            .map(|(t, i)| (t.clone(), Arc::clone(i)))
-            .collect()
-    }
-
-    /// The simprint index of `kind`, created when there is none (recorded
-    /// in the store; a read-only open makes it in its scratch directory).
-    fn simprint_index_or_create(
-        &self,
-        kind: &SimprintType,
-        bits: u16,
-    ) -> Result<Arc<SimprintIndex>, EngineError> {
-        if let Some(i) = self.simprint_index(kind) {
-            return Ok(i);
-        }
-        let mut open = self.sims.open.write();
-        if let Some(i) = open.get(kind) {
-            return Ok(Arc::clone(i));
-        }
-        let options = self.simprint_options(bits);
-        let err = EngineError::simprint_index(kind);
-        let idx = if self.options.read_only {
-            let dir = self.scratch_dir()?.join(dir_base(kind));
-            SimprintIndex::create(&dir, options).map_err(err)?
-        } else {
-            let mut dirs = lock(&self.sims.dirs);
-            if let Some(name) = dirs.get(kind) {
-                return Err(EngineError::Invalid(format!(
-                    "internal: the simprint {kind} index at {name} is recorded but not open"
-                )));
-            }
-            let name = dir_base(kind);
-            let dir = self.root.join(&name);
-            // A directory the store does not name is a leftover.
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
-            }
-            let idx = SimprintIndex::create(&dir, options).map_err(err)?;
-            let mut next = dirs.clone();
-            next.insert(kind.clone(), name);
-            self.store
-                .write(|w| w.set_meta(meta::SIMPRINT_DIRS, &dir_names(&next)))?;
-            *dirs = next;
-            idx
-        };
-        let idx = Arc::new(idx);
-        open.insert(kind.clone(), Arc::clone(&idx));
-        Ok(idx)
-    }
-
-    /// Bring the simprint indexes in line with changed entries. Types in
-    /// `skip` are left alone (they are being rebuilt). Idempotent.
+    /// Bring the simprint indexes of `set` in line with changed entries.
+    /// Types in `skip` are left alone (they are being rebuilt). Idempotent.
     pub(super) fn apply_features(
         &self,
+        set: &mut IndexSet,
         changes: &[FeatureChange],
         skip: &BTreeSet<SimprintType>,
     ) -> Result<(), EngineError> {
-        let open: Vec<SimprintType> = self.sims.open.read().keys().cloned().collect();
+        let open: Vec<SimprintType> = set.sims.open.keys().cloned().collect();
         let mut work: BTreeMap<SimprintType, TypeWork> = BTreeMap::new();
         for c in changes {
             let old_of = |kind: &SimprintType| {
@@ -229,7 +155,7 @@ impl IsccIndex {
         }
         for (kind, w) in work {
             let err = || EngineError::simprint_index(&kind);
-            let open = self.simprint_index(&kind);
+            let open = set.simprint(&kind);
             // Dropped rows first: once a type's last entry is gone, its
             // bit length is free, and an empty index can take the new one.
             if let Some(idx) = &open {
@@ -250,7 +176,7 @@ impl IsccIndex {
             }
             let idx = match open {
                 Some(i) if bits_of(&i) == usize::from(w.bits) => i,
-                Some(i) if i.is_empty() => self.replace_simprint_index(&kind, w.bits)?,
+                Some(i) if i.is_empty() => self.replace_simprint_index(set, &kind, w.bits)?,
                 Some(i) => {
                     return Err(EngineError::Invalid(format!(
                         "internal: the simprint {kind} index holds {} rows of {} bits, \
@@ -260,7 +186,7 @@ impl IsccIndex {
                         w.bits
                     )))
                 }
-                None => self.simprint_index_or_create(&kind, w.bits)?,
+                None => self.index_or_create(set, &kind, self.simprint_options(w.bits))?,
             };
             idx.upsert(&w.keys, &w.vectors).map_err(err())?;
         }
@@ -273,10 +199,10 @@ impl IsccIndex {
     /// its scratch directory).
     fn replace_simprint_index(
         &self,
+        set: &mut IndexSet,
         kind: &SimprintType,
         bits: u16,
     ) -> Result<Arc<SimprintIndex>, EngineError> {
-        let mut open = self.sims.open.write();
         let options = self.simprint_options(bits);
         let err = EngineError::simprint_index(kind);
         let idx = if self.options.read_only {
@@ -288,7 +214,6 @@ impl IsccIndex {
             }
             SimprintIndex::create(&dir, options).map_err(err)?
         } else {
-            let mut dirs = lock(&self.sims.dirs);
             let gen = self
                 .store
                 .read(|r| r.meta(meta::NEXT_DIR_GEN))?
@@ -299,13 +224,13 @@ impl IsccIndex {
                 std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
             }
             let idx = SimprintIndex::create(&dir, options).map_err(err)?;
-            let mut next = dirs.clone();
+            let mut next = set.sims.dirs.clone();
             let old = next.insert(kind.clone(), name);
             self.store.write(|w| {
                 w.set_meta(meta::NEXT_DIR_GEN, &(gen + 1))?;
-                w.set_meta(meta::SIMPRINT_DIRS, &dir_names(&next))
+                w.set_meta(meta::SIMPRINT_DIRS, &Family::dir_names(&next))
             })?;
-            *dirs = next;
+            set.sims.dirs = next;
             if let Some(old) = old {
                 // Best effort: a directory left here is a leftover that the
                 // next writable open removes.
@@ -315,7 +240,7 @@ impl IsccIndex {
         };
         let idx = Arc::new(idx);
         // The old (empty) index is dropped unsaved: its directory is gone.
-        open.insert(kind.clone(), Arc::clone(&idx));
+        set.sims.open.insert(kind.clone(), Arc::clone(&idx));
         Ok(idx)
     }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::entry::{prepare, Prepared};
 use super::features::{FeatureSet, SimprintType};
+use super::index_set::IndexSet;
 use super::simprint_index::FeatureChange;
 use super::{
     meta, stored_features_in_txn, stored_units_in_txn, EngineError, IsccIndex, RemoveReport,
@@ -197,31 +198,30 @@ impl IsccIndex {
             .collect()
     }
 
-    /// [`IsccIndex::apply`] after a commit: a failure says what was
-    /// committed, and marks the unit indexes for a full journal replay
-    /// before the next save may trim the journal.
+    /// [`IsccIndex::apply_to`] the current index set after a commit: a
+    /// failure says what was committed, and marks the unit indexes for a
+    /// full journal replay before the next save may trim the journal.
     fn apply_committed(
         &self,
         changes: Vec<Change>,
         ids: impl FnOnce() -> Vec<String>,
     ) -> Result<(), EngineError> {
-        self.apply(changes).map_err(|source| {
-            self.unapplied.store(true, Ordering::Release);
-            EngineError::AfterCommit {
-                ids: ids(),
-                source: Box::new(source),
-            }
-        })
+        self.change_indexes(|set| self.apply_to(set, changes, &BTreeSet::new()))
+            .map_err(|source| {
+                self.unapplied.store(true, Ordering::Release);
+                EngineError::AfterCommit {
+                    ids: ids(),
+                    source: Box::new(source),
+                }
+            })
     }
 
-    /// Bring the unit and simprint indexes in line with changed entries.
-    pub(super) fn apply(&self, changes: Vec<Change>) -> Result<(), EngineError> {
-        self.apply_skipping(changes, &BTreeSet::new())
-    }
-
-    /// [`IsccIndex::apply`], leaving the simprint indexes of `skip` alone.
-    pub(super) fn apply_skipping(
+    /// Bring the unit and simprint indexes of `set` in line with changed
+    /// entries, leaving the simprint indexes of `skip` alone. Rows change
+    /// in place; an index created for a new type joins `set`.
+    pub(super) fn apply_to(
         &self,
+        set: &mut IndexSet,
         changes: Vec<Change>,
         skip: &BTreeSet<SimprintType>,
     ) -> Result<(), EngineError> {
@@ -245,16 +245,17 @@ impl IsccIndex {
             }
         }
         for (t, keys) in removes {
-            if let Some(idx) = self.unit_index(t) {
+            if let Some(idx) = set.unit(t) {
                 idx.remove(&keys).map_err(EngineError::index(t))?;
             }
         }
+        let options = Self::sharded_options(&self.params);
         for (t, (keys, bodies)) in upserts {
-            let idx = self.unit_index_or_create(t)?;
+            let idx = self.index_or_create(set, &t, options)?;
             idx.upsert(&keys, &bodies).map_err(EngineError::index(t))?;
         }
         if !features.is_empty() {
-            self.apply_features(&features, skip)?;
+            self.apply_features(set, &features, skip)?;
         }
         Ok(())
     }
