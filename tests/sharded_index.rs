@@ -513,6 +513,53 @@ fn a_failed_shard_write_leaves_the_previous_state_intact() {
     );
 }
 
+/// The bloom filter file is replaced like every other index file: a save
+/// whose bloom write fails half-way leaves the old filter and the old
+/// manifest (a reopen sees the previous save whole), and a retry commits.
+#[test]
+fn a_failed_bloom_write_leaves_the_previous_state_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 43;
+    let keys: Vec<u64> = (0..300).collect();
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+    let idx = ShardedIndex::create(dir.path(), small(1 << 20)).unwrap();
+    idx.add(&keys[..200], &bodies[..200]).unwrap();
+    idx.save().unwrap();
+    let bloom = dir.path().join("bloom.isbf");
+    let old_bloom = std::fs::read(&bloom).unwrap();
+    let old_manifest = std::fs::read(dir.path().join("manifest.json")).unwrap();
+    idx.add(&keys[200..], &bodies[200..]).unwrap();
+    fault::fail_next_write(&bloom.to_string_lossy());
+    let err = idx.save().unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    assert_eq!(std::fs::read(&bloom).unwrap(), old_bloom);
+    assert!(
+        dir.path().join("bloom.isbf.tmp").exists(),
+        "left as a crash would"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("manifest.json")).unwrap(),
+        old_manifest
+    );
+    // A crash now: a reopen (of a copy) has the previous save, whole.
+    let copy = tempfile::tempdir().unwrap();
+    for f in files(dir.path()).into_iter().filter(|f| f != "LOCK") {
+        std::fs::copy(dir.path().join(&f), copy.path().join(&f)).unwrap();
+    }
+    let old = ShardedIndex::<u64>::open_read_only(copy.path()).unwrap();
+    assert_eq!(old.len(), 200);
+    assert!(old.contains(199).unwrap() && !old.contains(200).unwrap());
+    drop(old);
+    // The retry commits everything.
+    idx.save().unwrap();
+    drop(idx);
+    let idx = ShardedIndex::<u64>::open(dir.path()).unwrap();
+    assert_eq!(idx.len(), 300);
+    for (k, b) in keys.iter().zip(&bodies) {
+        assert_eq!(idx.get(*k).unwrap().as_ref(), Some(b));
+    }
+}
+
 #[test]
 fn a_failed_rotation_keeps_rows_in_memory_and_save_retries() {
     let dir = tempfile::tempdir().unwrap();

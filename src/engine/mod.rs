@@ -40,7 +40,7 @@
 //! entries and the unit indexes as they were when opened.
 //!
 //! Searches hold no lock while they run: each takes the current
-//! [`IndexSet`] (every unit and simprint index, cloned as one `Arc` under a
+//! `IndexSet` (every unit and simprint index, cloned as one `Arc` under a
 //! guard held for that clone) and keeps it to its end; a write that creates
 //! an index, a rebuild's switch and a read-only refresh's reopen publish a
 //! new set in one swap (see `index_set.rs`). `realm` is set once. Lock order

@@ -422,34 +422,33 @@ fn threshold(
     }
 }
 
-/// The fields of open options (every one optional).
-pub const OPEN_OPTION_FIELDS: &[&str] = &[
-    "realm",
-    "durable",
-    "hub_id",
-    "unit_threshold",
-    "max_dim",
-    "connectivity",
-    "expansion_add",
-    "expansion_search",
-    "exact_threshold",
-    "shard_size",
-];
+/// Declares the open options once: the JSON struct and the list of its
+/// field names ([`OPEN_OPTION_FIELDS`]) come from the same lines.
+macro_rules! open_options {
+    ($($field:ident: $ty:ty,)*) => {
+        /// The fields of open options (every one optional).
+        pub const OPEN_OPTION_FIELDS: &[&str] = &[$(stringify!($field)),*];
 
-/// Open options as JSON; a field left out takes the library default.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct OpenOptions {
-    realm: Option<u8>,
-    durable: Option<bool>,
-    hub_id: Option<u16>,
-    unit_threshold: Option<f32>,
-    max_dim: Option<usize>,
-    connectivity: Option<usize>,
-    expansion_add: Option<usize>,
-    expansion_search: Option<usize>,
-    exact_threshold: Option<crate::index::ExactThreshold>,
-    shard_size: Option<u64>,
+        /// Open options as JSON; a field left out takes the library default.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        struct OpenOptions {
+            $($field: Option<$ty>,)*
+        }
+    };
+}
+
+open_options! {
+    realm: u8,
+    durable: bool,
+    hub_id: u16,
+    unit_threshold: f32,
+    max_dim: usize,
+    connectivity: usize,
+    expansion_add: usize,
+    expansion_search: usize,
+    exact_threshold: crate::index::ExactThreshold,
+    shard_size: u64,
 }
 
 impl IndexOptions {

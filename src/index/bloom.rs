@@ -18,8 +18,8 @@
 //! version, size or checksum is rejected, and the owner rebuilds it from
 //! its keys.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// splitmix64's finaliser.
@@ -382,26 +382,14 @@ impl ScalableBloom {
         })
     }
 
-    /// Write atomically: temporary file, fsync, rename, directory fsync.
+    /// Replace the file at `path` durably, like every index file (see
+    /// `index::durable`: a crash or an injected fault leaves the old file
+    /// or the new one).
     pub fn save(&self, path: &Path) -> Result<(), BloomError> {
-        let io_err = |source| BloomError::Io {
+        super::durable::write(path, &self.encode()).map_err(|source| BloomError::Io {
             path: path.to_path_buf(),
             source,
-        };
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        {
-            let mut f = File::create(&tmp).map_err(io_err)?;
-            f.write_all(&self.encode()).map_err(io_err)?;
-            f.sync_all().map_err(io_err)?;
-        }
-        fs::rename(&tmp, path).map_err(io_err)?;
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)
+        })
     }
 
     /// Read a saved filter.
