@@ -369,3 +369,54 @@ fn searches_complete_while_a_graph_is_built() {
     );
     println!("searches during the build: {during}");
 }
+
+/// An add that makes the graph pay starts its build in the background and
+/// returns: adds (and removes) go on while the graph of 60,000 rows is
+/// built — at least 100 of them complete with the graph still deferred —
+/// and `wait_graph` then publishes a graph holding exactly the rows stored
+/// (those written during the build included).
+#[test]
+fn adds_complete_while_a_graph_is_built() {
+    let data = Dataset::generate(60_400, 64, 6);
+    let index = UnitIndex::new(UnitIndexOptions {
+        exact_threshold: ExactThreshold::Rows(50_000),
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    let keys: Vec<u64> = (0..data.codes.len() as u64).collect();
+    index
+        .add_batch(&keys[..60_000], &data.codes[..60_000])
+        .unwrap();
+    let mut during: usize = 0;
+    for (k, c) in keys[60_000..].iter().zip(&data.codes[60_000..]) {
+        if !index.graph_deferred() {
+            break;
+        }
+        index.add_batch(&[*k], &[c]).unwrap();
+        if k % 4 == 0 {
+            assert_eq!(index.remove_batch(&[k - 60_000]).unwrap(), 1);
+        }
+        during += 1;
+    }
+    println!("adds during the build: {during}");
+    assert!(
+        during >= 100,
+        "only {during} single adds completed while the graph of 60,000 rows was built"
+    );
+    index.wait_graph().unwrap();
+    assert!(!index.graph_deferred());
+    let stored = index.len();
+    assert_eq!(stored, 60_000 + during - during.div_ceil(4));
+    assert_eq!(index.stats().graph_len, stored);
+    // The graph answers for a row added during the build, not for one
+    // removed then.
+    let approximate = SearchOptions {
+        exact: Some(false),
+        ..SearchOptions::count(1)
+    };
+    let last = 60_000 + during - 1;
+    let hits = index.search_with(&data.codes[last], &approximate).unwrap();
+    assert_eq!(hits[0].key, last as u64);
+    let hits = index.search_with(&data.codes[0], &approximate).unwrap();
+    assert!(hits.iter().all(|h| h.key != 0));
+}

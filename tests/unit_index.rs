@@ -586,9 +586,26 @@ fn graph_is_deferred_until_the_threshold_or_an_approximate_search() {
             truth
         );
     }
-    // Crossing the threshold builds the graph from every row.
-    idx.add_batch(&keys[1_500..], &data.codes[1_500..]).unwrap();
+    // Crossing the threshold starts building the graph from every row in
+    // the background; rows removed and added meanwhile are brought into it
+    // when it is adopted (here: waited for).
+    idx.add_batch(&keys[1_500..2_500], &data.codes[1_500..2_500])
+        .unwrap();
+    assert_eq!(idx.remove_batch(&[10, 2_100]).unwrap(), 2);
+    idx.add_batch(&keys[2_500..], &data.codes[2_500..]).unwrap();
+    idx.wait_graph().unwrap();
     assert!(!idx.graph_deferred());
+    assert_eq!(idx.stats().graph_len, 2_998);
+    let approximate = SearchOptions {
+        exact: Some(false),
+        ..SearchOptions::count(10)
+    };
+    for gone in [10usize, 2_100] {
+        let found = idx.search_with(&data.codes[gone], &approximate).unwrap();
+        assert!(found.iter().all(|m| m.key != gone as u64), "{gone}");
+    }
+    idx.add_batch(&[10, 2_100], &[&data.codes[10], &data.codes[2_100]])
+        .unwrap();
     assert_eq!(idx.stats().graph_len, 3_000);
     // Every answer now comes from the graph: each hit's distance is the true
     // NPHD of its row. Whether a row can be reached at all is not certain:

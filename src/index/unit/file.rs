@@ -150,7 +150,11 @@ impl UnitIndex {
         let path = path.as_ref();
         // The writer's turn: the graph then holds exactly the state's rows
         // (a compact graph names them), and `dirty` counts what came after.
-        let writer = Writer::new(self);
+        let mut writer = Writer::new(self);
+        // A finished background build is saved with the rest; a failed one
+        // leaves the graph deferred (the next add that wants it starts
+        // another), which is saved as such.
+        let _ = self.adopt_build(&mut writer, false);
         let state = writer.state();
         let graph = graph_path(path);
         let saved = SavedGraph::of(&state)?;
@@ -378,6 +382,7 @@ impl UnitIndex {
     /// Replace this index with the one saved at `path`, read into RAM.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let state = Self::open_file(path.as_ref(), false)?;
+        self.cancel_build();
         Writer::new(self).publish(state);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
@@ -387,6 +392,7 @@ impl UnitIndex {
     /// read-only (writes then return [`IndexError::ReadOnly`]).
     pub fn view(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let state = Self::open_file(path.as_ref(), true)?;
+        self.cancel_build();
         Writer::new(self).publish(state);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())

@@ -18,10 +18,12 @@
 //! `auto` and scanning this many rows estimated cheaper than a graph search
 //! on this machine (see `paths.rs` and `index::cost`), or at most a fixed
 //! number of rows — no graph is built and adds cost only the flat store.
-//! The graph is built from all rows, on all cores, when the index grows
-//! past that point, when the threshold changes to want one, or when an
-//! approximate search is asked for explicitly (`exact: Some(false)`). With a
-//! graph, `auto` picks per search the path measured cheaper on this index.
+//! When the index grows past that point the graph is built from all rows
+//! in the background, beside writes and searches, and adopted by a later
+//! writer's turn (see `build.rs`): no add waits for it. A threshold change
+//! that wants a graph, or an explicitly approximate search (`exact:
+//! Some(false)`), builds it at once. With a graph, `auto` picks per search
+//! the path measured cheaper on this index.
 //!
 //! Files: `save(path)` writes `path` (format header, parameters and the flat
 //! store, laid out as in memory so `view` maps it without copying) and
@@ -31,11 +33,13 @@
 //! Files of this module: `error.rs` (what can go wrong), `options.rs`
 //! (parameters and figures), `slots.rs` (the thread-slot semaphore),
 //! `search.rs` (exact and graph search), `file.rs` (the on-disk format),
-//! `state.rs` (snapshots, the graph's lock and the writer's turn).
+//! `state.rs` (snapshots, the graph's lock and the writer's turn),
+//! `build.rs` (deferred graphs built in the background).
 //! Lock order: the writer's turn, then the swap lock or a thread slot, then
 //! the graph's lock; never the other way round.
 
 mod buffer;
+mod build;
 #[cfg(test)]
 mod compact_tests;
 mod error;
@@ -75,6 +79,14 @@ pub struct UnitIndex {
     kernel: Kernel,
     /// What this index's scans and graph searches cost (see `paths.rs`).
     paths: paths::PathCosts,
+    /// A deferred graph being built in the background (see `build.rs`).
+    build: Mutex<Option<build::Build>>,
+}
+
+impl Drop for UnitIndex {
+    fn drop(&mut self) {
+        self.cancel_build();
+    }
 }
 
 impl std::fmt::Debug for UnitIndex {
@@ -131,6 +143,7 @@ impl UnitIndex {
             dirty: AtomicU64::new(0),
             kernel: Kernel::detect(),
             paths: paths::PathCosts::default(),
+            build: Mutex::new(None),
         }
     }
 
@@ -178,6 +191,7 @@ impl UnitIndex {
         let state = writer.state();
         if state.deferred && !state.read_only && Self::graph_wanted(&state) {
             drop(state);
+            self.adopt_build(&mut writer, true)?;
             self.build_graph(&mut writer)?;
         }
         Ok(())
@@ -207,11 +221,14 @@ impl UnitIndex {
         Ok(())
     }
 
-    /// Make sure a graph exists before an explicitly approximate search.
+    /// Make sure a graph exists before an explicitly approximate search;
+    /// adopt a finished background build when the writer is idle.
     fn ensure_graph(&self, options: &SearchOptions) -> Result<(), IndexError> {
+        self.adopt_if_idle();
         if options.exact == Some(false) && self.snapshot().deferred {
             let mut writer = Writer::new(self);
             if !writer.state().read_only {
+                self.adopt_build(&mut writer, true)?;
                 self.build_graph(&mut writer)?;
             }
         }
@@ -443,6 +460,7 @@ impl UnitIndex {
     /// Remove everything (the parameters stay).
     pub fn reset(&self) -> Result<(), IndexError> {
         let mut writer = self.writable()?;
+        self.cancel_build();
         let options = writer.state().options;
         let hnsw = Hnsw::new(options.graph()).map_err(IndexError::Native)?;
         writer.publish(State::new(
@@ -484,8 +502,16 @@ impl UnitIndex {
         if state.deferred {
             drop(state);
             Self::flat_insert(writer, rows.iter());
-            if Self::graph_wanted(&writer.state()) {
-                self.build_graph(writer)?;
+            // A finished background build is adopted (these rows join it);
+            // else one is started when the graph now pays. Never built
+            // here: the add does not wait (see `build.rs`).
+            // A failed build leaves the graph deferred: these rows are
+            // stored either way, and the check below starts another.
+            let _ = self.adopt_build(writer, false);
+            let state = writer.state();
+            if state.deferred && Self::graph_wanted(&state) {
+                drop(state);
+                self.start_build(writer)?;
             }
             return Ok(rows.len());
         }

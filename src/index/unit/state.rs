@@ -141,6 +141,16 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// The writer's turn if no writer has it now (never waits).
+    pub(super) fn try_new(index: &'a UnitIndex) -> Option<Writer<'a>> {
+        let turn = match index.writer.try_lock() {
+            Ok(turn) => turn,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(Writer { index, _turn: turn })
+    }
+
     /// The current state. Drop it before [`Writer::edit`]: a state still
     /// held makes the edit copy the flat store.
     pub(super) fn state(&self) -> Arc<State> {
