@@ -36,6 +36,11 @@ impl Inner {
         if frozen.is_durable() {
             return Ok(());
         }
+        // A frozen shard takes no more writes, so no later writer's turn
+        // would adopt a graph still being built for it: wait for it here
+        // (the rotation's own thread or save, never an add's). A failed
+        // build leaves the shard scan-only, which is still exact.
+        let _ = frozen.index.wait_graph();
         let old = frozen.gen();
         let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);
         frozen.save(&self.dir, gen)?;

@@ -223,6 +223,10 @@ impl Inner {
             index.add_batch(ls, bs)?;
         }
         drop(bodies);
+        // The graph these adds wanted is built in the background: wait for
+        // it, so the shard is saved with it (a failed build leaves the shard
+        // scan-only, which is still exact).
+        let _ = index.wait_graph();
         let fresh = Shard::from_parts(id, index, table);
         let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = fresh.save(&self.dir, gen) {
