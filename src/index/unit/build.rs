@@ -38,6 +38,37 @@ pub(super) struct Build {
 /// Rows inserted between checks of the cancel flag.
 const CANCEL_EVERY: usize = 1024;
 
+/// Run `add` over `rows` on up to `threads` threads (scoped), each taking
+/// a contiguous part; the first error is returned (a panicked thread is
+/// one). Shared by a build and by adds to a live graph.
+pub(super) fn on_threads(
+    rows: &[(u64, Row)],
+    threads: usize,
+    add: impl Fn(&[(u64, Row)]) -> Result<(), IndexError> + Sync,
+) -> Result<(), IndexError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let chunk = rows.len().div_ceil(threads.max(1)).max(64);
+    let add = &add;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || add(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(IndexError::Native(
+                        "a graph insertion thread panicked".into(),
+                    ))
+                })
+            })
+            .fold(Ok(()), Result::and)
+    })
+}
+
 /// Build a graph of `rows` on up to `Hnsw::THREAD_SLOTS` threads (the
 /// graph is private: no slot is shared with a search).
 fn build(
@@ -51,29 +82,16 @@ fn build(
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .clamp(1, Hnsw::THREAD_SLOTS);
-    let chunk = rows.len().div_ceil(threads).max(CANCEL_EVERY);
-    let hnsw_ref = &hnsw;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    for block in part.chunks(CANCEL_EVERY) {
-                        if cancel.load(Ordering::Relaxed) {
-                            return Err(IndexError::Native("graph build cancelled".into()));
-                        }
-                        for (key, row) in block {
-                            hnsw_ref.add(*key, &row.0).map_err(IndexError::Native)?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(IndexError::Native("a graph build thread panicked".into())))
-        })
+    on_threads(&rows, threads, |part| {
+        for block in part.chunks(CANCEL_EVERY) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(IndexError::Native("graph build cancelled".into()));
+            }
+            for (key, row) in block {
+                hnsw.add(*key, &row.0).map_err(IndexError::Native)?;
+            }
+        }
+        Ok(())
     })?;
     Ok((rows, hnsw))
 }
@@ -83,10 +101,10 @@ impl UnitIndex {
     /// current rows, unless a build is in progress.
     pub(super) fn start_build(&self, writer: &Writer<'_>) -> Result<(), IndexError> {
         let mut pending = lock(&self.build);
-        if pending.is_some() {
+        let state = writer.state();
+        if pending.is_some() || !state.deferred {
             return Ok(());
         }
-        let state = writer.state();
         let rows = state.flat.all_rows();
         let params = state.options.graph();
         drop(state);
@@ -98,6 +116,18 @@ impl UnitIndex {
             .map_err(|e| IndexError::Native(format!("cannot start a graph build: {e}")))?;
         *pending = Some(Build { handle, cancel });
         Ok(())
+    }
+
+    /// Build the deferred graph now: start a build (unless one is in
+    /// progress) and wait for it, searches scanning meanwhile.
+    pub(super) fn build_graph(&self, writer: &mut Writer<'_>) -> Result<(), IndexError> {
+        self.start_build(writer)?;
+        self.adopt_build(writer, true)
+    }
+
+    /// Whether a build is in progress or waits to be adopted.
+    pub(super) fn build_pending(&self) -> bool {
+        lock(&self.build).is_some()
     }
 
     /// Whether a build has finished and waits to be adopted.

@@ -48,15 +48,20 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
 }
 
+/// The bytes usearch writes for a state's graph.
+fn graph_bytes(state: &super::state::State) -> Vec<u8> {
+    state
+        .graph
+        .with(&state.flat, |g| g.to_bytes())
+        .unwrap()
+        .unwrap()
+}
+
 #[test]
 fn a_compact_graph_expands_to_the_bytes_usearch_wrote() {
     let index = churned();
     let state = index.snapshot();
-    let full = state
-        .graph
-        .with(&state.flat, |g| g.to_bytes())
-        .unwrap()
-        .unwrap();
+    let full = graph_bytes(&state);
     let c = compact(&full, &state.flat).unwrap();
     let file = [&c.prefix[..], c.tail].concat();
     let slots = u64_at(&file, 16) as usize;
@@ -83,11 +88,7 @@ fn a_compact_graph_expands_to_the_bytes_usearch_wrote() {
 fn a_compact_graph_refuses_another_flat_store_and_damage() {
     let index = churned();
     let state = index.snapshot();
-    let full = state
-        .graph
-        .with(&state.flat, |g| g.to_bytes())
-        .unwrap()
-        .unwrap();
+    let full = graph_bytes(&state);
     let c = compact(&full, &state.flat).unwrap();
     let file = [&c.prefix[..], c.tail].concat();
 

@@ -191,7 +191,6 @@ impl UnitIndex {
         let state = writer.state();
         if state.deferred && !state.read_only && Self::graph_wanted(&state) {
             drop(state);
-            self.adopt_build(&mut writer, true)?;
             self.build_graph(&mut writer)?;
         }
         Ok(())
@@ -202,25 +201,6 @@ impl UnitIndex {
         self.snapshot().deferred
     }
 
-    /// Build the deferred graph from every row, beside the searches (they
-    /// scan the current state meanwhile), and publish it when complete.
-    fn build_graph(&self, writer: &mut Writer<'_>) -> Result<(), IndexError> {
-        let state = writer.state();
-        if !state.deferred {
-            return Ok(());
-        }
-        let rows = state.flat.all_rows();
-        let hnsw = Hnsw::new(state.options.graph()).map_err(IndexError::Native)?;
-        let graph = Arc::new(GraphCell::new(Graph::Ready(hnsw)));
-        self.graph_insert(&graph, &state.flat, &rows)?;
-        drop(state);
-        writer.edit(0, |state| {
-            state.graph = graph;
-            state.deferred = false;
-        });
-        Ok(())
-    }
-
     /// Make sure a graph exists before an explicitly approximate search;
     /// adopt a finished background build when the writer is idle.
     fn ensure_graph(&self, options: &SearchOptions) -> Result<(), IndexError> {
@@ -228,7 +208,6 @@ impl UnitIndex {
         if options.exact == Some(false) && self.snapshot().deferred {
             let mut writer = Writer::new(self);
             if !writer.state().read_only {
-                self.adopt_build(&mut writer, true)?;
                 self.build_graph(&mut writer)?;
             }
         }
@@ -508,8 +487,9 @@ impl UnitIndex {
             // A failed build leaves the graph deferred: these rows are
             // stored either way, and the check below starts another.
             let _ = self.adopt_build(writer, false);
+            // While a build runs, the cost model need not be asked again.
             let state = writer.state();
-            if state.deferred && Self::graph_wanted(&state) {
+            if state.deferred && !self.build_pending() && Self::graph_wanted(&state) {
                 drop(state);
                 self.start_build(writer)?;
             }
@@ -559,34 +539,15 @@ impl UnitIndex {
             .with_mut(flat, |g| g.ensure_capacity(rows.len()))?
             .map_err(IndexError::Native)?;
         let threads = rayon::current_num_threads().clamp(1, Hnsw::THREAD_SLOTS);
-        let chunk = rows.len().div_ceil(threads).max(64);
-        let results: Vec<Result<(), IndexError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = rows
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        let _slot = self.slots.acquire();
-                        for (key, row) in part {
-                            graph
-                                .with(flat, |g| g.add(*key, &row.0))?
-                                .map_err(IndexError::Native)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(IndexError::Native(
-                            "a graph insertion thread panicked".into(),
-                        ))
-                    })
-                })
-                .collect()
-        });
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+        build::on_threads(rows, threads, |part| {
+            let _slot = self.slots.acquire();
+            for (key, row) in part {
+                graph
+                    .with(flat, |g| g.add(*key, &row.0))?
+                    .map_err(IndexError::Native)?;
+            }
+            Ok(())
+        })
     }
 
     /// Figures of the index.
