@@ -55,8 +55,15 @@ pub(super) trait IndexType: Ord + Clone + std::fmt::Display + Sized {
 
     /// The engine's error for a failure of this type's index.
     fn error(&self) -> impl FnOnce(ShardedError) -> EngineError {
-        let unit_type = self.label();
-        move |source| EngineError::Index { unit_type, source }
+        index_error(self.label())
+    }
+}
+
+/// The engine's error for a failure of the index `label` names.
+pub(super) fn index_error(label: String) -> impl FnOnce(ShardedError) -> EngineError {
+    move |source| EngineError::Index {
+        unit_type: label,
+        source,
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 use serde_json::Value;
 
 use super::features::SimprintType;
-use super::index_set::{Family, Fresh, IndexSet, IndexType};
+use super::index_set::{index_error, Family, Fresh, IndexSet, IndexType};
 use super::meta::{self, RebuildIntent};
 use super::simprint_index as sims;
 use super::{
@@ -127,14 +127,6 @@ impl Target {
                 .filter_map(|n| SimprintType::parse(n).ok())
                 .collect(),
         }
-    }
-}
-
-/// The engine's error for a failure of the index `label` names.
-fn index_error(label: String) -> impl FnOnce(crate::index::ShardedError) -> EngineError {
-    move |source| EngineError::Index {
-        unit_type: label,
-        source,
     }
 }
 
