@@ -14,62 +14,27 @@
 //! (read-only view); the file layout is the in-memory layout, so a view
 //! opens without copying or parsing rows.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use memmap2::Mmap;
 use rayon::prelude::*;
 
 use crate::metric::scan::{Kernel, MANY};
 use crate::metric::{whole_words, Row, ROW_BYTES};
 
+mod key_map;
 mod odd;
 mod topk;
+mod words;
+use key_map::{KeyMap, Place};
 use odd::OddRows;
+pub(crate) use words::Words;
 pub(crate) use topk::SharedBound;
 use topk::TopK;
 
 /// Rows scanned per block before the threshold is tightened (and, in
 /// batch scans, the block all queries of a chunk visit while it is cached).
 const BLOCK: usize = 8192;
-
-/// A column of u64: owned, or a slice of a shared memory map.
-#[derive(Debug, Clone)]
-pub(crate) enum Words {
-    Owned(Vec<u64>),
-    Mapped {
-        map: Arc<Mmap>,
-        offset: usize,
-        len: usize,
-    },
-}
-
-impl Words {
-    pub(crate) fn as_slice(&self) -> &[u64] {
-        match self {
-            Words::Owned(v) => v,
-            Words::Mapped { map, offset, len } => {
-                let bytes = &map[*offset..*offset + *len * 8];
-                // SAFETY: the map is page-aligned and `offset` a multiple of
-                // 8 (checked when the view was opened), the range lies inside
-                // the map (checked too), u64 has no invalid bit patterns, and
-                // the map lives as long as `self` through the Arc.
-                unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<u64>(), *len) }
-            }
-        }
-    }
-
-    fn owned(&mut self) -> &mut Vec<u64> {
-        if let Words::Mapped { .. } = self {
-            *self = Words::Owned(self.as_slice().to_vec());
-        }
-        match self {
-            Words::Owned(v) => v,
-            Words::Mapped { .. } => unreachable!("converted above"),
-        }
-    }
-}
 
 /// Rows of one length: keys and `words` columns.
 #[derive(Debug, Clone)]
@@ -81,13 +46,13 @@ pub(crate) struct Group {
 impl Group {
     fn new(words: usize) -> Group {
         Group {
-            keys: Words::Owned(Vec::new()),
-            cols: (0..words).map(|_| Words::Owned(Vec::new())).collect(),
+            keys: Words::default(),
+            cols: (0..words).map(|_| Words::default()).collect(),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.keys.as_slice().len()
+        self.keys.len()
     }
 
     /// Row `i` (in bounds) as stored: its words, little-endian.
@@ -96,7 +61,7 @@ impl Group {
         let mut row = Row([0; ROW_BYTES]);
         row.0[0] = (8 * self.cols.len()) as u8;
         for (w, col) in self.cols.iter().enumerate() {
-            row.0[1 + 8 * w..9 + 8 * w].copy_from_slice(&col.as_slice()[i].to_le_bytes());
+            row.0[1 + 8 * w..9 + 8 * w].copy_from_slice(&col.get(i).to_le_bytes());
         }
         row
     }
@@ -148,7 +113,7 @@ pub(crate) struct FlatStore {
     pub(crate) odd: OddRows,
     /// key -> (group, index), group [`ODD`] for `odd`; built on first use
     /// (a memory-mapped view opens without it).
-    slots: OnceLock<HashMap<u64, (u8, u32)>>,
+    slots: OnceLock<KeyMap>,
 }
 
 /// The group number of [`FlatStore::odd`] in `slots`.
@@ -159,7 +124,7 @@ impl Default for FlatStore {
         FlatStore {
             groups: [Group::new(1), Group::new(2), Group::new(3), Group::new(4)],
             odd: OddRows::default(),
-            slots: OnceLock::from(HashMap::new()),
+            slots: OnceLock::from(KeyMap::default()),
         }
     }
 }
@@ -206,11 +171,12 @@ impl FlatStore {
             + self.odd.words(query_words)
     }
 
-    fn build_slots(&self) -> HashMap<u64, (u8, u32)> {
-        let mut map = HashMap::with_capacity(self.len());
+    fn build_slots(&self) -> KeyMap {
+        let mut map = KeyMap::default();
+        map.reserve(self.len());
         for (g, group) in self.groups.iter().enumerate() {
-            for (i, key) in group.keys.as_slice().iter().enumerate() {
-                map.insert(*key, (g as u8, i as u32));
+            for (i, key) in group.keys.iter().enumerate() {
+                map.insert(key, (g as u8, i as u32));
             }
         }
         for (i, key) in self.odd.keys.iter().enumerate() {
@@ -219,11 +185,11 @@ impl FlatStore {
         map
     }
 
-    fn slots(&self) -> &HashMap<u64, (u8, u32)> {
+    fn slots(&self) -> &KeyMap {
         self.slots.get_or_init(|| self.build_slots())
     }
 
-    fn slots_mut(&mut self) -> &mut HashMap<u64, (u8, u32)> {
+    fn slots_mut(&mut self) -> &mut KeyMap {
         if self.slots.get().is_none() {
             let map = self.build_slots();
             self.slots = OnceLock::from(map);
@@ -239,21 +205,21 @@ impl FlatStore {
     /// Copy mapped columns into RAM.
     pub(crate) fn make_owned(&mut self) {
         for group in &mut self.groups {
-            group.keys.owned();
+            group.keys.make_owned();
             for col in &mut group.cols {
-                col.owned();
+                col.make_owned();
             }
         }
     }
 
     /// True when the key is stored.
     pub(crate) fn contains(&self, key: u64) -> bool {
-        self.slots().contains_key(&key)
+        self.slots().contains_key(key)
     }
 
     /// The row of a key.
     pub(crate) fn get(&self, key: u64) -> Option<Row> {
-        let &(g, i) = self.slots().get(&key)?;
+        let (g, i): Place = self.slots().get(key)?;
         if g == ODD {
             return self.odd.rows.get(i as usize).copied();
         }
@@ -263,7 +229,7 @@ impl FlatStore {
     /// The place of a key's row in group order (the order of
     /// [`FlatStore::all_rows`] and of a saved file's rows).
     pub(crate) fn position(&self, key: u64) -> Option<usize> {
-        let &(g, i) = self.slots().get(&key)?;
+        let (g, i): Place = self.slots().get(key)?;
         let before: usize = self.groups[..usize::from(g).min(4)]
             .iter()
             .map(Group::len)
@@ -278,7 +244,7 @@ impl FlatStore {
         for group in &self.groups {
             let n = group.len();
             if pos < n {
-                return Some((group.keys.as_slice()[pos], group.row(pos)));
+                return Some((group.keys.get(pos), group.row(pos)));
             }
             pos -= n;
         }
@@ -297,16 +263,16 @@ impl FlatStore {
         let words = row.words();
         let group = &mut self.groups[g];
         let index = group.len() as u32;
-        group.keys.owned().push(key);
+        group.keys.push(key);
         for (w, col) in group.cols.iter_mut().enumerate() {
-            col.owned().push(words[w]);
+            col.push(words[w]);
         }
         self.slots_mut().insert(key, (g as u8, index));
     }
 
     /// Remove a key's row; false when absent.
     pub(crate) fn remove(&mut self, key: u64) -> bool {
-        let Some((g, i)) = self.slots_mut().remove(&key) else {
+        let Some((g, i)) = self.slots_mut().remove(key) else {
             return false;
         };
         let i = i as usize;
@@ -317,11 +283,10 @@ impl FlatStore {
             return true;
         }
         let group = &mut self.groups[usize::from(g)];
-        let keys = group.keys.owned();
-        keys.swap_remove(i);
-        let moved = keys.get(i).copied();
+        group.keys.swap_remove(i);
+        let moved = (i < group.len()).then(|| group.keys.get(i));
         for col in group.cols.iter_mut() {
-            col.owned().swap_remove(i);
+            col.swap_remove(i);
         }
         if let Some(moved) = moved {
             self.slots_mut().insert(moved, (g, i as u32));
@@ -341,14 +306,14 @@ impl FlatStore {
         let mut out = Vec::with_capacity(self.len() / step + 1);
         let mut skip = 0;
         for group in &self.groups {
-            let keys = group.keys.as_slice();
+            let n = group.len();
             let mut i = skip;
-            while i < keys.len() {
-                out.push((keys[i], group.row(i)));
+            while i < n {
+                out.push((group.keys.get(i), group.row(i)));
                 i += step;
             }
             // Carry the stride across groups.
-            skip = i - keys.len();
+            skip = i - n;
         }
         out.extend(
             (skip..self.odd.len())
@@ -370,11 +335,11 @@ impl FlatStore {
                 skip -= len;
                 continue;
             }
-            for (i, key) in group.keys.as_slice().iter().enumerate().skip(skip) {
+            for (i, key) in group.keys.iter().enumerate().skip(skip) {
                 if out.len() == n {
                     return out;
                 }
-                out.push((*key, group.row(i).body().to_vec()));
+                out.push((key, group.row(i).body().to_vec()));
             }
             skip = 0;
         }
@@ -392,7 +357,7 @@ impl FlatStore {
     pub(crate) fn keys(&self) -> impl Iterator<Item = u64> + '_ {
         self.groups
             .iter()
-            .flat_map(|group| group.keys.as_slice().iter().copied())
+            .flat_map(|group| group.keys.iter())
             .chain(self.odd.keys.iter().copied())
     }
 
@@ -541,8 +506,7 @@ impl FlatStore {
             if n == 0 {
                 continue;
             }
-            let keys = group.keys.as_slice();
-            let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
+            let cols = &group.cols;
             for list in by_words.iter_mut() {
                 list.clear();
             }
@@ -565,7 +529,12 @@ impl FlatStore {
                 } else {
                     BLOCK
                 };
-                let end = (start + step).min(stop);
+                // A block lies in one run of every column (see `words.rs`).
+                let run = cols
+                    .iter()
+                    .fold(group.keys.run_end(start), |end, c| end.min(c.run_end(start)));
+                let end = (start + step).min(stop).min(run);
+                let keys = group.keys.slice(start, end);
                 for (w, list) in by_words.iter().enumerate() {
                     if list.is_empty() {
                         continue;
@@ -574,7 +543,7 @@ impl FlatStore {
                     let bits = 64 * m as u32;
                     let mut block: [&[u64]; 4] = [&[]; 4];
                     for (b, c) in block.iter_mut().zip(&cols[..m]) {
-                        *b = &c[start..end];
+                        *b = c.slice(start, end);
                     }
                     for chunk in list.chunks(MANY) {
                         let mut words = [[0u64; 4]; MANY];
@@ -600,7 +569,7 @@ impl FlatStore {
                         for (out, &j) in outs.iter().zip(chunk) {
                             let top = &mut tops[j];
                             for &(i, h) in out {
-                                let key = keys[start + i as usize];
+                                let key = keys[i as usize];
                                 if keep.is_none_or(|keep| keep(key)) {
                                     top.offer(Hit {
                                         distance: h as f32 / bits as f32,

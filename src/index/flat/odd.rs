@@ -11,7 +11,7 @@
 
 use crate::metric::{prefix_mask, Row};
 
-use super::{Group, Hit, Keep, ScanQuery, TopK, Words};
+use super::{Group, Hit, Keep, ScanQuery, TopK};
 
 /// Differing bits of the first `bytes` bytes of two word arrays.
 #[inline]
@@ -82,16 +82,15 @@ pub(super) fn scan_groups(
     keep: Option<Keep<'_>>,
 ) {
     for group in groups {
-        let keys = group.keys.as_slice();
-        let cols: Vec<&[u64]> = group.cols.iter().map(Words::as_slice).collect();
+        let cols = &group.cols;
         let row_bytes = 8 * cols.len();
-        for (i, &key) in keys.iter().enumerate() {
+        for (i, key) in group.keys.iter().enumerate() {
             if keep.is_some_and(|keep| !keep(key)) {
                 continue;
             }
             let mut words = [0u64; 4];
-            for (w, col) in words.iter_mut().zip(&cols) {
-                *w = col[i];
+            for (w, col) in words.iter_mut().zip(cols) {
+                *w = col.get(i);
             }
             top.offer_unfiltered(hit(query, &words, row_bytes, key));
         }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::metric::nphd;
+use std::collections::HashMap;
 
 fn lcg(seed: &mut u64) -> u64 {
     *seed = seed

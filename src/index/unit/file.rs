@@ -206,9 +206,13 @@ impl UnitIndex {
         head.resize(head.len().next_multiple_of(8), b' ');
         f.write_all(&head)?;
         for group in g {
-            f.write_all(u64s_as_bytes(group.keys.as_slice()))?;
+            for run in group.keys.runs() {
+                f.write_all(u64s_as_bytes(run))?;
+            }
             for col in &group.cols {
-                f.write_all(u64s_as_bytes(col.as_slice()))?;
+                for run in col.runs() {
+                    f.write_all(u64s_as_bytes(run))?;
+                }
             }
         }
         for (key, row) in odd.keys.iter().zip(&odd.rows) {
@@ -286,14 +290,10 @@ impl UnitIndex {
                 }
             } else {
                 let bytes = &bytes[pos..pos + len * 8];
-                Words::Owned(
-                    bytes
-                        .chunks_exact(8)
-                        .map(|c| {
-                            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                        })
-                        .collect(),
-                )
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect::<Words>()
             };
             pos += len * 8;
             words
