@@ -540,6 +540,38 @@ fn per_call_expansion_and_batch_threads() {
         UnitIndexOptions::default().expansion_search,
         "per-call ef does not stick"
     );
+    // A per-call value walks exactly as the same default would, and the
+    // default walks as before after it, also when searches with both run
+    // at once (usearch keeps the value per index).
+    let walk = |ef: Option<usize>| {
+        let options = SearchOptions {
+            exact: Some(false),
+            expansion_search: ef,
+            ..SearchOptions::count(10)
+        };
+        data.queries
+            .iter()
+            .map(|q| idx.search_with(q, &options).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let default = walk(None);
+    let narrow = walk(Some(12));
+    let (mixed_default, mixed_narrow) = std::thread::scope(|s| {
+        let a = s.spawn(|| (0..4).map(|_| walk(None)).collect::<Vec<_>>());
+        let b = s.spawn(|| (0..4).map(|_| walk(Some(12))).collect::<Vec<_>>());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    idx.set_expansion_search(12).unwrap();
+    assert_eq!(walk(None), narrow, "per call = as default");
+    assert_ne!(
+        narrow, default,
+        "ef 12 and the default walk differently here"
+    );
+    assert!(mixed_default.iter().all(|r| *r == default));
+    assert!(mixed_narrow.iter().all(|r| *r == narrow));
+    idx.set_expansion_search(UnitIndexOptions::default().expansion_search)
+        .unwrap();
+    assert_eq!(walk(None), default);
     assert!(idx
         .search_with(
             &data.queries[0],

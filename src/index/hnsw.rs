@@ -33,6 +33,10 @@ pub(crate) struct GraphHits {
 
 pub(crate) struct Hnsw {
     native: UniquePtr<NativeIndex>,
+    /// The configured `expansion_search` (what [`Hnsw::params`] reports);
+    /// usearch's own value may differ for a while (see
+    /// [`Hnsw::set_walk_expansion`]).
+    expansion_search: usize,
     /// The bytes a view points into; declared after `native`, so it is
     /// dropped after the index that reads it.
     backing: Option<Backing>,
@@ -88,6 +92,7 @@ impl Hnsw {
         let index = native(new_native_index(&options))?;
         let mut hnsw = Hnsw {
             native: index,
+            expansion_search: params.expansion_search,
             backing: None,
         };
         hnsw.install_metric()?;
@@ -107,11 +112,24 @@ impl Hnsw {
         GraphParams {
             connectivity: self.native.connectivity(),
             expansion_add: self.native.expansion_add(),
-            expansion_search: self.native.expansion_search(),
+            expansion_search: self.expansion_search,
         }
     }
 
     pub(crate) fn set_expansion_search(&mut self, n: usize) {
+        self.expansion_search = n;
+        self.native.change_expansion_search(n);
+    }
+
+    /// Make the searches that follow walk with `expansion_search` `n`
+    /// (usearch keeps it per index), leaving the configured value as it
+    /// is.
+    ///
+    /// # Safety
+    /// No search of this index may run at the same time: usearch reads the
+    /// value during a search without synchronisation (a data race in C++).
+    /// Adds and removes read `expansion_add` only and may run.
+    pub(crate) unsafe fn set_walk_expansion(&self, n: usize) {
         self.native.change_expansion_search(n);
     }
 

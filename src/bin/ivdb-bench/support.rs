@@ -160,6 +160,22 @@ pub(crate) fn qps_single(
     (queries.len() as f64 / t.elapsed().as_secs_f64(), out)
 }
 
+/// Queries per second of one thread per entry of `opts`, each searching
+/// every query one at a time with its options, all at once.
+pub(crate) fn qps_threads(idx: &UnitIndex, queries: &[Vec<u8>], opts: &[SearchOptions]) -> f64 {
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for o in opts {
+            s.spawn(move || {
+                for q in queries {
+                    idx.search_with(q, o).expect("search");
+                }
+            });
+        }
+    });
+    (queries.len() * opts.len()) as f64 / t.elapsed().as_secs_f64()
+}
+
 pub(crate) fn qps_batch(
     idx: &UnitIndex,
     queries: &[Vec<u8>],

@@ -206,6 +206,24 @@ pub(crate) fn unit(args: &UnitArgs) {
         qps_batch(&idx, &data.queries, approx, 2)
     );
 
+    // Searches passing their own expansion_search, two threads at once
+    // (usearch keeps the value per index; see `index/unit/gate.rs`).
+    let ef = args.hnsw.expansion_search;
+    let own = |ef: usize| SearchOptions {
+        expansion_search: Some(ef),
+        ..approx
+    };
+    let both_default = qps_threads(&idx, &data.queries, &[approx, approx]);
+    let both_own = qps_threads(&idx, &data.queries, &[own(ef), own(ef)]);
+    let mixed = qps_threads(&idx, &data.queries, &[approx, own(2 * ef)]);
+    println!(
+        "hnsw 2 threads single-query: default ef {both_default:.0} q/s; both passing ef={ef} per call {both_own:.0} q/s; one default and one ef={} per call {mixed:.0} q/s",
+        2 * ef
+    );
+    summary.add("hnsw_default_ef_qps_2t", both_default);
+    summary.add("hnsw_per_call_ef_qps_2t", both_own);
+    summary.add("hnsw_mixed_ef_qps_2t", mixed);
+
     if !args.no_curve {
         println!("expansion_search curve (single-query, 1 thread):");
         for ef in [32, 48, 64, 96, 128, 144, 160, 176, 192, 256, 384, 512] {

@@ -21,9 +21,11 @@ pub(crate) struct KeyMap {
 
 impl Default for KeyMap {
     fn default() -> KeyMap {
-        // One empty part shared by every slot until a slot is written.
+        // One empty part shared by every slot until a slot is written
+        // (on its first write, `Arc::make_mut` gives it its own).
+        let empty = Arc::new(HashMap::new());
         KeyMap {
-            parts: vec![Arc::new(HashMap::new()); PARTS],
+            parts: (0..PARTS).map(|_| Arc::clone(&empty)).collect(),
         }
     }
 }

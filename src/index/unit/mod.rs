@@ -7,8 +7,9 @@
 //! `state.rs`); writers take turns, add a batch to the graph on several
 //! threads beside the searches and publish the next snapshot in one swap.
 //! Each HNSW search or insertion takes one of usearch's thread slots
-//! through a semaphore. A search with its own `expansion_search` has the
-//! graph alone for its walk (usearch keeps that setting per index).
+//! through a semaphore. A search with its own `expansion_search` waits
+//! only for walks with another value (usearch keeps that setting per
+//! index; see `gate.rs`).
 //!
 //! Duplicate keys: `add` skips a key that is already stored (and later
 //! repeats of a key within one batch), as iscc-usearch does, and reports how
@@ -44,6 +45,7 @@ mod build;
 mod compact_tests;
 mod error;
 mod file;
+mod gate;
 mod options;
 mod paths;
 mod search;

@@ -144,14 +144,10 @@ impl UnitIndex {
         let _slot = self.slots.acquire();
         let t = Instant::now();
         let walk = |g: &crate::index::hnsw::Hnsw| g.search(&row.0, options.count, keep);
-        let found = match options.expansion_search {
-            Some(ef) => {
-                state
-                    .graph
-                    .with_expansion(&state.flat, ef, state.options.expansion_search, walk)?
-            }
-            None => state.graph.with(&state.flat, walk)?,
-        };
+        let ef = options
+            .expansion_search
+            .unwrap_or(state.options.expansion_search);
+        let found = state.graph.search(&state.flat, ef, walk)?;
         Ok(match found {
             Ok(mut found) => {
                 // The graph is shared with newer states: a key added or

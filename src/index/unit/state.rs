@@ -10,12 +10,16 @@
 //! - The flat store is copy-on-write: a write edits it in place while no
 //!   search holds the current state (the swap lock held for the edit, which
 //!   is short and sequential), otherwise it edits a copy and publishes it.
+//!   A copy shares the store's column chunks and key-map parts (see
+//!   `flat/words.rs`), so it costs the chunks the edit touches, not the
+//!   index's size: an add beside running searches stays cheap.
 //! - The graph is shared by consecutive states and changed in place:
 //!   usearch serves concurrent `add`, `remove` and `search` calls (one
 //!   thread slot each), so only what it cannot serve concurrently —
-//!   growing capacity, changing the expansion — takes [`GraphCell`]'s lock
-//!   exclusively, and every holder of that lock runs one sequential usearch
-//!   call, never parallel work. A graph may thus hold a few keys a search's
+//!   growing capacity, changing the default expansion — takes
+//!   [`GraphCell`]'s lock exclusively, and every holder of that lock runs
+//!   one sequential usearch call, never parallel work. Searches with their
+//!   own `expansion_search` share the graph through a gate (`gate.rs`). A graph may thus hold a few keys a search's
 //!   state does not (added or removed after the state was cloned); graph
 //!   hits are checked against the state's flat store.
 //! - Building a deferred graph reads a state's rows and runs beside the
@@ -25,6 +29,7 @@
 
 use std::sync::{Arc, MutexGuard, RwLock};
 
+use super::gate::Gate;
 use super::{IndexError, UnitIndex, UnitIndexOptions};
 use crate::index::flat::FlatStore;
 use crate::index::graph::Graph;
@@ -33,7 +38,8 @@ use crate::sync::{read_lock, write_lock};
 
 /// Rows a write may add to a flat store in place while holding the swap
 /// lock (searches wait for that edit to take their snapshot); a larger
-/// batch edits a copy beside them and is published by the swap.
+/// batch edits a copy beside them (sharing the chunks it does not touch)
+/// and is published by the swap.
 const IN_PLACE_ROWS: usize = 16_384;
 
 /// One snapshot of a unit index (see the module docs).
@@ -66,24 +72,50 @@ impl State {
 }
 
 /// The graph of one or more consecutive states (see the module docs).
-pub(super) struct GraphCell(RwLock<Graph>);
+pub(super) struct GraphCell {
+    graph: RwLock<Graph>,
+    /// Searches wanting different `expansion_search` values (see `gate.rs`).
+    gate: Gate,
+}
 
 impl GraphCell {
     pub(super) fn new(graph: Graph) -> GraphCell {
-        GraphCell(RwLock::new(graph))
+        GraphCell {
+            graph: RwLock::new(graph),
+            gate: Gate::default(),
+        }
     }
 
     /// Run `f` on the graph (mapped or assembled from `flat`, the flat
     /// store saved with it, on first use), shared with other callers.
-    /// `f` must be one sequential usearch call or a few: the lock is held
-    /// while it runs.
+    /// `f` must be one sequential usearch call or a few, and no search
+    /// (see [`GraphCell::search`]): the lock is held while it runs.
     pub(super) fn with<R>(
         &self,
         flat: &FlatStore,
         f: impl FnOnce(&Hnsw) -> R,
     ) -> Result<R, IndexError> {
-        let graph = read_lock(&self.0);
+        let graph = read_lock(&self.graph);
         Ok(f(graph.get(flat)?))
+    }
+
+    /// Run the search `f` on the graph walking with `expansion_search`
+    /// `ef`, beside other searches with the same value and adds (see
+    /// `gate.rs`). One graph walk long.
+    pub(super) fn search<R>(
+        &self,
+        flat: &FlatStore,
+        ef: usize,
+        f: impl FnOnce(&Hnsw) -> R,
+    ) -> Result<R, IndexError> {
+        let graph = read_lock(&self.graph);
+        let hnsw = graph.get(flat)?;
+        let _pass = self.gate.enter(ef, |ef| {
+            // SAFETY: the gate calls this only while no search of this
+            // graph runs, and every search goes through the gate.
+            unsafe { hnsw.set_walk_expansion(ef) }
+        });
+        Ok(f(hnsw))
     }
 
     /// Run `f` on the graph alone (reserving capacity): searches of this
@@ -93,36 +125,22 @@ impl GraphCell {
         flat: &FlatStore,
         f: impl FnOnce(&mut Hnsw) -> R,
     ) -> Result<R, IndexError> {
-        let mut graph = write_lock(&self.0);
-        Ok(f(graph.get_mut(flat)?))
-    }
-
-    /// Run `f` on the graph with `expansion_search` set to `ef` (usearch
-    /// keeps it per index), restoring `default` after: alone, since other
-    /// searches would read the changed setting. One graph walk long.
-    pub(super) fn with_expansion<R>(
-        &self,
-        flat: &FlatStore,
-        ef: usize,
-        default: usize,
-        f: impl FnOnce(&Hnsw) -> R,
-    ) -> Result<R, IndexError> {
-        let mut graph = write_lock(&self.0);
-        let hnsw = graph.get_mut(flat)?;
-        hnsw.set_expansion_search(ef);
-        let result = f(hnsw);
-        hnsw.set_expansion_search(default);
+        let mut graph = write_lock(&self.graph);
+        let result = f(graph.get_mut(flat)?);
+        // `f` may have replaced usearch's value.
+        self.gate.forget();
         Ok(result)
     }
 
     /// `f` of the graph if it is in memory or already mapped.
     pub(super) fn loaded<R>(&self, f: impl FnOnce(Option<&Hnsw>) -> R) -> R {
-        f(read_lock(&self.0).loaded())
+        f(read_lock(&self.graph).loaded())
     }
 
     /// Change the default `expansion_search`.
     pub(super) fn set_expansion_search(&self, n: usize) {
-        write_lock(&self.0).set_expansion_search(n);
+        write_lock(&self.graph).set_expansion_search(n);
+        self.gate.forget();
     }
 }
 
