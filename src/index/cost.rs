@@ -29,7 +29,7 @@
 //! extrapolated from 8,192 rows priced a graph of 800,000 at less than half
 //! its measured cost here and built a graph that did not pay.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -49,8 +49,15 @@ pub(crate) const LARGE_SCAN: u64 = 32_768;
 /// Graph search costs measured at real sizes (see [`note_graph`]), at most
 /// one per power of two of rows, the latest kept.
 static GRAPH_REFS: Mutex<Vec<GraphRef>> = Mutex::new(Vec::new());
-/// Set once the trial of [`super::calibrate::trial`] has run in this process.
-static TRIAL_RUN: AtomicBool = AtomicBool::new(false);
+/// The trial of [`super::calibrate::trial`] in this process: not run,
+/// running (see [`TRIAL_RUNNING`]) or done.
+static TRIAL: AtomicU8 = AtomicU8::new(TRIAL_NONE);
+const TRIAL_NONE: u8 = 0;
+/// While the trial runs (in the background, see [`run_trial`]), the model's
+/// "yes" for rows beyond what was measured waits for it: [`graph_pays`]
+/// says no, and a later write asks again.
+const TRIAL_RUNNING: u8 = 1;
+const TRIAL_DONE: u8 = 2;
 /// How far past the largest measured graph a "the graph pays" of the
 /// model is trusted without a trial: search cost grows faster than the log
 /// of the rows once a graph outgrows the caches, so a model extrapolated
@@ -203,6 +210,9 @@ pub(crate) fn graph_pays(
         return false;
     }
     if beyond_measured(rows) {
+        if TRIAL.load(Ordering::Acquire) == TRIAL_RUNNING {
+            return false;
+        }
         let rows_wanted = rows.min(super::calibrate::TRIAL_ROWS);
         if run_trial(
             &sample(rows_wanted),
@@ -218,14 +228,15 @@ pub(crate) fn graph_pays(
 }
 
 /// True when the graph model is trusted no further than `rows / 4`
-/// ([`TRUSTED_REACH`]) and the once-per-process trial has not run yet.
+/// ([`TRUSTED_REACH`]) and the once-per-process trial has not finished.
 fn beyond_measured(rows: usize) -> bool {
-    largest_measured() * TRUSTED_REACH < rows as f64 && !TRIAL_RUN.load(Ordering::Acquire)
+    largest_measured() * TRUSTED_REACH < rows as f64 && TRIAL.load(Ordering::Acquire) != TRIAL_DONE
 }
 
 /// Whether [`graph_pays`] for an index of `rows` rows would run the trial:
-/// a writer asks before it takes its index's write lock and runs the trial
-/// itself ([`run_trial`]), so a trial (seconds) never blocks the index.
+/// a writer asks before it takes its index's writer turn and starts the
+/// trial in the background ([`run_trial`]), so a trial (seconds) never
+/// blocks the index nor the write.
 pub(crate) fn trial_due(rows: usize, words: u64, work: usize) -> bool {
     if rows <= 2 * work || !beyond_measured(rows) {
         return false;
@@ -250,9 +261,40 @@ pub(crate) fn run_trial(
     connectivity: usize,
     expansion_search: usize,
 ) -> bool {
-    if TRIAL_RUN.swap(true, Ordering::AcqRel) {
+    if !claim_trial() {
         return false;
     }
+    claimed_trial(sample, scan, connectivity, expansion_search);
+    true
+}
+
+/// Mark the trial running; false when it ran or runs elsewhere.
+fn claim_trial() -> bool {
+    TRIAL
+        .compare_exchange(
+            TRIAL_NONE,
+            TRIAL_RUNNING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+}
+
+/// The trial's work, once claimed (see [`run_trial`]).
+fn claimed_trial(
+    sample: &[crate::metric::Row],
+    scan: Option<f64>,
+    connectivity: usize,
+    expansion_search: usize,
+) {
+    // Done even if the trial panics: a retry would only panic again.
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            TRIAL.store(TRIAL_DONE, Ordering::Release);
+        }
+    }
+    let _done = Done;
     for r in super::calibrate::trial(sample, connectivity, expansion_search) {
         note_graph(r);
     }
@@ -262,7 +304,28 @@ pub(crate) fn run_trial(
         let _ =
             LARGE_SCAN_PS_PER_WORD.compare_exchange(0, ps, Ordering::Relaxed, Ordering::Relaxed);
     }
-    true
+}
+
+/// [`run_trial`] on a thread of its own: the caller goes on at once, and
+/// graph decisions beyond what was measured wait for it (see
+/// [`TRIAL_RUNNING`]).
+pub(crate) fn start_trial(
+    sample: Vec<crate::metric::Row>,
+    scan: Option<f64>,
+    connectivity: usize,
+    expansion_search: usize,
+) {
+    if !claim_trial() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("ivdb-graph-trial".into())
+        .spawn(move || claimed_trial(&sample, scan, connectivity, expansion_search));
+    if spawned.is_err() {
+        // No thread: the model's answer stands unchecked, as after a trial
+        // that measured nothing.
+        TRIAL.store(TRIAL_DONE, Ordering::Release);
+    }
 }
 
 /// The kind of work a unit-index search did.

@@ -28,9 +28,9 @@ mod topk;
 mod words;
 use key_map::{KeyMap, Place};
 use odd::OddRows;
-pub(crate) use words::Words;
 pub(crate) use topk::SharedBound;
 use topk::TopK;
+pub(crate) use words::Words;
 
 /// Rows scanned per block before the threshold is tightened (and, in
 /// batch scans, the block all queries of a chunk visit while it is cached).
@@ -530,9 +530,9 @@ impl FlatStore {
                     BLOCK
                 };
                 // A block lies in one run of every column (see `words.rs`).
-                let run = cols
-                    .iter()
-                    .fold(group.keys.run_end(start), |end, c| end.min(c.run_end(start)));
+                let run = cols.iter().fold(group.keys.run_end(start), |end, c| {
+                    end.min(c.run_end(start))
+                });
                 let end = (start + step).min(stop).min(run);
                 let keys = group.keys.slice(start, end);
                 for (w, list) in by_words.iter().enumerate() {

@@ -154,9 +154,10 @@ impl Words {
         if last.is_empty() {
             chunks.pop();
         }
-        let len = chunks.len().checked_sub(1).map_or(0, |n| {
-            (n << SHIFT) + chunks[n].len()
-        });
+        let len = chunks
+            .len()
+            .checked_sub(1)
+            .map_or(0, |n| (n << SHIFT) + chunks[n].len());
         if let (Some(word), true) = (word, i < len) {
             Arc::make_mut(&mut chunks[i >> SHIFT])[i & (CHUNK - 1)] = word;
         }
@@ -182,7 +183,10 @@ mod tests {
             w.push(i);
             v.push(i);
         }
-        assert_eq!((w.len(), w.iter().collect::<Vec<_>>()), (v.len(), v.clone()));
+        assert_eq!(
+            (w.len(), w.iter().collect::<Vec<_>>()),
+            (v.len(), v.clone())
+        );
         // Holes in the first chunk, at a chunk edge, at the end, and
         // enough removals to empty the last chunk.
         // (usize::MAX: the last word.)
@@ -219,7 +223,10 @@ mod tests {
         assert_ne!(c[0], a[0], "the hole's chunk is copied");
         assert_eq!(&c[1..3], &a[1..3]);
         // The held snapshot still reads what it had.
-        assert_eq!(held.iter().collect::<Vec<_>>(), (0..(3 * CHUNK) as u64).collect::<Vec<_>>());
+        assert_eq!(
+            held.iter().collect::<Vec<_>>(),
+            (0..(3 * CHUNK) as u64).collect::<Vec<_>>()
+        );
         assert_eq!((w.get(5), w.len()), (1, 3 * CHUNK));
     }
 }

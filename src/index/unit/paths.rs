@@ -142,7 +142,8 @@ impl UnitIndex {
         let t = Instant::now();
         {
             let _slot = self.slots.acquire();
-            let walked = state.graph.with(&state.flat, |graph| {
+            let ef = state.options.expansion_search;
+            let walked = state.graph.search(&state.flat, ef, |graph| {
                 samples
                     .iter()
                     .all(|row| graph.search(&row.0, count, None).is_ok())
@@ -181,11 +182,12 @@ impl UnitIndex {
         graph_ns
     }
 
-    /// Before a write of `adding` rows takes the write lock: if the graph
-    /// decision it leads to would run the once-per-process trial (seconds
-    /// of graph builds, see [`cost::graph_pays`]), run it now from rows
-    /// sampled under the read lock, so readers and writers of this index do
-    /// not wait for it.
+    /// Before a write of `adding` rows takes the writer's turn: if the
+    /// graph decision it leads to would run the once-per-process trial
+    /// (seconds of graph builds, see [`cost::graph_pays`]), start it in the
+    /// background from rows sampled from a snapshot, so neither this write
+    /// nor the readers wait for it; the index stays scan-only until it has
+    /// answered (a later write asks again).
     pub(super) fn trial_first(&self, adding: usize) {
         let (sample, scan, connectivity, expansion_search) = {
             let state = self.snapshot();
@@ -212,7 +214,7 @@ impl UnitIndex {
                 state.options.expansion_search,
             )
         };
-        cost::run_trial(&sample, scan, connectivity, expansion_search);
+        cost::start_trial(sample, scan, connectivity, expansion_search);
     }
 
     /// Nanoseconds per word read (see `FlatStore::words`) of exact scans
