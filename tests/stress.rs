@@ -10,6 +10,11 @@
 //! every thread's stack (gdb); the parent bounds the whole run. It runs
 //! `IVDB_STRESS_SECS` seconds (default 30).
 //!
+//! `engine_under_mixed_load`: the same on one engine (`IsccIndex`): searches
+//! (single, exact, batch), `get` and `info` beside a writer that adds,
+//! removes, saves, compacts and rebuilds; probe entries never removed are
+//! always found with every unit type they answered with at the start.
+//!
 //! `searches_complete_while_a_graph_is_built`: counts searches completed
 //! while a deferred graph is being built (no timing is asserted: a count).
 
@@ -20,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use iscc_vdb::engine::{IndexOptions, IsccIndex, Query, SearchParams};
 use iscc_vdb::index::{ExactThreshold, Hit, SearchOptions, UnitIndex, UnitIndexOptions};
 use iscc_vdb::testing::dataset::Dataset;
 
@@ -36,11 +42,22 @@ const STALL: Duration = Duration::from_secs(10);
 
 #[test]
 fn unit_index_under_mixed_load() {
+    run_child("unit_index_mixed_load_child");
+}
+
+#[test]
+fn engine_under_mixed_load() {
+    run_child("engine_mixed_load_child");
+}
+
+/// Run the stress child `name` of this binary for [`stress_secs`] and
+/// print its summary line; its failure (or a hang) fails the test.
+fn run_child(name: &str) {
     let secs = stress_secs();
     let exe = std::env::current_exe().expect("test binary path");
     let out = common::child::output_within(
         Command::new(exe)
-            .args(["--exact", "unit_index_mixed_load_child", "--ignored"])
+            .args(["--exact", name, "--ignored"])
             .args(["--nocapture", "--test-threads", "1"])
             .env("IVDB_STRESS_SECS", secs.to_string()),
         Duration::from_secs(secs + 120),
@@ -419,4 +436,158 @@ fn adds_complete_while_a_graph_is_built() {
     assert_eq!(hits[0].key, last as u64);
     let hits = index.search_with(&data.codes[0], &approximate).unwrap();
     assert!(hits.iter().all(|h| h.key != 0));
+}
+
+/// The child of `engine_under_mixed_load` (not a test on its own).
+#[test]
+#[ignore = "child process of engine_under_mixed_load"]
+fn engine_mixed_load_child() {
+    let secs = stress_secs();
+    let records = common::corpus();
+    let dir = tempfile::tempdir().unwrap();
+    let options = IndexOptions {
+        durable: false,
+        ..IndexOptions::default()
+    };
+    let index = IsccIndex::open(Some(dir.path()), options).unwrap();
+    let query_of = |r: &serde_json::Value| match r["units"].as_array() {
+        Some(units) => Query::units(units.iter().map(|u| u.as_str().unwrap().to_string())),
+        None => Query::code(r["iscc_code"].as_str().unwrap()),
+    };
+    let add = |rs: &[serde_json::Value]| {
+        let refs: Vec<&serde_json::Value> = rs.iter().collect();
+        index.add(&refs).unwrap().len()
+    };
+    // Records 0..100 are never removed; the writer keeps a window of 700
+    // of the others, adding at its front and removing at its back.
+    const KEPT: usize = 100;
+    const WINDOW: usize = 700;
+    assert_eq!(add(&records[..KEPT + WINDOW]), KEPT + WINDOW);
+    index.save().unwrap();
+    let params = SearchParams::default();
+    let exact = SearchParams {
+        exact: true,
+        ..SearchParams::default()
+    };
+    // Each probe with the unit types its own entry answered with.
+    let probes: Vec<(Query, String, Vec<String>)> = records[..KEPT]
+        .iter()
+        .step_by(10)
+        .map(|r| {
+            let q = query_of(r);
+            let id = r["iscc_id"].as_str().unwrap().to_string();
+            let found = index.search(&q, &params).unwrap();
+            let own = found
+                .matches
+                .iter()
+                .find(|m| m.iscc_id == id)
+                .expect("finds itself");
+            let types = own.units.keys().cloned().collect();
+            (q, id, types)
+        })
+        .collect();
+    let check = |found: &iscc_vdb::engine::IsccMatches,
+                 (_, id, types): &(Query, String, Vec<String>)| {
+        let own = found
+            .matches
+            .iter()
+            .find(|m| &m.iscc_id == id)
+            .unwrap_or_else(|| panic!("probe {id} not found"));
+        let got: Vec<String> = own.units.keys().cloned().collect();
+        assert_eq!(&got, types, "probe {id}: every unit type answers");
+    };
+
+    let kinds = ["search", "exact", "batch", "get", "info"];
+    let mut names: Vec<&'static str> = kinds.to_vec();
+    names.push("writer");
+    let progress = Progress::new(names);
+    let done = AtomicBool::new(false);
+    let dog_done = Arc::new(AtomicBool::new(false));
+    let dog = watchdog(Arc::clone(&progress), Arc::clone(&dog_done));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let (mut cycles, mut writes) = (0u64, 0u64);
+    std::thread::scope(|s| {
+        for (t, kind) in kinds.iter().copied().enumerate() {
+            let (index, probes, progress, done, check) =
+                (&index, &probes, &progress, &done, &check);
+            let (params, exact) = (&params, &exact);
+            s.spawn(move || {
+                let mut n = 0usize;
+                while !done.load(Ordering::Relaxed) {
+                    let probe = &probes[n % probes.len()];
+                    match kind {
+                        "search" => check(&index.search(&probe.0, params).unwrap(), probe),
+                        "exact" => check(&index.search(&probe.0, exact).unwrap(), probe),
+                        "batch" => {
+                            let queries: Vec<Query> = probes.iter().map(|p| p.0.clone()).collect();
+                            let found = index.search_batch(&queries, params).unwrap();
+                            assert_eq!(found.queries.len(), probes.len());
+                            for (f, p) in found.queries.iter().zip(probes) {
+                                check(f, p);
+                            }
+                        }
+                        "get" => {
+                            let got = index
+                                .get(&probe.1)
+                                .unwrap()
+                                .expect("a probe entry is stored");
+                            assert_eq!(got["iscc_id"], probe.1.as_str());
+                        }
+                        _ => {
+                            let size = index.info().unwrap().size;
+                            assert!(size >= KEPT as u64, "size {size}");
+                        }
+                    }
+                    progress.tick(t);
+                    n += 1;
+                }
+            });
+        }
+        // The writer, on this thread.
+        let me = kinds.len();
+        let others = KEPT..records.len();
+        let mut front = KEPT + WINDOW;
+        let mut back = KEPT;
+        let wrap = |i: usize| others.start + (i - others.start) % others.len();
+        while Instant::now() < deadline {
+            let adding: Vec<serde_json::Value> = (front..front + 50)
+                .map(|i| records[wrap(i)].clone())
+                .collect();
+            assert_eq!(add(&adding), 50);
+            front += 50;
+            let gone: Vec<String> = (back..back + 50)
+                .map(|i| records[wrap(i)]["iscc_id"].as_str().unwrap().to_string())
+                .collect();
+            let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
+            // (It counts unit and INSTANCE rows removed, several per entry.)
+            assert!(index.remove(&gone).unwrap() >= 50);
+            back += 50;
+            writes += 2;
+            match cycles % 7 {
+                2 => index.save().unwrap(),
+                4 => drop(index.compact().unwrap()),
+                6 => index.rebuild().unwrap(),
+                _ => writes -= 1,
+            }
+            writes += 1;
+            assert_eq!(index.size().unwrap(), (KEPT + WINDOW) as u64);
+            progress.tick(me);
+            cycles += 1;
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    dog_done.store(true, Ordering::Relaxed);
+    dog.join().unwrap();
+    let searches: u64 = ["search", "exact", "batch"]
+        .iter()
+        .map(|k| progress.total(k))
+        .sum();
+    index.close().unwrap();
+    println!(
+        "stress: engine secs={secs} searches={searches} writes={writes} cycles={cycles} per_kind={:?}",
+        kinds
+            .iter()
+            .map(|k| (*k, progress.total(k)))
+            .collect::<Vec<_>>()
+    );
 }

@@ -61,8 +61,12 @@ impl Gate {
         }
         phase.running += 1;
         phase.serving += 1;
+        let waiting = phase.next != phase.serving;
+        // Wake after unlocking: a waiter woken under the lock would only
+        // block on it again.
+        drop(phase);
         // The next ticket may pass beside this one.
-        if phase.next != phase.serving {
+        if waiting {
             self.turn.notify_all();
         }
         Pass { gate: self }
@@ -79,7 +83,9 @@ impl Drop for Pass<'_> {
     fn drop(&mut self) {
         let mut phase = lock(&self.gate.phase);
         phase.running -= 1;
-        if phase.running == 0 && phase.next != phase.serving {
+        let wake = phase.running == 0 && phase.next != phase.serving;
+        drop(phase);
+        if wake {
             self.gate.turn.notify_all();
         }
     }
