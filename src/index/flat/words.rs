@@ -146,19 +146,18 @@ impl Words {
 
     /// Remove word `i` (in bounds), moving the last word into its place.
     pub(crate) fn swap_remove(&mut self, i: usize) {
-        let chunks = self.chunks_mut();
-        let Some(last) = chunks.last_mut() else {
+        let Some(last) = self.len().checked_sub(1) else {
             return;
         };
-        let word = Arc::make_mut(last).pop();
-        if last.is_empty() {
-            chunks.pop();
+        let word = self.get(last);
+        let chunks = self.chunks_mut();
+        if let Some(tail) = chunks.last_mut() {
+            Arc::make_mut(tail).pop();
+            if tail.is_empty() {
+                chunks.pop();
+            }
         }
-        let len = chunks
-            .len()
-            .checked_sub(1)
-            .map_or(0, |n| (n << SHIFT) + chunks[n].len());
-        if let (Some(word), true) = (word, i < len) {
+        if i < last {
             Arc::make_mut(&mut chunks[i >> SHIFT])[i & (CHUNK - 1)] = word;
         }
     }
