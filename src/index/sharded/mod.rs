@@ -34,7 +34,8 @@
 //! Files of this module: `options.rs` (parameters), `error.rs`, `key.rs`
 //! (key kinds and the per-shard key table), `shard.rs` (one shard),
 //! `open.rs` (create/open/recover), `write.rs` (add, upsert, remove),
-//! `rotate.rs` (freezing and writing the active shard), `search.rs`,
+//! `promote.rs` (reading the saved active shard into RAM ahead of the
+//! first write), `rotate.rs` (freezing and writing the active shard), `search.rs`,
 //! `iter.rs`, `commit.rs` (manifest commits), `maintain.rs` (save, bloom
 //! rebuild, compaction, close), `merge.rs` (tiered merging of sealed
 //! shards), `manifest.rs`, `tombstones.rs`, `stats.rs`.
@@ -55,6 +56,7 @@ pub(crate) mod manifest;
 mod merge;
 mod open;
 mod options;
+mod promote;
 mod rotate;
 mod search;
 mod shard;
@@ -230,6 +232,9 @@ struct Inner {
     /// Concurrent single searches, coalesced into batches (see
     /// `crate::combine`).
     combiner: search::SearchCombiner,
+    /// The saved active shard being read into RAM ahead of the first
+    /// write (see [`promote`]).
+    promotion: Mutex<Option<promote::Promotion>>,
 }
 
 type Worker = (mpsc::Sender<Arc<Shard>>, std::thread::JoinHandle<()>);

@@ -169,7 +169,7 @@ impl<K: ShardKey> ShardedIndex<K> {
             rotation_error: None,
             tag: m.tag,
         };
-        Ok(ShardedIndex {
+        let index = ShardedIndex {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 kind,
@@ -189,11 +189,14 @@ impl<K: ShardKey> ShardedIndex<K> {
                 merge: Mutex::new(Default::default()),
                 merge_cv: Condvar::new(),
                 combiner: Combiner::per_core(),
+                promotion: Mutex::new(None),
             }),
             worker: Mutex::new(None),
             merger: Mutex::new(None),
             _key: PhantomData,
-        })
+        };
+        index.start_promotion();
+        Ok(index)
     }
 
     /// The manifest's shards as this mode uses them: the active shard

@@ -3,13 +3,10 @@
 
 use super::error::key_text;
 use super::key::ShardKey;
-use super::shard::Shard;
-use super::{shard, Fresh, Mode, ShardedError, ShardedIndex, BYTES_PER_ROW_GUESS, INSERT_CHUNK};
-use crate::index::UnitIndex;
+use super::{Fresh, Mode, ShardedError, ShardedIndex, BYTES_PER_ROW_GUESS, INSERT_CHUNK};
 use crate::sync::lock;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 impl<K: ShardKey> ShardedIndex<K> {
     /// Add vectors under keys that are not live anywhere; live keys (and
@@ -132,26 +129,6 @@ impl<K: ShardKey> ShardedIndex<K> {
             .dirty
             .fetch_add(changes as u64, Ordering::Relaxed);
         Ok(written)
-    }
-
-    /// Read a memory-mapped active shard (after open) into RAM.
-    fn promote_active(&self) -> Result<(), ShardedError> {
-        let active = self.read().active.clone();
-        let Some(active) = active else {
-            return Ok(());
-        };
-        if !active.index.is_read_only() {
-            return Ok(());
-        }
-        let path = shard::main_path(&self.inner.dir, active.id, active.gen());
-        let index = UnitIndex::restore(&path, false)?;
-        let table = active.table.as_ref().map(|t| t.read().clone());
-        let promoted = Shard::from_parts(active.id, index, table);
-        promoted.adopt_files(&active);
-        let mut st = self.write();
-        st.active = Some(Arc::new(promoted));
-        st.since_measure = usize::MAX / 2;
-        Ok(())
     }
 
     /// Rows the active shard takes before it must rotate (0: rotate now).
