@@ -308,19 +308,23 @@ fn claimed_trial(
 
 /// [`run_trial`] on a thread of its own: the caller goes on at once, and
 /// graph decisions beyond what was measured wait for it (see
-/// [`TRIAL_RUNNING`]).
-pub(crate) fn start_trial(
-    sample: Vec<crate::metric::Row>,
-    scan: Option<f64>,
-    connectivity: usize,
-    expansion_search: usize,
-) {
+/// [`TRIAL_RUNNING`]). `prepare` (run on that thread, and only when this
+/// call claims the trial) gives the sample rows and the measured scan
+/// price: at 1M rows measuring takes a few hundred milliseconds the caller
+/// should not spend.
+pub(crate) fn start_trial<F>(prepare: F, connectivity: usize, expansion_search: usize)
+where
+    F: FnOnce() -> (Vec<crate::metric::Row>, Option<f64>) + Send + 'static,
+{
     if !claim_trial() {
         return;
     }
     let spawned = std::thread::Builder::new()
         .name("ivdb-graph-trial".into())
-        .spawn(move || claimed_trial(&sample, scan, connectivity, expansion_search));
+        .spawn(move || {
+            let (sample, scan) = prepare();
+            claimed_trial(&sample, scan, connectivity, expansion_search)
+        });
     if spawned.is_err() {
         // No thread: the model's answer stands unchecked, as after a trial
         // that measured nothing.

@@ -185,6 +185,13 @@ impl FlatStore {
         map
     }
 
+    /// Build the key map now if it is not built yet (it is built on
+    /// first use otherwise): lets a thread other than the first writer pay
+    /// for it.
+    pub(crate) fn build_key_map(&self) {
+        self.slots();
+    }
+
     fn slots(&self) -> &KeyMap {
         self.slots.get_or_init(|| self.build_slots())
     }

@@ -1,8 +1,8 @@
 //! Promotion: the saved active shard opens memory-mapped (opening stays
 //! cheap) and must be read into RAM before it can take a write.
 //!
-//! At 1M rows that read — the file, the key slots, the compact graph
-//! expanded — takes about a second, and it used to fall on the first write
+//! At 1M rows that read — the file, the compact graph expanded, the key
+//! map built — takes about a second, and it used to fall on the first write
 //! after open (a REST `add` answering in a second). A writable open now
 //! starts it on a thread at once ([`ShardedIndex::start_promotion`]); the
 //! first write adopts the finished copy, waits for the one under way, or —
@@ -47,7 +47,11 @@ impl<K: ShardKey> ShardedIndex<K> {
         let path: PathBuf = shard::main_path(&self.inner.dir, id, gen);
         let spawned = std::thread::Builder::new()
             .name("ivdb-promote".into())
-            .spawn(move || UnitIndex::restore(&path, false));
+            .spawn(move || {
+                let index = UnitIndex::restore(&path, false)?;
+                index.prepare_writes();
+                Ok(index)
+            });
         // A thread that cannot start leaves the read to the first write.
         if let Ok(handle) = spawned {
             *lock(&self.inner.promotion) = Some(Promotion {

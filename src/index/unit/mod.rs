@@ -242,6 +242,12 @@ impl UnitIndex {
         self.kernel
     }
 
+    /// Do now what the first write would otherwise do first: build the
+    /// key map of a restored index (about 0.3 s at 1M rows).
+    pub(crate) fn prepare_writes(&self) {
+        self.snapshot().flat.build_key_map();
+    }
+
     /// True when the key is stored.
     pub fn contains(&self, key: u64) -> bool {
         self.snapshot().flat.contains(key)

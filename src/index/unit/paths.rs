@@ -189,32 +189,28 @@ impl UnitIndex {
     /// nor the readers wait for it; the index stays scan-only until it has
     /// answered (a later write asks again).
     pub(super) fn trial_first(&self, adding: usize) {
-        let (sample, scan, connectivity, expansion_search) = {
-            let state = self.snapshot();
-            let rows = state.flat.len().saturating_add(adding);
-            let want = rows.min(TRIAL_ROWS);
-            // Fewer rows than the trial wants: it runs under the lock
-            // after the insert (a first bulk add into an empty index).
-            if state.flat.len() < want
-                || !state.deferred
-                || state.read_only
-                || state.options.exact_threshold.fixed(rows).is_some()
-                || !cost::trial_due(
-                    rows,
-                    state.flat.words(4),
-                    Self::walk(&state, &SearchOptions::count(1)),
-                )
-            {
-                return;
-            }
-            (
-                Self::sample(&state, want),
-                Self::scan_price(&state),
-                state.options.connectivity,
-                state.options.expansion_search,
+        let state = self.snapshot();
+        let rows = state.flat.len().saturating_add(adding);
+        let want = rows.min(TRIAL_ROWS);
+        // Fewer rows than the trial wants: it runs under the lock
+        // after the insert (a first bulk add into an empty index).
+        if state.flat.len() < want
+            || !state.deferred
+            || state.read_only
+            || state.options.exact_threshold.fixed(rows).is_some()
+            || !cost::trial_due(
+                rows,
+                state.flat.words(4),
+                Self::walk(&state, &SearchOptions::count(1)),
             )
-        };
-        cost::start_trial(sample, scan, connectivity, expansion_search);
+        {
+            return;
+        }
+        let (connectivity, expansion_search) =
+            (state.options.connectivity, state.options.expansion_search);
+        // Sampled and priced on the trial's thread, from this snapshot.
+        let prepare = move || (Self::sample(&state, want), Self::scan_price(&state));
+        cost::start_trial(prepare, connectivity, expansion_search);
     }
 
     /// Nanoseconds per word read (see `FlatStore::words`) of exact scans
