@@ -125,6 +125,13 @@ mod tests {
         idx.close().unwrap();
     }
 
+    /// The main file of the index's active shard.
+    fn active_file(idx: &ShardedIndex, dir: &std::path::Path) -> std::path::PathBuf {
+        let st = idx.read();
+        let a = st.active.as_ref().unwrap();
+        super::shard::main_path(dir, a.id, a.gen())
+    }
+
     /// The first write takes the copy read in the background: with the
     /// shard's file gone after that read, only the adopted copy can serve.
     #[test]
@@ -133,18 +140,13 @@ mod tests {
         saved_index(tmp.path(), 5_000);
         let idx: ShardedIndex = ShardedIndex::open(tmp.path()).unwrap();
         assert!(idx.promotion_pending());
-        let (id, gen) = {
-            let st = idx.read();
-            let a = st.active.as_ref().unwrap();
-            (a.id, a.gen())
-        };
+        let main = active_file(&idx, tmp.path());
         // Let the read finish, then take the file away from any later read.
         let p = crate::sync::lock(&idx.inner.promotion).take().unwrap();
         while !p.handle.is_finished() {
             std::thread::yield_now();
         }
         *crate::sync::lock(&idx.inner.promotion) = Some(p);
-        let main = super::shard::main_path(tmp.path(), id, gen);
         let moved = tmp.path().join("moved.ivu");
         std::fs::rename(&main, &moved).unwrap();
         idx.add(&[9_999_999], &[code(9_999_999)]).unwrap();
@@ -165,15 +167,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         saved_index(tmp.path(), 3_000);
         let idx: ShardedIndex = ShardedIndex::open(tmp.path()).unwrap();
-        let (id, gen) = {
-            let st = idx.read();
-            let a = st.active.as_ref().unwrap();
-            (a.id, a.gen())
-        };
+        let main = active_file(&idx, tmp.path());
         if let Some(p) = crate::sync::lock(&idx.inner.promotion).as_mut() {
             p.gen += 1;
         }
-        let main = super::shard::main_path(tmp.path(), id, gen);
         let moved = tmp.path().join("moved.ivu");
         std::fs::rename(&main, &moved).unwrap();
         let err = idx.add(&[7_000_000], &[code(7_000_000)]).unwrap_err();
