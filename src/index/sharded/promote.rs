@@ -8,10 +8,11 @@
 //! first write adopts the finished copy, waits for the one under way, or —
 //! when none matches the active shard any more — reads it itself.
 //!
-//! The background copy is tagged with the shard's id and file generation
-//! and adopted only when both still match: the mapped shard cannot change
-//! without a write or a save, and every one of those promotes first, under
-//! the writer lock, so a matching tag means the same rows. Nothing is
+//! The background copy is tagged with the shard's id, file generation and
+//! rows, and adopted only when all still match: a mapped shard's rows
+//! change only through a write, which promotes first (under the writer
+//! lock), and files rewritten by a save or a compaction carry a new
+//! generation. Nothing is
 //! written to disk here, so a kill at any point loses nothing.
 
 use super::shard::{self, Shard};
@@ -37,12 +38,9 @@ impl<K: ShardKey> ShardedIndex<K> {
         if self.inner.read_only || self.inner.detached {
             return;
         }
-        let Some(active) = self.read().active.clone() else {
+        let Some(active) = self.mapped_active() else {
             return;
         };
-        if !active.index.is_read_only() {
-            return;
-        }
         let (id, gen, rows) = (active.id, active.gen(), active.len());
         let path: PathBuf = shard::main_path(&self.inner.dir, id, gen);
         let spawned = std::thread::Builder::new()
@@ -63,6 +61,12 @@ impl<K: ShardKey> ShardedIndex<K> {
         }
     }
 
+    /// The active shard when it is still the memory-mapped one of the open.
+    fn mapped_active(&self) -> Option<Arc<Shard>> {
+        let active = self.read().active.clone()?;
+        active.index.is_read_only().then_some(active)
+    }
+
     /// The background copy of shard `id` generation `gen`, when one was
     /// started for exactly that shard and succeeded (waits for it to finish).
     fn take_promotion(&self, id: u32, gen: u64, rows: usize) -> Option<UnitIndex> {
@@ -81,13 +85,9 @@ impl<K: ShardKey> ShardedIndex<K> {
     /// Read a memory-mapped active shard (after open) into RAM, under the
     /// writer lock, before the first change to it.
     pub(super) fn promote_active(&self) -> Result<(), ShardedError> {
-        let active = self.read().active.clone();
-        let Some(active) = active else {
+        let Some(active) = self.mapped_active() else {
             return Ok(());
         };
-        if !active.index.is_read_only() {
-            return Ok(());
-        }
         let (id, gen) = (active.id, active.gen());
         let index = match self.take_promotion(id, gen, active.len()) {
             Some(index) => index,
@@ -168,9 +168,10 @@ mod tests {
         saved_index(tmp.path(), 3_000);
         let idx: ShardedIndex = ShardedIndex::open(tmp.path()).unwrap();
         let main = active_file(&idx, tmp.path());
-        if let Some(p) = crate::sync::lock(&idx.inner.promotion).as_mut() {
-            p.gen += 1;
-        }
+        crate::sync::lock(&idx.inner.promotion)
+            .as_mut()
+            .expect("a writable open starts a promotion")
+            .gen += 1;
         let moved = tmp.path().join("moved.ivu");
         std::fs::rename(&main, &moved).unwrap();
         let err = idx.add(&[7_000_000], &[code(7_000_000)]).unwrap_err();
