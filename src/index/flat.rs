@@ -14,7 +14,7 @@
 //! (read-only view); the file layout is the in-memory layout, so a view
 //! opens without copying or parsing rows.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -23,9 +23,11 @@ use crate::metric::scan::{Kernel, MANY};
 use crate::metric::{whole_words, Row, ROW_BYTES};
 
 mod key_map;
+mod lists;
 mod odd;
 mod topk;
 mod words;
+use super::ivf::Quantizer;
 use key_map::{KeyMap, Place};
 use odd::OddRows;
 pub(crate) use topk::SharedBound;
@@ -95,24 +97,51 @@ impl PartialOrd for Hit {
 /// A row filter: true keeps the key.
 pub(crate) type Keep<'a> = &'a (dyn Fn(u64) -> bool + Sync);
 
-/// What an exact scan of one query asks for: the kernel, how many rows,
-/// the largest distance taken and the row filter.
+/// What a scan of one query asks for: the kernel, how many rows, the
+/// largest distance taken, the row filter, and the lists scanned (`None`:
+/// every row, the exact scan; see `lists.rs`).
 #[derive(Clone, Copy)]
 pub(crate) struct Scan<'a> {
     pub(crate) kernel: Kernel,
     pub(crate) k: usize,
     pub(crate) max_distance: Option<f32>,
     pub(crate) keep: Option<Keep<'a>>,
+    pub(crate) lists: Option<&'a [u32]>,
 }
 
-/// Every row of an index, by length group.
+/// The rows of one list (see the module docs), by length group.
+#[derive(Debug, Clone)]
+pub(crate) struct List {
+    pub(crate) groups: [Group; 4],
+}
+
+impl Default for List {
+    fn default() -> List {
+        List {
+            groups: [Group::new(1), Group::new(2), Group::new(3), Group::new(4)],
+        }
+    }
+}
+
+impl List {
+    /// Rows in the list.
+    pub(crate) fn len(&self) -> usize {
+        self.groups.iter().map(Group::len).sum()
+    }
+}
+
+/// Every row of an index, by list, then by length group.
 #[derive(Debug, Clone)]
 pub(crate) struct FlatStore {
-    pub(crate) groups: [Group; 4],
+    /// One list, or one per centroid of `quantizer`.
+    pub(crate) lists: Vec<List>,
+    /// Assigns a whole-word row to its list by its first word; `None`: one
+    /// list holds every row.
+    pub(crate) quantizer: Option<Arc<Quantizer>>,
     /// Rows whose length is not a whole number of words (see [`odd`]).
     pub(crate) odd: OddRows,
-    /// key -> (group, index), group [`ODD`] for `odd`; built on first use
-    /// (a memory-mapped view opens without it).
+    /// key -> place (group [`ODD`] of list 0 for `odd`); built on first
+    /// use (a memory-mapped view opens without it).
     slots: OnceLock<KeyMap>,
 }
 
@@ -122,7 +151,8 @@ const ODD: u8 = 4;
 impl Default for FlatStore {
     fn default() -> FlatStore {
         FlatStore {
-            groups: [Group::new(1), Group::new(2), Group::new(3), Group::new(4)],
+            lists: vec![List::default()],
+            quantizer: None,
             odd: OddRows::default(),
             slots: OnceLock::from(KeyMap::default()),
         }
@@ -156,7 +186,17 @@ impl ScanQuery {
 impl FlatStore {
     /// Number of rows.
     pub(crate) fn len(&self) -> usize {
-        self.groups.iter().map(Group::len).sum::<usize>() + self.odd.len()
+        self.lists.iter().map(List::len).sum::<usize>() + self.odd.len()
+    }
+
+    /// Every group of every list, in storage order (list by list).
+    pub(crate) fn groups(&self) -> impl Iterator<Item = &Group> + '_ {
+        self.lists.iter().flat_map(|list| list.groups.iter())
+    }
+
+    /// Rows of group `g` (64, 128, 192 or 256 bits for 0–3) over all lists.
+    pub(crate) fn len_of_group(&self, g: usize) -> usize {
+        self.lists.iter().map(|list| list.groups[g].len()).sum()
     }
 
     /// The 64-bit words a scan by a query of `query_words` words reads at
@@ -164,8 +204,7 @@ impl FlatStore {
     /// costs grows with it, not with the rows alone (a 64-bit index scans
     /// about four times cheaper per row than a 256-bit one).
     pub(crate) fn words(&self, query_words: usize) -> u64 {
-        self.groups
-            .iter()
+        self.groups()
             .map(|g| (g.len() * g.cols.len().min(query_words)) as u64)
             .sum::<u64>()
             + self.odd.words(query_words)
@@ -174,13 +213,15 @@ impl FlatStore {
     fn build_slots(&self) -> KeyMap {
         let mut map = KeyMap::default();
         map.reserve(self.len());
-        for (g, group) in self.groups.iter().enumerate() {
-            for (i, key) in group.keys.iter().enumerate() {
-                map.insert(key, (g as u8, i as u32));
+        for (l, list) in self.lists.iter().enumerate() {
+            for (g, group) in list.groups.iter().enumerate() {
+                for (i, key) in group.keys.iter().enumerate() {
+                    map.insert(key, Place::new(l, g as u8, i as u32));
+                }
             }
         }
         for (i, key) in self.odd.keys.iter().enumerate() {
-            map.insert(*key, (ODD, i as u32));
+            map.insert(*key, Place::new(0, ODD, i as u32));
         }
         map
     }
@@ -211,7 +252,7 @@ impl FlatStore {
 
     /// Copy mapped columns into RAM.
     pub(crate) fn make_owned(&mut self) {
-        for group in &mut self.groups {
+        for group in self.lists.iter_mut().flat_map(|l| l.groups.iter_mut()) {
             group.keys.make_owned();
             for col in &mut group.cols {
                 col.make_owned();
@@ -226,36 +267,30 @@ impl FlatStore {
 
     /// The row of a key.
     pub(crate) fn get(&self, key: u64) -> Option<Row> {
-        let (g, i): Place = self.slots().get(key)?;
-        if g == ODD {
-            return self.odd.rows.get(i as usize).copied();
+        let place = self.slots().get(key)?;
+        let i = place.index as usize;
+        if place.group() == ODD {
+            return self.odd.rows.get(i).copied();
         }
-        Some(self.groups[usize::from(g)].row(i as usize))
+        Some(self.lists[place.list()].groups[usize::from(place.group())].row(i))
     }
 
-    /// The place of a key's row in group order (the order of
+    /// Positions of rows in storage order (the order of
     /// [`FlatStore::all_rows`] and of a saved file's rows).
-    pub(crate) fn position(&self, key: u64) -> Option<usize> {
-        let (g, i): Place = self.slots().get(key)?;
-        let before: usize = self.groups[..usize::from(g).min(4)]
-            .iter()
-            .map(Group::len)
-            .sum();
-        Some(before + i as usize)
+    pub(crate) fn order(&self) -> Order<'_> {
+        let mut starts = Vec::with_capacity(4 * self.lists.len() + 1);
+        let mut at = 0;
+        for group in self.groups() {
+            starts.push(at);
+            at += group.len();
+        }
+        starts.push(at);
+        Order { flat: self, starts }
     }
 
-    /// The key and row at place `pos` in group order (see
-    /// [`FlatStore::position`]).
-    #[inline]
-    pub(crate) fn entry_at(&self, mut pos: usize) -> Option<(u64, Row)> {
-        for group in &self.groups {
-            let n = group.len();
-            if pos < n {
-                return Some((group.keys.get(pos), group.row(pos)));
-            }
-            pos -= n;
-        }
-        Some((*self.odd.keys.get(pos)?, *self.odd.rows.get(pos)?))
+    /// The list a whole-word row belongs in.
+    pub(crate) fn list_of(&self, words: &[u64; 4]) -> usize {
+        self.quantizer.as_ref().map_or(0, |q| q.nearest(words[0]))
     }
 
     /// Insert a row for a key that is not stored.
@@ -263,40 +298,41 @@ impl FlatStore {
         if !whole_words(row.len()) {
             let index = self.odd.len() as u32;
             self.odd.push(key, *row);
-            self.slots_mut().insert(key, (ODD, index));
+            self.slots_mut().insert(key, Place::new(0, ODD, index));
             return;
         }
         let g = row.len() / 8 - 1;
         let words = row.words();
-        let group = &mut self.groups[g];
+        let l = self.list_of(&words);
+        let group = &mut self.lists[l].groups[g];
         let index = group.len() as u32;
         group.keys.push(key);
         for (w, col) in group.cols.iter_mut().enumerate() {
             col.push(words[w]);
         }
-        self.slots_mut().insert(key, (g as u8, index));
+        self.slots_mut().insert(key, Place::new(l, g as u8, index));
     }
 
     /// Remove a key's row; false when absent.
     pub(crate) fn remove(&mut self, key: u64) -> bool {
-        let Some((g, i)) = self.slots_mut().remove(key) else {
+        let Some(place) = self.slots_mut().remove(key) else {
             return false;
         };
-        let i = i as usize;
+        let (l, g, i) = (place.list(), place.group(), place.index as usize);
         if g == ODD {
             if let Some(moved) = self.odd.swap_remove(i) {
-                self.slots_mut().insert(moved, (ODD, i as u32));
+                self.slots_mut().insert(moved, Place::new(0, ODD, i as u32));
             }
             return true;
         }
-        let group = &mut self.groups[usize::from(g)];
+        let group = &mut self.lists[l].groups[usize::from(g)];
         group.keys.swap_remove(i);
         let moved = (i < group.len()).then(|| group.keys.get(i));
         for col in group.cols.iter_mut() {
             col.swap_remove(i);
         }
         if let Some(moved) = moved {
-            self.slots_mut().insert(moved, (g, i as u32));
+            self.slots_mut().insert(moved, Place::new(l, g, i as u32));
         }
         true
     }
@@ -312,7 +348,7 @@ impl FlatStore {
         let step = step.max(1);
         let mut out = Vec::with_capacity(self.len() / step + 1);
         let mut skip = 0;
-        for group in &self.groups {
+        for group in self.groups() {
             let n = group.len();
             let mut i = skip;
             while i < n {
@@ -336,7 +372,7 @@ impl FlatStore {
     pub(crate) fn page(&self, start: usize, n: usize) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::with_capacity(n.min(self.len().saturating_sub(start)));
         let mut skip = start;
-        for group in &self.groups {
+        for group in self.groups() {
             let len = group.len();
             if skip >= len {
                 skip -= len;
@@ -362,8 +398,7 @@ impl FlatStore {
 
     /// Every key, group by group.
     pub(crate) fn keys(&self) -> impl Iterator<Item = u64> + '_ {
-        self.groups
-            .iter()
+        self.groups()
             .flat_map(|group| group.keys.iter())
             .chain(self.odd.keys.iter().copied())
     }
@@ -382,6 +417,7 @@ impl FlatStore {
             k,
             max_distance,
             keep,
+            lists: None,
         };
         self.search_split(query, scan, None, 1).0
     }
@@ -408,7 +444,7 @@ impl FlatStore {
                     scan.kernel,
                     queries,
                     vec![top],
-                    scan.keep,
+                    (scan.keep, scan.lists),
                     (p, parts.max(1)),
                 )
                 .pop()
@@ -441,18 +477,19 @@ impl FlatStore {
         keep: Option<Keep<'_>>,
     ) -> Vec<Vec<Hit>> {
         let tops = queries.iter().map(|_| TopK::new(k, max_distance)).collect();
-        self.search_part(kernel, queries, tops, keep, (0, 1))
+        self.search_part(kernel, queries, tops, (keep, None), (0, 1))
     }
 
-    /// Part `part.0` of `part.1` equal row ranges of every group, scanned
-    /// for each query into its `tops` (byte-granular rows and queries,
-    /// compared elsewhere, go with part 0).
+    /// Part `part.0` of `part.1` equal row ranges of every group of the
+    /// chosen lists (all when `None`), scanned for each query into its
+    /// `tops` (byte-granular rows and queries, compared elsewhere, go with
+    /// part 0).
     fn search_part(
         &self,
         kernel: Kernel,
         queries: &[ScanQuery],
         mut tops: Vec<TopK<'_>>,
-        keep: Option<Keep<'_>>,
+        (keep, lists): (Option<Keep<'_>>, Option<&[u32]>),
         part: (usize, usize),
     ) -> Vec<Vec<Hit>> {
         if tops.iter().all(|t| t.k == 0) {
@@ -465,12 +502,14 @@ impl FlatStore {
                 std::cell::RefCell::new((0..MANY).map(|_| Vec::with_capacity(BLOCK)).collect());
         }
         CANDIDATES.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buf) => self.scan_groups(kernel, queries, &mut tops, keep, part, &mut buf),
+            Ok(mut buf) => {
+                self.scan_groups(kernel, queries, &mut tops, (keep, lists), part, &mut buf)
+            }
             Err(_) => self.scan_groups(
                 kernel,
                 queries,
                 &mut tops,
-                keep,
+                (keep, lists),
                 part,
                 &mut vec![Vec::new(); MANY],
             ),
@@ -479,7 +518,7 @@ impl FlatStore {
         if part.0 == 0 {
             for (query, top) in queries.iter().zip(tops.iter_mut()) {
                 if !query.whole() {
-                    odd::scan_groups(&self.groups, query, top, keep);
+                    odd::scan_groups(self.groups(), query, top, keep);
                 }
                 if self.odd.len() > 0 {
                     self.odd.scan(query, top, keep);
@@ -499,7 +538,7 @@ impl FlatStore {
         kernel: Kernel,
         queries: &[ScanQuery],
         tops: &mut [TopK<'_>],
-        keep: Option<Keep<'_>>,
+        (keep, lists): (Option<Keep<'_>>, Option<&[u32]>),
         (part, parts): (usize, usize),
         candidates: &mut [Vec<(u32, u32)>],
     ) {
@@ -508,7 +547,16 @@ impl FlatStore {
         let whole = |j: usize| queries[j].whole();
         // Queries by the words they compare with this group.
         let mut by_words: [Vec<usize>; 4] = Default::default();
-        for group in &self.groups {
+        let groups: Box<dyn Iterator<Item = &Group> + '_> = match lists {
+            None => Box::new(self.groups()),
+            Some(lists) => Box::new(
+                lists
+                    .iter()
+                    .filter_map(|&l| self.lists.get(l as usize))
+                    .flat_map(|list| list.groups.iter()),
+            ),
+        };
+        for group in groups {
             let n = group.len();
             if n == 0 {
                 continue;
@@ -591,6 +639,41 @@ impl FlatStore {
                 start = end;
             }
         }
+    }
+}
+
+/// Positions of rows in storage order (see [`FlatStore::order`]).
+pub(crate) struct Order<'a> {
+    flat: &'a FlatStore,
+    /// Where each group of [`FlatStore::groups`] starts, and the end.
+    starts: Vec<usize>,
+}
+
+impl Order<'_> {
+    /// The position of a key's row.
+    pub(crate) fn position(&self, key: u64) -> Option<usize> {
+        let place = self.flat.slots().get(key)?;
+        let i = place.index as usize;
+        if place.group() == ODD {
+            return Some(self.starts[self.starts.len() - 1] + i);
+        }
+        Some(self.starts[4 * place.list() + usize::from(place.group())] + i)
+    }
+
+    /// The key and row at position `pos`.
+    #[inline]
+    pub(crate) fn entry_at(&self, pos: usize) -> Option<(u64, Row)> {
+        let end = self.starts[self.starts.len() - 1];
+        if pos >= end {
+            let i = pos - end;
+            return Some((*self.flat.odd.keys.get(i)?, *self.flat.odd.rows.get(i)?));
+        }
+        // The last group starting at or before `pos` (empty groups share
+        // their start with the next one: take the last of them).
+        let g = self.starts.partition_point(|&s| s <= pos) - 1;
+        let group = &self.flat.lists[g / 4].groups[g % 4];
+        let i = pos - self.starts[g];
+        Some((group.keys.get(i), group.row(i)))
     }
 }
 

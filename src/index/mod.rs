@@ -12,6 +12,7 @@ pub(crate) mod durable;
 pub(crate) mod flat;
 mod graph;
 mod hnsw;
+pub(crate) mod ivf;
 mod sharded;
 mod unit;
 

@@ -9,11 +9,12 @@
 //! the exact scan stops beating HNSW.
 //!
 //! Files: `support.rs` (timing, recall, digests, RSS), one file per
-//! scenario (`unit.rs` with `crossover` and `bloom`, `sharded.rs`,
+//! scenario (`unit.rs` with `crossover` and `bloom`, `ivf.rs`, `sharded.rs`,
 //! `engine.rs`, `features.rs`, `serve_load.rs`).
 
 mod engine;
 mod features;
+mod ivf;
 mod serve_load;
 mod sharded;
 mod support;
@@ -43,6 +44,8 @@ struct Cli {
 enum Command {
     /// The unit index on the nphd-clusters dataset.
     Unit(UnitArgs),
+    /// The partitioned (IVF) path of the unit index (no graph: minutes at 10M).
+    Ivf(self::ivf::IvfArgs),
     /// The REST server (`iscc-vdb serve` as a child process) under
     /// concurrent `/search` load on loopback.
     ServeLoad(ServeLoadArgs),
@@ -72,6 +75,17 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         n: usize,
     },
+    /// Write the nphd-clusters dataset to a file for other tools (the FAISS
+    /// anchor, `scripts/bench/faiss_anchor.py`): N codes then Q queries,
+    /// each a 33-byte record (length in bytes, then the body padded with
+    /// zeros to 32 bytes).
+    Dataset {
+        out: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+        #[arg(long, default_value_t = 1_000)]
+        q: usize,
+    },
     /// Open a saved unit index, search Q dataset queries, print peak RSS (MB).
     Open {
         path: PathBuf,
@@ -89,12 +103,14 @@ fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Unit(args) => unit::unit(&args),
+        Command::Ivf(args) => ivf::ivf(&args),
         Command::Crossover { q } => unit::crossover(q),
         Command::Bloom { n } => unit::bloom(n),
         Command::Sharded(args) => sharded::sharded(&args),
         Command::Engine(args) => engine::engine(&args),
         Command::Features(args) => features::features(&args),
         Command::ServeLoad(args) => serve_load::serve_load(&args),
+        Command::Dataset { out, n, q } => write_dataset(&out, n, q),
         Command::ShardedOpen { path, q, n } => {
             let idx = iscc_vdb::index::ShardedIndex::<u64>::open_read_only(&path).expect("open");
             search_then_print_rss(n, q, |qs, o| {
@@ -108,6 +124,22 @@ fn main() {
             });
         }
     }
+}
+
+/// See [`Command::Dataset`].
+fn write_dataset(out: &std::path::Path, n: usize, q: usize) {
+    use std::io::Write;
+    let data = support::dataset_with_digest(n, q);
+    let file = std::fs::File::create(out).expect("create the dataset file");
+    let mut w = std::io::BufWriter::new(file);
+    for body in data.codes.iter().chain(data.queries.iter()) {
+        let mut record = [0u8; 33];
+        record[0] = body.len() as u8;
+        record[1..1 + body.len()].copy_from_slice(body);
+        w.write_all(&record).expect("write the dataset file");
+    }
+    w.flush().expect("write the dataset file");
+    println!("wrote {n} codes and {q} queries to {}", out.display());
 }
 
 /// Search the dataset's Q queries approximately (`search`), then print this

@@ -136,6 +136,7 @@ pub(crate) fn search_options(ptr: *const ivdb_search_options) -> Result<SearchOp
         expansion_search: (o.expansion > 0).then_some(o.expansion),
         max_distance: (o.max_distance >= 0.0).then_some(o.max_distance),
         threads: None,
+        nprobe: None,
     })
 }
 

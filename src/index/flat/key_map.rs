@@ -10,8 +10,35 @@ use std::sync::Arc;
 /// Parts of a map (a power of two).
 const PARTS: usize = 256;
 
-/// A key's place: its group and its index in that group.
-pub(crate) type Place = (u8, u32);
+/// A key's place: its list, its group in that list and its index in that
+/// group, in eight bytes (list and group share a word: lists up to 2^29).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Place {
+    list_group: u32,
+    /// The row's index in its group.
+    pub(crate) index: u32,
+}
+
+impl Place {
+    /// The place of row `index` of group `group` (0–4) of list `list`.
+    pub(crate) fn new(list: usize, group: u8, index: u32) -> Place {
+        debug_assert!(list < 1 << 29 && group < 8);
+        Place {
+            list_group: ((list as u32) << 3) | u32::from(group),
+            index,
+        }
+    }
+
+    /// The list.
+    pub(crate) fn list(self) -> usize {
+        (self.list_group >> 3) as usize
+    }
+
+    /// The group in the list.
+    pub(crate) fn group(self) -> u8 {
+        (self.list_group & 7) as u8
+    }
+}
 
 /// key -> [`Place`], in parts (see the module docs).
 #[derive(Debug, Clone)]
@@ -82,20 +109,25 @@ mod tests {
         let mut map = KeyMap::default();
         map.reserve(10_000);
         for k in 0..10_000u64 {
-            map.insert(k, (0, k as u32));
+            map.insert(k, Place::new(0, 0, k as u32));
         }
         let used = map.parts.iter().filter(|p| !p.is_empty()).count();
         assert!(used > PARTS * 9 / 10, "sequential keys spread: {used}");
         let held = map.clone();
-        map.insert(20_000, (1, 7));
-        assert_eq!(map.remove(3), Some((0, 3)));
+        map.insert(20_000, Place::new(5, 1, 7));
+        assert_eq!(map.remove(3), Some(Place::new(0, 0, 3)));
         assert_eq!(map.remove(3), None);
         let copied = (0..PARTS)
             .filter(|&p| !Arc::ptr_eq(&map.parts[p], &held.parts[p]))
             .count();
         assert!(copied <= 2, "{copied} parts copied");
-        assert_eq!((held.get(3), held.get(20_000)), (Some((0, 3)), None));
-        assert_eq!((map.get(3), map.get(20_000)), (None, Some((1, 7))));
+        assert_eq!(
+            (held.get(3), held.get(20_000)),
+            (Some(Place::new(0, 0, 3)), None)
+        );
+        let moved = map.get(20_000).expect("inserted");
+        assert_eq!((moved.list(), moved.group(), moved.index), (5, 1, 7));
+        assert_eq!(map.get(3), None);
         assert!(map.contains_key(9_999) && !map.contains_key(10_000));
     }
 }

@@ -75,8 +75,8 @@ impl OddRows {
 }
 
 /// Offer every row of the word groups to a byte-granular query's top-k.
-pub(super) fn scan_groups(
-    groups: &[Group],
+pub(super) fn scan_groups<'g>(
+    groups: impl Iterator<Item = &'g Group>,
     query: &ScanQuery,
     top: &mut TopK,
     keep: Option<Keep<'_>>,

@@ -303,6 +303,7 @@ fn split_scans_with_a_shared_bound_equal_one_scan() {
                         k,
                         max_distance: cap,
                         keep,
+                        lists: None,
                     };
                     let (got, _) = store.search_split(&sq, scan, None, parts);
                     assert_eq!(got, want, "{kernel:?} k={k} parts={parts}");
@@ -342,6 +343,7 @@ fn stores_sharing_one_bound_find_the_global_top_k() {
                 k,
                 max_distance: None,
                 keep: None,
+                lists: None,
             };
             let (mut got, _) = a.search_split(&sq, scan, Some(&bound), 1);
             let (second, _) = b.search_split(&sq, scan, Some(&bound), 2);

@@ -10,8 +10,8 @@
 //! a sixth of an HNSW index on disk).
 //!
 //! A compact graph file replaces the matrix with a u32 per slot naming the
-//! flat-store row holding the slot's vector (its place in group order, see
-//! `FlatStore::position`), and keeps inline only the vectors the flat store
+//! flat-store row holding the slot's vector (its place in storage order, see
+//! `FlatStore::order`), and keeps inline only the vectors the flat store
 //! does not hold as they are: removed nodes (usearch frees their keys but
 //! keeps them to route walks) and any slot whose row differs. Loading
 //! assembles usearch's form again from the flat store saved with it, so
@@ -110,12 +110,14 @@ pub(crate) fn compact<'a>(full: &'a [u8], flat: &FlatStore) -> Result<Compact<'a
     let tail = &full[end..];
     let keys = slot_keys(tail, rows)?;
 
+    let order = flat.order();
     let mut refs = Vec::with_capacity(rows);
     let mut inline: Vec<&[u8]> = Vec::new();
     for (slot, key) in keys.iter().enumerate() {
         let vector = &matrix[slot * cols..(slot + 1) * cols];
-        let place = flat.position(*key).filter(|&p| {
-            flat.entry_at(p)
+        let place = order.position(*key).filter(|&p| {
+            order
+                .entry_at(p)
                 .is_some_and(|(_, row)| row.0[..] == *vector)
         });
         match place {
@@ -174,6 +176,7 @@ pub(crate) fn expand_with(
     flat: &FlatStore,
 ) -> Result<Vec<u8>, String> {
     let tail_at = tail_offset(prefix)?;
+    let order = flat.order();
     if prefix.len() != tail_at {
         return Err(format!("a prefix of {} bytes, not {tail_at}", prefix.len()));
     }
@@ -204,7 +207,7 @@ pub(crate) fn expand_with(
                 .ok_or_else(|| format!("slot {slot} names inline row {i} of {inline}"))?;
             out.copy_from_slice(row);
         } else {
-            let (stored, row) = flat.entry_at(r as usize).ok_or_else(|| {
+            let (stored, row) = order.entry_at(r as usize).ok_or_else(|| {
                 format!(
                     "slot {slot} names row {r}, but the flat store has {}",
                     flat.len()

@@ -20,8 +20,9 @@ use super::error::io_err;
 use super::state::Writer;
 use super::{IndexError, State, UnitIndex, UnitIndexOptions};
 use crate::index::durable;
-use crate::index::flat::{FlatStore, Group, Words};
+use crate::index::flat::{FlatStore, Group, List, Words};
 use crate::index::graph::{Graph, GraphFile, LazyGraph};
+use crate::index::ivf::Quantizer;
 use crate::metric::{whole_words, Row, ROW_BYTES};
 
 /// File magic of a saved unit index.
@@ -30,8 +31,11 @@ const MAGIC: &[u8; 8] = b"IVDBUNIT";
 /// written in the oldest format that holds it, so earlier readers open what
 /// they can and refuse the rest by its number rather than misread it: 1
 /// without byte-granular rows or graph rows (every scan-only index of ISCC
-/// units), 2 with byte-granular rows, 3 with a compact graph.
-pub const FORMAT_VERSION: u32 = 3;
+/// units), 2 with byte-granular rows, 3 with a compact graph, 4 with the
+/// rows partitioned into lists (see `index::ivf`).
+pub const FORMAT_VERSION: u32 = 4;
+/// Files whose graph file is compact (and no lists).
+const FORMAT_COMPACT: u32 = 3;
 /// Files without byte-granular rows or a compact graph.
 const FORMAT_WHOLE_WORDS: u32 = 1;
 /// Files with byte-granular rows and a graph file in usearch's own form.
@@ -59,14 +63,30 @@ pub(super) struct FileHeader {
     /// Byte-granular rows after the groups (format 2).
     #[serde(default)]
     pub(super) odd: usize,
+    /// Format 4: the graph file is compact.
+    #[serde(default)]
+    pub(super) compact_graph: bool,
+    /// Format 4: rows per group of each list, list by list (the groups of
+    /// list 0, then of list 1, ... follow the header in that order).
+    #[serde(default)]
+    pub(super) lists: Vec<[usize; 4]>,
+    /// Format 4: the quantizer's centroids, one per list.
+    #[serde(default)]
+    pub(super) centroids: Vec<u64>,
+    /// Format 4: lists a search probes by default.
+    #[serde(default)]
+    pub(super) nprobe: usize,
 }
 
 impl FileHeader {
-    /// The graph file is compact (format 3).
+    /// The graph file is compact (format 3, or 4 saying so).
     pub(super) fn graph_is_compact(&self) -> bool {
-        self.format == FORMAT_VERSION
+        self.format == FORMAT_COMPACT || (self.format >= FORMAT_LISTS && self.compact_graph)
     }
 }
+
+/// Files whose rows are partitioned into lists.
+const FORMAT_LISTS: u32 = 4;
 
 /// `path` + ".hnsw": the usearch graph beside the main file.
 pub fn graph_path(path: &Path) -> PathBuf {
@@ -178,10 +198,13 @@ impl UnitIndex {
         state: &State,
         graph: &SavedGraph,
     ) -> io::Result<()> {
-        let g = &state.flat.groups;
-        let odd = &state.flat.odd;
-        let format = if graph.is_compact() {
-            FORMAT_VERSION
+        let flat = &state.flat;
+        let odd = &flat.odd;
+        let partitioned = flat.quantizer.is_some();
+        let format = if partitioned {
+            FORMAT_LISTS
+        } else if graph.is_compact() {
+            FORMAT_COMPACT
         } else if odd.len() > 0 {
             FORMAT_BYTE_GRANULAR
         } else {
@@ -191,11 +214,25 @@ impl UnitIndex {
         let header = FileHeader {
             format,
             options: state.options,
-            groups: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
+            groups: std::array::from_fn(|g| flat.len_of_group(g)),
             graph_bytes,
             deferred: state.deferred,
             graph_xxh3: Some(graph_xxh3),
             odd: odd.len(),
+            compact_graph: partitioned && graph.is_compact(),
+            lists: if partitioned {
+                flat.lists
+                    .iter()
+                    .map(|l| std::array::from_fn(|g| l.groups[g].len()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            centroids: flat
+                .quantizer
+                .as_ref()
+                .map_or_else(Vec::new, |q| q.centroids().to_vec()),
+            nprobe: flat.quantizer.as_ref().map_or(0, |q| q.nprobe()),
         };
         let json = serde_json::to_vec(&header).map_err(io::Error::other)?;
         let mut head = Vec::with_capacity(16 + json.len() + 8);
@@ -205,7 +242,7 @@ impl UnitIndex {
         head.extend_from_slice(&json);
         head.resize(head.len().next_multiple_of(8), b' ');
         f.write_all(&head)?;
-        for group in g {
+        for group in flat.groups() {
             for run in group.keys.runs() {
                 f.write_all(u64s_as_bytes(run))?;
             }
@@ -255,6 +292,15 @@ impl UnitIndex {
         if header.format != version || (version == FORMAT_WHOLE_WORDS && header.odd > 0) {
             return Err(corrupt("header and format version disagree"));
         }
+        let partitioned = !header.lists.is_empty();
+        if partitioned != (version >= FORMAT_LISTS)
+            || header.centroids.len() != header.lists.len()
+            || (partitioned
+                && (0..4)
+                    .any(|g| header.lists.iter().map(|l| l[g]).sum::<usize>() != header.groups[g]))
+        {
+            return Err(corrupt("the lists disagree with the format or the groups"));
+        }
         if !cfg!(target_endian = "little") {
             return Err(corrupt("unit index files are little-endian"));
         }
@@ -298,10 +344,24 @@ impl UnitIndex {
             pos += len * 8;
             words
         };
-        for (g, &n) in header.groups.iter().enumerate() {
-            let keys = take(n);
-            let cols = (0..=g).map(|_| take(n)).collect();
-            flat.groups[g] = Group { keys, cols };
+        let counts = if header.lists.is_empty() {
+            vec![header.groups]
+        } else {
+            header.lists.clone()
+        };
+        flat.lists = counts
+            .iter()
+            .map(|counts| List {
+                groups: std::array::from_fn(|g| {
+                    let keys = take(counts[g]);
+                    let cols = (0..=g).map(|_| take(counts[g])).collect();
+                    Group { keys, cols }
+                }),
+            })
+            .collect();
+        if !header.centroids.is_empty() {
+            flat.quantizer =
+                Quantizer::from_centroids(header.centroids.clone(), header.nprobe).map(Arc::new);
         }
         for rec in bytes[pos..pos + header.odd * ODD_ROW_WORDS * 8].chunks_exact(ODD_ROW_WORDS * 8)
         {
@@ -535,7 +595,7 @@ mod tests {
         );
         // Byte-granular rows make a format 2 file; one labelled 1 is refused,
         // and so is a row that does not read back as written.
-        assert_eq!(good[8..12], FORMAT_VERSION.to_le_bytes());
+        assert_eq!(good[8..12], FORMAT_COMPACT.to_le_bytes());
         let mut relabelled = good.clone();
         relabelled[8..12].copy_from_slice(&FORMAT_WHOLE_WORDS.to_le_bytes());
         let err = refused(&relabelled);

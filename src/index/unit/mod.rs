@@ -46,6 +46,7 @@ mod compact_tests;
 mod error;
 mod file;
 mod gate;
+mod lists;
 mod options;
 mod paths;
 mod search;
@@ -280,8 +281,7 @@ impl UnitIndex {
         let state = self.snapshot();
         let words: usize = state
             .flat
-            .groups
-            .iter()
+            .groups()
             .map(|g| g.len() * (1 + g.cols.len()))
             .sum::<usize>()
             + state.flat.odd.len() * file::ODD_ROW_WORDS;
@@ -561,7 +561,6 @@ impl UnitIndex {
     /// Figures of the index.
     pub fn stats(&self) -> UnitIndexStats {
         let state = self.snapshot();
-        let g = &state.flat.groups;
         let (capacity, graph_len, graph_memory, graph_serialized) = state.graph.loaded(|graph| {
             graph.map_or((0, 0, 0, 0), |h| {
                 (
@@ -574,7 +573,7 @@ impl UnitIndex {
         });
         UnitIndexStats {
             len: state.flat.len(),
-            len_by_bits: [g[0].len(), g[1].len(), g[2].len(), g[3].len()],
+            len_by_bits: std::array::from_fn(|g| state.flat.len_of_group(g)),
             capacity,
             graph_len,
             options: state.options,

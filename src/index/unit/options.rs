@@ -150,6 +150,10 @@ pub struct SearchOptions {
     pub max_distance: Option<f32>,
     /// Threads for a batch search (`None`: all cores).
     pub threads: Option<usize>,
+    /// Lists a partitioned index probes for this call (`None`: the
+    /// index's default, chosen when it was partitioned; see
+    /// [`UnitIndex::partition`](super::UnitIndex::partition)).
+    pub nprobe: Option<usize>,
 }
 
 impl Default for SearchOptions {
@@ -160,6 +164,7 @@ impl Default for SearchOptions {
             expansion_search: None,
             max_distance: None,
             threads: None,
+            nprobe: None,
         }
     }
 }

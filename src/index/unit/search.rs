@@ -120,6 +120,7 @@ impl UnitIndex {
                 k: options.count,
                 max_distance: options.max_distance,
                 keep,
+                lists: None,
             };
             let (hits, elapsed) =
                 state
@@ -137,6 +138,9 @@ impl UnitIndex {
         };
         if options.count == 0 || state.flat.len() == 0 {
             return Ok(Vec::new());
+        }
+        if let Some(hits) = self.probe_lists(state, row, options, keep, counters, shared) {
+            return Ok(hits);
         }
         if self.use_exact(state, options, row.len().div_ceil(8)) || state.deferred {
             return Ok(exact(state));
@@ -176,6 +180,40 @@ impl UnitIndex {
             // scan is always correct.
             Err(_) => exact(state),
         })
+    }
+
+    /// A search of a partitioned index that does not ask for an exact
+    /// scan: the query's nearest lists, scanned (see `index::ivf`; all of
+    /// them when `nprobe` reaches every list, giving the exact scan's
+    /// answer); `None` when the index is not partitioned or the search is
+    /// exact.
+    fn probe_lists(
+        &self,
+        state: &State,
+        row: &Row,
+        options: &SearchOptions,
+        keep: Option<Keep<'_>>,
+        counters: &SearchCounters,
+        shared: Option<&SharedBound>,
+    ) -> Option<Vec<Hit>> {
+        if options.exact == Some(true) {
+            return None;
+        }
+        let quantizer = state.flat.quantizer.as_ref()?;
+        let query = ScanQuery::new(row);
+        let lists = state
+            .flat
+            .probe(&query, options.nprobe.unwrap_or(quantizer.nprobe()))?;
+        let rows = state.flat.rows_in(&lists) as u64;
+        counters.add(rows, rows);
+        let scan = Scan {
+            kernel: self.kernel,
+            k: options.count,
+            max_distance: options.max_distance,
+            keep,
+            lists: Some(&lists),
+        };
+        Some(state.flat.search_split(&query, scan, shared, 1).0)
     }
 
     /// The estimated time of one search with `options`, from what
@@ -258,7 +296,13 @@ impl UnitIndex {
         counters: &[SearchCounters],
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
         let widest = rows.iter().map(|r| r.len().div_ceil(8)).max().unwrap_or(4);
-        if (self.use_exact(state, options, widest) || state.deferred) && options.count > 0 {
+        // A partitioned index probes its lists per query unless asked for
+        // exact scans.
+        let probes = state.flat.quantizer.is_some() && options.exact != Some(true);
+        if !probes
+            && (self.use_exact(state, options, widest) || state.deferred)
+            && options.count > 0
+        {
             let scanned = state.flat.len() as u64;
             for c in counters {
                 c.add(scanned, scanned);

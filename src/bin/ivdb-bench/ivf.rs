@@ -1,0 +1,198 @@
+//! `ivdb-bench ivf`: the partitioned (IVF) path of a unit index on the
+//! nphd-clusters dataset, minutes even at 10M codes (no graph is built):
+//! add rates before and after partitioning, the partition's build time,
+//! then per `nprobe` single-query q/s on 1 and 2 threads with tie-aware
+//! recall@10, recall by ids and recall within NPHD 0.25, beside the exact
+//! scan measured in the same run; disk bytes per code and open times.
+
+use std::time::Instant;
+
+use iscc_vdb::index::{ExactThreshold, Hit, SearchOptions, UnitIndex, UnitIndexOptions};
+
+use crate::support::*;
+
+#[derive(clap::Args)]
+pub(crate) struct IvfArgs {
+    /// Codes in the index.
+    #[arg(long, default_value_t = 1_000_000)]
+    n: usize,
+    /// Queries.
+    #[arg(long, default_value_t = 1_000)]
+    q: usize,
+    /// Lists (0: one per 2,500 codes, at least 16).
+    #[arg(long, default_value_t = 0)]
+    lists: usize,
+    /// The nprobe values measured, comma-separated.
+    #[arg(long, default_value = "16,32,64,128,256")]
+    nprobe: String,
+    /// Share of the codes added after partitioning (the add rate into a
+    /// partitioned index).
+    #[arg(long, default_value_t = 0.1)]
+    late: f64,
+}
+
+/// About one list per 2,500 codes, at least 16: lists of a few thousand
+/// rows keep the per-list overhead small beside the rows scanned.
+fn default_lists(n: usize) -> usize {
+    (n / 2_500).max(16)
+}
+
+fn quantiles(mut v: Vec<f32>) -> String {
+    v.sort_by(f32::total_cmp);
+    let at = |p: f64| v[((v.len() - 1) as f64 * p) as usize];
+    format!(
+        "p10 {:.4} p50 {:.4} p90 {:.4} p99 {:.4} max {:.4}",
+        at(0.1),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    )
+}
+
+pub(crate) fn ivf(args: &IvfArgs) {
+    println!("# ivdb-bench ivf: N={} Q={}", args.n, args.q);
+    println!("cpu features: {}", cpu_features());
+    let data = dataset_with_digest(args.n, args.q);
+    let options = UnitIndexOptions {
+        exact_threshold: ExactThreshold::Rows(usize::MAX),
+        ..UnitIndexOptions::default()
+    };
+    let keys: Vec<u64> = (0..args.n as u64).collect();
+    let early = args.n - (args.n as f64 * args.late.clamp(0.0, 0.9)) as usize;
+    let mut summary = Summary::default();
+    summary.add("n", args.n as f64);
+    let idx = UnitIndex::new(options).expect("index");
+    let t = Instant::now();
+    pool(2).install(|| {
+        for (k, c) in keys[..early]
+            .chunks(10_000)
+            .zip(data.codes[..early].chunks(10_000))
+        {
+            idx.add_batch(k, c).expect("add");
+        }
+    });
+    let add_rate = early as f64 / t.elapsed().as_secs_f64();
+    println!("add 2 threads, not partitioned: {add_rate:.0} codes/s ({early} codes)");
+    summary.add("add_codes_per_s", add_rate);
+
+    // The exact scan before partitioning, to compare with the same scan of
+    // the partitioned store below (the lists cost it their per-list calls).
+    let exact = SearchOptions {
+        exact: Some(true),
+        ..SearchOptions::count(10)
+    };
+    let single_n = args.q.min(200);
+    let (before, _) = pool(1).install(|| qps_single(&idx, &data.queries[..single_n], &exact));
+    println!("exact scan single-query before partitioning: {before:.0} q/s on 1 thread");
+    summary.add("exact_unpartitioned_qps_1t", before);
+
+    let lists = if args.lists == 0 {
+        default_lists(args.n)
+    } else {
+        args.lists
+    };
+    let t = Instant::now();
+    pool(2).install(|| idx.partition(lists, 1).expect("partition"));
+    let part_s = t.elapsed().as_secs_f64();
+    println!("partition into {lists} lists (train + rebuild, 2 threads): {part_s:.2} s");
+    summary.add("lists", lists as f64);
+    summary.add("partition_s", part_s);
+    let t = Instant::now();
+    pool(2).install(|| {
+        for (k, c) in keys[early..]
+            .chunks(10_000)
+            .zip(data.codes[early..].chunks(10_000))
+        {
+            idx.add_batch(k, c).expect("add");
+        }
+    });
+    let late = args.n - early;
+    if late > 0 {
+        let rate = late as f64 / t.elapsed().as_secs_f64();
+        println!("add 2 threads, partitioned: {rate:.0} codes/s ({late} codes)");
+        summary.add("add_partitioned_codes_per_s", rate);
+    }
+    println!("peak RSS: {:.0} MB", peak_rss_mb());
+
+    let truth: Vec<Vec<Hit>> = idx
+        .search_batch(
+            &data.queries,
+            &SearchOptions {
+                threads: Some(2),
+                ..exact
+            },
+        )
+        .expect("truth");
+    println!(
+        "10th neighbour's NPHD over the queries: {}",
+        quantiles(
+            truth
+                .iter()
+                .filter_map(|t| t.last())
+                .map(|h| h.distance)
+                .collect()
+        )
+    );
+    let (e1, _) = pool(1).install(|| qps_single(&idx, &data.queries[..single_n], &exact));
+    let e2 = qps_threads(&idx, &data.queries[..single_n], &[exact, exact]);
+    println!("exact scan single-query: {e1:.0} q/s on 1 thread, {e2:.0} q/s on 2 threads");
+    summary.add("exact_qps_1t", e1);
+    summary.add("exact_qps_2t", e2);
+    for nprobe in args
+        .nprobe
+        .split(',')
+        .filter_map(|s| s.trim().parse::<usize>().ok())
+    {
+        let o = SearchOptions {
+            nprobe: Some(nprobe),
+            ..SearchOptions::count(10)
+        };
+        let (q1, got) = pool(1).install(|| qps_single(&idx, &data.queries, &o));
+        let q2 = qps_threads(&idx, &data.queries, &[o, o]);
+        let (tie, ids) = recall(&truth, &got);
+        let within = recall_within(&truth, &got, WITHIN_THRESHOLD);
+        let counters = iscc_vdb::index::SearchCounters::default();
+        for q in data.queries.iter().take(100) {
+            idx.search_counted(q, &o, None, &counters).expect("search");
+        }
+        let read = counters.visited() as f64 / 100.0 / args.n as f64;
+        println!(
+            "nprobe {nprobe:>4}: {q1:>6.0} q/s on 1 thread, {q2:>6.0} on 2; recall@10 tie-aware {tie:.4}, ids {ids:.4}, within NPHD {WITHIN_THRESHOLD} {within:.4}; rows read {:.2}%",
+            100.0 * read
+        );
+        summary.add(format!("nprobe{nprobe}_qps_1t"), q1);
+        summary.add(format!("nprobe{nprobe}_qps_2t"), q2);
+        summary.add(format!("nprobe{nprobe}_recall10"), tie);
+        summary.add(format!("nprobe{nprobe}_recall_within"), within);
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ivf.ivu");
+    let t = Instant::now();
+    idx.save(&path).expect("save");
+    let save_s = t.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&path).expect("file").len()
+        + std::fs::metadata(iscc_vdb::index::graph_path(&path))
+            .expect("graph file")
+            .len();
+    println!(
+        "save {save_s:.2} s; disk {:.1} bytes/code",
+        bytes as f64 / args.n as f64
+    );
+    summary.add("bytes_per_code", bytes as f64 / args.n as f64);
+    drop(idx);
+    let mut opens = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let v = UnitIndex::restore(&path, true).expect("view");
+        v.search(&data.queries[0], 10).expect("search");
+        opens.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "view (mmap) + first search: median {:.1} ms",
+        median(opens.clone())
+    );
+    summary.add("open_ms", median(opens));
+    summary.print();
+}

@@ -1,0 +1,236 @@
+//! The partitioned (IVF) path of unit indexes: probing every list gives
+//! exactly the exact scan's answer (mixed lengths included), the default
+//! `nprobe` meets a recall floor on clustered and on uniform data, and
+//! adds, removes, upserts, saves and loads keep the lists equal to a
+//! model of the rows.
+
+use std::collections::BTreeMap;
+
+use iscc_vdb::index::{ExactThreshold, Hit, SearchOptions, UnitIndex, UnitIndexOptions};
+use iscc_vdb::metric::nphd;
+use iscc_vdb::testing::dataset::Dataset;
+
+fn scan_only() -> UnitIndex {
+    // No graph: the partition is the only approximate path here.
+    UnitIndex::new(UnitIndexOptions {
+        exact_threshold: ExactThreshold::Rows(usize::MAX),
+        ..UnitIndexOptions::default()
+    })
+    .unwrap()
+}
+
+fn exact(count: usize) -> SearchOptions {
+    SearchOptions {
+        exact: Some(true),
+        ..SearchOptions::count(count)
+    }
+}
+
+fn probing(count: usize, nprobe: usize) -> SearchOptions {
+    SearchOptions {
+        nprobe: Some(nprobe),
+        ..SearchOptions::count(count)
+    }
+}
+
+/// The true top-`k` over a model of the rows, by brute force.
+fn brute(model: &BTreeMap<u64, Vec<u8>>, q: &[u8], k: usize) -> Vec<Hit> {
+    let mut all: Vec<Hit> = model
+        .iter()
+        .map(|(&key, body)| Hit {
+            distance: nphd(q, body).unwrap(),
+            key,
+        })
+        .collect();
+    all.sort();
+    all.truncate(k);
+    all
+}
+
+/// Tie-aware recall@k: a returned hit counts when its distance is at most
+/// the true k-th distance.
+fn tie_recall(truth: &[Vec<Hit>], got: &[Vec<Hit>]) -> f64 {
+    let (mut hit, mut total) = (0usize, 0usize);
+    for (t, g) in truth.iter().zip(got) {
+        let Some(last) = t.last() else { continue };
+        total += t.len();
+        hit += g
+            .iter()
+            .take(t.len())
+            .filter(|h| h.distance <= last.distance)
+            .count();
+    }
+    hit as f64 / total.max(1) as f64
+}
+
+fn uniform(n: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut s = seed;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        s >> 11
+    };
+    (0..n)
+        .map(|_| {
+            let len = 8 * (1 + (next() % 4) as usize);
+            (0..len).map(|_| next() as u8).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn probing_every_list_is_the_exact_scan_at_every_length() {
+    let data = Dataset::generate(20_000, 200, 11);
+    let idx = scan_only();
+    let keys: Vec<u64> = (0..data.codes.len() as u64).collect();
+    idx.add_batch(&keys, &data.codes).unwrap();
+    idx.partition(64, 4).unwrap();
+    assert_eq!(idx.lists(), (64, 4));
+    let model: BTreeMap<u64, Vec<u8>> = keys.iter().copied().zip(data.codes.clone()).collect();
+    // Queries of every length against rows of every length.
+    let mut queries = data.queries.clone();
+    queries.extend(data.codes.iter().step_by(997).map(|c| c[..8].to_vec()));
+    for q in &queries {
+        let want = idx.search_with(q, &exact(10)).unwrap();
+        assert_eq!(want, brute(&model, q, 10), "the exact scan is brute force");
+        assert_eq!(idx.search_with(q, &probing(10, 64)).unwrap(), want);
+        assert_eq!(idx.search_with(q, &probing(10, 1_000)).unwrap(), want);
+        let capped = SearchOptions {
+            max_distance: Some(0.2),
+            ..probing(10, 64)
+        };
+        let mut within = want.clone();
+        within.retain(|h| h.distance <= 0.2);
+        assert_eq!(idx.search_with(q, &capped).unwrap(), within);
+    }
+}
+
+#[test]
+fn the_default_nprobe_meets_the_recall_floor_on_clustered_and_uniform_rows() {
+    for (name, codes, queries, floor) in [
+        {
+            let d = Dataset::generate(50_000, 300, 3);
+            ("clustered", d.codes, d.queries, 0.95)
+        },
+        {
+            let rows = uniform(50_000, 5);
+            let queries = uniform(300, 6);
+            ("uniform", rows, queries, 0.90)
+        },
+    ] {
+        let idx = scan_only();
+        let keys: Vec<u64> = (0..codes.len() as u64).collect();
+        idx.add_batch(&keys, &codes).unwrap();
+        idx.partition(128, 32).unwrap();
+        let truth: Vec<Vec<Hit>> = queries
+            .iter()
+            .map(|q| idx.search_with(q, &exact(10)).unwrap())
+            .collect();
+        let got: Vec<Vec<Hit>> = queries
+            .iter()
+            .map(|q| idx.search_with(q, &SearchOptions::count(10)).unwrap())
+            .collect();
+        let recall = tie_recall(&truth, &got);
+        eprintln!("{name}: recall@10 {recall:.4} at the default nprobe");
+        assert!(recall >= floor, "{name}: recall@10 {recall:.3} < {floor}");
+        // Fewer lists probed, fewer rows read: the path is sublinear.
+        let counters = iscc_vdb::index::SearchCounters::default();
+        idx.search_counted(&queries[0], &SearchOptions::count(10), None, &counters)
+            .unwrap();
+        eprintln!(
+            "{name}: {} rows read of {}",
+            counters.visited(),
+            codes.len()
+        );
+        assert!(
+            counters.visited() < codes.len() as u64 / 2,
+            "{name}: {} rows read of {}",
+            counters.visited(),
+            codes.len()
+        );
+    }
+}
+
+#[test]
+fn writes_saves_and_loads_keep_the_lists_equal_to_the_model() {
+    let data = Dataset::generate(12_000, 100, 21);
+    let idx = scan_only();
+    let mut model: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let keys: Vec<u64> = (0..8_000).collect();
+    idx.add_batch(&keys, &data.codes[..8_000]).unwrap();
+    model.extend(
+        keys.iter()
+            .copied()
+            .zip(data.codes[..8_000].iter().cloned()),
+    );
+    idx.partition(32, 32).unwrap();
+    // Adds after partitioning go to their lists; removes and upserts
+    // (a new body for a key, maybe another list) keep them consistent.
+    let more: Vec<u64> = (8_000..12_000).collect();
+    idx.add_batch(&more, &data.codes[8_000..]).unwrap();
+    model.extend(
+        more.iter()
+            .copied()
+            .zip(data.codes[8_000..].iter().cloned()),
+    );
+    for key in (0..12_000).step_by(7) {
+        assert!(idx.remove(key).unwrap());
+        model.remove(&key);
+    }
+    for key in (3..12_000).step_by(11) {
+        let body = data.codes[(key as usize * 31) % 12_000].clone();
+        idx.upsert(key, &body).unwrap();
+        model.insert(key, body);
+    }
+    let check = |idx: &UnitIndex, when: &str| {
+        assert_eq!(idx.len(), model.len(), "{when}");
+        for (key, body) in model.iter().step_by(13) {
+            assert_eq!(
+                idx.get(*key).as_deref(),
+                Some(body.as_slice()),
+                "{when}: key {key}"
+            );
+        }
+        for q in data.queries.iter().take(40) {
+            let want = brute(&model, q, 10);
+            assert_eq!(
+                idx.search_with(q, &probing(10, 32)).unwrap(),
+                want,
+                "{when}"
+            );
+            assert_eq!(idx.search_with(q, &exact(10)).unwrap(), want, "{when}");
+        }
+    };
+    check(&idx, "after writes");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ivf.ivu");
+    idx.save(&path).unwrap();
+    for view in [false, true] {
+        let back = UnitIndex::restore(&path, view).unwrap();
+        assert_eq!(back.lists(), (32, 32));
+        check(&back, if view { "viewed" } else { "loaded" });
+        for q in data.queries.iter().take(40) {
+            let opts = probing(10, 3);
+            assert_eq!(
+                back.search_with(q, &opts).unwrap(),
+                idx.search_with(q, &opts).unwrap()
+            );
+        }
+    }
+    // Unpartitioned again: one list, the same rows.
+    idx.partition(1, 1).unwrap();
+    assert_eq!(idx.lists(), (1, 1));
+    check(&idx, "unpartitioned");
+}
+
+#[test]
+fn bad_partition_parameters_are_refused() {
+    let idx = scan_only();
+    assert!(idx.partition(0, 1).is_err());
+    assert!(idx.partition(4, 0).is_err());
+    // An empty index partitions into one list (no words to train on).
+    idx.partition(16, 4).unwrap();
+    idx.add(1, &[7u8; 8]).unwrap();
+    assert_eq!(idx.search(&[7u8; 8], 1).unwrap()[0].key, 1);
+}
