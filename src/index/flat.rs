@@ -43,18 +43,30 @@ const BLOCK: usize = 8192;
 pub(crate) struct Group {
     pub(crate) keys: Words,
     pub(crate) cols: Vec<Words>,
+    /// Rows (the keys' length, kept here: reading it from the columns
+    /// follows pointers into their chunks, a cache miss per column that
+    /// showed in profiles of searches probing a few hundred small lists).
+    rows: usize,
 }
 
 impl Group {
     fn new(words: usize) -> Group {
-        Group {
-            keys: Words::default(),
-            cols: (0..words).map(|_| Words::default()).collect(),
-        }
+        Group::with(
+            Words::default(),
+            (0..words).map(|_| Words::default()).collect(),
+        )
     }
 
+    /// A group of these keys and columns (each as long as the keys).
+    pub(crate) fn with(keys: Words, cols: Vec<Words>) -> Group {
+        let rows = keys.len();
+        debug_assert!(cols.iter().all(|c| c.len() == rows));
+        Group { keys, cols, rows }
+    }
+
+    #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+        self.rows
     }
 
     /// Row `i` (in bounds) as stored: its words, little-endian.
@@ -310,6 +322,7 @@ impl FlatStore {
         for (w, col) in group.cols.iter_mut().enumerate() {
             col.push(words[w]);
         }
+        group.rows += 1;
         self.slots_mut().insert(key, Place::new(l, g as u8, index));
     }
 
@@ -327,6 +340,7 @@ impl FlatStore {
         }
         let group = &mut self.lists[l].groups[usize::from(g)];
         group.keys.swap_remove(i);
+        group.rows -= 1;
         let moved = (i < group.len()).then(|| group.keys.get(i));
         for col in group.cols.iter_mut() {
             col.swap_remove(i);
@@ -584,9 +598,11 @@ impl FlatStore {
                 } else {
                     BLOCK
                 };
-                // A block lies in one run of every column (see `words.rs`).
-                let run = cols.iter().fold(group.keys.run_end(start), |end, c| {
-                    end.min(c.run_end(start))
+                // A block lies in one run of every column (see `words.rs`);
+                // `n` is known, so no column's length is read from its
+                // chunks.
+                let run = cols.iter().fold(group.keys.run_end_of(start, n), |end, c| {
+                    end.min(c.run_end_of(start, n))
                 });
                 let end = (start + step).min(stop).min(run);
                 let keys = group.keys.slice(start, end);

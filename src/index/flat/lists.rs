@@ -97,19 +97,21 @@ impl FlatStore {
                 })
                 .collect()
         };
-        let mut groups: Vec<Group> = gather(&column(None))
+        let mut groups: Vec<(Words, Vec<Words>)> = gather(&column(None))
             .into_iter()
-            .map(|keys| Group {
-                keys,
-                cols: Vec::with_capacity(g + 1),
-            })
+            .map(|keys| (keys, Vec::with_capacity(g + 1)))
             .collect();
         for c in 0..=g {
-            for (group, col) in groups.iter_mut().zip(gather(&column(Some(c)))) {
-                group.cols.push(col);
+            for ((_, cols), col) in groups.iter_mut().zip(gather(&column(Some(c)))) {
+                cols.push(col);
             }
         }
-        Some(groups)
+        Some(
+            groups
+                .into_iter()
+                .map(|(keys, cols)| Group::with(keys, cols))
+                .collect(),
+        )
     }
 
     /// This store's rows in one list (not partitioned).
@@ -122,10 +124,9 @@ impl FlatStore {
                     .flat_map(|l| words(&l.groups[g]).iter())
                     .collect()
             };
-            group.keys = concat(&|grp| &grp.keys);
-            for (c, col) in group.cols.iter_mut().enumerate() {
-                *col = concat(&|grp| &grp.cols[c]);
-            }
+            let keys = concat(&|grp| &grp.keys);
+            let cols = (0..=g).map(|c| concat(&|grp| &grp.cols[c])).collect();
+            *group = Group::with(keys, cols);
         }
         FlatStore {
             lists: vec![list],

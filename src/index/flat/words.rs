@@ -8,7 +8,7 @@
 //! Mapped words are one slice of a memory-mapped file (a read-only view);
 //! an edit first copies them into chunks.
 //!
-//! Scans read a column run by run ([`Words::run_end`], [`Words::slice`]):
+//! Scans read a column run by run ([`Words::run_end_of`], [`Words::slice`]):
 //! a run is one chunk, or the whole mapped slice. [`CHUNK`] equals the
 //! scan's block, so runs cost the block loop nothing.
 
@@ -82,17 +82,19 @@ impl Words {
         }
     }
 
-    /// The end of the run that holds word `start` (a chunk's end, or the
-    /// length): `start..run_end(start)` is one slice.
+    /// The end of the run that holds word `start` of words that are `len`
+    /// long (a chunk's end, or the length): `start..run_end_of(start, len)`
+    /// is one slice. The caller knows the length (a group keeps it):
+    /// reading it here would follow the pointer to the last chunk.
     #[inline]
-    pub(crate) fn run_end(&self, start: usize) -> usize {
+    pub(crate) fn run_end_of(&self, start: usize, len: usize) -> usize {
         match self {
-            Words::Chunks(_) => ((start >> SHIFT) + 1).saturating_mul(CHUNK).min(self.len()),
-            Words::Mapped { len, .. } => *len,
+            Words::Chunks(_) => ((start >> SHIFT) + 1).saturating_mul(CHUNK).min(len),
+            Words::Mapped { .. } => len,
         }
     }
 
-    /// Words `start..end`, which lie in one run (`end <= run_end(start)`).
+    /// Words `start..end`, which lie in one run (`end <= run_end_of(start, len)`).
     #[inline]
     pub(crate) fn slice(&self, start: usize, end: usize) -> &[u64] {
         match self {
@@ -198,7 +200,7 @@ mod tests {
         assert_eq!(w.iter().collect::<Vec<_>>(), v);
         for i in 0..v.len() {
             assert_eq!(w.get(i), v[i]);
-            let end = w.run_end(i);
+            let end = w.run_end_of(i, w.len());
             assert!(end > i && end <= v.len() && (end == v.len() || end % CHUNK == 0));
             assert_eq!(w.slice(i, end), &v[i..end]);
         }

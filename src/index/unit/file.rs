@@ -355,7 +355,7 @@ impl UnitIndex {
                 groups: std::array::from_fn(|g| {
                     let keys = take(counts[g]);
                     let cols = (0..=g).map(|_| take(counts[g])).collect();
-                    Group { keys, cols }
+                    Group::with(keys, cols)
                 }),
             })
             .collect();
