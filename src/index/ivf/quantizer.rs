@@ -22,24 +22,30 @@ pub(crate) struct Quantizer {
     nprobe: usize,
 }
 
-/// Fill `out[i]` with the Hamming distance of `x` and `centroids[i]`.
+/// Fill `out[i]` with the Hamming distance of `x` and `centroids[i]`;
+/// returns the smallest (`u32::MAX` for no centroids). One loop, so the
+/// minimum is taken in vector registers too.
 #[inline(always)]
-fn distances_generic(centroids: &[u64], x: u64, out: &mut [u32]) {
+fn distances_generic(centroids: &[u64], x: u64, out: &mut [u32]) -> u32 {
+    let mut min = u32::MAX;
     for (d, c) in out.iter_mut().zip(centroids) {
-        *d = (c ^ x).count_ones();
+        let v = (c ^ x).count_ones();
+        *d = v;
+        min = min.min(v);
     }
+    min
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-fn distances_avx512(centroids: &[u64], x: u64, out: &mut [u32]) {
-    distances_generic(centroids, x, out);
+fn distances_avx512(centroids: &[u64], x: u64, out: &mut [u32]) -> u32 {
+    distances_generic(centroids, x, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt")]
-fn distances_popcnt(centroids: &[u64], x: u64, out: &mut [u32]) {
-    distances_generic(centroids, x, out);
+fn distances_popcnt(centroids: &[u64], x: u64, out: &mut [u32]) -> u32 {
+    distances_generic(centroids, x, out)
 }
 
 /// Which build of the distance loop this CPU runs (checked once).
@@ -69,7 +75,7 @@ fn flavour() -> Flavour {
 }
 
 /// [`distances_generic`] built for this CPU.
-fn distances(centroids: &[u64], x: u64, out: &mut [u32]) {
+fn distances(centroids: &[u64], x: u64, out: &mut [u32]) -> u32 {
     match flavour() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `flavour` chose Avx512 only after detecting AVX-512F and
@@ -286,14 +292,18 @@ impl Quantizer {
     /// smallest list number on a tie); `scratch` holds `lists()` values.
     pub(crate) fn nearest_with(&self, x: u64, scratch: &mut [u32]) -> (usize, u32) {
         let d = &mut scratch[..self.centroids.len()];
-        distances(&self.centroids, x, d);
-        let mut best = (0, u32::MAX);
-        for (i, &v) in d.iter().enumerate() {
-            if v < best.1 {
-                best = (i, v);
+        let min = distances(&self.centroids, x, d);
+        // The first list at the minimum: whole blocks compared at once
+        // (a branch per centroid cost more than the distances at 4,000
+        // lists, measured as the add rate of a partitioned index).
+        const STEP: usize = 16;
+        for (b, block) in d.chunks(STEP).enumerate() {
+            if block.iter().fold(false, |hit, &v| hit | (v == min)) {
+                let i = block.iter().position(|&v| v == min).unwrap_or(0);
+                return (b * STEP + i, min);
             }
         }
-        best
+        (0, min)
     }
 
     /// The list of `x` (see [`Quantizer::nearest_with`]).
@@ -343,9 +353,14 @@ mod tests {
         let c = words(4099, 1);
         let mut out = vec![0u32; c.len()];
         for x in words(20, 2) {
-            distances(&c, x, &mut out);
+            let min = distances(&c, x, &mut out);
             let plain: Vec<u32> = c.iter().map(|c| (c ^ x).count_ones()).collect();
             assert_eq!(out, plain);
+            assert_eq!(Some(&min), plain.iter().min());
+            // The nearest is the first list at the minimum.
+            let q = Quantizer::from_centroids(c.clone(), 1).expect("centroids");
+            let first = plain.iter().position(|&v| v == min).expect("a minimum");
+            assert_eq!(q.nearest(x), first);
         }
     }
 
