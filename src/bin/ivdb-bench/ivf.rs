@@ -64,16 +64,7 @@ pub(crate) fn ivf(args: &IvfArgs) {
     let mut summary = Summary::default();
     summary.add("n", args.n as f64);
     let idx = UnitIndex::new(options).expect("index");
-    let t = Instant::now();
-    pool(2).install(|| {
-        for (k, c) in keys[..early]
-            .chunks(10_000)
-            .zip(data.codes[..early].chunks(10_000))
-        {
-            idx.add_batch(k, c).expect("add");
-        }
-    });
-    let add_rate = early as f64 / t.elapsed().as_secs_f64();
+    let add_rate = add_in_batches(&idx, &keys[..early], &data.codes[..early], 2);
     println!("add 2 threads, not partitioned: {add_rate:.0} codes/s ({early} codes)");
     summary.add("add_codes_per_s", add_rate);
 
@@ -99,18 +90,9 @@ pub(crate) fn ivf(args: &IvfArgs) {
     println!("partition into {lists} lists (train + rebuild, 2 threads): {part_s:.2} s");
     summary.add("lists", lists as f64);
     summary.add("partition_s", part_s);
-    let t = Instant::now();
-    pool(2).install(|| {
-        for (k, c) in keys[early..]
-            .chunks(10_000)
-            .zip(data.codes[early..].chunks(10_000))
-        {
-            idx.add_batch(k, c).expect("add");
-        }
-    });
+    let rate = add_in_batches(&idx, &keys[early..], &data.codes[early..], 2);
     let late = args.n - early;
     if late > 0 {
-        let rate = late as f64 / t.elapsed().as_secs_f64();
         println!("add 2 threads, partitioned: {rate:.0} codes/s ({late} codes)");
         summary.add("add_partitioned_codes_per_s", rate);
     }

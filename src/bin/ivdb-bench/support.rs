@@ -147,6 +147,23 @@ impl Summary {
     }
 }
 
+/// Add `codes` under `keys` in batches of 10,000 on a pool of `threads`;
+/// returns codes per second.
+pub(crate) fn add_in_batches(
+    idx: &UnitIndex,
+    keys: &[u64],
+    codes: &[Vec<u8>],
+    threads: usize,
+) -> f64 {
+    let t = Instant::now();
+    pool(threads).install(|| {
+        for (k, c) in keys.chunks(10_000).zip(codes.chunks(10_000)) {
+            idx.add_batch(k, c).expect("add");
+        }
+    });
+    keys.len() as f64 / t.elapsed().as_secs_f64()
+}
+
 pub(crate) fn qps_single(
     idx: &UnitIndex,
     queries: &[Vec<u8>],

@@ -94,33 +94,15 @@ pub(crate) fn unit(args: &UnitArgs) {
     let sample = args.add_sample.min(args.n);
     {
         let idx = UnitIndex::new(options).expect("index");
-        let t = Instant::now();
-        pool(1).install(|| {
-            for (k, c) in keys[..sample]
-                .chunks(10_000)
-                .zip(data.codes[..sample].chunks(10_000))
-            {
-                idx.add_batch(k, c).expect("add");
-            }
-        });
-        println!(
-            "add 1 thread: {:.0} codes/s ({} codes)",
-            sample as f64 / t.elapsed().as_secs_f64(),
-            sample
-        );
+        let rate = add_in_batches(&idx, &keys[..sample], &data.codes[..sample], 1);
+        println!("add 1 thread: {rate:.0} codes/s ({sample} codes)");
     }
     // Add, 2 threads, everything.
     let mut summary = Summary::default();
     summary.add("n", args.n as f64);
     summary.add("shards", 1.0);
     let idx = UnitIndex::new(options).expect("index");
-    let t = Instant::now();
-    pool(2).install(|| {
-        for (k, c) in keys.chunks(10_000).zip(data.codes.chunks(10_000)) {
-            idx.add_batch(k, c).expect("add");
-        }
-    });
-    let add_rate = args.n as f64 / t.elapsed().as_secs_f64();
+    let add_rate = add_in_batches(&idx, &keys, &data.codes, 2);
     println!("add 2 threads: {add_rate:.0} codes/s ({} codes)", args.n);
     summary.add("add_codes_per_s", add_rate);
     println!("peak RSS after build: {:.0} MB", peak_rss_mb());
