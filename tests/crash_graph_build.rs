@@ -15,9 +15,8 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use iscc_vdb::index::{ExactThreshold, SearchOptions, UnitIndex, UnitIndexOptions};
@@ -85,39 +84,9 @@ fn run_whole(file: &Path) -> String {
     stdout
 }
 
-/// Run the child and SIGKILL it after `after`: what it printed, and true
-/// when it was still running (the kill landed).
-fn run_killed(file: &Path, after: Duration) -> (String, bool) {
-    let mut proc = child(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = proc.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    std::thread::sleep(after);
-    let running = proc.try_wait().unwrap().is_none();
-    proc.kill().unwrap(); // SIGKILL
-    proc.wait().unwrap();
-    (reader.join().unwrap(), running)
-}
-
-/// The rows of the last save the child acknowledged (None: none yet).
-fn acknowledged(out: &str) -> Option<usize> {
-    out.lines()
-        .filter_map(|l| l.strip_prefix("saved "))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-        .next_back()
-}
-
 /// The checks after a run; true when the saved file carries a graph.
 fn check(file: &Path, out: &str, data: &Dataset, label: &str) -> bool {
-    let acked = acknowledged(out);
+    let acked = common::child::acknowledged(out);
     let index = match UnitIndex::restore(file, false) {
         Ok(index) => index,
         Err(e) => {
@@ -189,7 +158,7 @@ fn a_kill_during_a_graph_build_loses_nothing_saved() {
     for i in 1..=KILLS {
         let file = tmp.path().join(format!("killed-{i}.ivu"));
         let at = t * i / (KILLS + 1);
-        let (out, ran) = run_killed(&file, at);
+        let (out, ran) = common::child::run_killed(&mut child(&file), at);
         landed += usize::from(ran);
         graphs += usize::from(check(
             &file,

@@ -69,6 +69,38 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
+/// Run `cmd` (stdout captured, stdin and stderr closed) and SIGKILL it
+/// after `after`: what it printed, and true when it was still running (the
+/// kill landed).
+pub fn run_killed(cmd: &mut Command, after: Duration) -> (String, bool) {
+    let mut proc = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = proc.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    thread::sleep(after);
+    let running = proc.try_wait().unwrap().is_none();
+    proc.kill().unwrap(); // SIGKILL
+    proc.wait().unwrap();
+    (reader.join().unwrap(), running)
+}
+
+/// The first number after the last line starting `saved ` a child printed
+/// (the rows of its last acknowledged save; None: none yet).
+pub fn acknowledged(out: &str) -> Option<usize> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("saved "))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .next_back()
+}
+
 /// Every thread's backtrace of process `pid` (gdb in batch mode), or why
 /// there is none.
 fn stacks_of(pid: u32) -> String {
