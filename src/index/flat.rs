@@ -152,6 +152,10 @@ pub(crate) struct FlatStore {
     pub(crate) quantizer: Option<Arc<Quantizer>>,
     /// Rows whose length is not a whole number of words (see [`odd`]).
     pub(crate) odd: OddRows,
+    /// Whole-word rows over all lists, kept here: summing the lists'
+    /// groups reads every list, and every search asks whether the store
+    /// is empty (4,000 lists at 10M rows).
+    rows: usize,
     /// key -> place (group [`ODD`] of list 0 for `odd`); built on first
     /// use (a memory-mapped view opens without it).
     slots: OnceLock<KeyMap>,
@@ -166,6 +170,7 @@ impl Default for FlatStore {
             lists: vec![List::default()],
             quantizer: None,
             odd: OddRows::default(),
+            rows: 0,
             slots: OnceLock::from(KeyMap::default()),
         }
     }
@@ -196,9 +201,22 @@ impl ScanQuery {
 }
 
 impl FlatStore {
+    /// A store of these lists (assigned by `quantizer`, one list when
+    /// `None`) and no byte-granular rows; its key map is built on first
+    /// use.
+    pub(crate) fn of_lists(lists: Vec<List>, quantizer: Option<Arc<Quantizer>>) -> FlatStore {
+        FlatStore {
+            rows: lists.iter().map(List::len).sum(),
+            lists,
+            quantizer,
+            odd: OddRows::default(),
+            slots: OnceLock::new(),
+        }
+    }
+
     /// Number of rows.
     pub(crate) fn len(&self) -> usize {
-        self.lists.iter().map(List::len).sum::<usize>() + self.odd.len()
+        self.rows + self.odd.len()
     }
 
     /// Every group of every list, in storage order (list by list).
@@ -323,6 +341,7 @@ impl FlatStore {
             col.push(words[w]);
         }
         group.rows += 1;
+        self.rows += 1;
         self.slots_mut().insert(key, Place::new(l, g as u8, index));
     }
 
@@ -341,6 +360,7 @@ impl FlatStore {
         let group = &mut self.lists[l].groups[usize::from(g)];
         group.keys.swap_remove(i);
         group.rows -= 1;
+        self.rows -= 1;
         let moved = (i < group.len()).then(|| group.keys.get(i));
         for col in group.cols.iter_mut() {
             col.swap_remove(i);

@@ -25,10 +25,8 @@ impl FlatStore {
             }
         }
         FlatStore {
-            lists,
-            quantizer: Some(quantizer),
             odd: self.odd.clone(),
-            slots: std::sync::OnceLock::new(),
+            ..FlatStore::of_lists(lists, Some(quantizer))
         }
     }
 
@@ -129,10 +127,8 @@ impl FlatStore {
             *group = Group::with(keys, cols);
         }
         FlatStore {
-            lists: vec![list],
-            quantizer: None,
             odd: self.odd.clone(),
-            slots: std::sync::OnceLock::new(),
+            ..FlatStore::of_lists(vec![list], None)
         }
     }
 

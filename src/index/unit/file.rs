@@ -325,7 +325,6 @@ impl UnitIndex {
         bytes: &[u8],
         mapped: Option<&Arc<Mmap>>,
     ) -> Result<FlatStore, IndexError> {
-        let mut flat = FlatStore::default();
         let mut pos = offset;
         let mut take = |len: usize| {
             let words = if let Some(map) = mapped {
@@ -349,7 +348,7 @@ impl UnitIndex {
         } else {
             header.lists.clone()
         };
-        flat.lists = counts
+        let lists = counts
             .iter()
             .map(|counts| List {
                 groups: std::array::from_fn(|g| {
@@ -359,10 +358,12 @@ impl UnitIndex {
                 }),
             })
             .collect();
-        if !header.centroids.is_empty() {
-            flat.quantizer =
-                Quantizer::from_centroids(header.centroids.clone(), header.nprobe).map(Arc::new);
-        }
+        let quantizer = if header.centroids.is_empty() {
+            None
+        } else {
+            Quantizer::from_centroids(header.centroids.clone(), header.nprobe).map(Arc::new)
+        };
+        let mut flat = FlatStore::of_lists(lists, quantizer);
         for rec in bytes[pos..pos + header.odd * ODD_ROW_WORDS * 8].chunks_exact(ODD_ROW_WORDS * 8)
         {
             let mut key = [0u8; 8];
