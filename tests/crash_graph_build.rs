@@ -86,34 +86,16 @@ fn run_whole(file: &Path) -> String {
 
 /// The checks after a run; true when the saved file carries a graph.
 fn check(file: &Path, out: &str, data: &Dataset, label: &str) -> bool {
+    let saves = common::saved::Saves {
+        bulk: BULK,
+        step: SAVE_EVERY,
+        max: BULK + 2 * SINGLES,
+    };
     let acked = common::child::acknowledged(out);
-    let index = match UnitIndex::restore(file, false) {
-        Ok(index) => index,
-        Err(e) => {
-            assert!(
-                acked.is_none() && !file.exists(),
-                "{label}: the saved file does not open ({e}) though {acked:?} rows were saved"
-            );
-            return false;
-        }
+    let Some(index) = common::saved::open_completed(file, acked, &data.codes, &saves, label) else {
+        return false;
     };
     let rows = index.len();
-    let floor = acked.unwrap_or(BULK);
-    assert!(
-        rows >= floor && rows <= BULK + 2 * SINGLES && (rows - BULK).is_multiple_of(SAVE_EVERY),
-        "{label}: {rows} rows is no completed save at or after the acknowledged {acked:?}"
-    );
-    for key in 0..rows as u64 {
-        assert_eq!(
-            index.get(key).as_deref(),
-            Some(&data.codes[key as usize][..]),
-            "{label}: row {key} is missing or wrong"
-        );
-    }
-    assert!(
-        !index.contains(rows as u64),
-        "{label}: an unsaved row is present"
-    );
     let exact = SearchOptions {
         exact: Some(true),
         ..SearchOptions::count(1)
