@@ -876,3 +876,59 @@ fn generated_keys_count_up_from_len_and_skip_keys_in_use() {
         Err(IndexError::ReadOnly)
     ));
 }
+
+/// A save commits the new graph beside the old as `.hnsw.next`, then the
+/// main file, then renames the graph: cut at either point between, the
+/// main file opens with the graph it was saved with (a kill test in
+/// `crash_graph_build.rs` does this with real SIGKILLs).
+#[test]
+fn a_save_cut_between_its_commits_opens_with_its_own_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, query) = saved_hnsw_index(dir.path());
+    let graph = iscc_vdb::index::graph_path(&path);
+    let next = dir.path().join("u.ivu.hnsw.next");
+    // The next save: row 42 replaced by another body (same row count).
+    let later = tempfile::tempdir().unwrap();
+    let later_path = later.path().join("u.ivu");
+    let idx = UnitIndex::restore(&path, false).unwrap();
+    let moved: Vec<u8> = query.iter().map(|b| !b).collect();
+    assert!(idx.remove(42).unwrap());
+    assert!(idx.add(42, &moved).unwrap());
+    idx.save(&later_path).unwrap();
+    let graph_of = |p: &std::path::Path| std::fs::read(iscc_vdb::index::graph_path(p)).unwrap();
+    assert_ne!(graph_of(&path), graph_of(&later_path));
+    let approximate = SearchOptions {
+        exact: Some(false),
+        ..SearchOptions::count(3)
+    };
+    let opens_as = |body: &[u8]| {
+        for view in [false, true] {
+            let back = UnitIndex::restore(&path, view).unwrap();
+            assert!(!back.graph_deferred());
+            assert_eq!(back.get(42).as_deref(), Some(body));
+            let hits = back.search_with(body, &approximate).unwrap();
+            assert_eq!((hits[0].key, hits[0].distance), (42, 0.0));
+        }
+    };
+    // Cut after the graph's first commit: the old main file, the old graph.
+    std::fs::write(&next, graph_of(&later_path)).unwrap();
+    opens_as(&query);
+    // Cut after the main file's commit: the new main file pairs with `.next`.
+    std::fs::copy(&later_path, &path).unwrap();
+    opens_as(&moved);
+    // A `.next` that is neither (damaged) is not taken: the old graph file
+    // disagrees with the main file, which is refused as before.
+    let mut damaged = graph_of(&later_path);
+    damaged[0] ^= 1;
+    std::fs::write(&next, &damaged).unwrap();
+    assert!(UnitIndex::restore(&path, false).is_err());
+    // The next completed save leaves no `.next`.
+    std::fs::write(&next, graph_of(&later_path)).unwrap();
+    UnitIndex::restore(&path, false)
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    assert!(!next.exists());
+    assert!(graph.exists());
+    opens_as(&moved);
+}

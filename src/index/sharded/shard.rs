@@ -45,11 +45,13 @@ fn keys_path(dir: &Path, id: u32, gen: u64) -> PathBuf {
 }
 
 /// Every file a shard generation may have.
-pub(crate) fn file_names(id: u32, gen: u64) -> [String; 3] {
+/// (`.ivu.hnsw.next` only after a cut save, see `index::unit::file`).
+pub(crate) fn file_names(id: u32, gen: u64) -> [String; 4] {
     let stem = shard_stem(id, gen);
     [
         format!("{stem}.ivu"),
         format!("{stem}.ivu.hnsw"),
+        format!("{stem}.ivu.hnsw.next"),
         format!("{stem}.keys"),
     ]
 }

@@ -5,7 +5,12 @@
 //! key word and a row padded to five words each, copied into RAM on open);
 //! `path.hnsw` holds the usearch graph — compact (format 3: the flat
 //! store's rows are not repeated in it, see `index::graph`) when it has
-//! rows. Both are replaced durably (see `index::durable`), graph first.
+//! rows. Both are replaced durably (see `index::durable`), and the main
+//! file's rename is the one commit point of a save: the new graph is first
+//! committed beside the old one as `path.hnsw.next`, then the main file,
+//! then `path.hnsw.next` is renamed over `path.hnsw`. A save cut anywhere
+//! leaves a main file whose graph (named by length and checksum in its
+//! header) is one of the two graph files, and open picks that one.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -95,6 +100,44 @@ pub fn graph_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// `path` + ".hnsw.next": a save's new graph between its commits (see the
+/// module docs); absent once a save completes.
+pub(crate) fn next_graph_path(path: &Path) -> PathBuf {
+    let mut p = graph_path(path).into_os_string();
+    p.push(".next");
+    PathBuf::from(p)
+}
+
+/// The graph file the main file at `path` was saved with: `path.hnsw`,
+/// unless a save was cut after committing its graph as `path.hnsw.next`
+/// and that file is the one the header names (by length and checksum).
+fn saved_graph_path(path: &Path, header: &FileHeader) -> Result<PathBuf, IndexError> {
+    let graph = graph_path(path);
+    let next = next_graph_path(path);
+    // Files without a checksum were written before `.next` existed: a
+    // `.next` beside one is a later cut save's, never this file's graph.
+    let Some(sum) = header.graph_xxh3 else {
+        return Ok(graph);
+    };
+    match std::fs::metadata(&next) {
+        Ok(m) if m.len() == header.graph_bytes => {}
+        Ok(_) => return Ok(graph),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(graph),
+        Err(e) => return Err(io_err(&next)(e)),
+    }
+    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    let mut file = File::open(&next).map_err(io_err(&next))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = io::Read::read(&mut file, &mut buf).map_err(io_err(&next))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(if hasher.digest() == sum { next } else { graph })
+}
+
 fn u64s_as_bytes(words: &[u64]) -> &[u8] {
     // SAFETY: u64 has no padding; the byte view covers exactly the slice,
     // and u8 has alignment 1.
@@ -165,7 +208,9 @@ impl SavedGraph {
 }
 
 impl UnitIndex {
-    /// Save to `path` and `path.hnsw` (atomic replace, fsync'd); resets `dirty`.
+    /// Save to `path` and `path.hnsw` (atomic replace, fsync'd: a save cut
+    /// at any point leaves the previous save or this one, see the module
+    /// docs); resets `dirty`.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let path = path.as_ref();
         // The writer's turn: the graph then holds exactly the state's rows
@@ -176,17 +221,19 @@ impl UnitIndex {
         // another), which is saved as such.
         let _ = self.adopt_build(&mut writer, false);
         let state = writer.state();
-        let graph = graph_path(path);
+        let (graph, next) = (graph_path(path), next_graph_path(path));
         let saved = SavedGraph::of(&state)?;
-        let graph_tmp = durable::write_beside(&graph, |f| {
+        let graph_tmp = durable::write_beside(&next, |f| {
             saved.parts().iter().try_for_each(|part| f.write_all(part))
         })
         .map_err(io_err(&graph))?;
         let tmp = durable::write_beside(path, |f| Self::write_main(f, &state, &saved))
             .map_err(io_err(path))?;
-        // Graph first, then the main file that names its size.
-        durable::commit(&graph_tmp, &graph).map_err(io_err(&graph))?;
+        // The new graph beside the old, the main file that names it (the
+        // commit), then the new graph under its name.
+        durable::commit(&graph_tmp, &next).map_err(io_err(&next))?;
         durable::commit(&tmp, path).map_err(io_err(path))?;
+        durable::commit(&next, &graph).map_err(io_err(&graph))?;
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -405,7 +452,7 @@ impl UnitIndex {
         let flat = Self::flat_from(path, &header, offset, &map, view.then_some(&map))?;
         let graph_rows = if header.deferred { 0 } else { flat.len() };
         let file = GraphFile::open(
-            &graph_path(path),
+            &saved_graph_path(path, &header)?,
             header.graph_bytes,
             header.graph_xxh3,
             header.graph_is_compact(),

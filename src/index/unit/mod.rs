@@ -29,7 +29,8 @@
 //! Files: `save(path)` writes `path` (format header, parameters and the flat
 //! store, laid out as in memory so `view` maps it without copying) and
 //! `path.hnsw` (the usearch graph). Both are written to a temporary name,
-//! fsync'd and renamed, graph first.
+//! fsync'd and renamed; the main file's rename commits the save (see
+//! `file.rs`: a save cut anywhere opens as the old save or the new).
 //!
 //! Files of this module: `error.rs` (what can go wrong), `options.rs`
 //! (parameters and figures), `slots.rs` (the thread-slot semaphore),
