@@ -977,7 +977,8 @@ void ivdb_rows_free(ivdb_rows *rows);
  * `expansion_search`, `exact_threshold` (`"auto"` or rows), `shard_size`
  * (bytes), `bloom_error_rate`, `background_rotation`,
  * `max_pending_rotations`, `merge_factor`, `max_merged_size`,
- * `max_pending_merges`. Unknown names are errors. A second writer of the
+ * `max_pending_merges`, `partition` (`"auto"`, `"always"` or `"off"`, per
+ * shard). Unknown names are errors. A second writer of the
  * directory gets `IVDB_LOCKED`. Release with `ivdb_sharded_close`.
  *
  * # Safety
@@ -1197,8 +1198,9 @@ void ivdb_sharded_iter_free(ivdb_sharded_iter *iter);
  * A new, empty index in memory. `options_json` may be NULL or a JSON
  * object with `max_dim` (a multiple of 8 up to 256; default 256),
  * `connectivity`, `expansion_add`, `expansion_search`, `exact_threshold`
- * (`"auto"`, the default, or rows); unknown names are errors. Release with
- * `ivdb_unit_free`.
+ * (`"auto"`, the default, or rows), `partition` (`"auto"`, the default:
+ * lists by measured cost as the index grows; `"always"`; `"off"`);
+ * unknown names are errors. Release with `ivdb_unit_free`.
  *
  * # Safety
  * `options_json` is NULL or a NUL-terminated string; `out` writable; `err`

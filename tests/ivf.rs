@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use iscc_vdb::index::{ExactThreshold, Hit, SearchOptions, UnitIndex, UnitIndexOptions};
+use iscc_vdb::index::{ExactThreshold, Hit, Partition, SearchOptions, UnitIndex, UnitIndexOptions};
 use iscc_vdb::metric::nphd;
 use iscc_vdb::testing::dataset::Dataset;
 
@@ -233,4 +233,82 @@ fn bad_partition_parameters_are_refused() {
     idx.partition(16, 4).unwrap();
     idx.add(1, &[7u8; 8]).unwrap();
     assert_eq!(idx.search(&[7u8; 8], 1).unwrap()[0].key, 1);
+}
+
+/// An index partitions itself as it grows (see `unit/retrain.rs`),
+/// trained in the background while adds, removes and upserts go on, which
+/// are all in the layout it adopts. `always` skips the cost measurement
+/// (so the partition is certain here); `auto`, the default, keeps or
+/// refuses it by what it measures, and either way loses no write.
+#[test]
+fn an_index_partitions_itself_and_keeps_every_write_made_meanwhile() {
+    let n = 8 * iscc_vdb::index::AUTO_PARTITION_ROWS;
+    let data = Dataset::generate(n, 300, 8);
+    for mode in [Partition::Always, Partition::Auto] {
+        let idx = UnitIndex::new(UnitIndexOptions {
+            partition: mode,
+            ..UnitIndexOptions::default()
+        })
+        .unwrap();
+        let mut model: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut seen_pending = false;
+        for start in (0..n).step_by(5_000) {
+            let keys: Vec<u64> = (start as u64..(start + 5_000).min(n) as u64).collect();
+            let bodies = &data.codes[start..start + keys.len()];
+            idx.add_batch(&keys, bodies).unwrap();
+            model.extend(keys.iter().copied().zip(bodies.iter().cloned()));
+            seen_pending |= idx.partition_pending();
+            // Keys of earlier batches change while a partition may be
+            // trained.
+            for key in (start as u64 / 2..start as u64).step_by(97) {
+                if model.remove(&key).is_some() {
+                    assert!(idx.remove(key).unwrap());
+                }
+            }
+            for key in (start as u64 / 3..start as u64).step_by(89) {
+                let body = data.codes[(key as usize * 7 + 1) % n].clone();
+                idx.upsert(key, &body).unwrap();
+                model.insert(key, body);
+            }
+        }
+        assert!(seen_pending, "{mode:?}: no partition was started");
+        idx.wait_partition().unwrap();
+        let (lists, nprobe) = idx.lists();
+        eprintln!(
+            "{mode:?}: {lists} lists, nprobe {nprobe}, graph deferred {}",
+            idx.graph_deferred()
+        );
+        if mode == Partition::Always {
+            assert!(lists >= 16, "{lists} lists");
+            assert!(nprobe < lists, "nprobe {nprobe} of {lists}");
+            assert!(idx.graph_deferred(), "a partitioned index builds no graph");
+        }
+        assert_eq!(idx.len(), model.len());
+        for (key, body) in model.iter().step_by(17) {
+            assert_eq!(idx.get(*key).as_deref(), Some(body.as_slice()), "key {key}");
+        }
+        let truth: Vec<Vec<Hit>> = data.queries.iter().map(|q| brute(&model, q, 10)).collect();
+        for (q, want) in data.queries.iter().zip(&truth).take(30) {
+            assert_eq!(&idx.search_with(q, &exact(10)).unwrap(), want);
+            assert_eq!(&idx.search_with(q, &probing(10, lists)).unwrap(), want);
+        }
+        let got: Vec<Vec<Hit>> = data
+            .queries
+            .iter()
+            .map(|q| idx.search(q, 10).unwrap())
+            .collect();
+        let recall = tie_recall(&truth, &got);
+        eprintln!("{mode:?}: recall@10 {recall:.4} by default");
+        assert!(recall >= 0.95, "{mode:?}: recall@10 {recall:.4}");
+    }
+    // With `partition: off` the same adds leave one list.
+    let off = UnitIndex::new(UnitIndexOptions {
+        partition: Partition::Off,
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    let keys: Vec<u64> = (0..n as u64).collect();
+    off.add_batch(&keys, &data.codes).unwrap();
+    assert!(!off.partition_pending());
+    assert_eq!(off.lists(), (1, 1));
 }

@@ -845,6 +845,7 @@ fn parameters_live_in_the_manifest() {
         merge_factor: 3,
         max_merged_size: 1 << 30,
         max_pending_merges: 1,
+        partition: iscc_vdb::index::Partition::Off,
     };
     {
         let idx = ShardedIndex::<u64>::create(dir.path(), options).unwrap();

@@ -330,6 +330,7 @@ fn save_load_view_restore_keep_metric_and_parameters() {
         expansion_search: 91,
         max_dim: 256,
         exact_threshold: ExactThreshold::Rows(0), // force HNSW so the usearch metric is exercised
+        partition: iscc_vdb::index::Partition::Off,
     };
     let idx = UnitIndex::new(options).unwrap();
     let mut seed = 5;

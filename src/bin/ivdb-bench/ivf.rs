@@ -30,6 +30,11 @@ pub(crate) struct IvfArgs {
     /// partitioned index).
     #[arg(long, default_value_t = 0.1)]
     late: f64,
+    /// Default options: the index partitions itself as it grows (lists and
+    /// nprobe by its own calibration); measured with its default nprobe
+    /// first, then the `--nprobe` values.
+    #[arg(long)]
+    auto: bool,
 }
 
 /// About one list per 2,500 codes, at least 16: lists of a few thousand
@@ -55,15 +60,23 @@ pub(crate) fn ivf(args: &IvfArgs) {
     println!("# ivdb-bench ivf: N={} Q={}", args.n, args.q);
     println!("cpu features: {}", cpu_features());
     let data = dataset_with_digest(args.n, args.q);
-    let options = UnitIndexOptions {
-        exact_threshold: ExactThreshold::Rows(usize::MAX),
-        ..UnitIndexOptions::default()
+    let options = if args.auto {
+        UnitIndexOptions::default()
+    } else {
+        UnitIndexOptions {
+            exact_threshold: ExactThreshold::Rows(usize::MAX),
+            ..UnitIndexOptions::default()
+        }
     };
     let keys: Vec<u64> = (0..args.n as u64).collect();
     let early = args.n - (args.n as f64 * args.late.clamp(0.0, 0.9)) as usize;
     let mut summary = Summary::default();
     summary.add("n", args.n as f64);
     let idx = UnitIndex::new(options).expect("index");
+    if args.auto {
+        auto(args, idx, &keys, &data, &mut summary);
+        return;
+    }
     let add_rate = add_in_batches(&idx, &keys[..early], &data.codes[..early], 2);
     println!("add 2 threads, not partitioned: {add_rate:.0} codes/s ({early} codes)");
     summary.add("add_codes_per_s", add_rate);
@@ -98,25 +111,7 @@ pub(crate) fn ivf(args: &IvfArgs) {
     }
     println!("peak RSS: {:.0} MB", peak_rss_mb());
 
-    let truth: Vec<Vec<Hit>> = idx
-        .search_batch(
-            &data.queries,
-            &SearchOptions {
-                threads: Some(2),
-                ..exact
-            },
-        )
-        .expect("truth");
-    println!(
-        "10th neighbour's NPHD over the queries: {}",
-        quantiles(
-            truth
-                .iter()
-                .filter_map(|t| t.last())
-                .map(|h| h.distance)
-                .collect()
-        )
-    );
+    let truth = exact_truth(&idx, &data);
     let (e1, _) = pool(1).install(|| qps_single(&idx, &data.queries[..single_n], &exact));
     let e2 = qps_threads(&idx, &data.queries[..single_n], &[exact, exact]);
     println!("exact scan single-query: {e1:.0} q/s on 1 thread, {e2:.0} q/s on 2 threads");
@@ -131,43 +126,78 @@ pub(crate) fn ivf(args: &IvfArgs) {
             nprobe: Some(nprobe),
             ..SearchOptions::count(10)
         };
-        let (q1, got) = pool(1).install(|| qps_single(&idx, &data.queries, &o));
-        let q2 = qps_threads(&idx, &data.queries, &[o, o]);
-        let (tie, ids) = recall(&truth, &got);
-        let within = recall_within(&truth, &got, WITHIN_THRESHOLD);
-        let counters = iscc_vdb::index::SearchCounters::default();
-        for q in data.queries.iter().take(100) {
-            idx.search_counted(q, &o, None, &counters).expect("search");
-        }
-        let read = counters.visited() as f64 / 100.0 / args.n as f64;
-        // Range recall: every row within NPHD 0.25 (up to 1,000 per
-        // query), what an engine threshold search wants, against the
-        // exact range of the first 100 queries.
-        let range = |o: SearchOptions| SearchOptions {
-            count: 1_000,
-            max_distance: Some(WITHIN_THRESHOLD),
-            ..o
-        };
-        let (mut found, mut total) = (0usize, 0usize);
-        for q in data.queries.iter().take(100) {
-            let want = idx.search_with(q, &range(exact)).expect("range");
-            let got = idx.search_with(q, &range(o)).expect("range");
-            total += want.len();
-            found += got.iter().filter(|h| want.contains(h)).count();
-        }
-        let range_recall = found as f64 / total.max(1) as f64;
-        println!(
-            "nprobe {nprobe:>4}: {q1:>6.0} q/s on 1 thread, {q2:>6.0} on 2; recall@10 tie-aware {tie:.4}, ids {ids:.4}, within NPHD {WITHIN_THRESHOLD} {within:.4}; every row within {WITHIN_THRESHOLD}: {range_recall:.4} of {:.1} per query; rows read {:.2}%",
-            total as f64 / 100.0,
-            100.0 * read
+        measure(
+            &idx,
+            &data,
+            &truth,
+            o,
+            &format!("nprobe{nprobe}"),
+            &mut summary,
         );
-        summary.add(format!("nprobe{nprobe}_range_recall"), range_recall);
-        summary.add(format!("nprobe{nprobe}_qps_1t"), q1);
-        summary.add(format!("nprobe{nprobe}_qps_2t"), q2);
-        summary.add(format!("nprobe{nprobe}_recall10"), tie);
-        summary.add(format!("nprobe{nprobe}_recall_within"), within);
     }
 
+    disk_and_open(idx, &data, args.n, &mut summary);
+    summary.print();
+}
+
+/// One probe setting: single queries on 1 and 2 threads, recall against
+/// `truth`, rows read, range recall; figures under `label`.
+fn measure(
+    idx: &UnitIndex,
+    data: &iscc_vdb::testing::dataset::Dataset,
+    truth: &[Vec<Hit>],
+    o: SearchOptions,
+    label: &str,
+    summary: &mut Summary,
+) {
+    let exact = SearchOptions {
+        exact: Some(true),
+        ..SearchOptions::count(10)
+    };
+    let (q1, got) = pool(1).install(|| qps_single(idx, &data.queries, &o));
+    let q2 = qps_threads(idx, &data.queries, &[o, o]);
+    let (tie, ids) = recall(truth, &got);
+    let within = recall_within(truth, &got, WITHIN_THRESHOLD);
+    let counters = iscc_vdb::index::SearchCounters::default();
+    for q in data.queries.iter().take(100) {
+        idx.search_counted(q, &o, None, &counters).expect("search");
+    }
+    let read = counters.visited() as f64 / 100.0 / idx.len() as f64;
+    // Range recall: every row within NPHD 0.25 (up to 1,000 per
+    // query), what an engine threshold search wants, against the
+    // exact range of the first 100 queries.
+    let range = |o: SearchOptions| SearchOptions {
+        count: 1_000,
+        max_distance: Some(WITHIN_THRESHOLD),
+        ..o
+    };
+    let (mut found, mut total) = (0usize, 0usize);
+    for q in data.queries.iter().take(100) {
+        let want = idx.search_with(q, &range(exact)).expect("range");
+        let got = idx.search_with(q, &range(o)).expect("range");
+        total += want.len();
+        found += got.iter().filter(|h| want.contains(h)).count();
+    }
+    let range_recall = found as f64 / total.max(1) as f64;
+    println!(
+        "{label:>9}: {q1:>6.0} q/s on 1 thread, {q2:>6.0} on 2; recall@10 tie-aware {tie:.4}, ids {ids:.4}, within NPHD {WITHIN_THRESHOLD} {within:.4}; every row within {WITHIN_THRESHOLD}: {range_recall:.4} of {:.1} per query; rows read {:.2}%",
+        total as f64 / 100.0,
+        100.0 * read
+    );
+    summary.add(format!("{label}_range_recall"), range_recall);
+    summary.add(format!("{label}_qps_1t"), q1);
+    summary.add(format!("{label}_qps_2t"), q2);
+    summary.add(format!("{label}_recall10"), tie);
+    summary.add(format!("{label}_recall_within"), within);
+}
+
+/// Save, bytes per code on disk, and view + first search times.
+fn disk_and_open(
+    idx: UnitIndex,
+    data: &iscc_vdb::testing::dataset::Dataset,
+    n: usize,
+    summary: &mut Summary,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ivf.ivu");
     let t = Instant::now();
@@ -179,9 +209,9 @@ pub(crate) fn ivf(args: &IvfArgs) {
             .len();
     println!(
         "save {save_s:.2} s; disk {:.1} bytes/code",
-        bytes as f64 / args.n as f64
+        bytes as f64 / n as f64
     );
-    summary.add("bytes_per_code", bytes as f64 / args.n as f64);
+    summary.add("bytes_per_code", bytes as f64 / n as f64);
     drop(idx);
     let mut opens = Vec::new();
     for _ in 0..3 {
@@ -195,5 +225,78 @@ pub(crate) fn ivf(args: &IvfArgs) {
         median(opens.clone())
     );
     summary.add("open_ms", median(opens));
+}
+
+/// `--auto`: default options; the index partitions itself while the codes
+/// are added (see `unit/retrain.rs`), measured at its own nprobe, then at
+/// the `--nprobe` values.
+fn auto(
+    args: &IvfArgs,
+    idx: UnitIndex,
+    keys: &[u64],
+    data: &iscc_vdb::testing::dataset::Dataset,
+    summary: &mut Summary,
+) {
+    let rate = add_in_batches(&idx, keys, &data.codes, 2);
+    println!("add 2 threads, partitioning itself meanwhile: {rate:.0} codes/s");
+    summary.add("add_codes_per_s", rate);
+    let t = Instant::now();
+    idx.wait_partition().expect("partition");
+    let wait_s = t.elapsed().as_secs_f64();
+    let (lists, nprobe) = idx.lists();
+    println!(
+        "after the adds: waited {wait_s:.2} s for a partition in progress; {lists} lists, default nprobe {nprobe}, graph deferred {}",
+        idx.graph_deferred()
+    );
+    summary.add("lists", lists as f64);
+    summary.add("default_nprobe", nprobe as f64);
+    println!("peak RSS: {:.0} MB", peak_rss_mb());
+    let truth = exact_truth(&idx, data);
+    measure(
+        &idx,
+        data,
+        &truth,
+        SearchOptions::count(10),
+        "auto",
+        summary,
+    );
+    for nprobe in args
+        .nprobe
+        .split(',')
+        .filter_map(|s| s.trim().parse::<usize>().ok())
+    {
+        let o = SearchOptions {
+            nprobe: Some(nprobe),
+            ..SearchOptions::count(10)
+        };
+        measure(&idx, data, &truth, o, &format!("nprobe{nprobe}"), summary);
+    }
+    disk_and_open(idx, data, args.n, summary);
     summary.print();
+}
+
+/// The exact top 10 of every query (2 threads), and the 10th neighbour's
+/// distance distribution printed.
+fn exact_truth(idx: &UnitIndex, data: &iscc_vdb::testing::dataset::Dataset) -> Vec<Vec<Hit>> {
+    let truth: Vec<Vec<Hit>> = idx
+        .search_batch(
+            &data.queries,
+            &SearchOptions {
+                exact: Some(true),
+                threads: Some(2),
+                ..SearchOptions::count(10)
+            },
+        )
+        .expect("truth");
+    println!(
+        "10th neighbour's NPHD over the queries: {}",
+        quantiles(
+            truth
+                .iter()
+                .filter_map(|t| t.last())
+                .map(|h| h.distance)
+                .collect()
+        )
+    );
+    truth
 }

@@ -91,7 +91,8 @@ fn open(path: &str, json: Option<&str>) -> Result<ivdb_sharded, Failure> {
 /// `expansion_search`, `exact_threshold` (`"auto"` or rows), `shard_size`
 /// (bytes), `bloom_error_rate`, `background_rotation`,
 /// `max_pending_rotations`, `merge_factor`, `max_merged_size`,
-/// `max_pending_merges`. Unknown names are errors. A second writer of the
+/// `max_pending_merges`, `partition` (`"auto"`, `"always"` or `"off"`, per
+/// shard). Unknown names are errors. A second writer of the
 /// directory gets `IVDB_LOCKED`. Release with `ivdb_sharded_close`.
 ///
 /// # Safety

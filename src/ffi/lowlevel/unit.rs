@@ -46,8 +46,9 @@ fn boxed(inner: UnitIndex) -> *mut ivdb_unit {
 /// A new, empty index in memory. `options_json` may be NULL or a JSON
 /// object with `max_dim` (a multiple of 8 up to 256; default 256),
 /// `connectivity`, `expansion_add`, `expansion_search`, `exact_threshold`
-/// (`"auto"`, the default, or rows); unknown names are errors. Release with
-/// `ivdb_unit_free`.
+/// (`"auto"`, the default, or rows), `partition` (`"auto"`, the default:
+/// lists by measured cost as the index grows; `"always"`; `"off"`);
+/// unknown names are errors. Release with `ivdb_unit_free`.
 ///
 /// # Safety
 /// `options_json` is NULL or a NUL-terminated string; `out` writable; `err`

@@ -226,6 +226,8 @@ impl Inner {
         // The graph these adds wanted is built in the background: wait for
         // it, so the shard is saved with it (a failed build leaves the shard
         // scan-only, which is still exact).
+        // A partition they started likewise (see `unit/retrain.rs`).
+        let _ = index.wait_partition();
         let _ = index.wait_graph();
         let fresh = Shard::from_parts(id, index, table);
         let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);

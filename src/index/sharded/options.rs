@@ -7,7 +7,7 @@ use crate::metric::{Row, MAX_BITS};
 use serde::{Deserialize, Serialize};
 
 use crate::index::unit::check_max_dim;
-use crate::index::{ExactThreshold, UnitIndex, UnitIndexOptions};
+use crate::index::{ExactThreshold, Partition, UnitIndex, UnitIndexOptions};
 
 /// What the vectors are and how they are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +146,10 @@ pub struct ShardedOptions {
     /// stop adds while they keep up.
     #[serde(default = "default_max_pending_merges")]
     pub max_pending_merges: usize,
+    /// Whether each shard partitions its rows into lists by itself (see
+    /// [`Partition`]; manifests without it: `auto`).
+    #[serde(default)]
+    pub partition: Partition,
 }
 
 fn default_merge_factor() -> usize {
@@ -176,6 +180,7 @@ impl Default for ShardedOptions {
             merge_factor: default_merge_factor(),
             max_merged_size: default_max_merged_size(),
             max_pending_merges: default_max_pending_merges(),
+            partition: unit.partition,
         }
     }
 }
@@ -234,6 +239,7 @@ impl ShardedOptions {
             expansion_search: self.expansion_search,
             max_dim: self.vectors.row_bits(),
             exact_threshold: self.exact_threshold,
+            partition: self.partition,
         }
     }
 }

@@ -211,13 +211,15 @@ impl UnitIndex {
 
     /// Adopt a finished build if the writer's turn is free now (a search
     /// calls this: it never waits for a writer).
+    /// A finished partition likewise (see `retrain.rs`).
     pub(super) fn adopt_if_idle(&self) {
-        if !self.build_finished() {
+        if !self.build_finished() && !self.partition_finished() {
             return;
         }
         if let Some(mut writer) = Writer::try_new(self) {
             // A failed build is reported to the next writer instead.
             let _ = self.adopt_build(&mut writer, false);
+            let _ = self.retrain_turn(&mut writer);
         }
     }
 }

@@ -220,6 +220,8 @@ impl UnitIndex {
         // leaves the graph deferred (the next add that wants it starts
         // another), which is saved as such.
         let _ = self.adopt_build(&mut writer, false);
+        // A finished partition likewise (a failed one changes nothing).
+        let _ = self.adopt_partition(&mut writer, false);
         let state = writer.state();
         let (graph, next) = (graph_path(path), next_graph_path(path));
         let saved = SavedGraph::of(&state)?;
@@ -491,6 +493,7 @@ impl UnitIndex {
     pub fn load(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let state = Self::open_file(path.as_ref(), false)?;
         self.cancel_build();
+        self.cancel_partition();
         Writer::new(self).publish(state);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
@@ -501,6 +504,7 @@ impl UnitIndex {
     pub fn view(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let state = Self::open_file(path.as_ref(), true)?;
         self.cancel_build();
+        self.cancel_partition();
         Writer::new(self).publish(state);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())

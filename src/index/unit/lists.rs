@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::state::Writer;
 use super::{IndexError, UnitIndex};
+use crate::index::flat::FlatStore;
 use crate::index::ivf::Quantizer;
 
 /// Rows per list the quantizer is trained on, at most (FAISS's rule of
@@ -15,6 +16,22 @@ const TRAIN_ROWS_PER_LIST: usize = 64;
 
 /// k-modes rounds, at most (training stops when no centroid moves).
 const TRAIN_ROUNDS: usize = 10;
+
+/// `flat`'s rows partitioned by a quantizer of `nlist` lists (fewer when
+/// there are fewer distinct first words) trained on a sample of them,
+/// probing `nprobe` by default. Reads `flat`, changes nothing: a snapshot
+/// may be partitioned beside searches and writes.
+pub(super) fn trained(flat: &FlatStore, nlist: usize, nprobe: usize) -> FlatStore {
+    let step = (flat.len() / (TRAIN_ROWS_PER_LIST * nlist)).max(1);
+    let sample: Vec<u64> = flat
+        .rows_every(step)
+        .into_iter()
+        .filter(|(_, row)| crate::metric::whole_words(row.len()))
+        .map(|(_, row)| row.words()[0])
+        .collect();
+    let quantizer = Quantizer::train(&sample, nlist, TRAIN_ROUNDS, 0x1ff).with_nprobe(nprobe);
+    flat.partitioned(Arc::new(quantizer))
+}
 
 impl UnitIndex {
     /// Partition the rows into `nlist` lists (fewer when there are fewer
@@ -31,21 +48,13 @@ impl UnitIndex {
             )));
         }
         let mut writer = self.writable()?;
+        // An explicit layout replaces one being trained.
+        self.cancel_partition();
         let state = writer.state();
         let flat = if nlist == 1 {
             state.flat.unpartitioned()
         } else {
-            let step = (state.flat.len() / (TRAIN_ROWS_PER_LIST * nlist)).max(1);
-            let sample: Vec<u64> = state
-                .flat
-                .rows_every(step)
-                .into_iter()
-                .filter(|(_, row)| crate::metric::whole_words(row.len()))
-                .map(|(_, row)| row.words()[0])
-                .collect();
-            let quantizer =
-                Quantizer::train(&sample, nlist, TRAIN_ROUNDS, 0x1ff).with_nprobe(nprobe);
-            let flat = state.flat.partitioned(Arc::new(quantizer));
+            let flat = trained(&state.flat, nlist, nprobe);
             flat.build_key_map();
             flat
         };
@@ -58,7 +67,7 @@ impl UnitIndex {
     }
 
     /// Publish `flat` as the rows of the next state.
-    fn swap_flat(writer: &mut Writer<'_>, flat: crate::index::flat::FlatStore) {
+    fn swap_flat(writer: &mut Writer<'_>, flat: FlatStore) {
         let flat = Arc::new(flat);
         writer.edit(usize::MAX, |state| state.flat = flat);
     }

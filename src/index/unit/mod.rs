@@ -26,6 +26,15 @@
 //! Some(false)`), builds it at once. With a graph, `auto` picks per search
 //! the path measured cheaper on this index.
 //!
+//! Partitioned lists: with `partition` `auto` (the default) or `always`
+//! and `exact_threshold` `auto`, a growing index partitions its rows into
+//! lists in the background from a few tens of thousands of rows, keeps the
+//! layout when probing is measured at least twice as fast as the scan at
+//! the target recall on its own rows (`always`: whatever it costs), and
+//! retrains as it doubles (see `retrain.rs`). A partitioned index builds no
+//! graph: its approximate searches probe lists, `exact: Some(true)` scans
+//! them all.
+//!
 //! Files: `save(path)` writes `path` (format header, parameters and the flat
 //! store, laid out as in memory so `view` maps it without copying) and
 //! `path.hnsw` (the usearch graph). Both are written to a temporary name,
@@ -36,7 +45,9 @@
 //! (parameters and figures), `slots.rs` (the thread-slot semaphore),
 //! `search.rs` (exact and graph search), `file.rs` (the on-disk format),
 //! `state.rs` (snapshots, the graph's lock and the writer's turn),
-//! `build.rs` (deferred graphs built in the background).
+//! `build.rs` (deferred graphs built in the background), `lists.rs`
+//! (explicit partitions), `retrain.rs` (partitions chosen by cost, in the
+//! background).
 //! Lock order: the writer's turn, then the swap lock or a thread slot, then
 //! the graph's lock; never the other way round.
 
@@ -50,6 +61,7 @@ mod gate;
 mod lists;
 mod options;
 mod paths;
+mod retrain;
 mod search;
 mod slots;
 mod state;
@@ -57,7 +69,10 @@ mod state;
 pub use error::IndexError;
 pub use file::graph_path;
 pub(crate) use options::check_max_dim;
-pub use options::{ExactThreshold, SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT};
+pub use options::{
+    ExactThreshold, Partition, SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT,
+};
+pub use retrain::{MIN_ROWS as AUTO_PARTITION_ROWS, NEAR_RECALL, ROWS_PER_LIST, TARGET_RECALL};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -85,11 +100,15 @@ pub struct UnitIndex {
     paths: paths::PathCosts,
     /// A deferred graph being built in the background (see `build.rs`).
     build: Mutex<Option<build::Build>>,
+    /// A partition being trained in the background (see `retrain.rs`).
+    retrain: Mutex<Option<retrain::Retrain>>,
+    next_attempt: retrain::NextAttempt,
 }
 
 impl Drop for UnitIndex {
     fn drop(&mut self) {
         self.cancel_build();
+        self.cancel_partition();
     }
 }
 
@@ -148,6 +167,8 @@ impl UnitIndex {
             kernel: Kernel::detect(),
             paths: paths::PathCosts::default(),
             build: Mutex::new(None),
+            retrain: Mutex::new(None),
+            next_attempt: retrain::NextAttempt::default(),
         }
     }
 
@@ -209,7 +230,10 @@ impl UnitIndex {
     /// adopt a finished background build when the writer is idle.
     fn ensure_graph(&self, options: &SearchOptions) -> Result<(), IndexError> {
         self.adopt_if_idle();
-        if options.exact == Some(false) && self.snapshot().deferred {
+        // A partitioned index answers an approximate search by its lists.
+        let state = self.snapshot();
+        if options.exact == Some(false) && state.deferred && state.flat.quantizer.is_none() {
+            drop(state);
             let mut writer = Writer::new(self);
             if !writer.state().read_only {
                 self.build_graph(&mut writer)?;
@@ -436,6 +460,7 @@ impl UnitIndex {
             }
         }
         drop(state);
+        self.note_written(keys.iter().copied());
         writer.edit(keys.len(), |state| {
             let flat = Arc::make_mut(&mut state.flat);
             for &key in keys {
@@ -449,6 +474,7 @@ impl UnitIndex {
     pub fn reset(&self) -> Result<(), IndexError> {
         let mut writer = self.writable()?;
         self.cancel_build();
+        self.cancel_partition();
         let options = writer.state().options;
         let hnsw = Hnsw::new(options.graph()).map_err(IndexError::Native)?;
         writer.publish(State::new(
@@ -486,10 +512,14 @@ impl UnitIndex {
         if rows.is_empty() {
             return Ok(0);
         }
+        self.note_written(rows.iter().map(|(k, _)| *k));
         let state = writer.state();
         if state.deferred {
             drop(state);
             Self::flat_insert(writer, rows.iter());
+            // A partition is adopted or started first: while one is
+            // trained, or once adopted, no graph is wanted.
+            self.retrain_turn(writer)?;
             // A finished background build is adopted (these rows join it);
             // else one is started when the graph now pays. Never built
             // here: the add does not wait (see `build.rs`).
@@ -498,7 +528,11 @@ impl UnitIndex {
             let _ = self.adopt_build(writer, false);
             // While a build runs, the cost model need not be asked again.
             let state = writer.state();
-            if state.deferred && !self.build_pending() && Self::graph_wanted(&state) {
+            if state.deferred
+                && self.graph_allowed(&state)
+                && !self.build_pending()
+                && Self::graph_wanted(&state)
+            {
                 drop(state);
                 self.start_build(writer)?;
             }
@@ -516,7 +550,9 @@ impl UnitIndex {
         drop(state);
         let added = taken.len();
         Self::flat_insert(writer, taken.into_iter());
-        result.map(|()| added)
+        result?;
+        self.retrain_turn(writer)?;
+        Ok(added)
     }
 
     /// Add rows to the flat store in one edit.

@@ -196,6 +196,7 @@ impl UnitIndex {
         // after the insert (a first bulk add into an empty index).
         if state.flat.len() < want
             || !state.deferred
+            || !self.graph_allowed(&state)
             || state.read_only
             || state.options.exact_threshold.fixed(rows).is_some()
             || !cost::trial_due(

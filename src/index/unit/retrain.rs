@@ -1,0 +1,352 @@
+//! Partitioning chosen by measured cost, in the background (see
+//! `index::ivf` and `lists.rs`).
+//!
+//! With `exact_threshold` and `partition` both `auto`, an index that
+//! reaches [`MIN_ROWS`] rows — and again each time it has doubled since the
+//! last attempt, while its lists hold more than twice the rows they were
+//! trained for — is partitioned on a thread of its own from a snapshot of
+//! its rows: a quantizer of one list per [`ROWS_PER_LIST`] rows is trained,
+//! the rows are laid out list by list, and the index measures on its own
+//! rows (stored rows searched for among the others, as a near duplicate
+//! would be)
+//! how many lists a search must probe to reach tie-aware recall@10
+//! [`TARGET_RECALL`] and recall [`NEAR_RECALL`] of the true top 10 within
+//! NPHD 0.25, and what that probe costs beside the exact scan of the
+//! same rows. The layout is kept only when the probe costs at most half the
+//! scan; else the index stays as it was until it has doubled again.
+//!
+//! A later writer's turn (the next write, a save, a search that finds the
+//! writer idle, or [`UnitIndex::wait_partition`]) adopts a finished
+//! partition: the keys written since the snapshot are replayed into it (a
+//! write records its keys while a partition is being trained), and it is
+//! published in one swap. The graph is dropped then: searches probe lists,
+//! adds cost only the flat store. Nothing here writes a file; a save
+//! writes the layout (format 4) like any other.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::state::{GraphCell, State, Writer};
+use super::{ExactThreshold, IndexError, Partition, UnitIndex};
+use crate::index::flat::{FlatStore, Scan, ScanQuery};
+use crate::index::graph::Graph;
+use crate::index::hnsw::Hnsw;
+use crate::metric::scan::Kernel;
+use crate::metric::Row;
+use crate::sync::lock;
+
+/// Rows per list a partition is trained for: at 1M and 10M codes of the
+/// bench dataset here, 2,500 read the fewest rows for recall@10 0.97-0.99
+/// among 1,250-10,000 (README, partitioned search).
+pub const ROWS_PER_LIST: usize = 2_500;
+
+/// Fewest lists worth training: with fewer, a probe for the target recall
+/// reads most of the rows anyway.
+const MIN_LISTS: usize = 16;
+
+/// Rows from which an index in `auto` mode tries a partition.
+pub const MIN_ROWS: usize = MIN_LISTS * ROWS_PER_LIST;
+
+/// Tie-aware recall@10 that the default `nprobe` reaches on the index's
+/// own rows (queries are near duplicates of stored rows).
+pub const TARGET_RECALL: f64 = 0.975;
+
+/// Recall of the true top 10 within NPHD [`NEAR`] (the matches a user
+/// looks for) that the default `nprobe` reaches likewise.
+pub const NEAR_RECALL: f64 = 0.99;
+
+/// The NPHD of a near match.
+const NEAR: f32 = 0.25;
+
+/// Queries the calibration measures.
+const QUERIES: usize = 256;
+
+/// A partition being trained (see the module docs).
+pub(super) struct Retrain {
+    handle: JoinHandle<Result<Option<FlatStore>, IndexError>>,
+    cancel: Arc<AtomicBool>,
+    /// Keys written since the snapshot it started from.
+    touched: Vec<u64>,
+}
+
+/// When the next attempt is due, in rows, and whether the last one was
+/// refused by its measurement (see the module docs).
+#[derive(Debug, Default)]
+pub(super) struct NextAttempt {
+    rows: AtomicUsize,
+    refused: AtomicBool,
+}
+
+/// True when the index partitions itself (see the module docs).
+pub(super) fn auto(state: &State) -> bool {
+    state.options.partition != Partition::Off
+        && state.options.exact_threshold == ExactThreshold::Auto
+        && !state.read_only
+}
+
+impl UnitIndex {
+    /// True when an attempt is due for this state (see the module docs).
+    fn retrain_due(&self, state: &State) -> bool {
+        let rows = state.flat.len();
+        if !auto(state) || rows < MIN_ROWS || rows < self.next_attempt.rows.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        match &state.flat.quantizer {
+            None => true,
+            Some(q) => rows > 2 * ROWS_PER_LIST * q.lists(),
+        }
+    }
+
+    /// Whether the graph may be built or trialled for this state: not in
+    /// `auto` mode once partitioned, nor from [`MIN_ROWS`] rows unless the
+    /// last partition was refused by its measurement (lists are preferred:
+    /// seconds to build, not minutes, and adds cost no graph insert).
+    pub(super) fn graph_allowed(&self, state: &State) -> bool {
+        !auto(state)
+            || (state.flat.quantizer.is_none()
+                && !self.partition_pending()
+                && (state.flat.len() < MIN_ROWS
+                    || self.next_attempt.refused.load(Ordering::Relaxed)))
+    }
+
+    /// In the writer's turn: adopt a finished partition, and start one when
+    /// due and none is in progress.
+    pub(super) fn retrain_turn(&self, writer: &mut Writer<'_>) -> Result<(), IndexError> {
+        self.adopt_partition(writer, false)?;
+        let state = writer.state();
+        if !self.retrain_due(&state) || lock(&self.retrain).is_some() {
+            return Ok(());
+        }
+        let rows = state.flat.len();
+        self.next_attempt
+            .rows
+            .store(rows.saturating_mul(2), Ordering::Relaxed);
+        let basis = Arc::clone(&state.flat);
+        let measured = state.options.partition == Partition::Auto;
+        drop(state);
+        let nlist = (rows / ROWS_PER_LIST).max(MIN_LISTS);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&cancel);
+        let kernel = self.kernel;
+        let handle = std::thread::Builder::new()
+            .name("ivdb-partition".into())
+            .spawn(move || Ok(train(&basis, nlist, kernel, measured, &flag)))
+            .map_err(|e| IndexError::Native(format!("cannot start a partition: {e}")))?;
+        *lock(&self.retrain) = Some(Retrain {
+            handle,
+            cancel,
+            touched: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Note keys a write changes while a partition is trained (called in
+    /// the writer's turn, before the write is published).
+    pub(super) fn note_written(&self, keys: impl Iterator<Item = u64>) {
+        if let Some(job) = lock(&self.retrain).as_mut() {
+            job.touched.extend(keys);
+        }
+    }
+
+    /// Forget a partition in progress (its thread stops soon).
+    pub(super) fn cancel_partition(&self) {
+        if let Some(job) = lock(&self.retrain).take() {
+            job.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a partition has finished and waits to be adopted.
+    pub(super) fn partition_finished(&self) -> bool {
+        lock(&self.retrain)
+            .as_ref()
+            .is_some_and(|j| j.handle.is_finished())
+    }
+
+    /// In the writer's turn: adopt a finished partition (with `wait`, wait
+    /// for one in progress); see the module docs.
+    pub(super) fn adopt_partition(
+        &self,
+        writer: &mut Writer<'_>,
+        wait: bool,
+    ) -> Result<(), IndexError> {
+        let job = {
+            let mut pending = lock(&self.retrain);
+            match pending.as_ref() {
+                Some(j) if wait || j.handle.is_finished() => pending.take(),
+                _ => None,
+            }
+        };
+        let Some(job) = job else {
+            return Ok(());
+        };
+        let trained = job
+            .handle
+            .join()
+            .unwrap_or_else(|_| Err(IndexError::Native("the partition thread panicked".into())))?;
+        let refused = trained.is_none() && !job.cancel.load(Ordering::Relaxed);
+        self.next_attempt.refused.store(refused, Ordering::Relaxed);
+        let Some(mut flat) = trained else {
+            return Ok(());
+        };
+        let state = writer.state();
+        let mut seen = HashSet::with_capacity(job.touched.len());
+        for key in job.touched {
+            if seen.insert(key) {
+                flat.remove(key);
+                if let Some(row) = state.flat.get(key) {
+                    flat.insert(key, &row);
+                }
+            }
+        }
+        let options = state.options;
+        drop(state);
+        self.cancel_build();
+        let hnsw = Hnsw::new(options.graph()).map_err(IndexError::Native)?;
+        let flat = Arc::new(flat);
+        writer.edit(usize::MAX, |state| {
+            state.flat = flat;
+            state.graph = Arc::new(GraphCell::new(Graph::Ready(hnsw)));
+            state.deferred = true;
+        });
+        // The saved file no longer has this layout.
+        self.dirty.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Wait for a partition in progress, if any, and publish it (see the
+    /// module docs). Searches and writes need not call this; it serves
+    /// callers that want the layout now (tests, benchmarks, a merge about to
+    /// save).
+    pub fn wait_partition(&self) -> Result<(), IndexError> {
+        let mut writer = Writer::new(self);
+        self.adopt_partition(&mut writer, true)
+    }
+
+    /// True while a partition is being trained or waits to be adopted.
+    pub fn partition_pending(&self) -> bool {
+        lock(&self.retrain).is_some()
+    }
+}
+
+/// Train a partition of `basis` into `nlist` lists and calibrate its
+/// `nprobe`; `None` when cancelled or (`measured`) when probing does not
+/// pay.
+fn train(
+    basis: &FlatStore,
+    nlist: usize,
+    kernel: Kernel,
+    measured: bool,
+    cancel: &AtomicBool,
+) -> Option<FlatStore> {
+    let mut flat = super::lists::trained(basis, nlist, 1);
+    if cancel.load(Ordering::Relaxed) {
+        return None;
+    }
+    let nprobe = calibrate(basis, &flat, kernel, measured, cancel)?;
+    let quantizer = flat.quantizer.as_deref()?.clone().with_nprobe(nprobe);
+    flat.quantizer = Some(Arc::new(quantizer));
+    flat.build_key_map();
+    Some(flat)
+}
+
+/// Queries for the calibration: stored rows spread over the store, each
+/// searched for among the other rows (leave-one-out: a query that is a
+/// fresh member of its row's neighbourhood, as a near duplicate is).
+fn queries(flat: &FlatStore) -> Vec<(u64, ScanQuery)> {
+    flat.rows_every((flat.len() / QUERIES).max(1))
+        .into_iter()
+        .take(QUERIES)
+        .map(|(key, row): (u64, Row)| (key, ScanQuery::new(&row)))
+        .collect()
+}
+
+/// The top `k` of `hits` (one more than `k` searched) without `key`.
+fn without(
+    mut hits: Vec<crate::index::flat::Hit>,
+    key: u64,
+    k: usize,
+) -> Vec<crate::index::flat::Hit> {
+    hits.retain(|h| h.key != key);
+    hits.truncate(k);
+    hits
+}
+
+/// The smallest `nprobe` reaching [`TARGET_RECALL`] and [`NEAR_RECALL`]
+/// on the store's own rows, if (`measured`) probing that many lists of
+/// `flat` costs at most half the exact scan of `basis` (the same rows,
+/// unpartitioned or partitioned as they are now: the cost a partition
+/// replaces).
+fn calibrate(
+    basis: &FlatStore,
+    flat: &FlatStore,
+    kernel: Kernel,
+    measured: bool,
+    cancel: &AtomicBool,
+) -> Option<usize> {
+    const K: usize = 10;
+    let queries = queries(basis);
+    let nlist = flat.quantizer.as_ref()?.lists();
+    let t = Instant::now();
+    let truth: Vec<(usize, f32, usize)> = queries
+        .iter()
+        .map(|(key, q)| {
+            let hits = without(basis.search(kernel, q, K + 1, None, None), *key, K);
+            let tenth = hits.last().map_or(f32::INFINITY, |h| h.distance);
+            let near = hits.iter().filter(|h| h.distance <= NEAR).count();
+            (hits.len(), tenth, near)
+        })
+        .collect();
+    let scan_ns = t.elapsed().as_nanos();
+    let wanted: usize = truth.iter().map(|t| t.0).sum();
+    let near_wanted: usize = truth.iter().map(|t| t.2).sum();
+    if wanted == 0 {
+        return None;
+    }
+    let probe = |(key, q): &(u64, ScanQuery), nprobe: usize| {
+        let lists = flat.probe(q, nprobe).unwrap_or_default();
+        let scan = Scan {
+            kernel,
+            k: K + 1,
+            max_distance: None,
+            keep: None,
+            lists: Some(&lists),
+        };
+        without(flat.search_split(q, scan, None, 1).0, *key, K)
+    };
+    let mut nprobe = 1;
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (mut found, mut near_found) = (0, 0);
+        for (q, &(_, tenth, near)) in queries.iter().zip(&truth) {
+            let hits = probe(q, nprobe);
+            found += hits.iter().filter(|h| h.distance <= tenth).count();
+            // Hits within NEAR and at most the 10th distance are true
+            // top-10 rows within NEAR (or tied with them).
+            near_found += hits
+                .iter()
+                .filter(|h| h.distance <= NEAR.min(tenth))
+                .count()
+                .min(near);
+        }
+        let enough = found as f64 >= TARGET_RECALL * wanted as f64
+            && near_found as f64 >= NEAR_RECALL * near_wanted as f64;
+        if enough || nprobe >= nlist {
+            break;
+        }
+        nprobe = (nprobe + 1).max(nprobe * 5 / 4).min(nlist);
+    }
+    if !measured {
+        return Some(nprobe);
+    }
+    let t = Instant::now();
+    for q in &queries {
+        std::hint::black_box(probe(q, nprobe));
+    }
+    (2 * t.elapsed().as_nanos() <= scan_ns).then_some(nprobe)
+}
