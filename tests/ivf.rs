@@ -278,7 +278,15 @@ fn an_index_partitions_itself_and_keeps_every_write_made_meanwhile() {
             "{mode:?}: {lists} lists, nprobe {nprobe}, graph deferred {}",
             idx.graph_deferred()
         );
+        let report = idx.last_partition().expect("an attempt finished");
+        eprintln!("{mode:?}: {report:?}");
+        assert_eq!(report.kept, lists > 1, "{report:?}");
+        assert!(
+            report.recall >= iscc_vdb::index::TARGET_RECALL || report.nprobe == report.lists,
+            "{report:?}"
+        );
         if mode == Partition::Always {
+            assert_eq!((report.lists, report.nprobe), (lists, nprobe));
             assert!(lists >= 16, "{lists} lists");
             assert!(nprobe < lists, "nprobe {nprobe} of {lists}");
             assert!(idx.graph_deferred(), "a partitioned index builds no graph");

@@ -24,6 +24,7 @@ pub use sharded::{
     ShardedIter, ShardedOptions, ShardedStats, VectorKind, MIN_SHARD_SIZE, SHARDED_FORMAT_VERSION,
 };
 pub use unit::{
-    graph_path, ExactThreshold, IndexError, Partition, SearchOptions, UnitIndex, UnitIndexOptions,
-    UnitIndexStats, AUTO_PARTITION_ROWS, DEFAULT_COUNT, NEAR_RECALL, ROWS_PER_LIST, TARGET_RECALL,
+    graph_path, ExactThreshold, IndexError, Partition, PartitionReport, SearchOptions, UnitIndex,
+    UnitIndexOptions, UnitIndexStats, AUTO_PARTITION_ROWS, DEFAULT_COUNT, NEAR_RECALL,
+    ROWS_PER_LIST, TARGET_RECALL,
 };

@@ -248,6 +248,19 @@ fn auto(
         "after the adds: waited {wait_s:.2} s for a partition in progress; {lists} lists, default nprobe {nprobe}, graph deferred {}",
         idx.graph_deferred()
     );
+    if let Some(r) = idx.last_partition() {
+        println!(
+            "last attempt: {} rows, {} lists, nprobe {} at recall {:.4} on own rows, probe {:.0} µs vs scan {:.0} µs per query, kept {}, {:.2} s",
+            r.rows,
+            r.lists,
+            r.nprobe,
+            r.recall,
+            r.probe_ns / 1e3,
+            r.scan_ns / 1e3,
+            r.kept,
+            r.seconds
+        );
+    }
     summary.add("lists", lists as f64);
     summary.add("default_nprobe", nprobe as f64);
     println!("peak RSS: {:.0} MB", peak_rss_mb());

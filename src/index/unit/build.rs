@@ -212,8 +212,10 @@ impl UnitIndex {
     /// Adopt a finished build if the writer's turn is free now (a search
     /// calls this: it never waits for a writer).
     /// A finished partition likewise (see `retrain.rs`).
+    /// A partition that came due while nothing was written is started.
     pub(super) fn adopt_if_idle(&self) {
-        if !self.build_finished() && !self.partition_finished() {
+        let partition_due = || self.retrain_due(&self.snapshot()) && !self.partition_pending();
+        if !(self.build_finished() || self.partition_finished() || partition_due()) {
             return;
         }
         if let Some(mut writer) = Writer::try_new(self) {

@@ -72,7 +72,9 @@ pub(crate) use options::check_max_dim;
 pub use options::{
     ExactThreshold, Partition, SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT,
 };
-pub use retrain::{MIN_ROWS as AUTO_PARTITION_ROWS, NEAR_RECALL, ROWS_PER_LIST, TARGET_RECALL};
+pub use retrain::{
+    PartitionReport, MIN_ROWS as AUTO_PARTITION_ROWS, NEAR_RECALL, ROWS_PER_LIST, TARGET_RECALL,
+};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

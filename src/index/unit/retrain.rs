@@ -52,10 +52,11 @@ pub const MIN_ROWS: usize = MIN_LISTS * ROWS_PER_LIST;
 
 /// Tie-aware recall@10 that the default `nprobe` reaches on the index's
 /// own rows (queries are near duplicates of stored rows).
-pub const TARGET_RECALL: f64 = 0.975;
+pub const TARGET_RECALL: f64 = 0.99;
 
-/// Recall of the true top 10 within NPHD [`NEAR`] (the matches a user
-/// looks for) that the default `nprobe` reaches likewise.
+/// Recall of the neighbours within NPHD [`NEAR`] among the true top 10
+/// (the matches a user looks for; a returned row within it counts, up to
+/// as many as the top 10 hold) that the default `nprobe` reaches likewise.
 pub const NEAR_RECALL: f64 = 0.99;
 
 /// The NPHD of a near match.
@@ -66,7 +67,7 @@ const QUERIES: usize = 256;
 
 /// A partition being trained (see the module docs).
 pub(super) struct Retrain {
-    handle: JoinHandle<Result<Option<FlatStore>, IndexError>>,
+    handle: JoinHandle<Result<Trained, IndexError>>,
     cancel: Arc<AtomicBool>,
     /// Keys written since the snapshot it started from.
     touched: Vec<u64>,
@@ -78,6 +79,38 @@ pub(super) struct Retrain {
 pub(super) struct NextAttempt {
     rows: AtomicUsize,
     refused: AtomicBool,
+    last: std::sync::Mutex<Option<PartitionReport>>,
+}
+
+/// What the last automatic partition attempt of an index measured and
+/// decided (see [`UnitIndex::last_partition`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PartitionReport {
+    /// Rows of the snapshot it was trained on.
+    pub rows: usize,
+    /// Lists trained.
+    pub lists: usize,
+    /// The calibrated default `nprobe`.
+    pub nprobe: usize,
+    /// Tie-aware recall@10 at that `nprobe` on the index's own rows.
+    pub recall: f64,
+    /// Mean nanoseconds of one calibration query probing `nprobe` lists
+    /// (0 when not measured: `partition: always`).
+    pub probe_ns: f64,
+    /// Mean nanoseconds of the same query scanning every row.
+    pub scan_ns: f64,
+    /// Whether the layout was adopted (a refused one leaves the index as
+    /// it was until it has doubled again).
+    pub kept: bool,
+    /// Seconds the training and calibration took (on their own thread).
+    pub seconds: f64,
+}
+
+/// A finished attempt: the layout when kept, and what was measured
+/// (`None`: cancelled).
+pub(super) struct Trained {
+    flat: Option<FlatStore>,
+    report: Option<PartitionReport>,
 }
 
 /// True when the index partitions itself (see the module docs).
@@ -89,7 +122,7 @@ pub(super) fn auto(state: &State) -> bool {
 
 impl UnitIndex {
     /// True when an attempt is due for this state (see the module docs).
-    fn retrain_due(&self, state: &State) -> bool {
+    pub(super) fn retrain_due(&self, state: &State) -> bool {
         let rows = state.flat.len();
         if !auto(state) || rows < MIN_ROWS || rows < self.next_attempt.rows.load(Ordering::Relaxed)
         {
@@ -187,9 +220,13 @@ impl UnitIndex {
             .handle
             .join()
             .unwrap_or_else(|_| Err(IndexError::Native("the partition thread panicked".into())))?;
-        let refused = trained.is_none() && !job.cancel.load(Ordering::Relaxed);
-        self.next_attempt.refused.store(refused, Ordering::Relaxed);
-        let Some(mut flat) = trained else {
+        if let Some(report) = trained.report {
+            self.next_attempt
+                .refused
+                .store(!report.kept, Ordering::Relaxed);
+            *lock(&self.next_attempt.last) = Some(report);
+        }
+        let Some(mut flat) = trained.flat else {
             return Ok(());
         };
         let state = writer.state();
@@ -221,9 +258,19 @@ impl UnitIndex {
     /// module docs). Searches and writes need not call this; it serves
     /// callers that want the layout now (tests, benchmarks, a merge about to
     /// save).
+    /// An attempt that came due while the last one was trained (no write
+    /// since to start it) is made now.
     pub fn wait_partition(&self) -> Result<(), IndexError> {
         let mut writer = Writer::new(self);
+        self.adopt_partition(&mut writer, true)?;
+        self.retrain_turn(&mut writer)?;
         self.adopt_partition(&mut writer, true)
+    }
+
+    /// What the last automatic partition attempt measured and decided
+    /// (`None` before the first finished; see the module docs).
+    pub fn last_partition(&self) -> Option<PartitionReport> {
+        *lock(&self.next_attempt.last)
     }
 
     /// True while a partition is being trained or waits to be adopted.
@@ -233,24 +280,62 @@ impl UnitIndex {
 }
 
 /// Train a partition of `basis` into `nlist` lists and calibrate its
-/// `nprobe`; `None` when cancelled or (`measured`) when probing does not
-/// pay.
+/// `nprobe`; the layout is dropped when (`measured`) probing does not pay.
 fn train(
     basis: &FlatStore,
     nlist: usize,
     kernel: Kernel,
     measured: bool,
     cancel: &AtomicBool,
-) -> Option<FlatStore> {
+) -> Trained {
+    let t = Instant::now();
+    let cancelled = Trained {
+        flat: None,
+        report: None,
+    };
     let mut flat = super::lists::trained(basis, nlist, 1);
+    let Some(lists) = flat.quantizer.as_ref().map(|q| q.lists()) else {
+        return cancelled;
+    };
     if cancel.load(Ordering::Relaxed) {
-        return None;
+        return cancelled;
     }
-    let nprobe = calibrate(basis, &flat, kernel, measured, cancel)?;
-    let quantizer = flat.quantizer.as_deref()?.clone().with_nprobe(nprobe);
-    flat.quantizer = Some(Arc::new(quantizer));
+    let Some(c) = calibrate(basis, &flat, kernel, measured, cancel) else {
+        return cancelled;
+    };
+    let kept = !measured || 2.0 * c.probe_ns <= c.scan_ns;
+    let report = PartitionReport {
+        rows: basis.len(),
+        lists,
+        nprobe: c.nprobe,
+        recall: c.recall,
+        probe_ns: c.probe_ns,
+        scan_ns: c.scan_ns,
+        kept,
+        seconds: t.elapsed().as_secs_f64(),
+    };
+    if !kept {
+        return Trained {
+            flat: None,
+            report: Some(report),
+        };
+    }
+    if let Some(q) = flat.quantizer.as_deref() {
+        flat.quantizer = Some(Arc::new(q.clone().with_nprobe(c.nprobe)));
+    }
     flat.build_key_map();
-    Some(flat)
+    Trained {
+        flat: Some(flat),
+        report: Some(report),
+    }
+}
+
+/// What a calibration found (times per query).
+struct Calibration {
+    nprobe: usize,
+    recall: f64,
+    probe_ns: f64,
+    scan_ns: f64,
 }
 
 /// Queries for the calibration: stored rows spread over the store, each
@@ -276,17 +361,17 @@ fn without(
 }
 
 /// The smallest `nprobe` reaching [`TARGET_RECALL`] and [`NEAR_RECALL`]
-/// on the store's own rows, if (`measured`) probing that many lists of
-/// `flat` costs at most half the exact scan of `basis` (the same rows,
+/// on the store's own rows, and (`measured`) what probing that many lists
+/// of `flat` costs beside the exact scan of `basis` (the same rows,
 /// unpartitioned or partitioned as they are now: the cost a partition
-/// replaces).
+/// replaces); `None` when cancelled or without rows.
 fn calibrate(
     basis: &FlatStore,
     flat: &FlatStore,
     kernel: Kernel,
     measured: bool,
     cancel: &AtomicBool,
-) -> Option<usize> {
+) -> Option<Calibration> {
     const K: usize = 10;
     let queries = queries(basis);
     let nlist = flat.quantizer.as_ref()?.lists();
@@ -318,7 +403,7 @@ fn calibrate(
         without(flat.search_split(q, scan, None, 1).0, *key, K)
     };
     let mut nprobe = 1;
-    loop {
+    let recall = loop {
         if cancel.load(Ordering::Relaxed) {
             return None;
         }
@@ -326,27 +411,33 @@ fn calibrate(
         for (q, &(_, tenth, near)) in queries.iter().zip(&truth) {
             let hits = probe(q, nprobe);
             found += hits.iter().filter(|h| h.distance <= tenth).count();
-            // Hits within NEAR and at most the 10th distance are true
-            // top-10 rows within NEAR (or tied with them).
-            near_found += hits
-                .iter()
-                .filter(|h| h.distance <= NEAR.min(tenth))
-                .count()
-                .min(near);
+            // A hit within NEAR is a true neighbour within NEAR (its
+            // distance is exact), counted up to as many as the true top 10
+            // holds: the bench's `within NPHD 0.25`. The top 10 themselves
+            // are what TARGET_RECALL asks for.
+            near_found += hits.iter().filter(|h| h.distance <= NEAR).count().min(near);
         }
         let enough = found as f64 >= TARGET_RECALL * wanted as f64
             && near_found as f64 >= NEAR_RECALL * near_wanted as f64;
         if enough || nprobe >= nlist {
-            break;
+            break found as f64 / wanted as f64;
         }
-        nprobe = (nprobe + 1).max(nprobe * 5 / 4).min(nlist);
+        // Steps of 1/8: the last one overshoots the target by little.
+        nprobe = (nprobe + 1).max(nprobe * 9 / 8).min(nlist);
+    };
+    let per_query = |ns: u128| ns as f64 / queries.len() as f64;
+    let mut probe_ns = 0.0;
+    if measured {
+        let t = Instant::now();
+        for q in &queries {
+            std::hint::black_box(probe(q, nprobe));
+        }
+        probe_ns = per_query(t.elapsed().as_nanos());
     }
-    if !measured {
-        return Some(nprobe);
-    }
-    let t = Instant::now();
-    for q in &queries {
-        std::hint::black_box(probe(q, nprobe));
-    }
-    (2 * t.elapsed().as_nanos() <= scan_ns).then_some(nprobe)
+    Some(Calibration {
+        nprobe,
+        recall,
+        probe_ns,
+        scan_ns: per_query(scan_ns),
+    })
 }
