@@ -101,8 +101,9 @@
 /**
  * Version of the C ABI. Bumped on every incompatible change; bindings
  * refuse a library whose `ivdb_abi_version()` differs from the header's.
+ * (2: `ivdb_search_options` gained `nprobe`.)
  */
-#define IVDB_ABI_VERSION 1
+#define IVDB_ABI_VERSION 2
 
 /**
  * Matches per query when a search passes `count` 0 (the library's
@@ -524,6 +525,12 @@ typedef struct {
    * Only hits at most this far (negative or NaN: no limit).
    */
   float max_distance;
+  /**
+   * Lists a partitioned index probes for this call (0: the index's
+   * calibrated default; more than it has: every list, the exact scan's
+   * answer). Ignored by unpartitioned indexes and by `exact` 1.
+   */
+  size_t nprobe;
 } ivdb_search_options;
 
 /**
@@ -685,8 +692,10 @@ void ivdb_free_columns(ivdb_columns *columns);
  * fixed for a new index), `durable` (fsync each commit, default true),
  * `hub_id`, `unit_threshold` (0.75), and for a new index `max_dim`,
  * `connectivity`, `expansion_add`, `expansion_search`, `exact_threshold`
- * (`"auto"`, the default: by measured cost; or a row count), `shard_size`. On success `*out` receives a handle the caller releases
- * with `ivdb_close`. A second writer of the same directory gets
+ * (`"auto"`, the default: by measured cost; or a row count), `shard_size`,
+ * `partition` (`"auto"`, the default: unit indexes partition their rows
+ * into lists when measured to pay; `"always"`; `"off"`). On success
+ * `*out` receives a handle the caller releases with `ivdb_close`. A second writer of the same directory gets
  * `IVDB_LOCKED`.
  *
  * # Safety
@@ -1417,8 +1426,22 @@ ivdb_status ivdb_unit_copy(const ivdb_unit *index, ivdb_unit **out, ivdb_error *
 ivdb_status ivdb_unit_reset(const ivdb_unit *index, ivdb_error **err);
 
 /**
+ * Wait until a partition the index trains by itself (`partition` auto or
+ * always) is adopted, making one that came due meanwhile; returns at once
+ * when none is due. Searches and writes need not wait: this is for
+ * callers that want the partitioned layout before they measure or save.
+ *
+ * # Safety
+ * `index` is a live handle; `err` NULL or writable.
+ */
+ivdb_status ivdb_unit_wait_partition(const ivdb_unit *index, ivdb_error **err);
+
+/**
  * The index's figures as JSON (rows by length, graph rows, parameters,
- * memory, dirty count). Free `*out_json` with `ivdb_free_string`.
+ * memory, dirty count, `lists` and `nprobe` of a partition, whether one is
+ * `partition_pending`, and `last_partition`: what the last automatic
+ * attempt measured — rows, lists, nprobe, recall, probe_ns, scan_ns,
+ * kept, seconds — or null). Free `*out_json` with `ivdb_free_string`.
  *
  * # Safety
  * `index` is a live handle; `out_json` writable; `err` NULL or writable.

@@ -178,3 +178,62 @@ fn the_threshold_reads_and_writes_auto_or_a_row_count() {
     let err = IndexOptions::from_json(Some(r#"{"exact_threshold": "x"}"#), false).unwrap_err();
     assert!(err.to_string().contains("exact_threshold"), "{err}");
 }
+
+#[test]
+fn the_partition_mode_is_an_engine_parameter_kept_with_the_index() {
+    use iscc_vdb::engine::{IndexOptions, IsccIndex};
+    use iscc_vdb::index::Partition;
+    assert_eq!(IndexOptions::default().params.partition, Partition::Auto);
+    for (text, want) in [
+        ("auto", Partition::Auto),
+        ("always", Partition::Always),
+        ("off", Partition::Off),
+    ] {
+        let json = format!(r#"{{"partition": "{text}"}}"#);
+        let o = IndexOptions::from_json(Some(&json), false).unwrap();
+        assert_eq!(o.params.partition, want);
+        assert_eq!(serde_json::to_string(&want).unwrap(), format!("\"{text}\""));
+    }
+    // (null, as for every open option, means the default.)
+    for bad in [r#""sometimes""#, "3", "[]"] {
+        let json = format!(r#"{{"partition": {bad}}}"#);
+        let err = IndexOptions::from_json(Some(&json), false).unwrap_err();
+        assert!(err.to_string().contains("partition"), "{bad}: {err}");
+    }
+    // Stored with the parameters: a reopen keeps it, whatever it is asked.
+    let dir = tempfile::tempdir().unwrap();
+    let off = IndexOptions::from_json(Some(r#"{"partition": "off"}"#), false).unwrap();
+    let idx = IsccIndex::open(Some(dir.path()), off).unwrap();
+    assert_eq!(idx.params().partition, Partition::Off);
+    let entry = &iscc_vdb::testing::dataset::engine_entries(1, 0).0[0];
+    idx.add(&[entry]).unwrap();
+    idx.close().unwrap();
+    drop(idx);
+    // ... and handed to every unit index's shards (their manifests say it).
+    let manifests: Vec<String> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "manifest.json"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(!manifests.is_empty());
+    for m in &manifests {
+        let v: serde_json::Value = serde_json::from_str(m).unwrap();
+        assert_eq!(v["options"]["partition"], "off", "{m}");
+    }
+    let idx = IsccIndex::open(Some(dir.path()), IndexOptions::default()).unwrap();
+    assert_eq!(idx.params().partition, Partition::Off);
+    idx.close().unwrap();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -125,6 +125,9 @@ type Options struct {
 	// default, "auto" (the path measured cheaper).
 	ExactThreshold int   `json:"exact_threshold,omitempty"`
 	ShardSize      int64 `json:"shard_size,omitempty"`
+	// Partition: "auto" (the default: unit indexes partition their rows
+	// into lists as they grow, when measured to pay), "always" or "off".
+	Partition string `json:"partition,omitempty"`
 }
 
 // Index is an open ISCC index.

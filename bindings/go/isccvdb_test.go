@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -386,5 +387,23 @@ func TestGranularFeatures(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Code != StatusInvalidArgument {
 		t.Fatalf("bad features: %v", err)
+	}
+}
+
+func TestPartitionOption(t *testing.T) {
+	entries := corpus(t)
+	for _, mode := range []string{"auto", "always", "off"} {
+		ix, err := Open(t.TempDir(), &Options{Partition: mode})
+		if err != nil {
+			t.Fatalf("partition %q: %v", mode, err)
+		}
+		addAll(t, ix, entries[:50])
+		if err := ix.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Open(t.TempDir(), &Options{Partition: "sometimes"})
+	if err == nil || !strings.Contains(err.Error(), "partition") {
+		t.Fatalf("a bad partition mode must be refused naming it: %v", err)
 	}
 }

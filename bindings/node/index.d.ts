@@ -19,6 +19,8 @@ export interface OpenOptions {
   /** "auto" (default: the path measured cheaper) or a row count. */
   exact_threshold?: number | "auto";
   shard_size?: number;
+  /** "auto" (default: lists when measured to pay), "always" or "off". */
+  partition?: "auto" | "always" | "off";
 }
 
 /** An entry: iscc_id (optional), iscc_code and/or units, any other fields. */

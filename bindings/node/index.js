@@ -202,7 +202,7 @@ class IsccIndex {
    * Open (or create) the index in `path`; `null` makes an in-memory index
    * (removed on close). `options`: realm, durable, hub_id, unit_threshold,
    * max_dim, connectivity, expansion_add, expansion_search, exact_threshold,
-   * shard_size. `{readOnly: true}` opens read-only.
+   * shard_size, partition. `{readOnly: true}` opens read-only.
    */
   constructor(path = null, options = {}) {
     const { readOnly = false, ...rest } = options;

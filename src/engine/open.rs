@@ -111,6 +111,7 @@ impl IsccIndex {
             expansion_search: p.expansion_search,
             exact_threshold: p.exact_threshold,
             shard_size: p.shard_size,
+            partition: p.partition,
             background_rotation: true,
             ..ShardedOptions::default()
         }

@@ -449,6 +449,7 @@ open_options! {
     expansion_search: usize,
     exact_threshold: crate::index::ExactThreshold,
     shard_size: u64,
+    partition: crate::index::Partition,
 }
 
 impl IndexOptions {
@@ -472,6 +473,7 @@ impl IndexOptions {
                 expansion_search: o.expansion_search.unwrap_or(p.expansion_search),
                 exact_threshold: o.exact_threshold.unwrap_or(p.exact_threshold),
                 shard_size: o.shard_size.unwrap_or(p.shard_size),
+                partition: o.partition.unwrap_or(p.partition),
             },
             realm: o.realm,
             durable: o.durable.unwrap_or(d.durable),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::features::FeatureSet;
 use super::{EngineError, DEFAULT_UNIT_THRESHOLD};
-use crate::index::{ExactThreshold, ShardedOptions};
+use crate::index::{ExactThreshold, Partition, ShardedOptions};
 
 /// On-disk format version of an index directory (stored in LMDB metadata).
 /// Version 2 added per-unit-type entry counts, journal sequence numbers
@@ -35,6 +35,11 @@ pub struct IndexParams {
     pub exact_threshold: ExactThreshold,
     /// Shard rotation size in bytes.
     pub shard_size: u64,
+    /// Whether unit-index shards partition their rows into lists by
+    /// themselves as they grow (`Auto`, the default: when measured to pay;
+    /// see [`Partition`]). Stored parameters without it: `Auto`.
+    #[serde(default)]
+    pub partition: Partition,
 }
 
 impl Default for IndexParams {
@@ -47,6 +52,7 @@ impl Default for IndexParams {
             expansion_search: s.expansion_search,
             exact_threshold: s.exact_threshold,
             shard_size: s.shard_size,
+            partition: s.partition,
         }
     }
 }

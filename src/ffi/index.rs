@@ -55,8 +55,10 @@ fn open(
 /// fixed for a new index), `durable` (fsync each commit, default true),
 /// `hub_id`, `unit_threshold` (0.75), and for a new index `max_dim`,
 /// `connectivity`, `expansion_add`, `expansion_search`, `exact_threshold`
-/// (`"auto"`, the default: by measured cost; or a row count), `shard_size`. On success `*out` receives a handle the caller releases
-/// with `ivdb_close`. A second writer of the same directory gets
+/// (`"auto"`, the default: by measured cost; or a row count), `shard_size`,
+/// `partition` (`"auto"`, the default: unit indexes partition their rows
+/// into lists when measured to pay; `"always"`; `"off"`). On success
+/// `*out` receives a handle the caller releases with `ivdb_close`. A second writer of the same directory gets
 /// `IVDB_LOCKED`.
 ///
 /// # Safety

@@ -36,7 +36,8 @@ pub use self::store::*;
 
 /// Version of the C ABI. Bumped on every incompatible change; bindings
 /// refuse a library whose `ivdb_abi_version()` differs from the header's.
-pub const IVDB_ABI_VERSION: u32 = 1;
+/// (2: `ivdb_search_options` gained `nprobe`.)
+pub const IVDB_ABI_VERSION: u32 = 2;
 
 /// Matches per query when a search passes `count` 0 (the library's
 /// default; bindings show it as their default).

@@ -133,7 +133,7 @@ static void nphd_u64(const char *dir) {
     memcpy(queries + BYTES, vectors + 20 * BYTES, BYTES);
     memcpy(queries + 2 * BYTES, vectors + 30 * BYTES, BYTES);
     memset(queries + 3 * BYTES, 0xA5, 8);
-    ivdb_search_options opts = {5, 1, 0, -1.0f};
+    ivdb_search_options opts = {5, 1, 0, -1.0f, 0};
     ivdb_hits *hits = NULL;
     OK(ivdb_sharded_search(idx, queries, qlen, 3, &opts, &hits, &e_));
     if (hits) {
@@ -162,7 +162,7 @@ static void nphd_u64(const char *dir) {
     if (hits) CHECK(hits->total == 10, "default count: %zu", hits->total);
     ivdb_hits_free(hits);
     hits = NULL;
-    ivdb_search_options near = {10, 1, 0, 0.0f};
+    ivdb_search_options near = {10, 1, 0, 0.0f, 0};
     OK(ivdb_sharded_search(idx, queries, qlen, 1, &near, &hits, &e_));
     if (hits) CHECK(hits->total == 1, "max_distance 0: %zu hits", hits->total);
     ivdb_hits_free(hits);
@@ -197,7 +197,7 @@ static void nphd_u64(const char *dir) {
     err = NULL;
     st = ivdb_sharded_add(idx, (const uint8_t *)&k_new, vectors, &zero, 1, NULL, &err);
     expect_error(st, err, IVDB_INVALID_ARGUMENT, "vectors[0] is empty", "empty vector");
-    ivdb_search_options bad = {10, 5, 0, -1.0f};
+    ivdb_search_options bad = {10, 5, 0, -1.0f, 0};
     err = NULL;
     hits = NULL;
     st = ivdb_sharded_search(idx, queries, qlen, 1, &bad, &hits, &err);
@@ -280,7 +280,7 @@ static void hamming_u128(const char *dir) {
     OK(ivdb_sharded_add(idx, &keys[0][0], &vecs[0][0], lengths, 3, &added, &e_));
     CHECK(added == 3, "added %zu", added);
     ivdb_hits *hits = NULL;
-    ivdb_search_options opts = {3, 1, 0, -1.0f};
+    ivdb_search_options opts = {3, 1, 0, -1.0f, 0};
     OK(ivdb_sharded_search(idx, &vecs[0][0], lengths, 1, &opts, &hits, &e_));
     if (hits) {
         CHECK(hits->total == 3 && hits->key_bytes == 16, "hits %zu", hits->total);
@@ -363,7 +363,7 @@ static void unit_index(const char *dir) {
     CHECK(len == 3, "len %zu", len);
     /* The 128-bit code's first 64 bits find it at 0. */
     ivdb_hits *hits = NULL;
-    ivdb_search_options opts = {3, 1, 0, -1.0f};
+    ivdb_search_options opts = {3, 1, 0, -1.0f, 0};
     size_t l8 = 8;
     OK(ivdb_unit_search(idx, vecs + 8, &l8, 1, &opts, &hits, &e_));
     if (hits) {

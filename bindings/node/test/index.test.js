@@ -182,6 +182,18 @@ test('upkeep: copy, compact, rebuildUnitTypes, refresh', async () => {
   ix.close();
 });
 
+test('the partition mode is an open option; a bad one is refused naming it', () => {
+  for (const partition of ['auto', 'always', 'off']) {
+    const ix = new IsccIndex(tmpdir(), { partition });
+    addAll(ix, corpus.slice(0, 50));
+    ix.close();
+  }
+  assert.throws(
+    () => new IsccIndex(tmpdir(), { partition: 'sometimes' }),
+    (e) => e instanceof IvdbError && /partition/.test(e.message),
+  );
+});
+
 test('IsccStore: writes an index opened afterwards searches; keys as BigInt; the lock', () => {
   const dir = tmpdir();
   const records = corpus.slice(0, 100);

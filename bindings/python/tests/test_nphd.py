@@ -166,3 +166,57 @@ def test_keys_none_generates_keys_that_never_collide() -> None:
     with pytest.raises(InvalidIsccError):
         idx.add(None, [codes(1)[0], np.zeros(9, dtype=np.uint8)])
     assert len(idx) == 4
+
+
+def test_an_index_partitions_itself_and_nprobe_is_chosen_per_call() -> None:
+    # 48,000 rows pass the size from which an index partitions itself;
+    # "always" skips the cost check, so the layout does not depend on timing.
+    n = 48_000
+    short = codes(n - 2_000, 8, seed=11)
+    long = codes(2_000, 16, seed=12)
+    keys = np.arange(n, dtype=np.uint64)
+    idx = NphdIndex(max_dim=128, partition="always")
+    idx.add(keys[: n - 2_000], short)
+    idx.add(keys[n - 2_000 :], long)
+    idx.wait_partition()
+    s = idx.stats()
+    assert s["options"]["partition"] == "always"
+    assert not s["partition_pending"]
+    lists, nprobe = s["lists"], s["nprobe"]
+    assert lists > 1 and 1 <= nprobe <= lists
+    report = s["last_partition"]
+    assert report["kept"] and report["lists"] == lists and report["nprobe"] == nprobe
+    assert 0 < report["rows"] <= n and 0.0 <= report["recall"] <= 1.0
+
+    queries = [short[5], short[700], long[3], long[1_500], short[9][:4]]
+    exact = idx.search(queries, 10, exact=True)
+    every = idx.search(queries, 10, nprobe=lists)
+    assert isinstance(every, BatchMatches)
+    np.testing.assert_array_equal(every.counts, exact.counts)
+    np.testing.assert_array_equal(every.distances, exact.distances)
+    np.testing.assert_array_equal(every.keys, exact.keys)
+
+    # One list: a stored row is still found (it sits in its nearest list),
+    # and far fewer distances are computed than when every list is probed.
+    one = idx.search(short[700], 10, nprobe=1)
+    assert isinstance(one, Matches)
+    assert one[0] == (700, 0.0)
+    all_lists = idx.search(short[700], 10, nprobe=lists)
+    assert one.computed_distances * 2 < all_lists.computed_distances
+
+    with pytest.raises(ValueError, match="nprobe"):
+        idx.search(short[0], 10, nprobe=-1)
+    idx.close()
+
+
+def test_a_bad_partition_mode_is_refused() -> None:
+    with pytest.raises(
+        ValueError, match=r'partition "sometimes" \(expected "auto", "always" or "off"\)'
+    ):
+        NphdIndex(max_dim=64, partition="sometimes")
+    idx = NphdIndex(max_dim=64, partition="off")
+    idx.add(1, codes(1)[0])
+    idx.wait_partition()  # none due: returns at once
+    assert idx.stats()["options"]["partition"] == "off"
+    assert idx.stats()["last_partition"] is None
+    idx.close()

@@ -179,10 +179,18 @@ def test_bad_input_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
             idx.add(np.array([1, 2], dtype=np.uint64), codes(1))
         with pytest.raises(ValueError, match="count"):
             idx.search(codes(1)[0], count=0)
+        with pytest.raises(ValueError, match="nprobe"):
+            idx.search(codes(1)[0], nprobe=-1)
         assert len(idx) == 0
         # A second writer of the directory is locked out.
         with pytest.raises(LockedError):
             ShardedNphdIndex(path=tmp_path / "ix")
+    with pytest.raises(
+        InvalidArgumentError, match=r'partition "sometimes" \(expected "auto", "always" or "off"\)'
+    ):
+        ShardedNphdIndex(max_dim=64, path=tmp_path / "part", partition="sometimes")
+    with pytest.raises(InvalidArgumentError, match='option "expansion_search": invalid type'):
+        ShardedNphdIndex(max_dim=64, path=tmp_path / "part", expansion_search="many")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="max_dim 100"):
         ShardedNphdIndex(max_dim=100, path=tmp_path / "other")
     with pytest.raises(ValueError, match="multi"):

@@ -36,6 +36,7 @@ fn merged<T: serde::Serialize + serde::de::DeserializeOwned + Default>(
     let Ok(Value::Object(mut all)) = serde_json::to_value(T::default()) else {
         return Err(bad("defaults are not an object (a bug)".into()));
     };
+    let defaults = all.clone();
     let names: Vec<String> = all.keys().cloned().collect();
     for (k, v) in given {
         if extra(&k, &v)? {
@@ -46,6 +47,18 @@ fn merged<T: serde::Serialize + serde::de::DeserializeOwned + Default>(
                 "unknown option {k:?} (expected {extra_names}{})",
                 names.join(", ")
             )));
+        }
+        // Each value alone over the defaults, so an error names its option
+        // (serde's own message names only the value).
+        let mut alone = defaults.clone();
+        alone.insert(k.clone(), v.clone());
+        if let Err(e) = serde_json::from_value::<T>(Value::Object(alone)) {
+            let e = e.to_string();
+            return Err(bad(if e.contains(k.as_str()) {
+                e
+            } else {
+                format!("option {k:?}: {e}")
+            }));
         }
         all.insert(k, v);
     }
@@ -103,6 +116,10 @@ pub struct ivdb_search_options {
     pub expansion: usize,
     /// Only hits at most this far (negative or NaN: no limit).
     pub max_distance: f32,
+    /// Lists a partitioned index probes for this call (0: the index's
+    /// calibrated default; more than it has: every list, the exact scan's
+    /// answer). Ignored by unpartitioned indexes and by `exact` 1.
+    pub nprobe: usize,
 }
 
 /// The library's search options from the caller's (NULL: defaults).
@@ -136,7 +153,7 @@ pub(crate) fn search_options(ptr: *const ivdb_search_options) -> Result<SearchOp
         expansion_search: (o.expansion > 0).then_some(o.expansion),
         max_distance: (o.max_distance >= 0.0).then_some(o.max_distance),
         threads: None,
-        nprobe: None,
+        nprobe: (o.nprobe > 0).then_some(o.nprobe),
     })
 }
 

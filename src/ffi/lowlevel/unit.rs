@@ -450,8 +450,29 @@ pub unsafe extern "C" fn ivdb_unit_reset(
     })
 }
 
+/// Wait until a partition the index trains by itself (`partition` auto or
+/// always) is adopted, making one that came due meanwhile; returns at once
+/// when none is due. Searches and writes need not wait: this is for
+/// callers that want the partitioned layout before they measure or save.
+///
+/// # Safety
+/// `index` is a live handle; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_unit_wait_partition(
+    index: *const ivdb_unit,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        handle(index)?.wait_partition()?;
+        Ok(())
+    })
+}
+
 /// The index's figures as JSON (rows by length, graph rows, parameters,
-/// memory, dirty count). Free `*out_json` with `ivdb_free_string`.
+/// memory, dirty count, `lists` and `nprobe` of a partition, whether one is
+/// `partition_pending`, and `last_partition`: what the last automatic
+/// attempt measured — rows, lists, nprobe, recall, probe_ns, scan_ns,
+/// kept, seconds — or null). Free `*out_json` with `ivdb_free_string`.
 ///
 /// # Safety
 /// `index` is a live handle; `out_json` writable; `err` NULL or writable.

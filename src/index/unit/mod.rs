@@ -610,6 +610,10 @@ impl UnitIndex {
                 )
             })
         });
+        let (lists, nprobe) = match &state.flat.quantizer {
+            Some(q) => (q.lists(), q.nprobe()),
+            None => (1, 1),
+        };
         UnitIndexStats {
             len: state.flat.len(),
             len_by_bits: std::array::from_fn(|g| state.flat.len_of_group(g)),
@@ -621,6 +625,10 @@ impl UnitIndex {
             kernel: self.kernel.name(),
             read_only: state.read_only,
             dirty: self.dirty(),
+            lists,
+            nprobe,
+            partition_pending: self.partition_pending(),
+            last_partition: self.last_partition(),
         }
     }
 }

@@ -81,12 +81,12 @@ impl<'de> Deserialize<'de> for ExactThreshold {
 
 /// Whether a unit index partitions its rows into lists by itself (see
 /// `unit/retrain.rs`). Serialized as `"auto"`, `"always"` or `"off"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Partition {
     /// With `exact_threshold: auto`: partitioned from a few tens of
     /// thousands of rows when probing lists is measured at least twice as
-    /// fast as the exact scan at tie-aware recall@10 0.98 on the index's own
+    /// fast as the exact scan at tie-aware recall@10 0.99 on the index's own
     /// rows, retrained as it grows; searches then probe lists and no graph
     /// is built.
     #[default]
@@ -98,6 +98,31 @@ pub enum Partition {
     /// Only an explicit [`UnitIndex::partition`](super::UnitIndex::partition)
     /// partitions.
     Off,
+}
+
+// By hand so that a bad value names the option (serde's derived message
+// names only the value).
+impl<'de> Deserialize<'de> for Partition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Partition, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Partition;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("partition \"auto\", \"always\" or \"off\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Partition, E> {
+                match v {
+                    "auto" => Ok(Partition::Auto),
+                    "always" => Ok(Partition::Always),
+                    "off" => Ok(Partition::Off),
+                    _ => Err(E::custom(format!(
+                        "partition {v:?} (expected \"auto\", \"always\" or \"off\")"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
 }
 
 /// Matches per query when the caller names no count (the index, the
@@ -228,6 +253,16 @@ pub struct UnitIndexStats {
     pub read_only: bool,
     /// Changes since the last save/load/view/reset.
     pub dirty: u64,
+    /// Lists of the partition (1 when not partitioned).
+    pub lists: usize,
+    /// Lists a search probes by default (1 when not partitioned).
+    pub nprobe: usize,
+    /// True while a partition is trained in the background or waits to be
+    /// adopted.
+    pub partition_pending: bool,
+    /// What the last automatic partition attempt measured and decided
+    /// (`None` before the first finished).
+    pub last_partition: Option<super::PartitionReport>,
 }
 
 /// A longest vector of whole bytes, 8 to 256 bits (iscc-usearch's rule,

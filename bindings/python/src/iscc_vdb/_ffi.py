@@ -242,6 +242,7 @@ class _C:
     unit_file = declare("ivdb_unit_file")
     unit_copy = declare("ivdb_unit_copy")
     unit_reset = declare("ivdb_unit_reset")
+    unit_wait_partition = declare("ivdb_unit_wait_partition")
     unit_stats_json = declare("ivdb_unit_stats_json")
     unit_to_buffer = declare("ivdb_unit_to_buffer")
     unit_from_buffer = declare("ivdb_unit_from_buffer")

@@ -164,15 +164,20 @@ def packed(vectors: Any, what: str) -> tuple[bool, bytes, NDArray[np.uintp]]:
     raise TypeError(f"{what}: expected a uint8 vector, a 2-D uint8 array or a list of vectors")
 
 
-def search_options(count: int, radius: float, exact: bool, expansion: int) -> Any:
-    """The library's ``ivdb_search_options`` (ValueError for a count below 1)."""
+def search_options(count: int, radius: float, exact: bool, expansion: int, nprobe: int = 0) -> Any:
+    """The library's ``ivdb_search_options`` (ValueError for a count below 1
+    or a negative ``expansion`` or ``nprobe``)."""
     if count < 1:
         raise ValueError(f"`count` must be >= 1 (got {count})")
+    for name, value in (("expansion", expansion), ("nprobe", nprobe)):
+        if int(value) < 0:
+            raise ValueError(f"`{name}` must be >= 0 (got {value})")
     return SearchOptions(
         count=count,
         exact=1 if exact else -1,
         expansion=int(expansion),
         max_distance=-1.0 if radius == float("inf") else float(radius),
+        nprobe=int(nprobe),
     )
 
 

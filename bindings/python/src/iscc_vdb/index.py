@@ -103,7 +103,7 @@ class IsccIndex(Closable):
         keyword arguments are the engine's open options (``unit_threshold``,
         ``connectivity``, ``expansion_add``, ``expansion_search``,
         ``exact_threshold`` ("auto" or a row count), ``shard_size``,
-        ``durable``, ``hub_id``; the
+        ``partition`` ("auto", "always" or "off"), ``durable``, ``hub_id``; the
         parameters apply to a new index only). An unknown keyword raises
         ``TypeError``.
         """

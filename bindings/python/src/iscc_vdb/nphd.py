@@ -112,6 +112,8 @@ class NphdIndex(Closable):
         connectivity: int | None = None,
         expansion_add: int | None = None,
         expansion_search: int | None = None,
+        *,
+        partition: str | None = None,
         **kwargs: Any,
     ) -> None:
         # iscc-usearch's words, so code that catches them keeps working.
@@ -132,6 +134,9 @@ class NphdIndex(Closable):
         ):
             if value is not None:
                 options[name] = int(value)
+        if partition is not None:
+            # "auto" (default), "always" or "off"; the library names a bad one.
+            options["partition"] = partition
         handle = ctypes.c_void_p()
         err = ctypes.c_void_p()
         check(
@@ -249,12 +254,15 @@ class NphdIndex(Closable):
         radius: float = float("inf"),
         exact: bool = False,
         expansion: int = 0,
+        nprobe: int = 0,
         **_ignored: Any,
     ) -> Matches | BatchMatches:
         """The ``count`` nearest vectors of one query (:class:`Matches`) or of
-        each of a batch (:class:`BatchMatches`)."""
+        each of a batch (:class:`BatchMatches`). ``nprobe``: lists a
+        partitioned index probes for this call (0: its calibrated default;
+        at least its ``stats()["lists"]``: the exact scan's answer)."""
         single, data, lengths = packed(vectors, "vectors")
-        opts = search_options(count, radius, exact, expansion)
+        opts = search_options(count, radius, exact, expansion, nprobe)
         out = ctypes.c_void_p()
         self._h.call(
             C.unit_search,
@@ -278,9 +286,17 @@ class NphdIndex(Closable):
         return self.size
 
     def stats(self) -> dict[str, Any]:
-        """The library's figures of the index."""
+        """The library's figures of the index (with ``lists`` / ``nprobe``
+        of its partition and ``last_partition``, what its last automatic
+        partition attempt measured and decided, or None)."""
         stats: dict[str, Any] = self._h.json(C.unit_stats_json)
         return stats
+
+    def wait_partition(self) -> None:
+        """Wait for a partition the index trains by itself (``partition``
+        "auto" or "always") to be adopted; returns at once when none is
+        due. Searches and writes never need to wait for one."""
+        self._h.call(C.unit_wait_partition)
 
     @property
     def dirty(self) -> int:

@@ -88,6 +88,7 @@ class ShardedIndex(Closable):
         read_only: bool = False,
         background_rotation: bool = False,
         max_pending_rotations: int = 2,
+        partition: str | None = None,
     ) -> None:
         for name, value, allowed in (("metric", metric, "hamming"), ("dtype", dtype, "b1")):
             if value is not None and not str(value).lower().endswith(allowed):
@@ -99,7 +100,7 @@ class ShardedIndex(Closable):
             raise ValueError("ndim is required for a new index")
         self._open(
             path, vectors, connectivity, expansion_add, expansion_search, multi,
-            shard_size, read_only, background_rotation, max_pending_rotations,
+            shard_size, read_only, background_rotation, max_pending_rotations, partition,
         )  # fmt: skip
 
     def _open(
@@ -114,6 +115,7 @@ class ShardedIndex(Closable):
         read_only: bool,
         background_rotation: bool,
         max_pending_rotations: int,
+        partition: str | None,
     ) -> None:
         if multi:
             raise ValueError("multi=True: this index keeps one live vector per key")
@@ -129,6 +131,7 @@ class ShardedIndex(Closable):
             ("connectivity", connectivity),
             ("expansion_add", expansion_add),
             ("expansion_search", expansion_search),
+            ("partition", partition),
         ):
             if value is not None:
                 options[name] = value
@@ -299,14 +302,16 @@ class ShardedIndex(Closable):
         threads: int = 0,
         exact: bool = False,
         expansion: int = 0,
+        nprobe: int = 0,
         **_ignored: Any,
     ) -> Matches | BatchMatches:
         """The ``count`` nearest vectors of one query (:class:`Matches`) or
         of each of a batch (:class:`BatchMatches`); ``exact`` scans every
         row, else the index chooses by measured cost; ``radius`` keeps hits
-        at most that far."""
+        at most that far; ``nprobe``: lists each partitioned shard probes
+        (0: the shard's calibrated default)."""
         single, data, lengths = packed(vectors, "vectors")
-        opts = search_options(count, radius, exact, expansion)
+        opts = search_options(count, radius, exact, expansion, nprobe)
         out = ctypes.c_void_p()
         self._h.call(
             C.sharded_search,
@@ -474,6 +479,7 @@ class ShardedNphdIndex(ShardedIndex):
         multi: bool = False,
         bloom_filter: bool = True,
         key_kind: str | None = None,
+        partition: str | None = None,
     ) -> None:
         # iscc-usearch's key_kind: accepted when it names this class's keys.
         if key_kind is not None and key_kind != ("uuid" if self._wide else "uint64"):
@@ -483,7 +489,7 @@ class ShardedNphdIndex(ShardedIndex):
             raise ValueError("max_dim is required for a new index")
         self._open(
             path, vectors, connectivity, expansion_add, expansion_search, multi,
-            shard_size, read_only, background_rotation, max_pending_rotations,
+            shard_size, read_only, background_rotation, max_pending_rotations, partition,
         )  # fmt: skip
 
     @property
