@@ -1144,3 +1144,55 @@ fn generated_keys_count_up_from_len_and_never_repeat_a_live_key() {
         assert_eq!(back.get(*k).unwrap().as_ref(), Some(b));
     }
 }
+
+/// Shards partition themselves as their unit indexes do (per the
+/// `partition` option), and the figures say how many rows sit in
+/// partitioned shards: a merge into one shard of more rows than a unit
+/// index starts partitioning at waits for its partition before it commits.
+#[test]
+fn a_merged_shard_is_partitioned_and_the_figures_count_its_rows() {
+    use iscc_vdb::index::{Partition, AUTO_PARTITION_ROWS};
+    let n = AUTO_PARTITION_ROWS as u64 + 8_000;
+    for partition in [Partition::Always, Partition::Off] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ShardedOptions {
+            shard_size: 256 << 10,
+            merge_factor: 0,
+            partition,
+            ..ShardedOptions::default()
+        };
+        let idx = ShardedIndex::create(dir.path(), options).unwrap();
+        let mut seed = 5;
+        let mut model = BTreeMap::new();
+        for start in (0..n).step_by(4_000) {
+            let keys: Vec<u64> = (start..(start + 4_000).min(n)).collect();
+            let bodies: Vec<Vec<u8>> = keys.iter().map(|_| body(&mut seed)).collect();
+            idx.add(&keys, &bodies).unwrap();
+            model.extend(keys.into_iter().zip(bodies));
+        }
+        idx.drain_rotations().unwrap();
+        assert!(idx.shard_count() > 2, "{}", idx.shard_count());
+        assert_eq!(idx.stats().partitioned_rows, 0, "small shards stay whole");
+        idx.merge(1).unwrap();
+        let stats = idx.stats();
+        assert!(stats.view_shards <= 2, "{}", stats.view_shards);
+        let biggest = (stats.total_vectors - stats.active_shard_vectors) as u64;
+        if partition == Partition::Always {
+            assert!(biggest >= AUTO_PARTITION_ROWS as u64);
+            assert!(stats.partitioned_rows as u64 >= biggest, "{stats:?}");
+        } else {
+            assert_eq!(stats.partitioned_rows, 0);
+        }
+        // Whatever the layout, an exact search is the brute-force answer,
+        // and reopening keeps the layout.
+        for _ in 0..5 {
+            let q = body(&mut seed);
+            assert_eq!(found(&idx, &q, 10), brute(&model, &q, 10));
+        }
+        let before = stats.partitioned_rows;
+        idx.close().unwrap();
+        drop(idx);
+        let idx: ShardedIndex = ShardedIndex::open(dir.path()).unwrap();
+        assert_eq!(idx.stats().partitioned_rows, before);
+    }
+}

@@ -398,6 +398,7 @@ impl IsccIndex {
                         entries: counts.get(&t.name()).copied().unwrap_or(0),
                         shards: s.view_shards + usize::from(!s.read_only),
                         tombstones: s.tombstones,
+                        partitioned: s.partitioned_rows,
                     },
                 )
             })

@@ -228,6 +228,9 @@ pub struct UnitTypeInfo {
     pub shards: usize,
     /// Tombstoned keys awaiting compaction.
     pub tombstones: usize,
+    /// Units in shards partitioned into lists (a default search probes
+    /// their nearest lists; `exact` scans them all).
+    pub partitioned: usize,
 }
 
 /// Figures of an index.

@@ -29,6 +29,9 @@ pub(crate) struct EngineArgs {
     /// Python bench) can measure the same data.
     #[arg(long)]
     export: Option<PathBuf>,
+    /// The unit indexes' partition mode: auto, always or off.
+    #[arg(long, default_value = "auto")]
+    partition: String,
 }
 
 pub(crate) use iscc_vdb::testing::dataset::engine_entries;
@@ -63,16 +66,18 @@ pub(crate) fn engine(args: &EngineArgs) {
             tmp.path().to_path_buf()
         }
     };
+    let partition: iscc_vdb::index::Partition =
+        serde_json::from_value(serde_json::Value::String(args.partition.clone()))
+            .expect("--partition");
+    println!("partition: {}", args.partition);
     let build = |durable: bool, path: &std::path::Path| -> f64 {
         let _ = std::fs::remove_dir_all(path);
-        let idx = IsccIndex::open(
-            Some(path),
-            IndexOptions {
-                durable,
-                ..IndexOptions::default()
-            },
-        )
-        .expect("open");
+        let mut options = IndexOptions {
+            durable,
+            ..IndexOptions::default()
+        };
+        options.params.partition = partition;
+        let idx = IsccIndex::open(Some(path), options).expect("open");
         let t = Instant::now();
         for chunk in entries.chunks(args.batch) {
             let refs: Vec<&serde_json::Value> = chunk.iter().collect();
@@ -123,6 +128,12 @@ pub(crate) fn engine(args: &EngineArgs) {
     let idx = IsccIndex::open(Some(&path), IndexOptions::default()).expect("open");
     let info = idx.info().expect("info");
     println!("size {} unit types {:?}", info.size, info.unit_types);
+    for (t, u) in &info.units {
+        println!(
+            "  {t}: {} units in {} shards, {} of them in partitioned shards",
+            u.len, u.shards, u.partitioned
+        );
+    }
     for count in [10usize, 100] {
         let params = SearchParams {
             count,
@@ -158,6 +169,57 @@ pub(crate) fn engine(args: &EngineArgs) {
         summary.add(format!("search{count}_qps"), median(runs));
         summary.add(format!("batch{count}_qps"), batch_qps);
     }
+    recall_vs_exact(&idx, &queries, &mut summary);
     println!("peak RSS: {:.0} MB", peak_rss_mb());
     summary.print();
+}
+
+/// The default search (count 10) against `exact: true` on every query:
+/// tie-aware recall (a match at the exact 10th match's score or better
+/// counts) and the exact search's own speed on 1 thread.
+fn recall_vs_exact(
+    idx: &iscc_vdb::engine::IsccIndex,
+    queries: &[iscc_vdb::engine::Query],
+    summary: &mut Summary,
+) {
+    use iscc_vdb::engine::SearchParams;
+    let default = SearchParams {
+        count: 10,
+        ..SearchParams::default()
+    };
+    let exact = SearchParams {
+        exact: true,
+        ..default
+    };
+    let t = Instant::now();
+    let truth: Vec<_> = pool(1).install(|| {
+        queries
+            .iter()
+            .map(|q| idx.search(q, &exact).expect("exact search"))
+            .collect()
+    });
+    let exact_qps = queries.len() as f64 / t.elapsed().as_secs_f64();
+    let (mut found, mut wanted) = (0usize, 0usize);
+    for (q, want) in queries.iter().zip(&truth) {
+        let got = idx.search(q, &default).expect("search");
+        let floor = want.matches.last().map_or(f32::INFINITY, |m| m.score);
+        let keys: std::collections::HashSet<u64> = want.matches.iter().map(|m| m.key).collect();
+        wanted += want.matches.len();
+        found += got
+            .matches
+            .iter()
+            .take(want.matches.len())
+            .filter(|m| keys.contains(&m.key) || m.score >= floor)
+            .count();
+    }
+    let recall = if wanted == 0 {
+        1.0
+    } else {
+        found as f64 / wanted as f64
+    };
+    println!(
+        "search count 10 against exact: tie-aware recall {recall:.4} ({found}/{wanted} matches); exact single-query 1 thread {exact_qps:.0} q/s"
+    );
+    summary.add("recall10_vs_exact", recall);
+    summary.add("exact10_qps", exact_qps);
 }

@@ -64,6 +64,9 @@ pub struct ShardedStats {
     pub pending_rotations: usize,
     /// Rows hidden by tombstones (removed by `compact`).
     pub dead_rows: u64,
+    /// Rows in shards partitioned into lists (searches probe their
+    /// nearest lists; see [`Partition`](crate::index::Partition)).
+    pub partitioned_rows: usize,
 }
 
 impl<K: ShardKey> ShardedIndex<K> {
@@ -104,6 +107,12 @@ impl<K: ShardKey> ShardedIndex<K> {
             key_kind: self.inner.kind,
             pending_rotations: *lock(&self.inner.pending),
             dead_rows: st.dead_total(),
+            partitioned_rows: st
+                .shards()
+                .iter()
+                .filter(|s| s.index.lists().0 > 1)
+                .map(|s| s.len())
+                .sum(),
         }
     }
 

@@ -115,17 +115,20 @@ impl UnitIndex {
             let cpu = (rows >= cost::LARGE_SCAN && parts == 1)
                 .then(cost::thread_cpu)
                 .flatten();
+            let query = ScanQuery::new(row);
+            // A partitioned store is scanned whole, nearest list first: the
+            // true neighbours mostly sit there, so the bound is tight before
+            // the far lists, whose rows the kernel then drops on their first
+            // words (in storage order the far lists came first as often).
+            let order = state.flat.probe(&query, usize::MAX);
             let scan = Scan {
                 kernel: self.kernel,
                 k: options.count,
                 max_distance: options.max_distance,
                 keep,
-                lists: None,
+                lists: order.as_deref(),
             };
-            let (hits, elapsed) =
-                state
-                    .flat
-                    .search_split(&ScanQuery::new(row), scan, shared, parts);
+            let (hits, elapsed) = state.flat.search_split(&query, scan, shared, parts);
             cost::record_scan_cpu(rows, words, 1, cpu);
             // Priced by the parts' time together: what the scan costs.
             cost::record(Work::Scan { rows, words }, elapsed);
