@@ -320,3 +320,30 @@ fn an_index_partitions_itself_and_keeps_every_write_made_meanwhile() {
     assert!(!off.partition_pending());
     assert_eq!(off.lists(), (1, 1));
 }
+
+/// Replacing an index's rows (reset, load, view) starts its partition
+/// attempts afresh: an attempt cut short by a reset used to leave the next
+/// one due only at twice the size it was started at, so the refilled index
+/// stayed unpartitioned.
+#[test]
+fn a_reset_index_partitions_its_new_rows() {
+    let rows = iscc_vdb::index::AUTO_PARTITION_ROWS + 2_000;
+    let data = Dataset::generate(rows, 0, 21);
+    let keys: Vec<u64> = (0..rows as u64).collect();
+    let index = UnitIndex::new(UnitIndexOptions {
+        partition: Partition::Always,
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    index.add_batch(&keys, &data.codes).unwrap();
+    // The attempt this started is cut short (or its layout dropped).
+    index.reset().unwrap();
+    assert_eq!(index.lists().0, 1);
+    index.add_batch(&keys, &data.codes).unwrap();
+    index.wait_partition().unwrap();
+    assert!(
+        index.lists().0 > 1,
+        "the refilled index was not partitioned"
+    );
+    assert_eq!(index.last_partition().map(|r| r.rows), Some(rows));
+}

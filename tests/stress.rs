@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iscc_vdb::engine::{IndexOptions, IsccIndex, Query, SearchParams};
-use iscc_vdb::index::{ExactThreshold, Hit, SearchOptions, UnitIndex, UnitIndexOptions};
+use iscc_vdb::index::{
+    ExactThreshold, Hit, Partition, SearchOptions, UnitIndex, UnitIndexOptions, AUTO_PARTITION_ROWS,
+};
 use iscc_vdb::testing::dataset::Dataset;
 
 /// Seconds the mixed-load run lasts.
@@ -45,6 +47,15 @@ fn unit_index_under_mixed_load() {
     run_child("unit_index_mixed_load_child");
 }
 
+/// The same load on an index past the size it partitions itself at
+/// (`partition: always`): lists are trained beside it on a snapshot, the
+/// writes made meanwhile replayed and the layout swapped in, again after
+/// each load and reset; at the end, probing every list equals the scan.
+#[test]
+fn partitioning_unit_index_under_mixed_load() {
+    run_child_in("unit_index_mixed_load_child", "partition");
+}
+
 #[test]
 fn engine_under_mixed_load() {
     run_child("engine_mixed_load_child");
@@ -53,13 +64,19 @@ fn engine_under_mixed_load() {
 /// Run the stress child `name` of this binary for [`stress_secs`] and
 /// print its summary line; its failure (or a hang) fails the test.
 fn run_child(name: &str) {
+    run_child_in(name, "");
+}
+
+/// [`run_child`] with `IVDB_STRESS_MODE` set to `mode`.
+fn run_child_in(name: &str, mode: &str) {
     let secs = stress_secs();
     let exe = std::env::current_exe().expect("test binary path");
     let out = common::child::output_within(
         Command::new(exe)
             .args(["--exact", name, "--ignored"])
             .args(["--nocapture", "--test-threads", "1"])
-            .env("IVDB_STRESS_SECS", secs.to_string()),
+            .env("IVDB_STRESS_SECS", secs.to_string())
+            .env("IVDB_STRESS_MODE", mode),
         Duration::from_secs(secs + 120),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -155,18 +172,32 @@ fn sorted(hits: &[Hit]) -> bool {
 #[ignore = "child process of unit_index_under_mixed_load"]
 fn unit_index_mixed_load_child() {
     let secs = stress_secs();
-    let data = Arc::new(Dataset::generate(6_000, 64, 11));
-    let dir = tempfile::tempdir().unwrap();
-    let saved = dir.path().join("unit.ivdb");
-    let index = Arc::new(
-        UnitIndex::new(UnitIndexOptions {
+    let partitioning = std::env::var("IVDB_STRESS_MODE").is_ok_and(|m| m == "partition");
+    // Rows at the start and after each reset: past the partition size in
+    // partition mode (so each load and reset trains lists again), else past
+    // the graph threshold.
+    let (start, refill, options) = if partitioning {
+        let rows = AUTO_PARTITION_ROWS as u64 + 1_000;
+        let options = UnitIndexOptions {
+            partition: Partition::Always,
+            ..UnitIndexOptions::default()
+        };
+        (rows, rows, options)
+    } else {
+        let options = UnitIndexOptions {
             exact_threshold: ExactThreshold::Rows(2_000),
             ..UnitIndexOptions::default()
-        })
-        .unwrap(),
-    );
-    let keys: Vec<u64> = (0..1_500).collect();
-    index.add_batch(&keys, &data.codes[..1_500]).unwrap();
+        };
+        (1_500, 3_000, options)
+    };
+    let data = Arc::new(Dataset::generate(refill as usize * 2, 64, 11));
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("unit.ivdb");
+    let index = Arc::new(UnitIndex::new(options).unwrap());
+    let keys: Vec<u64> = (0..start).collect();
+    index
+        .add_batch(&keys, &data.codes[..start as usize])
+        .unwrap();
     index.save(&saved).unwrap();
     let view = Arc::new(std::sync::Mutex::new(Arc::new(
         UnitIndex::restore(&saved, true).unwrap(),
@@ -277,8 +308,14 @@ fn unit_index_mixed_load_child() {
     // The writer, on this thread.
     let me = kinds.len();
     let mut cycle = 0u64;
-    let mut next = 1_500u64;
+    let mut next = start;
     let mut writes = 0u64;
+    // A load or reset replaces the rows, which cancels a partition being
+    // trained: in partition mode they come rarely enough for one to finish.
+    let (reload_every, reset_every) = if partitioning { (200, 300) } else { (20, 30) };
+    // Partition attempts seen finished (each report differs in its time).
+    let mut partitions = 0u64;
+    let mut last = index.last_partition();
     while Instant::now() < deadline {
         let at = |k: u64| &data.codes[(k % data.codes.len() as u64) as usize];
         let keys: Vec<u64> = (next..next + 200).collect();
@@ -296,18 +333,24 @@ fn unit_index_mixed_load_child() {
             *view.lock().unwrap() = Arc::new(UnitIndex::restore(&saved, true).unwrap());
             writes += 1;
         }
-        if cycle % 20 == 19 {
+        if cycle % reload_every == reload_every - 1 {
             index.load(&saved).unwrap();
             writes += 1;
         }
-        if cycle % 30 == 29 {
+        if cycle % reset_every == reset_every - 1 {
             // A rebuild: empty, refilled in one batch past the threshold,
             // so the graph is built again (beside the searches).
             index.reset().unwrap();
-            let keys: Vec<u64> = (0..3_000).collect();
-            index.add_batch(&keys, &data.codes[..3_000]).unwrap();
-            next = 3_000;
+            let keys: Vec<u64> = (0..refill).collect();
+            index
+                .add_batch(&keys, &data.codes[..refill as usize])
+                .unwrap();
+            next = refill;
             writes += 2;
+        }
+        if index.last_partition() != last {
+            last = index.last_partition();
+            partitions += 1;
         }
         progress.tick(me);
         cycle += 1;
@@ -317,10 +360,30 @@ fn unit_index_mixed_load_child() {
         t.join().expect("a search thread panicked");
     }
     dog.join().unwrap();
+    if partitioning {
+        // Every row written while lists were trained is in them: probing
+        // every list is the exact scan.
+        index.wait_partition().unwrap();
+        let (lists, _) = index.lists();
+        assert!(
+            lists > 1 && partitions > 0,
+            "lists {lists}, partitions {partitions}"
+        );
+        let every = SearchOptions {
+            nprobe: Some(lists),
+            ..SearchOptions::count(10)
+        };
+        for q in &data.queries[..50] {
+            assert_eq!(
+                index.search_with(q, &every).unwrap(),
+                index.search_exact(q, 10).unwrap()
+            );
+        }
+    }
     let searches: u64 = kinds.iter().map(|k| progress.total(k)).sum();
     println!(
-        "stress: secs={secs} searches={searches} writes={writes} cycles={cycle} view_searches={} \
-         per_kind={:?}",
+        "stress: secs={secs} partitioning={partitioning} partitions={partitions} \
+         searches={searches} writes={writes} cycles={cycle} view_searches={} per_kind={:?}",
         progress.total("view-reader"),
         kinds
             .iter()

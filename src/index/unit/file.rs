@@ -493,7 +493,7 @@ impl UnitIndex {
     pub fn load(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let state = Self::open_file(path.as_ref(), false)?;
         self.cancel_build();
-        self.cancel_partition();
+        self.restart_partitions();
         Writer::new(self).publish(state);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
@@ -504,7 +504,7 @@ impl UnitIndex {
     pub fn view(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
         let state = Self::open_file(path.as_ref(), true)?;
         self.cancel_build();
-        self.cancel_partition();
+        self.restart_partitions();
         Writer::new(self).publish(state);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())

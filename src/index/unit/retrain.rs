@@ -185,6 +185,16 @@ impl UnitIndex {
         }
     }
 
+    /// The index's rows were replaced (load, view, reset): forget a
+    /// partition in progress and what the attempts so far decided, so the
+    /// new rows are judged on their own (an attempt cut short by a load
+    /// used to leave the next one due only at twice its size).
+    pub(super) fn restart_partitions(&self) {
+        self.cancel_partition();
+        self.next_attempt.rows.store(0, Ordering::Relaxed);
+        self.next_attempt.refused.store(false, Ordering::Relaxed);
+    }
+
     /// Forget a partition in progress (its thread stops soon).
     pub(super) fn cancel_partition(&self) {
         if let Some(job) = lock(&self.retrain).take() {
