@@ -168,7 +168,9 @@ impl Default for ShardedOptions {
     fn default() -> ShardedOptions {
         let unit = UnitIndexOptions::default();
         ShardedOptions {
-            vectors: VectorKind::Nphd { max_dim: 256 },
+            vectors: VectorKind::Nphd {
+                max_dim: crate::metric::MAX_BITS,
+            },
             connectivity: unit.connectivity,
             expansion_add: unit.expansion_add,
             expansion_search: unit.expansion_search,
