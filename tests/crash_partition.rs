@@ -24,7 +24,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use iscc_vdb::index::{ExactThreshold, Partition, SearchOptions, UnitIndex, UnitIndexOptions};
+use iscc_vdb::index::{ExactThreshold, Partition, UnitIndex, UnitIndexOptions};
 use iscc_vdb::testing::dataset::Dataset;
 
 const BULK: usize = 40_000;
@@ -102,22 +102,7 @@ fn check(file: &Path, out: &str, data: &Dataset, label: &str) -> usize {
         lists == expected,
         "{label}: {lists} lists where the save of {rows} rows wrote {expected}"
     );
-    let exact = SearchOptions {
-        exact: Some(true),
-        ..SearchOptions::count(10)
-    };
-    let every_list = SearchOptions {
-        nprobe: Some(lists),
-        ..SearchOptions::count(10)
-    };
-    for q in &data.queries {
-        assert_eq!(
-            index.search_with(q, &every_list).unwrap(),
-            index.search_with(q, &exact).unwrap(),
-            "{label}: probing every list differs from the exact scan"
-        );
-    }
-    lists
+    common::assert_every_list_is_exact(&index, &data.queries, label)
 }
 
 #[test]
@@ -201,23 +186,7 @@ fn a_kill_while_an_index_partitions_itself_loses_nothing_saved() {
         else {
             return 0;
         };
-        let (lists, _) = index.lists();
-        let exact = SearchOptions {
-            exact: Some(true),
-            ..SearchOptions::count(10)
-        };
-        let every_list = SearchOptions {
-            nprobe: Some(lists),
-            ..SearchOptions::count(10)
-        };
-        for q in &data.queries {
-            assert_eq!(
-                index.search_with(q, &every_list).unwrap(),
-                index.search_with(q, &exact).unwrap(),
-                "{label}: probing every list differs from the exact scan"
-            );
-        }
-        lists
+        common::assert_every_list_is_exact(&index, &data.queries, label)
     };
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole.ivu");

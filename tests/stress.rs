@@ -369,16 +369,7 @@ fn unit_index_mixed_load_child() {
             lists > 1 && partitions > 0,
             "lists {lists}, partitions {partitions}"
         );
-        let every = SearchOptions {
-            nprobe: Some(lists),
-            ..SearchOptions::count(10)
-        };
-        for q in &data.queries[..50] {
-            assert_eq!(
-                index.search_with(q, &every).unwrap(),
-                index.search_exact(q, 10).unwrap()
-            );
-        }
+        common::assert_every_list_is_exact(&index, &data.queries[..50], "stress");
     }
     let searches: u64 = kinds.iter().map(|k| progress.total(k)).sum();
     println!(

@@ -99,3 +99,26 @@ pub fn brute(
     all.truncate(k);
     all
 }
+
+/// Assert that probing every list of `index` answers each query exactly as
+/// the exact scan does (every row is in some list); returns the lists.
+pub fn assert_every_list_is_exact(
+    index: &iscc_vdb::index::UnitIndex,
+    queries: &[Vec<u8>],
+    label: &str,
+) -> usize {
+    use iscc_vdb::index::SearchOptions;
+    let (lists, _) = index.lists();
+    let every_list = SearchOptions {
+        nprobe: Some(lists),
+        ..SearchOptions::count(10)
+    };
+    for q in queries {
+        assert_eq!(
+            index.search_with(q, &every_list).unwrap(),
+            index.search_exact(q, 10).unwrap(),
+            "{label}: probing every list differs from the exact scan"
+        );
+    }
+    lists
+}

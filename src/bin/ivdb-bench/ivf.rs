@@ -117,24 +117,7 @@ pub(crate) fn ivf(args: &IvfArgs) {
     println!("exact scan single-query: {e1:.0} q/s on 1 thread, {e2:.0} q/s on 2 threads");
     summary.add("exact_qps_1t", e1);
     summary.add("exact_qps_2t", e2);
-    for nprobe in args
-        .nprobe
-        .split(',')
-        .filter_map(|s| s.trim().parse::<usize>().ok())
-    {
-        let o = SearchOptions {
-            nprobe: Some(nprobe),
-            ..SearchOptions::count(10)
-        };
-        measure(
-            &idx,
-            &data,
-            &truth,
-            o,
-            &format!("nprobe{nprobe}"),
-            &mut summary,
-        );
-    }
+    measure_nprobes(&idx, &data, &truth, &args.nprobe, &mut summary);
 
     disk_and_open(idx, &data, args.n, &mut summary);
     summary.print();
@@ -273,19 +256,34 @@ fn auto(
         "auto",
         summary,
     );
-    for nprobe in args
-        .nprobe
+    measure_nprobes(&idx, data, &truth, &args.nprobe, summary);
+    disk_and_open(idx, data, args.n, summary);
+    summary.print();
+}
+
+/// [`measure`] at each `nprobe` of the comma-separated list `nprobes`.
+fn measure_nprobes(
+    idx: &UnitIndex,
+    data: &iscc_vdb::testing::dataset::Dataset,
+    truth: &[Vec<Hit>],
+    nprobes: &str,
+    summary: &mut Summary,
+) {
+    let nprobes: Vec<usize> = nprobes
         .split(',')
-        .filter_map(|s| s.trim().parse::<usize>().ok())
-    {
+        .map(|n| {
+            n.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("--nprobe {n:?}: expected numbers"))
+        })
+        .collect();
+    for nprobe in nprobes {
         let o = SearchOptions {
             nprobe: Some(nprobe),
             ..SearchOptions::count(10)
         };
-        measure(&idx, data, &truth, o, &format!("nprobe{nprobe}"), summary);
+        measure(idx, data, truth, o, &format!("nprobe{nprobe}"), summary);
     }
-    disk_and_open(idx, data, args.n, summary);
-    summary.print();
 }
 
 /// The exact top 10 of every query (2 threads), and the 10th neighbour's

@@ -132,6 +132,14 @@ impl FlatStore {
         }
     }
 
+    /// Lists of the partition (1 when not partitioned) and the lists a
+    /// search probes by default.
+    pub(crate) fn layout(&self) -> (usize, usize) {
+        self.quantizer
+            .as_ref()
+            .map_or((1, 1), |q| (q.lists(), q.nprobe()))
+    }
+
     /// The lists a query scans to probe `nprobe` lists: the nearest to its
     /// first word, nearest first (every list when `nprobe` reaches them
     /// all); `None` when the store is not partitioned.

@@ -75,10 +75,6 @@ impl UnitIndex {
     /// Lists of the partition (1 when not partitioned) and the lists a
     /// search probes by default.
     pub fn lists(&self) -> (usize, usize) {
-        let state = self.snapshot();
-        match &state.flat.quantizer {
-            Some(q) => (q.lists(), q.nprobe()),
-            None => (1, 1),
-        }
+        self.snapshot().flat.layout()
     }
 }

@@ -610,10 +610,7 @@ impl UnitIndex {
                 )
             })
         });
-        let (lists, nprobe) = match &state.flat.quantizer {
-            Some(q) => (q.lists(), q.nprobe()),
-            None => (1, 1),
-        };
+        let (lists, nprobe) = state.flat.layout();
         UnitIndexStats {
             len: state.flat.len(),
             len_by_bits: std::array::from_fn(|g| state.flat.len_of_group(g)),

@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use super::state::{GraphCell, State, Writer};
 use super::{ExactThreshold, IndexError, Partition, UnitIndex};
-use crate::index::flat::{FlatStore, Scan, ScanQuery};
+use crate::index::flat::{FlatStore, Hit, Scan, ScanQuery};
 use crate::index::graph::Graph;
 use crate::index::hnsw::Hnsw;
 use crate::metric::scan::Kernel;
@@ -360,11 +360,7 @@ fn queries(flat: &FlatStore) -> Vec<(u64, ScanQuery)> {
 }
 
 /// The top `k` of `hits` (one more than `k` searched) without `key`.
-fn without(
-    mut hits: Vec<crate::index::flat::Hit>,
-    key: u64,
-    k: usize,
-) -> Vec<crate::index::flat::Hit> {
+fn without(mut hits: Vec<Hit>, key: u64, k: usize) -> Vec<Hit> {
     hits.retain(|h| h.key != key);
     hits.truncate(k);
     hits
