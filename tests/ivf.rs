@@ -2,7 +2,7 @@
 //! exactly the exact scan's answer (mixed lengths included), the default
 //! `nprobe` meets a recall floor on clustered and on uniform data, and
 //! adds, removes, upserts, saves and loads keep the lists equal to a
-//! model of the rows.
+//! model of the rows; a bounded search stays complete.
 
 use std::collections::BTreeMap;
 
@@ -98,12 +98,53 @@ fn probing_every_list_is_the_exact_scan_at_every_length() {
         assert_eq!(idx.search_with(q, &probing(10, 1_000)).unwrap(), want);
         let capped = SearchOptions {
             max_distance: Some(0.2),
+            exact: Some(false),
             ..probing(10, 64)
         };
         let mut within = want.clone();
         within.retain(|h| h.distance <= 0.2);
         assert_eq!(idx.search_with(q, &capped).unwrap(), within);
     }
+}
+
+#[test]
+fn a_bounded_search_finds_every_row_within_its_bound_unless_told_otherwise() {
+    let data = Dataset::generate(50_000, 100, 17);
+    let idx = scan_only();
+    let keys: Vec<u64> = (0..data.codes.len() as u64).collect();
+    idx.add_batch(&keys, &data.codes).unwrap();
+    // Few lists probed by default: a probe alone misses rows in range.
+    idx.partition(128, 2).unwrap();
+    let model: BTreeMap<u64, Vec<u8>> = keys.iter().copied().zip(data.codes.clone()).collect();
+    let bound = 0.25;
+    let (mut within, mut probed) = (0usize, 0usize);
+    for q in &data.queries {
+        let mut want = brute(&model, q, model.len());
+        want.retain(|h| h.distance <= bound);
+        want.truncate(1_000);
+        let bounded = SearchOptions {
+            max_distance: Some(bound),
+            ..SearchOptions::count(1_000)
+        };
+        assert_eq!(
+            idx.search_with(q, &bounded).unwrap(),
+            want,
+            "complete by default"
+        );
+        let fast = SearchOptions {
+            exact: Some(false),
+            ..bounded
+        };
+        let got = idx.search_with(q, &fast).unwrap();
+        assert!(got.iter().all(|h| h.distance <= bound && want.contains(h)));
+        within += want.len();
+        probed += got.len();
+    }
+    eprintln!("rows within {bound}: {within}, found by a 2-list probe: {probed}");
+    assert!(
+        within > 0 && probed < within,
+        "the probe alone misses rows in range"
+    );
 }
 
 #[test]

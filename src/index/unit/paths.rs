@@ -82,6 +82,11 @@ impl UnitIndex {
         if let Some(exact) = options.exact {
             return exact;
         }
+        if options.max_distance.is_some() {
+            // A bounded search asks for every row within the bound (up to
+            // `count`), which only the scan promises (see `SearchOptions`).
+            return true;
+        }
         let rows = state.flat.len();
         if state.deferred {
             return true;

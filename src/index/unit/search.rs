@@ -188,8 +188,9 @@ impl UnitIndex {
     /// A search of a partitioned index that does not ask for an exact
     /// scan: the query's nearest lists, scanned (see `index::ivf`; all of
     /// them when `nprobe` reaches every list, giving the exact scan's
-    /// answer); `None` when the index is not partitioned or the search is
-    /// exact.
+    /// answer); `None` when the index is not partitioned, the search is
+    /// exact, or it is bounded and did not say `exact: false` (see
+    /// [`SearchOptions::max_distance`]).
     fn probe_lists(
         &self,
         state: &State,
@@ -199,7 +200,9 @@ impl UnitIndex {
         counters: &SearchCounters,
         shared: Option<&SharedBound>,
     ) -> Option<Vec<Hit>> {
-        if options.exact == Some(true) {
+        if options.exact == Some(true)
+            || (options.exact.is_none() && options.max_distance.is_some())
+        {
             return None;
         }
         let quantizer = state.flat.quantizer.as_ref()?;
