@@ -32,6 +32,13 @@ pub(crate) struct EngineArgs {
     /// The unit indexes' partition mode: auto, always or off.
     #[arg(long, default_value = "auto")]
     partition: String,
+    /// Search the index a previous run left in `--dir` instead of building
+    /// it again (to profile or compare searches alone).
+    #[arg(long, requires = "dir")]
+    reuse: bool,
+    /// Rounds of single-query searches per count (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 pub(crate) use iscc_vdb::testing::dataset::engine_entries;
@@ -101,11 +108,19 @@ pub(crate) fn engine(args: &EngineArgs) {
         add_s
     };
     let fast_dir = root.join("engine-fast");
-    let add_s = build(false, &fast_dir);
-    summary.add("add_per_s", args.n as f64 / add_s);
-    let path = if args.no_durable {
+    let reused = [root.join("engine-durable"), fast_dir.clone()]
+        .into_iter()
+        .find(|d| args.reuse && d.is_dir());
+    let path = if let Some(d) = reused {
+        println!("reusing the index in {}", d.display());
+        d
+    } else if args.no_durable {
+        let add_s = build(false, &fast_dir);
+        summary.add("add_per_s", args.n as f64 / add_s);
         fast_dir.clone()
     } else {
+        let add_s = build(false, &fast_dir);
+        summary.add("add_per_s", args.n as f64 / add_s);
         let d = root.join("engine-durable");
         build(true, &d);
         let _ = std::fs::remove_dir_all(&fast_dir);
@@ -142,7 +157,7 @@ pub(crate) fn engine(args: &EngineArgs) {
         let mut lat = Vec::with_capacity(queries.len());
         let mut runs = Vec::new();
         pool(1).install(|| {
-            for _ in 0..3 {
+            for _ in 0..args.rounds.max(1) {
                 lat.clear();
                 let t = Instant::now();
                 for q in &queries {
@@ -160,8 +175,9 @@ pub(crate) fn engine(args: &EngineArgs) {
         let batch_qps = queries.len() as f64 / t.elapsed().as_secs_f64();
         let found = batch.queries.iter().filter(|m| !m.is_empty()).count();
         println!(
-            "search count {count}: single-query 1 thread {:.0} q/s (median of 3), p50 {:.2} ms, p99 {:.2} ms; batch 2 threads {batch_qps:.0} q/s; {found}/{} queries matched",
+            "search count {count}: single-query 1 thread {:.0} q/s (median of {}), p50 {:.2} ms, p99 {:.2} ms; batch 2 threads {batch_qps:.0} q/s; {found}/{} queries matched",
             median(runs.clone()),
+            runs.len(),
             p(0.5),
             p(0.99),
             queries.len()
