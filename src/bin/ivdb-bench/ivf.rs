@@ -6,9 +6,12 @@
 //! of every row within 0.25: a range search), beside the exact scan
 //! measured in the same run; disk bytes per code and open times.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use iscc_vdb::index::{ExactThreshold, Hit, SearchOptions, UnitIndex, UnitIndexOptions};
+use iscc_vdb::testing::dataset::{Dataset, Generator};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 
 use crate::support::*;
 
@@ -56,10 +59,89 @@ fn quantiles(mut v: Vec<f32>) -> String {
     )
 }
 
+/// The run's codes, generated a million at a time (on 2 threads) just
+/// before they are added: 100M codes held as separate vectors would not fit
+/// in memory (~14 GB). The SHA-256 is taken as they go, over the bytes
+/// `dataset_with_digest` hashes (codes, then queries).
+struct Stream {
+    gen: Generator,
+    next: u64,
+    sha: Sha256,
+    /// The process's RSS in MB before the first code.
+    rss: f64,
+}
+
+impl Stream {
+    /// Add codes up to `end` (exclusive) on `threads` threads, in batches
+    /// of 10,000; the rate of the add calls alone, and of the whole
+    /// including generating the codes (a retrain in the background may run
+    /// through either).
+    fn add(&mut self, idx: &UnitIndex, end: usize, threads: usize) -> (f64, f64) {
+        let pool = pool(threads);
+        let (start, mut adding) = (self.next, Duration::ZERO);
+        let t = Instant::now();
+        while self.next < end as u64 {
+            let stop = (self.next + 1_000_000).min(end as u64);
+            let gen = &self.gen;
+            let codes: Vec<Vec<u8>> = pool.install(|| {
+                (self.next..stop)
+                    .into_par_iter()
+                    .map(|j| gen.code(j))
+                    .collect()
+            });
+            for c in &codes {
+                self.sha.update(c);
+            }
+            let keys: Vec<u64> = (self.next..stop).collect();
+            let a = Instant::now();
+            pool.install(|| {
+                for (k, c) in keys.chunks(10_000).zip(codes.chunks(10_000)) {
+                    idx.add_batch(k, c).expect("add");
+                }
+            });
+            adding += a.elapsed();
+            self.next = stop;
+        }
+        let n = (self.next - start) as f64;
+        (
+            n / adding.as_secs_f64().max(1e-9),
+            n / t.elapsed().as_secs_f64().max(1e-9),
+        )
+    }
+
+    /// Bytes per code the process grew by since the stream was made: the
+    /// built index (with what the allocator keeps free), printed and noted
+    /// once every code was added.
+    fn ram(&self, summary: &mut Summary) {
+        let grown = (status_mb("VmRSS:") - self.rss) * 1024.0 * 1024.0 / self.next.max(1) as f64;
+        println!("RAM: the process grew by {grown:.1} bytes/code while building the index");
+        summary.add("ram_built_bytes_per_code", grown);
+    }
+
+    /// The dataset's SHA-256, once every code was added.
+    fn digest(self, queries: &[Vec<u8>]) -> String {
+        let mut sha = self.sha;
+        for q in queries {
+            sha.update(q);
+        }
+        sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 pub(crate) fn ivf(args: &IvfArgs) {
     println!("# ivdb-bench ivf: N={} Q={}", args.n, args.q);
     println!("cpu features: {}", cpu_features());
-    let data = dataset_with_digest(args.n, args.q);
+    let gen = Generator::new(args.n, 42);
+    let data = Dataset {
+        codes: Vec::new(),
+        queries: (0..args.q as u64).map(|j| gen.query(j)).collect(),
+    };
+    let mut stream = Stream {
+        gen,
+        next: 0,
+        sha: Sha256::new(),
+        rss: status_mb("VmRSS:"),
+    };
     let options = if args.auto {
         UnitIndexOptions::default()
     } else {
@@ -68,17 +150,16 @@ pub(crate) fn ivf(args: &IvfArgs) {
             ..UnitIndexOptions::default()
         }
     };
-    let keys: Vec<u64> = (0..args.n as u64).collect();
     let early = args.n - (args.n as f64 * args.late.clamp(0.0, 0.9)) as usize;
     let mut summary = Summary::default();
     summary.add("n", args.n as f64);
     let idx = UnitIndex::new(options).expect("index");
     if args.auto {
-        auto(args, idx, &keys, &data, &mut summary);
+        auto(args, idx, stream, &data, &mut summary);
         return;
     }
-    let add_rate = add_in_batches(&idx, &keys[..early], &data.codes[..early], 2);
-    println!("add 2 threads, not partitioned: {add_rate:.0} codes/s ({early} codes)");
+    let (add_rate, wall) = stream.add(&idx, early, 2);
+    println!("add 2 threads, not partitioned: {add_rate:.0} codes/s ({early} codes; {wall:.0}/s with generating them)");
     summary.add("add_codes_per_s", add_rate);
 
     // The exact scan before partitioning, to compare with the same scan of
@@ -103,12 +184,14 @@ pub(crate) fn ivf(args: &IvfArgs) {
     println!("partition into {lists} lists (train + rebuild, 2 threads): {part_s:.2} s");
     summary.add("lists", lists as f64);
     summary.add("partition_s", part_s);
-    let rate = add_in_batches(&idx, &keys[early..], &data.codes[early..], 2);
+    let (rate, wall) = stream.add(&idx, args.n, 2);
     let late = args.n - early;
     if late > 0 {
-        println!("add 2 threads, partitioned: {rate:.0} codes/s ({late} codes)");
+        println!("add 2 threads, partitioned: {rate:.0} codes/s ({late} codes; {wall:.0}/s with generating them)");
         summary.add("add_partitioned_codes_per_s", rate);
     }
+    stream.ram(&mut summary);
+    println!("dataset sha256: {}", stream.digest(&data.queries));
     println!("peak RSS: {:.0} MB", peak_rss_mb());
 
     let truth = exact_truth(&idx, &data);
@@ -127,7 +210,7 @@ pub(crate) fn ivf(args: &IvfArgs) {
 /// `truth`, rows read, range recall; figures under `label`.
 fn measure(
     idx: &UnitIndex,
-    data: &iscc_vdb::testing::dataset::Dataset,
+    data: &Dataset,
     truth: &[Vec<Hit>],
     o: SearchOptions,
     label: &str,
@@ -186,12 +269,7 @@ fn measure(
 }
 
 /// Save, bytes per code on disk, and view + first search times.
-fn disk_and_open(
-    idx: UnitIndex,
-    data: &iscc_vdb::testing::dataset::Dataset,
-    n: usize,
-    summary: &mut Summary,
-) {
+fn disk_and_open(idx: UnitIndex, data: &Dataset, n: usize, summary: &mut Summary) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ivf.ivu");
     let t = Instant::now();
@@ -206,12 +284,10 @@ fn disk_and_open(
         bytes as f64 / n as f64
     );
     summary.add("bytes_per_code", bytes as f64 / n as f64);
-    // RAM: what the built index held (the RSS it gives back when dropped;
-    // its buffers are large enough to be returned to the system), and what
-    // a view of the saved file holds resident after every query.
-    let rss = status_mb("VmRSS:");
+    // RAM of a reading process: what a view of the saved file holds
+    // resident after every query (the built index's is printed after the
+    // adds).
     drop(idx);
-    let held = (rss - status_mb("VmRSS:")) * 1024.0 * 1024.0;
     let mut opens = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
@@ -231,30 +307,25 @@ fn disk_and_open(
     }
     let resident = (status_mb("VmRSS:") - rss) * 1024.0 * 1024.0;
     println!(
-        "RAM: the built index gave back {:.1} bytes/code when dropped; a view holds {:.1} bytes/code resident after {} queries",
-        held / n as f64,
+        "RAM: a view holds {:.1} bytes/code resident after {} queries",
         resident / n as f64,
         data.queries.len()
     );
-    summary.add("ram_built_bytes_per_code", held / n as f64);
     summary.add("ram_view_bytes_per_code", resident / n as f64);
 }
 
 /// `--auto`: default options; the index partitions itself while the codes
 /// are added (see `unit/retrain.rs`), measured at its own nprobe, then at
 /// the `--nprobe` values.
-fn auto(
-    args: &IvfArgs,
-    idx: UnitIndex,
-    keys: &[u64],
-    data: &iscc_vdb::testing::dataset::Dataset,
-    summary: &mut Summary,
-) {
-    let rate = add_in_batches(&idx, keys, &data.codes, 2);
-    println!("add 2 threads, partitioning itself meanwhile: {rate:.0} codes/s");
+fn auto(args: &IvfArgs, idx: UnitIndex, mut stream: Stream, data: &Dataset, summary: &mut Summary) {
+    let (rate, wall) = stream.add(&idx, args.n, 2);
+    println!("add 2 threads, partitioning itself meanwhile: {rate:.0} codes/s ({wall:.0}/s with generating them)");
     summary.add("add_codes_per_s", rate);
+    summary.add("add_wall_codes_per_s", wall);
     let t = Instant::now();
     idx.wait_partition().expect("partition");
+    stream.ram(summary);
+    println!("dataset sha256: {}", stream.digest(&data.queries));
     let wait_s = t.elapsed().as_secs_f64();
     let (lists, nprobe) = idx.lists();
     println!(
@@ -294,7 +365,7 @@ fn auto(
 /// [`measure`] at each `nprobe` of the comma-separated list `nprobes`.
 fn measure_nprobes(
     idx: &UnitIndex,
-    data: &iscc_vdb::testing::dataset::Dataset,
+    data: &Dataset,
     truth: &[Vec<Hit>],
     nprobes: &str,
     summary: &mut Summary,
@@ -318,7 +389,7 @@ fn measure_nprobes(
 
 /// The exact top 10 of every query (2 threads), and the 10th neighbour's
 /// distance distribution printed.
-fn exact_truth(idx: &UnitIndex, data: &iscc_vdb::testing::dataset::Dataset) -> Vec<Vec<Hit>> {
+fn exact_truth(idx: &UnitIndex, data: &Dataset) -> Vec<Vec<Hit>> {
     let truth: Vec<Vec<Hit>> = idx
         .search_batch(
             &data.queries,
