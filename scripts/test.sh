@@ -40,6 +40,11 @@ echo "== REST contract fuzz (schemathesis against the server's /openapi.json)"
 bounded 900 bash tests/contract/run.sh
 echo "== go test (bindings/go)"
 cargo build --locked --lib --quiet
+# Go's build cache does not hash headers outside a package, so a binding
+# compiled against an older include/iscc_vdb.h would be reused; the header's
+# digest in CGO_CFLAGS (which the cache key includes) rebuilds it.
+CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DIVDB_HEADER_SHA256=$(sha256sum include/iscc_vdb.h | cut -c1-16)"
+export CGO_CFLAGS
 if [ -n "$(cd bindings/go && gofmt -l .)" ]; then
     echo "test: gofmt would change: $(cd bindings/go && gofmt -l .)" >&2
     exit 1
