@@ -513,8 +513,9 @@ typedef struct {
    */
   size_t count;
   /**
-   * -1: the index chooses (by measured cost); 0: walk the graph
-   * (approximate); 1: exact scan.
+   * -1: the index chooses (by measured cost); 0: the approximate path
+   * (probe the nearest lists of a partitioned index, else walk the
+   * graph); 1: exact scan.
    */
   int32_t exact;
   /**
@@ -522,7 +523,9 @@ typedef struct {
    */
   size_t expansion;
   /**
-   * Only hits at most this far (negative or NaN: no limit).
+   * Only hits at most this far (negative or NaN: no limit). A bounded
+   * search with `exact` -1 scans, so that every row within the bound
+   * comes back (up to `count`); `exact` 0 accepts missing some.
    */
   float max_distance;
   /**

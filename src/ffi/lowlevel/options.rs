@@ -109,12 +109,15 @@ pub(crate) fn unit_options(json: Option<&str>) -> Result<UnitIndexOptions, Failu
 pub struct ivdb_search_options {
     /// Hits per query (0: 10).
     pub count: usize,
-    /// -1: the index chooses (by measured cost); 0: walk the graph
-    /// (approximate); 1: exact scan.
+    /// -1: the index chooses (by measured cost); 0: the approximate path
+    /// (probe the nearest lists of a partitioned index, else walk the
+    /// graph); 1: exact scan.
     pub exact: i32,
     /// Graph expansion for this call (0: the index's `expansion_search`).
     pub expansion: usize,
-    /// Only hits at most this far (negative or NaN: no limit).
+    /// Only hits at most this far (negative or NaN: no limit). A bounded
+    /// search with `exact` -1 scans, so that every row within the bound
+    /// comes back (up to `count`); `exact` 0 accepts missing some.
     pub max_distance: f32,
     /// Lists a partitioned index probes for this call (0: the index's
     /// calibrated default; more than it has: every list, the exact scan's
