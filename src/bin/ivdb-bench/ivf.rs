@@ -124,7 +124,7 @@ impl Stream {
         for q in queries {
             sha.update(q);
         }
-        sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hex(&sha.finalize())
     }
 }
 

@@ -14,7 +14,12 @@ pub(crate) fn entries_digest(entries: &[serde_json::Value]) -> String {
         sha.update(e.to_string().as_bytes());
         sha.update(b"\n");
     }
-    sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&sha.finalize())
+}
+
+/// Lower-case hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The bench dataset (`bench-dataset.md`, seed 42), with its SHA-256 printed.
@@ -25,7 +30,7 @@ pub(crate) fn dataset_with_digest(n: usize, q: usize) -> Dataset {
     for bytes in data.concatenated() {
         sha.update(bytes);
     }
-    let digest: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = hex(&sha.finalize());
     println!(
         "dataset sha256: {digest} (generated in {:.1} s)",
         t.elapsed().as_secs_f64()

@@ -203,7 +203,7 @@ pub struct SearchOptions {
     /// index its nearest lists first, so rows beyond the bound are dropped
     /// on their first words), since a graph walk or a probe of the nearest
     /// lists may miss rows within the bound (measured at 10M codes: a
-    /// probe tuned to recall@10 0.99 finds 0.6-0.8 of the rows within NPHD
+    /// probe tuned to recall@10 0.99 finds 0.5-0.8 of the rows within NPHD
     /// 0.25). `exact: Some(false)` accepts that for speed.
     pub max_distance: Option<f32>,
     /// Threads for a batch search (`None`: all cores).
@@ -228,6 +228,13 @@ impl Default for SearchOptions {
 }
 
 impl SearchOptions {
+    /// True when only the exact scan answers this search: asked for
+    /// (`exact: Some(true)`), or bounded without `exact: Some(false)` (see
+    /// `max_distance`).
+    pub(crate) fn must_scan(&self) -> bool {
+        self.exact == Some(true) || (self.exact.is_none() && self.max_distance.is_some())
+    }
+
     /// Default options with `count` results.
     pub fn count(count: usize) -> SearchOptions {
         SearchOptions {

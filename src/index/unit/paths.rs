@@ -79,13 +79,11 @@ impl UnitIndex {
         options: &SearchOptions,
         query_words: usize,
     ) -> bool {
-        if let Some(exact) = options.exact {
-            return exact;
-        }
-        if options.max_distance.is_some() {
-            // A bounded search asks for every row within the bound (up to
-            // `count`), which only the scan promises (see `SearchOptions`).
+        if options.must_scan() {
             return true;
+        }
+        if options.exact == Some(false) {
+            return false;
         }
         let rows = state.flat.len();
         if state.deferred {

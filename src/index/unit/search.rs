@@ -200,9 +200,7 @@ impl UnitIndex {
         counters: &SearchCounters,
         shared: Option<&SharedBound>,
     ) -> Option<Vec<Hit>> {
-        if options.exact == Some(true)
-            || (options.exact.is_none() && options.max_distance.is_some())
-        {
+        if options.must_scan() {
             return None;
         }
         let quantizer = state.flat.quantizer.as_ref()?;
