@@ -14,7 +14,7 @@ pub(crate) struct Order<'a> {
 impl Order<'_> {
     /// The position of a key's row.
     pub(crate) fn position(&self, key: u64) -> Option<usize> {
-        let place = self.flat.slots().get(key)?;
+        let place = self.flat.place(key)?;
         let i = place.index as usize;
         if place.group() == ODD {
             return Some(self.starts[self.starts.len() - 1] + i);
