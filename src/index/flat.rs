@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use crate::metric::scan::{Kernel, MANY};
-use crate::metric::{whole_words, Row, ROW_BYTES};
+use crate::metric::{whole_words, Row};
 
+mod group;
 mod key_map;
 mod lists;
 mod odd;
@@ -30,6 +31,7 @@ mod places;
 mod topk;
 mod words;
 use super::ivf::Quantizer;
+pub(crate) use group::Group;
 use key_map::KeyMap;
 use odd::OddRows;
 pub(crate) use order::Order;
@@ -40,49 +42,6 @@ pub(crate) use words::Words;
 /// Rows scanned per block before the threshold is tightened (and, in
 /// batch scans, the block all queries of a chunk visit while it is cached).
 const BLOCK: usize = 8192;
-
-/// Rows of one length: keys and `words` columns.
-#[derive(Debug, Clone)]
-pub(crate) struct Group {
-    pub(crate) keys: Words,
-    pub(crate) cols: Vec<Words>,
-    /// Rows (the keys' length, kept here: reading it from the columns
-    /// follows pointers into their chunks, a cache miss per column that
-    /// showed in profiles of searches probing a few hundred small lists).
-    rows: usize,
-}
-
-impl Group {
-    fn new(words: usize) -> Group {
-        Group::with(
-            Words::default(),
-            (0..words).map(|_| Words::default()).collect(),
-        )
-    }
-
-    /// A group of these keys and columns (each as long as the keys).
-    pub(crate) fn with(keys: Words, cols: Vec<Words>) -> Group {
-        let rows = keys.len();
-        debug_assert!(cols.iter().all(|c| c.len() == rows));
-        Group { keys, cols, rows }
-    }
-
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.rows
-    }
-
-    /// Row `i` (in bounds) as stored: its words, little-endian.
-    #[inline]
-    fn row(&self, i: usize) -> Row {
-        let mut row = Row([0; ROW_BYTES]);
-        row.0[0] = (8 * self.cols.len()) as u8;
-        for (w, col) in self.cols.iter().enumerate() {
-            row.0[1 + 8 * w..9 + 8 * w].copy_from_slice(&col.get(i).to_le_bytes());
-        }
-        row
-    }
-}
 
 /// One search hit: distance, then key (the order of results).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -238,7 +197,7 @@ impl FlatStore {
     /// about four times cheaper per row than a 256-bit one).
     pub(crate) fn words(&self, query_words: usize) -> u64 {
         self.groups()
-            .map(|g| (g.len() * g.cols.len().min(query_words)) as u64)
+            .map(|g| (g.len() * g.words().min(query_words)) as u64)
             .sum::<u64>()
             + self.odd.words(query_words)
     }
@@ -246,10 +205,7 @@ impl FlatStore {
     /// Copy mapped columns into RAM.
     pub(crate) fn make_owned(&mut self) {
         for group in self.lists.iter_mut().flat_map(|l| l.groups.iter_mut()) {
-            group.keys.make_owned();
-            for col in &mut group.cols {
-                col.make_owned();
-            }
+            group.make_owned();
         }
     }
 
@@ -286,7 +242,7 @@ impl FlatStore {
             let n = group.len();
             let mut i = skip;
             while i < n {
-                out.push((group.keys.get(i), group.row(i)));
+                out.push((group.key(i), group.row(i)));
                 i += step;
             }
             // Carry the stride across groups.
@@ -312,7 +268,7 @@ impl FlatStore {
                 skip -= len;
                 continue;
             }
-            for (i, key) in group.keys.iter().enumerate().skip(skip) {
+            for (i, key) in group.keys().iter().enumerate().skip(skip) {
                 if out.len() == n {
                     return out;
                 }
@@ -333,7 +289,7 @@ impl FlatStore {
     /// Every key, group by group.
     pub(crate) fn keys(&self) -> impl Iterator<Item = u64> + '_ {
         self.groups()
-            .flat_map(|group| group.keys.iter())
+            .flat_map(|group| group.keys().iter())
             .chain(self.odd.keys.iter().copied())
     }
 
@@ -495,12 +451,12 @@ impl FlatStore {
             if n == 0 {
                 continue;
             }
-            let cols = &group.cols;
+            let words = group.words();
             for list in by_words.iter_mut() {
                 list.clear();
             }
             for (j, query) in queries.iter().enumerate() {
-                let m = query.len.min(cols.len());
+                let m = query.len.min(words);
                 if m > 0 && tops[j].k > 0 && whole(j) {
                     by_words[m - 1].push(j);
                 }
@@ -518,14 +474,10 @@ impl FlatStore {
                 } else {
                     BLOCK
                 };
-                // A block lies in one run of every column (see `words.rs`);
-                // `n` is known, so no column's length is read from its
-                // chunks.
-                let run = cols.iter().fold(group.keys.run_end_of(start, n), |end, c| {
-                    end.min(c.run_end_of(start, n))
-                });
-                let end = (start + step).min(stop).min(run);
-                let keys = group.keys.slice(start, end);
+                // A block lies in one run of every column (see `words.rs`,
+                // `group.rs`).
+                let end = (start + step).min(stop).min(group.run_end_of(start));
+                let keys = group.run(0, start, end);
                 for (w, list) in by_words.iter().enumerate() {
                     if list.is_empty() {
                         continue;
@@ -533,8 +485,8 @@ impl FlatStore {
                     let m = w + 1;
                     let bits = 64 * m as u32;
                     let mut block: [&[u64]; 4] = [&[]; 4];
-                    for (b, c) in block.iter_mut().zip(&cols[..m]) {
-                        *b = c.slice(start, end);
+                    for (c, b) in block[..m].iter_mut().enumerate() {
+                        *b = group.run(c + 1, start, end);
                     }
                     for chunk in list.chunks(MANY) {
                         let mut words = [[0u64; 4]; MANY];

@@ -41,8 +41,8 @@ impl FlatStore {
             for list in &self.lists {
                 let group = &list.groups[g];
                 let words = match c {
-                    None => &group.keys,
-                    Some(c) => &group.cols[c],
+                    None => group.keys(),
+                    Some(c) => &group.cols()[c],
                 };
                 for run in words.runs() {
                     out.extend_from_slice(run);
@@ -122,8 +122,8 @@ impl FlatStore {
                     .flat_map(|l| words(&l.groups[g]).iter())
                     .collect()
             };
-            let keys = concat(&|grp| &grp.keys);
-            let cols = (0..=g).map(|c| concat(&|grp| &grp.cols[c])).collect();
+            let keys = concat(&|grp| grp.keys());
+            let cols = (0..=g).map(|c| concat(&|grp| &grp.cols()[c])).collect();
             *group = Group::with(keys, cols);
         }
         FlatStore {

@@ -82,9 +82,9 @@ pub(super) fn scan_groups<'g>(
     keep: Option<Keep<'_>>,
 ) {
     for group in groups {
-        let cols = &group.cols;
+        let cols = group.cols();
         let row_bytes = 8 * cols.len();
-        for (i, key) in group.keys.iter().enumerate() {
+        for (i, key) in group.keys().iter().enumerate() {
             if keep.is_some_and(|keep| !keep(key)) {
                 continue;
             }

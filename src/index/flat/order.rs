@@ -35,6 +35,6 @@ impl Order<'_> {
         let g = self.starts.partition_point(|&s| s <= pos) - 1;
         let group = &self.flat.lists[g / 4].groups[g % 4];
         let i = pos - self.starts[g];
-        Some((group.keys.get(i), group.row(i)))
+        Some((group.key(i), group.row(i)))
     }
 }

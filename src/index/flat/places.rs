@@ -19,7 +19,7 @@ fn key_at(lists: &[List], odd: &OddRows, place: Place) -> Option<u64> {
         .get(place.list())?
         .groups
         .get(usize::from(place.group()))?;
-    (i < group.len()).then(|| group.keys.get(i))
+    (i < group.len()).then(|| group.key(i))
 }
 
 impl FlatStore {
@@ -29,7 +29,7 @@ impl FlatStore {
         map.reserve(self.len(), &key_of);
         for (l, list) in self.lists.iter().enumerate() {
             for (g, group) in list.groups.iter().enumerate() {
-                for (i, key) in group.keys.iter().enumerate() {
+                for (i, key) in group.keys().iter().enumerate() {
                     map.insert_new(key, Place::new(l, g as u8, i as u32), &key_of);
                 }
             }
@@ -98,11 +98,7 @@ impl FlatStore {
             let l = self.list_of(&words);
             let group = &mut self.lists[l].groups[g];
             let index = group.len() as u32;
-            group.keys.push(key);
-            for (w, col) in group.cols.iter_mut().enumerate() {
-                col.push(words[w]);
-            }
-            group.rows += 1;
+            group.push(key, &words);
             self.rows += 1;
             Place::new(l, g as u8, index)
         };
@@ -133,14 +129,8 @@ impl FlatStore {
         } else {
             let group = &mut self.lists[l].groups[usize::from(g)];
             let last = group.len() - 1;
-            group.keys.swap_remove(i);
-            group.rows -= 1;
             self.rows -= 1;
-            let moved = (i < group.len()).then(|| group.keys.get(i));
-            for col in group.cols.iter_mut() {
-                col.swap_remove(i);
-            }
-            (moved, Place::new(l, g, last as u32))
+            (group.swap_remove(i), Place::new(l, g, last as u32))
         };
         // The store moved its last row into the hole: its entry follows.
         if let (Some(moved), Some(map)) = (moved, self.slots.get_mut()) {

@@ -292,10 +292,10 @@ impl UnitIndex {
         head.resize(head.len().next_multiple_of(8), b' ');
         f.write_all(&head)?;
         for group in flat.groups() {
-            for run in group.keys.runs() {
+            for run in group.keys().runs() {
                 f.write_all(u64s_as_bytes(run))?;
             }
-            for col in &group.cols {
+            for col in group.cols() {
                 for run in col.runs() {
                     f.write_all(u64s_as_bytes(run))?;
                 }

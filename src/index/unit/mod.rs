@@ -309,7 +309,7 @@ impl UnitIndex {
         let words: usize = state
             .flat
             .groups()
-            .map(|g| g.len() * (1 + g.cols.len()))
+            .map(|g| g.len() * (1 + g.words()))
             .sum::<usize>()
             + state.flat.odd.len() * file::ODD_ROW_WORDS;
         let graph = state.graph.loaded(|g| g.map_or(0, Hnsw::serialized_length));
