@@ -437,15 +437,21 @@ impl FlatStore {
         let whole = |j: usize| queries[j].whole();
         // Queries by the words they compare with this group.
         let mut by_words: [Vec<usize>; 4] = Default::default();
-        let groups: Box<dyn Iterator<Item = &Group> + '_> = match lists {
-            None => Box::new(self.groups()),
-            Some(lists) => Box::new(
-                lists
-                    .iter()
-                    .filter_map(|&l| self.lists.get(l as usize))
-                    .flat_map(|list| list.groups.iter()),
-            ),
+        let chosen: Box<dyn Iterator<Item = &List> + '_> = match lists {
+            None => Box::new(self.lists.iter()),
+            Some(lists) => Box::new(lists.iter().filter_map(|&l| self.lists.get(l as usize))),
         };
+        let mut chosen = chosen.peekable();
+        // Group by group, the next list's first rows asked for meanwhile
+        // (a probe visits lists in no order memory could predict).
+        let groups = std::iter::from_fn(|| {
+            let list = chosen.next()?;
+            if let Some(next) = chosen.peek() {
+                next.groups.iter().for_each(Group::prefetch);
+            }
+            Some(list.groups.iter())
+        })
+        .flatten();
         for group in groups {
             let n = group.len();
             if n == 0 {

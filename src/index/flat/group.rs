@@ -14,6 +14,9 @@
 use super::Words;
 use crate::metric::{Row, ROW_BYTES};
 
+/// Words of each column a prefetch asks for (see [`Group::prefetch`]).
+const PREFETCH_WORDS: usize = 16;
+
 /// The start of the first run of the keys and of each column, and the
 /// run's length (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +97,25 @@ impl Group {
             }
         }
         self.heads = heads;
+    }
+
+    /// Ask the CPU to start loading the first rows of the keys and every
+    /// column (a scan about to visit this group hides the misses behind
+    /// the scan of the group before it).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        if self.heads.len > 0 {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let lines = self.heads.len.min(PREFETCH_WORDS).div_ceil(8);
+            for &start in &self.heads.starts[..=self.cols.len()] {
+                for line in 0..lines {
+                    // SAFETY: a prefetch is a hint that never faults; the
+                    // address lies within the run anyway.
+                    unsafe { _mm_prefetch(start.wrapping_add(8 * line).cast::<i8>(), _MM_HINT_T0) };
+                }
+            }
+        }
     }
 
     /// Rows.
