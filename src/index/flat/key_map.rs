@@ -103,7 +103,8 @@ impl Hashed {
     }
 }
 
-/// One part: tags and places side by side, slot by slot.
+/// One part: a tag and a place per slot, in two parallel vectors (a probe
+/// reads the tags, 64 to a cache line, and a place only on a tag match).
 #[derive(Debug, Clone, Default)]
 struct Table {
     tags: Vec<u8>,
