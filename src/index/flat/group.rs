@@ -84,10 +84,7 @@ impl Group {
 
     /// Point the heads at the columns as they are now (after every edit).
     fn refresh(&mut self) {
-        let n = self.rows;
-        let len = self.cols.iter().fold(self.keys.run_end_of(0, n), |end, c| {
-            end.min(c.run_end_of(0, n))
-        });
+        let len = self.columns_run_end(0);
         let mut heads = Heads::default();
         if len > 0 {
             heads.len = len;
@@ -147,6 +144,12 @@ impl Group {
         if start < self.heads.len {
             return self.heads.len;
         }
+        self.columns_run_end(start)
+    }
+
+    /// The end of the run holding row `start` in the keys and every column,
+    /// asked of the columns themselves (following their pointers).
+    fn columns_run_end(&self, start: usize) -> usize {
         let n = self.rows;
         self.cols
             .iter()
