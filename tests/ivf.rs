@@ -392,3 +392,75 @@ fn a_reset_index_partitions_its_new_rows() {
     );
     assert_eq!(index.last_partition().map(|r| r.rows), Some(rows));
 }
+
+/// The default `nprobe` the index measured is measured again once the rows
+/// have grown or shrunk by a fifth (the count it was measured at is saved
+/// with the lists); an `nprobe` given by an explicit partition stays.
+#[test]
+fn the_default_nprobe_is_measured_again_as_the_lists_grow_and_shrink() {
+    let (a, b) = iscc_vdb::index::RECALIBRATE;
+    let rows = iscc_vdb::index::AUTO_PARTITION_ROWS + 2_000;
+    let grown = rows * 13 / 10;
+    assert!(grown * a >= rows * b && grown < 2 * rows);
+    let data = Dataset::generate(grown, 0, 33);
+    let keys: Vec<u64> = (0..grown as u64).collect();
+    let index = UnitIndex::new(UnitIndexOptions {
+        partition: Partition::Always,
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    index.add_batch(&keys[..rows], &data.codes[..rows]).unwrap();
+    index.wait_partition().unwrap();
+    let first = index.last_partition().expect("a partition");
+    assert!(first.kept && !first.recalibrated, "{first:?}");
+    assert_eq!(first.rows, rows);
+    // A few rows more: not yet due.
+    index
+        .add_batch(&keys[rows..rows + 100], &data.codes[rows..rows + 100])
+        .unwrap();
+    index.wait_partition().unwrap();
+    assert_eq!(index.last_partition(), Some(first));
+    // A fifth more: measured again, the same lists.
+    index
+        .add_batch(&keys[rows + 100..], &data.codes[rows + 100..])
+        .unwrap();
+    index.wait_partition().unwrap();
+    let again = index.last_partition().expect("a measurement");
+    assert!(again.recalibrated && again.kept, "{again:?}");
+    assert_eq!((again.rows, again.lists), (grown, first.lists));
+    assert!(
+        again.recall >= iscc_vdb::index::TARGET_RECALL || again.nprobe == again.lists,
+        "{again:?}"
+    );
+    assert_eq!(index.lists(), (first.lists, again.nprobe));
+    // Saved and loaded: measured at `grown` rows, so a fifth fewer is due.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recal.ivu");
+    index.save(&path).unwrap();
+    let back = UnitIndex::restore(&path, false).unwrap();
+    assert_eq!(back.lists(), (first.lists, again.nprobe));
+    let shrunk = grown * a / b;
+    for key in shrunk as u64..grown as u64 {
+        assert!(back.remove(key).unwrap());
+    }
+    back.wait_partition().unwrap();
+    let after = back
+        .last_partition()
+        .expect("a measurement after the removes");
+    assert!(after.recalibrated, "{after:?}");
+    assert_eq!((after.rows, after.lists), (shrunk, first.lists));
+    assert_eq!(back.lists(), (first.lists, after.nprobe));
+    // A given nprobe stays however the rows change.
+    let given = UnitIndex::new(UnitIndexOptions {
+        partition: Partition::Always,
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    given.add_batch(&keys[..rows], &data.codes[..rows]).unwrap();
+    given.wait_partition().unwrap();
+    given.partition(20, 7).unwrap();
+    given.add_batch(&keys[rows..], &data.codes[rows..]).unwrap();
+    given.wait_partition().unwrap();
+    assert_eq!(given.lists(), (20, 7));
+    assert!(!given.partition_pending());
+}

@@ -20,6 +20,10 @@ use rayon::prelude::*;
 pub(crate) struct Quantizer {
     centroids: Vec<u64>,
     nprobe: usize,
+    /// Rows the index held when it measured `nprobe` itself (`None`: the
+    /// number was given, or the file predates calibrated counts); an index
+    /// measures again as its lists grow (`index::unit::retrain`).
+    calibrated_rows: Option<usize>,
 }
 
 /// Fill `out[i]` with the Hamming distance of `x` and `centroids[i]`;
@@ -110,7 +114,22 @@ impl Quantizer {
         (!centroids.is_empty()).then_some(Quantizer {
             centroids,
             nprobe: nprobe.max(1),
+            calibrated_rows: None,
         })
+    }
+
+    /// Rows the index held when it calibrated the default `nprobe` itself
+    /// (`None` when it was given).
+    pub(crate) fn calibrated_rows(&self) -> Option<usize> {
+        self.calibrated_rows
+    }
+
+    /// The same centroids probing `nprobe` lists by default, a number the
+    /// index measured on its own `rows` rows.
+    pub(crate) fn calibrated(mut self, nprobe: usize, rows: usize) -> Quantizer {
+        self.nprobe = nprobe.max(1);
+        self.calibrated_rows = Some(rows);
+        self
     }
 
     /// Lists a search probes by default.
@@ -118,9 +137,11 @@ impl Quantizer {
         self.nprobe
     }
 
-    /// The same centroids probing `nprobe` lists by default.
+    /// The same centroids probing `nprobe` lists by default, a number
+    /// given (not measured by the index).
     pub(crate) fn with_nprobe(mut self, nprobe: usize) -> Quantizer {
         self.nprobe = nprobe.max(1);
+        self.calibrated_rows = None;
         self
     }
 
@@ -148,6 +169,7 @@ impl Quantizer {
             return Quantizer {
                 centroids: vec![0],
                 nprobe: 1,
+                calibrated_rows: None,
             };
         }
         let nlist = nlist.clamp(1, distinct.len());
@@ -162,6 +184,7 @@ impl Quantizer {
         let mut q = Quantizer {
             centroids: Self::seed_plus_plus(pool, nlist, &mut seed),
             nprobe: nlist,
+            calibrated_rows: None,
         };
         for _ in 0..iterations {
             if !q.refine(sample) {

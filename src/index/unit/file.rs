@@ -81,6 +81,10 @@ pub(super) struct FileHeader {
     /// Format 4: lists a search probes by default.
     #[serde(default)]
     pub(super) nprobe: usize,
+    /// Format 4: rows the index held when it measured `nprobe` itself
+    /// (absent: given, or saved before counts were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) calibrated_rows: Option<usize>,
 }
 
 impl FileHeader {
@@ -282,6 +286,7 @@ impl UnitIndex {
                 .as_ref()
                 .map_or_else(Vec::new, |q| q.centroids().to_vec()),
             nprobe: flat.quantizer.as_ref().map_or(0, |q| q.nprobe()),
+            calibrated_rows: flat.quantizer.as_ref().and_then(|q| q.calibrated_rows()),
         };
         let json = serde_json::to_vec(&header).map_err(io::Error::other)?;
         let mut head = Vec::with_capacity(16 + json.len() + 8);
@@ -410,7 +415,12 @@ impl UnitIndex {
         let quantizer = if header.centroids.is_empty() {
             None
         } else {
-            Quantizer::from_centroids(header.centroids.clone(), header.nprobe).map(Arc::new)
+            Quantizer::from_centroids(header.centroids.clone(), header.nprobe)
+                .map(|q| match header.calibrated_rows {
+                    Some(rows) => q.calibrated(header.nprobe, rows),
+                    None => q,
+                })
+                .map(Arc::new)
         };
         let mut flat = FlatStore::of_lists(lists, quantizer);
         for rec in bytes[pos..pos + header.odd * ODD_ROW_WORDS * 8].chunks_exact(ODD_ROW_WORDS * 8)

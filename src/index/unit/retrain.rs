@@ -13,7 +13,18 @@
 //! [`TARGET_RECALL`] and recall [`NEAR_RECALL`] of the true top 10 within
 //! NPHD 0.25, and what that probe costs beside the exact scan of the
 //! same rows. The layout is kept only when the probe costs at most half the
-//! scan; else the index stays as it was until it has doubled again.
+//! scan; else the index stays as it was until it has doubled again. An
+//! index already partitioned is partitioned anew only when the new lists'
+//! probe costs no more than the old lists' probe at the same recall on the
+//! same queries (the cost a new partition replaces); else the old lists
+//! stay, with the `nprobe` just measured for them.
+//!
+//! Between partitions the default `nprobe` is measured again, the same way,
+//! each time the rows have grown or shrunk by a fifth since it was last
+//! measured ([`RECALIBRATE`]): lists that grow hold a query's neighbours in
+//! fewer of them (a fixed `nprobe` reads ever more rows for recall it does
+//! not need), lists that shrink in more (a fixed `nprobe` loses recall).
+//! A given `nprobe` (an explicit [`UnitIndex::partition`]) is never changed.
 //!
 //! A later writer's turn (the next write, a save, a search that finds the
 //! writer idle, or [`UnitIndex::wait_partition`]) adopts a finished
@@ -34,6 +45,7 @@ use super::{ExactThreshold, IndexError, Partition, UnitIndex};
 use crate::index::flat::{FlatStore, Hit, Scan, ScanQuery};
 use crate::index::graph::Graph;
 use crate::index::hnsw::Hnsw;
+use crate::index::ivf::Quantizer;
 use crate::metric::scan::Kernel;
 use crate::metric::Row;
 use crate::sync::lock;
@@ -64,6 +76,10 @@ const NEAR: f32 = 0.25;
 
 /// Queries the calibration measures.
 const QUERIES: usize = 256;
+
+/// The default `nprobe` is measured again when the rows have grown by this
+/// share since it was measured, or shrunk by its inverse (fifths: 4 to 5).
+pub const RECALIBRATE: (usize, usize) = (4, 5);
 
 /// A partition being trained (see the module docs).
 pub(super) struct Retrain {
@@ -102,6 +118,13 @@ pub struct PartitionReport {
     /// Whether the layout was adopted (a refused one leaves the index as
     /// it was until it has doubled again).
     pub kept: bool,
+    /// Mean nanoseconds of the same query probing the lists the index had
+    /// (at their own calibrated `nprobe`) when it was partitioned already;
+    /// 0 otherwise.
+    pub previous_probe_ns: f64,
+    /// This was no new partition but the default `nprobe` of the lists
+    /// measured again as the rows grew or shrank (see the module docs).
+    pub recalibrated: bool,
     /// Seconds the training and calibration took (on their own thread).
     pub seconds: f64,
 }
@@ -111,6 +134,17 @@ pub struct PartitionReport {
 pub(super) struct Trained {
     flat: Option<FlatStore>,
     report: Option<PartitionReport>,
+    /// Without a new layout: a default `nprobe` measured for the lists of
+    /// this quantizer at this many rows.
+    nprobe_for: Option<(Arc<Quantizer>, usize, usize)>,
+}
+
+impl Trained {
+    const CANCELLED: Trained = Trained {
+        flat: None,
+        report: None,
+        nprobe_for: None,
+    };
 }
 
 /// True when the index partitions itself (see the module docs).
@@ -146,28 +180,62 @@ impl UnitIndex {
                     || self.next_attempt.refused.load(Ordering::Relaxed)))
     }
 
-    /// In the writer's turn: adopt a finished partition, and start one when
-    /// due and none is in progress.
+    /// Whether the default `nprobe` of this state's lists is due to be
+    /// measured again (see the module docs).
+    fn recalibration_due(&self, state: &State) -> bool {
+        let Some(at) = state
+            .flat
+            .quantizer
+            .as_ref()
+            .and_then(|q| q.calibrated_rows())
+        else {
+            return false;
+        };
+        let rows = state.flat.len();
+        let (a, b) = RECALIBRATE;
+        auto(state)
+            && rows >= MIN_ROWS / 4
+            && (rows.saturating_mul(a) >= at.saturating_mul(b)
+                || rows.saturating_mul(b) <= at.saturating_mul(a))
+    }
+
+    /// In the writer's turn: adopt a finished partition, and start one (or
+    /// a new measurement of `nprobe`) when due and none is in progress.
     pub(super) fn retrain_turn(&self, writer: &mut Writer<'_>) -> Result<(), IndexError> {
         self.adopt_partition(writer, false)?;
         let state = writer.state();
-        if !self.retrain_due(&state) || lock(&self.retrain).is_some() {
+        if lock(&self.retrain).is_some() {
             return Ok(());
         }
-        let rows = state.flat.len();
-        self.next_attempt
-            .rows
-            .store(rows.saturating_mul(2), Ordering::Relaxed);
         let basis = Arc::clone(&state.flat);
-        let measured = state.options.partition == Partition::Auto;
-        drop(state);
-        let nlist = (rows / ROWS_PER_LIST).max(MIN_LISTS);
+        let kernel = self.kernel;
+        if self.retrain_due(&state) {
+            let rows = state.flat.len();
+            self.next_attempt
+                .rows
+                .store(rows.saturating_mul(2), Ordering::Relaxed);
+            let measured = state.options.partition == Partition::Auto;
+            drop(state);
+            let nlist = (rows / ROWS_PER_LIST).max(MIN_LISTS);
+            self.start_job(move |cancel| train(&basis, nlist, kernel, measured, cancel))
+        } else if self.recalibration_due(&state) {
+            drop(state);
+            self.start_job(move |cancel| recalibrate(&basis, kernel, cancel))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Run `job` on a thread of its own as the partition in progress.
+    fn start_job(
+        &self,
+        job: impl FnOnce(&AtomicBool) -> Trained + Send + 'static,
+    ) -> Result<(), IndexError> {
         let cancel = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&cancel);
-        let kernel = self.kernel;
         let handle = std::thread::Builder::new()
             .name("ivdb-partition".into())
-            .spawn(move || Ok(train(&basis, nlist, kernel, measured, &flag)))
+            .spawn(move || Ok(job(&flag)))
             .map_err(|e| IndexError::Native(format!("cannot start a partition: {e}")))?;
         *lock(&self.retrain) = Some(Retrain {
             handle,
@@ -237,6 +305,9 @@ impl UnitIndex {
             *lock(&self.next_attempt.last) = Some(report);
         }
         let Some(mut flat) = trained.flat else {
+            if let Some((quantizer, nprobe, rows)) = trained.nprobe_for {
+                self.set_nprobe(writer, &quantizer, nprobe, rows);
+            }
             return Ok(());
         };
         let state = writer.state();
@@ -262,6 +333,39 @@ impl UnitIndex {
         // The saved file no longer has this layout.
         self.dirty.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Publish `nprobe`, measured at `rows` rows, as the default of the
+    /// lists of `quantizer` if they are still the index's lists.
+    fn set_nprobe(
+        &self,
+        writer: &mut Writer<'_>,
+        quantizer: &Arc<Quantizer>,
+        nprobe: usize,
+        rows: usize,
+    ) {
+        let state = writer.state();
+        if !state
+            .flat
+            .quantizer
+            .as_ref()
+            .is_some_and(|q| Arc::ptr_eq(q, quantizer))
+        {
+            return;
+        }
+        let changed = quantizer.nprobe() != nprobe.max(1);
+        // A clone shares the rows' chunks and the key map's parts.
+        let mut flat = FlatStore::clone(&state.flat);
+        drop(state);
+        flat.quantizer = Some(Arc::new(
+            Quantizer::clone(quantizer).calibrated(nprobe, rows),
+        ));
+        let flat = Arc::new(flat);
+        writer.edit(usize::MAX, |state| state.flat = flat);
+        if changed {
+            // The saved file no longer has this default.
+            self.dirty.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Wait for a partition in progress, if any, and publish it (see the
@@ -290,7 +394,8 @@ impl UnitIndex {
 }
 
 /// Train a partition of `basis` into `nlist` lists and calibrate its
-/// `nprobe`; the layout is dropped when (`measured`) probing does not pay.
+/// `nprobe`; the layout is dropped when (`measured`) probing does not pay
+/// (see the module docs).
 fn train(
     basis: &FlatStore,
     nlist: usize,
@@ -299,21 +404,31 @@ fn train(
     cancel: &AtomicBool,
 ) -> Trained {
     let t = Instant::now();
-    let cancelled = Trained {
-        flat: None,
-        report: None,
-    };
     let mut flat = super::lists::trained(basis, nlist, 1);
     let Some(lists) = flat.quantizer.as_ref().map(|q| q.lists()) else {
-        return cancelled;
+        return Trained::CANCELLED;
     };
-    if cancel.load(Ordering::Relaxed) {
-        return cancelled;
-    }
-    let Some(c) = calibrate(basis, &flat, kernel, measured, cancel) else {
-        return cancelled;
+    let Some(truth) = Truth::of(basis, kernel, cancel) else {
+        return Trained::CANCELLED;
     };
-    let kept = !measured || 2.0 * c.probe_ns <= c.scan_ns;
+    let Some(c) = calibrate(&truth, &flat, kernel, measured, 1, cancel) else {
+        return Trained::CANCELLED;
+    };
+    // The lists the index has now, at the same recall on the same queries.
+    let previous = match basis.quantizer.as_ref() {
+        Some(q) if measured => {
+            let Some(p) = calibrate(&truth, basis, kernel, true, q.nprobe() / 2, cancel) else {
+                return Trained::CANCELLED;
+            };
+            Some((Arc::clone(q), p))
+        }
+        _ => None,
+    };
+    let kept = match &previous {
+        _ if !measured => true,
+        Some((_, p)) => c.probe_ns <= p.probe_ns,
+        None => 2.0 * c.probe_ns <= c.scan_ns,
+    };
     let report = PartitionReport {
         rows: basis.len(),
         lists,
@@ -322,21 +437,60 @@ fn train(
         probe_ns: c.probe_ns,
         scan_ns: c.scan_ns,
         kept,
+        previous_probe_ns: previous.as_ref().map_or(0.0, |(_, p)| p.probe_ns),
+        recalibrated: false,
         seconds: t.elapsed().as_secs_f64(),
     };
     if !kept {
         return Trained {
             flat: None,
             report: Some(report),
+            nprobe_for: previous.map(|(q, p)| (q, p.nprobe, basis.len())),
         };
     }
     if let Some(q) = flat.quantizer.as_deref() {
-        flat.quantizer = Some(Arc::new(q.clone().with_nprobe(c.nprobe)));
+        flat.quantizer = Some(Arc::new(q.clone().calibrated(c.nprobe, basis.len())));
     }
     flat.build_key_map();
     Trained {
         flat: Some(flat),
         report: Some(report),
+        nprobe_for: None,
+    }
+}
+
+/// Measure the default `nprobe` of `basis`'s lists again (see the module
+/// docs). Without a measurement (no neighbours to find) the number stays,
+/// counted as measured at these rows, so the next is due only after the
+/// rows have changed by a fifth again.
+fn recalibrate(basis: &FlatStore, kernel: Kernel, cancel: &AtomicBool) -> Trained {
+    let t = Instant::now();
+    let Some(quantizer) = basis.quantizer.clone() else {
+        return Trained::CANCELLED;
+    };
+    let rows = basis.len();
+    let c = Truth::of(basis, kernel, cancel)
+        .and_then(|truth| calibrate(&truth, basis, kernel, true, quantizer.nprobe() / 2, cancel));
+    if cancel.load(Ordering::Relaxed) {
+        return Trained::CANCELLED;
+    }
+    let report = c.as_ref().map(|c| PartitionReport {
+        rows,
+        lists: quantizer.lists(),
+        nprobe: c.nprobe,
+        recall: c.recall,
+        probe_ns: c.probe_ns,
+        scan_ns: c.scan_ns,
+        kept: true,
+        previous_probe_ns: 0.0,
+        recalibrated: true,
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    let nprobe = c.map_or(quantizer.nprobe(), |c| c.nprobe);
+    Trained {
+        flat: None,
+        report,
+        nprobe_for: Some((quantizer, nprobe, rows)),
     }
 }
 
@@ -366,37 +520,59 @@ fn without(mut hits: Vec<Hit>, key: u64, k: usize) -> Vec<Hit> {
     hits
 }
 
-/// The smallest `nprobe` reaching [`TARGET_RECALL`] and [`NEAR_RECALL`]
-/// on the store's own rows, and (`measured`) what probing that many lists
-/// of `flat` costs beside the exact scan of `basis` (the same rows,
-/// unpartitioned or partitioned as they are now: the cost a partition
-/// replaces); `None` when cancelled or without rows.
-fn calibrate(
-    basis: &FlatStore,
-    flat: &FlatStore,
-    kernel: Kernel,
-    measured: bool,
-    cancel: &AtomicBool,
-) -> Option<Calibration> {
-    const K: usize = 10;
-    let queries = queries(basis);
-    let nlist = flat.quantizer.as_ref()?.lists();
-    let t = Instant::now();
-    let truth: Vec<(usize, f32, usize)> = queries
-        .iter()
-        .map(|(key, q)| {
+/// The exact answers a calibration measures recall against: stored rows
+/// of `basis` searched for among the others by the exact scan, timed.
+struct Truth {
+    queries: Vec<(u64, ScanQuery)>,
+    /// Per query: neighbours found, the 10th's distance, those within NEAR.
+    found: Vec<(usize, f32, usize)>,
+    /// Mean nanoseconds of one exact scan of `basis`.
+    scan_ns: f64,
+}
+
+impl Truth {
+    /// `None` when cancelled or when no query has a neighbour.
+    fn of(basis: &FlatStore, kernel: Kernel, cancel: &AtomicBool) -> Option<Truth> {
+        const K: usize = 10;
+        let queries = queries(basis);
+        let t = Instant::now();
+        let mut found = Vec::with_capacity(queries.len());
+        for (key, q) in &queries {
+            if cancel.load(Ordering::Relaxed) {
+                return None;
+            }
             let hits = without(basis.search(kernel, q, K + 1, None, None), *key, K);
             let tenth = hits.last().map_or(f32::INFINITY, |h| h.distance);
             let near = hits.iter().filter(|h| h.distance <= NEAR).count();
-            (hits.len(), tenth, near)
+            found.push((hits.len(), tenth, near));
+        }
+        let scan_ns = t.elapsed().as_nanos() as f64 / queries.len().max(1) as f64;
+        found.iter().any(|f| f.0 > 0).then_some(Truth {
+            queries,
+            found,
+            scan_ns,
         })
-        .collect();
-    let scan_ns = t.elapsed().as_nanos();
-    let wanted: usize = truth.iter().map(|t| t.0).sum();
-    let near_wanted: usize = truth.iter().map(|t| t.2).sum();
-    if wanted == 0 {
-        return None;
     }
+}
+
+/// The smallest `nprobe` from `start` on reaching [`TARGET_RECALL`] and
+/// [`NEAR_RECALL`] on `truth`'s queries, and (`measured`) what probing that
+/// many lists of `flat` costs; `None` when cancelled. (From `start`: a new
+/// measurement of lists measured before starts at half their number, the
+/// number a fifth more rows could need at least.)
+fn calibrate(
+    truth: &Truth,
+    flat: &FlatStore,
+    kernel: Kernel,
+    measured: bool,
+    start: usize,
+    cancel: &AtomicBool,
+) -> Option<Calibration> {
+    const K: usize = 10;
+    let queries = &truth.queries;
+    let nlist = flat.quantizer.as_ref()?.lists();
+    let wanted: usize = truth.found.iter().map(|t| t.0).sum();
+    let near_wanted: usize = truth.found.iter().map(|t| t.2).sum();
     let probe = |(key, q): &(u64, ScanQuery), nprobe: usize| {
         let lists = flat.probe(q, nprobe).unwrap_or_default();
         let scan = Scan {
@@ -408,13 +584,13 @@ fn calibrate(
         };
         without(flat.search_split(q, scan, None, 1).0, *key, K)
     };
-    let mut nprobe = 1;
+    let mut nprobe = start.clamp(1, nlist);
     let recall = loop {
         if cancel.load(Ordering::Relaxed) {
             return None;
         }
         let (mut found, mut near_found) = (0, 0);
-        for (q, &(_, tenth, near)) in queries.iter().zip(&truth) {
+        for (q, &(_, tenth, near)) in queries.iter().zip(&truth.found) {
             let hits = probe(q, nprobe);
             found += hits.iter().filter(|h| h.distance <= tenth).count();
             // A hit within NEAR is a true neighbour within NEAR (its
@@ -435,7 +611,7 @@ fn calibrate(
     let mut probe_ns = 0.0;
     if measured {
         let t = Instant::now();
-        for q in &queries {
+        for q in queries {
             std::hint::black_box(probe(q, nprobe));
         }
         probe_ns = per_query(t.elapsed().as_nanos());
@@ -444,6 +620,6 @@ fn calibrate(
         nprobe,
         recall,
         probe_ns,
-        scan_ns: per_query(scan_ns),
+        scan_ns: truth.scan_ns,
     })
 }
