@@ -464,3 +464,76 @@ fn the_default_nprobe_is_measured_again_as_the_lists_grow_and_shrink() {
     assert_eq!(given.lists(), (20, 7));
     assert!(!given.partition_pending());
 }
+
+#[test]
+fn a_search_needing_only_near_neighbours_probes_the_near_lists_and_finds_them() {
+    let near = iscc_vdb::index::NEAR;
+    let rows = iscc_vdb::index::AUTO_PARTITION_ROWS + 2_000;
+    let data = Dataset::generate(rows, 300, 35);
+    let keys: Vec<u64> = (0..rows as u64).collect();
+    let index = UnitIndex::new(UnitIndexOptions {
+        partition: Partition::Always,
+        ..UnitIndexOptions::default()
+    })
+    .unwrap();
+    index.add_batch(&keys, &data.codes).unwrap();
+    index.wait_partition().unwrap();
+    let report = index.last_partition().expect("a partition");
+    let measured = report.near_nprobe.expect("near neighbours to measure");
+    let (lists, nprobe) = index.lists();
+    assert_eq!(
+        (lists, nprobe, measured),
+        (report.lists, report.nprobe, index.near_nprobe())
+    );
+    assert!(measured < nprobe, "{report:?}");
+    let within = |d: f32| SearchOptions {
+        recall_within: Some(d),
+        ..SearchOptions::count(10)
+    };
+    let run = |idx: &UnitIndex, o: &SearchOptions| -> Vec<Vec<Hit>> {
+        data.queries
+            .iter()
+            .map(|q| idx.search_with(q, o).unwrap())
+            .collect()
+    };
+    // The near lists when the caller needs no more than NEAR, the default
+    // beyond it; a given nprobe wins.
+    let near_hits = run(&index, &within(near));
+    assert_eq!(near_hits, run(&index, &probing(10, measured)));
+    assert_eq!(run(&index, &within(near / 2.0)), near_hits);
+    assert_eq!(
+        run(&index, &within(near + 0.05)),
+        run(&index, &SearchOptions::count(10))
+    );
+    let given = SearchOptions {
+        nprobe: Some(nprobe + 1),
+        ..within(near)
+    };
+    assert_eq!(run(&index, &given), run(&index, &probing(10, nprobe + 1)));
+    // Of the true top 10 within NEAR, the near probe finds (almost) all:
+    // the queries are near duplicates the index never saw.
+    let truth = run(&index, &exact(10));
+    let (mut wanted, mut found) = (0, 0);
+    for (t, g) in truth.iter().zip(&near_hits) {
+        wanted += t.iter().filter(|h| h.distance <= near).count();
+        found += g
+            .iter()
+            .filter(|h| h.distance <= near)
+            .count()
+            .min(t.iter().filter(|h| h.distance <= near).count());
+    }
+    let recall = found as f64 / wanted.max(1) as f64;
+    eprintln!("near nprobe {measured} of {nprobe} ({lists} lists): recall within {near} {recall:.4} of {wanted}");
+    assert!(wanted > 300 && recall >= 0.97, "{recall} of {wanted}");
+    // Saved and loaded: the same near lists.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("near.ivu");
+    index.save(&path).unwrap();
+    let back = UnitIndex::restore(&path, false).unwrap();
+    assert_eq!(back.near_nprobe(), measured);
+    assert_eq!(run(&back, &within(near)), near_hits);
+    // A given nprobe is measured for no near search: both probe as many.
+    back.partition(20, 7).unwrap();
+    assert_eq!(back.near_nprobe(), 7);
+    assert_eq!(run(&back, &within(near)), run(&back, &probing(10, 7)));
+}

@@ -159,7 +159,7 @@ impl IsccIndex {
         params: &SearchParams,
     ) -> Result<Vec<IsccMatches>, EngineError> {
         let threshold = params.unit_threshold.unwrap_or(self.options.unit_threshold);
-        let options = Self::unit_search_options(params);
+        let options = Self::unit_search_options(params, threshold);
         let mut aggs: Vec<Aggregator> = units.iter().map(|_| Aggregator::default()).collect();
         let mut by_type: BTreeMap<UnitType, (Vec<usize>, Vec<&[u8]>)> = BTreeMap::new();
         for (qi, list) in units.iter().enumerate() {
@@ -202,10 +202,13 @@ impl IsccIndex {
 
     /// Unit-index search options: more candidates per unit type than
     /// `count` (half as many again, at least 20), so entries strong on
-    /// several types are not cut before aggregation.
-    fn unit_search_options(params: &SearchParams) -> SearchOptions {
+    /// several types are not cut before aggregation; recall needed within
+    /// `threshold`'s distance only (a unit score below it counts for
+    /// nothing: lists beyond a query's near neighbours need no probe).
+    fn unit_search_options(params: &SearchParams, threshold: f32) -> SearchOptions {
         SearchOptions {
             exact: params.exact.then_some(true),
+            recall_within: Some(1.0 - threshold),
             ..SearchOptions::count(params.count.saturating_add(params.count / 2).max(20))
         }
     }
@@ -226,7 +229,7 @@ impl IsccIndex {
             count: params.count.saturating_add(usize::from(exclude.is_some())),
             ..*params
         };
-        let options = Self::unit_search_options(&wanted);
+        let options = Self::unit_search_options(&wanted, threshold);
         // Unit types are searched in parallel where that pays for the
         // hand-off to the thread pool (see `index::cost`), else one after
         // another on the calling thread; INSTANCE lookups go to the store.

@@ -25,6 +25,6 @@ pub use sharded::{
 };
 pub use unit::{
     graph_path, ExactThreshold, IndexError, Partition, PartitionReport, SearchOptions, UnitIndex,
-    UnitIndexOptions, UnitIndexStats, AUTO_PARTITION_ROWS, DEFAULT_COUNT, NEAR_RECALL, RECALIBRATE,
-    ROWS_PER_LIST, TARGET_RECALL,
+    UnitIndexOptions, UnitIndexStats, AUTO_PARTITION_ROWS, DEFAULT_COUNT, NEAR, NEAR_RECALL,
+    RECALIBRATE, ROWS_PER_LIST, TARGET_RECALL,
 };

@@ -155,6 +155,7 @@ pub(crate) fn search_options(ptr: *const ivdb_search_options) -> Result<SearchOp
         exact,
         expansion_search: (o.expansion > 0).then_some(o.expansion),
         max_distance: (o.max_distance >= 0.0).then_some(o.max_distance),
+        recall_within: None,
         threads: None,
         nprobe: (o.nprobe > 0).then_some(o.nprobe),
     })

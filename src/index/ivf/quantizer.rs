@@ -24,6 +24,10 @@ pub(crate) struct Quantizer {
     /// number was given, or the file predates calibrated counts); an index
     /// measures again as its lists grow (`index::unit::retrain`).
     calibrated_rows: Option<usize>,
+    /// Lists a search probes by default when its caller needs only the
+    /// neighbours within a near distance (measured with `nprobe`; `None`:
+    /// as many as `nprobe`).
+    near_nprobe: Option<usize>,
 }
 
 /// Fill `out[i]` with the Hamming distance of `x` and `centroids[i]`;
@@ -115,6 +119,7 @@ impl Quantizer {
             centroids,
             nprobe: nprobe.max(1),
             calibrated_rows: None,
+            near_nprobe: None,
         })
     }
 
@@ -124,10 +129,17 @@ impl Quantizer {
         self.calibrated_rows
     }
 
-    /// The same centroids probing `nprobe` lists by default, a number the
+    /// The same centroids probing `nprobe` lists by default (`near` for a
+    /// search that needs only near neighbours, when measured), numbers the
     /// index measured on its own `rows` rows.
-    pub(crate) fn calibrated(mut self, nprobe: usize, rows: usize) -> Quantizer {
+    pub(crate) fn calibrated(
+        mut self,
+        nprobe: usize,
+        near: Option<usize>,
+        rows: usize,
+    ) -> Quantizer {
         self.nprobe = nprobe.max(1);
+        self.near_nprobe = near.map(|n| n.clamp(1, self.nprobe));
         self.calibrated_rows = Some(rows);
         self
     }
@@ -137,11 +149,24 @@ impl Quantizer {
         self.nprobe
     }
 
+    /// Lists a search that needs only near neighbours probes by default
+    /// (see `index::unit::retrain`): at most [`Quantizer::nprobe`].
+    pub(crate) fn near_nprobe(&self) -> usize {
+        self.near_nprobe.unwrap_or(self.nprobe).min(self.nprobe)
+    }
+
+    /// The near `nprobe` as measured (`None`: none was, see
+    /// [`Quantizer::near_nprobe`]).
+    pub(crate) fn measured_near_nprobe(&self) -> Option<usize> {
+        self.near_nprobe
+    }
+
     /// The same centroids probing `nprobe` lists by default, a number
     /// given (not measured by the index).
     pub(crate) fn with_nprobe(mut self, nprobe: usize) -> Quantizer {
         self.nprobe = nprobe.max(1);
         self.calibrated_rows = None;
+        self.near_nprobe = None;
         self
     }
 
@@ -170,6 +195,7 @@ impl Quantizer {
                 centroids: vec![0],
                 nprobe: 1,
                 calibrated_rows: None,
+                near_nprobe: None,
             };
         }
         let nlist = nlist.clamp(1, distinct.len());
@@ -185,6 +211,7 @@ impl Quantizer {
             centroids: Self::seed_plus_plus(pool, nlist, &mut seed),
             nprobe: nlist,
             calibrated_rows: None,
+            near_nprobe: None,
         };
         for _ in 0..iterations {
             if !q.refine(sample) {

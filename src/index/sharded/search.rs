@@ -30,6 +30,7 @@ impl<K: ShardKey> ShardedIndex<K> {
         let vk = self.inner.options.vectors;
         SearchOptions {
             max_distance: options.max_distance.map(|d| vk.nphd_bound(d)),
+            recall_within: options.recall_within.map(|d| vk.nphd_bound(d)),
             ..*options
         }
     }

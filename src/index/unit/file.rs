@@ -85,6 +85,10 @@ pub(super) struct FileHeader {
     /// (absent: given, or saved before counts were kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) calibrated_rows: Option<usize>,
+    /// Format 4: lists a search that needs only near neighbours probes by
+    /// default, when measured (absent: as many as `nprobe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) near_nprobe: Option<usize>,
 }
 
 impl FileHeader {
@@ -287,6 +291,10 @@ impl UnitIndex {
                 .map_or_else(Vec::new, |q| q.centroids().to_vec()),
             nprobe: flat.quantizer.as_ref().map_or(0, |q| q.nprobe()),
             calibrated_rows: flat.quantizer.as_ref().and_then(|q| q.calibrated_rows()),
+            near_nprobe: flat
+                .quantizer
+                .as_ref()
+                .and_then(|q| q.measured_near_nprobe()),
         };
         let json = serde_json::to_vec(&header).map_err(io::Error::other)?;
         let mut head = Vec::with_capacity(16 + json.len() + 8);
@@ -417,7 +425,7 @@ impl UnitIndex {
         } else {
             Quantizer::from_centroids(header.centroids.clone(), header.nprobe)
                 .map(|q| match header.calibrated_rows {
-                    Some(rows) => q.calibrated(header.nprobe, rows),
+                    Some(rows) => q.calibrated(header.nprobe, header.near_nprobe, rows),
                     None => q,
                 })
                 .map(Arc::new)

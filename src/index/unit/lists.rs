@@ -77,4 +77,15 @@ impl UnitIndex {
     pub fn lists(&self) -> (usize, usize) {
         self.snapshot().flat.layout()
     }
+
+    /// Lists a search whose caller needs only near neighbours probes by
+    /// default (see [`SearchOptions::recall_within`](super::SearchOptions);
+    /// 1 when not partitioned).
+    pub fn near_nprobe(&self) -> usize {
+        self.snapshot()
+            .flat
+            .quantizer
+            .as_ref()
+            .map_or(1, |q| q.near_nprobe())
+    }
 }

@@ -73,8 +73,8 @@ pub use options::{
     ExactThreshold, Partition, SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT,
 };
 pub use retrain::{
-    PartitionReport, MIN_ROWS as AUTO_PARTITION_ROWS, NEAR_RECALL, RECALIBRATE, ROWS_PER_LIST,
-    TARGET_RECALL,
+    PartitionReport, MIN_ROWS as AUTO_PARTITION_ROWS, NEAR, NEAR_RECALL, RECALIBRATE,
+    ROWS_PER_LIST, TARGET_RECALL,
 };
 
 use std::sync::atomic::{AtomicU64, Ordering};

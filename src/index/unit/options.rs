@@ -206,6 +206,15 @@ pub struct SearchOptions {
     /// probe tuned to recall@10 0.99 finds 0.5-0.8 of the rows within NPHD
     /// 0.25). `exact: Some(false)` accepts that for speed.
     pub max_distance: Option<f32>,
+    /// The NPHD within which the caller needs the neighbours (the results
+    /// beyond it are still returned, but it has no use for them): a
+    /// partitioned index then probes by default only the lists its
+    /// calibration found to hold the near neighbours, when this is at most
+    /// [`NEAR`](super::NEAR) (see `index::unit::retrain`; measured at 1M
+    /// entries of the engine bench: a third of the lists the full top 10
+    /// needs, the same entries found). Unlike `max_distance` this neither
+    /// bounds nor completes a search; `nprobe` overrides it.
+    pub recall_within: Option<f32>,
     /// Threads for a batch search (`None`: all cores).
     pub threads: Option<usize>,
     /// Lists a partitioned index probes for this call (`None`: the
@@ -221,6 +230,7 @@ impl Default for SearchOptions {
             exact: None,
             expansion_search: None,
             max_distance: None,
+            recall_within: None,
             threads: None,
             nprobe: None,
         }

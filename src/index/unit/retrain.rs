@@ -26,6 +26,13 @@
 //! not need), lists that shrink in more (a fixed `nprobe` loses recall).
 //! A given `nprobe` (an explicit [`UnitIndex::partition`]) is never changed.
 //!
+//! Each measurement also finds the near `nprobe`: the fewest lists reaching
+//! [`NEAR_RECALL`] of the true top 10 within NPHD [`NEAR`] alone. A search
+//! whose caller needs only neighbours that near (`recall_within`, as the
+//! engine's searches under its default unit threshold) probes that many:
+//! near duplicates sit in the lists nearest the query, while the far end of
+//! a top 10 is what makes the default probe many more.
+//!
 //! A later writer's turn (the next write, a save, a search that finds the
 //! writer idle, or [`UnitIndex::wait_partition`]) adopts a finished
 //! partition: the keys written since the snapshot are replayed into it (a
@@ -71,8 +78,14 @@ pub const TARGET_RECALL: f64 = 0.99;
 /// as many as the top 10 hold) that the default `nprobe` reaches likewise.
 pub const NEAR_RECALL: f64 = 0.99;
 
-/// The NPHD of a near match.
-const NEAR: f32 = 0.25;
+/// The NPHD of a near match: a search whose caller needs only neighbours
+/// this near (`SearchOptions::recall_within`) probes the near `nprobe`.
+pub const NEAR: f32 = 0.25;
+
+/// Fewest true neighbours within [`NEAR`] among the calibration's answers
+/// for a near `nprobe` of its own (with fewer, too little was measured to
+/// probe less than the default).
+const NEAR_EVIDENCE: usize = QUERIES / 4;
 
 /// Queries the calibration measures.
 const QUERIES: usize = 256;
@@ -108,6 +121,10 @@ pub struct PartitionReport {
     pub lists: usize,
     /// The calibrated default `nprobe`.
     pub nprobe: usize,
+    /// The calibrated `nprobe` of a search that needs only the neighbours
+    /// within NPHD [`NEAR`] (`None`: too few such neighbours among the
+    /// calibration's answers to measure it; such searches probe `nprobe`).
+    pub near_nprobe: Option<usize>,
     /// Tie-aware recall@10 at that `nprobe` on the index's own rows.
     pub recall: f64,
     /// Mean nanoseconds of one calibration query probing `nprobe` lists
@@ -134,9 +151,9 @@ pub struct PartitionReport {
 pub(super) struct Trained {
     flat: Option<FlatStore>,
     report: Option<PartitionReport>,
-    /// Without a new layout: a default `nprobe` measured for the lists of
-    /// this quantizer at this many rows.
-    nprobe_for: Option<(Arc<Quantizer>, usize, usize)>,
+    /// Without a new layout: the lists of this quantizer with the default
+    /// `nprobe` measured for them.
+    nprobe_for: Option<(Arc<Quantizer>, Quantizer)>,
 }
 
 impl Trained {
@@ -305,8 +322,8 @@ impl UnitIndex {
             *lock(&self.next_attempt.last) = Some(report);
         }
         let Some(mut flat) = trained.flat else {
-            if let Some((quantizer, nprobe, rows)) = trained.nprobe_for {
-                self.set_nprobe(writer, &quantizer, nprobe, rows);
+            if let Some((old, measured)) = trained.nprobe_for {
+                self.set_nprobe(writer, &old, measured);
             }
             return Ok(());
         };
@@ -335,15 +352,9 @@ impl UnitIndex {
         Ok(())
     }
 
-    /// Publish `nprobe`, measured at `rows` rows, as the default of the
-    /// lists of `quantizer` if they are still the index's lists.
-    fn set_nprobe(
-        &self,
-        writer: &mut Writer<'_>,
-        quantizer: &Arc<Quantizer>,
-        nprobe: usize,
-        rows: usize,
-    ) {
+    /// Publish the defaults of `measured` (the lists of `quantizer`, with
+    /// the numbers measured for them) if those are still the index's lists.
+    fn set_nprobe(&self, writer: &mut Writer<'_>, quantizer: &Arc<Quantizer>, measured: Quantizer) {
         let state = writer.state();
         if !state
             .flat
@@ -353,13 +364,12 @@ impl UnitIndex {
         {
             return;
         }
-        let changed = quantizer.nprobe() != nprobe.max(1);
+        let changed = quantizer.nprobe() != measured.nprobe()
+            || quantizer.measured_near_nprobe() != measured.measured_near_nprobe();
         // A clone shares the rows' chunks and the key map's parts.
         let mut flat = FlatStore::clone(&state.flat);
         drop(state);
-        flat.quantizer = Some(Arc::new(
-            Quantizer::clone(quantizer).calibrated(nprobe, rows),
-        ));
+        flat.quantizer = Some(Arc::new(measured));
         let flat = Arc::new(flat);
         writer.edit(usize::MAX, |state| state.flat = flat);
         if changed {
@@ -433,6 +443,7 @@ fn train(
         rows: basis.len(),
         lists,
         nprobe: c.nprobe,
+        near_nprobe: c.near_nprobe,
         recall: c.recall,
         probe_ns: c.probe_ns,
         scan_ns: c.scan_ns,
@@ -445,11 +456,19 @@ fn train(
         return Trained {
             flat: None,
             report: Some(report),
-            nprobe_for: previous.map(|(q, p)| (q, p.nprobe, basis.len())),
+            nprobe_for: previous.map(|(q, p)| {
+                let measured =
+                    Quantizer::clone(&q).calibrated(p.nprobe, p.near_nprobe, basis.len());
+                (q, measured)
+            }),
         };
     }
     if let Some(q) = flat.quantizer.as_deref() {
-        flat.quantizer = Some(Arc::new(q.clone().calibrated(c.nprobe, basis.len())));
+        flat.quantizer = Some(Arc::new(q.clone().calibrated(
+            c.nprobe,
+            c.near_nprobe,
+            basis.len(),
+        )));
     }
     flat.build_key_map();
     Trained {
@@ -478,6 +497,7 @@ fn recalibrate(basis: &FlatStore, kernel: Kernel, cancel: &AtomicBool) -> Traine
         rows,
         lists: quantizer.lists(),
         nprobe: c.nprobe,
+        near_nprobe: c.near_nprobe,
         recall: c.recall,
         probe_ns: c.probe_ns,
         scan_ns: c.scan_ns,
@@ -486,17 +506,26 @@ fn recalibrate(basis: &FlatStore, kernel: Kernel, cancel: &AtomicBool) -> Traine
         recalibrated: true,
         seconds: t.elapsed().as_secs_f64(),
     });
-    let nprobe = c.map_or(quantizer.nprobe(), |c| c.nprobe);
+    let measured = match c {
+        Some(c) => Quantizer::clone(&quantizer).calibrated(c.nprobe, c.near_nprobe, rows),
+        None => Quantizer::clone(&quantizer).calibrated(
+            quantizer.nprobe(),
+            quantizer.measured_near_nprobe(),
+            rows,
+        ),
+    };
     Trained {
         flat: None,
         report,
-        nprobe_for: Some((quantizer, nprobe, rows)),
+        nprobe_for: Some((quantizer, measured)),
     }
 }
 
 /// What a calibration found (times per query).
 struct Calibration {
     nprobe: usize,
+    /// `None`: too few near neighbours to measure ([`NEAR_EVIDENCE`]).
+    near_nprobe: Option<usize>,
     recall: f64,
     probe_ns: f64,
     scan_ns: f64,
@@ -556,10 +585,11 @@ impl Truth {
 }
 
 /// The smallest `nprobe` from `start` on reaching [`TARGET_RECALL`] and
-/// [`NEAR_RECALL`] on `truth`'s queries, and (`measured`) what probing that
-/// many lists of `flat` costs; `None` when cancelled. (From `start`: a new
-/// measurement of lists measured before starts at half their number, the
-/// number a fifth more rows could need at least.)
+/// [`NEAR_RECALL`] on `truth`'s queries, the smallest reaching
+/// [`NEAR_RECALL`] alone (the near `nprobe`), and (`measured`) what probing
+/// the first many lists of `flat` costs; `None` when cancelled. (From
+/// `start`: a new measurement of lists measured before starts at half their
+/// number, the number a fifth more rows could need at least.)
 fn calibrate(
     truth: &Truth,
     flat: &FlatStore,
@@ -584,7 +614,10 @@ fn calibrate(
         };
         without(flat.search_split(q, scan, None, 1).0, *key, K)
     };
-    let mut nprobe = start.clamp(1, nlist);
+    // The near `nprobe` is the smallest reaching NEAR_RECALL, so the walk
+    // starts at one list; past it, at `start` at least.
+    let mut nprobe = 1;
+    let mut near_nprobe = None;
     let recall = loop {
         if cancel.load(Ordering::Relaxed) {
             return None;
@@ -599,14 +632,20 @@ fn calibrate(
             // are what TARGET_RECALL asks for.
             near_found += hits.iter().filter(|h| h.distance <= NEAR).count().min(near);
         }
-        let enough = found as f64 >= TARGET_RECALL * wanted as f64
-            && near_found as f64 >= NEAR_RECALL * near_wanted as f64;
-        if enough || nprobe >= nlist {
+        let near_enough = near_found as f64 >= NEAR_RECALL * near_wanted as f64;
+        if near_enough && near_nprobe.is_none() {
+            near_nprobe = Some(nprobe);
+        }
+        if (near_enough && found as f64 >= TARGET_RECALL * wanted as f64) || nprobe >= nlist {
             break found as f64 / wanted as f64;
         }
         // Steps of 1/8: the last one overshoots the target by little.
         nprobe = (nprobe + 1).max(nprobe * 9 / 8).min(nlist);
+        if near_nprobe.is_some() {
+            nprobe = nprobe.max(start).min(nlist);
+        }
     };
+    let near_nprobe = near_nprobe.filter(|_| near_wanted >= NEAR_EVIDENCE);
     let per_query = |ns: u128| ns as f64 / queries.len() as f64;
     let mut probe_ns = 0.0;
     if measured {
@@ -618,6 +657,7 @@ fn calibrate(
     }
     Some(Calibration {
         nprobe,
+        near_nprobe,
         recall,
         probe_ns,
         scan_ns: truth.scan_ns,

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::{hits, row_of, IndexError, SearchOptions, State, UnitIndex};
 use crate::index::cost::{self, Work};
 use crate::index::flat::{Hit, Keep, Scan, ScanQuery, SharedBound};
+use crate::index::ivf::Quantizer;
 use crate::index::SearchCounters;
 use crate::metric::{Row, MAX_BITS};
 
@@ -207,7 +208,7 @@ impl UnitIndex {
         let query = ScanQuery::new(row);
         let lists = state
             .flat
-            .probe(&query, options.nprobe.unwrap_or(quantizer.nprobe()))?;
+            .probe(&query, Self::default_nprobe(quantizer, options))?;
         let rows = state.flat.rows_in(&lists) as u64;
         counters.add(rows, rows);
         let scan = Scan {
@@ -218,6 +219,17 @@ impl UnitIndex {
             lists: Some(&lists),
         };
         Some(state.flat.search_split(&query, scan, shared, 1).0)
+    }
+
+    /// Lists a probe with `options` reads: as asked, or the near default
+    /// for a caller needing only near neighbours, or the default (see
+    /// [`SearchOptions::recall_within`]).
+    fn default_nprobe(quantizer: &Quantizer, options: &SearchOptions) -> usize {
+        match (options.nprobe, options.recall_within) {
+            (Some(n), _) => n,
+            (None, Some(d)) if d <= super::NEAR => quantizer.near_nprobe(),
+            (None, _) => quantizer.nprobe(),
+        }
     }
 
     /// The estimated time of one search with `options`, from what
