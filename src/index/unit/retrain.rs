@@ -421,13 +421,13 @@ fn train(
     let Some(truth) = Truth::of(basis, kernel, cancel) else {
         return Trained::CANCELLED;
     };
-    let Some(c) = calibrate(&truth, &flat, kernel, measured, 1, cancel) else {
+    let Some(c) = calibrate(&truth, &flat, kernel, measured, Start::FRESH, cancel) else {
         return Trained::CANCELLED;
     };
     // The lists the index has now, at the same recall on the same queries.
     let previous = match basis.quantizer.as_ref() {
         Some(q) if measured => {
-            let Some(p) = calibrate(&truth, basis, kernel, true, q.nprobe() / 2, cancel) else {
+            let Some(p) = calibrate(&truth, basis, kernel, true, Start::after(q), cancel) else {
                 return Trained::CANCELLED;
             };
             Some((Arc::clone(q), p))
@@ -488,8 +488,16 @@ fn recalibrate(basis: &FlatStore, kernel: Kernel, cancel: &AtomicBool) -> Traine
         return Trained::CANCELLED;
     };
     let rows = basis.len();
-    let c = Truth::of(basis, kernel, cancel)
-        .and_then(|truth| calibrate(&truth, basis, kernel, true, quantizer.nprobe() / 2, cancel));
+    let c = Truth::of(basis, kernel, cancel).and_then(|truth| {
+        calibrate(
+            &truth,
+            basis,
+            kernel,
+            true,
+            Start::after(&quantizer),
+            cancel,
+        )
+    });
     if cancel.load(Ordering::Relaxed) {
         return Trained::CANCELLED;
     }
@@ -584,18 +592,37 @@ impl Truth {
     }
 }
 
+/// Where a calibration's walk over `nprobe` starts (see [`calibrate`]).
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    nprobe: usize,
+    near: usize,
+}
+
+impl Start {
+    /// New lists: from one list.
+    const FRESH: Start = Start { nprobe: 1, near: 1 };
+
+    /// Lists measured before: from half their numbers, what a fifth more
+    /// rows could need at least.
+    fn after(q: &Quantizer) -> Start {
+        Start {
+            nprobe: q.nprobe() / 2,
+            near: q.near_nprobe() / 2,
+        }
+    }
+}
+
 /// The smallest `nprobe` from `start` on reaching [`TARGET_RECALL`] and
 /// [`NEAR_RECALL`] on `truth`'s queries, the smallest reaching
 /// [`NEAR_RECALL`] alone (the near `nprobe`), and (`measured`) what probing
-/// the first many lists of `flat` costs; `None` when cancelled. (From
-/// `start`: a new measurement of lists measured before starts at half their
-/// number, the number a fifth more rows could need at least.)
+/// the first many lists of `flat` costs; `None` when cancelled.
 fn calibrate(
     truth: &Truth,
     flat: &FlatStore,
     kernel: Kernel,
     measured: bool,
-    start: usize,
+    start: Start,
     cancel: &AtomicBool,
 ) -> Option<Calibration> {
     const K: usize = 10;
@@ -614,9 +641,9 @@ fn calibrate(
         };
         without(flat.search_split(q, scan, None, 1).0, *key, K)
     };
-    // The near `nprobe` is the smallest reaching NEAR_RECALL, so the walk
-    // starts at one list; past it, at `start` at least.
-    let mut nprobe = 1;
+    // The walk starts at the near start; past the near `nprobe`, at the
+    // default's start at least.
+    let mut nprobe = start.near.clamp(1, nlist);
     let mut near_nprobe = None;
     let recall = loop {
         if cancel.load(Ordering::Relaxed) {
@@ -642,7 +669,7 @@ fn calibrate(
         // Steps of 1/8: the last one overshoots the target by little.
         nprobe = (nprobe + 1).max(nprobe * 9 / 8).min(nlist);
         if near_nprobe.is_some() {
-            nprobe = nprobe.max(start).min(nlist);
+            nprobe = nprobe.max(start.nprobe).min(nlist);
         }
     };
     let near_nprobe = near_nprobe.filter(|_| near_wanted >= NEAR_EVIDENCE);
