@@ -468,7 +468,9 @@ fn the_default_nprobe_is_measured_again_as_the_lists_grow_and_shrink() {
 #[test]
 fn a_search_needing_only_near_neighbours_probes_the_near_lists_and_finds_them() {
     let near = iscc_vdb::index::NEAR;
-    let rows = iscc_vdb::index::AUTO_PARTITION_ROWS + 2_000;
+    // Rows enough that near neighbours sit in fewer lists than the full
+    // top 10 (at 162,000 rows of this dataset they need as many).
+    let rows = 500_000;
     let data = Dataset::generate(rows, 300, 35);
     let keys: Vec<u64> = (0..rows as u64).collect();
     let index = UnitIndex::new(UnitIndexOptions {
@@ -524,7 +526,7 @@ fn a_search_needing_only_near_neighbours_probes_the_near_lists_and_finds_them() 
     }
     let recall = found as f64 / wanted.max(1) as f64;
     eprintln!("near nprobe {measured} of {nprobe} ({lists} lists): recall within {near} {recall:.4} of {wanted}");
-    assert!(wanted > 300 && recall >= 0.97, "{recall} of {wanted}");
+    assert!(wanted > 300 && recall >= 0.99, "{recall} of {wanted}");
     // Saved and loaded: the same near lists.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("near.ivu");

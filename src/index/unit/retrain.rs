@@ -27,7 +27,7 @@
 //! A given `nprobe` (an explicit [`UnitIndex::partition`]) is never changed.
 //!
 //! Each measurement also finds the near `nprobe`: the fewest lists reaching
-//! [`NEAR_RECALL`] of the true top 10 within NPHD [`NEAR`] alone. A search
+//! [`NEAR_ONLY_RECALL`] of the true top 10 within NPHD [`NEAR`] alone. A search
 //! whose caller needs only neighbours that near (`recall_within`, as the
 //! engine's searches under its default unit threshold) probes that many:
 //! near duplicates sit in the lists nearest the query, while the far end of
@@ -77,6 +77,12 @@ pub const TARGET_RECALL: f64 = 0.99;
 /// (the matches a user looks for; a returned row within it counts, up to
 /// as many as the top 10 hold) that the default `nprobe` reaches likewise.
 pub const NEAR_RECALL: f64 = 0.99;
+
+/// Recall of the neighbours within [`NEAR`] that the near `nprobe` reaches
+/// on the index's own rows: higher than [`NEAR_RECALL`], so that queries
+/// which are not stored rows still find 0.99 of them (1M codes of the bench
+/// dataset: 0.994 at 0.995 on own rows, 0.987 at 0.99).
+pub const NEAR_ONLY_RECALL: f64 = 0.995;
 
 /// The NPHD of a near match: a search whose caller needs only neighbours
 /// this near (`SearchOptions::recall_within`) probes the near `nprobe`.
@@ -615,7 +621,7 @@ impl Start {
 
 /// The smallest `nprobe` from `start` on reaching [`TARGET_RECALL`] and
 /// [`NEAR_RECALL`] on `truth`'s queries, the smallest reaching
-/// [`NEAR_RECALL`] alone (the near `nprobe`), and (`measured`) what probing
+/// [`NEAR_ONLY_RECALL`] alone (the near `nprobe`, at most the other), and (`measured`) what probing
 /// the first many lists of `flat` costs; `None` when cancelled.
 fn calibrate(
     truth: &Truth,
@@ -660,7 +666,7 @@ fn calibrate(
             near_found += hits.iter().filter(|h| h.distance <= NEAR).count().min(near);
         }
         let near_enough = near_found as f64 >= NEAR_RECALL * near_wanted as f64;
-        if near_enough && near_nprobe.is_none() {
+        if near_nprobe.is_none() && near_found as f64 >= NEAR_ONLY_RECALL * near_wanted as f64 {
             near_nprobe = Some(nprobe);
         }
         if (near_enough && found as f64 >= TARGET_RECALL * wanted as f64) || nprobe >= nlist {
