@@ -19,6 +19,16 @@ fn scan_only() -> UnitIndex {
     .unwrap()
 }
 
+/// An index that partitions itself from its first rows on, without
+/// timing whether that pays (`partition: always`).
+fn partitioning_itself() -> UnitIndex {
+    UnitIndex::new(UnitIndexOptions {
+        partition: Partition::Always,
+        ..UnitIndexOptions::default()
+    })
+    .unwrap()
+}
+
 fn exact(count: usize) -> SearchOptions {
     SearchOptions {
         exact: Some(true),
@@ -375,11 +385,7 @@ fn a_reset_index_partitions_its_new_rows() {
     let rows = iscc_vdb::index::AUTO_PARTITION_ROWS + 2_000;
     let data = Dataset::generate(rows, 0, 21);
     let keys: Vec<u64> = (0..rows as u64).collect();
-    let index = UnitIndex::new(UnitIndexOptions {
-        partition: Partition::Always,
-        ..UnitIndexOptions::default()
-    })
-    .unwrap();
+    let index = partitioning_itself();
     index.add_batch(&keys, &data.codes).unwrap();
     // The attempt this started is cut short (or its layout dropped).
     index.reset().unwrap();
@@ -404,11 +410,7 @@ fn the_default_nprobe_is_measured_again_as_the_lists_grow_and_shrink() {
     assert!(grown * a >= rows * b && grown < 2 * rows);
     let data = Dataset::generate(grown, 0, 33);
     let keys: Vec<u64> = (0..grown as u64).collect();
-    let index = UnitIndex::new(UnitIndexOptions {
-        partition: Partition::Always,
-        ..UnitIndexOptions::default()
-    })
-    .unwrap();
+    let index = partitioning_itself();
     index.add_batch(&keys[..rows], &data.codes[..rows]).unwrap();
     index.wait_partition().unwrap();
     let first = index.last_partition().expect("a partition");
@@ -451,11 +453,7 @@ fn the_default_nprobe_is_measured_again_as_the_lists_grow_and_shrink() {
     assert_eq!((after.rows, after.lists), (shrunk, first.lists));
     assert_eq!(back.lists(), (first.lists, after.nprobe));
     // A given nprobe stays however the rows change.
-    let given = UnitIndex::new(UnitIndexOptions {
-        partition: Partition::Always,
-        ..UnitIndexOptions::default()
-    })
-    .unwrap();
+    let given = partitioning_itself();
     given.add_batch(&keys[..rows], &data.codes[..rows]).unwrap();
     given.wait_partition().unwrap();
     given.partition(20, 7).unwrap();
@@ -473,11 +471,7 @@ fn a_search_needing_only_near_neighbours_probes_the_near_lists_and_finds_them() 
     let rows = 500_000;
     let data = Dataset::generate(rows, 300, 35);
     let keys: Vec<u64> = (0..rows as u64).collect();
-    let index = UnitIndex::new(UnitIndexOptions {
-        partition: Partition::Always,
-        ..UnitIndexOptions::default()
-    })
-    .unwrap();
+    let index = partitioning_itself();
     index.add_batch(&keys, &data.codes).unwrap();
     index.wait_partition().unwrap();
     let report = index.last_partition().expect("a partition");
