@@ -27,8 +27,8 @@
 //! A given `nprobe` (an explicit [`UnitIndex::partition`]) is never changed.
 //!
 //! Each measurement also finds the near `nprobe`: the fewest lists reaching
-//! [`NEAR_ONLY_RECALL`] of the true top 10 within NPHD [`NEAR`] alone. A search
-//! whose caller needs only neighbours that near (`recall_within`, as the
+//! [`NEAR_ONLY_RECALL`] of the true top 10 within NPHD [`NEAR`] alone. A
+//! search whose caller needs only neighbours that near (`recall_within`, as the
 //! engine's searches under its default unit threshold) probes that many:
 //! near duplicates sit in the lists nearest the query, while the far end of
 //! a top 10 is what makes the default probe many more.
@@ -621,8 +621,9 @@ impl Start {
 
 /// The smallest `nprobe` from `start` on reaching [`TARGET_RECALL`] and
 /// [`NEAR_RECALL`] on `truth`'s queries, the smallest reaching
-/// [`NEAR_ONLY_RECALL`] alone (the near `nprobe`, at most the other), and (`measured`) what probing
-/// the first many lists of `flat` costs; `None` when cancelled.
+/// [`NEAR_ONLY_RECALL`] alone (the near `nprobe`, at most the other), and
+/// (`measured`) what probing the first number of lists of `flat` costs;
+/// `None` when cancelled.
 fn calibrate(
     truth: &Truth,
     flat: &FlatStore,
