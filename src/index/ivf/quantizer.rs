@@ -150,9 +150,10 @@ impl Quantizer {
     }
 
     /// Lists a search that needs only near neighbours probes by default
-    /// (see `index::unit::retrain`): at most [`Quantizer::nprobe`].
+    /// (see `index::unit::retrain`): at most [`Quantizer::nprobe`], since
+    /// `calibrated` clamps it and `with_nprobe` clears it.
     pub(crate) fn near_nprobe(&self) -> usize {
-        self.near_nprobe.unwrap_or(self.nprobe).min(self.nprobe)
+        self.near_nprobe.unwrap_or(self.nprobe)
     }
 
     /// The near `nprobe` as measured (`None`: none was, see
