@@ -336,6 +336,13 @@ fn an_index_partitions_itself_and_keeps_every_write_made_meanwhile() {
         // measured against a partitioned scan may be refused).
         assert!(!report.kept || report.lists == lists, "{report:?}");
         assert!(report.kept || mode == Partition::Auto, "{report:?}");
+        // The rows a probe reads: some, at most all, all when it probes
+        // every list.
+        assert!(report.rows_read >= 1.0, "{report:?}");
+        assert!(report.rows_read <= report.rows as f64, "{report:?}");
+        if report.nprobe == report.lists {
+            assert_eq!(report.rows_read, report.rows as f64, "{report:?}");
+        }
         assert!(
             report.recall >= iscc_vdb::index::TARGET_RECALL || report.nprobe == report.lists,
             "{report:?}"
@@ -532,4 +539,40 @@ fn a_search_needing_only_near_neighbours_probes_the_near_lists_and_finds_them() 
     back.partition(20, 7).unwrap();
     assert_eq!(back.near_nprobe(), 7);
     assert_eq!(run(&back, &within(near)), run(&back, &probing(10, 7)));
+}
+
+/// A first partition refused by its measurement is tried again once the
+/// rows have grown by a fifth, not only once they have doubled: lists pay
+/// more as they grow in number, and an index refused at 640k rows used to
+/// scan every row until 1.28M. Uniform rows have no neighbourhoods a probe
+/// could find sooner than the scan: the attempt reads nearly every list and
+/// is refused.
+#[test]
+fn a_refused_partition_is_tried_again_at_a_fifth_more_rows() {
+    let first = iscc_vdb::index::AUTO_PARTITION_ROWS;
+    let index = UnitIndex::new(UnitIndexOptions::default()).unwrap();
+    let rows = uniform(first * 3 / 2, 31);
+    let keys: Vec<u64> = (0..rows.len() as u64).collect();
+    index.add_batch(&keys[..first], &rows[..first]).unwrap();
+    index.wait_partition().unwrap();
+    let report = index
+        .last_partition()
+        .expect("an attempt at the first rows");
+    assert_eq!(report.rows, first);
+    assert!(!report.kept, "uniform rows were partitioned: {report:?}");
+    assert_eq!(index.lists().0, 1);
+    // A tenth more: not due yet.
+    let tenth = first + first / 10;
+    index
+        .add_batch(&keys[first..tenth], &rows[first..tenth])
+        .unwrap();
+    index.wait_partition().unwrap();
+    assert_eq!(index.last_partition().map(|r| r.rows), Some(first));
+    // A fifth more: due (twice as many used to be).
+    let fifth = first + first / 4;
+    index
+        .add_batch(&keys[tenth..fifth], &rows[tenth..fifth])
+        .unwrap();
+    index.wait_partition().unwrap();
+    assert_eq!(index.last_partition().map(|r| r.rows), Some(fifth));
 }

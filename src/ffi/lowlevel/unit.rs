@@ -472,8 +472,10 @@ pub unsafe extern "C" fn ivdb_unit_wait_partition(
 /// memory, dirty count, `lists` and `nprobe` of a partition, whether one is
 /// `partition_pending` (a partition or a new measurement of `nprobe` in
 /// progress), and `last_partition`: what the last automatic attempt
-/// measured — rows, lists, nprobe, recall, probe_ns, scan_ns, kept,
-/// previous_probe_ns, recalibrated, seconds — or null). Free `*out_json` with `ivdb_free_string`.
+/// measured — rows, lists, nprobe, near_nprobe, recall, rows_read,
+/// probe_ns, scan_ns, kept, previous_probe_ns, previous_rows_read,
+/// recalibrated, seconds — or null). Free `*out_json` with
+/// `ivdb_free_string`.
 ///
 /// # Safety
 /// `index` is a live handle; `out_json` writable; `err` NULL or writable.

@@ -53,6 +53,7 @@
 
 mod buffer;
 mod build;
+mod calibration;
 #[cfg(test)]
 mod compact_tests;
 mod error;
@@ -66,16 +67,14 @@ mod search;
 mod slots;
 mod state;
 
+pub use calibration::{NEAR, NEAR_RECALL, TARGET_RECALL};
 pub use error::IndexError;
 pub use file::graph_path;
 pub(crate) use options::check_max_dim;
 pub use options::{
     ExactThreshold, Partition, SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT,
 };
-pub use retrain::{
-    PartitionReport, MIN_ROWS as AUTO_PARTITION_ROWS, NEAR, NEAR_RECALL, RECALIBRATE,
-    ROWS_PER_LIST, TARGET_RECALL,
-};
+pub use retrain::{PartitionReport, MIN_ROWS as AUTO_PARTITION_ROWS, RECALIBRATE, ROWS_PER_LIST};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
