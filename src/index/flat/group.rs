@@ -14,8 +14,13 @@
 use super::Words;
 use crate::metric::{Row, ROW_BYTES};
 
-/// Words of each column a prefetch asks for (see [`Group::prefetch`]).
+/// Words of each column a prefetch asks for into L1 (see
+/// [`Group::prefetch`]).
 const PREFETCH_WORDS: usize = 16;
+
+/// Words of the first two word columns a prefetch asks for into L2 (a
+/// list's group holds a few hundred rows; 32 KiB each at most).
+const PREFETCH_REST_WORDS: usize = 4096;
 
 /// The start of the first run of the keys and of each column, and the
 /// run's length (see the module docs).
@@ -97,19 +102,32 @@ impl Group {
     }
 
     /// Ask the CPU to start loading the first rows of the keys and every
-    /// column (a scan about to visit this group hides the misses behind
-    /// the scan of the group before it).
+    /// column into L1, and the rest of the first two word columns (up to
+    /// [`PREFETCH_REST_WORDS`]), which the filter reads for nearly every
+    /// row, into L2: a scan about to visit this group hides the misses
+    /// behind the scan of the group before it. The hardware prefetcher
+    /// only ramps up after a few misses of each column, too late for
+    /// groups of a few hundred rows; at 1M rows in 400 lists, asking for
+    /// the whole columns made a probe of 37 lists 1.2x as fast (three
+    /// pairs alternated in one process: 11,253 against 9,399 q/s).
     #[inline]
     pub(crate) fn prefetch(&self) {
         #[cfg(target_arch = "x86_64")]
         if self.heads.len > 0 {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
             let lines = self.heads.len.min(PREFETCH_WORDS).div_ceil(8);
             for &start in &self.heads.starts[..=self.cols.len()] {
                 for line in 0..lines {
                     // SAFETY: a prefetch is a hint that never faults; the
                     // address lies within the run anyway.
                     unsafe { _mm_prefetch(start.wrapping_add(8 * line).cast::<i8>(), _MM_HINT_T0) };
+                }
+            }
+            let all = self.heads.len.min(PREFETCH_REST_WORDS).div_ceil(8);
+            for &start in &self.heads.starts[1..=self.cols.len().min(2)] {
+                for line in lines..all {
+                    // SAFETY: as above.
+                    unsafe { _mm_prefetch(start.wrapping_add(8 * line).cast::<i8>(), _MM_HINT_T1) };
                 }
             }
         }
