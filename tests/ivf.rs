@@ -553,26 +553,22 @@ fn a_refused_partition_is_tried_again_at_a_fifth_more_rows() {
     let index = UnitIndex::new(UnitIndexOptions::default()).unwrap();
     let rows = uniform(first * 3 / 2, 31);
     let keys: Vec<u64> = (0..rows.len() as u64).collect();
-    index.add_batch(&keys[..first], &rows[..first]).unwrap();
-    index.wait_partition().unwrap();
+    // Rows `from..to` added; the rows of the last attempt then.
+    let grown = |from: usize, to: usize| {
+        index.add_batch(&keys[from..to], &rows[from..to]).unwrap();
+        index.wait_partition().unwrap();
+        index.last_partition().map(|r| r.rows)
+    };
+    assert_eq!(grown(0, first), Some(first));
     let report = index
         .last_partition()
         .expect("an attempt at the first rows");
-    assert_eq!(report.rows, first);
     assert!(!report.kept, "uniform rows were partitioned: {report:?}");
     assert_eq!(index.lists().0, 1);
     // A tenth more: not due yet.
     let tenth = first + first / 10;
-    index
-        .add_batch(&keys[first..tenth], &rows[first..tenth])
-        .unwrap();
-    index.wait_partition().unwrap();
-    assert_eq!(index.last_partition().map(|r| r.rows), Some(first));
-    // A fifth more: due (twice as many used to be).
+    assert_eq!(grown(first, tenth), Some(first));
+    // A fifth more (4 to 5): due (twice as many used to be).
     let fifth = first + first / 4;
-    index
-        .add_batch(&keys[tenth..fifth], &rows[tenth..fifth])
-        .unwrap();
-    index.wait_partition().unwrap();
-    assert_eq!(index.last_partition().map(|r| r.rows), Some(fifth));
+    assert_eq!(grown(tenth, fifth), Some(fifth));
 }
