@@ -19,11 +19,10 @@
 //! for 640k rows read 36 % of them at 0.6 of the scan's cost and were
 //! refused; 400 lists for 1M read 26 %), and an index refused at 640k rows
 //! waited for 1.28M while it scanned. An index already partitioned is
-//! partitioned anew only
-//! when the new lists' probe costs no more than the old lists' probe at the
-//! same recall on the same queries (the cost a new partition replaces;
-//! raced likewise); else the old lists stay, with the `nprobe` just
-//! measured for them.
+//! partitioned anew only when the new lists' probe costs no more than the
+//! old lists' probe at the same recall on the same queries (the cost a new
+//! partition replaces; raced likewise); else the old lists stay, with the
+//! `nprobe` just measured for them.
 //!
 //! Between partitions the default `nprobe` is measured again, the same way,
 //! each time the rows have grown or shrunk by a fifth since it was last
@@ -108,8 +107,9 @@ pub struct PartitionReport {
     /// The calibrated default `nprobe`.
     pub nprobe: usize,
     /// The calibrated `nprobe` of a search that needs only the neighbours
-    /// within NPHD [`NEAR`](super::NEAR) (`None`: too few such neighbours among the
-    /// calibration's answers to measure it; such searches probe `nprobe`).
+    /// within NPHD [`NEAR`](super::NEAR) (`None`: too few such neighbours
+    /// among the calibration's answers to measure it; such searches probe
+    /// `nprobe`).
     pub near_nprobe: Option<usize>,
     /// Tie-aware recall@10 at that `nprobe` on the index's own rows.
     pub recall: f64,
