@@ -137,19 +137,21 @@ pub(super) type Query = (u64, ScanQuery);
 /// One side of a [`race`]: a search of a calibration query.
 pub(super) type Contender<'a> = &'a dyn Fn(&Query) -> Vec<Hit>;
 
-/// Rounds of a [`race`]: each contender's cost is its fastest.
-const ROUNDS: usize = 3;
+/// Rounds of a [`race`] that decides: each contender's cost is its
+/// fastest.
+pub(super) const ROUNDS: usize = 3;
 
 /// Mean nanoseconds per query of each contender over `queries`, the
 /// contenders run in turn round after round and each priced by its fastest
-/// of [`ROUNDS`] (see the module docs); `None` when cancelled.
+/// of `rounds` (see the module docs); `None` when cancelled.
 pub(super) fn race<const N: usize>(
     queries: &[Query],
     contenders: [Contender<'_>; N],
+    rounds: usize,
     cancel: &AtomicBool,
 ) -> Option<[f64; N]> {
     let mut best = [f64::INFINITY; N];
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds.max(1) {
         for (contender, best) in contenders.iter().zip(&mut best) {
             if cancel.load(Ordering::Relaxed) {
                 return None;

@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use super::calibration::{calibrate, probe, race, scan, Query, Start, Truth};
+use super::calibration::{calibrate, probe, race, scan, Query, Start, Truth, ROUNDS};
 use super::state::{GraphCell, State, Writer};
 use super::{ExactThreshold, IndexError, Partition, UnitIndex};
 use crate::index::flat::FlatStore;
@@ -117,7 +117,8 @@ pub struct PartitionReport {
     pub rows_read: f64,
     /// Mean nanoseconds of one calibration query probing `nprobe` lists,
     /// the fastest of the rounds of a race with what the new lists would
-    /// replace (0 when not measured: `partition: always`).
+    /// replace (one round, timed alone, for a recalibration; 0 when not
+    /// measured: `partition: always`).
     pub probe_ns: f64,
     /// Mean nanoseconds of the same query scanning every row (raced like
     /// `probe_ns` for an index not partitioned yet).
@@ -445,12 +446,12 @@ fn train_or_cancel(
             _ if !measured => (0.0, 0.0),
             Some((_, p)) => {
                 let old = |q: &Query| probe(basis, kernel, q, p.nprobe);
-                let [new, old] = race(&truth.queries, [&new, &old], cancel)?;
+                let [new, old] = race(&truth.queries, [&new, &old], ROUNDS, cancel)?;
                 (new, old)
             }
             None => {
                 let exact = |q: &Query| scan(basis, kernel, q);
-                let [new, exact] = race(&truth.queries, [&new, &exact], cancel)?;
+                let [new, exact] = race(&truth.queries, [&new, &exact], ROUNDS, cancel)?;
                 (new, exact)
             }
         }
@@ -517,7 +518,8 @@ fn recalibrate(basis: &FlatStore, kernel: Kernel, cancel: &AtomicBool) -> Traine
     let measurement = Truth::of(basis, kernel, cancel).and_then(|truth| {
         let c = calibrate(&truth, basis, kernel, Start::after(&quantizer), cancel)?;
         let new = |q: &Query| probe(basis, kernel, q, c.nprobe);
-        let [probe_ns] = race(&truth.queries, [&new], cancel)?;
+        // One round: the time is reported, it decides nothing.
+        let [probe_ns] = race(&truth.queries, [&new], 1, cancel)?;
         Some((c, probe_ns, truth.scan_ns))
     });
     if cancel.load(Ordering::Relaxed) {
