@@ -313,9 +313,9 @@ impl UnitIndex {
             self.next_attempt
                 .refused
                 .store(!report.kept, Ordering::Relaxed);
-            if !report.kept && trained.nprobe_for.is_none() {
-                // A first partition refused: tried again at a fifth more
-                // rows, not twice as many (see the module docs).
+            if !report.kept && writer.state().flat.quantizer.is_none() {
+                // The index's first partition refused: tried again at a
+                // fifth more rows, not twice as many (see the module docs).
                 let (a, b) = RECALIBRATE;
                 let due = report.rows.saturating_mul(b) / a;
                 self.next_attempt.rows.fetch_min(due, Ordering::Relaxed);
