@@ -342,6 +342,8 @@ pub(super) trait Derived: Send + Sync {
     fn compact(&self) -> Result<usize, ShardedError>;
     /// Wait for its shard rotations and merges.
     fn drain(&self) -> Result<(), ShardedError>;
+    /// `ShardedIndex::settle`.
+    fn settle(&self) -> Result<(), ShardedError>;
     /// `ShardedIndex::close`.
     fn close(&self) -> Result<(), ShardedError>;
 }
@@ -358,6 +360,10 @@ impl<K: ShardKey> Derived for ShardedIndex<K> {
     fn drain(&self) -> Result<(), ShardedError> {
         self.drain_rotations()?;
         self.drain_merges()
+    }
+
+    fn settle(&self) -> Result<(), ShardedError> {
+        ShardedIndex::settle(self)
     }
 
     fn close(&self) -> Result<(), ShardedError> {

@@ -454,6 +454,11 @@ impl IsccIndex {
             Ok(())
         } else {
             let _w = lock(&self.writer);
+            // Partition attempts under way are finished and saved, not lost
+            // (see `ShardedIndex::settle`); a failed one changes nothing.
+            for (_, idx) in self.indexes().every() {
+                let _ = idx.settle();
+            }
             self.save_locked()
         };
         self.closed.store(true, Ordering::Release);

@@ -346,13 +346,14 @@ fn auto(args: &IvfArgs, idx: UnitIndex, mut stream: Stream, data: &Dataset, summ
     );
     if let Some(r) = idx.last_partition() {
         println!(
-            "last attempt: {} rows, {} lists, nprobe {} at recall {:.4} on own rows reading {:.0} rows, probe {:.0} µs vs scan {:.0} µs per query, kept {}, {:.2} s",
+            "last attempt: {} rows, {} lists, nprobe {} at recall {:.4} on own rows reading {:.0} rows, probe {:.0} µs (near {:.0} µs) vs scan {:.0} µs per query, kept {}, {:.2} s",
             r.rows,
             r.lists,
             r.nprobe,
             r.recall,
             r.rows_read,
             r.probe_ns / 1e3,
+            r.near_probe_ns / 1e3,
             r.scan_ns / 1e3,
             r.kept,
             r.seconds

@@ -473,8 +473,9 @@ pub unsafe extern "C" fn ivdb_unit_wait_partition(
 /// `partition_pending` (a partition or a new measurement of `nprobe` in
 /// progress), and `last_partition`: what the last automatic attempt
 /// measured — rows, lists, nprobe, near_nprobe, recall, rows_read,
-/// probe_ns, scan_ns, kept, previous_probe_ns, previous_rows_read,
-/// recalibrated, seconds — or null). Free `*out_json` with
+/// probe_ns, scan_ns, near_probe_ns, kept, previous_probe_ns,
+/// previous_near_probe_ns, previous_rows_read, recalibrated, seconds — or
+/// null). Free `*out_json` with
 /// `ivdb_free_string`.
 ///
 /// # Safety

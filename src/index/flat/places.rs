@@ -75,6 +75,14 @@ impl FlatStore {
             .get(key, &|p| key_at(&self.lists, &self.odd, p))
     }
 
+    /// The list holding a key's row: `Some(None)` for a byte-granular row
+    /// (no list holds those: every search reads them), `None` when the key
+    /// is not stored.
+    pub(crate) fn list_of_key(&self, key: u64) -> Option<Option<usize>> {
+        let place = self.place(key)?;
+        Some((place.group() != ODD).then(|| place.list()))
+    }
+
     /// The row of a key.
     pub(crate) fn get(&self, key: u64) -> Option<Row> {
         let place = self.place(key)?;

@@ -98,8 +98,11 @@ impl Shard {
         self.gen.load(Ordering::Acquire)
     }
 
+    /// Its files hold what it holds: no row changed since its save, and no
+    /// layout was adopted since (a partition trained in the background
+    /// changes no row, only the unit index's `dirty` count).
     pub(crate) fn is_durable(&self) -> bool {
-        self.durable.load(Ordering::Acquire)
+        self.durable.load(Ordering::Acquire) && self.index.dirty() == 0
     }
 
     /// Note that rows changed since the last save.

@@ -21,7 +21,8 @@ impl UnitIndex {
         let state = writer.state();
         let graph = SavedGraph::of(&state)?;
         let mut out = Vec::new();
-        Self::write_main(&mut out, &state, &graph).map_err(|source| IndexError::Io {
+        let attempt = self.saved_attempt();
+        Self::write_main(&mut out, &state, &graph, attempt).map_err(|source| IndexError::Io {
             path: BUFFER.into(),
             source,
         })?;
@@ -73,13 +74,15 @@ impl UnitIndex {
                 hnsw.size()
             )));
         }
-        Ok(UnitIndex::from_state(State::new(
+        let index = UnitIndex::from_state(State::new(
             Graph::Ready(hnsw),
             flat,
             header.options,
             false,
             header.deferred,
-        )))
+        ));
+        index.restart_partitions(header.next_attempt);
+        Ok(index)
     }
 }
 

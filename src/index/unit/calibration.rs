@@ -44,8 +44,30 @@ pub const NEAR: f32 = 0.25;
 /// probe less than the default).
 pub(super) const NEAR_EVIDENCE: usize = QUERIES / 4;
 
-/// Queries the calibration measures.
+/// Queries whose probes a calibration walks and races.
 pub(super) const QUERIES: usize = 256;
+
+/// Most queries the near `nprobe` is measured on.
+const MAX_QUERIES: usize = 2_048;
+
+/// Rows the calibration's exact answers may visit in all: the near
+/// `nprobe` is measured on [`QUERIES`] queries from 8M rows on and on up to
+/// [`MAX_QUERIES`] below 1M. It is a tail (the lists holding the last
+/// 0.5 % of near neighbours): 256 queries placed it anywhere from 30 to 81
+/// lists for like lists at 1M rows of the engine bench — 2,050 against
+/// 3,200 q/s for the engine's search — and 2,048 queries at 30-41
+/// (2026-12-06). Small indexes afford that; in large ones 256 queries hold
+/// more near neighbours anyway.
+const QUERY_ROWS: usize = 1 << 31;
+
+/// Queries the near `nprobe` of `rows` rows is measured on.
+fn query_count(rows: usize) -> usize {
+    (QUERY_ROWS / rows.max(1)).clamp(QUERIES, MAX_QUERIES)
+}
+
+/// Rows within [`NEAR`] of a query that its near measurement places (the
+/// nearest; a probe must find as many of them as the true top 10 holds).
+const NEAR_ROWS: usize = 64;
 
 /// What a calibration found.
 pub(super) struct Calibration {
@@ -61,9 +83,10 @@ pub(super) struct Calibration {
 /// searched for among the other rows (leave-one-out: a query that is a
 /// fresh member of its row's neighbourhood, as a near duplicate is).
 fn queries(flat: &FlatStore) -> Vec<Query> {
-    flat.rows_every((flat.len() / QUERIES).max(1))
+    let n = query_count(flat.len());
+    flat.rows_every((flat.len() / n).max(1))
         .into_iter()
-        .take(QUERIES)
+        .take(n)
         .map(|(key, row): (u64, Row)| (key, ScanQuery::new(&row)))
         .collect()
 }
@@ -78,34 +101,116 @@ fn without(mut hits: Vec<Hit>, key: u64, k: usize) -> Vec<Hit> {
 /// The exact answers a calibration measures recall against: stored rows
 /// of `basis` searched for among the others by the exact scan, timed.
 pub(super) struct Truth {
+    /// The queries whose probes are walked and raced ([`QUERIES`] at most,
+    /// spread over all).
     pub(super) queries: Vec<Query>,
-    /// Per query: neighbours found, the 10th's distance, those within NEAR.
+    /// Per query of `queries`: neighbours found, the 10th's distance, those
+    /// within NEAR.
     found: Vec<(usize, f32, usize)>,
+    /// Per query of all: what the near `nprobe` is measured on.
+    near: Vec<NearSet>,
+    /// The key of each query of `near` (its row is the query).
+    #[cfg(test)]
+    keys: Vec<u64>,
     /// Mean nanoseconds of one exact scan of `basis` (one round, unraced).
     pub(super) scan_ns: f64,
+}
+
+/// A query's neighbours within [`NEAR`], for the near `nprobe`.
+struct NearSet {
+    /// The query's first word (lists are probed by it).
+    word: u64,
+    /// Of its true top 10, those within NEAR: as many as a probe must find.
+    wanted: usize,
+    /// The rows within NEAR, nearest first ([`NEAR_ROWS`] at most).
+    keys: Vec<u64>,
 }
 
 impl Truth {
     /// `None` when cancelled or when no query has a neighbour.
     pub(super) fn of(basis: &FlatStore, kernel: Kernel, cancel: &AtomicBool) -> Option<Truth> {
-        let queries = queries(basis);
+        let all = queries(basis);
+        // QUERIES of them spread over all are walked and raced.
+        let (n, m) = (all.len(), all.len().min(QUERIES));
         let t = Instant::now();
-        let mut found = Vec::with_capacity(queries.len());
-        for q in &queries {
+        let (mut queries, mut found, mut near) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, q) in all.iter().enumerate() {
             if cancel.load(Ordering::Relaxed) {
                 return None;
             }
-            let hits = scan(basis, kernel, q);
-            let tenth = hits.last().map_or(f32::INFINITY, |h| h.distance);
-            let near = hits.iter().filter(|h| h.distance <= NEAR).count();
-            found.push((hits.len(), tenth, near));
+            // Rows within NEAR: a bounded scan (the bound prunes from the
+            // first row on).
+            let within = basis.search(kernel, &q.1, NEAR_ROWS + 1, Some(NEAR), None);
+            let keys: Vec<u64> = without(within, q.0, NEAR_ROWS)
+                .iter()
+                .map(|h| h.key)
+                .collect();
+            // Of its true top 10, those within NEAR are its nearest such.
+            let wanted = keys.len().min(K);
+            near.push(NearSet {
+                word: q.1.words[0],
+                wanted,
+                keys,
+            });
+            if (i + 1) * m / n != i * m / n {
+                let top = scan(basis, kernel, q);
+                let tenth = top.last().map_or(f32::INFINITY, |h| h.distance);
+                queries.push(*q);
+                found.push((top.len(), tenth, wanted));
+            }
         }
-        let scan_ns = t.elapsed().as_nanos() as f64 / queries.len().max(1) as f64;
+        let scan_ns = t.elapsed().as_nanos() as f64 / all.len().max(1) as f64;
         found.iter().any(|f| f.0 > 0).then_some(Truth {
             queries,
             found,
+            near,
+            #[cfg(test)]
+            keys: all.iter().map(|q| q.0).collect(),
             scan_ns,
         })
+    }
+
+    /// The fewest lists of `flat` whose probes find [`NEAR_ONLY_RECALL`] of
+    /// the neighbours within [`NEAR`] (as many of each query's as its true
+    /// top 10 holds), over all queries; `None` with fewer such neighbours
+    /// than [`NEAR_EVIDENCE`] or an unpartitioned `flat`.
+    ///
+    /// Not walked like the default: each neighbour's list is ranked among
+    /// the lists in the order a probe visits them, and a probe of `p` lists
+    /// finds a query's first `wanted` ranks below `p` — so the answer is a
+    /// quantile of those ranks, exact for these queries, at the cost of one
+    /// ordering of the lists per query.
+    fn near_nprobe(&self, flat: &FlatStore) -> Option<usize> {
+        let quantizer = flat.quantizer.as_ref()?;
+        let nlist = quantizer.lists();
+        let mut rank = vec![0usize; nlist];
+        let mut needed: Vec<usize> = Vec::new();
+        for set in self.near.iter().filter(|s| s.wanted > 0) {
+            for (i, (list, _)) in quantizer.probe(set.word, nlist).into_iter().enumerate() {
+                rank[list as usize] = i;
+            }
+            let mut lists: Vec<usize> = set
+                .keys
+                .iter()
+                .map(|&key| match flat.list_of_key(key) {
+                    // Lists a probe must read to reach the row; rows no
+                    // list holds are read by every probe.
+                    Some(Some(list)) => rank.get(list).map_or(usize::MAX, |r| r + 1),
+                    Some(None) => 1,
+                    None => usize::MAX,
+                })
+                .collect();
+            lists.sort_unstable();
+            lists.truncate(set.wanted);
+            needed.extend(lists);
+        }
+        if needed.len() < NEAR_EVIDENCE {
+            return None;
+        }
+        needed.sort_unstable();
+        let must = (NEAR_ONLY_RECALL * needed.len() as f64).ceil() as usize;
+        let p = needed[must.clamp(1, needed.len()) - 1];
+        Some(p.clamp(1, nlist))
     }
 }
 
@@ -171,28 +276,26 @@ pub(super) fn race<const N: usize>(
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Start {
     nprobe: usize,
-    near: usize,
 }
 
 impl Start {
     /// New lists: from one list.
-    pub(super) const FRESH: Start = Start { nprobe: 1, near: 1 };
+    pub(super) const FRESH: Start = Start { nprobe: 1 };
 
-    /// Lists measured before: from half their numbers, what a fifth more
+    /// Lists measured before: from half their number, what a fifth more
     /// rows could need at least.
     pub(super) fn after(q: &Quantizer) -> Start {
         Start {
             nprobe: q.nprobe() / 2,
-            near: q.near_nprobe() / 2,
         }
     }
 }
 
 /// The smallest `nprobe` from `start` on reaching [`TARGET_RECALL`] and
-/// [`NEAR_RECALL`] on `truth`'s queries, the smallest reaching
-/// [`NEAR_ONLY_RECALL`] alone (the near `nprobe`, at most the other), and
-/// the rows a probe of the first number of lists of `flat` reads; `None`
-/// when cancelled.
+/// [`NEAR_RECALL`] on `truth`'s queries, the near `nprobe` (reaching
+/// [`NEAR_ONLY_RECALL`] alone, at most the other; see
+/// [`Truth::near_nprobe`]), and the rows a probe of the first number of
+/// lists of `flat` reads; `None` when cancelled.
 pub(super) fn calibrate(
     truth: &Truth,
     flat: &FlatStore,
@@ -204,10 +307,7 @@ pub(super) fn calibrate(
     let nlist = flat.quantizer.as_ref()?.lists();
     let wanted: usize = truth.found.iter().map(|t| t.0).sum();
     let near_wanted: usize = truth.found.iter().map(|t| t.2).sum();
-    // The walk starts at the near start; past the near `nprobe`, at the
-    // default's start at least.
-    let mut nprobe = start.near.clamp(1, nlist);
-    let mut near_nprobe = None;
+    let mut nprobe = start.nprobe.clamp(1, nlist);
     let recall = loop {
         if cancel.load(Ordering::Relaxed) {
             return None;
@@ -223,19 +323,13 @@ pub(super) fn calibrate(
             near_found += hits.iter().filter(|h| h.distance <= NEAR).count().min(near);
         }
         let near_enough = near_found as f64 >= NEAR_RECALL * near_wanted as f64;
-        if near_nprobe.is_none() && near_found as f64 >= NEAR_ONLY_RECALL * near_wanted as f64 {
-            near_nprobe = Some(nprobe);
-        }
         if (near_enough && found as f64 >= TARGET_RECALL * wanted as f64) || nprobe >= nlist {
             break found as f64 / wanted as f64;
         }
         // Steps of 1/8: the last one overshoots the target by little.
         nprobe = (nprobe + 1).max(nprobe * 9 / 8).min(nlist);
-        if near_nprobe.is_some() {
-            nprobe = nprobe.max(start.nprobe).min(nlist);
-        }
     };
-    let near_nprobe = near_nprobe.filter(|_| near_wanted >= NEAR_EVIDENCE);
+    let near_nprobe = truth.near_nprobe(flat).map(|p| p.min(nprobe));
     let rows: usize = queries
         .iter()
         .map(|(_, q)| flat.rows_in(&flat.probe(q, nprobe).unwrap_or_default()))
@@ -246,4 +340,58 @@ pub(super) fn calibrate(
         recall,
         rows_read: rows as f64 / queries.len().max(1) as f64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::UnitIndex;
+    use crate::testing::dataset::Dataset;
+
+    /// Near neighbours found by real probes of `p` lists, over all of the
+    /// truth's near queries, and how many were wanted.
+    fn near_found(truth: &Truth, flat: &FlatStore, p: usize) -> (usize, usize) {
+        let kernel = Kernel::detect();
+        let (mut found, mut wanted) = (0, 0);
+        for (set, key) in truth.near.iter().zip(&truth.keys) {
+            let Some(row) = flat.get(*key) else { continue };
+            let hits = probe(flat, kernel, &(*key, ScanQuery::new(&row)), p);
+            found += hits
+                .iter()
+                .filter(|h| h.distance <= NEAR)
+                .count()
+                .min(set.wanted);
+            wanted += set.wanted;
+        }
+        (found, wanted)
+    }
+
+    /// The near `nprobe` read off the lists' ranks is the one real probes
+    /// need: it finds NEAR_ONLY_RECALL of the near neighbours, one list
+    /// fewer does not.
+    #[test]
+    fn the_near_nprobe_from_ranks_is_what_probes_need() {
+        let data = Dataset::generate(30_000, 10, 5);
+        let index = UnitIndex::new(crate::index::UnitIndexOptions::default()).unwrap();
+        let keys: Vec<u64> = (0..data.codes.len() as u64).collect();
+        index.add_batch(&keys, &data.codes).unwrap();
+        let basis = index.snapshot().flat.clone();
+        let flat = super::super::lists::trained(&basis, 64, 1);
+        let truth = Truth::of(&flat, Kernel::detect(), &AtomicBool::new(false)).unwrap();
+        let p = truth
+            .near_nprobe(&flat)
+            .expect("clustered rows have near neighbours");
+        assert!(p > 1 && p < 64, "near nprobe {p} of 64 lists");
+        let (found, wanted) = near_found(&truth, &flat, p);
+        assert!(
+            found as f64 >= NEAR_ONLY_RECALL * wanted as f64,
+            "{found} of {wanted} at {p}"
+        );
+        let (fewer, _) = near_found(&truth, &flat, p - 1);
+        assert!(
+            (fewer as f64) < NEAR_ONLY_RECALL * wanted as f64,
+            "{fewer} of {wanted} at {}",
+            p - 1
+        );
+    }
 }

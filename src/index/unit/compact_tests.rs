@@ -169,7 +169,7 @@ fn saved_graphs_are_compact_and_files_of_the_older_forms_still_open() {
         let state = index.snapshot();
         let saved = SavedGraph::usearch_form(&state).unwrap();
         let mut main = Vec::new();
-        UnitIndex::write_main(&mut main, &state, &saved).unwrap();
+        UnitIndex::write_main(&mut main, &state, &saved, index.saved_attempt()).unwrap();
         std::fs::write(&old, &main).unwrap();
         std::fs::write(graph_path(&old), saved.parts().concat()).unwrap();
         assert_eq!(main[8..12], 2u32.to_le_bytes());
@@ -213,7 +213,7 @@ fn a_compact_graph_saved_with_another_flat_store_is_refused_on_open() {
     let graph = std::fs::read(graph_path(&path)).unwrap();
     let mut main = Vec::new();
     let saved = SavedGraph::of(&a.snapshot()).unwrap();
-    UnitIndex::write_main(&mut main, &state, &saved).unwrap();
+    UnitIndex::write_main(&mut main, &state, &saved, b.saved_attempt()).unwrap();
     std::fs::write(&path, &main).unwrap();
     assert_eq!(saved.parts().concat(), graph);
     for view in [false, true] {

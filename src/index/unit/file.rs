@@ -22,6 +22,7 @@ use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
 use super::error::io_err;
+use super::retrain::SavedAttempt;
 use super::state::Writer;
 use super::{IndexError, State, UnitIndex, UnitIndexOptions};
 use crate::index::durable;
@@ -89,6 +90,10 @@ pub(super) struct FileHeader {
     /// default, when measured (absent: as many as `nprobe`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) near_nprobe: Option<usize>,
+    /// When the next automatic partition attempt is due (see
+    /// `retrain.rs`; absent in older files: judged afresh on open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) next_attempt: Option<SavedAttempt>,
 }
 
 impl FileHeader {
@@ -237,7 +242,8 @@ impl UnitIndex {
             saved.parts().iter().try_for_each(|part| f.write_all(part))
         })
         .map_err(io_err(&graph))?;
-        let tmp = durable::write_beside(path, |f| Self::write_main(f, &state, &saved))
+        let attempt = self.saved_attempt();
+        let tmp = durable::write_beside(path, |f| Self::write_main(f, &state, &saved, attempt))
             .map_err(io_err(path))?;
         // The new graph beside the old, the main file that names it (the
         // commit), then the new graph under its name.
@@ -249,11 +255,13 @@ impl UnitIndex {
     }
 
     /// Write the main file (magic, version, JSON header, flat store) for
-    /// the graph saved as `graph`.
+    /// the graph saved as `graph`; `attempt` is when the next automatic
+    /// partition attempt is due.
     pub(super) fn write_main<W: Write>(
         f: &mut W,
         state: &State,
         graph: &SavedGraph,
+        attempt: SavedAttempt,
     ) -> io::Result<()> {
         let flat = &state.flat;
         let odd = &flat.odd;
@@ -295,6 +303,7 @@ impl UnitIndex {
                 .quantizer
                 .as_ref()
                 .and_then(|q| q.measured_near_nprobe()),
+            next_attempt: Some(attempt),
         };
         let json = serde_json::to_vec(&header).map_err(io::Error::other)?;
         let mut head = Vec::with_capacity(16 + json.len() + 8);
@@ -453,7 +462,9 @@ impl UnitIndex {
         Ok(flat)
     }
 
-    fn open_file(path: &Path, view: bool) -> Result<State, IndexError> {
+    /// The state saved at `path`, and when its next partition attempt is
+    /// due.
+    fn open_file(path: &Path, view: bool) -> Result<(State, Option<SavedAttempt>), IndexError> {
         let file = File::open(path).map_err(io_err(path))?;
         // SAFETY: the file is opened read-only and files are only ever
         // replaced by rename, never modified in place, so the mapping's
@@ -498,20 +509,15 @@ impl UnitIndex {
             }
             Graph::Ready(hnsw)
         };
-        Ok(State::new(
-            graph,
-            flat,
-            header.options,
-            view,
-            header.deferred,
-        ))
+        let state = State::new(graph, flat, header.options, view, header.deferred);
+        Ok((state, header.next_attempt))
     }
 
     /// Replace this index with the one saved at `path`, read into RAM.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
-        let state = Self::open_file(path.as_ref(), false)?;
+        let (state, attempt) = Self::open_file(path.as_ref(), false)?;
         self.cancel_build();
-        self.restart_partitions();
+        self.restart_partitions(attempt);
         Writer::new(self).publish(state);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
@@ -520,9 +526,9 @@ impl UnitIndex {
     /// Replace this index with the one saved at `path`, memory-mapped
     /// read-only (writes then return [`IndexError::ReadOnly`]).
     pub fn view(&self, path: impl AsRef<Path>) -> Result<(), IndexError> {
-        let state = Self::open_file(path.as_ref(), true)?;
+        let (state, attempt) = Self::open_file(path.as_ref(), true)?;
         self.cancel_build();
-        self.restart_partitions();
+        self.restart_partitions(attempt);
         Writer::new(self).publish(state);
         self.dirty.store(0, Ordering::Relaxed);
         Ok(())
@@ -531,7 +537,10 @@ impl UnitIndex {
     /// Open a saved index: into RAM, or memory-mapped read-only with `view`.
     /// Needs no parameters: they come from the file.
     pub fn restore(path: impl AsRef<Path>, view: bool) -> Result<UnitIndex, IndexError> {
-        Ok(UnitIndex::from_state(Self::open_file(path.as_ref(), view)?))
+        let (state, attempt) = Self::open_file(path.as_ref(), view)?;
+        let index = UnitIndex::from_state(state);
+        index.restart_partitions(attempt);
+        Ok(index)
     }
 
     /// A deep, writable copy in RAM (dirty 0).

@@ -476,7 +476,7 @@ impl UnitIndex {
     pub fn reset(&self) -> Result<(), IndexError> {
         let mut writer = self.writable()?;
         self.cancel_build();
-        self.restart_partitions();
+        self.restart_partitions(None);
         let options = writer.state().options;
         let hnsw = Hnsw::new(options.graph()).map_err(IndexError::Native)?;
         writer.publish(State::new(

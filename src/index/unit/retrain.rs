@@ -11,18 +11,23 @@
 //! would be) how many lists a search must probe to reach tie-aware
 //! recall@10 [`TARGET_RECALL`](super::TARGET_RECALL) and recall
 //! [`NEAR_RECALL`](super::NEAR_RECALL) of the true top 10 within NPHD 0.25,
-//! and what that probe costs beside the exact scan of the same rows (the
-//! two raced, see `calibration`). The layout is kept only when the probe
-//! costs at most half the scan; else the index stays as it was until it has
+//! and what that probe — and the near one (below) — cost beside the exact
+//! scan of the same rows (raced, see `calibration`). The layout is kept
+//! only when the two probes cost at most half the scan on average (the
+//! default search and the near one weighed alike: the engine's unit
+//! searches are near ones); else the index stays as it was until it has
 //! grown by a fifth ([`RECALIBRATE`]): a probe reads a smaller share of the
 //! rows as lists grow in number (1M codes of the engine bench: 256 lists
 //! for 640k rows read 36 % of them at 0.6 of the scan's cost and were
 //! refused; 400 lists for 1M read 26 %), and an index refused at 640k rows
-//! waited for 1.28M while it scanned. An index already partitioned is
-//! partitioned anew only when the new lists' probe costs no more than the
-//! old lists' probe at the same recall on the same queries (the cost a new
-//! partition replaces; raced likewise); else the old lists stay, with the
-//! `nprobe` just measured for them.
+//! waited for 1.28M while it scanned. Weighing the default probe alone, one
+//! engine build refused 14 attempts from 40k to 840k rows (at 840k: 0.51
+//! of the scan, its near probe reading 60 of 336 lists) and scanned every
+//! row at 1M. An index already partitioned is partitioned anew only when
+//! the new lists' two probes cost no more than the old lists' at the same
+//! recall on the same queries (the cost a new partition replaces; raced
+//! likewise); else the old lists stay, with the `nprobe` just measured for
+//! them.
 //!
 //! Between partitions the default `nprobe` is measured again, the same way,
 //! each time the rows have grown or shrunk by a fifth since it was last
@@ -45,7 +50,12 @@
 //! write records its keys while a partition is being trained), and it is
 //! published in one swap. The graph is dropped then: searches probe lists,
 //! adds cost only the flat store. Nothing here writes a file; a save
-//! writes the layout (format 4) like any other.
+//! writes the layout (format 4) like any other, and when the next attempt
+//! is due (an attempt still running counts as not made), so a reopened
+//! index resumes where it was. A sharded index's close waits for the
+//! attempt under way (`ShardedIndex::settle`): one cut short by a close was
+//! lost, and a process that closed right after a bulk load left its index
+//! scanning every row.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -53,7 +63,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use super::calibration::{calibrate, probe, race, scan, Query, Start, Truth, ROUNDS};
+use super::calibration::{calibrate, probe, race, scan, Calibration, Query, Start, Truth, ROUNDS};
 use super::state::{GraphCell, State, Writer};
 use super::{ExactThreshold, IndexError, Partition, UnitIndex};
 use crate::index::flat::FlatStore;
@@ -85,6 +95,22 @@ pub(super) struct Retrain {
     cancel: Arc<AtomicBool>,
     /// Keys written since the snapshot it started from.
     touched: Vec<u64>,
+    /// Rows from which an attempt was due before this one started: what a
+    /// save records while it runs, so an index reopened after it was lost
+    /// (a kill, a close that did not wait) tries again at once.
+    due_before: usize,
+}
+
+/// When the next automatic attempt is due, as a save records it (see the
+/// module docs): an index reopened resumes where it was, instead of trying
+/// again at once what it refused (every reopen of a refused index used to
+/// train and race lists anew on its first write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(super) struct SavedAttempt {
+    /// Rows from which the next attempt is due.
+    pub(super) rows: usize,
+    /// The last attempt was refused by its measurement.
+    pub(super) refused: bool,
 }
 
 /// When the next attempt is due, in rows, and whether the last one was
@@ -123,6 +149,10 @@ pub struct PartitionReport {
     /// Mean nanoseconds of the same query scanning every row (raced like
     /// `probe_ns` for an index not partitioned yet).
     pub scan_ns: f64,
+    /// Mean nanoseconds of the same query probing the near `nprobe` (the
+    /// default's when none was measured), raced like `probe_ns`; 0 for a
+    /// recalibration.
+    pub near_probe_ns: f64,
     /// Whether the layout was adopted (a refused one leaves the index as
     /// it was until it has grown again; see the module docs).
     pub kept: bool,
@@ -130,6 +160,9 @@ pub struct PartitionReport {
     /// (at their own calibrated `nprobe`, raced like `probe_ns`) when it
     /// was partitioned already; 0 otherwise.
     pub previous_probe_ns: f64,
+    /// Mean nanoseconds of the same query probing the near `nprobe` of the
+    /// lists the index had (raced likewise); 0 otherwise.
+    pub previous_near_probe_ns: f64,
     /// Mean rows the same query reads from the lists the index had; 0
     /// otherwise.
     pub previous_rows_read: f64,
@@ -220,6 +253,7 @@ impl UnitIndex {
         }
         let basis = Arc::clone(&state.flat);
         let kernel = self.kernel;
+        let due_before = self.next_attempt.rows.load(Ordering::Relaxed);
         if self.retrain_due(&state) {
             let rows = state.flat.len();
             self.next_attempt
@@ -228,10 +262,14 @@ impl UnitIndex {
             let measured = state.options.partition == Partition::Auto;
             drop(state);
             let nlist = (rows / ROWS_PER_LIST).max(MIN_LISTS);
-            self.start_job(move |cancel| train(&basis, nlist, kernel, measured, cancel))
+            self.start_job(due_before, move |cancel| {
+                train(&basis, nlist, kernel, measured, cancel)
+            })
         } else if self.recalibration_due(&state) {
             drop(state);
-            self.start_job(move |cancel| recalibrate(&basis, kernel, cancel))
+            self.start_job(due_before, move |cancel| {
+                recalibrate(&basis, kernel, cancel)
+            })
         } else {
             Ok(())
         }
@@ -240,6 +278,7 @@ impl UnitIndex {
     /// Run `job` on a thread of its own as the partition in progress.
     fn start_job(
         &self,
+        due_before: usize,
         job: impl FnOnce(&AtomicBool) -> Trained + Send + 'static,
     ) -> Result<(), IndexError> {
         let cancel = Arc::new(AtomicBool::new(false));
@@ -252,6 +291,7 @@ impl UnitIndex {
             handle,
             cancel,
             touched: Vec::new(),
+            due_before,
         });
         Ok(())
     }
@@ -267,11 +307,31 @@ impl UnitIndex {
     /// The index's rows were replaced (load, view, reset): forget a
     /// partition in progress and what the attempts so far decided, so the
     /// new rows are judged on their own (an attempt cut short by a load
-    /// used to leave the next one due only at twice its size).
-    pub(super) fn restart_partitions(&self) {
+    /// used to leave the next one due only at twice its size) — or, from a
+    /// file, as its save recorded them (`saved`).
+    pub(super) fn restart_partitions(&self, saved: Option<SavedAttempt>) {
         self.cancel_partition();
-        self.next_attempt.rows.store(0, Ordering::Relaxed);
-        self.next_attempt.refused.store(false, Ordering::Relaxed);
+        let saved = saved.unwrap_or(SavedAttempt {
+            rows: 0,
+            refused: false,
+        });
+        self.next_attempt.rows.store(saved.rows, Ordering::Relaxed);
+        self.next_attempt
+            .refused
+            .store(saved.refused, Ordering::Relaxed);
+    }
+
+    /// When the next attempt is due, for a save to record: an attempt in
+    /// progress counts as not made (it is lost unless adopted first).
+    pub(super) fn saved_attempt(&self) -> SavedAttempt {
+        let rows = match lock(&self.retrain).as_ref() {
+            Some(job) => job.due_before,
+            None => self.next_attempt.rows.load(Ordering::Relaxed),
+        };
+        SavedAttempt {
+            rows,
+            refused: self.next_attempt.refused.load(Ordering::Relaxed),
+        }
     }
 
     /// Forget a partition in progress (its thread stops soon).
@@ -438,28 +498,39 @@ fn train_or_cancel(
         )),
         _ => None,
     };
-    // The new lists' probe raced against what it would replace: the old
-    // lists' probe, or the exact scan (see `calibration`).
-    let (probe_ns, rival_ns) = {
-        let new = |q: &Query| probe(&flat, kernel, q, c.nprobe);
-        match &previous {
-            _ if !measured => (0.0, 0.0),
-            Some((_, p)) => {
-                let old = |q: &Query| probe(basis, kernel, q, p.nprobe);
-                let [new, old] = race(&truth.queries, [&new, &old], ROUNDS, cancel)?;
-                (new, old)
-            }
-            None => {
-                let exact = |q: &Query| scan(basis, kernel, q);
-                let [new, exact] = race(&truth.queries, [&new, &exact], ROUNDS, cancel)?;
-                (new, exact)
-            }
+    // The new lists' probes raced against what they would replace: the old
+    // lists' probes, or the exact scan (see `calibration`). Both kinds of
+    // search are weighed alike: the default (a top k) and the near one
+    // (neighbours within NEAR only, as the engine's unit searches ask).
+    let near_of = |c: &Calibration| c.near_nprobe.unwrap_or(c.nprobe);
+    let new = |q: &Query| probe(&flat, kernel, q, c.nprobe);
+    let new_near = |q: &Query| probe(&flat, kernel, q, near_of(&c));
+    let [probe_ns, near_probe_ns, rival_ns, rival_near_ns] = match &previous {
+        _ if !measured => [0.0; 4],
+        Some((_, p)) => {
+            let old = |q: &Query| probe(basis, kernel, q, p.nprobe);
+            let old_near = |q: &Query| probe(basis, kernel, q, near_of(p));
+            race(
+                &truth.queries,
+                [&new, &new_near, &old, &old_near],
+                ROUNDS,
+                cancel,
+            )?
+        }
+        None => {
+            let exact = |q: &Query| scan(basis, kernel, q);
+            let [new, new_near, exact] =
+                race(&truth.queries, [&new, &new_near, &exact], ROUNDS, cancel)?;
+            [new, new_near, exact, exact]
         }
     };
     let kept = match &previous {
         _ if !measured => true,
-        Some(_) => probe_ns <= rival_ns,
-        None => 2.0 * probe_ns <= rival_ns,
+        Some(_) => probe_ns + near_probe_ns <= rival_ns + rival_near_ns,
+        // The two probes at half the scan on average: a partition costs
+        // the searches that scan every row (an exact scan runs list by
+        // list).
+        None => probe_ns + near_probe_ns <= rival_ns,
     };
     let report = PartitionReport {
         rows: basis.len(),
@@ -473,8 +544,10 @@ fn train_or_cancel(
             None if measured => rival_ns,
             _ => truth.scan_ns,
         },
+        near_probe_ns,
         kept,
         previous_probe_ns: previous.as_ref().map_or(0.0, |_| rival_ns),
+        previous_near_probe_ns: previous.as_ref().map_or(0.0, |_| rival_near_ns),
         previous_rows_read: previous.as_ref().map_or(0.0, |(_, p)| p.rows_read),
         recalibrated: false,
         seconds: t.elapsed().as_secs_f64(),
@@ -536,8 +609,10 @@ fn recalibrate(basis: &FlatStore, kernel: Kernel, cancel: &AtomicBool) -> Traine
             rows_read: c.rows_read,
             probe_ns: *probe_ns,
             scan_ns: *scan_ns,
+            near_probe_ns: 0.0,
             kept: true,
             previous_probe_ns: 0.0,
+            previous_near_probe_ns: 0.0,
             previous_rows_read: 0.0,
             recalibrated: true,
             seconds: t.elapsed().as_secs_f64(),
