@@ -2,7 +2,8 @@
 # Runs every test of the project on a fresh machine: formatting, lints, all
 # Rust tests (unit, integration incl. the C header check, the C programs
 # under AddressSanitizer, the CLI, property tests against iscc-lib, doc
-# tests), the REST contract fuzz (schemathesis from PyPI in a virtual
+# tests, the Milvus backend's against a standalone server started here from
+# PyPI's `milvus` wheel), the REST contract fuzz (schemathesis from PyPI in a virtual
 # environment under target/), then the Go, Node and Python bindings' tests
 # (and quick-starts) against the library cargo built.
 set -euo pipefail
@@ -34,6 +35,10 @@ cargo clippy --locked --all-targets --all-features -- -D warnings
 # The library as the Python package builds it (no CLI, no server, no test
 # support) must be warning-free too.
 cargo clippy --locked --lib --no-default-features -- -D warnings
+echo "== Milvus standalone (the Milvus backend's tests run against it)"
+bounded 600 bash scripts/milvus-standalone.sh start
+trap 'bash scripts/milvus-standalone.sh stop' EXIT
+export IVDB_MILVUS_URI=milvus://127.0.0.1:19530
 echo "== cargo test"
 bounded 2700 cargo test --locked --all-features
 echo "== REST contract fuzz (schemathesis against the server's /openapi.json)"

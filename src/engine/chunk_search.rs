@@ -16,7 +16,7 @@ use super::chunk_score::{self, Hit, Scored, TypeHits, CHUNK_CANDIDATES};
 use super::features::FeatureSet;
 use super::index_set::IndexSet;
 use super::simprint_index::{key_parts, stored_features};
-use super::{EngineError, IsccIndex, SearchParams};
+use super::{EngineError, LocalIndex, SearchParams};
 use crate::codec::IsccId;
 use crate::index::SearchOptions;
 
@@ -71,7 +71,7 @@ pub struct ChunkMatch {
     pub types: BTreeMap<String, TypeChunkScore>,
 }
 
-impl IsccIndex {
+impl LocalIndex {
     /// The entries sharing segments with `features`, best first (at most
     /// `params.count`), leaving out the entry `exclude` (a "more like this"
     /// query: `features` are that entry's own). A simprint type

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::features::{decode, SimprintType};
-use super::{EngineError, IsccIndex};
+use super::{EngineError, LocalIndex};
 use crate::codec::IsccId;
 
 /// One simprint type as the index holds it.
@@ -47,7 +47,7 @@ pub struct SimprintCollisions {
     pub freq: u64,
 }
 
-impl IsccIndex {
+impl LocalIndex {
     /// The simprint types of the index: bit length, entries and chunks.
     pub fn simprint_types(&self) -> Result<BTreeMap<String, SimprintTypeInfo>, EngineError> {
         self.check_open()?;

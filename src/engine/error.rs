@@ -75,6 +75,20 @@ pub enum EngineError {
         /// What failed.
         source: Box<EngineError>,
     },
+    /// An operation the backend of this index does not offer (e.g. a
+    /// rebuild of a Milvus index, which its server maintains).
+    #[error("{0}")]
+    Unsupported(String),
+    /// An error of a remote backend (a Milvus server), naming the server.
+    #[error("{server}: {message}")]
+    Remote {
+        /// `milvus://HOST:PORT/NAME` (never with credentials).
+        server: String,
+        /// What went wrong.
+        message: String,
+        /// Its category (unreachable: `Io`; refused input: `InvalidArgument`).
+        kind: ErrorKind,
+    },
     /// A file or directory problem.
     #[error("{}", crate::kind::io_message(path, source))]
     Io {
@@ -103,6 +117,8 @@ impl EngineError {
             EngineError::IncompatibleFormat { .. } => ErrorKind::IncompatibleFormat,
             EngineError::ReadOnly => ErrorKind::ReadOnly,
             EngineError::Closed => ErrorKind::Closed,
+            EngineError::Unsupported(_) => ErrorKind::InvalidArgument,
+            EngineError::Remote { kind, .. } => *kind,
             EngineError::Io { path, source } => crate::kind::io_kind_at(source, path),
             EngineError::Store(e) => e.kind(),
             EngineError::Index { source, .. } => source.kind(),

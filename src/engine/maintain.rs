@@ -9,7 +9,7 @@
 //!   position in one store transaction.
 //! * `rebuild` refills the store's own derived rows (INSTANCE rows, simprint
 //!   rows and per-type counts) in one transaction, then builds every unit index anew
-//!   in a new directory beside the old one ([`IsccIndex::rebuild_units`])
+//!   in a new directory beside the old one ([`LocalIndex::rebuild_units`])
 //!   and switches to the new directories in one store transaction. Its
 //!   intent is recorded first, so a writable open after a crash resumes it.
 //! * `compact` rewrites each unit index's shards without dead rows,
@@ -28,7 +28,7 @@ use super::meta::{self, RebuildIntent};
 use super::simprint_index as sims;
 use super::{
     io, stored_features_in_txn, stored_units, stored_units_in_txn, EngineError, IndexOptions,
-    IsccIndex,
+    LocalIndex,
 };
 use crate::codec::UnitType;
 use crate::index::{ShardedIndex, ShardedOptions};
@@ -159,7 +159,7 @@ fn save_fresh<T: IndexType>(fresh: &Fresh<T>, seq: u64) -> Result<(), EngineErro
 /// Entries read per store transaction by the chunked walks.
 const CHUNK: usize = 10_000;
 
-impl IsccIndex {
+impl LocalIndex {
     /// Write every unit index and trim the journal.
     pub fn save(&self) -> Result<(), EngineError> {
         self.check_writable()?;
@@ -177,7 +177,7 @@ impl IsccIndex {
         Ok(())
     }
 
-    /// [`IsccIndex::save`] with the writer lock held: each unit index is
+    /// [`LocalIndex::save`] with the writer lock held: each unit index is
     /// saved tagged with the newest journal position (no write can come in
     /// between), then the journal is trimmed through it.
     pub(super) fn save_locked(&self) -> Result<(), EngineError> {
@@ -207,7 +207,7 @@ impl IsccIndex {
     }
 
     /// Rebuild the unit indexes of the named unit types only (e.g.
-    /// `CONTENT-TEXT-V0`), crash-atomically like [`IsccIndex::rebuild`],
+    /// `CONTENT-TEXT-V0`), crash-atomically like [`LocalIndex::rebuild`],
     /// then save.
     pub fn rebuild_unit_types(&self, unit_types: &[&str]) -> Result<(), EngineError> {
         self.check_writable()?;
@@ -395,9 +395,9 @@ impl IsccIndex {
     }
 
     /// A new in-memory index with the same parameters, realm and entries.
-    pub fn copy(&self) -> Result<IsccIndex, EngineError> {
+    pub fn copy(&self) -> Result<LocalIndex, EngineError> {
         self.check_open()?;
-        let copy = IsccIndex::open(
+        let copy = LocalIndex::open(
             None,
             IndexOptions {
                 params: self.params,

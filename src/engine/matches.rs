@@ -156,6 +156,19 @@ impl Aggregator {
         self.instance.push(key);
     }
 
+    /// Every candidate's key (units and INSTANCE matches).
+    #[cfg(feature = "milvus")]
+    pub(crate) fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.candidates.keys().copied()
+    }
+
+    /// Forget the candidates of `gone` (entries a backend found missing).
+    #[cfg(feature = "milvus")]
+    pub(crate) fn forget(&mut self, gone: &HashSet<u64>) {
+        self.candidates.retain(|k, _| !gone.contains(k));
+        self.instance.retain(|k| !gone.contains(k));
+    }
+
     /// Aggregate and keep the best `count`.
     pub(crate) fn finish(mut self, threshold: f32, count: usize, realm: Realm) -> IsccMatches {
         let id = |k: u64| IsccId::from_u64(k, realm).to_string();

@@ -52,7 +52,7 @@ fn user_key(key: &str) -> String {
     format!("user:{key}")
 }
 
-/// A user metadata value (what `IsccIndex` and `IsccStore` read alike).
+/// A user metadata value (what `LocalIndex` and `IsccStore` read alike).
 pub(crate) fn get_user(store: &Store, key: &str) -> Result<Option<Value>, StoreError> {
     store.get_meta(&user_key(key))
 }

@@ -1,4 +1,4 @@
-//! `IsccIndex`: the ISCC index — primary store, INSTANCE index and one
+//! `LocalIndex`: the ISCC index — primary store, INSTANCE index and one
 //! sharded similarity index per unit type, behind one API.
 //!
 //! Layout of an index directory:
@@ -34,7 +34,7 @@
 //!   memory and writes nothing), with a line on stderr and in
 //!   [`IndexInfo::repairs`].
 //!
-//! Concurrency: `IsccIndex` is `Send + Sync`; searches and gets run in
+//! Concurrency: `LocalIndex` is `Send + Sync`; searches and gets run in
 //! parallel, writes are serialised. One writer process per directory
 //! (`Locked` for a second one); read-only opens see the store's committed
 //! entries and the unit indexes as they were when opened.
@@ -62,6 +62,7 @@
 //! `index_set.rs` (the derived indexes as one set, swapped whole),
 //! `entry.rs`, `matches.rs`, `types.rs`, `meta.rs`, `error.rs`.
 
+mod backend;
 mod chunk_score;
 mod chunk_search;
 mod chunks;
@@ -72,6 +73,8 @@ mod index_set;
 mod maintain;
 mod matches;
 mod meta;
+#[cfg(feature = "milvus")]
+mod milvus;
 mod open;
 mod primary;
 mod recovery;
@@ -97,6 +100,7 @@ use crate::sync::lock;
 
 use self::index_set::{Family, IndexSet, IndexType};
 
+pub use self::backend::{IsccIndex, MILVUS_SCHEME};
 pub use self::chunk_score::CHUNK_CANDIDATES;
 pub use self::chunk_search::{
     ChunkMatch, MatchedChunk, TypeChunkScore, DEFAULT_SIMPRINT_THRESHOLD,
@@ -114,8 +118,9 @@ pub use self::types::{
 };
 pub use crate::store::StoreError;
 
-/// The ISCC index; see the module docs.
-pub struct IsccIndex {
+/// The local backend of [`IsccIndex`]: an index directory; see the module
+/// docs.
+pub(crate) struct LocalIndex {
     root: PathBuf,
     temp: Mutex<Option<tempfile::TempDir>>,
     store: Store,
@@ -141,15 +146,15 @@ pub struct IsccIndex {
     /// What the open repaired.
     repairs: Mutex<Vec<String>>,
     /// Read-only opens: the journal floor and newest sequence number the
-    /// unit indexes reflect (see [`IsccIndex::refresh`]).
+    /// unit indexes reflect (see [`LocalIndex::refresh`]).
     seen: Mutex<(u64, u64)>,
     /// Concurrent single searches, coalesced into batches.
     combiner: search::SearchCombiner,
 }
 
-impl std::fmt::Debug for IsccIndex {
+impl std::fmt::Debug for LocalIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IsccIndex")
+        f.debug_struct("LocalIndex")
             .field("path", &self.root)
             .finish()
     }
@@ -160,6 +165,25 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Parse an ISCC-ID string; once the index has a realm, it must be of it.
+fn parse_id_in(s: &str, context: &str, realm: Option<Realm>) -> Result<IsccId, EngineError> {
+    let id = IsccId::parse(s).map_err(|source| EngineError::Iscc {
+        context: context.to_string(),
+        source,
+    })?;
+    if let Some(r) = realm {
+        if id.realm() != r {
+            return Err(EngineError::Realm {
+                context: context.to_string(),
+                id: id.to_string(),
+                found: id.realm().id(),
+                expected: r.id(),
+            });
+        }
+    }
+    Ok(id)
 }
 
 /// The units of a stored entry.
@@ -202,7 +226,7 @@ fn stored_units_in_txn(json: &[u8]) -> Result<Vec<Unit>, crate::store::StoreErro
     })
 }
 
-impl IsccIndex {
+impl LocalIndex {
     fn check_open(&self) -> Result<(), EngineError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(EngineError::Closed);
@@ -299,21 +323,7 @@ impl IsccIndex {
 
     /// Parse an ISCC-ID string and check its realm.
     fn parse_id(&self, s: &str, context: &str) -> Result<IsccId, EngineError> {
-        let id = IsccId::parse(s).map_err(|source| EngineError::Iscc {
-            context: context.to_string(),
-            source,
-        })?;
-        if let Some(&r) = self.realm.get() {
-            if id.realm() != r {
-                return Err(EngineError::Realm {
-                    context: context.to_string(),
-                    id: id.to_string(),
-                    found: id.realm().id(),
-                    expected: r.id(),
-                });
-            }
-        }
-        Ok(id)
+        parse_id_in(s, context, self.realm.get().copied())
     }
 
     // ---- get ---------------------------------------------------------------
@@ -330,14 +340,7 @@ impl IsccIndex {
         }
     }
 
-    /// The stored entry of an ISCC-ID; [`EngineError::NotFound`] (naming
-    /// the ID) when there is none.
-    pub fn get_one(&self, iscc_id: &str) -> Result<Value, EngineError> {
-        self.get(iscc_id)?
-            .ok_or_else(|| EngineError::NotFound(iscc_id.to_string()))
-    }
-
-    /// [`IsccIndex::get`] for many ISCC-IDs (`None` where absent).
+    /// [`LocalIndex::get`] for many ISCC-IDs (`None` where absent).
     pub fn get_many(&self, iscc_ids: &[&str]) -> Result<Vec<Option<Value>>, EngineError> {
         iscc_ids.iter().map(|id| self.get(id)).collect()
     }

@@ -6,20 +6,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, OnceLock};
 
-use super::{io, meta, recovery, EngineError, IndexOptions, IndexParams, IsccIndex};
+use super::{io, meta, recovery, EngineError, IndexOptions, IndexParams, LocalIndex};
 use crate::codec::{IdGenerator, Realm};
 use crate::index::{ShardedOptions, VectorKind};
 use crate::lockfile::{DirLock, LockError};
 use crate::store::{Store, StoreOptions};
 
-impl IsccIndex {
+impl LocalIndex {
     /// Open (or create) the index at `path`; `None` makes an in-memory index
     /// in a temporary directory (no fsync; removed on close or drop).
     ///
     /// Every open checks the unit indexes against the store and repairs
     /// what disagrees (see the module docs); a read-only open never writes
     /// to the index directory and takes no lock.
-    pub fn open(path: Option<&Path>, options: IndexOptions) -> Result<IsccIndex, EngineError> {
+    pub fn open(path: Option<&Path>, options: IndexOptions) -> Result<LocalIndex, EngineError> {
         let (root, temp, durable) = place(path, &options)?;
         if let Some(r) = options.realm {
             Realm::new(r).map_err(|source| EngineError::Iscc {
@@ -48,7 +48,7 @@ impl IsccIndex {
         if let Some(last) = store.last_id()? {
             ids.advance_past(last);
         }
-        let index = IsccIndex {
+        let index = LocalIndex {
             root,
             temp: Mutex::new(temp),
             store,
@@ -73,14 +73,14 @@ impl IsccIndex {
 
     /// Open an existing index: into RAM for writing, or with `view`
     /// read-only (unit indexes memory-mapped).
-    pub fn restore(path: &Path, view: bool) -> Result<IsccIndex, EngineError> {
+    pub fn restore(path: &Path, view: bool) -> Result<LocalIndex, EngineError> {
         if !path.join("primary.lmdb").exists() {
             return Err(EngineError::NotFound(format!(
                 "index at {} (no primary.lmdb)",
                 path.display()
             )));
         }
-        IsccIndex::open(
+        LocalIndex::open(
             Some(path),
             IndexOptions {
                 read_only: view,

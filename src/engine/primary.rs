@@ -3,13 +3,13 @@
 //!
 //! It is the spec's `IsccStore`: entries by their 64-bit ISCC-ID key, in
 //! ID (time) order, and metadata. It shares the engine's write path, so a
-//! `put` or `delete` writes exactly what an `IsccIndex` add or remove
+//! `put` or `delete` writes exactly what an `LocalIndex` add or remove
 //! writes in one transaction — the entry, its INSTANCE rows, the per-unit-
-//! type counts and a journal record — and the next `IsccIndex` open of the
+//! type counts and a journal record — and the next `LocalIndex` open of the
 //! directory replays the journal into its unit indexes. Derived indexes
 //! therefore never silently disagree with entries written here.
 //!
-//! A writable store holds the directory's writer lock: an `IsccIndex`
+//! A writable store holds the directory's writer lock: an `LocalIndex`
 //! writer and an `IsccStore` writer of one directory exclude each other
 //! (`Locked` from another process, `OpenHere` from this one).
 
@@ -66,7 +66,7 @@ pub struct StoreInfo {
     /// Commits are fsync'd.
     pub durable: bool,
     /// Changes no unit index has seen yet (replayed by the next open of an
-    /// `IsccIndex` on the directory).
+    /// `LocalIndex` on the directory).
     pub journal_pending: u64,
 }
 
@@ -75,7 +75,7 @@ impl IsccStore {
     /// directory `path` (its LMDB environment is `path/primary.lmdb`). The
     /// options are the engine's open options: `realm`, `durable`,
     /// `read_only`, and for a new directory the index parameters an
-    /// `IsccIndex` will use.
+    /// `LocalIndex` will use.
     pub fn open(path: &Path, options: IndexOptions) -> Result<IsccStore, EngineError> {
         if path.join("data.mdb").exists() && !path.join("primary.lmdb").exists() {
             let parent = path.parent().unwrap_or(path);
@@ -138,7 +138,7 @@ impl IsccStore {
     /// Store `entry` (an object with `iscc_code` and/or `units`, optionally
     /// `iscc_id`, and any other fields) under `key`, replacing what was
     /// there; returns its ISCC-ID. The entry is validated as an
-    /// `IsccIndex::add` validates it; an `iscc_id` field must name `key`.
+    /// `LocalIndex::add` validates it; an `iscc_id` field must name `key`.
     pub fn put(&self, key: u64, entry: &Value) -> Result<IsccId, EngineError> {
         self.check_writable()?;
         let p = prepare(entry, "entry")?;
@@ -222,7 +222,7 @@ impl IsccStore {
         Ok(self.len()? == 0)
     }
 
-    /// A user metadata value (the same keys as `IsccIndex::get_metadata`).
+    /// A user metadata value (the same keys as `LocalIndex::get_metadata`).
     pub fn get_metadata(&self, key: &str) -> Result<Option<Value>, EngineError> {
         self.check_open()?;
         Ok(meta::get_user(&self.store, key)?)

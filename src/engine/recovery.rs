@@ -30,7 +30,7 @@ use super::meta::{self, RebuildIntent};
 use super::simprint_index as sims;
 use super::write::Change;
 use super::{
-    stored_units, stored_units_in_txn, EngineError, IndexOptions, IndexParams, IsccIndex,
+    stored_units, stored_units_in_txn, EngineError, IndexOptions, IndexParams, LocalIndex,
     ENGINE_FORMAT_VERSION,
 };
 use crate::codec::UnitType;
@@ -191,7 +191,7 @@ pub(super) fn check_format(
                     root.display()
                 )));
             }
-            IsccIndex::check_params(&options.params)?;
+            LocalIndex::check_params(&options.params)?;
             store.write(|w| {
                 w.set_meta(meta::FORMAT_VERSION, &ENGINE_FORMAT_VERSION)?;
                 w.set_meta(meta::PARAMS, &options.params)?;
@@ -226,7 +226,7 @@ pub(super) fn is_damage(e: &ShardedError) -> bool {
     }
 }
 
-impl IsccIndex {
+impl LocalIndex {
     /// Say what the open repaired: stderr and `info().repairs`.
     fn note(&self, what: String) {
         // Never a panic when stderr is closed (a library must not die of it).

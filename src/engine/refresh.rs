@@ -1,15 +1,15 @@
-//! A read-only open that follows its writer: [`IsccIndex::refresh`] brings
+//! A read-only open that follows its writer: [`LocalIndex::refresh`] brings
 //! the unit indexes up to the store's current state — the writer's new
 //! commits replayed in memory, or, after the writer saved (or rebuilt), its
 //! saved unit indexes opened afresh. Nothing is written.
 
 use super::features::SimprintType;
 use super::index_set::IndexType;
-use super::{EngineError, IsccIndex};
+use super::{EngineError, LocalIndex};
 use crate::codec::UnitType;
 use crate::sync::lock;
 
-impl IsccIndex {
+impl LocalIndex {
     /// For a read-only open: catch up with the writer. Cheap when nothing
     /// changed (one store read). When only new commits came in, they are
     /// replayed into memory; when the writer saved or rebuilt since (the

@@ -9,12 +9,19 @@ use rayon::prelude::*;
 use super::entry::query_units;
 use super::index_set::IndexSet;
 use super::matches::Aggregator;
-use super::{BatchMatches, EngineError, IsccIndex, IsccMatches, Query, SearchParams};
+use super::{BatchMatches, EngineError, IsccMatches, LocalIndex, Query, SearchParams};
 use crate::codec::{Unit, UnitType};
 use crate::combine::Combiner;
 use crate::index::{cost, CoalesceStats, SearchCounters, SearchOptions, ShardedIndex};
 
-impl IsccIndex {
+/// Candidates each unit type contributes to a query's aggregation: half as
+/// many again as `count`, at least 20, so entries strong on several types
+/// are not cut before aggregation (every backend asks for this many).
+pub(super) fn unit_candidates(count: usize) -> usize {
+    count.saturating_add(count / 2).max(20)
+}
+
+impl LocalIndex {
     // ---- search ------------------------------------------------------------
 
     /// Search one query: its units in the unit indexes (`matches`), its
@@ -53,7 +60,7 @@ impl IsccIndex {
     }
 
     /// Turn the coalescing of concurrent searches on (the default) or off
-    /// (a benchmark's baseline): see [`IsccIndex::search`].
+    /// (a benchmark's baseline): see [`LocalIndex::search`].
     pub fn set_coalescing(&self, on: bool) {
         self.combiner.set_enabled(on);
     }
@@ -209,7 +216,7 @@ impl IsccIndex {
         SearchOptions {
             exact: params.exact.then_some(true),
             recall_within: Some(1.0 - threshold),
-            ..SearchOptions::count(params.count.saturating_add(params.count / 2).max(20))
+            ..SearchOptions::count(unit_candidates(params.count))
         }
     }
 

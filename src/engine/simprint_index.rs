@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::features::{features_of, FeatureSet, SimprintType};
 use super::index_set::{Family, IndexSet};
-use super::{io, meta, EngineError, IsccIndex};
+use super::{io, meta, EngineError, LocalIndex};
 use crate::index::{ExactThreshold, ShardedIndex, ShardedOptions, VectorKind};
 use crate::store::StoreRead;
 
@@ -88,7 +88,7 @@ struct TypeWork {
     tails: Vec<(u64, u64)>,
 }
 
-impl IsccIndex {
+impl LocalIndex {
     /// The index options of a simprint type of `bits` bits: the engine's
     /// shard parameters over plain Hamming distance, searched by scan only.
     ///

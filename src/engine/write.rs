@@ -1,7 +1,7 @@
 //! Writes: `add` and `remove`. Each batch is one store transaction that
 //! writes the entries, their INSTANCE rows, a journal record per changed
 //! entry and the per-unit-type entry counts; the unit indexes are brought
-//! in line after the commit ([`IsccIndex::apply`]).
+//! in line after the commit ([`LocalIndex::apply`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -13,7 +13,8 @@ use super::features::{FeatureSet, SimprintType};
 use super::index_set::IndexSet;
 use super::simprint_index::FeatureChange;
 use super::{
-    meta, stored_features_in_txn, stored_units_in_txn, EngineError, IsccIndex, RemoveReport,
+    meta, stored_features_in_txn, stored_units_in_txn, EngineError, IndexOptions, LocalIndex,
+    RemoveReport,
 };
 use crate::codec::{IdGenerator, IsccId, Realm, Unit, UnitType};
 use crate::store::{StoreError, StoreTxn};
@@ -50,7 +51,7 @@ fn count_change(w: &mut StoreTxn<'_, '_>, old: &[Unit], new: &[Unit]) -> Result<
     Ok(())
 }
 
-impl IsccIndex {
+impl LocalIndex {
     // ---- add ---------------------------------------------------------------
 
     /// Add entries (a JSON object or an array of them); returns one ISCC-ID
@@ -64,7 +65,7 @@ impl IsccIndex {
         self.add_values(&value)
     }
 
-    /// [`IsccIndex::add_json`] for parsed JSON.
+    /// [`LocalIndex::add_json`] for parsed JSON.
     pub fn add_values(&self, value: &Value) -> Result<Vec<String>, EngineError> {
         let list: Vec<&Value> = match value {
             Value::Array(items) => items.iter().collect(),
@@ -85,8 +86,8 @@ impl IsccIndex {
         self.check_writable()?;
         self.check_simprint_bits(&prepared)?;
         let fixed = self.realm.get().copied();
-        let realm = self.batch_realm(&prepared, fixed)?;
-        let ids = self.assign_ids(&prepared, realm, fixed.is_none())?;
+        let realm = batch_realm(&prepared, fixed, &self.options, &self.ids)?;
+        let ids = assign_ids(&prepared, realm, fixed.is_none(), &self.options, &self.ids)?;
         let rows = rows_to_write(&ids, &prepared);
         let set_realm = fixed.is_none();
         let changes = self.store.write(|w| {
@@ -141,64 +142,7 @@ impl IsccIndex {
         Ok(())
     }
 
-    /// The realm of a batch: the index's, or (before the first entry) that
-    /// of the batch's first ISCC-ID or the `realm` option. Every given
-    /// ISCC-ID must be of it; the ID generator is moved past each.
-    fn batch_realm(
-        &self,
-        prepared: &[Prepared],
-        fixed: Option<Realm>,
-    ) -> Result<Realm, EngineError> {
-        let realm = fixed
-            .or_else(|| prepared.iter().find_map(|p| p.id.map(IsccId::realm)))
-            .unwrap_or(if self.options.realm == Some(1) {
-                Realm::R1
-            } else {
-                Realm::R0
-            });
-        for (i, p) in prepared.iter().enumerate() {
-            if let Some(id) = p.id {
-                if id.realm() != realm {
-                    return Err(EngineError::Realm {
-                        context: format!("entries[{i}].iscc_id"),
-                        id: id.to_string(),
-                        found: id.realm().id(),
-                        expected: realm.id(),
-                    });
-                }
-                self.ids.advance_past(id.value());
-            }
-        }
-        Ok(realm)
-    }
-
-    /// The ISCC-ID of each entry: its own, or a new one of the realm.
-    fn assign_ids(
-        &self,
-        prepared: &[Prepared],
-        realm: Realm,
-        new_realm: bool,
-    ) -> Result<Vec<IsccId>, EngineError> {
-        let gen_realm = if new_realm { realm } else { self.ids.realm() };
-        let gen = IdGenerator::new(self.options.hub_id, gen_realm).map_err(|source| {
-            EngineError::Iscc {
-                context: "option hub_id".into(),
-                source,
-            }
-        })?;
-        prepared
-            .iter()
-            .map(|p| match p.id {
-                Some(id) => Ok(id),
-                None => gen.next_id().map_err(|source| EngineError::Iscc {
-                    context: "generating an ISCC-ID".into(),
-                    source,
-                }),
-            })
-            .collect()
-    }
-
-    /// [`IsccIndex::apply_to`] the current index set after a commit: a
+    /// [`LocalIndex::apply_to`] the current index set after a commit: a
     /// failure says what was committed, and marks the unit indexes for a
     /// full journal replay before the next save may trim the journal.
     fn apply_committed(
@@ -268,7 +212,7 @@ impl IsccIndex {
         self.remove_report(iscc_ids).map(|r| r.mappings)
     }
 
-    /// [`IsccIndex::remove`], telling which ISCC-IDs were removed and which
+    /// [`LocalIndex::remove`], telling which ISCC-IDs were removed and which
     /// were not in the index (decided inside the removing transaction, so a
     /// concurrent writer cannot make the answer stale).
     pub fn remove_report(&self, iscc_ids: &[&str]) -> Result<RemoveReport, EngineError> {
@@ -306,30 +250,95 @@ impl IsccIndex {
                 .collect()
         };
         self.apply_committed(changes, removed_ids)?;
-        let mut report = RemoveReport {
-            mappings,
-            ..RemoveReport::default()
-        };
-        let mut seen = HashSet::new();
-        for id in ids {
-            if !seen.insert(id.value()) {
-                continue;
-            }
-            let key = id.value();
-            let id = id.to_string();
-            if removed.contains(&key) {
-                report.removed.push(id);
-            } else {
-                report.not_found.push(id);
-            }
-        }
-        Ok(report)
+        Ok(remove_report(&ids, &removed, mappings))
     }
+}
+
+/// What a remove did: each distinct ISCC-ID asked for (in order) as
+/// removed or not found, and the index mappings removed.
+pub(super) fn remove_report(
+    ids: &[IsccId],
+    removed: &HashSet<u64>,
+    mappings: usize,
+) -> RemoveReport {
+    let mut report = RemoveReport {
+        mappings,
+        ..RemoveReport::default()
+    };
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(id.value()) {
+            continue;
+        }
+        if removed.contains(&id.value()) {
+            report.removed.push(id.to_string());
+        } else {
+            report.not_found.push(id.to_string());
+        }
+    }
+    report
+}
+
+/// The realm of a batch: the index's, or (before the first entry) that
+/// of the batch's first ISCC-ID or the `realm` option. Every given
+/// ISCC-ID must be of it; the ID generator is moved past each.
+pub(super) fn batch_realm(
+    prepared: &[Prepared],
+    fixed: Option<Realm>,
+    options: &IndexOptions,
+    generator: &IdGenerator,
+) -> Result<Realm, EngineError> {
+    let realm = fixed
+        .or_else(|| prepared.iter().find_map(|p| p.id.map(IsccId::realm)))
+        .unwrap_or(if options.realm == Some(1) {
+            Realm::R1
+        } else {
+            Realm::R0
+        });
+    for (i, p) in prepared.iter().enumerate() {
+        if let Some(id) = p.id {
+            if id.realm() != realm {
+                return Err(EngineError::Realm {
+                    context: format!("entries[{i}].iscc_id"),
+                    id: id.to_string(),
+                    found: id.realm().id(),
+                    expected: realm.id(),
+                });
+            }
+            generator.advance_past(id.value());
+        }
+    }
+    Ok(realm)
+}
+
+/// The ISCC-ID of each entry: its own, or a new one of the realm.
+pub(super) fn assign_ids(
+    prepared: &[Prepared],
+    realm: Realm,
+    new_realm: bool,
+    options: &IndexOptions,
+    generator: &IdGenerator,
+) -> Result<Vec<IsccId>, EngineError> {
+    let gen_realm = if new_realm { realm } else { generator.realm() };
+    let gen = IdGenerator::new(options.hub_id, gen_realm).map_err(|source| EngineError::Iscc {
+        context: "option hub_id".into(),
+        source,
+    })?;
+    prepared
+        .iter()
+        .map(|p| match p.id {
+            Some(id) => Ok(id),
+            None => gen.next_id().map_err(|source| EngineError::Iscc {
+                context: "generating an ISCC-ID".into(),
+                source,
+            }),
+        })
+        .collect()
 }
 
 /// The rows of a batch to store: key, stored JSON, prepared entry; when an
 /// ISCC-ID occurs more than once its last occurrence wins.
-fn rows_to_write<'a>(
+pub(super) fn rows_to_write<'a>(
     ids: &[IsccId],
     prepared: &'a [Prepared],
 ) -> Vec<(u64, Vec<u8>, &'a Prepared)> {

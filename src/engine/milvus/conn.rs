@@ -1,0 +1,361 @@
+//! The connection to a Milvus server: a gRPC client (milvus-sdk-rust's v1
+//! client, which Milvus 2.3 and later answer) driven by a runtime of its
+//! own, so every call here is blocking like the rest of the engine.
+//!
+//! Collections are created with strong consistency (a read sees every
+//! write acknowledged before it, from any client: servers against one
+//! cluster stay stateless), a BIN_FLAT index on their vector field
+//! (Milvus loads nothing without an index) and are loaded at once.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::Duration;
+
+use milvus::client::Client;
+use milvus::data::FieldColumn;
+use milvus::error::Error as SdkError;
+use milvus::index::{IndexParams, IndexType, MetricType};
+use milvus::mutate::DeleteOptions;
+use milvus::options::CreateCollectionOptions;
+use milvus::proto::common::ConsistencyLevel;
+use milvus::query::{QueryOptions, SearchOptions};
+use milvus::schema::{CollectionSchemaBuilder, FieldSchema};
+use milvus::value::{Value, ValueVec};
+
+use super::super::{EngineError, ErrorKind};
+use super::uri::MilvusUri;
+use crate::sync::lock;
+
+/// Most rows per insert, upsert, delete or `in [...]` query (gRPC messages
+/// stay far under Milvus's 64 MiB limit: a row is at most ~64 KiB of JSON).
+pub(crate) const CHUNK: usize = 500;
+
+/// Most query vectors per search call.
+const MAX_NQ: usize = 1000;
+
+/// A field of a collection: its name and type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Field {
+    /// INT64 primary key.
+    Key(&'static str),
+    /// VARCHAR primary key of at most this many bytes.
+    TextKey(&'static str, i32),
+    Int(&'static str),
+    /// VARCHAR of at most this many bytes.
+    Text(&'static str, i32),
+    /// BINARY_VECTOR of this many bits.
+    Bits(&'static str, i64),
+}
+
+impl Field {
+    fn schema(self) -> FieldSchema {
+        match self {
+            Field::Key(n) => FieldSchema::new_primary_int64(n, "", false),
+            Field::TextKey(n, len) => FieldSchema::new_primary_varchar(n, "", false, len),
+            Field::Int(n) => FieldSchema::new_int64(n, ""),
+            Field::Text(n, len) => FieldSchema::new_varchar(n, "", len),
+            Field::Bits(n, dim) => FieldSchema::new_binary_vector(n, "", dim),
+        }
+    }
+
+    /// A column of this field.
+    pub(crate) fn column(self, values: impl Into<ValueVec>) -> FieldColumn {
+        FieldColumn::new(&self.schema(), values)
+    }
+}
+
+/// A connection; see the module docs.
+pub(crate) struct Conn {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    /// `milvus://HOST:PORT/NAME`, for messages.
+    pub(crate) server: String,
+    /// Collections known to exist and be loaded.
+    ready: std::sync::Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+impl Conn {
+    /// Connect (fails at once when nothing answers).
+    pub(crate) fn connect(uri: &MilvusUri) -> Result<Conn, EngineError> {
+        let server = uri.display();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ivdb-milvus")
+            .enable_all()
+            .build()
+            .map_err(|e| EngineError::Remote {
+                server: server.clone(),
+                message: format!("cannot start the client runtime: {e}"),
+                kind: ErrorKind::Internal,
+            })?;
+        let endpoint = uri.endpoint();
+        let timeout = Duration::from_secs(uri.timeout_s);
+        let (user, password) = (uri.user.clone(), uri.password.clone());
+        let client = block(&rt, Client::with_timeout(endpoint, timeout, user, password))
+            .map_err(|e| remote(&server, "cannot connect", e))?;
+        Ok(Conn {
+            rt,
+            client,
+            server,
+            ready: Default::default(),
+        })
+    }
+
+    /// Run one call of the client to its end.
+    fn run<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, SdkError>> + Send,
+    ) -> Result<T, EngineError>
+    where
+        T: Send,
+    {
+        block(&self.rt, fut).map_err(|e| remote(&self.server, what, e))
+    }
+
+    /// Every collection whose name starts with `prefix`.
+    pub(crate) fn collections(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
+        let all = self.run("list collections", self.client.list_collections())?;
+        Ok(all.into_iter().filter(|c| c.starts_with(prefix)).collect())
+    }
+
+    /// True when `name` exists (and, from now on, is loaded).
+    pub(crate) fn exists(&self, name: &str) -> Result<bool, EngineError> {
+        if lock(&self.ready).contains(name) {
+            return Ok(true);
+        }
+        if !self.run("has collection", self.client.has_collection(name))? {
+            return Ok(false);
+        }
+        self.load(name)?;
+        Ok(true)
+    }
+
+    fn load(&self, name: &str) -> Result<(), EngineError> {
+        self.run(
+            &format!("load collection {name}"),
+            self.client.load_collection(name, None),
+        )?;
+        lock(&self.ready).insert(name.to_string());
+        Ok(())
+    }
+
+    /// Create `name` with `fields` (the last one the vector field) unless it
+    /// exists; then it is indexed and loaded. Another client creating it at
+    /// the same time is no error.
+    pub(crate) fn ensure(&self, name: &str, fields: &[Field]) -> Result<(), EngineError> {
+        if self.exists(name)? {
+            return Ok(());
+        }
+        let mut builder = CollectionSchemaBuilder::new(name, "iscc-vdb");
+        for f in fields {
+            builder.add_field(f.schema());
+        }
+        let schema = builder
+            .build()
+            .map_err(|e| remote(&self.server, &format!("schema of {name}"), e))?;
+        let options = CreateCollectionOptions::with_consistency_level(ConsistencyLevel::Strong);
+        let created = self.run(
+            &format!("create collection {name}"),
+            self.client.create_collection(schema, Some(options)),
+        );
+        if let Err(e) = created {
+            if !self.run("has collection", self.client.has_collection(name))? {
+                return Err(e);
+            }
+        }
+        let Some(Field::Bits(vector, _)) = fields.last() else {
+            return Err(EngineError::Remote {
+                server: self.server.clone(),
+                message: format!("collection {name}: no vector field (a bug)"),
+                kind: ErrorKind::Internal,
+            });
+        };
+        let params = IndexParams::new(
+            format!("{vector}_flat"),
+            IndexType::BinFlat,
+            MetricType::HAMMING,
+            HashMap::new(),
+        );
+        let indexed = self.run(
+            &format!("index collection {name}"),
+            self.client.create_index(name, *vector, params),
+        );
+        if let Err(e) = indexed {
+            // Someone else indexed it first: loading tells.
+            if self.load(name).is_err() {
+                return Err(e);
+            }
+        }
+        self.load(name)
+    }
+
+    /// Drop a collection (tests and the index's own removal).
+    pub(crate) fn drop_collection(&self, name: &str) -> Result<(), EngineError> {
+        lock(&self.ready).remove(name);
+        if self.run("has collection", self.client.has_collection(name))? {
+            self.run(
+                &format!("drop collection {name}"),
+                self.client.drop_collection(name),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Insert or replace rows (by primary key).
+    pub(crate) fn upsert(&self, name: &str, columns: Vec<FieldColumn>) -> Result<(), EngineError> {
+        if columns.first().is_none_or(|c| c.len() == 0) {
+            return Ok(());
+        }
+        self.run(
+            &format!("upsert into {name}"),
+            self.client
+                .upsert(name, columns, None::<milvus::mutate::UpsertOptions>),
+        )?;
+        Ok(())
+    }
+
+    /// Delete rows by INT64 primary key.
+    pub(crate) fn delete(&self, name: &str, ids: &[i64]) -> Result<(), EngineError> {
+        for chunk in ids.chunks(CHUNK) {
+            let options = DeleteOptions::with_ids(ValueVec::Long(chunk.to_vec()));
+            self.run(
+                &format!("delete from {name}"),
+                self.client.delete(name, &options),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Rows matching `expr`: the requested columns by name.
+    pub(crate) fn query(
+        &self,
+        name: &str,
+        expr: &str,
+        fields: &[&str],
+    ) -> Result<HashMap<String, ValueVec>, EngineError> {
+        let options =
+            QueryOptions::with_output_fields(fields.iter().map(|f| f.to_string()).collect());
+        let columns = self.run(
+            &format!("query {name}"),
+            self.client.query(name, expr, &options),
+        )?;
+        Ok(columns.into_iter().map(|c| (c.name, c.value)).collect())
+    }
+
+    /// Rows of a collection (0 when it does not exist).
+    pub(crate) fn count(&self, name: &str) -> Result<u64, EngineError> {
+        if !self.exists(name)? {
+            return Ok(0);
+        }
+        let n = self.run(&format!("count {name}"), self.client.count(name))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Top `limit` rows by Hamming distance for each of `queries` (each
+    /// `bytes` long) in the vector field `v` of `name`, rows restricted by
+    /// `filter` (empty: all): per query, `(key, distance)` pairs.
+    pub(crate) fn search(
+        &self,
+        name: &str,
+        queries: &[&[u8]],
+        limit: usize,
+        filter: &str,
+    ) -> Result<Vec<Vec<(i64, u32)>>, EngineError> {
+        let mut out = Vec::with_capacity(queries.len());
+        for chunk in queries.chunks(MAX_NQ) {
+            let data: Vec<Value<'_>> = chunk.iter().map(|q| Value::from(*q)).collect();
+            let mut options = SearchOptions::new()
+                .limit(limit)
+                .add_param("anns_field", "v")
+                .add_param("metric_type", "HAMMING")
+                .consistency_level(ConsistencyLevel::Strong as i32);
+            if !filter.is_empty() {
+                options = options.filter(filter.to_string());
+            }
+            let results = self.run(
+                &format!("search {name}"),
+                self.client.search(name, data, Some(options)),
+            )?;
+            if results.len() != chunk.len() {
+                return Err(EngineError::Remote {
+                    server: self.server.clone(),
+                    message: format!(
+                        "search {name}: {} results for {} queries",
+                        results.len(),
+                        chunk.len()
+                    ),
+                    kind: ErrorKind::Io,
+                });
+            }
+            for r in results {
+                let hits =
+                    r.id.iter()
+                        .zip(&r.score)
+                        .filter_map(|(id, score)| match id {
+                            Value::Long(k) => Some((*k, score.round() as u32)),
+                            _ => None,
+                        })
+                        .collect();
+                out.push(hits);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Seal the collections' growing segments (what `save` means here:
+    /// the server's log already holds every acknowledged write).
+    pub(crate) fn flush(&self, names: &[String]) -> Result<(), EngineError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.run("flush", self.client.flush_collections(names.to_vec()))?;
+        Ok(())
+    }
+}
+
+/// Run `fut` on `rt`; from inside another runtime (an async caller), on a
+/// thread of its own, since a runtime cannot block inside another one.
+fn block<F>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| {
+            s.spawn(|| rt.block_on(fut))
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    } else {
+        rt.block_on(fut)
+    }
+}
+
+/// An SDK error as the engine's: unreachable and transport failures are
+/// `Io`, refusals by the server `Io` too unless they name input.
+fn remote(server: &str, what: &str, e: SdkError) -> EngineError {
+    let (kind, message) = match &e {
+        SdkError::Communication(_) | SdkError::Grpc(_) => (
+            ErrorKind::Io,
+            format!("{what}: the server is unreachable or failed: {e}"),
+        ),
+        SdkError::InvalidParameter(..) | SdkError::Schema(_) => {
+            (ErrorKind::InvalidArgument, format!("{what}: {e}"))
+        }
+        _ => (ErrorKind::Io, format!("{what}: {e}")),
+    };
+    EngineError::Remote {
+        server: server.to_string(),
+        message,
+        kind,
+    }
+}
