@@ -167,6 +167,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
     }
 }
 
+/// The guard of every engine call (each backend and the store): `Closed`
+/// once `closed` is set; for a `write`, `ReadOnly` on a read-only open.
+fn check_state(closed: &AtomicBool, read_only: bool, write: bool) -> Result<(), EngineError> {
+    if closed.load(Ordering::Acquire) {
+        return Err(EngineError::Closed);
+    }
+    if write && read_only {
+        return Err(EngineError::ReadOnly);
+    }
+    Ok(())
+}
+
 /// Parse an ISCC-ID string; once the index has a realm, it must be of it.
 fn parse_id_in(s: &str, context: &str, realm: Option<Realm>) -> Result<IsccId, EngineError> {
     let id = IsccId::parse(s).map_err(|source| EngineError::Iscc {
@@ -228,18 +240,11 @@ fn stored_units_in_txn(json: &[u8]) -> Result<Vec<Unit>, crate::store::StoreErro
 
 impl LocalIndex {
     fn check_open(&self) -> Result<(), EngineError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(EngineError::Closed);
-        }
-        Ok(())
+        check_state(&self.closed, self.options.read_only, false)
     }
 
     fn check_writable(&self) -> Result<(), EngineError> {
-        self.check_open()?;
-        if self.options.read_only {
-            return Err(EngineError::ReadOnly);
-        }
-        Ok(())
+        check_state(&self.closed, self.options.read_only, true)
     }
 
     fn realm(&self) -> Realm {

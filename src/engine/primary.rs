@@ -116,18 +116,11 @@ impl IsccStore {
     }
 
     fn check_open(&self) -> Result<(), EngineError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(EngineError::Closed);
-        }
-        Ok(())
+        super::check_state(&self.closed, self.read_only, false)
     }
 
     fn check_writable(&self) -> Result<(), EngineError> {
-        self.check_open()?;
-        if self.read_only {
-            return Err(EngineError::ReadOnly);
-        }
-        Ok(())
+        super::check_state(&self.closed, self.read_only, true)
     }
 
     /// The ISCC-ID of a key in this store's realm.

@@ -245,18 +245,11 @@ impl MilvusIndex {
     }
 
     fn check_open(&self) -> Result<(), EngineError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(EngineError::Closed);
-        }
-        Ok(())
+        super::check_state(&self.closed, self.options.read_only, false)
     }
 
     fn check_writable(&self) -> Result<(), EngineError> {
-        self.check_open()?;
-        if self.options.read_only {
-            return Err(EngineError::ReadOnly);
-        }
-        Ok(())
+        super::check_state(&self.closed, self.options.read_only, true)
     }
 
     fn realm_or_default(&self) -> Realm {
