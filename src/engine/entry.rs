@@ -118,6 +118,16 @@ pub(super) fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Validate and normalise a batch of entries, each named `entries[i]` in
+/// errors (every backend's add).
+pub(crate) fn prepare_all(entries: &[&Value]) -> Result<Vec<Prepared>, EngineError> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, v)| prepare(v, &format!("entries[{i}]")))
+        .collect()
+}
+
 /// Validate and normalise one entry; `context` names it in errors
 /// (e.g. `entries[3]`).
 pub(crate) fn prepare(value: &Value, context: &str) -> Result<Prepared, EngineError> {

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
-use super::entry::{prepare, Prepared};
+use super::entry::{prepare_all, Prepared};
 use super::features::{FeatureSet, SimprintType};
 use super::index_set::IndexSet;
 use super::simprint_index::FeatureChange;
@@ -77,11 +77,7 @@ impl LocalIndex {
     /// Add entries given as JSON values.
     pub fn add(&self, entries: &[&Value]) -> Result<Vec<String>, EngineError> {
         self.check_writable()?;
-        let prepared: Vec<Prepared> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, v)| prepare(v, &format!("entries[{i}]")))
-            .collect::<Result<_, _>>()?;
+        let prepared = prepare_all(entries)?;
         let _w = lock(&self.writer);
         self.check_writable()?;
         self.check_simprint_bits(&prepared)?;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::super::entry::{prepare, Prepared};
+use super::super::entry::prepare_all;
 use super::super::write::{assign_ids, batch_realm, remove_report, rows_to_write};
 use super::super::{stored_units, EngineError, RemoveReport};
 use super::{unit_fields, MilvusIndex, CHUNK, ENTRY_FIELDS, INSTANCE_FIELDS, MAX_JSON};
@@ -124,11 +124,7 @@ impl MilvusIndex {
     /// entries rows (see the module docs).
     pub(crate) fn add(&self, entries: &[&Value]) -> Result<Vec<String>, EngineError> {
         self.check_writable()?;
-        let prepared: Vec<Prepared> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, v)| prepare(v, &format!("entries[{i}]")))
-            .collect::<Result<_, _>>()?;
+        let prepared = prepare_all(entries)?;
         let _w = lock(&self.writer);
         self.check_writable()?;
         // Another server may have fixed the realm since this one looked.
