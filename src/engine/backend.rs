@@ -57,7 +57,8 @@ fn milvus_uri(path: Option<&Path>) -> Option<&str> {
 impl IsccIndex {
     /// Open (or create) the index at `path`: a directory, `None` for an
     /// in-memory index in a temporary directory, or `milvus://HOST:PORT/NAME`
-    /// (builds with the `milvus` feature). See [`LocalIndex::open`].
+    /// (builds with the `milvus` feature); `LocalIndex::open` says what a
+    /// directory holds.
     pub fn open(path: Option<&Path>, options: IndexOptions) -> Result<IsccIndex, EngineError> {
         if let Some(uri) = milvus_uri(path) {
             return Self::open_milvus(uri, options, false);

@@ -268,7 +268,7 @@ pub struct IndexInfo {
     pub repairs: Vec<String>,
 }
 
-/// What [`super::LocalIndex::remove_report`] did.
+/// What [`IsccIndex::remove_report`](super::IsccIndex::remove_report) did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RemoveReport {
     /// ISCC-IDs removed, in request order (canonical form).

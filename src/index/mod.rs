@@ -26,5 +26,5 @@ pub use sharded::{
 pub use unit::{
     graph_path, ExactThreshold, IndexError, Partition, PartitionReport, SearchOptions, UnitIndex,
     UnitIndexOptions, UnitIndexStats, AUTO_PARTITION_ROWS, DEFAULT_COUNT, NEAR, NEAR_RECALL,
-    RECALIBRATE, ROWS_PER_LIST, TARGET_RECALL,
+    RECALIBRATE, ROWS_PER_LIST, SETTLE, TARGET_RECALL,
 };

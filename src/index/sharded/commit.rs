@@ -40,7 +40,7 @@ impl Inner {
         // would adopt a graph still being built for it: wait for it here
         // (the rotation's own thread or save, never an add's). A failed
         // build leaves the shard scan-only, which is still exact.
-        let _ = frozen.index.wait_partition();
+        let _ = frozen.index.settle();
         let _ = frozen.index.wait_graph();
         let old = frozen.gen();
         let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);

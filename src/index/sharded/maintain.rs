@@ -212,7 +212,7 @@ impl<K: ShardKey> ShardedIndex<K> {
     fn settle_locked(&self) -> Result<(), ShardedError> {
         let active = self.read().active.clone();
         match active {
-            Some(a) if !a.index.is_read_only() => Ok(a.index.wait_partition()?),
+            Some(a) if !a.index.is_read_only() => Ok(a.index.settle()?),
             _ => Ok(()),
         }
     }

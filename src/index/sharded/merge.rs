@@ -227,7 +227,7 @@ impl Inner {
         // it, so the shard is saved with it (a failed build leaves the shard
         // scan-only, which is still exact).
         // A partition they started likewise (see `unit/retrain.rs`).
-        let _ = index.wait_partition();
+        let _ = index.settle();
         let _ = index.wait_graph();
         let fresh = Shard::from_parts(id, index, table);
         let gen = self.next_gen.fetch_add(1, Ordering::AcqRel);

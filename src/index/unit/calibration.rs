@@ -18,7 +18,7 @@ use std::time::Instant;
 use crate::index::flat::{FlatStore, Hit, Scan, ScanQuery};
 use crate::index::ivf::Quantizer;
 use crate::metric::scan::Kernel;
-use crate::metric::Row;
+use crate::metric::{whole_words, Row};
 
 /// Tie-aware recall@10 that the default `nprobe` reaches on the index's
 /// own rows (queries are near duplicates of stored rows).
@@ -124,6 +124,9 @@ struct NearSet {
     wanted: usize,
     /// The rows within NEAR, nearest first ([`NEAR_ROWS`] at most).
     keys: Vec<u64>,
+    /// Their first words (`None`: a byte-granular row, which no list
+    /// holds): the lists that new centroids would put them in.
+    words: Vec<Option<u64>>,
 }
 
 impl Truth {
@@ -145,12 +148,20 @@ impl Truth {
                 .iter()
                 .map(|h| h.key)
                 .collect();
+            let words = keys
+                .iter()
+                .map(|&key| {
+                    let row = basis.get(key)?;
+                    whole_words(row.len()).then(|| row.words()[0])
+                })
+                .collect();
             // Of its true top 10, those within NEAR are its nearest such.
             let wanted = keys.len().min(K);
             near.push(NearSet {
                 word: q.1.words[0],
                 wanted,
                 keys,
+                words,
             });
             if (i + 1) * m / n != i * m / n {
                 let top = scan(basis, kernel, q);
@@ -182,27 +193,71 @@ impl Truth {
     /// ordering of the lists per query.
     fn near_nprobe(&self, flat: &FlatStore) -> Option<usize> {
         let quantizer = flat.quantizer.as_ref()?;
+        self.near_ranks(quantizer, |set, i| match flat.list_of_key(set.keys[i]) {
+            Some(list) => list,
+            // Not stored: a probe never finds it.
+            None => Some(usize::MAX),
+        })
+        .map(|(p, _)| p)
+    }
+
+    /// What a near probe of `quantizer`'s lists, not laid out yet, would
+    /// read: the mean share of rows in the lists it probes at its near
+    /// `nprobe` ([`Truth::near_nprobe`], each near row placed in the list
+    /// of its nearest centroid), with `sizes` the rows of each list in a
+    /// sample; `None` as for the near `nprobe`. Lower is cheaper: the
+    /// measure candidate centroids are chosen by (see `lists::best`).
+    pub(super) fn near_share(&self, quantizer: &Quantizer, sizes: &[usize]) -> Option<f64> {
+        let (p, orders) = self.near_ranks(quantizer, |set, i| {
+            set.words[i].map(|word| quantizer.nearest(word))
+        })?;
+        let total: usize = sizes.iter().sum();
+        let read: usize = orders
+            .iter()
+            .map(|order| {
+                order
+                    .iter()
+                    .take(p)
+                    .map(|&l| sizes.get(l as usize).copied().unwrap_or(0))
+                    .sum::<usize>()
+            })
+            .sum();
+        Some(read as f64 / (total.max(1) * orders.len().max(1)) as f64)
+    }
+
+    /// The near `nprobe` of `quantizer`'s lists (see
+    /// [`Truth::near_nprobe`]), each near row's list told by `list_of`
+    /// (`None`: no list holds it, every probe reads it), and the probe
+    /// order of the lists for each query that has near neighbours.
+    fn near_ranks(
+        &self,
+        quantizer: &Quantizer,
+        list_of: impl Fn(&NearSet, usize) -> Option<usize>,
+    ) -> Option<(usize, Vec<Vec<u32>>)> {
         let nlist = quantizer.lists();
         let mut rank = vec![0usize; nlist];
         let mut needed: Vec<usize> = Vec::new();
+        let mut orders = Vec::new();
         for set in self.near.iter().filter(|s| s.wanted > 0) {
-            for (i, (list, _)) in quantizer.probe(set.word, nlist).into_iter().enumerate() {
+            let order: Vec<u32> = quantizer
+                .probe(set.word, nlist)
+                .into_iter()
+                .map(|(list, _)| list)
+                .collect();
+            for (i, &list) in order.iter().enumerate() {
                 rank[list as usize] = i;
             }
-            let mut lists: Vec<usize> = set
-                .keys
-                .iter()
-                .map(|&key| match flat.list_of_key(key) {
-                    // Lists a probe must read to reach the row; rows no
-                    // list holds are read by every probe.
-                    Some(Some(list)) => rank.get(list).map_or(usize::MAX, |r| r + 1),
-                    Some(None) => 1,
-                    None => usize::MAX,
+            // Lists a probe must read to reach each row.
+            let mut lists: Vec<usize> = (0..set.keys.len())
+                .map(|i| match list_of(set, i) {
+                    Some(list) => rank.get(list).map_or(usize::MAX, |r| r + 1),
+                    None => 1,
                 })
                 .collect();
             lists.sort_unstable();
             lists.truncate(set.wanted);
             needed.extend(lists);
+            orders.push(order);
         }
         if needed.len() < NEAR_EVIDENCE {
             return None;
@@ -210,7 +265,7 @@ impl Truth {
         needed.sort_unstable();
         let must = (NEAR_ONLY_RECALL * needed.len() as f64).ceil() as usize;
         let p = needed[must.clamp(1, needed.len()) - 1];
-        Some(p.clamp(1, nlist))
+        Some((p.clamp(1, nlist), orders))
     }
 }
 

@@ -74,7 +74,9 @@ pub(crate) use options::check_max_dim;
 pub use options::{
     ExactThreshold, Partition, SearchOptions, UnitIndexOptions, UnitIndexStats, DEFAULT_COUNT,
 };
-pub use retrain::{PartitionReport, MIN_ROWS as AUTO_PARTITION_ROWS, RECALIBRATE, ROWS_PER_LIST};
+pub use retrain::{
+    PartitionReport, MIN_ROWS as AUTO_PARTITION_ROWS, RECALIBRATE, ROWS_PER_LIST, SETTLE,
+};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
