@@ -463,3 +463,79 @@ fn unreachable_servers_and_bad_uris_are_clear_errors() {
     let e = IsccIndex::drop_remote("/tmp/some/dir").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 }
+
+/// An index created with BIN_IVF_FLAT (`?index=ivf`): exact searches (every
+/// list probed) equal the local engine's; approximate ones find most of the
+/// exact matches, each unit at its exact distance (the server may still
+/// scan segments this small: recall is measured by the bench at 1M); the
+/// vector index is stored with the index, and a URI asking for another one
+/// is refused.
+#[test]
+fn an_ivf_index_is_exact_when_asked_and_keeps_its_kind() {
+    let Some(base) = server("an_ivf_index_is_exact_when_asked_and_keeps_its_kind") else {
+        return;
+    };
+    let records = corpus();
+    let remote_name = Remote::new(&base, "ivf");
+    let ivf = format!("{}?index=ivf&nlist=16&nprobe=2", remote_name.uri);
+    let remote = IsccIndex::open(Some(ivf.as_ref()), IndexOptions::default()).unwrap();
+    let local = local();
+    assert_eq!(add_all(&local, &records), add_all(&remote, &records));
+    // Sealed segments get their lists.
+    remote.save().unwrap();
+    remote.wait_background().unwrap();
+    // Every fourth record as a query (the corpus test asks all of them).
+    let by_units: Vec<Query> = records
+        .iter()
+        .step_by(4)
+        .filter_map(query_by_units)
+        .collect();
+    let exact = SearchParams {
+        count: 10,
+        exact: true,
+        ..SearchParams::default()
+    };
+    assert_same_results(&local, &remote, &by_units, &exact, "ivf, exact");
+    // Approximate: a unit found is found at its exact distance (an entry's
+    // score may differ: it counts the units found); most is found.
+    let approx = SearchParams {
+        exact: false,
+        ..exact
+    };
+    let truth = local.search_batch(&by_units, &exact).unwrap();
+    let got = remote.search_batch(&by_units, &approx).unwrap();
+    let (mut wanted, mut found) = (0usize, 0usize);
+    for (t, g) in truth.queries.iter().zip(&got.queries) {
+        let units: std::collections::HashMap<&str, _> = t
+            .matches
+            .iter()
+            .map(|m| (m.iscc_id.as_str(), &m.units))
+            .collect();
+        wanted += units.len();
+        for m in &g.matches {
+            if let Some(exact_units) = units.get(m.iscc_id.as_str()) {
+                found += 1;
+                for (unit, s) in &m.units {
+                    if let Some(e) = exact_units.get(unit) {
+                        assert_eq!(e.distance, s.distance, "{} {unit}", m.iscc_id);
+                    }
+                }
+            }
+        }
+    }
+    let recall = found as f64 / wanted.max(1) as f64;
+    eprintln!("ivf nlist 16 nprobe 2: recall {recall:.4} of {wanted} exact matches");
+    assert!(recall >= 0.5, "recall {recall}");
+    drop(remote);
+    // The kind is the index's: an open without options has it, another is
+    // refused by name.
+    let plain = remote_name.open(IndexOptions::default());
+    assert_same_results(&local, &plain, &by_units[..100], &exact, "reopened");
+    drop(plain);
+    for other in ["index=flat", "index=ivf&nlist=32"] {
+        let uri = format!("{}?{other}", remote_name.uri);
+        let e = IsccIndex::open(Some(uri.as_ref()), IndexOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains("index=ivf&nlist=16"), "{e}");
+    }
+}

@@ -4,8 +4,9 @@
 //!
 //! Collections are created with strong consistency (a read sees every
 //! write acknowledged before it, from any client: servers against one
-//! cluster stay stateless), a BIN_FLAT index on their vector field
-//! (Milvus loads nothing without an index) and are loaded at once.
+//! cluster stay stateless), an index on their vector field (BIN_FLAT, or
+//! the unit collections' own: see `ann`; Milvus loads nothing without an
+//! index) and are loaded at once.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use milvus::client::Client;
 use milvus::data::FieldColumn;
 use milvus::error::Error as SdkError;
-use milvus::index::{IndexParams, IndexType, MetricType};
+use milvus::index::{IndexParams, MetricType};
 use milvus::mutate::DeleteOptions;
 use milvus::options::CreateCollectionOptions;
 use milvus::proto::common::ConsistencyLevel;
@@ -23,6 +24,7 @@ use milvus::schema::{CollectionSchemaBuilder, FieldSchema};
 use milvus::value::{Value, ValueVec};
 
 use super::super::{EngineError, ErrorKind};
+use super::ann::Ann;
 use super::uri::MilvusUri;
 use crate::sync::lock;
 
@@ -152,6 +154,42 @@ impl Conn {
     /// exists; then it is indexed and loaded. Another client creating it at
     /// the same time is no error.
     pub(crate) fn ensure(&self, name: &str, fields: &[Field]) -> Result<(), EngineError> {
+        self.ensure_indexed(name, fields, Ann::Flat)
+    }
+
+    /// [`Conn::ensure_indexed`] for each of `collections`, those missing
+    /// created side by side (a thread each: the server spends seconds on
+    /// each, mostly waiting); the first error is returned.
+    pub(crate) fn ensure_all(
+        &self,
+        collections: &[(String, Vec<Field>, Ann)],
+    ) -> Result<(), EngineError> {
+        let mut missing = Vec::new();
+        for c in collections {
+            if !self.exists(&c.0)? {
+                missing.push(c);
+            }
+        }
+        std::thread::scope(|s| {
+            let running: Vec<_> = missing
+                .iter()
+                .map(|(name, fields, ann)| s.spawn(move || self.ensure_indexed(name, fields, *ann)))
+                .collect();
+            running
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Result<Vec<()>, EngineError>>()
+                .map(drop)
+        })
+    }
+
+    /// [`Conn::ensure`] with `ann` as the vector field's index.
+    pub(crate) fn ensure_indexed(
+        &self,
+        name: &str,
+        fields: &[Field],
+        ann: Ann,
+    ) -> Result<(), EngineError> {
         if self.exists(name)? {
             return Ok(());
         }
@@ -179,11 +217,12 @@ impl Conn {
                 kind: ErrorKind::Internal,
             });
         };
+        let (kind, build) = ann.milvus();
         let params = IndexParams::new(
-            format!("{vector}_flat"),
-            IndexType::BinFlat,
+            format!("{vector}_index"),
+            kind,
             MetricType::HAMMING,
-            HashMap::new(),
+            build.into_iter().collect(),
         );
         let indexed = self.run(
             &format!("index collection {name}"),
@@ -262,13 +301,15 @@ impl Conn {
 
     /// Top `limit` rows by Hamming distance for each of `queries` (each
     /// `bytes` long) in the vector field `v` of `name`, rows restricted by
-    /// `filter` (empty: all): per query, `(key, distance)` pairs.
+    /// `filter` (empty: all), probing `nprobe` lists of an IVF index: per
+    /// query, `(key, distance)` pairs.
     pub(crate) fn search(
         &self,
         name: &str,
         queries: &[&[u8]],
         limit: usize,
         filter: &str,
+        nprobe: Option<usize>,
     ) -> Result<Vec<Vec<(i64, u32)>>, EngineError> {
         let mut out = Vec::with_capacity(queries.len());
         for chunk in queries.chunks(MAX_NQ) {
@@ -280,6 +321,9 @@ impl Conn {
                 .consistency_level(ConsistencyLevel::Strong as i32);
             if !filter.is_empty() {
                 options = options.filter(filter.to_string());
+            }
+            if let Some(n) = nprobe {
+                options = options.add_param("nprobe", n.to_string());
             }
             let results = self.run(
                 &format!("search {name}"),
@@ -309,6 +353,48 @@ impl Conn {
             }
         }
         Ok(out)
+    }
+
+    /// Wait until Milvus reports the vector index of each of `names` built
+    /// (state Finished; it builds them in the background and scans the
+    /// segments not indexed yet), at most `timeout` per collection.
+    pub(crate) fn wait_indexed(
+        &self,
+        names: &[String],
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
+        use milvus::proto::common::IndexState;
+        for name in names {
+            let start = std::time::Instant::now();
+            loop {
+                let infos = self.run(
+                    &format!("describe the index of {name}"),
+                    self.client.describe_index(name.as_str(), "v"),
+                )?;
+                match infos.first().map(|i| i.state()) {
+                    None | Some(IndexState::Finished) => break,
+                    Some(IndexState::Failed) => {
+                        return Err(EngineError::Remote {
+                            server: self.server.clone(),
+                            message: format!("building the index of {name} failed"),
+                            kind: ErrorKind::Io,
+                        })
+                    }
+                    Some(_) if start.elapsed() >= timeout => {
+                        return Err(EngineError::Remote {
+                            server: self.server.clone(),
+                            message: format!(
+                                "the index of {name} was not built within {} s",
+                                timeout.as_secs()
+                            ),
+                            kind: ErrorKind::Io,
+                        })
+                    }
+                    Some(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Seal the collections' growing segments (what `save` means here:

@@ -28,10 +28,12 @@
 //! the entries row first. The entries row is the commit: searches drop
 //! matches without one (an add or remove cut short by a crash never shows
 //! as a match that cannot be read), and repeating the add repairs it.
-//! Searches are exact (BIN_FLAT): `exact` and per-call expansion change
-//! nothing here. Granular features are stored with their entries but
+//! Searches are exact with BIN_FLAT, the default vector index; with
+//! BIN_IVF_FLAT (`?index=ivf`, see `ann`) they probe `nprobe` lists unless
+//! `exact` asks for every list. Granular features are stored with their entries but
 //! not indexed on this backend: a search by features is refused.
 
+mod ann;
 mod conn;
 mod search;
 mod uri;
@@ -45,6 +47,7 @@ use std::sync::Mutex;
 use milvus::value::ValueVec;
 use serde_json::Value;
 
+use self::ann::Ann;
 use self::conn::{Conn, Field, CHUNK};
 use self::uri::MilvusUri;
 use super::{
@@ -93,6 +96,12 @@ pub(crate) struct MilvusIndex {
     ids: IdGenerator,
     writer: Mutex<()>,
     closed: AtomicBool,
+    /// The unit collections' vector index (see `ann`).
+    ann: Ann,
+    /// Lists an approximate search probes (`ann` BIN_IVF_FLAT).
+    nprobe: usize,
+    /// The URI's deadline of a call, also the longest wait for an index.
+    timeout: std::time::Duration,
 }
 
 impl MilvusIndex {
@@ -127,7 +136,7 @@ impl MilvusIndex {
                 context: "option hub_id".into(),
                 source,
             })?;
-        let index = MilvusIndex {
+        let mut index = MilvusIndex {
             path: PathBuf::from(parsed.display()),
             conn,
             name,
@@ -136,8 +145,17 @@ impl MilvusIndex {
             ids,
             writer: Mutex::new(()),
             closed: AtomicBool::new(false),
+            ann: Ann::Flat,
+            nprobe: 1,
+            timeout: std::time::Duration::from_secs(parsed.timeout_s),
         };
         index.check_format()?;
+        index.ann = index.check_ann(parsed.ann)?;
+        index.nprobe = match (parsed.nprobe, index.ann) {
+            (Some(n), _) => n,
+            (None, Ann::Ivf { nlist }) => ann::default_nprobe(nlist),
+            (None, Ann::Flat) => 1,
+        };
         let realm = index.stored_realm()?;
         if let (Some(have), Some(want)) = (realm, index.options.realm) {
             if have.id() != want {
@@ -163,6 +181,35 @@ impl MilvusIndex {
             }),
             None if self.options.read_only => Ok(()),
             None => self.meta_put("ivdb:format", &Value::from(MILVUS_FORMAT)),
+        }
+    }
+
+    /// The vector index the unit collections have: as stored; `wanted` (the
+    /// URI's) must be it. An index without one stored gets `wanted` (flat
+    /// when not named) unless it has unit collections already, which were
+    /// created flat.
+    fn check_ann(&self, wanted: Option<Ann>) -> Result<Ann, EngineError> {
+        let have = match self.meta_get("ivdb:ann")? {
+            Some(v) => Ann::from_json(Some(&v))?,
+            None => {
+                let units = self.conn.collections(&format!("{}__u", self.name))?;
+                if !units.is_empty() || self.options.read_only {
+                    Ann::Flat
+                } else {
+                    let a = wanted.unwrap_or(Ann::Flat);
+                    self.meta_put("ivdb:ann", &a.to_json())?;
+                    a
+                }
+            }
+        };
+        match wanted {
+            Some(w) if w != have => Err(EngineError::Invalid(format!(
+                "{} has the vector index {}, not {} (it is chosen when the index is created)",
+                self.path.display(),
+                have.spelled(),
+                w.spelled()
+            ))),
+            _ => Ok(have),
         }
     }
 
@@ -435,8 +482,12 @@ impl MilvusIndex {
         self.conn.flush(&names)
     }
 
+    /// Wait until the server reports the unit collections' vector indexes
+    /// built (see `Conn::wait_indexed`).
     pub(crate) fn wait_background(&self) -> Result<(), EngineError> {
-        self.check_open()
+        self.check_open()?;
+        let names = self.conn.collections(&format!("{}__u", self.name))?;
+        self.conn.wait_indexed(&names, self.timeout)
     }
 
     pub(crate) fn rebuild(&self) -> Result<(), EngineError> {

@@ -90,15 +90,31 @@ impl MilvusIndex {
         // (distance, key) give the local answer unless rows tie across the
         // cut, which `complete_ties` then fetches.
         let limit = (2 * k + 16).min(MAX_TOPK);
+        let nprobe = self.ann.probes(self.nprobe, params.exact);
         let mut hits: BTreeMap<(usize, UnitType), Vec<Fetched>> = BTreeMap::new();
-        for (group, (owners, vectors)) in groups {
-            let name = self.unit_name(group.0, group.1);
-            if !self.conn.exists(&name)? {
-                continue;
+        let mut present = Vec::new();
+        for (group, owned) in groups {
+            if self.conn.exists(&self.unit_name(group.0, group.1))? {
+                present.push((group, owned));
             }
-            let found = self
-                .conn
-                .search(&name, &vectors, limit, &group_filter(group))?;
+        }
+        // The sub-searches side by side: each waits on the server for most
+        // of its time (strong consistency).
+        let found = std::thread::scope(|s| {
+            let running: Vec<_> = present
+                .iter()
+                .map(|(group, (_, vectors))| {
+                    let name = self.unit_name(group.0, group.1);
+                    let filter = group_filter(*group);
+                    s.spawn(move || self.conn.search(&name, vectors, limit, &filter, nprobe))
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Result<Vec<_>, EngineError>>()
+        })?;
+        for ((group, (owners, vectors)), found) in present.into_iter().zip(found) {
             for ((qi, rows), vector) in owners.into_iter().zip(found).zip(vectors) {
                 hits.entry((qi, group.0)).or_default().push(Fetched {
                     group,
@@ -109,7 +125,7 @@ impl MilvusIndex {
             }
         }
         for ((qi, t), mut fetched) in hits {
-            for (d, key) in self.complete_ties(&mut fetched, k)? {
+            for (d, key) in self.complete_ties(&mut fetched, k, nprobe)? {
                 aggs[qi].unit(key, t, d);
             }
         }
@@ -136,6 +152,7 @@ impl MilvusIndex {
         &self,
         fetched: &mut [Fetched<'_>],
         k: usize,
+        nprobe: Option<usize>,
     ) -> Result<Vec<(f32, u64)>, EngineError> {
         loop {
             let mut all: Vec<(f32, u64)> = fetched.iter().flat_map(Fetched::nphd).collect();
@@ -153,9 +170,13 @@ impl MilvusIndex {
                 if held_back {
                     f.limit = (f.limit * 4).min(MAX_TOPK);
                     let name = self.unit_name(f.group.0, f.group.1);
-                    let mut rows =
-                        self.conn
-                            .search(&name, &[f.vector], f.limit, &group_filter(f.group))?;
+                    let mut rows = self.conn.search(
+                        &name,
+                        &[f.vector],
+                        f.limit,
+                        &group_filter(f.group),
+                        nprobe,
+                    )?;
                     f.rows = rows.pop().unwrap_or_default();
                     again = true;
                 }

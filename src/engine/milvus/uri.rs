@@ -1,6 +1,12 @@
-//! The Milvus backend's URI: `milvus://[USER:PASSWORD@]HOST:PORT/NAME[?tls=true&timeout_s=N]`.
+//! The Milvus backend's URI:
+//! `milvus://[USER:PASSWORD@]HOST:PORT/NAME[?OPTION=VALUE&...]`, options
+//! `tls`, `timeout_s`, `index` and `nlist` (see `ann`), `nprobe`.
 
 use super::super::EngineError;
+use super::ann::{Ann, MAX_NLIST};
+
+/// The URI's shape, for messages.
+const SHAPE: &str = "milvus://[USER:PASSWORD@]HOST:PORT/NAME[?tls=true&timeout_s=N&index=flat|ivf&nlist=N&nprobe=N]";
 
 /// A parsed `milvus://` URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +21,12 @@ pub(crate) struct MilvusUri {
     pub(crate) tls: bool,
     /// Deadline of each call to the server, in seconds.
     pub(crate) timeout_s: u64,
+    /// The vector index of the unit collections (`index`, `nlist`), if
+    /// named: what a new index is created with, what an existing one must
+    /// have.
+    pub(crate) ann: Option<Ann>,
+    /// Lists an approximate search probes, if named.
+    pub(crate) nprobe: Option<usize>,
 }
 
 /// Longest index name: collection names add at most 12 characters and
@@ -25,12 +37,8 @@ impl MilvusUri {
     /// Parse `uri`; errors name the URI (without its password) and the part
     /// that is wrong.
     pub(crate) fn parse(uri: &str) -> Result<MilvusUri, EngineError> {
-        let bad = |why: &str| {
-            EngineError::Invalid(format!(
-                "{}: {why} (expected milvus://[USER:PASSWORD@]HOST:PORT/NAME[?tls=true&timeout_s=N])",
-                redact(uri)
-            ))
-        };
+        let bad =
+            |why: &str| EngineError::Invalid(format!("{}: {why} (expected {SHAPE})", redact(uri)));
         let rest = uri
             .strip_prefix(super::super::MILVUS_SCHEME)
             .ok_or_else(|| bad("not a milvus:// URI"))?;
@@ -83,6 +91,15 @@ impl MilvusUri {
             password,
             tls: false,
             timeout_s: 30,
+            ann: None,
+            nprobe: None,
+        };
+        let (mut index, mut nlist) = (None, None);
+        let count = |k: &str, v: &str, max: usize| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| bad(&format!("{k}={v:?} (1 to {max})")))
         };
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -101,9 +118,16 @@ impl MilvusUri {
                         .filter(|t| (1..=3600).contains(t))
                         .ok_or_else(|| bad(&format!("timeout_s={v:?} (1 to 3600)")))?
                 }
+                "index" => index = Some(v.to_string()),
+                "nlist" => nlist = Some(count(k, v, MAX_NLIST)?),
+                "nprobe" => out.nprobe = Some(count(k, v, MAX_NLIST)?),
                 other => return Err(bad(&format!("unknown option {other:?}"))),
             }
         }
+        out.ann = match (index, nlist) {
+            (None, None) => None,
+            (i, n) => Some(Ann::parse(i.as_deref().unwrap_or("flat"), n).map_err(|why| bad(&why))?),
+        };
         Ok(out)
     }
 
@@ -150,6 +174,9 @@ mod tests {
         assert_eq!(u.timeout_s, 5);
         assert_eq!(u.endpoint(), "https://db.example:443");
         assert_eq!(u.display(), "milvus://db.example:443/x");
+        assert_eq!((u.ann, u.nprobe), (None, None));
+        let u = MilvusUri::parse("milvus://h:1/x?index=ivf&nlist=256&nprobe=32").unwrap();
+        assert_eq!((u.ann, u.nprobe), (Some(Ann::Ivf { nlist: 256 }), Some(32)));
         for (bad, says) in [
             ("milvus://host/x", "no port"),
             ("milvus://host:99999/x", "port"),
@@ -162,6 +189,10 @@ mod tests {
             ("milvus://host:1/x?tls=maybe", "tls="),
             ("milvus://host:1/x?colour=red", "unknown option"),
             ("milvus://:1/x", "no host"),
+            ("milvus://host:1/x?index=hnsw", "flat or ivf"),
+            ("milvus://host:1/x?nlist=64", "nlist applies to index=ivf"),
+            ("milvus://host:1/x?index=ivf&nlist=0", "nlist="),
+            ("milvus://host:1/x?nprobe=x", "nprobe="),
         ] {
             let e = MilvusUri::parse(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
