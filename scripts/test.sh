@@ -32,8 +32,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets --all-features -- -D warnings
-# The library as the Python package builds it (no CLI, no server, no test
-# support) must be warning-free too.
+# The library without any feature (the leanest embedding: no CLI, server or
+# Milvus backend) must be warning-free too.
 cargo clippy --locked --lib --no-default-features -- -D warnings
 echo "== Milvus standalone (the Milvus backend's tests run against it)"
 bounded 600 bash scripts/milvus-standalone.sh start

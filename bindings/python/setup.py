@@ -58,6 +58,8 @@ def library() -> Path:
             "--lib",
             "--locked",
             "--no-default-features",
+            "--features",
+            "milvus",
             "--manifest-path",
             str(REPO / "Cargo.toml"),
         ],

@@ -163,7 +163,8 @@ impl Ctx {
 
     /// NOT_FOUND unless `path` holds an index (so nothing is created there).
     fn require_index(&self) -> CliResult {
-        if self.path.join("primary.lmdb").exists() {
+        // A Milvus index's open says itself when it does not exist.
+        if crate::engine::is_milvus_uri(&self.path) || self.path.join("primary.lmdb").exists() {
             return Ok(());
         }
         Err(CliError::new(

@@ -111,7 +111,8 @@ pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
         timeouts,
         hide_paths: args.hide_paths,
     };
-    let path = display(&ctx.path);
+    // The index's own path: a Milvus URI without its credentials.
+    let path = display(index.path());
     let read_only = if args.read_only { " (read-only)" } else { "" };
     let served = crate::server::run(index, config, |addr| {
         eprintln!("iscc-vdb: serving {path}{read_only} on http://{addr}");

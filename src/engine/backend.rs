@@ -54,6 +54,12 @@ fn milvus_uri(path: Option<&Path>) -> Option<&str> {
         .filter(|s| s.starts_with(MILVUS_SCHEME))
 }
 
+/// True when `path` is a `milvus://` URI rather than a directory (faces
+/// that check a directory before opening skip that check for it).
+pub fn is_milvus_uri(path: &Path) -> bool {
+    milvus_uri(Some(path)).is_some()
+}
+
 impl IsccIndex {
     /// Open (or create) the index at `path`: a directory, `None` for an
     /// in-memory index in a temporary directory, or `milvus://HOST:PORT/NAME`

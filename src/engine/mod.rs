@@ -100,7 +100,7 @@ use crate::sync::lock;
 
 use self::index_set::{Family, IndexSet, IndexType};
 
-pub use self::backend::{IsccIndex, MILVUS_SCHEME};
+pub use self::backend::{is_milvus_uri, IsccIndex, MILVUS_SCHEME};
 pub use self::chunk_score::CHUNK_CANDIDATES;
 pub use self::chunk_search::{
     ChunkMatch, MatchedChunk, TypeChunkScore, DEFAULT_SIMPRINT_THRESHOLD,

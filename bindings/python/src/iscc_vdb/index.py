@@ -145,7 +145,8 @@ class IsccIndex(Closable):
         """Open an existing index: writable (``view=False``) or read-only
         with its unit indexes memory-mapped (``view=True``). ``None`` when
         ``path`` holds no index."""
-        if not os.path.isdir(os.path.join(os.fspath(path), "primary.lmdb")):
+        remote = os.fspath(path).startswith("milvus://")
+        if not remote and not os.path.isdir(os.path.join(os.fspath(path), "primary.lmdb")):
             return None
         try:
             return IsccIndex(path, read_only=view, **kwargs)

@@ -1,0 +1,240 @@
+//! The `iscc-vdb` CLI and its REST server on a `milvus://` path: the same
+//! answers as on a local directory (the engine decides; the faces only
+//! pass the path on), and a password in the URI never printed.
+//!
+//! Needs `IVDB_MILVUS_URI=milvus://HOST:PORT` like `milvus_backend.rs`;
+//! without it every test says so and passes.
+#![cfg(all(feature = "milvus", feature = "cli", feature = "server"))]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use iscc_vdb::engine::IsccIndex;
+use iscc_vdb::testing::client::Client;
+use serde_json::{json, Value};
+
+fn server(test: &str) -> Option<String> {
+    match std::env::var("IVDB_MILVUS_URI") {
+        Ok(uri) if !uri.is_empty() => Some(uri.trim_end_matches('/').to_string()),
+        _ => {
+            eprintln!("{test}: not run (set IVDB_MILVUS_URI=milvus://HOST:PORT)");
+            None
+        }
+    }
+}
+
+/// A fresh index name on the server, dropped when the guard goes.
+struct Remote(String);
+
+impl Remote {
+    fn new(base: &str, test: &str) -> Remote {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let uri = format!("{base}/f_{test}_{}_{nanos}", std::process::id());
+        IsccIndex::drop_remote(&uri).unwrap();
+        Remote(uri)
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        let _ = IsccIndex::drop_remote(&self.0);
+    }
+}
+
+/// `uri` with credentials after its scheme (the standalone server has no
+/// authentication and ignores them; they must never be printed).
+fn with_password(uri: &str) -> String {
+    uri.replacen("milvus://", "milvus://ann:s3cret-pw@", 1)
+}
+
+fn cli(path: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iscc-vdb"))
+        .arg("--path")
+        .arg(path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run iscc-vdb");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Stdout as JSON, the command having succeeded.
+fn ok(out: Output, what: &str) -> Value {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{what}: {err}");
+    assert!(!err.contains("s3cret"), "{what}: {err}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// The records of the corpus the faces are tried with: the first 200.
+fn records() -> Vec<Value> {
+    common::corpus().into_iter().take(200).collect()
+}
+
+fn jsonl(records: &[Value]) -> String {
+    records.iter().map(|r| format!("{r}\n")).collect()
+}
+
+/// Add, get, search (by code and by units, exact), remove and info through
+/// the CLI on a URI answer as on a directory; a missing remote index is
+/// NOT_FOUND for the commands that read.
+#[test]
+fn the_cli_on_a_uri_answers_as_on_a_directory() {
+    let Some(base) = server("the_cli_on_a_uri_answers_as_on_a_directory") else {
+        return;
+    };
+    let remote = Remote::new(&base, "cli");
+    let uri = with_password(&remote.0);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("idx");
+    let local = local.to_str().unwrap();
+    let records = records();
+    let input = jsonl(&records);
+    let ids_local = ok(cli(local, &["add", "--file", "-"], &input), "add local");
+    let ids_remote = ok(cli(&uri, &["add", "--file", "-"], &input), "add remote");
+    assert_eq!(ids_local, ids_remote);
+    let ids: Vec<&str> = ids_local
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut get = vec!["get"];
+    get.extend(&ids[..20]);
+    assert_eq!(
+        ok(cli(local, &get, ""), "get local"),
+        ok(cli(&uri, &get, ""), "get remote")
+    );
+    let codes: String = records
+        .iter()
+        .filter(|r| r["iscc_code"].is_string())
+        .take(30)
+        .map(|r| format!("{}\n", json!({"iscc_code": r["iscc_code"]})))
+        .collect();
+    for args in [
+        &["search", "--file", "-", "--exact", "--count", "5"][..],
+        &["search", "--file", "-", "--exact", "--count", "20"][..],
+    ] {
+        let a = ok(cli(local, args, &codes), "search local");
+        let b = ok(cli(&uri, args, &codes), "search remote");
+        assert_eq!(strip_costs(a), strip_costs(b), "{args:?}");
+    }
+    let removed = ok(cli(&uri, &["remove", ids[0], ids[1]], ""), "remove");
+    assert_eq!(removed["removed"].as_array().unwrap().len(), 2, "{removed}");
+    let info = ok(cli(&uri, &["info"], ""), "info");
+    assert_eq!(info["size"], json!(records.len() - 2), "{info}");
+    assert!(info["path"].as_str().unwrap().starts_with("milvus://"));
+    // A name the server has no index of.
+    let missing = with_password(&format!("{base}/f_missing_{}", std::process::id()));
+    let out = cli(&missing, &["get", ids[2]], "");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("f_missing_") && !err.contains("s3cret"),
+        "{err}"
+    );
+}
+
+/// Fields of a search result both backends agree on: its matches (cost
+/// counters are the local engine's own).
+fn strip_costs(v: Value) -> Value {
+    match v {
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_costs).collect()),
+        Value::Object(mut o) => {
+            o.remove("visited_members");
+            o.remove("computed_distances");
+            Value::Object(o)
+        }
+        other => other,
+    }
+}
+
+/// `iscc-vdb serve --path milvus://…` serves the remote index (stateless:
+/// a second server on the same index sees the first one's writes at once);
+/// its log names the server without the password.
+#[test]
+fn serve_on_a_uri_is_stateless() {
+    let Some(base) = server("serve_on_a_uri_is_stateless") else {
+        return;
+    };
+    let remote = Remote::new(&base, "serve");
+    let uri = with_password(&remote.0);
+    let records = records();
+    let (mut a, a_log) = start(&uri);
+    let (mut b, b_log) = start(&uri);
+    let mut ca = Client::new(a.1);
+    let mut cb = Client::new(b.1);
+    let added = ca.post("/add", &json!({"entries": records})).unwrap();
+    assert_eq!(added.status, 200, "{:?}", added.json());
+    let ids = added.json().unwrap();
+    let id = ids["data"][5]
+        .as_str()
+        .unwrap_or_else(|| panic!("no ids in {ids}"))
+        .to_string();
+    // The other server reads it at once.
+    let got = cb.get(&format!("/get/{id}")).unwrap();
+    assert_eq!(got.status, 200, "{:?}", got.json());
+    let info = cb.get("/info").unwrap().json().unwrap();
+    assert_eq!(info["data"]["size"], json!(records.len()), "{info}");
+    let code = records[5]["iscc_code"].as_str().unwrap();
+    let found = cb
+        .post("/search", &json!({"iscc_codes": code, "count": 3}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(found.to_string().contains(&id), "{found}");
+    for (child, log) in [(&mut a.0, a_log), (&mut b.0, b_log)] {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        let log: Vec<String> = log.try_iter().collect();
+        let log = log.join("\n");
+        assert!(status.success(), "{log}");
+        assert!(!log.contains("s3cret"), "{log}");
+    }
+}
+
+/// Start `iscc-vdb serve` on `path`: the child and its address, and its
+/// log after the first line.
+fn start(path: &str) -> ((std::process::Child, SocketAddr), mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iscc-vdb"))
+        .args(["--path", path, "serve", "--port", "0"])
+        .env_remove("ISCC_VDB_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start iscc-vdb serve");
+    let (tx, log) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = log
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the server reports its address");
+    assert!(
+        line.contains("milvus://") && !line.contains("s3cret"),
+        "{line}"
+    );
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    ((child, addr), log)
+}
