@@ -563,3 +563,60 @@ fn granular_features_from_files_and_in_tables() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("24 bits"), "{}", stderr(&out));
 }
+
+/// `export --to DIR` and `import --from DIR` copy every entry between local
+/// indexes (a second export resumes and copies nothing); bad batches and
+/// a copy into itself are refused.
+#[test]
+fn export_and_import_copy_between_local_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (a, b, c) = (path("a"), path("b"), path("c"));
+    let records: Vec<Value> = common::corpus().into_iter().take(300).collect();
+    let input: String = records.iter().map(|r| format!("{r}\n")).collect();
+    let out = run(&["--path", &a, "add", "--file", "-"], Some(&input));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    let copy = |args: &[&str]| -> Value {
+        let out = run(args, None);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = copy(&["--path", &a, "export", "--to", &b, "--batch", "64"]);
+    assert_eq!(first["copied"], 300, "{first}");
+    assert_eq!(first["resumed"], false, "{first}");
+    let again = copy(&["--path", &a, "export", "--to", &b]);
+    assert_eq!(
+        (again["copied"].as_u64(), again["resumed"].as_bool()),
+        (Some(0), Some(true)),
+        "{again}"
+    );
+    let imported = copy(&["--path", &c, "import", "--from", &b, "--quiet"]);
+    assert_eq!(imported["copied"], 300, "{imported}");
+    let mut get = vec!["--path", &c, "get"];
+    get.extend(ids.iter().map(String::as_str));
+    let mut get_a = vec!["--path", &a, "get"];
+    get_a.extend(ids.iter().map(String::as_str));
+    assert_eq!(copy(&get), copy(&get_a));
+    for (args, status, says) in [
+        (
+            vec!["--path", &a, "export", "--to", &b, "--batch", "0"],
+            2,
+            "--batch",
+        ),
+        (vec!["--path", &a, "export", "--to", &a], 6, ""),
+    ] {
+        let out = run(&args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{args:?}: {err}");
+        assert!(err.contains(says), "{err}");
+    }
+}

@@ -238,3 +238,81 @@ fn start(path: &str) -> ((std::process::Child, SocketAddr), mpsc::Receiver<Strin
         .unwrap_or_else(|| panic!("no address in {line:?}"));
     ((child, addr), log)
 }
+
+/// `export --to milvus://…` copies a local index in batches; killed after
+/// some batches, a second run resumes after the last one the target
+/// acknowledged and the target ends with every entry, answering as the
+/// source does; `import --from` a Milvus index is refused by name.
+#[test]
+fn an_export_killed_midway_resumes() {
+    let Some(base) = server("an_export_killed_midway_resumes") else {
+        return;
+    };
+    let remote = Remote::new(&base, "export");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("idx");
+    let local = local.to_str().unwrap();
+    let records: Vec<Value> = common::corpus().into_iter().take(400).collect();
+    ok(cli(local, &["add", "--file", "-"], &jsonl(&records)), "add");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iscc-vdb"))
+        .args(["--path", local, "export", "--to", &remote.0])
+        .args(["--batch", "10", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the target records a batch or two.
+    let watcher = loop {
+        if let Ok(ix) = IsccIndex::open(
+            Some(remote.0.as_ref()),
+            iscc_vdb::engine::IndexOptions::default(),
+        ) {
+            let seen = ix.get_metadata(iscc_vdb::engine::EXPORT_KEY).unwrap();
+            if seen.is_some() {
+                break ix;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    let size = watcher.size().unwrap();
+    drop(watcher);
+    if status.success() {
+        eprintln!("the export finished before the kill ({size} entries); resuming copies none");
+    }
+    let report = ok(
+        cli(local, &["export", "--to", &remote.0, "--batch", "50"], ""),
+        "export again",
+    );
+    assert_eq!(report["resumed"], json!(true), "{report}");
+    assert_eq!(report["total"], json!(records.len()), "{report}");
+    assert!(
+        report["copied"].as_u64().unwrap() < records.len() as u64,
+        "{report}"
+    );
+    let info = ok(cli(&remote.0, &["info"], ""), "info");
+    assert_eq!(info["size"], json!(records.len()), "{info}");
+    let codes: String = records
+        .iter()
+        .filter(|r| r["iscc_code"].is_string())
+        .take(20)
+        .map(|r| format!("{}\n", json!({"iscc_code": r["iscc_code"]})))
+        .collect();
+    let args = ["search", "--file", "-", "--exact", "--count", "10"];
+    assert_eq!(
+        strip_costs(ok(cli(local, &args, &codes), "search local")),
+        strip_costs(ok(cli(&remote.0, &args, &codes), "search remote"))
+    );
+    let back = dir.path().join("back");
+    let out = cli(
+        back.to_str().unwrap(),
+        &["import", "--from", &remote.0, "--quiet"],
+        "",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("key order"), "{err}");
+    assert!(!back.exists(), "a refused import created its target");
+}

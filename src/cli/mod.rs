@@ -21,6 +21,7 @@ mod manage;
 mod search;
 #[cfg(feature = "server")]
 mod serve;
+mod transfer;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -85,6 +86,11 @@ enum Command {
     Compact,
     /// Show index figures (size, unit types, shards, parameters).
     Info(manage::InfoArgs),
+    /// Copy this index's entries into another index (a directory or a
+    /// `milvus://` URI), in batches, resumable.
+    Export(transfer::ExportArgs),
+    /// Copy the entries of another local index into this one, likewise.
+    Import(transfer::ImportArgs),
     /// Decode ISCCs (codes, units, sequences, ISCC-IDs) and print them as JSON.
     Explain(explain::ExplainArgs),
     /// Serve the index over HTTP (REST, JSON envelope).
@@ -237,6 +243,8 @@ pub fn main() -> ExitCode {
         Command::Rebuild(args) => manage::rebuild(&ctx, &args),
         Command::Compact => manage::compact(&ctx),
         Command::Info(args) => manage::info(&ctx, &args),
+        Command::Export(args) => transfer::export(&ctx, &args),
+        Command::Import(args) => transfer::import(&ctx, &args),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(&ctx, &args),
     };

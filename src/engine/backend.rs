@@ -235,6 +235,20 @@ impl IsccIndex {
         each!(self, b => b.simprint_collisions(kind, simprint))
     }
 
+    /// Up to `limit` stored entries with keys (ISCC-ID values) from `from`
+    /// on, in key order: a local index's; a Milvus index cannot list its
+    /// entries in order yet.
+    pub fn entries_page(&self, from: u64, limit: usize) -> Result<Vec<(u64, Value)>, EngineError> {
+        match &self.inner {
+            Backend::Local(b) => b.entries_page(from, limit),
+            #[cfg(feature = "milvus")]
+            Backend::Milvus(b) => Err(EngineError::Unsupported(format!(
+                "{}: listing entries in key order (export and import read local indexes)",
+                b.path().display()
+            ))),
+        }
+    }
+
     /// A user metadata value.
     pub fn get_metadata(&self, key: &str) -> Result<Option<Value>, EngineError> {
         each!(self, b => b.get_metadata(key))

@@ -82,6 +82,7 @@ mod refresh;
 pub(crate) mod request;
 mod search;
 mod simprint_index;
+mod transfer;
 mod types;
 mod write;
 
@@ -112,6 +113,7 @@ pub use self::features::{FeatureSet, SimprintType};
 pub use self::matches::{BatchMatches, IsccMatch, IsccMatches, UnitScore, DEFAULT_UNIT_THRESHOLD};
 pub use self::primary::{IsccStore, StoreInfo};
 pub use self::request::{SearchRequest, DEFAULT_COUNT, OPEN_OPTION_FIELDS, SEARCH_FIELDS};
+pub use self::transfer::{ExportReport, EXPORT_KEY, MAX_EXPORT_BATCH};
 pub use self::types::{
     IndexInfo, IndexOptions, IndexParams, Query, RemoveReport, SearchParams, UnitTypeInfo,
     ENGINE_FORMAT_VERSION, MAX_QUERY_UNITS, MAX_SEARCH_COUNT,
@@ -343,6 +345,20 @@ impl LocalIndex {
                 .map_err(|e| EngineError::Json(format!("stored entry {id}: {e}"))),
             None => Ok(None),
         }
+    }
+
+    /// Up to `limit` stored entries with keys from `from` on, in key order.
+    pub fn entries_page(&self, from: u64, limit: usize) -> Result<Vec<(u64, Value)>, EngineError> {
+        self.check_open()?;
+        self.store
+            .entries_from(from, limit)?
+            .into_iter()
+            .map(|(key, bytes)| {
+                serde_json::from_slice(&bytes)
+                    .map(|v| (key, v))
+                    .map_err(|e| EngineError::Json(format!("stored entry {key}: {e}")))
+            })
+            .collect()
     }
 
     /// [`LocalIndex::get`] for many ISCC-IDs (`None` where absent).
