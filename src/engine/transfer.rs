@@ -58,9 +58,7 @@ impl IsccIndex {
         let source = self.path().display().to_string();
         let total = self.size()?;
         let recorded = match target.get_metadata(EXPORT_KEY)? {
-            Some(v) if !restart && v["source"] == source.as_str() => {
-                v["next"].as_u64()
-            }
+            Some(v) if !restart && v["source"] == source.as_str() => v["next"].as_u64(),
             _ => None,
         };
         let mut next = recorded.unwrap_or(0);
