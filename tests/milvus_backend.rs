@@ -10,50 +10,24 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::corpus;
+use common::milvus::server;
 use iscc_vdb::codec::{IsccId, Realm, Unit};
 use iscc_vdb::engine::{ErrorKind, IndexOptions, IsccIndex, IsccMatches, Query, SearchParams};
 use serde_json::{json, Value};
 
-/// The server's base URI, or `None` (the test then says so and returns).
-fn server(test: &str) -> Option<String> {
-    match std::env::var("IVDB_MILVUS_URI") {
-        Ok(uri) if !uri.is_empty() => Some(uri.trim_end_matches('/').to_string()),
-        _ => {
-            eprintln!("{test}: not run (set IVDB_MILVUS_URI=milvus://HOST:PORT)");
-            None
-        }
-    }
-}
-
-/// A fresh index name on the server, dropped when the guard goes.
-struct Remote {
-    uri: String,
-}
+/// A fresh index name on the server (see `common::milvus`), opened.
+struct Remote(common::milvus::Remote);
 
 impl Remote {
     fn new(base: &str, test: &str) -> Remote {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let uri = format!("{base}/t_{test}_{}_{nanos}", std::process::id());
-        IsccIndex::drop_remote(&uri).unwrap();
-        Remote { uri }
+        Remote(common::milvus::Remote::new(base, "t", test))
     }
 
     fn open(&self, options: IndexOptions) -> IsccIndex {
-        IsccIndex::open(Some(self.uri.as_ref()), options).unwrap()
-    }
-}
-
-impl Drop for Remote {
-    fn drop(&mut self) {
-        if let Err(e) = IsccIndex::drop_remote(&self.uri) {
-            eprintln!("could not drop {}: {e}", self.uri);
-        }
+        IsccIndex::open(Some(self.0.uri.as_ref()), options).unwrap()
     }
 }
 
@@ -328,7 +302,7 @@ fn writes_follow_the_local_rules() {
     remote.put_metadata("note", &json!({"a": [1, 2]})).unwrap();
     remote.save().unwrap();
     drop(remote);
-    let again = IsccIndex::restore(remote_name.uri.as_ref(), true).unwrap();
+    let again = IsccIndex::restore(remote_name.0.uri.as_ref(), true).unwrap();
     assert_eq!(
         again.get_many(&refs).unwrap(),
         local.get_many(&refs).unwrap()
@@ -343,7 +317,7 @@ fn writes_follow_the_local_rules() {
         ErrorKind::ReadOnly
     );
     let realm1 = IsccIndex::open(
-        Some(remote_name.uri.as_ref()),
+        Some(remote_name.0.uri.as_ref()),
         IndexOptions {
             realm: Some(1),
             ..IndexOptions::default()
@@ -477,7 +451,7 @@ fn an_ivf_index_is_exact_when_asked_and_keeps_its_kind() {
     };
     let records = corpus();
     let remote_name = Remote::new(&base, "ivf");
-    let ivf = format!("{}?index=ivf&nlist=16&nprobe=2", remote_name.uri);
+    let ivf = format!("{}?index=ivf&nlist=16&nprobe=2", remote_name.0.uri);
     let remote = IsccIndex::open(Some(ivf.as_ref()), IndexOptions::default()).unwrap();
     let local = local();
     assert_eq!(add_all(&local, &records), add_all(&remote, &records));
@@ -533,7 +507,7 @@ fn an_ivf_index_is_exact_when_asked_and_keeps_its_kind() {
     assert_same_results(&local, &plain, &by_units[..100], &exact, "reopened");
     drop(plain);
     for other in ["index=flat", "index=ivf&nlist=32"] {
-        let uri = format!("{}?{other}", remote_name.uri);
+        let uri = format!("{}?{other}", remote_name.0.uri);
         let e = IsccIndex::open(Some(uri.as_ref()), IndexOptions::default()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
         assert!(e.to_string().contains("index=ivf&nlist=16"), "{e}");

@@ -12,42 +12,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::milvus::{server, Remote};
 use iscc_vdb::engine::IsccIndex;
 use iscc_vdb::testing::client::Client;
 use serde_json::{json, Value};
-
-fn server(test: &str) -> Option<String> {
-    match std::env::var("IVDB_MILVUS_URI") {
-        Ok(uri) if !uri.is_empty() => Some(uri.trim_end_matches('/').to_string()),
-        _ => {
-            eprintln!("{test}: not run (set IVDB_MILVUS_URI=milvus://HOST:PORT)");
-            None
-        }
-    }
-}
-
-/// A fresh index name on the server, dropped when the guard goes.
-struct Remote(String);
-
-impl Remote {
-    fn new(base: &str, test: &str) -> Remote {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let uri = format!("{base}/f_{test}_{}_{nanos}", std::process::id());
-        IsccIndex::drop_remote(&uri).unwrap();
-        Remote(uri)
-    }
-}
-
-impl Drop for Remote {
-    fn drop(&mut self) {
-        let _ = IsccIndex::drop_remote(&self.0);
-    }
-}
 
 /// `uri` with credentials after its scheme (the standalone server has no
 /// authentication and ignores them; they must never be printed).
@@ -96,8 +66,8 @@ fn the_cli_on_a_uri_answers_as_on_a_directory() {
     let Some(base) = server("the_cli_on_a_uri_answers_as_on_a_directory") else {
         return;
     };
-    let remote = Remote::new(&base, "cli");
-    let uri = with_password(&remote.0);
+    let remote = Remote::new(&base, "f", "cli");
+    let uri = with_password(&remote.uri);
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("idx");
     let local = local.to_str().unwrap();
@@ -170,8 +140,8 @@ fn serve_on_a_uri_is_stateless() {
     let Some(base) = server("serve_on_a_uri_is_stateless") else {
         return;
     };
-    let remote = Remote::new(&base, "serve");
-    let uri = with_password(&remote.0);
+    let remote = Remote::new(&base, "f", "serve");
+    let uri = with_password(&remote.uri);
     let records = records();
     let (mut a, a_log) = start(&uri);
     let (mut b, b_log) = start(&uri);
@@ -248,14 +218,14 @@ fn an_export_killed_midway_resumes() {
     let Some(base) = server("an_export_killed_midway_resumes") else {
         return;
     };
-    let remote = Remote::new(&base, "export");
+    let remote = Remote::new(&base, "f", "export");
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("idx");
     let local = local.to_str().unwrap();
     let records: Vec<Value> = common::corpus().into_iter().take(400).collect();
     ok(cli(local, &["add", "--file", "-"], &jsonl(&records)), "add");
     let mut child = Command::new(env!("CARGO_BIN_EXE_iscc-vdb"))
-        .args(["--path", local, "export", "--to", &remote.0])
+        .args(["--path", local, "export", "--to", &remote.uri])
         .args(["--batch", "10", "--quiet"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -264,7 +234,7 @@ fn an_export_killed_midway_resumes() {
     // Killed once the target records a batch or two.
     let watcher = loop {
         if let Ok(ix) = IsccIndex::open(
-            Some(remote.0.as_ref()),
+            Some(remote.uri.as_ref()),
             iscc_vdb::engine::IndexOptions::default(),
         ) {
             let seen = ix.get_metadata(iscc_vdb::engine::EXPORT_KEY).unwrap();
@@ -283,7 +253,7 @@ fn an_export_killed_midway_resumes() {
         eprintln!("the export finished before the kill ({size} entries); resuming copies none");
     }
     let report = ok(
-        cli(local, &["export", "--to", &remote.0, "--batch", "50"], ""),
+        cli(local, &["export", "--to", &remote.uri, "--batch", "50"], ""),
         "export again",
     );
     assert_eq!(report["resumed"], json!(true), "{report}");
@@ -292,7 +262,7 @@ fn an_export_killed_midway_resumes() {
         report["copied"].as_u64().unwrap() < records.len() as u64,
         "{report}"
     );
-    let info = ok(cli(&remote.0, &["info"], ""), "info");
+    let info = ok(cli(&remote.uri, &["info"], ""), "info");
     assert_eq!(info["size"], json!(records.len()), "{info}");
     let codes: String = records
         .iter()
@@ -303,12 +273,12 @@ fn an_export_killed_midway_resumes() {
     let args = ["search", "--file", "-", "--exact", "--count", "10"];
     assert_eq!(
         strip_costs(ok(cli(local, &args, &codes), "search local")),
-        strip_costs(ok(cli(&remote.0, &args, &codes), "search remote"))
+        strip_costs(ok(cli(&remote.uri, &args, &codes), "search remote"))
     );
     let back = dir.path().join("back");
     let out = cli(
         back.to_str().unwrap(),
-        &["import", "--from", &remote.0, "--quiet"],
+        &["import", "--from", &remote.uri, "--quiet"],
         "",
     );
     let err = String::from_utf8_lossy(&out.stderr);

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod child;
+#[cfg(feature = "milvus")]
+pub mod milvus;
 pub mod saved;
 
 use std::path::PathBuf;
