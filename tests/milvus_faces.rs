@@ -285,4 +285,12 @@ fn an_export_killed_midway_resumes() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("key order"), "{err}");
     assert!(!back.exists(), "a refused import created its target");
+    let out = cli(
+        &remote.uri,
+        &["export", "--to", back.to_str().unwrap(), "--quiet"],
+        "",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!back.exists(), "a refused export created its target");
 }

@@ -47,6 +47,9 @@ struct CopyArgs {
 /// `export --to TARGET`: this index into TARGET.
 pub(super) fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult {
     let source = ctx.open_reader()?;
+    // As for import: a source that cannot list its entries is refused
+    // before the target is created.
+    source.entries_page(0, 0)?;
     let target = IsccIndex::open(Some(&args.to), IndexOptions::default())?;
     let result = copy(&source, &target, &args.copy);
     let _ = source.close();
