@@ -200,6 +200,16 @@ fn parse_id_in(s: &str, context: &str, realm: Option<Realm>) -> Result<IsccId, E
     Ok(id)
 }
 
+/// Parse a list of ISCC-IDs ([`parse_id_in`]), each named `iscc_ids[i]`
+/// in errors.
+fn parse_ids_in(iscc_ids: &[&str], realm: Option<Realm>) -> Result<Vec<IsccId>, EngineError> {
+    iscc_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| parse_id_in(s, &format!("iscc_ids[{i}]"), realm))
+        .collect()
+}
+
 /// The units of a stored entry.
 fn stored_units(json: &[u8]) -> Result<Vec<Unit>, EngineError> {
     let v: Value = serde_json::from_slice(json).map_err(|e| EngineError::Json(e.to_string()))?;
@@ -350,15 +360,7 @@ impl LocalIndex {
     /// Up to `limit` stored entries with keys from `from` on, in key order.
     pub fn entries_page(&self, from: u64, limit: usize) -> Result<Vec<(u64, Value)>, EngineError> {
         self.check_open()?;
-        self.store
-            .entries_from(from, limit)?
-            .into_iter()
-            .map(|(key, bytes)| {
-                serde_json::from_slice(&bytes)
-                    .map(|v| (key, v))
-                    .map_err(|e| EngineError::Json(format!("stored entry {key}: {e}")))
-            })
-            .collect()
+        primary::entries_page(&self.store, from, limit)
     }
 
     /// [`LocalIndex::get`] for many ISCC-IDs (`None` where absent).

@@ -193,15 +193,7 @@ impl IsccStore {
     /// one consistent snapshot.
     pub fn entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Value)>, EngineError> {
         self.check_open()?;
-        self.store
-            .entries_from(from, limit)?
-            .into_iter()
-            .map(|(k, bytes)| {
-                serde_json::from_slice(&bytes)
-                    .map(|v| (k, v))
-                    .map_err(|e| EngineError::Json(format!("stored entry {k}: {e}")))
-            })
-            .collect()
+        entries_page(&self.store, from, limit)
     }
 
     /// Number of entries.
@@ -254,4 +246,22 @@ impl IsccStore {
         self.closed.store(true, Ordering::Release);
         lock(&self.lock).take();
     }
+}
+
+/// Up to `limit` entries of `store` with keys ≥ `from`, in key order,
+/// decoded (what `IsccStore::entries` and `LocalIndex::entries_page` list).
+pub(super) fn entries_page(
+    store: &Store,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<(u64, Value)>, EngineError> {
+    store
+        .entries_from(from, limit)?
+        .into_iter()
+        .map(|(k, bytes)| {
+            serde_json::from_slice(&bytes)
+                .map(|v| (k, v))
+                .map_err(|e| EngineError::Json(format!("stored entry {k}: {e}")))
+        })
+        .collect()
 }

@@ -213,11 +213,7 @@ impl LocalIndex {
     /// concurrent writer cannot make the answer stale).
     pub fn remove_report(&self, iscc_ids: &[&str]) -> Result<RemoveReport, EngineError> {
         self.check_writable()?;
-        let ids: Vec<IsccId> = iscc_ids
-            .iter()
-            .enumerate()
-            .map(|(i, s)| self.parse_id(s, &format!("iscc_ids[{i}]")))
-            .collect::<Result<_, _>>()?;
+        let ids = super::parse_ids_in(iscc_ids, self.realm.get().copied())?;
         let keys: Vec<u64> = ids.iter().map(|id| id.value()).collect();
         let _w = lock(&self.writer);
         self.check_writable()?;

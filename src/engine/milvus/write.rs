@@ -273,11 +273,7 @@ impl MilvusIndex {
     /// and INSTANCE rows.
     pub(crate) fn remove_report(&self, iscc_ids: &[&str]) -> Result<RemoveReport, EngineError> {
         self.check_writable()?;
-        let ids: Vec<IsccId> = iscc_ids
-            .iter()
-            .enumerate()
-            .map(|(i, s)| self.parse_id(s, &format!("iscc_ids[{i}]")))
-            .collect::<Result<_, _>>()?;
+        let ids = super::super::parse_ids_in(iscc_ids, *self.realm.read())?;
         let mut keys: Vec<u64> = ids.iter().map(|id| id.value()).collect();
         keys.sort_unstable();
         keys.dedup();
