@@ -13,9 +13,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::corpus;
-use common::milvus::server;
+use common::milvus::{
+    add_all, assert_same_results, comparable, local, query_by_code, query_by_units, server,
+};
 use iscc_vdb::codec::{IsccId, Realm, Unit};
-use iscc_vdb::engine::{ErrorKind, IndexOptions, IsccIndex, IsccMatches, Query, SearchParams};
+use iscc_vdb::engine::{ErrorKind, IndexOptions, IsccIndex, Query, SearchParams};
 use serde_json::{json, Value};
 
 /// A fresh index name on the server (see `common::milvus`), opened.
@@ -29,78 +31,6 @@ impl Remote {
     fn open(&self, options: IndexOptions) -> IsccIndex {
         IsccIndex::open(Some(self.0.uri.as_ref()), options).unwrap()
     }
-}
-
-fn local() -> IsccIndex {
-    IsccIndex::open(
-        None,
-        IndexOptions {
-            durable: false,
-            ..IndexOptions::default()
-        },
-    )
-    .unwrap()
-}
-
-fn add_all(idx: &IsccIndex, records: &[Value]) -> Vec<String> {
-    let mut ids = Vec::new();
-    for chunk in records.chunks(500) {
-        let refs: Vec<&Value> = chunk.iter().collect();
-        ids.extend(idx.add(&refs).unwrap());
-    }
-    ids
-}
-
-fn query_by_units(record: &Value) -> Option<Query> {
-    let units = record["units"].as_array()?;
-    Some(Query::units(
-        units.iter().map(|u| u.as_str().unwrap().to_string()),
-    ))
-}
-
-fn query_by_code(record: &Value) -> Option<Query> {
-    Some(Query::code(record["iscc_code"].as_str()?))
-}
-
-/// The parts of a result both backends must agree on (cost counters are
-/// the local engine's own).
-fn comparable(m: &IsccMatches) -> Value {
-    json!({
-        "matches": m.matches.iter().map(|x| json!({
-            "iscc_id": x.iscc_id,
-            "score": x.score,
-            "units": x.units.iter().map(|(t, s)| json!([t, s.score, s.distance, s.kept])).collect::<Vec<_>>(),
-            "instance": x.instance,
-        })).collect::<Vec<_>>(),
-        "instance_matches": m.instance_matches,
-    })
-}
-
-/// Search `queries` on both and assert equal results (`what` names them).
-fn assert_same_results(
-    local: &IsccIndex,
-    remote: &IsccIndex,
-    queries: &[Query],
-    params: &SearchParams,
-    what: &str,
-) {
-    let a = local.search_batch(queries, params).unwrap();
-    let b = remote.search_batch(queries, params).unwrap();
-    assert_eq!(a.queries.len(), b.queries.len());
-    let mut nonempty = 0;
-    for (i, (x, y)) in a.queries.iter().zip(&b.queries).enumerate() {
-        assert_eq!(
-            comparable(x),
-            comparable(y),
-            "{what}: query {i} ({:?}) differs (left local, right Milvus)",
-            queries[i]
-        );
-        nonempty += usize::from(!x.matches.is_empty());
-    }
-    assert!(
-        nonempty * 2 > queries.len(),
-        "{what}: most queries must find something"
-    );
 }
 
 /// Every corpus record added to both backends: `get` and exact search

@@ -23,7 +23,7 @@ pub(super) struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub(super) struct ImportArgs {
-    /// The local index to copy from (a directory).
+    /// The index to copy from: a directory or `milvus://…` URI.
     #[arg(long)]
     from: std::path::PathBuf,
     #[command(flatten)]
@@ -47,9 +47,6 @@ struct CopyArgs {
 /// `export --to TARGET`: this index into TARGET.
 pub(super) fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult {
     let source = ctx.open_reader()?;
-    // As for import: a source that cannot list its entries is refused
-    // before the target is created.
-    source.entries_page(0, 0)?;
     let target = IsccIndex::open(Some(&args.to), IndexOptions::default())?;
     let result = copy(&source, &target, &args.copy);
     let _ = source.close();
@@ -59,9 +56,6 @@ pub(super) fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult {
 /// `import --from SOURCE`: SOURCE into this index.
 pub(super) fn import(ctx: &Ctx, args: &ImportArgs) -> CliResult {
     let source = IsccIndex::restore(&args.from, true)?;
-    // A source that cannot list its entries is refused before the target
-    // is opened (and, for a new one, created).
-    source.entries_page(0, 0)?;
     let target = ctx.open_writer()?;
     let result = copy(&source, &target, &args.copy);
     let _ = source.close();

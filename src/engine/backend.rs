@@ -236,17 +236,9 @@ impl IsccIndex {
     }
 
     /// Up to `limit` stored entries with keys (ISCC-ID values) from `from`
-    /// on, in key order: a local index's; a Milvus index cannot list its
-    /// entries in order yet.
+    /// on, in key order.
     pub fn entries_page(&self, from: u64, limit: usize) -> Result<Vec<(u64, Value)>, EngineError> {
-        match &self.inner {
-            Backend::Local(b) => b.entries_page(from, limit),
-            #[cfg(feature = "milvus")]
-            Backend::Milvus(b) => Err(EngineError::Unsupported(format!(
-                "{}: listing entries in key order (export and import read local indexes)",
-                b.path().display()
-            ))),
-        }
+        each!(self, b => b.entries_page(from, limit))
     }
 
     /// A user metadata value.

@@ -1,6 +1,6 @@
-//! Copying an index's entries into another index (`iscc-vdb export`): from
-//! a local index to a Milvus one (or to another directory), in key order
-//! and in batches, resumable.
+//! Copying an index's entries into another index (`iscc-vdb export` and
+//! `import`): between directories and Milvus indexes either way, in key
+//! order and in batches, resumable.
 //!
 //! The target records after every batch it acknowledged how far the copy
 //! from this source got (user metadata [`EXPORT_KEY`]: the source's path
@@ -33,7 +33,7 @@ pub struct ExportReport {
 }
 
 impl IsccIndex {
-    /// Copy every entry of this index (a local one) into `target`, `batch`
+    /// Copy every entry of this index into `target`, `batch`
     /// at a time in key order, calling `progress(copied, total)` after each
     /// batch; with `restart`, from the first entry even when the target
     /// records an earlier copy from this source (see the module docs).

@@ -11,13 +11,13 @@ use crate::support::*;
 pub(crate) struct EngineArgs {
     /// Entries.
     #[arg(long, default_value_t = 100_000)]
-    n: usize,
+    pub(crate) n: usize,
     /// Queries.
     #[arg(long, default_value_t = 1_000)]
     q: usize,
     /// Entries per add call.
     #[arg(long, default_value_t = 1_000)]
-    batch: usize,
+    pub(crate) batch: usize,
     /// Skip the durable (fsync per batch) build.
     #[arg(long)]
     no_durable: bool,
@@ -35,16 +35,24 @@ pub(crate) struct EngineArgs {
     /// Search the index a previous run left in `--dir` instead of building
     /// it again (to profile or compare searches alone).
     #[arg(long, requires = "dir")]
-    reuse: bool,
+    pub(crate) reuse: bool,
     /// Rounds of single-query searches per count (the median is reported).
     #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    pub(crate) rounds: usize,
+    /// After the local index, build the same entries through the Milvus
+    /// backend at this URI (`milvus://HOST:PORT/NAME[?index=ivf...]`; an
+    /// index of that name is dropped first, unless `--reuse` finds it
+    /// holding N entries) and measure it the same way.
+    #[arg(long)]
+    uri: Option<String>,
+    /// Skip the local index (with `--uri`: measure Milvus alone).
+    #[arg(long, requires = "uri")]
+    no_local: bool,
 }
 
 pub(crate) use iscc_vdb::testing::dataset::engine_entries;
 
 pub(crate) fn engine(args: &EngineArgs) {
-    use iscc_vdb::engine::{IndexOptions, IsccIndex, SearchParams};
     println!(
         "# ivdb-bench engine: N={} entries, Q={} queries, batches of {}",
         args.n, args.q, args.batch
@@ -77,6 +85,47 @@ pub(crate) fn engine(args: &EngineArgs) {
         serde_json::from_value(serde_json::Value::String(args.partition.clone()))
             .expect("--partition");
     println!("partition: {}", args.partition);
+    let truth = if args.no_local {
+        None
+    } else {
+        Some(local(
+            args,
+            &entries,
+            &queries,
+            &root,
+            partition,
+            &mut summary,
+        ))
+    };
+    #[cfg(feature = "milvus")]
+    if let Some(uri) = &args.uri {
+        crate::milvus::milvus(
+            uri,
+            args,
+            &entries,
+            &queries,
+            truth.as_deref(),
+            &mut summary,
+        );
+    }
+    #[cfg(not(feature = "milvus"))]
+    if args.uri.is_some() {
+        panic!("--uri needs the milvus feature");
+    }
+    println!("peak RSS: {:.0} MB", peak_rss_mb());
+    summary.print();
+}
+
+/// Build (or reuse) the local index and measure it; its exact results.
+fn local(
+    args: &EngineArgs,
+    entries: &[serde_json::Value],
+    queries: &[iscc_vdb::engine::Query],
+    root: &std::path::Path,
+    partition: iscc_vdb::index::Partition,
+    summary: &mut Summary,
+) -> Vec<Ranked> {
+    use iscc_vdb::engine::{IndexOptions, IsccIndex};
     let build = |durable: bool, path: &std::path::Path| -> f64 {
         let _ = std::fs::remove_dir_all(path);
         let mut options = IndexOptions {
@@ -155,6 +204,23 @@ pub(crate) fn engine(args: &EngineArgs) {
             u.len, u.shards, u.partitioned
         );
     }
+    measure_searches(&idx, queries, args.rounds, summary, "");
+    recall_vs_exact(&idx, queries, summary, "")
+}
+
+/// A query's exact matches: (key, score), best first.
+pub(crate) type Ranked = Vec<(u64, f32)>;
+
+/// Single-query (1 thread, median of `rounds`) and batch (2 threads)
+/// searches of count 10 and 100; summary names start with `prefix`.
+pub(crate) fn measure_searches(
+    idx: &iscc_vdb::engine::IsccIndex,
+    queries: &[iscc_vdb::engine::Query],
+    rounds: usize,
+    summary: &mut Summary,
+    prefix: &str,
+) {
+    use iscc_vdb::engine::SearchParams;
     for count in [10usize, 100] {
         let params = SearchParams {
             count,
@@ -163,10 +229,10 @@ pub(crate) fn engine(args: &EngineArgs) {
         let mut lat = Vec::with_capacity(queries.len());
         let mut runs = Vec::new();
         pool(1).install(|| {
-            for _ in 0..args.rounds.max(1) {
+            for _ in 0..rounds.max(1) {
                 lat.clear();
                 let t = Instant::now();
-                for q in &queries {
+                for q in queries {
                     let s = Instant::now();
                     std::hint::black_box(idx.search(q, &params).expect("search"));
                     lat.push(s.elapsed().as_secs_f64() * 1000.0);
@@ -177,7 +243,7 @@ pub(crate) fn engine(args: &EngineArgs) {
         lat.sort_by(f64::total_cmp);
         let p = |x: f64| lat[((lat.len() as f64 * x) as usize).min(lat.len() - 1)];
         let t = Instant::now();
-        let batch = pool(2).install(|| idx.search_batch(&queries, &params).expect("batch"));
+        let batch = pool(2).install(|| idx.search_batch(queries, &params).expect("batch"));
         let batch_qps = queries.len() as f64 / t.elapsed().as_secs_f64();
         let found = batch.queries.iter().filter(|m| !m.is_empty()).count();
         println!(
@@ -188,22 +254,19 @@ pub(crate) fn engine(args: &EngineArgs) {
             p(0.99),
             queries.len()
         );
-        summary.add(format!("search{count}_qps"), median(runs));
-        summary.add(format!("batch{count}_qps"), batch_qps);
+        summary.add(format!("{prefix}search{count}_qps"), median(runs));
+        summary.add(format!("{prefix}batch{count}_qps"), batch_qps);
     }
-    recall_vs_exact(&idx, &queries, &mut summary);
-    println!("peak RSS: {:.0} MB", peak_rss_mb());
-    summary.print();
 }
-
 /// The default search (count 10) against `exact: true` on every query:
 /// tie-aware recall (a match at the exact 10th match's score or better
-/// counts) and the exact search's own speed on 1 thread.
-fn recall_vs_exact(
+/// counts) and the exact search's own speed on 1 thread; the exact results.
+pub(crate) fn recall_vs_exact(
     idx: &iscc_vdb::engine::IsccIndex,
     queries: &[iscc_vdb::engine::Query],
     summary: &mut Summary,
-) {
+    prefix: &str,
+) -> Vec<Ranked> {
     use iscc_vdb::engine::SearchParams;
     let default = SearchParams {
         count: 10,
@@ -242,6 +305,10 @@ fn recall_vs_exact(
     println!(
         "search count 10 against exact: tie-aware recall {recall:.4} ({found}/{wanted} matches); exact single-query 1 thread {exact_qps:.0} q/s"
     );
-    summary.add("recall10_vs_exact", recall);
-    summary.add("exact10_qps", exact_qps);
+    summary.add(format!("{prefix}recall10_vs_exact"), recall);
+    summary.add(format!("{prefix}exact10_qps"), exact_qps);
+    truth
+        .iter()
+        .map(|r| r.matches.iter().map(|m| (m.key, m.score)).collect())
+        .collect()
 }

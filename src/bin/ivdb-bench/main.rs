@@ -15,6 +15,8 @@
 mod engine;
 mod features;
 mod ivf;
+#[cfg(feature = "milvus")]
+mod milvus;
 mod serve_load;
 mod sharded;
 mod support;

@@ -18,7 +18,8 @@ use milvus::error::Error as SdkError;
 use milvus::index::{IndexParams, MetricType};
 use milvus::mutate::DeleteOptions;
 use milvus::options::CreateCollectionOptions;
-use milvus::proto::common::ConsistencyLevel;
+use milvus::options::LoadOptions;
+use milvus::proto::common::{ConsistencyLevel, LoadState};
 use milvus::query::{QueryOptions, SearchOptions};
 use milvus::schema::{CollectionSchemaBuilder, FieldSchema};
 use milvus::value::{Value, ValueVec};
@@ -34,6 +35,10 @@ pub(crate) const CHUNK: usize = 500;
 
 /// Most query vectors per search call.
 const MAX_NQ: usize = 1000;
+
+/// Most rows a search call may return (query vectors × limit): ~3 MB of
+/// answer, far under gRPC's message limit.
+const MAX_ROWS: usize = 262_144;
 
 /// A field of a collection: its name and type.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +75,12 @@ impl Field {
 pub(crate) struct Conn {
     rt: tokio::runtime::Runtime,
     client: Client,
+    /// The longest a call may wait for its answer (the URI's `timeout_s`).
+    deadline: Duration,
+    /// Milvus's consistency level of reads (the URI's `consistency`).
+    level: i32,
+    /// Replicas a load asks for (the URI's `replicas`).
+    replicas: i32,
     /// `milvus://HOST:PORT/NAME`, for messages.
     pub(crate) server: String,
     /// Collections known to exist and be loaded.
@@ -107,11 +118,16 @@ impl Conn {
             rt,
             client,
             server,
+            deadline: timeout,
+            level: uri.consistency.level(),
+            replicas: i32::try_from(uri.replicas).unwrap_or(1),
             ready: Default::default(),
         })
     }
 
-    /// Run one call of the client to its end.
+    /// Run one call of the client to its end, or fail after the URI's
+    /// `timeout_s` (the SDK sets no deadline on a call: a server that
+    /// stops answering would otherwise hang the caller for good).
     fn run<T>(
         &self,
         what: &str,
@@ -120,7 +136,35 @@ impl Conn {
     where
         T: Send,
     {
-        block(&self.rt, fut).map_err(|e| remote(&self.server, what, e))
+        self.run_within(what, fut, self.deadline)
+    }
+
+    /// [`Conn::run`] with a deadline of its own.
+    fn run_within<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, SdkError>> + Send,
+        deadline: Duration,
+    ) -> Result<T, EngineError>
+    where
+        T: Send,
+    {
+        let rt = &self.rt;
+        let timed = async move {
+            // The timer needs the runtime's context: entered here, inside it.
+            tokio::time::timeout(deadline, fut).await
+        };
+        match block(rt, timed) {
+            Ok(done) => done.map_err(|e| remote(&self.server, what, e)),
+            Err(_) => Err(EngineError::Remote {
+                server: self.server.clone(),
+                message: format!(
+                    "{what}: no answer within {} s (the URI's timeout_s sets the deadline)",
+                    deadline.as_secs()
+                ),
+                kind: ErrorKind::Io,
+            }),
+        }
     }
 
     /// Every collection whose name starts with `prefix`.
@@ -141,11 +185,25 @@ impl Conn {
         Ok(true)
     }
 
+    /// Load `name` into the query nodes unless it is loaded, and wait for
+    /// it: a large collection takes minutes, so the deadline is 20 times a
+    /// call's. A loaded collection keeps its replicas (Milvus refuses
+    /// another number while it is loaded).
     fn load(&self, name: &str) -> Result<(), EngineError> {
-        self.run(
-            &format!("load collection {name}"),
-            self.client.load_collection(name, None),
+        let state = self.run(
+            &format!("load state of {name}"),
+            self.client.get_load_state(name, None),
         )?;
+        if state != LoadState::Loaded {
+            self.run_within(
+                &format!("load collection {name}"),
+                self.client.load_collection(
+                    name,
+                    Some(LoadOptions::default().replica_number(self.replicas)),
+                ),
+                self.deadline * 20,
+            )?;
+        }
         lock(&self.ready).insert(name.to_string());
         Ok(())
     }
@@ -282,12 +340,43 @@ impl Conn {
         fields: &[&str],
     ) -> Result<HashMap<String, ValueVec>, EngineError> {
         let options =
-            QueryOptions::with_output_fields(fields.iter().map(|f| f.to_string()).collect());
+            QueryOptions::with_output_fields(fields.iter().map(|f| f.to_string()).collect())
+                .consistency_level(self.level);
         let columns = self.run(
             &format!("query {name}"),
             self.client.query(name, expr, &options),
         )?;
         Ok(columns.into_iter().map(|c| (c.name, c.value)).collect())
+    }
+
+    /// Up to `limit` (at most 16,384) values of the INT64 primary key `id`
+    /// of rows matching `expr`, in no particular order.
+    pub(crate) fn query_keys(
+        &self,
+        name: &str,
+        expr: &str,
+        limit: usize,
+    ) -> Result<Vec<i64>, EngineError> {
+        let options = QueryOptions::with_output_fields(vec!["id".to_string()])
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .consistency_level(self.level);
+        let columns = self.run(
+            &format!("query {name}"),
+            self.client.query(name, expr, &options),
+        )?;
+        Ok(columns
+            .into_iter()
+            .find(|c| c.name == "id")
+            .and_then(|c| match c.value {
+                ValueVec::Long(ids) => Some(ids),
+                _ => None,
+            })
+            .unwrap_or_default())
+    }
+
+    /// Rows of `name` matching `expr`.
+    pub(crate) fn count_where(&self, name: &str, expr: &str) -> Result<u64, EngineError> {
+        self.counted(name, expr, false)
     }
 
     /// Rows of a collection (0 when it does not exist).
@@ -312,13 +401,14 @@ impl Conn {
         nprobe: Option<usize>,
     ) -> Result<Vec<Vec<(i64, u32)>>, EngineError> {
         let mut out = Vec::with_capacity(queries.len());
-        for chunk in queries.chunks(MAX_NQ) {
+        let per_call = (MAX_ROWS / limit.max(1)).clamp(1, MAX_NQ);
+        for chunk in queries.chunks(per_call) {
             let data: Vec<Value<'_>> = chunk.iter().map(|q| Value::from(*q)).collect();
             let mut options = SearchOptions::new()
                 .limit(limit)
                 .add_param("anns_field", "v")
                 .add_param("metric_type", "HAMMING")
-                .consistency_level(ConsistencyLevel::Strong as i32);
+                .consistency_level(self.level);
             if !filter.is_empty() {
                 options = options.filter(filter.to_string());
             }
@@ -397,14 +487,65 @@ impl Conn {
         Ok(())
     }
 
-    /// Seal the collections' growing segments (what `save` means here:
-    /// the server's log already holds every acknowledged write).
+    /// Seal the collections' growing segments and wait until the query
+    /// nodes serve every row from sealed ones (what `save` means here: the
+    /// server's log already holds every acknowledged write; sealed
+    /// segments are what Milvus indexes, growing ones it scans). Milvus's
+    /// flush returns at once; the wait compares each collection's rows
+    /// with those a query ignoring growing segments counts, at most 20
+    /// times a call's deadline.
     pub(crate) fn flush(&self, names: &[String]) -> Result<(), EngineError> {
         if names.is_empty() {
             return Ok(());
         }
         self.run("flush", self.client.flush_collections(names.to_vec()))?;
+        let start = std::time::Instant::now();
+        for name in names {
+            let all = self.count_rows(name, false)?;
+            loop {
+                let sealed = self.count_rows(name, true)?;
+                if sealed >= all {
+                    break;
+                }
+                if start.elapsed() >= self.deadline * 20 {
+                    return Err(EngineError::Remote {
+                        server: self.server.clone(),
+                        message: format!(
+                            "flush {name}: {sealed} of {all} rows sealed after {} s",
+                            start.elapsed().as_secs()
+                        ),
+                        kind: ErrorKind::Io,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
         Ok(())
+    }
+
+    /// Rows of `name`; with `sealed_only`, those in sealed segments.
+    fn count_rows(&self, name: &str, sealed_only: bool) -> Result<u64, EngineError> {
+        self.counted(name, "", sealed_only)
+    }
+
+    /// `count(*)` of the rows of `name` matching `expr` (empty: all), of
+    /// sealed segments only with `sealed_only`.
+    fn counted(&self, name: &str, expr: &str, sealed_only: bool) -> Result<u64, EngineError> {
+        let options = QueryOptions::with_output_fields(vec!["count(*)".to_string()])
+            .consistency_level(self.level)
+            .ignore_growing(sealed_only);
+        let columns = self.run(
+            &format!("count {name}"),
+            self.client.query(name, expr, &options),
+        )?;
+        match columns.into_iter().next().map(|c| c.value) {
+            Some(ValueVec::Long(n)) => Ok(n.first().map_or(0, |&n| u64::try_from(n).unwrap_or(0))),
+            other => Err(EngineError::Remote {
+                server: self.server.clone(),
+                message: format!("count {name}: an answer without a count ({other:?})"),
+                kind: ErrorKind::Io,
+            }),
+        }
     }
 }
 

@@ -35,6 +35,7 @@
 
 mod ann;
 mod conn;
+mod page;
 mod search;
 mod uri;
 mod write;

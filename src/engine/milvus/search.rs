@@ -22,6 +22,18 @@ const MAX_TOPK: usize = 16_384;
 /// that length.
 type Group = (UnitType, usize, bool);
 
+/// A sub-search to run: its group, the rows to ask for, the query vectors.
+type Ask<'q> = (Group, usize, Vec<&'q [u8]>);
+
+/// One query's unit type: (query number, unit type).
+type Slot = (usize, UnitType);
+
+/// `(key, Hamming distance)` rows of one query vector, nearest first.
+type Rows = Vec<(i64, u32)>;
+
+/// `(NPHD, key)` best first.
+type Ranked = Vec<(f32, u64)>;
+
 impl MilvusIndex {
     /// Search one query.
     pub(crate) fn search(
@@ -91,30 +103,28 @@ impl MilvusIndex {
         // cut, which `complete_ties` then fetches.
         let limit = (2 * k + 16).min(MAX_TOPK);
         let nprobe = self.ann.probes(self.nprobe, params.exact);
-        let mut hits: BTreeMap<(usize, UnitType), Vec<Fetched>> = BTreeMap::new();
         let mut present = Vec::new();
         for (group, owned) in groups {
             if self.conn.exists(&self.unit_name(group.0, group.1))? {
                 present.push((group, owned));
             }
         }
-        // The sub-searches side by side: each waits on the server for most
-        // of its time (strong consistency).
-        let found = std::thread::scope(|s| {
-            let running: Vec<_> = present
-                .iter()
-                .map(|(group, (_, vectors))| {
-                    let name = self.unit_name(group.0, group.1);
-                    let filter = group_filter(*group);
-                    s.spawn(move || self.conn.search(&name, vectors, limit, &filter, nprobe))
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect::<Result<Vec<_>, EngineError>>()
-        })?;
-        for ((group, (owners, vectors)), found) in present.into_iter().zip(found) {
+        // Every sub-search and the INSTANCE lookup side by side: each waits
+        // on the server for most of its time (strong consistency).
+        let asks: Vec<Ask<'_>> = present
+            .iter()
+            .map(|(group, (_, vectors))| (*group, limit, vectors.clone()))
+            .collect();
+        let (found, instance_hits) = std::thread::scope(|s| {
+            let instance = s.spawn(|| self.instance_matches(&instance));
+            let found = self.fetch_all(&asks, nprobe);
+            let instance = instance
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (found, instance)
+        });
+        let mut hits: BTreeMap<(usize, UnitType), Vec<Fetched>> = BTreeMap::new();
+        for ((group, (owners, vectors)), found) in present.into_iter().zip(found?) {
             for ((qi, rows), vector) in owners.into_iter().zip(found).zip(vectors) {
                 hits.entry((qi, group.0)).or_default().push(Fetched {
                     group,
@@ -124,12 +134,12 @@ impl MilvusIndex {
                 });
             }
         }
-        for ((qi, t), mut fetched) in hits {
-            for (d, key) in self.complete_ties(&mut fetched, k, nprobe)? {
+        for ((qi, t), best) in self.complete_ties(hits, k, nprobe)? {
+            for (d, key) in best {
                 aggs[qi].unit(key, t, d);
             }
         }
-        for (qi, key) in self.instance_matches(&instance)? {
+        for (qi, key) in instance_hits? {
             aggs[qi].instance(key);
         }
         self.forget_missing(&mut aggs)?;
@@ -143,48 +153,94 @@ impl MilvusIndex {
         })
     }
 
-    /// The best `k` of one query's unit over its groups, by (NPHD, key) as
-    /// the local engine ranks them. A group that returned all the rows it
-    /// was asked for may hold back rows tying with its last one; when such
-    /// a tie reaches the cut, that group is asked again for more (up to
-    /// Milvus's limit) until the cut is certain.
+    /// The best `k` of each query's unit over its groups, by (NPHD, key)
+    /// as the local engine ranks them. A group that returned all the rows
+    /// it was asked for may hold back rows tying with its last one; when
+    /// such a tie reaches the cut, that group is asked again for more (up
+    /// to Milvus's limit) until the cut is certain. Each round asks again
+    /// for every such group of the whole batch at once.
     fn complete_ties(
         &self,
-        fetched: &mut [Fetched<'_>],
+        mut open: BTreeMap<Slot, Vec<Fetched<'_>>>,
         k: usize,
         nprobe: Option<usize>,
-    ) -> Result<Vec<(f32, u64)>, EngineError> {
-        loop {
-            let mut all: Vec<(f32, u64)> = fetched.iter().flat_map(Fetched::nphd).collect();
-            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            all.truncate(k);
-            let cut = match all.last() {
-                Some(last) if all.len() == k => last.0,
-                _ => return Ok(all),
-            };
-            let mut again = false;
-            for f in fetched.iter_mut() {
-                let held_back = f.rows.len() >= f.limit
-                    && f.limit < MAX_TOPK
-                    && f.nphd().last().is_some_and(|last| last.0 <= cut);
-                if held_back {
-                    f.limit = (f.limit * 4).min(MAX_TOPK);
-                    let name = self.unit_name(f.group.0, f.group.1);
-                    let mut rows = self.conn.search(
-                        &name,
-                        &[f.vector],
-                        f.limit,
-                        &group_filter(f.group),
-                        nprobe,
-                    )?;
-                    f.rows = rows.pop().unwrap_or_default();
-                    again = true;
+    ) -> Result<Vec<(Slot, Ranked)>, EngineError> {
+        let mut done = Vec::with_capacity(open.len());
+        while !open.is_empty() {
+            // Per (group, new limit): the vectors to fetch again and where
+            // their rows go.
+            let mut again: BTreeMap<(Group, usize), Vec<(Slot, usize)>> = BTreeMap::new();
+            for (key, fetched) in &mut open {
+                let mut all: Vec<(f32, u64)> = fetched.iter().flat_map(Fetched::nphd).collect();
+                all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                all.truncate(k);
+                let Some(cut) = all.last().filter(|_| all.len() == k).map(|l| l.0) else {
+                    continue;
+                };
+                for (i, f) in fetched.iter_mut().enumerate() {
+                    let held_back = f.rows.len() >= f.limit
+                        && f.limit < MAX_TOPK
+                        && f.nphd().last().is_some_and(|last| last.0 <= cut);
+                    if held_back {
+                        f.limit = (f.limit * 4).min(MAX_TOPK);
+                        again.entry((f.group, f.limit)).or_default().push((*key, i));
+                    }
                 }
             }
-            if !again {
-                return Ok(all);
+            let asks: Vec<Ask<'_>> = again
+                .iter()
+                .map(|((group, limit), owners)| {
+                    let vectors = owners.iter().map(|(key, i)| open[key][*i].vector).collect();
+                    (*group, *limit, vectors)
+                })
+                .collect();
+            let found = self.fetch_all(&asks, nprobe)?;
+            for (owners, rows) in again.values().zip(found) {
+                for ((key, i), rows) in owners.iter().zip(rows) {
+                    if let Some(f) = open.get_mut(key).and_then(|v| v.get_mut(*i)) {
+                        f.rows = rows;
+                    }
+                }
+            }
+            let waiting: HashSet<Slot> = again.values().flatten().map(|(key, _)| *key).collect();
+            let settled: Vec<Slot> = open
+                .keys()
+                .filter(|key| !waiting.contains(key))
+                .copied()
+                .collect();
+            for key in settled {
+                if let Some(fetched) = open.remove(&key) {
+                    let mut all: Vec<(f32, u64)> = fetched.iter().flat_map(Fetched::nphd).collect();
+                    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    all.truncate(k);
+                    done.push((key, all));
+                }
             }
         }
+        Ok(done)
+    }
+
+    /// Run the sub-searches `asks` side by side: per ask, per vector, the
+    /// rows found.
+    fn fetch_all(
+        &self,
+        asks: &[Ask<'_>],
+        nprobe: Option<usize>,
+    ) -> Result<Vec<Vec<Rows>>, EngineError> {
+        std::thread::scope(|s| {
+            let running: Vec<_> = asks
+                .iter()
+                .map(|(group, limit, vectors)| {
+                    let name = self.unit_name(group.0, group.1);
+                    let filter = group_filter(*group);
+                    s.spawn(move || self.conn.search(&name, vectors, *limit, &filter, nprobe))
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
     }
 
     /// `(query, key)` for every stored INSTANCE unit that equals a query's
