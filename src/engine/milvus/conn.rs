@@ -33,6 +33,12 @@ use crate::sync::lock;
 /// stay far under Milvus's 64 MiB limit: a row is at most ~64 KiB of JSON).
 pub(crate) const CHUNK: usize = 500;
 
+/// Attempts of a call that failed on the way (see `Conn::run`).
+const ATTEMPTS: u32 = 3;
+
+/// The pause before a second attempt (doubled before a third).
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// Most query vectors per search call.
 const MAX_NQ: usize = 1000;
 
@@ -127,49 +133,67 @@ impl Conn {
 
     /// Run one call of the client to its end, or fail after the URI's
     /// `timeout_s` (the SDK sets no deadline on a call: a server that
-    /// stops answering would otherwise hang the caller for good).
-    fn run<T>(
-        &self,
-        what: &str,
-        fut: impl Future<Output = Result<T, SdkError>> + Send,
-    ) -> Result<T, EngineError>
+    /// stops answering would otherwise hang the caller for good). A call
+    /// that fails on the way (no answer, transport, a shard between query
+    /// nodes) is made again, [`ATTEMPTS`] times in all: every call here is
+    /// idempotent (upserts, deletes by key, reads; a create finds what an
+    /// earlier attempt made), and a cluster losing a query node answers
+    /// again once it has moved the node's shards.
+    fn run<T, F>(&self, what: &str, call: impl Fn() -> F) -> Result<T, EngineError>
     where
+        F: Future<Output = Result<T, SdkError>> + Send,
         T: Send,
     {
-        self.run_within(what, fut, self.deadline)
+        self.run_within(what, call, self.deadline)
     }
 
-    /// [`Conn::run`] with a deadline of its own.
-    fn run_within<T>(
+    /// [`Conn::run`] with a deadline of its own per attempt.
+    fn run_within<T, F>(
         &self,
         what: &str,
-        fut: impl Future<Output = Result<T, SdkError>> + Send,
+        call: impl Fn() -> F,
         deadline: Duration,
     ) -> Result<T, EngineError>
     where
+        F: Future<Output = Result<T, SdkError>> + Send,
         T: Send,
     {
-        let rt = &self.rt;
-        let timed = async move {
-            // The timer needs the runtime's context: entered here, inside it.
-            tokio::time::timeout(deadline, fut).await
-        };
-        match block(rt, timed) {
-            Ok(done) => done.map_err(|e| remote(&self.server, what, e)),
-            Err(_) => Err(EngineError::Remote {
-                server: self.server.clone(),
-                message: format!(
-                    "{what}: no answer within {} s (the URI's timeout_s sets the deadline)",
-                    deadline.as_secs()
+        let mut attempt = 1;
+        loop {
+            let fut = call();
+            let timed = async move {
+                // The timer needs the runtime's context: entered here, inside it.
+                tokio::time::timeout(deadline, fut).await
+            };
+            let (error, again) = match block(&self.rt, timed) {
+                Ok(Ok(done)) => return Ok(done),
+                Ok(Err(e)) => {
+                    let again = transient(&e);
+                    (remote(&self.server, what, e), again)
+                }
+                Err(_) => (
+                    EngineError::Remote {
+                        server: self.server.clone(),
+                        message: format!(
+                            "{what}: no answer within {} s (the URI's timeout_s sets the deadline)",
+                            deadline.as_secs()
+                        ),
+                        kind: ErrorKind::Io,
+                    },
+                    true,
                 ),
-                kind: ErrorKind::Io,
-            }),
+            };
+            if !again || attempt >= ATTEMPTS {
+                return Err(error);
+            }
+            std::thread::sleep(RETRY_PAUSE * attempt);
+            attempt += 1;
         }
     }
 
     /// Every collection whose name starts with `prefix`.
     pub(crate) fn collections(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
-        let all = self.run("list collections", self.client.list_collections())?;
+        let all = self.run("list collections", || self.client.list_collections())?;
         Ok(all.into_iter().filter(|c| c.starts_with(prefix)).collect())
     }
 
@@ -178,7 +202,7 @@ impl Conn {
         if lock(&self.ready).contains(name) {
             return Ok(true);
         }
-        if !self.run("has collection", self.client.has_collection(name))? {
+        if !self.run("has collection", || self.client.has_collection(name))? {
             return Ok(false);
         }
         self.load(name)?;
@@ -190,17 +214,18 @@ impl Conn {
     /// call's. A loaded collection keeps its replicas (Milvus refuses
     /// another number while it is loaded).
     fn load(&self, name: &str) -> Result<(), EngineError> {
-        let state = self.run(
-            &format!("load state of {name}"),
-            self.client.get_load_state(name, None),
-        )?;
+        let state = self.run(&format!("load state of {name}"), || {
+            self.client.get_load_state(name, None)
+        })?;
         if state != LoadState::Loaded {
             self.run_within(
                 &format!("load collection {name}"),
-                self.client.load_collection(
-                    name,
-                    Some(LoadOptions::default().replica_number(self.replicas)),
-                ),
+                || {
+                    self.client.load_collection(
+                        name,
+                        Some(LoadOptions::default().replica_number(self.replicas)),
+                    )
+                },
                 self.deadline * 20,
             )?;
         }
@@ -259,12 +284,11 @@ impl Conn {
             .build()
             .map_err(|e| remote(&self.server, &format!("schema of {name}"), e))?;
         let options = CreateCollectionOptions::with_consistency_level(ConsistencyLevel::Strong);
-        let created = self.run(
-            &format!("create collection {name}"),
-            self.client.create_collection(schema, Some(options)),
-        );
+        let created = self.run(&format!("create collection {name}"), || {
+            self.client.create_collection(schema.clone(), Some(options))
+        });
         if let Err(e) = created {
-            if !self.run("has collection", self.client.has_collection(name))? {
+            if !self.run("has collection", || self.client.has_collection(name))? {
                 return Err(e);
             }
         }
@@ -282,10 +306,9 @@ impl Conn {
             MetricType::HAMMING,
             build.into_iter().collect(),
         );
-        let indexed = self.run(
-            &format!("index collection {name}"),
-            self.client.create_index(name, *vector, params),
-        );
+        let indexed = self.run(&format!("index collection {name}"), || {
+            self.client.create_index(name, *vector, params.clone())
+        });
         if let Err(e) = indexed {
             // Someone else indexed it first: loading tells.
             if self.load(name).is_err() {
@@ -298,11 +321,10 @@ impl Conn {
     /// Drop a collection (tests and the index's own removal).
     pub(crate) fn drop_collection(&self, name: &str) -> Result<(), EngineError> {
         lock(&self.ready).remove(name);
-        if self.run("has collection", self.client.has_collection(name))? {
-            self.run(
-                &format!("drop collection {name}"),
-                self.client.drop_collection(name),
-            )?;
+        if self.run("has collection", || self.client.has_collection(name))? {
+            self.run(&format!("drop collection {name}"), || {
+                self.client.drop_collection(name)
+            })?;
         }
         Ok(())
     }
@@ -312,11 +334,10 @@ impl Conn {
         if columns.first().is_none_or(|c| c.len() == 0) {
             return Ok(());
         }
-        self.run(
-            &format!("upsert into {name}"),
+        self.run(&format!("upsert into {name}"), || {
             self.client
-                .upsert(name, columns, None::<milvus::mutate::UpsertOptions>),
-        )?;
+                .upsert(name, columns.clone(), None::<milvus::mutate::UpsertOptions>)
+        })?;
         Ok(())
     }
 
@@ -324,10 +345,9 @@ impl Conn {
     pub(crate) fn delete(&self, name: &str, ids: &[i64]) -> Result<(), EngineError> {
         for chunk in ids.chunks(CHUNK) {
             let options = DeleteOptions::with_ids(ValueVec::Long(chunk.to_vec()));
-            self.run(
-                &format!("delete from {name}"),
-                self.client.delete(name, &options),
-            )?;
+            self.run(&format!("delete from {name}"), || {
+                self.client.delete(name, &options)
+            })?;
         }
         Ok(())
     }
@@ -342,10 +362,9 @@ impl Conn {
         let options =
             QueryOptions::with_output_fields(fields.iter().map(|f| f.to_string()).collect())
                 .consistency_level(self.level);
-        let columns = self.run(
-            &format!("query {name}"),
-            self.client.query(name, expr, &options),
-        )?;
+        let columns = self.run(&format!("query {name}"), || {
+            self.client.query(name, expr, &options)
+        })?;
         Ok(columns.into_iter().map(|c| (c.name, c.value)).collect())
     }
 
@@ -360,10 +379,9 @@ impl Conn {
         let options = QueryOptions::with_output_fields(vec!["id".to_string()])
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .consistency_level(self.level);
-        let columns = self.run(
-            &format!("query {name}"),
-            self.client.query(name, expr, &options),
-        )?;
+        let columns = self.run(&format!("query {name}"), || {
+            self.client.query(name, expr, &options)
+        })?;
         Ok(columns
             .into_iter()
             .find(|c| c.name == "id")
@@ -384,7 +402,7 @@ impl Conn {
         if !self.exists(name)? {
             return Ok(0);
         }
-        let n = self.run(&format!("count {name}"), self.client.count(name))?;
+        let n = self.run(&format!("count {name}"), || self.client.count(name))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -404,21 +422,24 @@ impl Conn {
         let per_call = (MAX_ROWS / limit.max(1)).clamp(1, MAX_NQ);
         for chunk in queries.chunks(per_call) {
             let data: Vec<Value<'_>> = chunk.iter().map(|q| Value::from(*q)).collect();
-            let mut options = SearchOptions::new()
-                .limit(limit)
-                .add_param("anns_field", "v")
-                .add_param("metric_type", "HAMMING")
-                .consistency_level(self.level);
-            if !filter.is_empty() {
-                options = options.filter(filter.to_string());
-            }
-            if let Some(n) = nprobe {
-                options = options.add_param("nprobe", n.to_string());
-            }
-            let results = self.run(
-                &format!("search {name}"),
-                self.client.search(name, data, Some(options)),
-            )?;
+            // Built per attempt: the SDK's options are not `Clone`.
+            let options = || {
+                let mut options = SearchOptions::new()
+                    .limit(limit)
+                    .add_param("anns_field", "v")
+                    .add_param("metric_type", "HAMMING")
+                    .consistency_level(self.level);
+                if !filter.is_empty() {
+                    options = options.filter(filter.to_string());
+                }
+                if let Some(n) = nprobe {
+                    options = options.add_param("nprobe", n.to_string());
+                }
+                options
+            };
+            let results = self.run(&format!("search {name}"), || {
+                self.client.search(name, data.clone(), Some(options()))
+            })?;
             if results.len() != chunk.len() {
                 return Err(EngineError::Remote {
                     server: self.server.clone(),
@@ -457,10 +478,9 @@ impl Conn {
         for name in names {
             let start = std::time::Instant::now();
             loop {
-                let infos = self.run(
-                    &format!("describe the index of {name}"),
-                    self.client.describe_index(name.as_str(), "v"),
-                )?;
+                let infos = self.run(&format!("describe the index of {name}"), || {
+                    self.client.describe_index(name.as_str(), "v")
+                })?;
                 match infos.first().map(|i| i.state()) {
                     None | Some(IndexState::Finished) => break,
                     Some(IndexState::Failed) => {
@@ -498,7 +518,7 @@ impl Conn {
         if names.is_empty() {
             return Ok(());
         }
-        self.run("flush", self.client.flush_collections(names.to_vec()))?;
+        self.run("flush", || self.client.flush_collections(names.to_vec()))?;
         let start = std::time::Instant::now();
         for name in names {
             let all = self.count_rows(name, false)?;
@@ -534,10 +554,9 @@ impl Conn {
         let options = QueryOptions::with_output_fields(vec!["count(*)".to_string()])
             .consistency_level(self.level)
             .ignore_growing(sealed_only);
-        let columns = self.run(
-            &format!("count {name}"),
-            self.client.query(name, expr, &options),
-        )?;
+        let columns = self.run(&format!("count {name}"), || {
+            self.client.query(name, expr, &options)
+        })?;
         match columns.into_iter().next().map(|c| c.value) {
             Some(ValueVec::Long(n)) => Ok(n.first().map_or(0, |&n| u64::try_from(n).unwrap_or(0))),
             other => Err(EngineError::Remote {
@@ -564,6 +583,28 @@ where
         })
     } else {
         rt.block_on(fut)
+    }
+}
+
+/// True for a failure on the way, worth another attempt: transport, or a
+/// server that could not reach a shard (a query node lost or moving).
+fn transient(e: &SdkError) -> bool {
+    match e {
+        SdkError::Communication(_) | SdkError::Grpc(_) => true,
+        SdkError::Server(_, message) => {
+            let m = message.to_ascii_lowercase();
+            [
+                "shard",
+                "leader",
+                "unavailable",
+                "not available",
+                "node",
+                "channel",
+            ]
+            .iter()
+            .any(|w| m.contains(w))
+        }
+        _ => false,
     }
 }
 
