@@ -721,6 +721,20 @@ ivdb_status ivdb_open(const char *path,
 ivdb_status ivdb_open_read_only(const char *path, ivdb_index **out, ivdb_error **err);
 
 /**
+ * Delete the Milvus index a `milvus://HOST:PORT/NAME` URI names: every
+ * collection it has. `*out_dropped` (when not NULL) receives how many were
+ * dropped (0 when it had none). A local index is a directory: remove it
+ * with the file system (a path that is not a `milvus://` URI gives
+ * `IVDB_INVALID_ARGUMENT`). Another handle open on the index sees
+ * `IVDB_IO` errors from then on.
+ *
+ * # Safety
+ * `uri` is a NUL-terminated string; `out_dropped` is NULL or writable;
+ * `err` is NULL or writable.
+ */
+ivdb_status ivdb_drop_remote(const char *uri, size_t *out_dropped, ivdb_error **err);
+
+/**
  * Save (when writable) and release the index. NULL is a no-op. The handle
  * is freed even when saving fails (the status and `err` then say why).
  *

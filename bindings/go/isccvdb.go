@@ -186,6 +186,20 @@ func OpenInMemory(opts *Options) (*Index, error) { return open(nil, opts, false)
 // OpenReadOnly opens the index in path read-only (no writer lock).
 func OpenReadOnly(path string) (*Index, error) { return open(&path, nil, true) }
 
+// DropRemote deletes the Milvus index a milvus://HOST:PORT/NAME URI names
+// (every collection it has) and returns how many collections were dropped
+// (0 when it had none). A local index is a directory: remove it with os.
+func DropRemote(uri string) (uint64, error) {
+	if errABI != nil {
+		return 0, errABI
+	}
+	curi := C.CString(uri)
+	defer C.free(unsafe.Pointer(curi))
+	var dropped C.size_t
+	err := call(func(e **C.ivdb_error) C.ivdb_status { return C.ivdb_drop_remote(curi, &dropped, e) })
+	return uint64(dropped), err
+}
+
 // Close saves (when writable) and releases the index. Later calls on the
 // index return ErrClosed; closing twice is fine.
 func (ix *Index) Close() error {

@@ -23,6 +23,14 @@ func milvusServer(t *testing.T) string {
 // A milvus:// path through the C ABI answers as a directory does.
 func TestMilvusURIAnswersAsADirectory(t *testing.T) {
 	uri := fmt.Sprintf("%s/go_%d_%d", milvusServer(t), os.Getpid(), time.Now().UnixNano()%1e9)
+	defer func() {
+		if n, err := DropRemote(uri); err != nil || n == 0 {
+			t.Errorf("DropRemote: %d collections, %v", n, err)
+		}
+		if _, err := DropRemote(t.TempDir()); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("DropRemote of a directory: %v", err)
+		}
+	}()
 	entries := corpus(t)[:200]
 	durable := false
 	local, err := Open(t.TempDir(), &Options{Durable: &durable})

@@ -169,6 +169,10 @@ export class IsccStore {
 /** The 64-bit key of an ISCC-ID, as IsccStore takes it. */
 export function isccIdKey(isccId: string): bigint;
 export function explain(iscc: string): Record<string, unknown>;
+/** Delete the Milvus index a `milvus://HOST:PORT/NAME` URI names (every
+ * collection it has); the number of collections dropped. A local index is a
+ * directory: remove it with `fs`. */
+export function dropRemote(uri: string): number;
 export function version(): string;
 /** The C ABI version of iscc_vdb.h (the library must report the same). */
 export const ABI_VERSION: number;

@@ -79,6 +79,7 @@ const C = Object.fromEntries(Object.entries({
   statusStr: 'ivdb_status_str',
   open: 'ivdb_open',
   openReadOnly: 'ivdb_open_read_only',
+  dropRemote: 'ivdb_drop_remote',
   close: 'ivdb_close',
   addJson: 'ivdb_add_json',
   getJson: 'ivdb_get_json',
@@ -458,6 +459,16 @@ class IsccStore {
   }
 }
 
+/**
+ * Delete the Milvus index a `milvus://HOST:PORT/NAME` URI names (every
+ * collection it has); the number of collections dropped (0 when it had
+ * none). A local index is a directory: remove it with `fs`.
+ */
+function dropRemote(uri) {
+  const out = [0];
+  return invoke(C.dropRemote, [uri, out], false, () => Number(out[0]));
+}
+
 /** Decode any ISCC (code, unit, ID) into its fields. */
 function explain(iscc) {
   const out = [null];
@@ -470,6 +481,7 @@ module.exports = {
   isccIdKey,
   IvdbError,
   explain,
+  dropRemote,
   version: () => C.version(),
   ABI_VERSION,
   STATUS,

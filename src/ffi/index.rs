@@ -89,6 +89,32 @@ pub unsafe extern "C" fn ivdb_open_read_only(
     guard(err, || open(path, std::ptr::null(), true, out))
 }
 
+/// Delete the Milvus index a `milvus://HOST:PORT/NAME` URI names: every
+/// collection it has. `*out_dropped` (when not NULL) receives how many were
+/// dropped (0 when it had none). A local index is a directory: remove it
+/// with the file system (a path that is not a `milvus://` URI gives
+/// `IVDB_INVALID_ARGUMENT`). Another handle open on the index sees
+/// `IVDB_IO` errors from then on.
+///
+/// # Safety
+/// `uri` is a NUL-terminated string; `out_dropped` is NULL or writable;
+/// `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ivdb_drop_remote(
+    uri: *const c_char,
+    out_dropped: *mut usize,
+    err: *mut *mut ivdb_error,
+) -> ivdb_status {
+    guard(err, || {
+        let out = opt_out_arg(out_dropped);
+        let n = IsccIndex::drop_remote(str_arg(uri, "uri")?)?;
+        if let Some(out) = out {
+            out.write(n);
+        }
+        Ok(())
+    })
+}
+
 /// Save (when writable) and release the index. NULL is a no-op. The handle
 /// is freed even when saving fails (the status and `err` then say why).
 ///

@@ -453,6 +453,16 @@ int main(int argc, char **argv) {
     st = ivdb_search_json(idx, NULL, 10, false, &out, &err);
     expect_error(st, err, IVDB_INVALID_ARGUMENT, "query_json is NULL", "null query");
     err = NULL;
+    {
+        size_t dropped = 7;
+        st = ivdb_drop_remote("/tmp/not-a-uri", &dropped, &err);
+        expect_error(st, err, IVDB_INVALID_ARGUMENT, "not a milvus", "drop_remote of a directory");
+        CHECK(dropped == 7, "drop_remote wrote its count on failure");
+        err = NULL;
+        st = ivdb_drop_remote(NULL, NULL, &err);
+        expect_error(st, err, IVDB_INVALID_ARGUMENT, "uri is NULL", "drop_remote NULL");
+        err = NULL;
+    }
     st = ivdb_explain_json("ISCC:AAA", &out, &err);
     expect_error(st, err, IVDB_INVALID_ISCC, "ISCC:AAA", "explain bad");
     st = ivdb_explain_json(first_id, &out, NULL);

@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const { IsccIndex } = require('..');
+const { IsccIndex, dropRemote } = require('..');
 
 const base = (process.env.IVDB_MILVUS_URI || '').replace(/\/+$/, '');
 const skip = base ? false : 'set IVDB_MILVUS_URI=milvus://HOST:PORT to run the Milvus tests';
@@ -52,4 +52,9 @@ test('a milvus:// path answers as a directory', { skip }, () => {
     () => new IsccIndex('milvus://ann:s3cret@127.0.0.1:1/x'),
     (e) => e.code === 'IVDB_IO' && !e.message.includes('s3cret'),
   );
+  // Dropped: its collections go, and it cannot be opened any more.
+  assert.ok(dropRemote(uri) > 0);
+  assert.equal(dropRemote(uri), 0);
+  assert.throws(() => new IsccIndex(uri, { readOnly: true }), (e) => e.code === 'IVDB_NOT_FOUND');
+  assert.throws(() => dropRemote(os.tmpdir()), (e) => e.code === 'IVDB_INVALID_ARGUMENT');
 });

@@ -50,6 +50,12 @@ def test_a_uri_answers_as_a_directory(tmp_path: Path, corpus: list[dict[str, Any
         view.add(records[0])
     view.close()
     assert IsccIndex.restore(f"{uri}_none", view=True) is None
+    # Dropped: its collections go, and it cannot be opened any more.
+    assert iscc_vdb.drop_remote(uri) > 0
+    assert iscc_vdb.drop_remote(uri) == 0
+    assert IsccIndex.restore(uri, view=True) is None
+    with pytest.raises(iscc_vdb.InvalidArgumentError, match="not a milvus"):
+        iscc_vdb.drop_remote(str(tmp_path))
 
 
 def test_a_server_that_does_not_answer_is_an_io_error() -> None:

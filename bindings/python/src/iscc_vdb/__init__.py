@@ -24,7 +24,7 @@ from .errors import (
     ReadOnlyError,
     WrongRealmError,
 )
-from .index import DEFAULT_COUNT, IsccIndex, explain, version
+from .index import DEFAULT_COUNT, IsccIndex, drop_remote, explain, version
 from .matches import (
     ChunkMatch,
     IsccBatchMatches,
@@ -80,6 +80,7 @@ __all__ = [
     "UnitMatches",
     "UnitScore",
     "WrongRealmError",
+    "drop_remote",
     "explain",
     "iscc_id_key",
     "version",

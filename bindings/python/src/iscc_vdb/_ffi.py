@@ -184,6 +184,7 @@ class _C:
     status_str = declare("ivdb_status_str")
     open = declare("ivdb_open")
     open_read_only = declare("ivdb_open_read_only")
+    drop_remote = declare("ivdb_drop_remote")
     close = declare("ivdb_close")
     add_json = declare("ivdb_add_json")
     get_json = declare("ivdb_get_json")

@@ -345,6 +345,16 @@ class IsccIndex(Closable):
         return "IsccIndex(closed)" if self.closed else f"IsccIndex(size={self.size})"
 
 
+def drop_remote(uri: str) -> int:
+    """Delete the Milvus index a ``milvus://HOST:PORT/NAME`` URI names (every
+    collection it has); the number of collections dropped (0 when it had
+    none). A local index is a directory: remove it with ``shutil``."""
+    dropped = ctypes.c_size_t()
+    err = ctypes.c_void_p()
+    check(C.drop_remote(_text(uri, "uri"), ctypes.byref(dropped), ctypes.byref(err)), err)
+    return int(dropped.value)
+
+
 def explain(iscc: str) -> dict[str, Any]:
     """Decode any ISCC (code, unit, ISCC-ID) into its fields."""
     out = ctypes.c_void_p()
