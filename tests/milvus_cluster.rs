@@ -78,10 +78,11 @@ fn a_cluster_answers_as_locally_and_survives_a_query_node() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    // Two in-memory replicas: one on each query node.
+    // Two in-memory replicas, one on each query node; a lost answer is
+    // given up on (and asked again) after 10 s.
     let name = Remote {
         uri: format!(
-            "{base}/c_failover_{}_{nanos}?replicas=2",
+            "{base}/c_failover_{}_{nanos}?replicas=2&timeout_s=10",
             std::process::id()
         ),
     };
