@@ -38,16 +38,8 @@ kill-querynode | start-querynode)
 esac
 health=http://127.0.0.1:9140/healthz
 
-healthy() {
-    python3 - "$1" <<'EOF'
-import sys, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
-        sys.exit(0 if r.status == 200 else 1)
-except Exception:
-    sys.exit(1)
-EOF
-}
+# shellcheck source=scripts/milvus-health.sh
+. scripts/milvus-health.sh
 
 # Wait up to $2 seconds for "$1" (a command) to succeed.
 wait_for() {

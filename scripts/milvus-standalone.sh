@@ -20,16 +20,8 @@ cmd=${1:-}
 data=${2:-target/milvus-data}
 health=http://127.0.0.1:9091/healthz
 
-healthy() {
-    python3 - "$health" <<'EOF'
-import sys, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
-        sys.exit(0 if r.status == 200 else 1)
-except Exception:
-    sys.exit(1)
-EOF
-}
+# shellcheck source=scripts/milvus-health.sh
+. scripts/milvus-health.sh
 
 # The server's processes: the wheel's launcher and the Milvus binary it
 # runs from DATA_DIR (both are stopped).
@@ -50,7 +42,7 @@ stop_server() {
 
 case "$cmd" in
 start)
-    if healthy; then
+    if healthy "$health"; then
         echo "milvus-standalone: a server already answers on $health" >&2
         exit 0
     fi
@@ -66,7 +58,7 @@ start)
         nohup "$venv/bin/milvus-server" --data "$dir" >"$dir/server.log" 2>&1 &
         echo $! >"$dir/server.pid"
         for _ in $(seq 1 90); do
-            if healthy; then
+            if healthy "$health"; then
                 echo "milvus-standalone: healthy on 127.0.0.1:19530 (attempt $attempt, data $dir)" >&2
                 exit 0
             fi
@@ -86,7 +78,7 @@ stop)
     stop_server
     ;;
 status)
-    healthy
+    healthy "$health"
     ;;
 *)
     echo "usage: $0 start|stop|status [DATA_DIR]" >&2
