@@ -101,7 +101,20 @@ impl MilvusIndex {
         // more than a window, keeping count(lo..=top) ≥ want.
         let (mut top, mut below) = (top, lo);
         let mut count = self.conn.count_where(entries, &between(lo, top))?;
+        // 64 halvings reach a single key; more means the rows changed
+        // while being counted.
+        let mut rounds = 0;
         while count > WINDOW as u64 {
+            rounds += 1;
+            if rounds > 64 {
+                return Err(EngineError::Remote {
+                    server: self.conn.server.clone(),
+                    message: format!(
+                        "{entries}: the keys from {lo} changed while a page was counted; try again"
+                    ),
+                    kind: super::super::ErrorKind::Io,
+                });
+            }
             let mid = below + ((top as i128 - below as i128) / 2) as i64;
             let c = self.conn.count_where(entries, &between(lo, mid))?;
             if c >= want as u64 {
