@@ -521,9 +521,9 @@ impl Conn {
         self.run("flush", || self.client.flush_collections(names.to_vec()))?;
         let start = std::time::Instant::now();
         for name in names {
-            let all = self.count_rows(name, false)?;
+            let all = self.counted(name, "", false)?;
             loop {
-                let sealed = self.count_rows(name, true)?;
+                let sealed = self.counted(name, "", true)?;
                 if sealed >= all {
                     break;
                 }
@@ -541,11 +541,6 @@ impl Conn {
             }
         }
         Ok(())
-    }
-
-    /// Rows of `name`; with `sealed_only`, those in sealed segments.
-    fn count_rows(&self, name: &str, sealed_only: bool) -> Result<u64, EngineError> {
-        self.counted(name, "", sealed_only)
     }
 
     /// `count(*)` of the rows of `name` matching `expr` (empty: all), of

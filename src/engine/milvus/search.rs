@@ -171,9 +171,7 @@ impl MilvusIndex {
             // their rows go.
             let mut again: BTreeMap<(Group, usize), Vec<(Slot, usize)>> = BTreeMap::new();
             for (key, fetched) in &mut open {
-                let mut all: Vec<(f32, u64)> = fetched.iter().flat_map(Fetched::nphd).collect();
-                all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                all.truncate(k);
+                let all = best(fetched, k);
                 let Some(cut) = all.last().filter(|_| all.len() == k).map(|l| l.0) else {
                     continue;
                 };
@@ -210,10 +208,7 @@ impl MilvusIndex {
                 .collect();
             for key in settled {
                 if let Some(fetched) = open.remove(&key) {
-                    let mut all: Vec<(f32, u64)> = fetched.iter().flat_map(Fetched::nphd).collect();
-                    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                    all.truncate(k);
-                    done.push((key, all));
+                    done.push((key, best(&fetched, k)));
                 }
             }
         }
@@ -331,6 +326,15 @@ fn group_filter((_, bits, filtered): Group) -> String {
     } else {
         String::new()
     }
+}
+
+/// The best `k` rows of one query's unit over its groups, by (NPHD, key)
+/// as the local engine ranks them.
+fn best(fetched: &[Fetched<'_>], k: usize) -> Ranked {
+    let mut all: Ranked = fetched.iter().flat_map(Fetched::nphd).collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    all.truncate(k);
+    all
 }
 
 /// What one sub-search of one query returned.
