@@ -28,6 +28,9 @@ bounded() {
     return "$rc"
 }
 
+# The suite builds once: incremental caches would only fill the disk (~3 GB).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
