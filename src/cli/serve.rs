@@ -1,14 +1,24 @@
-//! `serve`: the REST server on the index at `--path`.
+//! `serve`: the REST server on the index at `--path`, or on every index
+//! under `--root` by name (iscc-search's API).
 
 use std::net::{IpAddr, SocketAddr};
 
 use clap::Args;
 
 use super::{display, exit, CliError, CliResult, Ctx};
-use crate::server::{Limits, ServerConfig, ServerError};
+use crate::server::{Limits, Served, ServerConfig, ServerError};
 
 #[derive(Debug, Args)]
 pub(super) struct ServeArgs {
+    /// Serve every index directory under DIR by name (iscc-search's
+    /// `/indexes/{name}/…` API; names `^[a-z][a-z0-9]*$`, created and
+    /// deleted over HTTP) instead of the one index at --path.
+    #[arg(long, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
+    /// With --root: indexes kept open at most (the least recently used is
+    /// saved and closed first).
+    #[arg(long, default_value_t = 64)]
+    max_open: usize,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
@@ -87,11 +97,9 @@ pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
         body: seconds("body-timeout", args.body_timeout)?,
         shutdown: seconds("shutdown-timeout", args.shutdown_timeout)?,
     };
-    let index = if args.read_only {
-        ctx.open_reader()?
-    } else {
-        ctx.open_writer()?
-    };
+    if args.max_open == 0 {
+        return Err(CliError::new(exit::USAGE, "--max-open: at least 1"));
+    }
     let config = ServerConfig {
         addr: SocketAddr::new(args.host, args.port),
         api_key: args.api_key.clone(),
@@ -111,15 +119,39 @@ pub(super) fn run(ctx: &Ctx, args: &ServeArgs) -> CliResult {
         timeouts,
         hide_paths: args.hide_paths,
     };
-    // The index's own path: a Milvus URI without its credentials.
-    let path = display(index.path());
+    let (served, path) = match &args.root {
+        Some(dir) => {
+            if crate::engine::is_milvus_uri(dir) {
+                return Err(CliError::new(
+                    exit::USAGE,
+                    "--root: a directory of index directories (a Milvus index is served with --path)",
+                ));
+            }
+            let served = Served::Root {
+                dir: dir.clone(),
+                read_only: args.read_only,
+                max_open: args.max_open,
+            };
+            (served, format!("the indexes under {}", display(dir)))
+        }
+        None => {
+            let index = if args.read_only {
+                ctx.open_reader()?
+            } else {
+                ctx.open_writer()?
+            };
+            // The index's own path: a Milvus URI without its credentials.
+            let path = display(index.path());
+            (Served::Index(Box::new(index)), path)
+        }
+    };
     let read_only = if args.read_only { " (read-only)" } else { "" };
-    let served = crate::server::run(index, config, |addr| {
+    let served = crate::server::run_served(served, config, |addr| {
         eprintln!("iscc-vdb: serving {path}{read_only} on http://{addr}");
     });
     match served {
         Ok(()) => {
-            eprintln!("iscc-vdb: stopped; index saved and closed");
+            eprintln!("iscc-vdb: stopped; indexes saved and closed");
             Ok(())
         }
         Err(ServerError::Engine(e)) => Err(e.into()),

@@ -258,8 +258,16 @@ fn search_set(name: &str, items: &Value) -> Result<FeatureSet, String> {
     let mut simprints = Vec::with_capacity(list.len());
     let (mut offsets, mut sizes) = (Vec::new(), Vec::new());
     for (i, item) in list.iter().enumerate() {
+        // iscc-search's queries give bare simprints, its assets objects.
+        if let Value::String(s) = item {
+            simprints.push(decode(s).map_err(|m| format!("[{i}]: {m}"))?);
+            continue;
+        }
         let Value::Object(obj) = item else {
-            return Err(format!("[{i}] must be an object, not {}", type_name(item)));
+            return Err(format!(
+                "[{i}] must be a simprint or an object {{simprint, offset, size}}, not {}",
+                type_name(item)
+            ));
         };
         match obj.get("simprint") {
             Some(Value::String(s)) => simprints.push(decode(s).map_err(|m| format!("[{i}]: {m}"))?),

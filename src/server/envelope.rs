@@ -82,11 +82,16 @@ pub enum ServerCode {
     BatchTooLarge,
     /// 415: a body that is not JSON by its Content-Type.
     UnsupportedMediaType,
+    /// 409: a named index that exists already, or a change of the index
+    /// set a server cannot make (iscc-search's routes, `catalog.rs`).
+    Conflict,
+    /// 422: a body or parameter against iscc-search's schema.
+    Unprocessable,
 }
 
 impl ServerCode {
     /// Every server code, in the order the OpenAPI document lists them.
-    pub const ALL: [ServerCode; 8] = [
+    pub const ALL: [ServerCode; 10] = [
         ServerCode::Unauthorized,
         ServerCode::NoEndpoint,
         ServerCode::PayloadTooLarge,
@@ -95,6 +100,8 @@ impl ServerCode {
         ServerCode::UnsupportedMediaType,
         ServerCode::Forbidden,
         ServerCode::RequestTimeout,
+        ServerCode::Conflict,
+        ServerCode::Unprocessable,
     ];
 
     /// The code in the envelope. A missing endpoint shares the engine's
@@ -109,6 +116,8 @@ impl ServerCode {
             ServerCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ServerCode::BatchTooLarge => "BATCH_TOO_LARGE",
             ServerCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ServerCode::Conflict => "CONFLICT",
+            ServerCode::Unprocessable => "UNPROCESSABLE",
         }
     }
 
@@ -124,6 +133,8 @@ impl ServerCode {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ServerCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ServerCode::Conflict => StatusCode::CONFLICT,
+            ServerCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }

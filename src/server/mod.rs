@@ -19,6 +19,8 @@
 //! SIGTERM) stops accepting, lets requests in flight finish, then saves and
 //! closes the index.
 
+mod catalog;
+mod compat;
 mod envelope;
 mod guard;
 mod listen;
@@ -27,6 +29,7 @@ mod request;
 mod routes;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -126,7 +129,10 @@ pub enum ServerError {
 
 /// What every handler shares.
 pub(crate) struct AppState {
-    pub(crate) index: Arc<IsccIndex>,
+    /// The index of this server's own routes (`None` for `--root`).
+    pub(crate) index: Option<Arc<IsccIndex>>,
+    /// The indexes by name (iscc-search's routes).
+    pub(crate) catalog: Arc<catalog::Catalog>,
     pub(crate) api_key: Option<String>,
     pub(crate) limits: Limits,
     pub(crate) read_only: bool,
@@ -159,8 +165,30 @@ pub fn router_with_access(
     bound: Option<SocketAddr>,
 ) -> Router {
     let read_only = index.info().map(|i| i.read_only).unwrap_or(false);
+    let catalog = Arc::new(catalog::Catalog::One(Arc::clone(&index)));
+    build(
+        Some(index),
+        catalog,
+        read_only,
+        api_key,
+        limits,
+        access,
+        bound,
+    )
+}
+
+fn build(
+    index: Option<Arc<IsccIndex>>,
+    catalog: Arc<catalog::Catalog>,
+    read_only: bool,
+    api_key: Option<String>,
+    limits: Limits,
+    access: Access,
+    bound: Option<SocketAddr>,
+) -> Router {
     let state = Arc::new(AppState {
         index,
+        catalog,
         api_key,
         limits,
         read_only,
@@ -182,6 +210,7 @@ pub fn router_with_access(
         .route("/info", get(routes::info))
         .route("/save", post(routes::save))
         .route("/openapi.json", get(routes::openapi))
+        .merge(compat::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             routes::follow_writer,
@@ -192,6 +221,7 @@ pub fn router_with_access(
             routes::auth,
         ))
         .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -199,6 +229,7 @@ pub fn router_with_access(
             Arc::clone(&state),
             guard::guard,
         ))
+        .layer(axum::middleware::from_fn(compat::dialect))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
@@ -208,6 +239,25 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
     envelope::ApiError::internal("the request handler panicked").into_response()
 }
 
+/// What a server serves.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Served {
+    /// One index (`serve --path`): this server's own routes, and
+    /// iscc-search's with the index named `default`.
+    Index(Box<IsccIndex>),
+    /// The indexes under a directory, by name (`serve --root`):
+    /// iscc-search's routes, each index opened on first use.
+    Root {
+        /// The directory (created when missing, unless read-only).
+        dir: PathBuf,
+        /// Open every index read-only; creating and deleting are refused.
+        read_only: bool,
+        /// Indexes kept open at most (least recently used closed first).
+        max_open: usize,
+    },
+}
+
 /// Serve `index` until SIGINT or SIGTERM, then save and close it.
 /// `on_listening` is called with the bound address (useful with port 0).
 pub fn run(
@@ -215,6 +265,37 @@ pub fn run(
     config: ServerConfig,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), ServerError> {
+    run_served(Served::Index(Box::new(index)), config, on_listening)
+}
+
+/// Serve what `served` names until SIGINT or SIGTERM, then save and close
+/// every open index.
+pub fn run_served(
+    served: Served,
+    config: ServerConfig,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    let (index, catalog, read_only, root) = match served {
+        Served::Index(index) => {
+            let index: Arc<IsccIndex> = Arc::from(index);
+            let read_only = index.info().map(|i| i.read_only).unwrap_or(false);
+            let root = index.path().to_string_lossy().into_owned();
+            let catalog = catalog::Catalog::One(Arc::clone(&index));
+            (Some(index), catalog, read_only, root)
+        }
+        Served::Root {
+            dir,
+            read_only,
+            max_open,
+        } => {
+            let catalog =
+                catalog::Catalog::root(&dir, read_only, max_open).map_err(|e| ServerError::Io {
+                    context: format!("opening the index directory {}", dir.display()),
+                    source: std::io::Error::other(e.message),
+                })?;
+            (None, catalog, read_only, dir.to_string_lossy().into_owned())
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("iscc-vdb-http")
@@ -223,18 +304,26 @@ pub fn run(
             context: "starting the async runtime".into(),
             source,
         })?;
-    let index = Arc::new(index);
-    let served = runtime.block_on(serve(Arc::clone(&index), config, on_listening));
+    let catalog = Arc::new(catalog);
+    let (own, shared) = (index.clone(), Arc::clone(&catalog));
+    let (api_key, limits, access) = (config.api_key.clone(), config.limits, config.access.clone());
+    let app = move |bound| build(own, shared, read_only, api_key, limits, access, bound);
+    let served = runtime.block_on(serve(app, root, config, on_listening));
     // Requests in flight have finished (graceful shutdown); blocking tasks
     // that outlived them are waited for by dropping the runtime.
     drop(runtime);
-    let closed = index.close();
+    let mut closed = catalog.close_all();
+    if let Some(index) = index {
+        let own = index.close();
+        closed = closed.and(own);
+    }
     served?;
     Ok(closed?)
 }
 
 async fn serve(
-    index: Arc<IsccIndex>,
+    app: impl FnOnce(Option<SocketAddr>) -> Router,
+    root: String,
     config: ServerConfig,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), ServerError> {
@@ -248,15 +337,7 @@ async fn serve(
         context: "reading the bound address".into(),
         source,
     })?;
-    let root = index.path().to_string_lossy().into_owned();
-    let mut app = router_with_access(
-        index,
-        config.api_key,
-        config.limits,
-        config.access,
-        Some(addr),
-    )
-    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+    let mut app = app(Some(addr)).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         config.timeouts.body,
     ));
     if config.hide_paths {

@@ -123,6 +123,7 @@ mod tests {
             ("/info", "get"),
             ("/save", "post"),
             ("/healthz", "get"),
+            ("/readyz", "get"),
             ("/openapi.json", "get"),
         ] {
             assert!(
@@ -130,7 +131,7 @@ mod tests {
                 "{method} {path} missing"
             );
         }
-        assert_eq!(paths.len(), 11, "paths: {:?}", paths.keys());
+        assert_eq!(paths.len(), 12, "paths: {:?}", paths.keys());
     }
 
     #[test]

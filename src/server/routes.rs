@@ -28,8 +28,13 @@ where
     T: Send + 'static,
     F: FnOnce(&IsccIndex) -> Result<T, ApiError> + Send + 'static,
 {
-    let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || f(&state.index))
+    let Some(index) = state.index.clone() else {
+        return Err(ApiError::server(
+            ServerCode::NoEndpoint,
+            "this server serves named indexes (--root): use /indexes/{name}/…",
+        ));
+    };
+    tokio::task::spawn_blocking(move || f(&index))
         .await
         .map_err(|e| ApiError::internal(format!("request failed: {e}")))?
 }
@@ -94,9 +99,8 @@ pub(crate) async fn require_json(request: Request, next: Next) -> Response {
 /// request the index catches up with the writer's commits and saves
 /// (cheap when nothing changed).
 pub(crate) async fn follow_writer(State(state): Shared, request: Request, next: Next) -> Response {
-    if state.read_only {
-        let s = Arc::clone(&state);
-        match tokio::task::spawn_blocking(move || s.index.refresh()).await {
+    if let (true, Some(index)) = (state.read_only, state.index.clone()) {
+        match tokio::task::spawn_blocking(move || index.refresh()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return ApiError::from(e).into_response(),
             Err(e) => return ApiError::internal(format!("refresh failed: {e}")).into_response(),
@@ -161,7 +165,7 @@ const LARGE_BODY: usize = 256 << 10;
 
 /// The large-body parse permit, for a body that needs one; held by the
 /// blocking task while it parses.
-async fn parse_permit(
+pub(crate) async fn parse_permit(
     state: &Arc<AppState>,
     body: &[u8],
 ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
@@ -176,13 +180,27 @@ async fn parse_permit(
 }
 
 /// A write permit, held by the blocking task that parses and writes.
-async fn write_permit(
+pub(crate) async fn write_permit(
     state: &Arc<AppState>,
 ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
     Arc::clone(&state.write_slots)
         .acquire_owned()
         .await
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// A search permit when searches are limited (held by the blocking task).
+pub(crate) async fn search_permit(
+    state: &Arc<AppState>,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+    match &state.search_slots {
+        Some(slots) => Arc::clone(slots)
+            .acquire_owned()
+            .await
+            .map(Some)
+            .map_err(|e| ApiError::internal(e.to_string())),
+        None => Ok(None),
+    }
 }
 
 /// `POST /add` `{"entries": {…} | [{…}, …]}` → the ISCC-IDs, in order.
@@ -279,15 +297,7 @@ pub(crate) async fn search(
 ) -> Result<Response, ApiError> {
     let bytes = request::bytes(body, &state.limits)?;
     let limits = state.limits;
-    let permit = match &state.search_slots {
-        Some(slots) => Some(
-            Arc::clone(slots)
-                .acquire_owned()
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?,
-        ),
-        None => None,
-    };
+    let permit = search_permit(&state).await?;
     // The answer is serialised on the blocking pool too. The permit moves
     // into the blocking task: a client that disconnects drops this future,
     // but the search it started keeps its slot until it ends.
@@ -374,10 +384,42 @@ pub(crate) async fn healthz(State(state): Shared) -> Response {
     }))
 }
 
+/// `GET /readyz` (no API key needed) → 200 `{"status": "ready"}` when the
+/// indexes can be listed (and the one index read), else 503 with the
+/// reason (iscc-search's readiness probe).
+pub(crate) async fn readyz(State(state): Shared) -> Response {
+    let checked = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        state.catalog.names().map_err(|e| e.message)?;
+        if let Some(index) = &state.index {
+            index.info().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    let (status, body) = match checked {
+        Ok(()) => (StatusCode::OK, json!({"status": "ready"})),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not_ready", "reason": reason}),
+        ),
+    };
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// `GET /openapi.json` → the OpenAPI document of this server.
 pub(crate) async fn openapi(State(state): Shared) -> Response {
     // The realm of ISCC-IDs is fixed by the first add: ask each time.
-    let realm = state.index.info().ok().and_then(|i| i.realm);
+    let realm = state
+        .index
+        .as_ref()
+        .and_then(|index| index.info().ok())
+        .and_then(|i| i.realm);
     let doc = super::openapi::document(state.api_key.is_some(), realm, &state.limits);
     let mut response = (StatusCode::OK, doc).into_response();
     response.headers_mut().insert(
