@@ -425,6 +425,7 @@ impl LocalIndex {
                         shards: s.view_shards + usize::from(!s.read_only),
                         tombstones: s.tombstones,
                         partitioned: s.partitioned_rows,
+                        memory_bytes: s.memory_usage as u64,
                     },
                 )
             })

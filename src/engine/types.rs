@@ -231,6 +231,9 @@ pub struct UnitTypeInfo {
     /// Units in shards partitioned into lists (a default search probes
     /// their nearest lists; `exact` scans them all).
     pub partitioned: usize,
+    /// Bytes the unit index holds in memory (vectors, graphs, keys; 0 for
+    /// a Milvus index, whose server holds them).
+    pub memory_bytes: u64,
 }
 
 /// Figures of an index.

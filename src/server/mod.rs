@@ -27,6 +27,7 @@ mod listen;
 mod openapi;
 mod request;
 mod routes;
+mod site;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -210,6 +211,7 @@ fn build(
         .route("/info", get(routes::info))
         .route("/save", post(routes::save))
         .route("/openapi.json", get(routes::openapi))
+        .route("/explain/{iscc}", get(routes::explain))
         .merge(compat::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -222,6 +224,7 @@ fn build(
         ))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
+        .merge(site::routes())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

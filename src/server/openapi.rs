@@ -121,6 +121,7 @@ mod tests {
             ("/remove", "post"),
             ("/rebuild", "post"),
             ("/info", "get"),
+            ("/explain/{iscc}", "get"),
             ("/save", "post"),
             ("/healthz", "get"),
             ("/readyz", "get"),
@@ -131,7 +132,7 @@ mod tests {
                 "{method} {path} missing"
             );
         }
-        assert_eq!(paths.len(), 12, "paths: {:?}", paths.keys());
+        assert_eq!(paths.len(), 13, "paths: {:?}", paths.keys());
     }
 
     #[test]

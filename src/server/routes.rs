@@ -375,6 +375,15 @@ pub(crate) async fn info(State(state): Shared) -> Result<Response, ApiError> {
     blocking(&state, |idx| Ok(success(&idx.info()?))).await
 }
 
+/// `GET /explain/{iscc}` → what an ISCC holds (the codec's description:
+/// kind, header fields, units, body), or 400 `INVALID_ISCC`.
+pub(crate) async fn explain(id: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+    let input = path_id(id)?;
+    let iscc = crate::codec::Iscc::parse(&input)
+        .map_err(|e| ApiError::of_kind(ErrorKind::InvalidIscc, format!("{input:?}: {e}")))?;
+    Ok(success(&crate::codec::explain(&input, &iscc)))
+}
+
 /// `GET /healthz` (no API key needed) → liveness.
 pub(crate) async fn healthz(State(state): Shared) -> Response {
     success(&json!({

@@ -5,6 +5,8 @@ pub mod child;
 #[cfg(feature = "milvus")]
 pub mod milvus;
 pub mod saved;
+#[cfg(all(feature = "cli", feature = "server"))]
+pub mod serve;
 
 use std::path::PathBuf;
 

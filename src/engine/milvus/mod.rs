@@ -416,6 +416,7 @@ impl MilvusIndex {
                         shards: 0,
                         tombstones: 0,
                         partitioned: 0,
+                        memory_bytes: 0,
                     },
                 )
             })

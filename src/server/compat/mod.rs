@@ -38,6 +38,49 @@ use serde_json::{json, Value};
 
 use super::AppState;
 
+/// The document of these routes (`GET /openapi/openapi.json`): this
+/// server's version, and the `X-API-Key` requirement only when a key is
+/// configured.
+pub(crate) fn document(api_key: bool) -> String {
+    let Ok(mut doc) = serde_json::from_str::<Value>(include_str!("openapi.json")) else {
+        // A unit test parses the template.
+        return include_str!("openapi.json").to_string();
+    };
+    doc["info"]["version"] = Value::from(crate::VERSION);
+    if !api_key {
+        if let Some(obj) = doc.as_object_mut() {
+            obj.remove("security");
+        }
+        if let Some(c) = doc["components"].as_object_mut() {
+            c.remove("securitySchemes");
+            if let Some(r) = c.get_mut("responses").and_then(Value::as_object_mut) {
+                r.remove("Unauthorized");
+            }
+        }
+        strip_unauthorized(&mut doc["paths"]);
+    }
+    doc.to_string()
+}
+
+/// Drop the 401 answers of a document served without a key.
+fn strip_unauthorized(paths: &mut Value) {
+    for item in paths
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|m| m.values_mut())
+    {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|m| m.values_mut())
+        {
+            if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                responses.remove("401");
+            }
+        }
+    }
+}
+
 /// The routes (behind the server's auth and content-type layers).
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -84,4 +127,41 @@ pub(crate) async fn dialect(request: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_names_every_route_and_states_the_key() {
+        let keyed: Value = serde_json::from_str(&document(true)).unwrap();
+        assert_eq!(keyed["info"]["version"], crate::VERSION);
+        let paths = keyed["paths"].as_object().unwrap();
+        let mut ops = Vec::new();
+        for (path, item) in paths {
+            for method in ["get", "post", "delete"] {
+                if item.get(method).is_some() {
+                    ops.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert_eq!(
+            ops,
+            [
+                "get /indexes",
+                "post /indexes",
+                "get /indexes/{name}",
+                "delete /indexes/{name}",
+                "post /indexes/{name}/assets",
+                "get /indexes/{name}/assets/{iscc_id}",
+                "get /indexes/{name}/search",
+                "post /indexes/{name}/search",
+            ]
+        );
+        assert!(keyed["components"]["securitySchemes"]["ApiKeyAuth"].is_object());
+        let open: Value = serde_json::from_str(&document(false)).unwrap();
+        assert!(open.get("security").is_none());
+        assert!(!document(false).contains("\"401\""));
+    }
 }

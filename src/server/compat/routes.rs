@@ -77,14 +77,12 @@ fn disk_bytes(path: &std::path::Path) -> u64 {
 /// The `IsccIndex` body of an open index.
 fn summary(name: &str, index: &IsccIndex) -> Result<Value, ApiError> {
     let info = index.info()?;
-    let mut sizes = BTreeMap::new();
-    if !index.is_remote() {
-        let dir = index.path();
-        let lmdb = disk_bytes(&dir.join("primary.lmdb"));
-        sizes.insert("lmdb".to_string(), lmdb);
-        sizes.insert("indexes".to_string(), disk_bytes(dir).saturating_sub(lmdb));
-    }
-    Ok(shape::index_summary(name, &info, &sizes))
+    let disk = if index.is_remote() {
+        0
+    } else {
+        disk_bytes(index.path())
+    };
+    Ok(shape::index_summary(name, &info, disk))
 }
 
 /// `GET /indexes`.

@@ -259,19 +259,21 @@ fn megabytes(bytes: u64) -> u64 {
     bytes / (1 << 20)
 }
 
-/// `IsccIndex` of an index: `name`, `assets`, `size` in MB and `sizes` per
-/// part, plus what the engine tells beyond (allowed by the schema):
-/// bytes, unit types with rows, simprint types, realm, read-only.
-pub(super) fn index_summary(name: &str, info: &IndexInfo, sizes: &BTreeMap<String, u64>) -> Value {
-    let total: u64 = sizes.values().sum();
+/// `IsccIndex` of an index: `name`, `assets`, `size` (MB on disk) and
+/// `sizes` in MB as iscc-search splits them (`lmdb`: the store on disk;
+/// per unit type: what its index holds in memory), plus what the engine
+/// tells beyond (allowed by the schema): bytes on disk, unit types with
+/// rows and bytes, simprint types, realm, read-only.
+pub(super) fn index_summary(name: &str, info: &IndexInfo, disk_bytes: u64) -> Value {
+    let mut sizes = BTreeMap::new();
+    sizes.insert("lmdb".to_string(), megabytes(info.store_bytes));
     let units: Map<String, Value> = info
         .units
         .iter()
         .map(|(t, u)| {
-            (
-                type_name(t),
-                json!({"rows": u.len, "entries": u.entries, "shards": u.shards}),
-            )
+            sizes.insert(type_name(t), megabytes(u.memory_bytes));
+            let figures = json!({"rows": u.len, "entries": u.entries, "shards": u.shards, "bytes": u.memory_bytes});
+            (type_name(t), figures)
         })
         .collect();
     let simprints: Map<String, Value> = info
@@ -282,9 +284,9 @@ pub(super) fn index_summary(name: &str, info: &IndexInfo, sizes: &BTreeMap<Strin
     json!({
         "name": name,
         "assets": info.size,
-        "size": megabytes(total),
-        "sizes": sizes.iter().map(|(k, v)| (type_name(k), megabytes(*v))).collect::<BTreeMap<_, _>>(),
-        "bytes": total,
+        "size": megabytes(disk_bytes),
+        "sizes": sizes,
+        "bytes": disk_bytes,
         "unit_types": units,
         "simprint_types": simprints,
         "realm": info.realm,
