@@ -3,8 +3,10 @@
 # Rust tests (unit, integration incl. the C header check, the C programs
 # under AddressSanitizer, the CLI, property tests against iscc-lib, doc
 # tests, the Milvus backend's against a standalone server started here from
-# PyPI's `milvus` wheel), the REST contract fuzz (schemathesis from PyPI in a virtual
-# environment under target/), then the Go, Node and Python bindings' tests
+# PyPI's `milvus` wheel, the web page in headless Chromium), the REST
+# contract fuzz (schemathesis from PyPI in a virtual environment under
+# target/), iscc-search 0.3.3's own server tests and its OpenAPI document
+# against `serve --root`, then the Go, Node and Python bindings' tests
 # (and quick-starts) against the library cargo built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,9 +45,13 @@ bounded 600 bash scripts/milvus-standalone.sh start
 trap 'bash scripts/milvus-standalone.sh stop' EXIT
 export IVDB_MILVUS_URI=milvus://127.0.0.1:19530
 echo "== cargo test"
-bounded 2700 cargo test --locked --all-features
+# The web page's test drives Debian's chromium (scripts/setup.sh installs
+# it); here it must run, not report that it could not.
+IVDB_REQUIRE_BROWSER=1 bounded 2700 cargo test --locked --all-features
 echo "== REST contract fuzz (schemathesis against the server's /openapi.json)"
 bounded 900 bash tests/contract/run.sh
+echo "== iscc-search compatibility (its server tests, its OpenAPI document)"
+bounded 900 bash tests/contract/iscc_search.sh
 echo "== go test (bindings/go)"
 cargo build --locked --lib --quiet
 # Go's build cache does not hash headers outside a package, so a binding

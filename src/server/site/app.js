@@ -5,7 +5,8 @@
 // `serve --root` answer, plus this server's /explain/{iscc}.
 //
 // The address keeps the search: /?index=NAME&q=QUERY&count=N&exact=1 runs
-// it on load (links can be shared; the browser test uses it).
+// it on load, &entry=ISCC-ID opens an entry (links can be shared; the
+// browser test uses them).
 "use strict";
 
 const KEY = "iscc-vdb-api-key";
@@ -312,6 +313,10 @@ async function explainRows(units) {
 }
 
 async function openEntry(id) {
+  const params = new URLSearchParams(location.search);
+  params.set("index", currentIndex());
+  params.set("entry", id);
+  history.replaceState(null, "", `/?${params}`);
   const dialog = $("entry");
   $("entry-title").textContent = id;
   $("entry-json").textContent = "";
@@ -352,6 +357,11 @@ function start() {
     loadIndexes();
   });
   $("index").addEventListener("change", renderFigures);
+  $("entry").addEventListener("close", () => {
+    const params = new URLSearchParams(location.search);
+    params.delete("entry");
+    history.replaceState(null, "", `/?${params}`);
+  });
   $("search").addEventListener("submit", (ev) => {
     ev.preventDefault();
     runSearch();
@@ -366,8 +376,9 @@ function start() {
   if (params.get("q")) $("q").value = params.get("q");
   if (params.get("count")) $("count").value = params.get("count");
   $("exact").checked = params.get("exact") === "1";
-  loadIndexes(params.get("index")).then(() => {
-    if (params.get("q")) runSearch();
+  loadIndexes(params.get("index")).then(async () => {
+    if (params.get("q")) await runSearch();
+    if (params.get("entry")) await openEntry(params.get("entry"));
   });
 }
 
