@@ -84,7 +84,7 @@ use crate::sync::lock;
 
 /// Rows per list a partition is trained for: at 1M and 10M codes of the
 /// bench dataset here, 2,500 read the fewest rows for recall@10 0.97-0.99
-/// among 1,250-10,000 (README, partitioned search).
+/// among 1,250-10,000 (docs/performance.md, partitioned search).
 pub const ROWS_PER_LIST: usize = 2_500;
 
 /// Fewest lists worth training: with fewer, a probe for the target recall

@@ -18,10 +18,9 @@
 //! over the batch limit, 415 for a body that is not JSON, 423 for an index
 //! another process writes). Every error of these paths, also those of the
 //! guards and limits in front of them, is turned into that form by
-//! [`dialect`]. The engine's scores are its own (see the README's
-//! compatibility notes): iscc-search's fields carry them, and additions go
-//! only where its schema allows (`distances` per unit type, index
-//! figures).
+//! [`dialect`]. Scores follow iscc-search's rule over every unit type the
+//! engine finds (see `docs/compatibility.md`); additions go only where its
+//! schema allows (`distances` per unit type, index figures).
 
 mod routes;
 mod shape;
