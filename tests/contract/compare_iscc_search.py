@@ -68,17 +68,19 @@ def main() -> None:
         max_diff = 0.0
         for a in assets[::step]:
             q = {k: a[k] for k in ("iscc_code", "units") if k in a}
-            theirs = ref.search_assets("c", IsccQuery(**q), 10).model_dump(mode="json")["global_matches"]
-            ours = client.post(f"/indexes/c/search?limit=10&exact={str(exact).lower()}", json=q).json()[
+            theirs = ref.search_assets("c", IsccQuery(**q), 10).model_dump(mode="json")[
                 "global_matches"
             ]
+            ours = client.post(
+                f"/indexes/c/search?limit=10&exact={str(exact).lower()}", json=q
+            ).json()["global_matches"]
             queries += 1
             same_list += [m["iscc_id"] for m in theirs] == [m["iscc_id"] for m in ours]
             t = [round(m["score"], 5) for m in theirs]
             o = [round(m["score"], 5) for m in ours]
             same_scores += t == o
-            higher += sum(1 for x, y in zip(o, t) if x > y) + max(0, len(o) - len(t))
-            lower += sum(1 for x, y in zip(o, t) if x < y) + max(0, len(t) - len(o))
+            higher += sum(1 for x, y in zip(o, t, strict=False) if x > y) + max(0, len(o) - len(t))
+            lower += sum(1 for x, y in zip(o, t, strict=False) if x < y) + max(0, len(t) - len(o))
             by_id = {m["iscc_id"]: m["score"] for m in theirs}
             for m in ours:
                 if m["iscc_id"] in by_id:

@@ -66,7 +66,9 @@ for _ in $(seq 1 100); do
 done
 [ -n "$addr" ] || { cat "$TMP/serve.log" >&2; echo "iscc-search compat: the server did not start" >&2; exit 1; }
 echo "== schemathesis $ST_VERSION: iscc-search's OpenAPI document against $addr"
-"$ST_VENV/bin/st" run "$DOC" --url "$addr" --checks not_a_server_error,response_schema_conformance \
-    --max-examples "$EXAMPLES" --seed "$SEED" --no-color --workers 1 \
+# (From the scratch directory: schemathesis keeps a cache where it runs.)
+(cd "$TMP" && "$ST_VENV/bin/st" run "$DOC" --url "$addr" \
+    --checks not_a_server_error,response_schema_conformance \
+    --max-examples "$EXAMPLES" --seed "$SEED" --no-color --workers 1) \
     || { echo "iscc-search compat: schemathesis found failures" >&2; exit 1; }
 echo "iscc-search compat: its server tests pass; 0 server errors, 0 schema mismatches"
