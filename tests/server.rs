@@ -5,24 +5,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use common::serve::Serve;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use iscc_vdb::testing::client::{Client, Response};
 use serde_json::{json, Value};
 
 const KEY: &str = "test-key-0123";
 
-/// A running `iscc-vdb serve`.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: mpsc::Receiver<String>,
-}
+/// A running `iscc-vdb serve` on an index, whose client sends the key.
+struct Server(Serve);
 
 impl Server {
     fn start(dir: &Path, extra: &[&str]) -> Server {
@@ -31,62 +25,26 @@ impl Server {
 
     /// Start with `ISCC_VDB_API_KEY` set to `key` (unset when `None`).
     fn start_with_key_env(dir: &Path, extra: &[&str], key: Option<&str>) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_iscc-vdb"));
-        cmd.args(["--path", dir.to_str().unwrap(), "serve", "--port", "0"])
-            .args(extra);
-        match key {
-            Some(k) => cmd.env("ISCC_VDB_API_KEY", k),
-            None => cmd.env_remove("ISCC_VDB_API_KEY"),
-        };
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start iscc-vdb serve");
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = log
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server reports its address");
-        let addr = line
-            .rsplit("http://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Server { child, addr, log }
+        let mut args = vec!["--path", dir.to_str().unwrap(), "serve", "--port", "0"];
+        args.extend_from_slice(extra);
+        let env: Vec<(&str, &str)> = key.map(|k| ("ISCC_VDB_API_KEY", k)).into_iter().collect();
+        Server(Serve::start_env(&args, &env))
     }
 
     fn client(&self) -> Client {
-        Client::new(self.addr).with_header("X-API-Key", KEY)
+        self.0.client().with_header("X-API-Key", KEY)
     }
 
     /// SIGTERM, then the exit status and the rest of the log.
-    fn terminate(mut self) -> (i32, String) {
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let log: Vec<String> = self.log.try_iter().collect();
-        (status.code().unwrap_or(-1), log.join("\n"))
+    fn terminate(self) -> (i32, String) {
+        self.0.terminate()
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = Serve;
+    fn deref(&self) -> &Serve {
+        &self.0
     }
 }
 
@@ -467,8 +425,7 @@ fn acknowledged_adds_survive_sigkill() {
     }
     // No save, no graceful shutdown.
     let mut server = server;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.0.kill();
     drop(server);
     // A reading CLI finds the journal of the dead writer, replays it (nobody
     // holds the lock) and sees every acknowledged entry in search.

@@ -107,7 +107,8 @@ fn string_field<'a>(
     }
 }
 
-pub(super) fn type_name(v: &Value) -> &'static str {
+/// "a string", "an object", … for messages about a JSON value.
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

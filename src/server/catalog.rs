@@ -267,19 +267,38 @@ impl Root {
         }
     }
 
-    fn create(&self, name: &str) -> Result<Arc<IsccIndex>, ApiError> {
+    /// 409 `READ_ONLY` on a read-only server.
+    fn writable(&self, what: &str, name: &str) -> Result<(), ApiError> {
         if self.read_only {
             return Err(ApiError::of_kind(
                 ErrorKind::ReadOnly,
-                format!("cannot create index '{name}': the server is read-only"),
+                format!("cannot {what} index '{name}': the server is read-only"),
             ));
         }
+        Ok(())
+    }
+
+    /// Rename `from` to `to` under the root and make it durable.
+    fn rename(&self, from: &Path, to: &Path, what: String) -> Result<(), ApiError> {
+        std::fs::rename(from, to)
+            .and_then(|()| crate::index::durable::sync_dir(&self.dir))
+            .map_err(|e| io_error(what, &e))
+    }
+
+    fn create(&self, name: &str) -> Result<Arc<IsccIndex>, ApiError> {
+        self.writable("create", name)?;
         let mut open = self.lock();
         let path = self.dir.join(name);
-        if path.exists() {
+        if path.join(STORE_FILE).exists() {
             return Err(ApiError::server(
                 ServerCode::Conflict,
                 format!("Index '{name}' already exists"),
+            ));
+        }
+        if path.exists() {
+            return Err(ApiError::server(
+                ServerCode::Conflict,
+                format!("Index '{name}' cannot be created: a directory that holds no index already exists under that name"),
             ));
         }
         let building = self.dir.join(format!(".creating-{name}"));
@@ -289,22 +308,14 @@ impl Root {
         // its derived files under the old path.
         made.close().map_err(ApiError::from)?;
         drop(made);
-        std::fs::rename(&building, &path)
-            .map_err(|e| io_error(format!("creating index '{name}'"), &e))?;
-        crate::index::durable::sync_dir(&self.dir)
-            .map_err(|e| io_error(format!("creating index '{name}'"), &e))?;
+        self.rename(&building, &path, format!("creating index '{name}'"))?;
         let index = Arc::new(IsccIndex::open(Some(&path), self.options()).map_err(ApiError::from)?);
         self.admit(&mut open, name, Arc::clone(&index));
         Ok(index)
     }
 
     fn delete(&self, name: &str) -> Result<(), ApiError> {
-        if self.read_only {
-            return Err(ApiError::of_kind(
-                ErrorKind::ReadOnly,
-                format!("cannot delete index '{name}': the server is read-only"),
-            ));
-        }
+        self.writable("delete", name)?;
         let mut open = self.lock();
         let path = self.dir.join(name);
         if !path.join(STORE_FILE).exists() {
@@ -325,10 +336,7 @@ impl Root {
             std::process::id(),
             open.deleted
         ));
-        std::fs::rename(&path, &gone)
-            .map_err(|e| io_error(format!("deleting index '{name}'"), &e))?;
-        crate::index::durable::sync_dir(&self.dir)
-            .map_err(|e| io_error(format!("deleting index '{name}'"), &e))?;
+        self.rename(&path, &gone, format!("deleting index '{name}'"))?;
         drop(open);
         std::fs::remove_dir_all(&gone)
             .map_err(|e| io_error(format!("removing the files of index '{name}'"), &e))?;

@@ -27,12 +27,7 @@ pub(crate) fn document(api_key: bool, realm: Option<u8>, limits: &Limits) -> Str
     };
     doc["info"]["version"] = Value::from(crate::VERSION);
     if !api_key {
-        if let Some(obj) = doc.as_object_mut() {
-            obj.remove("security");
-        }
-        if let Some(c) = doc["components"].as_object_mut() {
-            c.remove("securitySchemes");
-        }
+        without_key(&mut doc);
     }
     if let Some(pattern) = realm.and_then(|r| ID_PATTERN.get(usize::from(r))) {
         doc["components"]["schemas"]["IsccId"]["pattern"] = Value::from(*pattern);
@@ -41,6 +36,17 @@ pub(crate) fn document(api_key: bool, realm: Option<u8>, limits: &Limits) -> Str
     doc["components"]["schemas"]["Error"]["properties"]["code"]["enum"] =
         Value::from(error_codes());
     doc.to_string()
+}
+
+/// Drop the API key from a document of a server started without one: the
+/// top-level requirement and the security schemes.
+pub(crate) fn without_key(doc: &mut Value) {
+    if let Some(obj) = doc.as_object_mut() {
+        obj.remove("security");
+    }
+    if let Some(c) = doc["components"].as_object_mut() {
+        c.remove("securitySchemes");
+    }
 }
 
 /// Every error code a response may carry: the engine's kinds, then the

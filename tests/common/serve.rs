@@ -21,9 +21,15 @@ impl Serve {
     /// `iscc-vdb ARGS…` (which must include `serve --port 0`), without an
     /// API key from the environment; waits for the address it reports.
     pub fn start(args: &[&str]) -> Serve {
+        Serve::start_env(args, &[])
+    }
+
+    /// [`Serve::start`] with environment variables set (e.g. the key).
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_iscc-vdb"))
             .args(args)
             .env_remove("ISCC_VDB_API_KEY")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -54,6 +60,12 @@ impl Serve {
     /// `http://ADDR`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL, and wait for the process to end.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// SIGTERM, then the exit status and the rest of the log.

@@ -41,30 +41,20 @@ echo "== iscc-search $VERSION's server tests against iscc-vdb serve --root"
 PYTHON="$VENV/bin/python" ISCC_VDB_BIN="$BIN" \
     bash bindings/python/compat/run_iscc_search_tests.sh "$SRC/iscc_search-$VERSION/tests"
 
-if ! "$ST_VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
-    rm -rf "$ST_VENV"
-    python3 -m venv "$ST_VENV"
-    "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
-fi
+# shellcheck source=tests/contract/common.sh
+. "$ROOT/tests/contract/common.sh"
+ensure_schemathesis "$ST_VENV" "$ST_VERSION"
 DOC=$("$VENV/bin/python" -c "import iscc_search, os; print(os.path.join(os.path.dirname(iscc_search.__file__), 'openapi', 'openapi.yaml'))")
 TMP=$(mktemp -d)
-SERVER_PID=""
 cleanup() {
-    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+    stop_server
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 # An index named as the document's examples ("default"), holding the corpus.
 "$BIN" --path "$TMP/root/default" add --file "$CORPUS" --no-progress >/dev/null
-"$BIN" serve --root "$TMP/root" --port 0 2>"$TMP/serve.log" &
-SERVER_PID=$!
-addr=""
-for _ in $(seq 1 100); do
-    addr=$(grep -o 'http://[0-9.:]*' "$TMP/serve.log" | head -1 || true)
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { cat "$TMP/serve.log" >&2; echo "iscc-search compat: the server did not start" >&2; exit 1; }
+start_server "$TMP/serve.log" "$BIN" serve --root "$TMP/root"
+addr=$SERVER_ADDR
 echo "== schemathesis $ST_VERSION: iscc-search's OpenAPI document against $addr"
 # (From the scratch directory: schemathesis keeps a cache where it runs.)
 (cd "$TMP" && "$ST_VENV/bin/st" run "$DOC" --url "$addr" \

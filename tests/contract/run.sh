@@ -19,16 +19,14 @@ SEED="${IVDB_CONTRACT_SEED:-20261125}"
 
 [ -x "$BIN" ] || { echo "contract: $BIN is missing (run cargo test first)" >&2; exit 1; }
 [ -f "$CORPUS" ] || { echo "contract: $CORPUS is missing" >&2; exit 1; }
-if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
-fi
+# shellcheck source=tests/contract/common.sh
+. "$ROOT/tests/contract/common.sh"
+ensure_schemathesis "$VENV" "$ST_VERSION"
 
 TMP=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
-    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+    stop_server
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -40,15 +38,8 @@ run_against() {
     shift
     local dir="$TMP/$name"
     "$BIN" --path "$dir" add --file "$CORPUS" --no-progress >/dev/null
-    "$BIN" --path "$dir" serve --port 0 "$@" 2>"$TMP/$name.log" &
-    SERVER_PID=$!
-    local addr=""
-    for _ in $(seq 1 100); do
-        addr=$(grep -o 'http://[0-9.:]*' "$TMP/$name.log" | head -1 || true)
-        [ -n "$addr" ] && break
-        sleep 0.1
-    done
-    [ -n "$addr" ] || { cat "$TMP/$name.log" >&2; echo "contract: the server did not start" >&2; exit 1; }
+    start_server "$TMP/$name.log" "$BIN" --path "$dir" serve "$@"
+    local addr=$SERVER_ADDR
     local auth=()
     if [ -n "${API_KEY:-}" ]; then auth=(-H "X-API-Key: $API_KEY"); fi
     echo "== contract ($name): schemathesis $ST_VERSION against $addr/openapi.json"
@@ -56,9 +47,7 @@ run_against() {
         "$VENV/bin/st" run "$addr/openapi.json" "${auth[@]}" \
         --max-examples "$EXAMPLES" --seed "$SEED" --no-color --workers 1) \
         || { echo "contract ($name): schemathesis found failures" >&2; exit 1; }
-    kill "$SERVER_PID"
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    stop_server
 }
 
 API_KEY="" run_against open

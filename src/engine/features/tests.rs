@@ -144,3 +144,20 @@ fn bad_features_are_errors_naming_the_entry_the_type_and_the_position() {
     }));
     assert!(e.contains("SEMANTIC-TEXT-V0 are given twice"), "{e}");
 }
+
+#[test]
+fn whole_numbers_written_as_floats_are_read_exactly() {
+    // Between 2^51 and 2^53 a parser off by one unit in the last place
+    // turns `N.0` into `N.5` (serde_json needs `float_roundtrip`).
+    let parsed: Value = serde_json::from_str("4340673671867662.0").unwrap();
+    assert_eq!(whole(&parsed), Some(4_340_673_671_867_662));
+    let half: Value = serde_json::from_str("4340673671867662.5").unwrap();
+    assert_eq!(whole(&half), None);
+    // iscc-search's bare simprints (its query form) read as objects do.
+    let bare = features_of(
+        &entry(json!({"simprints": {"CONTENT_TEXT_V0": [b64(&[1; 8])]}})),
+        "q",
+    )
+    .unwrap();
+    assert_eq!(bare[0].simprints, vec![vec![1u8; 8]]);
+}

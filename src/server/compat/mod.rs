@@ -47,14 +47,9 @@ pub(crate) fn document(api_key: bool) -> String {
     };
     doc["info"]["version"] = Value::from(crate::VERSION);
     if !api_key {
-        if let Some(obj) = doc.as_object_mut() {
-            obj.remove("security");
-        }
-        if let Some(c) = doc["components"].as_object_mut() {
-            c.remove("securitySchemes");
-            if let Some(r) = c.get_mut("responses").and_then(Value::as_object_mut) {
-                r.remove("Unauthorized");
-            }
+        super::openapi::without_key(&mut doc);
+        if let Some(r) = doc["components"]["responses"].as_object_mut() {
+            r.remove("Unauthorized");
         }
         strip_unauthorized(&mut doc["paths"]);
     }

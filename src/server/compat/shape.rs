@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::engine::{ChunkMatch, IndexInfo, IsccMatch, IsccMatches};
+use crate::engine::{json_type_name, ChunkMatch, IndexInfo, IsccMatch, IsccMatches};
 use crate::server::envelope::{ApiError, ServerCode};
 
 /// A 422 naming the field.
@@ -45,17 +45,6 @@ fn is_base64(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"+/_=-".contains(&b))
 }
 
-fn type_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// The string at `field`, if present; 422 when it is not a string or does
 /// not match `valid`.
 fn string_field<'a>(
@@ -71,7 +60,7 @@ fn string_field<'a>(
         Some(Value::String(s)) => Err(unprocessable(format!("{at}.{field}: {s:?} is not {form}"))),
         Some(v) => Err(unprocessable(format!(
             "{at}.{field}: expected a string, not {}",
-            type_of(v)
+            json_type_name(v)
         ))),
     }
 }
@@ -92,13 +81,13 @@ fn strings_field(
         Some(Value::Array(items)) => match items.iter().position(|v| !v.is_string()) {
             Some(i) => Err(unprocessable(format!(
                 "{at}.{field}[{i}]: expected a string, not {}",
-                type_of(&items[i])
+                json_type_name(&items[i])
             ))),
             None => Ok(()),
         },
         Some(v) => Err(unprocessable(format!(
             "{at}.{field}: expected an array, not {}",
-            type_of(v)
+            json_type_name(v)
         ))),
     }
 }
@@ -117,7 +106,7 @@ fn simprints_field(obj: &Map<String, Value>, at: &str, asset: bool) -> Result<()
         Some(v) => {
             return Err(unprocessable(format!(
                 "{at}.simprints: expected an object, not {}",
-                type_of(v)
+                json_type_name(v)
             )))
         }
     };
@@ -126,7 +115,7 @@ fn simprints_field(obj: &Map<String, Value>, at: &str, asset: bool) -> Result<()
         let Value::Array(items) = items else {
             return Err(unprocessable(format!(
                 "{at}: expected an array, not {}",
-                type_of(items)
+                json_type_name(items)
             )));
         };
         if items.is_empty() {
@@ -165,7 +154,7 @@ pub(super) fn entry_of_asset(i: usize, asset: &Value) -> Result<&Map<String, Val
     let Value::Object(obj) = asset else {
         return Err(unprocessable(format!(
             "{at}: expected an object, not {}",
-            type_of(asset)
+            json_type_name(asset)
         )));
     };
     let id = string_field(
@@ -183,7 +172,7 @@ pub(super) fn entry_of_asset(i: usize, asset: &Value) -> Result<&Map<String, Val
         Some(v) => {
             return Err(unprocessable(format!(
                 "{at}.metadata: expected an object, not {}",
-                type_of(v)
+                json_type_name(v)
             )))
         }
     }
@@ -204,7 +193,7 @@ pub(super) fn query_of_body(body: &Value) -> Result<Map<String, Value>, ApiError
     let Value::Object(obj) = body else {
         return Err(unprocessable(format!(
             "request body: expected an object, not {}",
-            type_of(body)
+            json_type_name(body)
         )));
     };
     let at = "query";
