@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: build iscc-vdb (release), index the sample corpus into
-# ./iscc-vdb-index (once), search it, then serve the index over REST on
-# 127.0.0.1:8000 until Ctrl-C / SIGTERM (which saves it).
+# ./iscc-vdb-index (once), search it, then serve the index (the web page and
+# the REST APIs) on 127.0.0.1:8000 until Ctrl-C / SIGTERM (which saves it).
 # Arguments go to `iscc-vdb serve` (e.g. --port 9000 --api-key secret);
 # MAIN_NO_SERVE=1 stops after the sample search.
 set -euo pipefail
@@ -29,5 +29,5 @@ fi
 if [ -n "${MAIN_NO_SERVE:-}" ]; then
     exit 0
 fi
-echo "== iscc-vdb serve (Ctrl-C saves and stops); then try: curl -s http://ADDRESS/info"
+echo "== iscc-vdb serve (Ctrl-C saves and stops); then open http://ADDRESS/ in a browser, or: curl -s http://ADDRESS/info"
 exec "$bin" serve "$@"

@@ -4,7 +4,8 @@
 # and clippy, a C/C++ compiler (usearch and LMDB are compiled from source;
 # the C header and C tests use cc and c++), binutils (nm, readelf) and Go
 # (the Go binding's tests), Node.js with npm (the Node binding's tests) and
-# Python 3 with venv (the REST contract fuzz), Chromium (the web page).
+# Python 3 with venv (the REST contract fuzz), and with --for-tests Chromium
+# (the web page's test).
 set -euo pipefail
 
 need_apt=()
@@ -18,9 +19,12 @@ command -v nm >/dev/null 2>&1 || need_apt+=(binutils)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # The REST contract fuzz installs schemathesis into a virtual environment.
 python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
-# The web page's test runs it in headless Chromium.
-command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
-    || need_apt+=(chromium)
+# The web page's test runs it in headless Chromium (only the tests need it:
+# scripts/test.sh passes --for-tests).
+if [ "${1:-}" = "--for-tests" ]; then
+    command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+        || need_apt+=(chromium)
+fi
 # The disk-full tests mount a small tmpfs (as root).
 command -v mount >/dev/null 2>&1 || need_apt+=(mount)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -10,7 +10,7 @@
 # (and quick-starts) against the library cargo built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --for-tests
 if [ ! -d ../shared/testdata ] && [ -z "${IVDB_TESTDATA:-}" ]; then
     echo "test: ../shared/testdata is missing (set IVDB_TESTDATA to its path)" >&2
     exit 1
