@@ -107,6 +107,7 @@ pub use self::chunk_search::{
     ChunkMatch, MatchedChunk, TypeChunkScore, DEFAULT_SIMPRINT_THRESHOLD,
 };
 pub use self::chunks::{ChunkRef, SimprintCollisions, SimprintTypeInfo};
+#[cfg(feature = "server")]
 pub(crate) use self::entry::type_name as json_type_name;
 pub use self::entry::validate_code;
 pub use self::error::{EngineError, ErrorKind};

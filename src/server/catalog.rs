@@ -7,8 +7,9 @@
 //!   Each is an ordinary [`IsccIndex`] with its own lock, journal and
 //!   crash safety. Indexes are opened on first use and kept in a
 //!   least-recently-used set of at most `max_open`; an index pushed out is
-//!   saved and closed once no request uses it (one still in use is handed
-//!   to the next request that asks for it, never opened twice).
+//!   saved and closed once no request uses it (checked at every later
+//!   lookup; one still in use is handed to the next request that asks for
+//!   it, never opened twice).
 //!
 //! Creating and deleting are crash-atomic by rename: an index is created in
 //! `DIR/.creating-<name>` and renamed into place once opened and saved; a
@@ -16,9 +17,8 @@
 //! are removed. Leftovers of either (a crash midway) are swept when the
 //! catalog opens, so a name is either a whole index or absent.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::envelope::{ApiError, ServerCode};
 use crate::engine::{ErrorKind, IndexOptions, IsccIndex};
@@ -81,8 +81,10 @@ struct Open {
     /// The open indexes, least recently used first (a handful: a list is
     /// faster than a map and keeps the order).
     recent: Vec<(String, Arc<IsccIndex>)>,
-    /// Indexes pushed out of `recent` while requests still used them.
-    leaving: HashMap<String, Weak<IsccIndex>>,
+    /// Indexes pushed out of `recent` while requests still used them:
+    /// closed (saved) by a later call once only this list holds them, or
+    /// taken back into `recent` when asked for again.
+    leaving: Vec<(String, Arc<IsccIndex>)>,
     /// Numbers the `.deleting-` directories of this process.
     deleted: u64,
 }
@@ -190,16 +192,27 @@ impl Catalog {
                 result = closed;
             }
         }
-        for (_, weak) in open.leaving.drain() {
-            if let Some(index) = weak.upgrade() {
-                let closed = index.close();
-                if result.is_ok() {
-                    result = closed;
-                }
+        for (_, index) in open.leaving.drain(..) {
+            let closed = index.close();
+            if result.is_ok() {
+                result = closed;
             }
         }
         result
     }
+}
+
+/// Close the pushed-out indexes no request holds any more. Nobody can take
+/// one without the catalog's lock; a failed save loses nothing (the store
+/// is the truth, the journal re-indexes on the next open).
+fn sweep(open: &mut Open) {
+    open.leaving.retain(|(_, index)| {
+        if Arc::strong_count(index) > 1 {
+            return true;
+        }
+        let _ = index.close();
+        false
+    });
 }
 
 impl Root {
@@ -228,14 +241,16 @@ impl Root {
     /// The open index `name`, opened now if need be.
     fn lookup(&self, name: &str) -> Result<Arc<IsccIndex>, ApiError> {
         let mut open = self.lock();
+        sweep(&mut open);
         if let Some(at) = open.recent.iter().position(|(n, _)| n == name) {
             let item = open.recent.remove(at);
             let index = Arc::clone(&item.1);
             open.recent.push(item);
             return Ok(index);
         }
-        let index = match open.leaving.remove(name).and_then(|w| w.upgrade()) {
-            Some(index) => index,
+        let back = open.leaving.iter().position(|(n, _)| n == name);
+        let index = match back {
+            Some(at) => open.leaving.remove(at).1,
             None => {
                 let path = self.dir.join(name);
                 if !path.join(STORE_FILE).exists() {
@@ -253,18 +268,11 @@ impl Root {
     /// the requests that do (and found again by the next `get`).
     fn admit(&self, open: &mut Open, name: &str, index: Arc<IsccIndex>) {
         open.recent.push((name.to_string(), index));
-        open.leaving.retain(|_, w| w.strong_count() > 0);
         while open.recent.len() > self.max_open {
-            let (old, index) = open.recent.remove(0);
-            if Arc::strong_count(&index) == 1 {
-                // Nobody else holds it and nobody can get it without this
-                // lock: a failed save loses nothing (the store is the
-                // truth; the journal re-indexes on the next open).
-                let _ = index.close();
-            } else {
-                open.leaving.insert(old, Arc::downgrade(&index));
-            }
+            let item = open.recent.remove(0);
+            open.leaving.push(item);
         }
+        sweep(open);
     }
 
     /// 409 `READ_ONLY` on a read-only server.
@@ -327,8 +335,8 @@ impl Root {
             let (_, index) = open.recent.remove(at);
             let _ = index.close();
         }
-        if let Some(index) = open.leaving.remove(name).and_then(|w| w.upgrade()) {
-            let _ = index.close();
+        if let Some(at) = open.leaving.iter().position(|(n, _)| n == name) {
+            let _ = open.leaving.remove(at).1.close();
         }
         open.deleted += 1;
         let gone = self.dir.join(format!(
@@ -397,6 +405,15 @@ mod tests {
         assert!(Arc::ptr_eq(&b, &again));
         assert_eq!(again.info().unwrap().size, 1);
         drop((b, again));
+        // Pushed out while held, then let go: closed at the next lookup.
+        let held = catalog.get("b").unwrap();
+        catalog.get("a").unwrap();
+        catalog.get("c").unwrap();
+        let watch = Arc::downgrade(&held);
+        drop(held);
+        assert!(watch.upgrade().is_some(), "kept until a lookup");
+        catalog.get("a").unwrap();
+        assert!(watch.upgrade().is_none(), "closed and released");
         assert_eq!(
             catalog.get("nope").err().unwrap().status,
             StatusCode::NOT_FOUND
