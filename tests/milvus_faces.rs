@@ -8,15 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::milvus::{server, Remote};
+use common::serve::Serve;
 use iscc_vdb::engine::IsccIndex;
-use iscc_vdb::testing::client::Client;
 use serde_json::{json, Value};
 
 /// `uri` with credentials after its scheme (the standalone server has no
@@ -143,10 +141,17 @@ fn serve_on_a_uri_is_stateless() {
     let remote = Remote::new(&base, "f", "serve");
     let uri = with_password(&remote.uri);
     let records = records();
-    let (mut a, a_log) = start(&uri);
-    let (mut b, b_log) = start(&uri);
-    let mut ca = Client::new(a.1);
-    let mut cb = Client::new(b.1);
+    let serve = ["--path", uri.as_str(), "serve", "--port", "0"];
+    let (a, b) = (Serve::start(&serve), Serve::start(&serve));
+    for s in [&a, &b] {
+        let line = &s.first_line;
+        assert!(
+            line.contains("milvus://") && !line.contains("s3cret"),
+            "{line}"
+        );
+    }
+    let mut ca = a.client();
+    let mut cb = b.client();
     let added = ca.post("/add", &json!({"entries": records})).unwrap();
     assert_eq!(added.status, 200, "{:?}", added.json());
     let ids = added.json().unwrap();
@@ -166,47 +171,11 @@ fn serve_on_a_uri_is_stateless() {
         .json()
         .unwrap();
     assert!(found.to_string().contains(&id), "{found}");
-    for (child, log) in [(&mut a.0, a_log), (&mut b.0, b_log)] {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let status = child.wait().unwrap();
-        let log: Vec<String> = log.try_iter().collect();
-        let log = log.join("\n");
-        assert!(status.success(), "{log}");
+    for server in [a, b] {
+        let (code, log) = server.terminate();
+        assert_eq!(code, 0, "{log}");
         assert!(!log.contains("s3cret"), "{log}");
     }
-}
-
-/// Start `iscc-vdb serve` on `path`: the child and its address, and its
-/// log after the first line.
-fn start(path: &str) -> ((std::process::Child, SocketAddr), mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iscc-vdb"))
-        .args(["--path", path, "serve", "--port", "0"])
-        .env_remove("ISCC_VDB_API_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start iscc-vdb serve");
-    let (tx, log) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = log
-        .recv_timeout(Duration::from_secs(120))
-        .expect("the server reports its address");
-    assert!(
-        line.contains("milvus://") && !line.contains("s3cret"),
-        "{line}"
-    );
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    ((child, addr), log)
 }
 
 /// `export --to milvus://…` copies a local index in batches; killed after

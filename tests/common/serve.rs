@@ -14,6 +14,8 @@ pub struct Serve {
     child: Child,
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The line that reported it (it names what is served).
+    pub first_line: String,
     log: mpsc::Receiver<String>,
 }
 
@@ -42,14 +44,19 @@ impl Serve {
             }
         });
         let line = log
-            .recv_timeout(Duration::from_secs(60))
+            .recv_timeout(Duration::from_secs(120))
             .expect("the server reports its address");
         let addr = line
             .rsplit("http://")
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Serve { child, addr, log }
+        Serve {
+            child,
+            addr,
+            first_line: line,
+            log,
+        }
     }
 
     /// A client of the server.
